@@ -1,0 +1,530 @@
+"""`edge-agent`: every command is a thin call into a library function (tests call those).
+
+Errors are one line on stderr starting `error:`. Exit status: 0 ok, 1 failure while
+running, 2 bad usage/config/input, 3 a frame or file a decoder rejected.
+The daemon path must not import textual: the TUI is imported only by `tui` and `demo`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from edge_agent import config as config_mod
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_REJECTED = 3
+
+
+class CliError(Exception):
+    def __init__(self, message: str, status: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _load_config(args: argparse.Namespace) -> config_mod.Config:
+    path = args.config or os.environ.get("EDGE_AGENT_CONFIG")
+    if path is None:
+        if not config_mod.DEFAULT_CONFIG_PATH.exists():
+            raise CliError(
+                f"no config: pass --config FILE or create {config_mod.DEFAULT_CONFIG_PATH}"
+                " (see systemd/edge-agent.toml.example)"
+            )
+        path = str(config_mod.DEFAULT_CONFIG_PATH)
+    try:
+        return config_mod.load(Path(path))
+    except config_mod.ConfigError as exc:
+        raise CliError(str(exc)) from None
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from device_drivers import registry
+    from edge_agent.model import DecodeError
+
+    if args.driver not in registry.DRIVERS:
+        raise CliError(
+            f"decode: unknown driver {args.driver!r} (known: {', '.join(sorted(registry.DRIVERS))})"
+        )
+    if args.file:
+        try:
+            data = Path(args.file).read_bytes()
+        except OSError as exc:
+            raise CliError(f"decode --file {args.file}: {exc.strerror}") from None
+        try:
+            frames, trailing = registry.frames_from_file(args.driver, data)
+        except DecodeError as exc:
+            print(f"error: decode {args.driver} {args.file}: {exc}", file=sys.stderr)
+            return EXIT_REJECTED
+        source = args.file
+    elif args.hex:
+        try:
+            frames = [registry.parse_hex(h) for h in args.hex]
+        except DecodeError as exc:
+            print(f"error: decode {args.driver}: {exc}", file=sys.stderr)
+            return EXIT_REJECTED
+        source = "hex"
+        trailing = 0
+    else:
+        raise CliError("decode: give HEX frames or --file PATH")
+    status = EXIT_OK
+    for index, frame in enumerate(frames):
+        try:
+            decoded = registry.decode(args.driver, frame)
+        except DecodeError as exc:
+            where = f"{source} frame {index + 1}" if len(frames) > 1 else source
+            print(f"error: decode {args.driver} {where}: {exc}", file=sys.stderr)
+            status = EXIT_REJECTED
+            continue
+        for reading in decoded.readings:
+            print(json.dumps(reading.as_json(), ensure_ascii=False))
+        for waveform in decoded.waveforms:
+            print(json.dumps(waveform.as_json(), ensure_ascii=False))
+    if trailing:
+        print(
+            f"error: decode {args.driver} {source}: {trailing} bytes after the last"
+            " complete frame (capture cut mid-frame?)",
+            file=sys.stderr,
+        )
+        status = EXIT_REJECTED
+    return status
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from edge_agent.daemon import run_forever
+
+    return run_forever(_load_config(args))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from edge_agent.status import collect, render_text
+    from edge_agent.store import StoreError, open_readonly
+
+    cfg = _load_config(args)
+    try:
+        store = open_readonly(cfg.agent.db_path)
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        status = collect(store)
+    finally:
+        store.close()
+    print(json.dumps(status, ensure_ascii=False) if args.json else render_text(status))
+    return EXIT_OK
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    cfg = _load_config(args)
+    print(
+        f"config {cfg.source}: ok (agent {cfg.agent.id}, {len(cfg.devices)} device(s), broker {cfg.uplink.broker})"
+    )
+    return EXIT_OK
+
+
+def _writer(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from edge_agent.clock import SystemClock
+    from edge_agent.store import Store, StoreError
+
+    cfg = _load_config(args)
+    try:
+        return Store.open(cfg.agent.db_path), SystemClock.create()
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+
+
+def cmd_devices_scan(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from device_drivers.ble import presence
+
+    try:
+        found = asyncio.run(presence.scan(args.seconds))
+    except Exception as exc:  # bleak/BlueZ: no adapter, no D-Bus, permission
+        raise CliError(
+            f"devices scan: Bluetooth is not available here ({exc})", EXIT_FAILED
+        ) from None
+    for ad in found:
+        row = {
+            "address": ad.address,
+            "name": ad.name,
+            "rssi": ad.rssi,
+            "services": list(ad.health_services),
+        }
+        print(json.dumps(row, ensure_ascii=False))
+    if not found:
+        print(
+            f"devices scan: no health device advertised within {args.seconds:g} s", file=sys.stderr
+        )
+    return EXIT_OK
+
+
+def cmd_devices_pair(args: argparse.Namespace) -> int:
+    from edge_agent import pairing
+
+    cfg = _load_config(args)
+    store, clock = _writer(args)
+    try:
+        paired = pairing.pair(
+            store,
+            clock,
+            cfg,
+            address=args.address,
+            driver=args.driver,
+            device_id=args.id,
+            name=args.name,
+        )
+    except pairing.PairingError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        store.close()
+    print(json.dumps({"paired": paired.address, "id": paired.device_id, "driver": paired.driver}))
+    print("restart the agent (systemctl restart edge-agent) to connect to it", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_devices_list(args: argparse.Namespace) -> int:
+    from edge_agent import pairing
+
+    cfg = _load_config(args)
+    store, _clock = _writer(args)
+    try:
+        rows = pairing.device_list(cfg, store)
+    finally:
+        store.close()
+    for row in rows:
+        print(json.dumps(row, ensure_ascii=False))
+    return EXIT_OK
+
+
+def cmd_devices_forget(args: argparse.Namespace) -> int:
+    from edge_agent import pairing
+
+    store, _clock = _writer(args)
+    try:
+        forgotten = pairing.forget(store, args.address)
+    finally:
+        store.close()
+    if not forgotten:
+        raise CliError(f"devices forget: {args.address} is not paired here")
+    print(json.dumps({"forgotten": args.address.upper()}))
+    return EXIT_OK
+
+
+def cmd_readings_unassigned(args: argparse.Namespace) -> int:
+    store, _clock = _writer(args)
+    try:
+        rows = store.held_frames(args.device)
+    finally:
+        store.close()
+    for row in rows:
+        print(json.dumps(row, ensure_ascii=False))
+    return EXIT_OK
+
+
+def cmd_readings_assign(args: argparse.Namespace) -> int:
+    from edge_agent import patients
+    from edge_agent.national_id import NationalIdError
+
+    store, clock = _writer(args)
+    try:
+        assigned = patients.assign_readings(
+            store,
+            clock,
+            national_id_number=args.national_id,
+            frame_ids=args.frames,
+            patient_class=args.patient_class,
+        )
+    except (NationalIdError, patients.PatientError) as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        store.close()
+    print(json.dumps({"assigned": assigned}))
+    return EXIT_OK
+
+
+def cmd_patients_add(args: argparse.Namespace) -> int:
+    from edge_agent import patients
+    from edge_agent.national_id import NationalIdError
+
+    store, clock = _writer(args)
+    try:
+        reg = patients.register(
+            store, clock, national_id_number=args.national_id, name=args.name, phone=args.phone
+        )
+    except (NationalIdError, patients.PatientError) as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        store.close()
+    p = reg.patient
+    print(
+        json.dumps(
+            {
+                "id": p.id,
+                "national_id": p.national_id,
+                "name": p.name,
+                "sex": p.sex,
+                "birth_date": p.birth_date,
+                "created": reg.created,
+            },
+            ensure_ascii=False,
+        )
+    )
+    return EXIT_OK
+
+
+def cmd_patients_list(args: argparse.Namespace) -> int:
+    store, _ = _writer(args)
+    try:
+        for p in store.patients():
+            print(
+                json.dumps(
+                    {
+                        "id": p.id,
+                        "national_id": p.national_id,
+                        "name": p.name,
+                        "sex": p.sex,
+                        "birth_date": p.birth_date,
+                        "phone": p.phone,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def cmd_visit_start(args: argparse.Namespace) -> int:
+    from edge_agent import patients
+    from edge_agent.national_id import NationalIdError
+
+    store, clock = _writer(args)
+    try:
+        encounter = patients.start_visit(
+            store,
+            clock,
+            national_id_number=args.national_id,
+            station=args.device,
+            patient_class=args.patient_class,
+        )
+    except (NationalIdError, patients.PatientError) as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        store.close()
+    print(json.dumps({"encounter": encounter, "station": args.device}))
+    return EXIT_OK
+
+
+def cmd_visit_end(args: argparse.Namespace) -> int:
+    from edge_agent import patients
+
+    store, clock = _writer(args)
+    try:
+        n = patients.end_visit(store, clock, station=args.device)
+    finally:
+        store.close()
+    print(json.dumps({"ended": n, "station": args.device}))
+    return EXIT_OK
+
+
+def cmd_gateway_run(args: argparse.Namespace) -> int:
+    from sync.gateway import cli as gateway_cli
+
+    status: int = gateway_cli.run(
+        args.broker,
+        args.db,
+        client_id=args.client_id,
+        share_group=args.share_group,
+        ca_file=args.ca_file,
+    )
+    return status
+
+
+def cmd_gateway_status(args: argparse.Namespace) -> int:
+    from sync.gateway import cli as gateway_cli
+
+    status: int = gateway_cli.status(args.db, as_json=args.json)
+    return status
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from edge_agent import demo
+
+    return demo.main(headless=args.headless, duration_s=args.duration, data_dir=args.data_dir)
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    cfg = _load_config(args)
+    try:
+        from tui.app import run_app
+    except ImportError as exc:
+        raise CliError(
+            f"tui: the terminal UI needs textual ({exc}); install the 'tui' extra"
+        ) from None
+    status: int = run_app(mode=args.mode, db_path=cfg.agent.db_path, language=args.lang)
+    return status
+
+
+# --- parser -----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"TOML config (default: $EDGE_AGENT_CONFIG or {config_mod.DEFAULT_CONFIG_PATH})",
+    )
+    common.add_argument("-v", "--verbose", action="store_true", help="log debug detail to stderr")
+
+    parser = argparse.ArgumentParser(
+        prog="edge-agent",
+        parents=[common],
+        description="Edge Agent: medical devices -> SQLite -> HL7 v2 over MQTT 5 to the county platform.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("decode", parents=[common], help="decode device frames to JSON readings")
+    p.add_argument("driver", metavar="DRIVER")
+    p.add_argument(
+        "hex", nargs="*", metavar="HEX", help="one frame per argument, hex (spaces/colons allowed)"
+    )
+    p.add_argument("--file", metavar="PATH", help="decode a captured stream or a file")
+    p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("run", parents=[common], help="the daemon: read devices, record, sync")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("status", parents=[common], help="outbox, quarantine and device state")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("config", parents=[common], help="configuration tools")
+    csub = p.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    c = csub.add_parser("check", parents=[common], help="validate the config file")
+    c.set_defaults(func=cmd_config_check)
+
+    p = sub.add_parser("devices", parents=[common], help="BLE health devices of this station")
+    dsub = p.add_subparsers(dest="devices_command", required=True, metavar="ACTION")
+    c = dsub.add_parser(
+        "scan", parents=[common], help="nearby devices advertising a health service"
+    )
+    c.add_argument("--seconds", type=float, default=8.0)
+    c.set_defaults(func=cmd_devices_scan)
+    c = dsub.add_parser("pair", parents=[common], help="pair a BLE device with this station")
+    c.add_argument("address", metavar="ADDRESS")
+    c.add_argument("--driver", required=True, help="ble-bp, ...")
+    c.add_argument("--id", help="device id (default: driver and address)")
+    c.add_argument("--name", help="what it is called (shown in lists)")
+    c.set_defaults(func=cmd_devices_pair)
+    c = dsub.add_parser("list", parents=[common], help="configured and paired devices (JSON lines)")
+    c.set_defaults(func=cmd_devices_list)
+    c = dsub.add_parser("forget", parents=[common], help="forget a paired BLE device")
+    c.add_argument("address", metavar="ADDRESS")
+    c.set_defaults(func=cmd_devices_forget)
+
+    p = sub.add_parser("readings", parents=[common], help="readings waiting for a patient")
+    rsub = p.add_subparsers(dest="readings_command", required=True, metavar="ACTION")
+    c = rsub.add_parser(
+        "unassigned", parents=[common], help="personal-device readings taken with no visit open"
+    )
+    c.add_argument("--device")
+    c.set_defaults(func=cmd_readings_unassigned)
+    c = rsub.add_parser("assign", parents=[common], help="say whose they are; they then go up")
+    c.add_argument("--national-id", required=True, metavar="ID")
+    c.add_argument("--class", dest="patient_class", default="O")
+    c.add_argument("frames", nargs="+", type=int, metavar="FRAME_ID")
+    c.set_defaults(func=cmd_readings_assign)
+
+    p = sub.add_parser("patients", parents=[common], help="register residents")
+    psub = p.add_subparsers(dest="patients_command", required=True, metavar="ACTION")
+    c = psub.add_parser("add", parents=[common], help="register a resident by national id")
+    c.add_argument("--national-id", required=True, metavar="ID")
+    c.add_argument("--name", required=True)
+    c.add_argument("--phone")
+    c.set_defaults(func=cmd_patients_add)
+    c = psub.add_parser("list", parents=[common], help="list registered residents (JSON lines)")
+    c.set_defaults(func=cmd_patients_list)
+
+    p = sub.add_parser("visit", parents=[common], help="bind readings at a station to a resident")
+    vsub = p.add_subparsers(dest="visit_command", required=True, metavar="ACTION")
+    c = vsub.add_parser(
+        "start", parents=[common], help="open a visit: readings go to this resident"
+    )
+    c.add_argument("--national-id", required=True, metavar="ID")
+    c.add_argument("--device", default="*", help="device id, or * for every device of this box")
+    c.add_argument(
+        "--class", dest="patient_class", default="O", help="HL7 patient class: O, E, I, P"
+    )
+    c.set_defaults(func=cmd_visit_start)
+    c = vsub.add_parser("end", parents=[common], help="close the open visit")
+    c.add_argument("--device", default="*")
+    c.set_defaults(func=cmd_visit_end)
+
+    p = sub.add_parser("gateway", parents=[common], help="the reference county gateway")
+    gsub = p.add_subparsers(dest="gateway_command", required=True, metavar="ACTION")
+    c = gsub.add_parser("run", parents=[common], help="receive, store once, ACK")
+    c.add_argument("--broker", required=True, metavar="URL")
+    c.add_argument("--db", required=True, metavar="URL_OR_PATH")
+    c.add_argument("--client-id", default=None)
+    c.add_argument("--share-group", default="county-gateway")
+    c.add_argument("--ca-file", default=None)
+    c.set_defaults(func=cmd_gateway_run)
+    c = gsub.add_parser("status", parents=[common], help="what the gateway has stored")
+    c.add_argument("--db", required=True, metavar="URL_OR_PATH")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_gateway_status)
+
+    p = sub.add_parser("demo", parents=[common], help="the whole chain on embedded defaults")
+    p.add_argument("--headless", action="store_true", help="print a summary instead of the TUI")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds to run (headless default 20)",
+    )
+    p.add_argument(
+        "--data-dir", default=None, help="keep the demo's stores here (default: a temp dir)"
+    )
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("tui", parents=[common], help="terminal UI")
+    p.add_argument("--mode", choices=["clinic", "ambulance", "kiosk", "er"], default="clinic")
+    p.add_argument("--lang", choices=["zh_CN", "en"], default="zh_CN")
+    p.set_defaults(func=cmd_tui)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not args.verbose:
+        logging.getLogger("hl7apy").setLevel(logging.WARNING)
+    try:
+        status: int = args.func(args)
+    except CliError as exc:
+        for line in str(exc).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return exc.status
+    except KeyboardInterrupt:
+        return 130
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,435 @@
+"""Configuration: one TOML file, validated into frozen values with errors that name the key.
+
+Every problem is reported as `config <key>: <what is wrong>` so a village doctor's
+installer can fix the line without reading code. `load()` collects all problems and
+raises one ConfigError listing them, one per line.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_CONFIG_PATH = Path("/etc/edge-agent/edge-agent.toml")
+
+# Topic-safe ids: the agent id is a level of MQTT topics (edge/v1/{agent}/up), so it must
+# not contain '/', '+', '#' or anything a county operator would have to quote.
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_LISTEN_RE = re.compile(r"^[A-Za-z0-9.:\[\]-]+:\d{1,5}$")
+_BLE_ADDRESS_RE = re.compile(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$")
+
+SERIAL_DRIVERS = frozenset(
+    {"masimo-ascii", "nonin-df2", "nonin-df7", "nonin-df8", "intellivue", "datex-s5", "scale-ascii"}
+)
+# Devices that connect to the box over the network (monitors pushing HL7 over MLLP).
+NETWORK_DRIVERS = frozenset({"hl7-mllp"})
+BLE_DRIVERS = frozenset(
+    {"ble-bp", "ble-thermo", "ble-hr", "ble-plx-spot", "ble-plx-cont", "ble-glucose", "ble-weight"}
+)
+# The DESIGN.md driver ids this release implements (device_drivers.registry.DRIVERS;
+# a test keeps the two equal). The others are known ids whose drivers are still to come.
+AVAILABLE_DRIVERS = (
+    SERIAL_DRIVERS
+    | NETWORK_DRIVERS
+    | frozenset({"ble-bp", "ble-plx-spot", "ble-plx-cont", "ble-thermo", "ble-hr", "ble-weight"})
+)
+STATION_ROLES = frozenset({"clinic", "ambulance", "kiosk"})
+
+
+class ConfigError(ValueError):
+    """One or more configuration problems, one per line, each naming its key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    id: str
+    data_dir: Path
+    role: str = "clinic"
+    timezone: str = "Asia/Shanghai"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "edge-agent.sqlite3"
+
+
+@dataclass(frozen=True, slots=True)
+class UplinkConfig:
+    broker: str
+    allow_insecure: bool = False
+    ca_file: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    username: str | None = None
+    password_file: Path | None = None
+    ack_timeout_s: float = 30.0
+    max_in_flight: int = 20
+    keepalive_s: int = 30
+    session_expiry_s: int = 7 * 24 * 3600
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.broker).hostname or "localhost"
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.broker)
+        if parts.port:
+            return parts.port
+        return 8883 if parts.scheme == "mqtts" else 1883
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.broker).scheme == "mqtts"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceConfig:
+    id: str
+    driver: str
+    port: str | None = None
+    baudrate: int | None = None
+    address: str | None = None
+    model: str | None = None
+    listen: str | None = None  # "host:port" a network driver listens on
+    pattern: str | None = None  # scale-ascii: the line format, when no preset fits
+
+    @property
+    def transport(self) -> str:
+        if self.address is not None:
+            return "ble"
+        return "tcp" if self.listen is not None else "serial"
+
+    @property
+    def listen_address(self) -> tuple[str, int]:
+        host, _, port = (self.listen or "").rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    # Readings that arrive within this window share one durable commit: an SD card
+    # manages a few fsyncs per second, and synchronous=FULL costs one per commit.
+    commit_interval_ms: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    agent: AgentConfig
+    uplink: UplinkConfig
+    devices: tuple[DeviceConfig, ...] = ()
+    store: StoreConfig = field(default_factory=StoreConfig)
+    source: str = "<embedded defaults>"
+
+
+def load(path: Path) -> Config:
+    """Read and validate a config file; ConfigError names every bad key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"config {path}: file not found"]) from None
+    except OSError as exc:
+        raise ConfigError([f"config {path}: cannot read ({exc.strerror})"]) from None
+    return parse(text, source=str(path))
+
+
+def parse(text: str, *, source: str = "<string>") -> Config:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"config {source}: not valid TOML ({exc})"]) from None
+    return from_dict(raw, source=source)
+
+
+def _ble_quirks(driver: str) -> list[str]:
+    from device_drivers.registry import driver as registry_driver
+
+    return sorted(registry_driver(driver).quirks)
+
+
+def _scale_presets() -> list[str]:
+    from device_drivers.serial import scale
+
+    return sorted(scale.PRESETS)
+
+
+def _scale_pattern_problem(pattern: str) -> str | None:
+    """Why a scale line pattern cannot work, or None (the driver knows the rules)."""
+    from device_drivers.serial import scale
+
+    try:
+        scale.pattern_from_config(pattern)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+class _Checker:
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def bad(self, key: str, message: str) -> None:
+        self.problems.append(f"config {key}: {message}")
+
+    def table(self, raw: dict[str, Any], key: str, *, required: bool) -> dict[str, Any]:
+        value = raw.get(key)
+        if value is None:
+            if required:
+                self.bad(key, "missing table")
+            return {}
+        if not isinstance(value, dict):
+            self.bad(key, "must be a table")
+            return {}
+        return value
+
+    def string(self, raw: dict[str, Any], key: str, name: str, default: str | None = None) -> str:
+        value = raw.get(name, default)
+        if value is None:
+            self.bad(f"{key}.{name}", "missing")
+            return ""
+        if not isinstance(value, str) or not value.strip():
+            self.bad(f"{key}.{name}", "must be a non-empty string")
+            return ""
+        return value
+
+    def optional_string(self, raw: dict[str, Any], key: str, name: str) -> str | None:
+        if name not in raw:
+            return None
+        return self.string(raw, key, name)
+
+    def boolean(self, raw: dict[str, Any], key: str, name: str, default: bool) -> bool:
+        value = raw.get(name, default)
+        if not isinstance(value, bool):
+            self.bad(f"{key}.{name}", "must be true or false")
+            return default
+        return value
+
+    def number(
+        self, raw: dict[str, Any], key: str, name: str, default: float, low: float, high: float
+    ) -> float:
+        value = raw.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.bad(f"{key}.{name}", "must be a number")
+            return default
+        if not low <= value <= high:
+            self.bad(f"{key}.{name}", f"must be between {low:g} and {high:g}, got {value}")
+            return default
+        return float(value)
+
+    def unknown(self, raw: dict[str, Any], key: str, known: set[str]) -> None:
+        for name in sorted(set(raw) - known):
+            self.bad(f"{key}.{name}", "unknown key (typo?)")
+
+
+def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
+    c = _Checker()
+    c.unknown(raw, "", {"agent", "uplink", "device", "store"})
+
+    agent_raw = c.table(raw, "agent", required=True)
+    c.unknown(agent_raw, "agent", {"id", "data_dir", "role", "timezone"})
+    agent_id = c.string(agent_raw, "agent", "id")
+    if agent_id and not _ID_RE.match(agent_id):
+        c.bad(
+            "agent.id",
+            f"{agent_id!r} must be letters, digits, '-', '_' or '.' (it is an MQTT topic level)",
+        )
+    data_dir = c.string(agent_raw, "agent", "data_dir", "/var/lib/edge-agent")
+    role = c.string(agent_raw, "agent", "role", "clinic")
+    if role and role not in STATION_ROLES:
+        c.bad("agent.role", f"{role!r} is not one of {', '.join(sorted(STATION_ROLES))}")
+    timezone = c.string(agent_raw, "agent", "timezone", "Asia/Shanghai")
+    if timezone:
+        try:
+            import zoneinfo
+
+            zoneinfo.ZoneInfo(timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            c.bad("agent.timezone", f"{timezone!r} is not a known time zone (e.g. Asia/Shanghai)")
+
+    up_raw = c.table(raw, "uplink", required=True)
+    c.unknown(
+        up_raw,
+        "uplink",
+        {
+            "broker",
+            "allow_insecure",
+            "ca_file",
+            "client_cert",
+            "client_key",
+            "username",
+            "password_file",
+            "ack_timeout_s",
+            "max_in_flight",
+            "keepalive_s",
+            "session_expiry_s",
+        },
+    )
+    broker = c.string(up_raw, "uplink", "broker")
+    allow_insecure = c.boolean(up_raw, "uplink", "allow_insecure", False)
+    if broker:
+        parts = urlsplit(broker)
+        if parts.scheme not in ("mqtt", "mqtts"):
+            c.bad("uplink.broker", f"{broker!r} must start with mqtts:// (or mqtt:// for tests)")
+        elif parts.scheme == "mqtt" and not allow_insecure:
+            c.bad(
+                "uplink.broker",
+                "mqtt:// needs allow_insecure = true (use mqtts:// for the county broker)",
+            )
+        elif not parts.hostname:
+            c.bad("uplink.broker", f"{broker!r} has no host name")
+        else:
+            try:
+                _ = parts.port
+            except ValueError:
+                c.bad("uplink.broker", f"{broker!r} has an invalid port")
+    paths: dict[str, Path | None] = {}
+    for name in ("ca_file", "client_cert", "client_key", "password_file"):
+        value = c.optional_string(up_raw, "uplink", name)
+        paths[name] = Path(value) if value else None
+        if value and not Path(value).is_file():
+            c.bad(f"uplink.{name}", f"{value} does not exist")
+    if (paths["client_cert"] is None) != (paths["client_key"] is None):
+        c.bad("uplink.client_key", "client_cert and client_key go together")
+    uplink = UplinkConfig(
+        broker=broker,
+        allow_insecure=allow_insecure,
+        ca_file=paths["ca_file"],
+        client_cert=paths["client_cert"],
+        client_key=paths["client_key"],
+        username=c.optional_string(up_raw, "uplink", "username"),
+        password_file=paths["password_file"],
+        ack_timeout_s=c.number(up_raw, "uplink", "ack_timeout_s", 30, 1, 3600),
+        max_in_flight=int(c.number(up_raw, "uplink", "max_in_flight", 20, 1, 1000)),
+        keepalive_s=int(c.number(up_raw, "uplink", "keepalive_s", 30, 5, 3600)),
+        session_expiry_s=int(
+            c.number(up_raw, "uplink", "session_expiry_s", 7 * 24 * 3600, 0, 0xFFFFFFFF)
+        ),
+    )
+
+    devices: list[DeviceConfig] = []
+    dev_raw = raw.get("device", [])
+    if not isinstance(dev_raw, list):
+        c.bad("device", "must be an array of tables ([[device]])")
+        dev_raw = []
+    seen: set[str] = set()
+    for i, entry in enumerate(dev_raw):
+        key = f"device[{i}]"
+        if not isinstance(entry, dict):
+            c.bad(key, "must be a table")
+            continue
+        c.unknown(
+            entry,
+            key,
+            {"id", "driver", "port", "baudrate", "address", "model", "listen", "pattern"},
+        )
+        dev_id = c.string(entry, key, "id")
+        if dev_id:
+            key = f"device[{i}] ({dev_id})"
+            if not _ID_RE.match(dev_id):
+                c.bad(f"{key}.id", "must be letters, digits, '-', '_' or '.'")
+            if dev_id in seen:
+                c.bad(f"{key}.id", "duplicate device id")
+            seen.add(dev_id)
+        driver = c.string(entry, key, "driver")
+        port = c.optional_string(entry, key, "port")
+        address = c.optional_string(entry, key, "address")
+        listen = c.optional_string(entry, key, "listen")
+        model = c.optional_string(entry, key, "model")
+        pattern = c.optional_string(entry, key, "pattern")
+        all_drivers = SERIAL_DRIVERS | BLE_DRIVERS | NETWORK_DRIVERS
+        if driver and driver not in all_drivers:
+            known = ", ".join(sorted(all_drivers))
+            c.bad(f"{key}.driver", f"{driver!r} is not a device driver (known: {known})")
+        elif driver and driver not in AVAILABLE_DRIVERS:
+            available = ", ".join(sorted(AVAILABLE_DRIVERS))
+            c.bad(
+                f"{key}.driver",
+                f"driver {driver} is not in this release yet (available: {available})",
+            )
+        if driver in NETWORK_DRIVERS:
+            if not listen:
+                c.bad(
+                    f"{key}.listen",
+                    f'driver {driver} listens on the network: set listen = "0.0.0.0:2575"',
+                )
+            elif not _LISTEN_RE.match(listen) or not 0 < int(listen.rpartition(":")[2]) < 65536:
+                c.bad(f"{key}.listen", f"{listen!r} is not host:port (e.g. 0.0.0.0:2575)")
+        elif listen:
+            c.bad(f"{key}.listen", f"driver {driver} does not listen on the network")
+        if driver in BLE_DRIVERS & AVAILABLE_DRIVERS and model is not None:
+            quirks = _ble_quirks(driver)
+            if model not in quirks:
+                known = ", ".join(quirks) or "none"
+                c.bad(f"{key}.model", f"{model!r} is not a quirk of {driver} (known: {known})")
+        if driver == "scale-ascii" and model is not None:
+            presets = _scale_presets()
+            if model not in presets:
+                c.bad(
+                    f"{key}.model", f"{model!r} is not a scale preset (known: {', '.join(presets)})"
+                )
+        if pattern is not None:
+            if driver != "scale-ascii":
+                c.bad(f"{key}.pattern", "only scale-ascii devices take a line pattern")
+            else:
+                problem = _scale_pattern_problem(pattern)
+                if problem:
+                    c.bad(f"{key}.pattern", problem)
+        if driver in SERIAL_DRIVERS and not port:
+            c.bad(f"{key}.port", f'driver {driver} reads a serial port: set port = "/dev/ttyUSB0"')
+        if driver in BLE_DRIVERS:
+            if not address:
+                c.bad(
+                    f"{key}.address", f'driver {driver} needs the BLE address ("AA:BB:CC:DD:EE:FF")'
+                )
+            elif not _BLE_ADDRESS_RE.match(address):
+                c.bad(f"{key}.address", f"{address!r} is not a BLE address like AA:BB:CC:DD:EE:FF")
+        baud = entry.get("baudrate")
+        if baud is not None and (isinstance(baud, bool) or not isinstance(baud, int) or baud <= 0):
+            c.bad(f"{key}.baudrate", "must be a positive integer")
+            baud = None
+        devices.append(
+            DeviceConfig(
+                id=dev_id,
+                driver=driver,
+                port=port,
+                baudrate=baud,
+                address=address,
+                model=model,
+                listen=listen,
+                pattern=pattern,
+            )
+        )
+
+    store_raw = c.table(raw, "store", required=False)
+    c.unknown(store_raw, "store", {"commit_interval_ms"})
+    store = StoreConfig(
+        commit_interval_ms=int(c.number(store_raw, "store", "commit_interval_ms", 200, 0, 10_000))
+    )
+
+    if c.problems:
+        raise ConfigError(c.problems)
+    return Config(
+        agent=AgentConfig(id=agent_id, data_dir=Path(data_dir), role=role, timezone=timezone),
+        uplink=uplink,
+        devices=tuple(devices),
+        store=store,
+        source=source,
+    )
+
+
+def embedded_defaults(*, data_dir: Path, broker: str, agent_id: str = "demo-001") -> Config:
+    """The configuration `edge-agent demo` runs on: a local broker, simulated devices."""
+    return from_dict(
+        {
+            "agent": {"id": agent_id, "data_dir": str(data_dir), "role": "ambulance"},
+            "uplink": {"broker": broker, "allow_insecure": True, "ack_timeout_s": 10},
+        },
+        source="<embedded defaults>",
+    )

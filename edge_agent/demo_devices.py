@@ -1,0 +1,148 @@
+"""The demo's simulated devices: each a simulator on a real pty (or link) + the real driver path.
+
+Serial devices are set up exactly as the daemon sets up a configured device
+(`devices.runtime_for`: the driver's line settings, framer, conversation and decoder),
+only the port is a pseudo-terminal whose other end a simulator writes real protocol
+frames to. The BLE cuff is the one fake (no radio here): a scripted link that sends real
+0x2A35/0x2A36 bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from device_drivers.ble.session import BleTransport
+from device_drivers.network.mllp import MllpListener
+from device_drivers.registry import decoder_for_channel
+from device_drivers.simulators import ble_bp as ble_bp_sim
+from device_drivers.simulators import datex as datex_sim
+from device_drivers.simulators import intellivue as intellivue_sim
+from device_drivers.simulators import masimo as masimo_sim
+from device_drivers.simulators import mllp_monitor as mllp_sim
+from device_drivers.simulators import nonin as nonin_sim
+from device_drivers.simulators import scale as scale_sim
+from device_drivers.simulators.pty import open_pty
+from edge_agent.config import DeviceConfig
+from edge_agent.daemon import DeviceRuntime
+from edge_agent.devices import runtime_for
+
+CUFF_ADDRESS = "C4:7C:8D:6A:00:17"
+
+Simulate = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+@dataclass
+class SimulatedDevice:
+    runtime: DeviceRuntime
+    simulate: Simulate  # runs the simulator until the event is set
+    _fds: list[int] = field(default_factory=list)
+
+    def close(self) -> None:
+        for fd in self._fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class DemoRates:
+    """How fast the simulators run (tests speed them up)."""
+
+    masimo_hz: float = 1.0
+    masimo_noise: bool = False
+    cuff_every_s: float = 6.0
+    scale_every_s: float = 8.0
+
+
+def _serial(
+    device_id: str,
+    driver: str,
+    simulate: Callable[[int, asyncio.Event], Coroutine[Any, Any, None]],
+    model: str | None = None,
+) -> SimulatedDevice:
+    master_fd, slave_path = open_pty()
+    runtime = runtime_for(DeviceConfig(id=device_id, driver=driver, port=slave_path, model=model))
+    return SimulatedDevice(runtime, lambda stop: simulate(master_fd, stop), [master_fd])
+
+
+def masimo(rates: DemoRates) -> SimulatedDevice:
+    return _serial(
+        "monitor-1",
+        "masimo-ascii",
+        lambda fd, stop: masimo_sim.run(
+            fd,
+            model="radical-7",
+            rate_hz=rates.masimo_hz,
+            noise=rates.masimo_noise,
+            seed=7,
+            stop=stop,
+        ),
+        model="radical-7",
+    )
+
+
+def cuff(rates: DemoRates) -> SimulatedDevice:
+    simulated = ble_bp_sim.SimulatedCuff(seed=17, every_s=rates.cuff_every_s)
+    config = DeviceConfig(id="cuff-1", driver="ble-bp", address=CUFF_ADDRESS)
+    runtime = DeviceRuntime(
+        config,
+        BleTransport(simulated.link, ble_bp_sim.CHARACTERISTICS),
+        lambda channel: decoder_for_channel("ble-bp", channel),
+    )
+    return SimulatedDevice(runtime, simulated.run)
+
+
+def nonin(rates: DemoRates) -> SimulatedDevice:
+    return _serial(
+        "oximeter-1",
+        "nonin-df7",
+        lambda fd, stop: nonin_sim.run(fd, fmt=7, seed=3, stop=stop),
+    )
+
+
+def datex(rates: DemoRates) -> SimulatedDevice:
+    return _serial("s5-1", "datex-s5", lambda fd, stop: datex_sim.run(fd, stop=stop, seed=5))
+
+
+def scale(rates: DemoRates) -> SimulatedDevice:
+    return _serial(
+        "scale-1",
+        "scale-ascii",
+        lambda fd, stop: scale_sim.run(
+            fd, preset="hw-station", every_s=rates.scale_every_s, seed=9, stop=stop
+        ),
+        model="hw-station",
+    )
+
+
+def intellivue(rates: DemoRates) -> SimulatedDevice:
+    return _serial("mp50-1", "intellivue", lambda fd, stop: intellivue_sim.run(fd, stop, seed=11))
+
+
+def mllp_monitor(rates: DemoRates) -> SimulatedDevice:
+    """A Chinese bedside monitor pushing HL7 over MLLP to the box's listener."""
+    runtime = runtime_for(DeviceConfig(id="mllp-1", driver="hl7-mllp", listen="127.0.0.1:0"))
+    listener = runtime.transport
+    assert isinstance(listener, MllpListener)
+
+    async def simulate(stop: asyncio.Event) -> None:
+        await listener.listening.wait()  # port 0: the kernel picks, the monitor is told
+        await mllp_sim.run("127.0.0.1", listener.port, seed=13, rate_hz=1.0, stop=stop)
+
+    return SimulatedDevice(runtime, simulate)
+
+
+SIMULATED: dict[str, Callable[[DemoRates], SimulatedDevice]] = {
+    "masimo": masimo,
+    "cuff": cuff,
+    "nonin": nonin,
+    "datex": datex,
+    "scale": scale,
+    "intellivue": intellivue,
+    "mllp": mllp_monitor,
+}

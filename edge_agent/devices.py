@@ -1,0 +1,64 @@
+"""Configured devices -> running transports: the edge where drivers meet real ports.
+
+A serial device gets a SerialTransport on its port with its driver's line settings,
+framer and (for monitors that must be asked) conversation; a BLE device gets a
+BleTransport whose link is bleak (imported only when it connects); a network device gets
+its listener. The decoder comes from the driver registry, chosen per frame by channel
+(the BLE characteristic a notification came on) and configured per device where the
+driver needs it (a scale's line format).
+"""
+
+from __future__ import annotations
+
+from device_drivers import registry
+from device_drivers.ble.link import BleakLink
+from device_drivers.ble.session import BleTransport, Presence
+from device_drivers.serial.port import SerialSettings, SerialTransport
+from edge_agent.config import DeviceConfig
+from edge_agent.daemon import DeviceRuntime, Transport
+
+
+def serial_settings(config: DeviceConfig, spec: registry.Driver) -> SerialSettings:
+    if config.port is None:
+        raise ValueError(f"device {config.id}: driver {config.driver} needs a serial port")
+    line = spec.line
+    return SerialSettings(
+        port=config.port,
+        baudrate=config.baudrate or line.baudrate,
+        bytesize=line.bytesize,
+        parity=line.parity,
+        stopbits=line.stopbits,
+        rtscts=line.rtscts,
+    )
+
+
+def runtime_for(config: DeviceConfig, *, presence: Presence | None = None) -> DeviceRuntime:
+    """The transport and decoders for one `[[device]]` entry (already validated).
+
+    BLE sessions given the shared advertisement watcher (`presence`) connect when their
+    device advertises instead of polling it with connection attempts.
+    """
+    spec = registry.driver(config.driver)
+    transport: Transport
+    if spec.transport == "serial":
+        transport = SerialTransport(
+            serial_settings(config, spec), spec.framer, conversation_factory=spec.conversation
+        )
+    elif spec.transport == "ble":
+        address = config.address
+        if address is None:
+            raise ValueError(f"device {config.id}: driver {config.driver} needs a BLE address")
+        transport = BleTransport(
+            lambda: BleakLink(address),
+            spec.characteristics_for(config.model),
+            conversation_factory=spec.gatt_conversation,
+            dedup_key=spec.dedup_key,
+            presence=presence,
+            address=address,
+        )
+    else:
+        host, port = config.listen_address
+        transport = registry.listener(spec.id, host, port)
+    return DeviceRuntime(
+        config, transport, spec.decoders(config.model, config.pattern), spec.upload_every_s
+    )

@@ -1,0 +1,140 @@
+"""Domain values shared by drivers, the recorder, the uplink and the gateway.
+
+Values are immutable data. Measured values are kept as `Decimal` from the wire to
+the store and into HL7 OBX-5, so 18.9 never becomes 18.899999 on the way
+(devices.md §1.1: keep mantissa and exponent until the value is stored).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One measured value as a device reported it, in IEEE 11073-10101 terms.
+
+    `metric` and `unit` are MDC reference ids (edge_agent.mdc knows their codes).
+    `value` is None for special values (NaN, NRes, a dashed field); `flags` then
+    names the special value. `device_time` is the device's own wall clock, naive,
+    or None when the device gave no usable time.
+    """
+
+    metric: str
+    value: Decimal | None
+    unit: str
+    device_time: dt.datetime | None = None
+    flags: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        """The decode CLI's line format (DESIGN.md §4)."""
+        return {
+            "metric": self.metric,
+            "value": None if self.value is None else float(self.value),
+            "unit": self.unit,
+            "time": None if self.device_time is None else self.device_time.isoformat(),
+            "flags": list(self.flags),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Waveform:
+    """A run of equally spaced samples of one signal (ECG lead, pleth...)."""
+
+    metric: str
+    rate_hz: float
+    unit: str
+    samples: tuple[int, ...]
+    scale: Decimal = Decimal(1)
+    offset: Decimal = Decimal(0)
+    start_time: dt.datetime | None = None
+
+    def physical(self, index: int) -> Decimal:
+        return self.offset + self.scale * self.samples[index]
+
+    def as_json(self, first: int = 10) -> dict[str, Any]:
+        return {
+            "waveform": self.metric,
+            "rate_hz": float(self.rate_hz),
+            "count": len(self.samples),
+            "unit": self.unit,
+            "values": [float(self.physical(i)) for i in range(min(first, len(self.samples)))],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceAlarm:
+    """An alarm the device itself raised (monitor alarm bits, exception codes)."""
+
+    code: str
+    priority: str  # "high" | "medium" | "low" | "info"
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """Everything one frame carried."""
+
+    readings: tuple[Reading, ...] = ()
+    waveforms: tuple[Waveform, ...] = ()
+    alarms: tuple[DeviceAlarm, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.readings or self.waveforms or self.alarms)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """Raw bytes as a transport received them, before any decoding.
+
+    `received_wall_ns` is the box's wall clock (may be wrong: no RTC), while
+    `received_mono_ns` + `boot_id` order frames reliably within one boot.
+    """
+
+    device_id: str
+    driver: str
+    data: bytes
+    received_wall_ns: int
+    received_mono_ns: int
+    boot_id: str
+    extra: dict[str, str] = field(default_factory=dict)
+    # Same device + same key = the same frame sent again (transport.FrameSink).
+    dedup_key: str | None = None
+
+
+class DecodeError(ValueError):
+    """A frame that a decoder must reject. One line: where and what is wrong."""
+
+    def __init__(self, reason: str, offset: int | None = None) -> None:
+        self.reason = reason
+        self.offset = offset
+        super().__init__(reason if offset is None else f"byte {offset}: {reason}")
+
+
+OUTBOX_PENDING = "pending"
+OUTBOX_SENT = "sent"
+OUTBOX_DELIVERED = "delivered"
+OUTBOX_REJECTED = "rejected"
+# A personal device's reading taken with no visit open at its station: it waits for a
+# doctor to say whose it is (`edge-agent readings assign`), never guessed, then goes up.
+OUTBOX_HELD = "held"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """One message waiting for (or past) delivery to the county gateway.
+
+    `id` is the HL7 MSH-10 message control id and the gateway's dedup key.
+    """
+
+    id: str
+    kind: str
+    priority: int
+    status: str
+    frame_id: int | None
+    created_wall_ns: int
+    attempts: int = 0
+    payload: str | None = None

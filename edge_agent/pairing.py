@@ -1,0 +1,117 @@
+"""BLE devices paired at a station: `edge-agent devices pair | list | forget`.
+
+A clinic's cuffs and meters change more often than its config file: a village doctor
+pairs a resident's new cuff from the terminal. Paired devices live in the store next to
+the configured ones, and the daemon reads both at start. The CLI is a thin layer over
+these functions.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from edge_agent.clock import Clock
+from edge_agent.config import AVAILABLE_DRIVERS, BLE_DRIVERS, Config, DeviceConfig
+from edge_agent.store import Store
+
+_ADDRESS = re.compile(r"^([0-9A-F]{2}:){5}[0-9A-F]{2}$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class PairingError(ValueError):
+    """One line naming what is wrong with a pairing request."""
+
+
+@dataclass(frozen=True, slots=True)
+class Paired:
+    address: str
+    device_id: str
+    driver: str
+    name: str | None
+
+
+def pair(
+    store: Store,
+    clock: Clock,
+    config: Config,
+    *,
+    address: str,
+    driver: str,
+    device_id: str | None = None,
+    name: str | None = None,
+) -> Paired:
+    address = address.strip().upper()
+    if not _ADDRESS.match(address):
+        raise PairingError(f"pair: {address!r} is not a BLE address like AA:BB:CC:DD:EE:FF")
+    ble_available = sorted(BLE_DRIVERS & AVAILABLE_DRIVERS)
+    if driver not in ble_available:
+        raise PairingError(
+            f"pair: {driver!r} is not a BLE driver of this release (available: {', '.join(ble_available)})"
+        )
+    device_id = (
+        device_id or f"{driver.removeprefix('ble-')}-{address.replace(':', '')[-6:].lower()}"
+    )
+    if not _ID.match(device_id):
+        raise PairingError(
+            f"pair: device id {device_id!r} must be letters, digits, '-', '_' or '.'"
+        )
+    for configured in config.devices:
+        if configured.id == device_id or (configured.address or "").upper() == address:
+            raise PairingError(
+                f"pair: {configured.id} ({configured.address or configured.port}) is in the config"
+                " file already; change it there"
+            )
+    for other in store.paired_devices():
+        if other["device_id"] == device_id and other["address"] != address:
+            raise PairingError(f"pair: device id {device_id} is taken by {other['address']}")
+    with store.transaction():
+        store.pair_device(
+            address, device_id=device_id, driver=driver, name=name, wall_ns=clock.wall_ns()
+        )
+    return Paired(address, device_id, driver, name)
+
+
+def forget(store: Store, address: str) -> bool:
+    with store.transaction():
+        return store.forget_device(address.strip())
+
+
+def paired_configs(store: Store) -> list[DeviceConfig]:
+    """Paired devices as the daemon's device entries."""
+    return [
+        DeviceConfig(id=row["device_id"], driver=row["driver"], address=row["address"])
+        for row in store.paired_devices()
+    ]
+
+
+def device_list(config: Config, store: Store) -> list[dict[str, Any]]:
+    """Configured and paired devices with their last known state (`devices list`)."""
+    states = {d["id"]: d for d in store.devices()}
+    rows: list[dict[str, Any]] = []
+    for device in config.devices:
+        rows.append(
+            {
+                "id": device.id,
+                "driver": device.driver,
+                "where": device.address or device.port or device.listen,
+                "source": "config",
+            }
+        )
+    for row in store.paired_devices():
+        rows.append(
+            {
+                "id": row["device_id"],
+                "driver": row["driver"],
+                "where": row["address"],
+                "source": "paired",
+                "name": row["name"],
+            }
+        )
+    for row in rows:
+        state = states.get(row["id"], {})
+        row["state"] = state.get("state")
+        row["frames"] = state.get("frames", 0)
+        row["last_frame_wall_ns"] = state.get("last_frame_wall_ns")
+    return rows

@@ -1,0 +1,123 @@
+"""Registering residents and opening visits (encounters) at a station.
+
+Readings are bound to the visit open at that station when they are recorded; with no
+open visit they stay unassigned (never guessed) until a doctor assigns them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge_agent import national_id
+from edge_agent.clock import Clock
+from edge_agent.store import PatientRow, Store
+
+PATIENT_CLASSES = {"O": "outpatient", "E": "emergency", "I": "inpatient", "P": "preadmit"}
+
+
+class PatientError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    patient: PatientRow
+    created: bool
+
+
+def register(
+    store: Store, clock: Clock, *, national_id_number: str, name: str, phone: str | None = None
+) -> Registration:
+    """Add a resident; the same national id twice returns the existing record."""
+    parsed = national_id.parse(national_id_number)
+    clean_name = name.strip()
+    if not clean_name:
+        raise PatientError("patient name: must not be empty")
+    if len(clean_name) > 64:
+        raise PatientError("patient name: longer than 64 characters")
+    if phone is not None and not phone.replace("-", "").replace("+", "").isdigit():
+        raise PatientError(f"patient phone {phone!r}: digits only (with optional + and -)")
+    with store.transaction():
+        existing = store.patient_by_national_id(parsed.number)
+        if existing is not None:
+            return Registration(existing, created=False)
+        patient_id = store.add_patient(
+            national_id=parsed.number,
+            name=clean_name,
+            phone=phone,
+            sex=parsed.sex,
+            birth_date=parsed.birth_date.isoformat(),
+            wall_ns=clock.wall_ns(),
+        )
+    row = store.patient(patient_id)
+    assert row is not None
+    return Registration(row, created=True)
+
+
+def start_visit(
+    store: Store,
+    clock: Clock,
+    *,
+    national_id_number: str,
+    station: str = "*",
+    patient_class: str = "O",
+) -> int:
+    if patient_class not in PATIENT_CLASSES:
+        raise PatientError(f"patient class {patient_class!r}: one of {', '.join(PATIENT_CLASSES)}")
+    number = national_id.parse(national_id_number).number
+    with store.transaction():
+        patient = store.patient_by_national_id(number)
+        if patient is None:
+            raise PatientError(f"national id {number}: not registered (edge-agent patients add)")
+        return store.open_encounter(
+            patient_id=patient.id,
+            station=station,
+            patient_class=patient_class,
+            wall_ns=clock.wall_ns(),
+        )
+
+
+def end_visit(store: Store, clock: Clock, *, station: str = "*") -> int:
+    with store.transaction():
+        return store.close_encounters(station, clock.wall_ns())
+
+
+def assign_readings(
+    store: Store,
+    clock: Clock,
+    *,
+    national_id_number: str,
+    frame_ids: list[int],
+    patient_class: str = "O",
+) -> int:
+    """A doctor says whose held readings these are: they join a visit and go up.
+
+    The visit is recorded as already ended (it happened when the readings were taken);
+    frames that are not held (unknown, already assigned) are left alone and not counted.
+    """
+    if patient_class not in PATIENT_CLASSES:
+        raise PatientError(f"patient class {patient_class!r}: one of {', '.join(PATIENT_CLASSES)}")
+    if not frame_ids:
+        raise PatientError(
+            "readings assign: name the frames (see `edge-agent readings unassigned`)"
+        )
+    number = national_id.parse(national_id_number).number
+    with store.transaction():
+        patient = store.patient_by_national_id(number)
+        if patient is None:
+            raise PatientError(f"national id {number}: not registered (edge-agent patients add)")
+        held = {row["frame_id"]: row for row in store.held_frames()}
+        wanted = [f for f in frame_ids if f in held]
+        if not wanted:
+            raise PatientError(
+                f"readings assign: none of frames {', '.join(map(str, frame_ids))} is waiting"
+            )
+        stations = {held[f]["device_id"] for f in wanted}
+        encounter_id = store.open_encounter(
+            patient_id=patient.id,
+            station=stations.pop() if len(stations) == 1 else "*",
+            patient_class=patient_class,
+            wall_ns=min(held[f]["received_wall_ns"] for f in wanted),
+            ended_wall_ns=clock.wall_ns(),
+        )
+        return store.assign_frames(wanted, encounter_id)

@@ -1,0 +1,188 @@
+"""The recorder: everything a frame produces goes into the store in one transaction.
+
+For each frame, in this order: the raw bytes (so nothing is lost whatever the decoder
+thinks of them), then either the decoded readings, device alarms and an outbox row, or
+a quarantine row with the reason. Several frames share one durable commit (group
+commit): an SD card manages few fsyncs per second, a monitor sends many frames.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from edge_agent.clock import new_message_id
+from edge_agent.model import Decoded, DecodeError, DeviceAlarm, Frame, Reading
+from edge_agent.store import Store
+
+log = logging.getLogger(__name__)
+
+Decoder = Callable[[bytes], Decoded]
+
+# Outbox priorities: lower goes first. A 12-lead and its STEMI notice outrank alarms,
+# alarms outrank routine vitals, continuous strips go last (issues 5 and 6 use these).
+PRIORITY_STEMI = 0
+PRIORITY_ALARM = 1
+PRIORITY_VITALS = 5
+PRIORITY_STRIPS = 8
+
+KIND_ORU_R01 = "oru_r01"
+
+# Devices residents bring or share (home cuffs, meters, scales, health-hut stations): a
+# reading taken with no visit open is held for a doctor to assign. Monitors are not held:
+# an ambulance's unknown patient still reaches the ER, identified later.
+PERSONAL_DRIVERS = frozenset(
+    {
+        "ble-bp",
+        "ble-thermo",
+        "ble-hr",
+        "ble-plx-spot",
+        "ble-plx-cont",
+        "ble-glucose",
+        "ble-weight",
+        "scale-ascii",
+    }
+)
+
+# A reading flagged like this is a progress display (BLE intermediate cuff pressure),
+# not a result: the raw frame is kept, nothing is stored as a measurement or sent.
+PROGRESS_FLAG = "intermediate"
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    raw_frame_id: int
+    outcome: str  # decoded | quarantined | progress | empty | duplicate
+    observations: int
+    message_id: str | None
+    reason: str | None = None
+
+
+class Recorder:
+    """Owns the write path from frames to the store (the store owns the connection)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        new_id: Callable[[int], str] = new_message_id,
+        upload_every_s: Mapping[str, float] | None = None,
+    ) -> None:
+        self._store = store
+        self._new_id = new_id
+        # Per device: numerics go up at most this often (registry.Driver.upload_every_s).
+        self._upload_every_ns = {
+            device: int(seconds * 1e9) for device, seconds in (upload_every_s or {}).items()
+        }
+        self._last_upload_ns: dict[str, int] = {}
+        # Per device: the alarm codes of its last frame. A monitor repeats an active alarm
+        # in every frame (a Nonin 3 times a second); it becomes an alert and goes up once,
+        # when it appears, not with every repetition.
+        self._active_alarms: dict[str, frozenset[str]] = {}
+
+    def record(self, frame: Frame, decoder: Decoder) -> Recorded:
+        return self.record_many([(frame, decoder)])[0]
+
+    def record_many(self, items: Sequence[tuple[Frame, Decoder]]) -> list[Recorded]:
+        """All frames in one transaction; returns after the durable commit."""
+        if not items:
+            return []
+        with self._store.transaction():
+            return [self._record_one(frame, decoder) for frame, decoder in items]
+
+    def _record_one(self, frame: Frame, decoder: Decoder) -> Recorded:
+        store = self._store
+        channel = frame.extra.get("channel")
+        duplicate = frame.dedup_key is not None and store.seen_dedup_key(
+            frame.device_id, frame.dedup_key
+        )
+        raw_id = store.insert_raw_frame(frame, channel)
+        if duplicate:
+            # The bytes are kept (what the device sent, when), the readings are not
+            # counted twice.
+            store.set_frame_outcome(raw_id, "duplicate")
+            store.count_frame(frame, quarantined=False)
+            return Recorded(raw_id, "duplicate", 0, None)
+        try:
+            decoded = decoder(frame.data)
+        except DecodeError as exc:
+            return self._quarantine(raw_id, frame, exc.reason, exc.offset)
+        except Exception as exc:
+            log.exception("decoder for %s crashed on frame %d", frame.driver, raw_id)
+            return self._quarantine(
+                raw_id, frame, f"decoder fault: {type(exc).__name__}: {exc}", None
+            )
+
+        readings = [r for r in decoded.readings if PROGRESS_FLAG not in r.flags]
+        if not readings and not decoded.alarms and not decoded.waveforms:
+            outcome = "progress" if decoded.readings else "empty"
+            store.set_frame_outcome(raw_id, outcome)
+            store.count_frame(frame, quarantined=False)
+            return Recorded(raw_id, outcome, 0, None)
+
+        encounter = store.current_encounter(frame.device_id)
+        encounter_id = None if encounter is None else encounter.id
+        if readings:
+            store.insert_observations(raw_id, frame, encounter_id, readings)
+        if decoded.waveforms:
+            # Stored for the trend, hand-off and the 12-lead work; not sent up yet.
+            store.insert_waveforms(raw_id, frame, encounter_id, decoded.waveforms)
+        raised = self._newly_raised(frame.device_id, readings, decoded)
+        if raised:
+            store.insert_device_alarms(raw_id, frame, raised)
+        message_id = None
+        # A new alarm sends its frame's readings at once, ahead of the queue. An alarm
+        # with no reading beside it (an IntelliVue alarm poll) stays a local alert: a
+        # PCD-01 ORU^R01 carries observations; alarms proper go as ORU^R40 (DESIGN.md),
+        # which the alarm work adds.
+        worth = _worth_sending(readings)
+        if worth and (raised or self._upload_due(frame)):
+            message_id = self._new_id(frame.received_wall_ns)
+            self._last_upload_ns[frame.device_id] = frame.received_wall_ns
+            store.insert_outbox(
+                message_id,
+                held=encounter is None and frame.driver in PERSONAL_DRIVERS,
+                kind=KIND_ORU_R01,
+                priority=PRIORITY_ALARM if raised else PRIORITY_VITALS,
+                raw_frame_id=raw_id,
+                created_wall_ns=frame.received_wall_ns,
+                created_mono_ns=frame.received_mono_ns,
+                boot_id=frame.boot_id,
+            )
+        store.set_frame_outcome(raw_id, "decoded")
+        store.count_frame(frame, quarantined=False)
+        return Recorded(raw_id, "decoded", len(readings), message_id)
+
+    def _newly_raised(
+        self, device_id: str, readings: Sequence[Reading], decoded: Decoded
+    ) -> list[DeviceAlarm]:
+        """The frame's alarms that its device's previous frame did not have."""
+        if not readings and not decoded.alarms:
+            return []  # a frame of waves only says nothing about the alarm state
+        before = self._active_alarms.get(device_id, frozenset())
+        self._active_alarms[device_id] = frozenset(a.code for a in decoded.alarms)
+        return [a for a in decoded.alarms if a.code not in before]
+
+    def _upload_due(self, frame: Frame) -> bool:
+        every = self._upload_every_ns.get(frame.device_id, 0)
+        if every <= 0:
+            return True
+        last = self._last_upload_ns.get(frame.device_id)
+        # A wall clock set backwards (no RTC, NTP catching up) must not stop uploads.
+        return last is None or not 0 <= frame.received_wall_ns - last < every
+
+    def _quarantine(self, raw_id: int, frame: Frame, reason: str, offset: int | None) -> Recorded:
+        self._store.insert_quarantine(raw_id, frame, reason, offset)
+        self._store.set_frame_outcome(raw_id, "quarantined")
+        self._store.count_frame(frame, quarantined=True)
+        log.warning(
+            "quarantined frame %d from %s (%s): %s", raw_id, frame.device_id, frame.driver, reason
+        )
+        return Recorded(raw_id, "quarantined", 0, None, reason)
+
+
+def _worth_sending(readings: Sequence[Reading]) -> bool:
+    # A probe-off line (all dashes) is kept locally for the trend, but the county
+    # platform gets measurements, not a stream of "nothing measured".
+    return any(r.value is not None for r in readings)

@@ -1,0 +1,23 @@
+"""SQLite store: schema/migrations and the single writer."""
+
+from edge_agent.store.store import (
+    EncounterRow,
+    ObservationRow,
+    OutboxRow,
+    PatientRow,
+    Store,
+    StoreError,
+    WaveformSegment,
+    open_readonly,
+)
+
+__all__ = [
+    "EncounterRow",
+    "ObservationRow",
+    "OutboxRow",
+    "PatientRow",
+    "Store",
+    "StoreError",
+    "WaveformSegment",
+    "open_readonly",
+]

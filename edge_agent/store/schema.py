@@ -1,0 +1,260 @@
+"""Schema and migrations, in order, each a small function (applied on start).
+
+A migration runs inside the start-up transaction together with its version row, so a
+box that loses power mid-migration starts again from the previous version.
+Times are integers: `*_wall_ns` (the box's wall clock, may be wrong: no RTC),
+`*_mono_ns` (monotonic, valid within `boot_id`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlite_utils import Database
+
+
+def _v1_initial(db: Database) -> None:
+    db.create_table(
+        "meta",
+        {"key": str, "value": str},
+        pk="key",
+    )
+    db.create_table(
+        "device",
+        {
+            "id": str,
+            "driver": str,
+            "transport": str,
+            "port": str,
+            "address": str,
+            "eui64": str,
+            "state": str,
+            "state_detail": str,
+            "state_wall_ns": int,
+            "last_frame_wall_ns": int,
+            "frames": int,
+            "quarantined": int,
+        },
+        pk="id",
+        not_null=["driver", "state", "frames", "quarantined"],
+        defaults={"state": "configured", "frames": 0, "quarantined": 0},
+    )
+    db.create_table(
+        "raw_frame",
+        {
+            "id": int,
+            "device_id": str,
+            "driver": str,
+            "channel": str,  # e.g. the GATT characteristic a notification came on
+            "data": bytes,
+            "received_wall_ns": int,
+            "received_mono_ns": int,
+            "boot_id": str,
+            "outcome": str,  # decoded | quarantined | progress | empty | duplicate
+        },
+        pk="id",
+        not_null=["device_id", "driver", "data", "received_wall_ns", "received_mono_ns", "boot_id"],
+    )
+    db.table("raw_frame").create_index(["device_id", "received_wall_ns"])
+    db.create_table(
+        "quarantine",
+        {
+            "id": int,
+            "raw_frame_id": int,
+            "device_id": str,
+            "driver": str,
+            "reason": str,
+            "byte_offset": int,
+            "received_wall_ns": int,
+        },
+        pk="id",
+        foreign_keys=[("raw_frame_id", "raw_frame", "id")],
+        not_null=["raw_frame_id", "device_id", "driver", "reason"],
+    )
+    db.create_table(
+        "patient",
+        {
+            "id": int,
+            "national_id": str,
+            "name": str,
+            "phone": str,
+            "sex": str,
+            "birth_date": str,
+            "created_wall_ns": int,
+        },
+        pk="id",
+        not_null=["national_id", "name", "created_wall_ns"],
+    )
+    db.table("patient").create_index(["national_id"], unique=True)
+    db.create_table(
+        "encounter",
+        {
+            "id": int,
+            "patient_id": int,
+            "station": str,  # a device id, or "*" for every device of this box
+            "patient_class": str,  # HL7 PV1-2: O outpatient, E emergency, ...
+            "started_wall_ns": int,
+            "ended_wall_ns": int,
+        },
+        pk="id",
+        foreign_keys=[("patient_id", "patient", "id")],
+        not_null=["patient_id", "station", "patient_class", "started_wall_ns"],
+    )
+    db.create_table(
+        "observation",
+        {
+            "id": int,
+            "raw_frame_id": int,
+            "device_id": str,
+            "encounter_id": int,
+            "metric": str,
+            "value": str,  # exact decimal text: never a binary float
+            "unit": str,
+            "device_time": str,  # the device's own naive wall time, ISO 8601, or NULL
+            "flags": str,  # JSON array
+            "received_wall_ns": int,
+            "received_mono_ns": int,
+            "boot_id": str,
+        },
+        pk="id",
+        foreign_keys=[("raw_frame_id", "raw_frame", "id"), ("encounter_id", "encounter", "id")],
+        not_null=["raw_frame_id", "device_id", "metric", "unit", "flags"],
+    )
+    db.table("observation").create_index(["raw_frame_id"])
+    db.table("observation").create_index(["metric", "received_wall_ns"])
+    # latest value per (device, metric) for the vitals screen: the rowid rides in the index
+    db.table("observation").create_index(["device_id", "metric"])
+    db.create_table(
+        "alert",
+        {
+            "id": int,
+            "raw_frame_id": int,
+            "device_id": str,
+            "source": str,  # device | rule
+            "code": str,
+            "priority": str,
+            "text": str,
+            "raised_wall_ns": int,
+            "state": str,  # active | acknowledged | cleared
+            "ack_user": str,
+            "ack_wall_ns": int,
+        },
+        pk="id",
+        foreign_keys=[("raw_frame_id", "raw_frame", "id")],
+        not_null=["source", "code", "priority", "raised_wall_ns", "state"],
+    )
+    db.create_table(
+        "outbox",
+        {
+            "id": str,  # = HL7 MSH-10, the gateway's dedup key
+            "kind": str,
+            "priority": int,  # 0 = most urgent
+            "status": str,  # pending | sent | delivered | rejected
+            "raw_frame_id": int,
+            "created_wall_ns": int,
+            "created_mono_ns": int,
+            "boot_id": str,
+            "payload": str,  # the ER7 text, built once and re-sent byte-identical
+            "attempts": int,
+            "next_attempt_wall_ns": int,
+            "sent_wall_ns": int,
+            "delivered_wall_ns": int,
+            "delivered_mono_ns": int,
+            "delivered_boot_id": str,
+            "ack_code": str,
+            "ack_text": str,
+            "last_error": str,
+        },
+        pk="id",
+        foreign_keys=[("raw_frame_id", "raw_frame", "id")],
+        not_null=["kind", "priority", "status", "created_wall_ns", "attempts"],
+        defaults={"attempts": 0, "next_attempt_wall_ns": 0},
+    )
+    db.table("outbox").create_index(["status", "priority", "created_wall_ns"])
+    db.create_table(
+        "notice",
+        {
+            "id": int,
+            "topic": str,
+            "payload": str,
+            "received_wall_ns": int,
+        },
+        pk="id",
+        not_null=["topic", "payload", "received_wall_ns"],
+    )
+
+
+def _v2_waveforms_and_dedup(db: Database) -> None:
+    """Waveform segments (monitors' ECG, pleth) and per-device frame dedup keys."""
+    db.create_table(
+        "waveform_segment",
+        {
+            "id": int,
+            "raw_frame_id": int,
+            "device_id": str,
+            "encounter_id": int,
+            "metric": str,  # MDC reference id of the signal (MDC_ECG_ELEC_POTL_II ...)
+            "unit": str,  # MDC unit of scale * sample + offset
+            "rate_hz": float,
+            "scale": str,  # exact decimal text
+            "offset": str,
+            "start_device_time": str,  # the device's naive wall time of sample 0, or NULL
+            "sample_count": int,
+            "encoding": str,  # one of edge_agent.waveform_codec.ENCODINGS
+            "data": bytes,
+            "received_wall_ns": int,
+            "received_mono_ns": int,
+            "boot_id": str,
+        },
+        pk="id",
+        foreign_keys=[("raw_frame_id", "raw_frame", "id"), ("encounter_id", "encounter", "id")],
+        not_null=[
+            "raw_frame_id",
+            "device_id",
+            "metric",
+            "unit",
+            "rate_hz",
+            "scale",
+            "offset",
+            "sample_count",
+            "encoding",
+            "data",
+            "received_wall_ns",
+        ],
+    )
+    db.table("waveform_segment").create_index(["device_id", "metric", "received_wall_ns"])
+    # A device that resends (an HL7 monitor without our ACK, a cuff replaying its
+    # memory) gives the same key again: the recorder keeps the bytes, not a 2nd reading.
+    db.table("raw_frame").add_column("dedup_key", str)
+    db.execute(
+        "CREATE INDEX idx_raw_frame_dedup ON raw_frame (device_id, dedup_key)"
+        " WHERE dedup_key IS NOT NULL"
+    )
+
+
+def _v3_paired_devices(db: Database) -> None:
+    """BLE devices paired at this station (`edge-agent devices pair`), besides the config."""
+    db.create_table(
+        "paired_device",
+        {
+            "address": str,  # AA:BB:CC:DD:EE:FF, upper case
+            "device_id": str,
+            "driver": str,
+            "name": str,  # what it advertised when paired
+            "paired_wall_ns": int,
+        },
+        pk="address",
+        not_null=["device_id", "driver", "paired_wall_ns"],
+    )
+    db.table("paired_device").create_index(["device_id"], unique=True)
+
+
+Migration = tuple[int, str, Callable[[Database], None]]
+
+MIGRATIONS: tuple[Migration, ...] = (
+    (1, "initial schema", _v1_initial),
+    (2, "waveform segments, frame dedup keys", _v2_waveforms_and_dedup),
+    (3, "paired BLE devices", _v3_paired_devices),
+)
+
+LATEST_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,768 @@
+"""The box's SQLite store: the only module that writes SQL strings.
+
+One process owns one writer connection (Debian 12's SQLite 3.40 can corrupt a WAL
+database when two connections write or checkpoint concurrently; reference
+security-and-durability.md). WAL mode, synchronous=FULL: a commit that returned is on
+the SD card, so anything acked to a device or shown as saved survives power loss.
+Readers (status CLI, TUI) open their own read-only connections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from edge_agent import waveform_codec
+from edge_agent.model import (
+    OUTBOX_DELIVERED,
+    OUTBOX_HELD,
+    OUTBOX_PENDING,
+    OUTBOX_REJECTED,
+    OUTBOX_SENT,
+    DeviceAlarm,
+    Frame,
+    Reading,
+    Waveform,
+)
+from edge_agent.store.schema import LATEST_VERSION, MIGRATIONS
+
+log = logging.getLogger(__name__)
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used (newer schema, unreadable file, failed sync)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: str
+    kind: str
+    priority: int
+    status: str
+    raw_frame_id: int | None
+    created_wall_ns: int
+    payload: str | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationRow:
+    id: int
+    device_id: str
+    metric: str
+    value: str | None
+    unit: str
+    device_time: str | None
+    flags: tuple[str, ...]
+    received_wall_ns: int
+    encounter_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class WaveformSegment:
+    id: int
+    device_id: str
+    received_wall_ns: int
+    waveform: Waveform
+
+
+@dataclass(frozen=True, slots=True)
+class PatientRow:
+    id: int
+    national_id: str
+    name: str
+    phone: str | None
+    sex: str | None
+    birth_date: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EncounterRow:
+    id: int
+    patient_id: int
+    station: str
+    patient_class: str
+
+
+def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    if readonly:
+        uri = f"file:{path}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    if not readonly:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"store {path}: could not switch to WAL (got {mode})")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class Store:
+    """The writer. Create one per process with `Store.open(path)`."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        self.db = Database(conn)
+
+    # --- life cycle -------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        try:
+            conn = _connect(path, readonly=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {path}: cannot open ({exc})") from None
+        store = cls(conn, path)
+        log.info("store %s: SQLite %s", path, sqlite3.sqlite_version)
+        store.migrate()
+        return store
+
+    def migrate(self) -> int:
+        with self.db.atomic():
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version"
+                " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_wall_ns INTEGER)"
+            )
+            current = (
+                self.conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+            )
+            if current > LATEST_VERSION:
+                raise StoreError(
+                    f"store {self.path}: schema version {current} is newer than this program"
+                    f" ({LATEST_VERSION}); refusing to touch it"
+                )
+            for version, name, apply in MIGRATIONS:
+                if version <= current:
+                    continue
+                log.info("store %s: migrating to version %d (%s)", self.path, version, name)
+                apply(self.db)
+                self.conn.execute(
+                    "INSERT INTO schema_version (version, name, applied_wall_ns)"
+                    " VALUES (?, ?, CAST(strftime('%s','now') AS INTEGER) * 1000000000)",
+                    (version, name),
+                )
+                current = version
+        return current
+
+    def schema_version(self) -> int:
+        row = self.conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self.conn.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic, durable unit (synchronous=FULL: returns after the fsync)."""
+        with self.db.atomic():
+            yield
+
+    # --- meta ---------------------------------------------------------------------------
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    # --- devices ------------------------------------------------------------------------
+
+    def upsert_device(
+        self,
+        device_id: str,
+        *,
+        driver: str,
+        transport: str,
+        port: str | None = None,
+        address: str | None = None,
+        eui64: str | None = None,
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO device (id, driver, transport, port, address, eui64, state, frames,"
+            " quarantined) VALUES (?, ?, ?, ?, ?, ?, 'configured', 0, 0)"
+            " ON CONFLICT(id) DO UPDATE SET driver = excluded.driver,"
+            " transport = excluded.transport, port = excluded.port,"
+            " address = excluded.address, eui64 = COALESCE(excluded.eui64, device.eui64)",
+            (device_id, driver, transport, port, address, eui64),
+        )
+
+    def set_device_state(self, device_id: str, state: str, detail: str, wall_ns: int) -> None:
+        self.conn.execute(
+            "UPDATE device SET state = ?, state_detail = ?, state_wall_ns = ? WHERE id = ?",
+            (state, detail, wall_ns, device_id),
+        )
+
+    def device(self, device_id: str) -> dict[str, Any] | None:
+        cur = self.conn.execute("SELECT * FROM device WHERE id = ?", (device_id,))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        return dict(zip([c[0] for c in cur.description], row, strict=True))
+
+    # --- the recorder's writes (called inside one transaction) ---------------------------
+
+    def insert_raw_frame(self, frame: Frame, channel: str | None) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO raw_frame (device_id, driver, channel, data, received_wall_ns,"
+            " received_mono_ns, boot_id, outcome, dedup_key) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+            (
+                frame.device_id,
+                frame.driver,
+                channel,
+                frame.data,
+                frame.received_wall_ns,
+                frame.received_mono_ns,
+                frame.boot_id,
+                frame.dedup_key,
+            ),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def seen_dedup_key(self, device_id: str, dedup_key: str) -> bool:
+        """Whether a frame with this key from this device was recorded (not quarantined)."""
+        row = self.conn.execute(
+            "SELECT 1 FROM raw_frame WHERE device_id = ? AND dedup_key = ?"
+            " AND outcome IN ('decoded', 'progress', 'empty') LIMIT 1",
+            (device_id, dedup_key),
+        ).fetchone()
+        return row is not None
+
+    def insert_waveforms(
+        self,
+        raw_frame_id: int,
+        frame: Frame,
+        encounter_id: int | None,
+        waveforms: Sequence[Waveform],
+    ) -> None:
+        self.conn.executemany(
+            "INSERT INTO waveform_segment (raw_frame_id, device_id, encounter_id, metric, unit,"
+            " rate_hz, scale, offset, start_device_time, sample_count, encoding, data,"
+            " received_wall_ns, received_mono_ns, boot_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    raw_frame_id,
+                    frame.device_id,
+                    encounter_id,
+                    w.metric,
+                    w.unit,
+                    float(w.rate_hz),
+                    str(w.scale),
+                    str(w.offset),
+                    None if w.start_time is None else w.start_time.isoformat(),
+                    len(w.samples),
+                    *waveform_codec.encode_samples(w.samples),
+                    frame.received_wall_ns,
+                    frame.received_mono_ns,
+                    frame.boot_id,
+                )
+                for w in waveforms
+            ],
+        )
+
+    def waveform_segments(
+        self, device_id: str, metric: str, *, limit: int = 100
+    ) -> list[WaveformSegment]:
+        """The newest segments of one signal, oldest first, samples decoded exactly."""
+        rows = self.conn.execute(
+            "SELECT id, device_id, metric, unit, rate_hz, scale, offset, start_device_time,"
+            " encoding, data, received_wall_ns FROM waveform_segment"
+            " WHERE device_id = ? AND metric = ? ORDER BY id DESC LIMIT ?",
+            (device_id, metric, limit),
+        ).fetchall()
+        segments = []
+        for r in reversed(rows):
+            start = dt.datetime.fromisoformat(r[7]) if r[7] else None
+            waveform = Waveform(
+                metric=r[2],
+                rate_hz=float(r[4]),
+                unit=r[3],
+                samples=waveform_codec.decode_samples(r[9], r[8]),
+                scale=Decimal(r[5]),
+                offset=Decimal(r[6]),
+                start_time=start,
+            )
+            segments.append(WaveformSegment(r[0], r[1], r[10], waveform))
+        return segments
+
+    def waveform_stats(self) -> dict[str, int]:
+        row = self.conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(sample_count), 0), COALESCE(SUM(length(data)), 0)"
+            " FROM waveform_segment"
+        ).fetchone()
+        return {"segments": int(row[0]), "samples": int(row[1]), "bytes": int(row[2])}
+
+    # --- paired BLE devices (`edge-agent devices`) -----------------------------------------
+
+    def pair_device(
+        self, address: str, *, device_id: str, driver: str, name: str | None, wall_ns: int
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO paired_device (address, device_id, driver, name, paired_wall_ns)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(address) DO UPDATE SET"
+            " device_id = excluded.device_id, driver = excluded.driver, name = excluded.name,"
+            " paired_wall_ns = excluded.paired_wall_ns",
+            (address.upper(), device_id, driver, name, wall_ns),
+        )
+
+    def paired_devices(self) -> list[dict[str, Any]]:
+        cur = self.conn.execute(
+            "SELECT address, device_id, driver, name, paired_wall_ns FROM paired_device"
+            " ORDER BY device_id"
+        )
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def forget_device(self, address: str) -> bool:
+        cur = self.conn.execute("DELETE FROM paired_device WHERE address = ?", (address.upper(),))
+        return cur.rowcount == 1
+
+    def set_frame_outcome(self, raw_frame_id: int, outcome: str) -> None:
+        self.conn.execute("UPDATE raw_frame SET outcome = ? WHERE id = ?", (outcome, raw_frame_id))
+
+    def insert_quarantine(
+        self, raw_frame_id: int, frame: Frame, reason: str, byte_offset: int | None
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO quarantine (raw_frame_id, device_id, driver, reason, byte_offset,"
+            " received_wall_ns) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                raw_frame_id,
+                frame.device_id,
+                frame.driver,
+                reason,
+                byte_offset,
+                frame.received_wall_ns,
+            ),
+        )
+
+    def count_frame(self, frame: Frame, *, quarantined: bool) -> None:
+        # A device that is not in the config (e.g. `edge-agent decode` into a store, or a
+        # device removed from the config) still gets a row: frames are never orphaned.
+        self.conn.execute(
+            "INSERT INTO device (id, driver, transport, state, frames, quarantined,"
+            " last_frame_wall_ns) VALUES (?, ?, 'unknown', 'configured', 1, ?, ?)"
+            " ON CONFLICT(id) DO UPDATE SET frames = frames + 1,"
+            " quarantined = quarantined + excluded.quarantined,"
+            " last_frame_wall_ns = excluded.last_frame_wall_ns",
+            (frame.device_id, frame.driver, 1 if quarantined else 0, frame.received_wall_ns),
+        )
+
+    def insert_observations(
+        self, raw_frame_id: int, frame: Frame, encounter_id: int | None, readings: Sequence[Reading]
+    ) -> None:
+        self.conn.executemany(
+            "INSERT INTO observation (raw_frame_id, device_id, encounter_id, metric, value, unit,"
+            " device_time, flags, received_wall_ns, received_mono_ns, boot_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    raw_frame_id,
+                    frame.device_id,
+                    encounter_id,
+                    r.metric,
+                    None if r.value is None else str(r.value),
+                    r.unit,
+                    None if r.device_time is None else r.device_time.isoformat(),
+                    json.dumps(list(r.flags)) if r.flags else "[]",
+                    frame.received_wall_ns,
+                    frame.received_mono_ns,
+                    frame.boot_id,
+                )
+                for r in readings
+            ],
+        )
+
+    def insert_device_alarms(
+        self, raw_frame_id: int, frame: Frame, alarms: Sequence[DeviceAlarm]
+    ) -> None:
+        self.conn.executemany(
+            "INSERT INTO alert (raw_frame_id, device_id, source, code, priority, text,"
+            " raised_wall_ns, state) VALUES (?, ?, 'device', ?, ?, ?, ?, 'active')",
+            [
+                (raw_frame_id, frame.device_id, a.code, a.priority, a.text, frame.received_wall_ns)
+                for a in alarms
+            ],
+        )
+
+    def insert_outbox(
+        self,
+        message_id: str,
+        *,
+        kind: str,
+        priority: int,
+        raw_frame_id: int | None,
+        created_wall_ns: int,
+        created_mono_ns: int,
+        boot_id: str,
+        held: bool = False,
+    ) -> None:
+        """`held`: waits for a doctor to say whose reading it is (readings assign)."""
+        self.conn.execute(
+            "INSERT INTO outbox (id, kind, priority, status, raw_frame_id, created_wall_ns,"
+            " created_mono_ns, boot_id, attempts, next_attempt_wall_ns)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0)",
+            (
+                message_id,
+                kind,
+                priority,
+                OUTBOX_HELD if held else OUTBOX_PENDING,
+                raw_frame_id,
+                created_wall_ns,
+                created_mono_ns,
+                boot_id,
+            ),
+        )
+
+    def held_frames(self, device_id: str | None = None) -> list[dict[str, Any]]:
+        """Frames of readings that wait for a patient, with their readings (oldest first)."""
+        cur = self.conn.execute(
+            "SELECT f.id AS frame_id, f.device_id, f.received_wall_ns, o.id AS message_id"
+            " FROM outbox o JOIN raw_frame f ON f.id = o.raw_frame_id"
+            " WHERE o.status = 'held' AND (? IS NULL OR f.device_id = ?) ORDER BY f.id",
+            (device_id, device_id),
+        )
+        names = [c[0] for c in cur.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        for row in rows:
+            row["readings"] = [
+                {"metric": o.metric, "value": o.value, "unit": o.unit, "time": o.device_time}
+                for o in self.observations_for_frame(row["frame_id"])
+            ]
+        return rows
+
+    def assign_frames(self, frame_ids: Sequence[int], encounter_id: int) -> int:
+        """Bind held frames' readings to a visit and release their messages for upload."""
+        assigned = 0
+        for frame_id in frame_ids:
+            cur = self.conn.execute(
+                "UPDATE outbox SET status = 'pending' WHERE raw_frame_id = ? AND status = 'held'",
+                (frame_id,),
+            )
+            if cur.rowcount:
+                self.conn.execute(
+                    "UPDATE observation SET encounter_id = ? WHERE raw_frame_id = ?",
+                    (encounter_id, frame_id),
+                )
+                assigned += 1
+        return assigned
+
+    # --- patients and encounters ----------------------------------------------------------
+
+    def add_patient(
+        self,
+        *,
+        national_id: str,
+        name: str,
+        phone: str | None,
+        sex: str | None,
+        birth_date: str | None,
+        wall_ns: int,
+    ) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO patient (national_id, name, phone, sex, birth_date, created_wall_ns)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (national_id, name, phone, sex, birth_date, wall_ns),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def patient_by_national_id(self, national_id: str) -> PatientRow | None:
+        row = self.conn.execute(
+            "SELECT id, national_id, name, phone, sex, birth_date FROM patient"
+            " WHERE national_id = ?",
+            (national_id,),
+        ).fetchone()
+        return None if row is None else PatientRow(*row)
+
+    def patient(self, patient_id: int) -> PatientRow | None:
+        row = self.conn.execute(
+            "SELECT id, national_id, name, phone, sex, birth_date FROM patient WHERE id = ?",
+            (patient_id,),
+        ).fetchone()
+        return None if row is None else PatientRow(*row)
+
+    def patients(self) -> list[PatientRow]:
+        rows = self.conn.execute(
+            "SELECT id, national_id, name, phone, sex, birth_date FROM patient ORDER BY id"
+        ).fetchall()
+        return [PatientRow(*r) for r in rows]
+
+    def open_encounter(
+        self,
+        *,
+        patient_id: int,
+        station: str,
+        patient_class: str,
+        wall_ns: int,
+        ended_wall_ns: int | None = None,
+    ) -> int:
+        """Start a visit; any open visit at the same station ends now (one patient at a time).
+
+        With `ended_wall_ns` it is a visit recorded afterwards (readings assigned later):
+        it leaves the station's open visit alone.
+        """
+        if ended_wall_ns is None:
+            self.conn.execute(
+                "UPDATE encounter SET ended_wall_ns = ? WHERE station = ? AND ended_wall_ns IS NULL",
+                (wall_ns, station),
+            )
+        cur = self.conn.execute(
+            "INSERT INTO encounter (patient_id, station, patient_class, started_wall_ns,"
+            " ended_wall_ns) VALUES (?, ?, ?, ?, ?)",
+            (patient_id, station, patient_class, wall_ns, ended_wall_ns),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def close_encounters(self, station: str, wall_ns: int) -> int:
+        cur = self.conn.execute(
+            "UPDATE encounter SET ended_wall_ns = ? WHERE station = ? AND ended_wall_ns IS NULL",
+            (wall_ns, station),
+        )
+        return cur.rowcount
+
+    def current_encounter(self, device_id: str) -> EncounterRow | None:
+        """The open visit for this device, or for the whole box ('*'); never guessed."""
+        row = self.conn.execute(
+            "SELECT id, patient_id, station, patient_class FROM encounter"
+            " WHERE ended_wall_ns IS NULL AND station IN (?, '*')"
+            " ORDER BY station = '*', started_wall_ns DESC LIMIT 1",
+            (device_id,),
+        ).fetchone()
+        return None if row is None else EncounterRow(*row)
+
+    def encounter(self, encounter_id: int) -> EncounterRow | None:
+        row = self.conn.execute(
+            "SELECT id, patient_id, station, patient_class FROM encounter WHERE id = ?",
+            (encounter_id,),
+        ).fetchone()
+        return None if row is None else EncounterRow(*row)
+
+    # --- the uplink's reads and writes ----------------------------------------------------
+
+    def due_outbox(
+        self, now_wall_ns: int, limit: int, exclude: Sequence[str] = ()
+    ) -> list[OutboxRow]:
+        """Pending rows whose retry time has come, most urgent first, oldest first."""
+        rows = self.conn.execute(
+            "SELECT id, kind, priority, status, raw_frame_id, created_wall_ns, payload, attempts"
+            " FROM outbox WHERE status = 'pending' AND next_attempt_wall_ns <= ?"
+            " ORDER BY priority, created_wall_ns, id LIMIT ?",
+            (now_wall_ns, limit + len(exclude)),
+        ).fetchall()
+        skip = set(exclude)
+        return [OutboxRow(*r) for r in rows if r[0] not in skip][:limit]
+
+    def outbox_row(self, message_id: str) -> OutboxRow | None:
+        row = self.conn.execute(
+            "SELECT id, kind, priority, status, raw_frame_id, created_wall_ns, payload, attempts"
+            " FROM outbox WHERE id = ?",
+            (message_id,),
+        ).fetchone()
+        return None if row is None else OutboxRow(*row)
+
+    def observations_for_frame(self, raw_frame_id: int) -> list[ObservationRow]:
+        rows = self.conn.execute(
+            "SELECT id, device_id, metric, value, unit, device_time, flags, received_wall_ns,"
+            " encounter_id FROM observation WHERE raw_frame_id = ? ORDER BY id",
+            (raw_frame_id,),
+        ).fetchall()
+        return [
+            ObservationRow(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[6])), r[7], r[8])
+            for r in rows
+        ]
+
+    def set_payload(self, message_id: str, payload: str) -> None:
+        self.conn.execute(
+            "UPDATE outbox SET payload = ? WHERE id = ? AND payload IS NULL", (payload, message_id)
+        )
+
+    def mark_sent(self, message_id: str, wall_ns: int) -> None:
+        self.conn.execute(
+            "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_wall_ns = ?"
+            " WHERE id = ? AND status IN ('pending', 'sent')",
+            (wall_ns, message_id),
+        )
+
+    def mark_retry(self, message_id: str, *, error: str, next_attempt_wall_ns: int) -> None:
+        """Back to pending (PUBACK failure, ACK timeout, lost link): it will be sent again."""
+        self.conn.execute(
+            "UPDATE outbox SET status = 'pending', last_error = ?, next_attempt_wall_ns = ?"
+            " WHERE id = ? AND status IN ('pending', 'sent')",
+            (error, next_attempt_wall_ns, message_id),
+        )
+
+    def mark_acked(
+        self, message_id: str, *, code: str, text: str, wall_ns: int, mono_ns: int, boot_id: str
+    ) -> bool:
+        """Record the gateway's HL7 ACK. AA -> delivered; AE/AR -> rejected (kept, shown).
+
+        Returns False when the id is unknown or already final (a duplicate ACK).
+        """
+        status = OUTBOX_DELIVERED if code == "AA" else OUTBOX_REJECTED
+        cur = self.conn.execute(
+            "UPDATE outbox SET status = ?, ack_code = ?, ack_text = ?, delivered_wall_ns = ?,"
+            " delivered_mono_ns = ?, delivered_boot_id = ?"
+            " WHERE id = ? AND status IN ('pending', 'sent')",
+            (status, code, text, wall_ns, mono_ns, boot_id, message_id),
+        )
+        return cur.rowcount == 1
+
+    def requeue_unacked(self) -> int:
+        """At start-up: whatever was in flight when the process died goes out again."""
+        cur = self.conn.execute(
+            "UPDATE outbox SET status = 'pending', next_attempt_wall_ns = 0 WHERE status = 'sent'"
+        )
+        return cur.rowcount
+
+    def add_notice(self, topic: str, payload: str, wall_ns: int) -> None:
+        """A notice from the gateway/ER on the down topic (e.g. "ER ready")."""
+        self.conn.execute(
+            "INSERT INTO notice (topic, payload, received_wall_ns) VALUES (?, ?, ?)",
+            (topic, payload, wall_ns),
+        )
+
+    def notices(self, limit: int = 20) -> list[dict[str, Any]]:
+        cur = self.conn.execute(
+            "SELECT id, topic, payload, received_wall_ns FROM notice ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    # --- status and reports (also used through read-only connections) ------------------
+
+    def outbox_counts(self) -> dict[str, int]:
+        counts = {
+            OUTBOX_PENDING: 0,
+            OUTBOX_SENT: 0,
+            OUTBOX_DELIVERED: 0,
+            OUTBOX_REJECTED: 0,
+            OUTBOX_HELD: 0,
+        }
+        for status, n in self.conn.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status"):
+            counts[str(status)] = int(n)
+        return counts
+
+    def quarantine_count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0])
+
+    def observation_count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM observation").fetchone()[0])
+
+    def devices(self) -> list[dict[str, Any]]:
+        cur = self.conn.execute(
+            "SELECT id, driver, transport, port, address, state, state_detail, state_wall_ns,"
+            " last_frame_wall_ns, frames, quarantined FROM device ORDER BY id"
+        )
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def rejected_outbox(self, limit: int = 20) -> list[dict[str, Any]]:
+        cur = self.conn.execute(
+            "SELECT id, kind, ack_code, ack_text, created_wall_ns FROM outbox"
+            " WHERE status = 'rejected' ORDER BY created_wall_ns DESC LIMIT ?",
+            (limit,),
+        )
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def recent_quarantine(self, limit: int = 20) -> list[dict[str, Any]]:
+        cur = self.conn.execute(
+            "SELECT q.id, q.device_id, q.driver, q.reason, q.byte_offset, q.received_wall_ns,"
+            " hex(f.data) AS data_hex FROM quarantine q JOIN raw_frame f ON f.id = q.raw_frame_id"
+            " ORDER BY q.id DESC LIMIT ?",
+            (limit,),
+        )
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def latest_observations(self, limit: int = 50) -> list[ObservationRow]:
+        rows = self.conn.execute(
+            "SELECT id, device_id, metric, value, unit, device_time, flags, received_wall_ns,"
+            " encounter_id FROM observation ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [
+            ObservationRow(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[6])), r[7], r[8])
+            for r in rows
+        ]
+
+    def latest_by_metric(self) -> list[ObservationRow]:
+        """The newest observation of each (device, metric): what a vitals screen shows."""
+        rows = self.conn.execute(
+            "SELECT o.id, o.device_id, o.metric, o.value, o.unit, o.device_time, o.flags,"
+            " o.received_wall_ns, o.encounter_id FROM observation o"
+            " JOIN (SELECT MAX(id) AS id FROM observation GROUP BY device_id, metric) m"
+            " ON m.id = o.id ORDER BY o.device_id, o.metric"
+        ).fetchall()
+        return [
+            ObservationRow(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[6])), r[7], r[8])
+            for r in rows
+        ]
+
+    def recent_alerts(self, limit: int = 10) -> list[dict[str, Any]]:
+        cur = self.conn.execute(
+            "SELECT id, device_id, source, code, priority, text, raised_wall_ns, state"
+            " FROM alert ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def reading_delivery_counts(self) -> tuple[int, int, int]:
+        """Readings with a value: (recorded, chosen for upload, of those ACKed AA).
+
+        A fast monitor's numerics go up once a second (recorder upload policy); the
+        others stay on the box for its own trend, so chosen <= recorded by design.
+        """
+        row = self.conn.execute(
+            "SELECT COUNT(*), COUNT(o.id), COUNT(CASE WHEN o.status = 'delivered' THEN 1 END)"
+            " FROM observation ob LEFT JOIN outbox o ON o.raw_frame_id = ob.raw_frame_id"
+            " WHERE ob.value IS NOT NULL"
+        ).fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def delivery_latencies_ms(self) -> list[float]:
+        """Reading received -> ACK AA, for messages received and acked in the same boot."""
+        rows = self.conn.execute(
+            "SELECT (o.delivered_mono_ns - f.received_mono_ns) / 1e6 FROM outbox o"
+            " JOIN raw_frame f ON f.id = o.raw_frame_id"
+            " WHERE o.status = 'delivered' AND o.delivered_boot_id = f.boot_id"
+        ).fetchall()
+        return [float(r[0]) for r in rows]
+
+
+def open_readonly(path: Path) -> Store:
+    """A reader for status/TUI: never blocks the daemon's writer, never migrates."""
+    if not path.exists():
+        raise StoreError(f"store {path}: does not exist (has the agent run yet?)")
+    try:
+        conn = _connect(path, readonly=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"store {path}: cannot open ({exc})") from None
+    return Store(conn, path)

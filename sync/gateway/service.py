@@ -1,0 +1,304 @@
+"""The reference county gateway: receive over MQTT 5, store once, answer with an HL7 ACK.
+
+Order of events for each message, chosen so a crash anywhere loses nothing:
+  1. the broker delivers PUBLISH (QoS 1) on edge/v1/{agent}/up (shared subscription);
+  2. the message is parsed and validated (hl7apy strict) and stored, or kept as rejected,
+     in one durable transaction together with the other messages of its batch;
+  3. the HL7 ACK (AA / AE / AR, MSA-2 = its MSH-10) is published on edge/v1/{agent}/ack;
+  4. only then is the inbound PUBLISH acknowledged (PUBACK, paho manual ack).
+A gateway killed between 2 and 4 gets the message again from the broker; the dedup on
+(agent, MSH-10) turns that into a repeated ACK, not a second row.
+
+paho's network thread only queues what arrives; one worker thread owns the store (one
+writer) and processes whatever has queued up as one batch: one fsync for many messages.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import queue
+import ssl
+import threading
+import time
+import zoneinfo
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge_agent.clock import new_message_id
+from sync import topics
+from sync.gateway.store import GatewayStore, Outcome
+from sync.hl7.ack import build_ack
+from sync.hl7.errors import Hl7Error
+from sync.hl7.inbound import parse_inbound
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 200
+TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
+
+
+@dataclass(frozen=True, slots=True)
+class _Inbound:
+    topic: str
+    payload: bytes
+    content_type: str | None
+    mid: int
+    qos: int
+    received_wall_ns: int
+
+
+def _props(packet_type: int) -> Properties:
+    return Properties(packet_type)  # type: ignore[no-untyped-call]  # paho leaves it untyped
+
+
+def broker_address(url: str) -> tuple[str, int, bool]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError(f"gateway --broker {url}: expected mqtt://host:port or mqtts://host:port")
+    tls = parts.scheme == "mqtts"
+    return parts.hostname, parts.port or (8883 if tls else 1883), tls
+
+
+class Gateway:
+    """One gateway instance; several may share the subscription group."""
+
+    def __init__(
+        self,
+        broker_url: str,
+        db: str | Path,
+        *,
+        client_id: str | None = None,
+        share_group: str = topics.GATEWAY_SHARE_GROUP,
+        ca_file: str | None = None,
+        session_expiry_s: int = 7 * 24 * 3600,
+    ) -> None:
+        self.host, self.port, tls = broker_address(broker_url)
+        self.db = db
+        self.client_id = client_id or "county-gateway-1"
+        self.subscription = topics.gateway_subscription(share_group)
+        self.session_expiry_s = session_expiry_s
+        self.stats = {"received": 0, "stored": 0, "duplicates": 0, "rejected": 0}
+        self._queue: queue.Queue[_Inbound | None] = queue.Queue()
+        self._subscribed = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._store: GatewayStore | None = None
+        self.failed: BaseException | None = None
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        if tls:
+            client.tls_set_context(ssl.create_default_context(cafile=ca_file))
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self._client = client
+
+    # --- life cycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._store = GatewayStore.open(self.db)  # open (and migrate) before taking messages
+        self._worker = threading.Thread(target=self._work, name="gateway-store", daemon=True)
+        self._worker.start()
+        props = _props(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.session_expiry_s
+        self._client.connect_async(
+            self.host, self.port, keepalive=30, clean_start=False, properties=props
+        )
+        self._client.loop_start()
+
+    def wait_connected(self, timeout_s: float) -> None:
+        if not self._subscribed.wait(timeout_s):
+            raise TimeoutError(
+                f"gateway: not subscribed to {self.host}:{self.port} after {timeout_s:g} s"
+            )
+
+    def stop(self) -> None:
+        """Messages not yet acknowledged stay with the broker and come again next start."""
+        self._client.disconnect()
+        self._client.loop_stop()
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join(timeout=10)
+            self._worker = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # --- paho's thread -------------------------------------------------------------------
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            log.warning("gateway: broker refused the connection: %s", reason_code)
+            return
+        log.info("gateway connected (session present: %s)", flags.session_present)
+        client.subscribe(self.subscription, qos=1)
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        if all(not rc.is_failure for rc in reason_codes):
+            self._subscribed.set()
+        else:
+            log.error("gateway: subscription to %s refused: %s", self.subscription, reason_codes)
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self._subscribed.clear()
+        log.info("gateway disconnected: %s", reason_code)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        props = message.properties
+        content_type = None
+        if props is not None and hasattr(props, "ContentType"):
+            content_type = str(props.ContentType)
+        self._queue.put(
+            _Inbound(
+                topic=message.topic,
+                payload=bytes(message.payload),
+                content_type=content_type,
+                mid=message.mid,
+                qos=message.qos,
+                received_wall_ns=time.time_ns(),
+            )
+        )
+
+    # --- the worker: the only thread that touches the store --------------------------------
+
+    def _work(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                batch.append(item)
+            try:
+                self._process(batch)
+            except Exception as exc:
+                # Nothing of this batch was acknowledged, so the broker keeps it. Stop
+                # taking messages (disk full, I/O error); the operator or systemd
+                # restarts the gateway and the broker delivers the batch again.
+                log.critical("gateway: storing a batch of %d failed: %s", len(batch), exc)
+                self.failed = exc
+                self._client.disconnect()
+                return
+
+    def _process(self, batch: list[_Inbound]) -> None:
+        store = self._store
+        assert store is not None
+        results: list[tuple[_Inbound, Outcome | None]] = []
+        with store.transaction():
+            for item in batch:
+                results.append((item, self._accept(store, item)))
+        for item, outcome in results:
+            if outcome is not None:
+                self._answer(outcome)
+            if item.qos > 0:
+                self._client.ack(item.mid, item.qos)
+
+    def _accept(self, store: GatewayStore, item: _Inbound) -> Outcome | None:
+        self.stats["received"] += 1
+        agent = topics.agent_of(item.topic)
+        if agent is None:
+            log.warning("gateway: ignoring message on unexpected topic %s", item.topic)
+            return None
+
+        def reject(
+            control_id: str | None, ack_code: str, error_code: str | None, reason: str
+        ) -> Outcome:
+            self.stats["rejected"] += 1
+            log.warning("gateway: %s %s from %s: %s", ack_code, control_id, agent, reason)
+            return store.store_rejected(
+                agent,
+                control_id,
+                ack_code=ack_code,
+                error_code=error_code,
+                reason=reason,
+                payload=item.payload,
+                received_wall_ns=item.received_wall_ns,
+            )
+
+        if item.content_type and not item.content_type.startswith("application/hl7-v2+er7"):
+            return reject(
+                None, "AR", "200", f"content type {item.content_type!r} is not HL7 v2 ER7"
+            )
+        if item.content_type and "compression=" in item.content_type:
+            return reject(None, "AR", "200", f"unsupported compression in {item.content_type!r}")
+        try:
+            text = item.payload.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return reject(None, "AR", "102", f"payload is not UTF-8 (byte {exc.start})")
+        try:
+            message = parse_inbound(text)
+        except Hl7Error as exc:
+            return reject(exc.control_id, exc.ack_code, exc.error_code, exc.reason)
+        if message.agent_id != agent:
+            return reject(
+                message.control_id,
+                "AE",
+                "207",
+                f"MSH sending facility {message.agent_id!r} is not the topic's agent {agent!r}",
+            )
+        outcome = store.store_message(agent, message, text, item.received_wall_ns)
+        if outcome.duplicate:
+            self.stats["duplicates"] += 1
+        else:
+            self.stats["stored"] += 1
+        return outcome
+
+    def _answer(self, outcome: Outcome) -> None:
+        if outcome.control_id is None:
+            return  # nothing the box could match an ACK to; kept in `rejected`
+        ack = build_ack(
+            acked_control_id=outcome.control_id,
+            code=outcome.ack_code,
+            text=outcome.text,
+            control_id=new_message_id(),
+            sent_at=dt.datetime.now(TZ),
+            receiving_facility=outcome.agent,
+            error_code=outcome.error_code,
+        )
+        props = _props(PacketTypes.PUBLISH)
+        props.ContentType = topics.CONTENT_TYPE_HL7
+        self._client.publish(
+            topics.ack(outcome.agent), ack.encode("utf-8"), qos=1, properties=props
+        )

@@ -1,0 +1,298 @@
+"""The reference county gateway's store: each message once, keyed on (agent, MSH-10).
+
+SQLite (the embedded default) with the same durability rules as the box: WAL,
+synchronous=FULL, one writer. A batch of messages is committed before any of them is
+acknowledged, so an ACK AA always means "on disk here". A redelivered message (the box
+retried, or the broker redelivered after a gateway crash) is counted as a duplicate and
+answered again, never stored twice. A message that cannot be accepted is kept in
+`rejected` with its bytes and the reason, so nothing the county received is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlite_utils import Database
+
+from sync.hl7.inbound import InboundMessage
+
+
+class GatewayStoreError(RuntimeError):
+    """The gateway database cannot be used (bad URL, unsupported backend, newer schema)."""
+
+
+def _v1_initial(db: Database) -> None:
+    db.create_table(
+        "message",
+        {
+            "id": int,
+            "agent": str,
+            "control_id": str,
+            "message_type": str,
+            "sent_at": str,
+            "received_wall_ns": int,
+            "patient_national_id": str,
+            "patient_name": str,
+            "patient_class": str,
+            "payload": str,
+        },
+        pk="id",
+        not_null=["agent", "control_id", "received_wall_ns", "payload"],
+    )
+    db.table("message").create_index(["agent", "control_id"], unique=True)
+    db.create_table(
+        "observation",
+        {
+            "id": int,
+            "message_id": int,
+            "set_id": int,
+            "metric": str,
+            "code": int,
+            "value": str,
+            "unit": str,
+            "observed_at": str,
+            "device_id": str,
+            "status": str,
+        },
+        pk="id",
+        foreign_keys=[("message_id", "message", "id")],
+        not_null=["message_id", "metric"],
+    )
+    db.table("observation").create_index(["message_id"])
+    db.create_table(
+        "duplicate",
+        {"id": int, "agent": str, "control_id": str, "received_wall_ns": int},
+        pk="id",
+        not_null=["agent", "control_id", "received_wall_ns"],
+    )
+    db.create_table(
+        "rejected",
+        {
+            "id": int,
+            "agent": str,
+            "control_id": str,
+            "ack_code": str,
+            "error_code": str,
+            "reason": str,
+            "payload": bytes,
+            "received_wall_ns": int,
+            "times_seen": int,
+        },
+        pk="id",
+        not_null=["ack_code", "reason", "payload", "received_wall_ns", "times_seen"],
+        defaults={"times_seen": 1},
+    )
+
+
+Migration = tuple[int, str, Callable[[Database], None]]
+MIGRATIONS: tuple[Migration, ...] = ((1, "initial schema", _v1_initial),)
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def sqlite_path(url_or_path: str) -> Path:
+    """`--db` accepts a path or sqlite:///path; anything else is a clear error."""
+    if "://" not in url_or_path:
+        return Path(url_or_path)
+    parts = urlsplit(url_or_path)
+    if parts.scheme == "sqlite":
+        # sqlite:///rel/path or sqlite:////abs/path (SQLAlchemy's convention)
+        return Path(parts.path[1:] if parts.path.startswith("/") else parts.path)
+    if parts.scheme in ("postgresql", "postgres"):
+        raise GatewayStoreError(
+            f"gateway --db {url_or_path}: PostgreSQL is not built into the reference gateway;"
+            " give a file path or sqlite:///path"
+        )
+    raise GatewayStoreError(f"gateway --db {url_or_path}: unknown scheme {parts.scheme!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the gateway answers for one received message."""
+
+    agent: str
+    control_id: str | None
+    ack_code: str  # AA | AE | AR
+    text: str
+    error_code: str | None = None
+    duplicate: bool = False
+
+
+class GatewayStore:
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        self.db = Database(conn)
+
+    @classmethod
+    def open(cls, url_or_path: str | Path) -> GatewayStore:
+        path = sqlite_path(str(url_or_path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 5000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:
+            raise GatewayStoreError(f"gateway store {path}: cannot open ({exc})") from None
+        store = cls(conn, path)
+        store._migrate()
+        return store
+
+    @classmethod
+    def open_readonly(cls, url_or_path: str | Path) -> GatewayStore:
+        path = sqlite_path(str(url_or_path))
+        if not path.exists():
+            raise GatewayStoreError(f"gateway store {path}: does not exist")
+        try:
+            conn = sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA busy_timeout = 5000")
+        except sqlite3.Error as exc:
+            raise GatewayStoreError(f"gateway store {path}: cannot open ({exc})") from None
+        return cls(conn, path)
+
+    def _migrate(self) -> None:
+        with self.db.atomic():
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version"
+                " (version INTEGER PRIMARY KEY, name TEXT NOT NULL)"
+            )
+            current = self.conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+            current = int(current or 0)
+            if current > LATEST_VERSION:
+                raise GatewayStoreError(
+                    f"gateway store {self.path}: schema {current} is newer than this program"
+                )
+            for version, name, apply in MIGRATIONS:
+                if version > current:
+                    apply(self.db)
+                    self.conn.execute(
+                        "INSERT INTO schema_version (version, name) VALUES (?, ?)", (version, name)
+                    )
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Atomic and durable (synchronous=FULL): ACKs are sent only after this returns."""
+        with self.db.atomic():
+            yield
+
+    # --- writes (inside a transaction) ---------------------------------------------------
+
+    def store_message(
+        self, agent: str, message: InboundMessage, payload: str, received_wall_ns: int
+    ) -> Outcome:
+        known = self.conn.execute(
+            "SELECT id FROM message WHERE agent = ? AND control_id = ?",
+            (agent, message.control_id),
+        ).fetchone()
+        if known is not None:
+            self.conn.execute(
+                "INSERT INTO duplicate (agent, control_id, received_wall_ns) VALUES (?, ?, ?)",
+                (agent, message.control_id, received_wall_ns),
+            )
+            return Outcome(agent, message.control_id, "AA", "duplicate, already stored", None, True)
+        cur = self.conn.execute(
+            "INSERT INTO message (agent, control_id, message_type, sent_at, received_wall_ns,"
+            " patient_national_id, patient_name, patient_class, payload)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                agent,
+                message.control_id,
+                message.message_type,
+                None if message.sent_at is None else message.sent_at.isoformat(),
+                received_wall_ns,
+                message.patient_national_id,
+                message.patient_name,
+                message.patient_class,
+                payload,
+            ),
+        )
+        message_id = cur.lastrowid
+        self.conn.executemany(
+            "INSERT INTO observation (message_id, set_id, metric, code, value, unit,"
+            " observed_at, device_id, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    message_id,
+                    o.set_id,
+                    o.metric,
+                    o.code,
+                    o.value,
+                    o.unit,
+                    None if o.observed_at is None else o.observed_at.isoformat(),
+                    o.device_id,
+                    o.status,
+                )
+                for o in message.observations
+            ],
+        )
+        return Outcome(agent, message.control_id, "AA", f"stored {len(message.observations)} OBX")
+
+    def store_rejected(
+        self,
+        agent: str,
+        control_id: str | None,
+        *,
+        ack_code: str,
+        error_code: str | None,
+        reason: str,
+        payload: bytes,
+        received_wall_ns: int,
+    ) -> Outcome:
+        """Keep what we could not accept; a resend of the same id is counted, not re-added."""
+        if control_id is not None:
+            row = self.conn.execute(
+                "SELECT id FROM rejected WHERE agent = ? AND control_id = ?", (agent, control_id)
+            ).fetchone()
+            if row is not None:
+                self.conn.execute(
+                    "UPDATE rejected SET times_seen = times_seen + 1 WHERE id = ?", (row[0],)
+                )
+                return Outcome(agent, control_id, ack_code, reason, error_code)
+        self.conn.execute(
+            "INSERT INTO rejected (agent, control_id, ack_code, error_code, reason, payload,"
+            " received_wall_ns, times_seen) VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
+            (agent, control_id, ack_code, error_code, reason, payload, received_wall_ns),
+        )
+        return Outcome(agent, control_id, ack_code, reason, error_code)
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """`edge-agent gateway status --json` (DESIGN.md §4)."""
+        one = self.conn.execute
+        agents = {
+            str(agent): int(n)
+            for agent, n in one(
+                "SELECT agent, COUNT(*) FROM message GROUP BY agent ORDER BY agent"
+            ).fetchall()
+        }
+        last = one("SELECT MAX(received_wall_ns) FROM message").fetchone()[0]
+        return {
+            "messages": int(one("SELECT COUNT(*) FROM message").fetchone()[0]),
+            "observations": int(one("SELECT COUNT(*) FROM observation").fetchone()[0]),
+            "duplicates": int(one("SELECT COUNT(*) FROM duplicate").fetchone()[0]),
+            "rejected": int(one("SELECT COUNT(*) FROM rejected").fetchone()[0]),
+            "agents": agents,
+            "last_received_wall_ns": None if last is None else int(last),
+        }
+
+    def recent_rejected(self, limit: int = 10) -> list[dict[str, Any]]:
+        cur = self.conn.execute(
+            "SELECT agent, control_id, ack_code, error_code, reason, times_seen FROM rejected"
+            " ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

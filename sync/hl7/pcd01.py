@@ -1,0 +1,354 @@
+"""IHE PCD-01 "Communicate PCD Data": the ORU^R01 (HL7 v2.6) a box sends upstream.
+
+Shape (IHE PCD TF-2 §3.1 and Appendix B; HL7 v2.6 Ch. 7.3.1 ORU_R01):
+
+    MSH  EDGE_AGENT | <agent> | COUNTY_PLATFORM | ... | ORU^R01^ORU_R01 | <MSH-10> | P | 2.6
+    PID  <national id>^^^CHN^NNCHN | <name> | <birth date> | <sex>      (only when known)
+    PV1  <patient class>                                                 (with PID)
+    OBR  <MSH-10> in OBR-3 | <device specialisation> in OBR-4 | earliest time in OBR-7
+    OBX  1 | | <device specialisation> | 1 | ... | X | ... | <device id>           (MDS)
+    OBX  n | NM | <metric> | 1.0.0.k | <value> | <unit> | <flags> | F or X | <time> | <device id>
+
+Values go into OBX-5 as the decimal text the device gave (`Decimal`, never a float), so
+18.9 arrives as "18.9" and 120 as "120".
+
+Every message is built as an hl7apy `Message` at strict validation and validated before it
+is written out: a message the county platform would refuse is a bug found here, on the
+box, not a rejected row found a day later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from hl7apy.consts import VALIDATION_LEVEL
+from hl7apy.core import Group, Message
+
+from edge_agent.mdc import term
+from sync.hl7 import er7
+from sync.hl7.errors import APPLICATION_INTERNAL_ERROR, Hl7Error
+from sync.hl7.timestamps import format_date, format_dtm
+
+VERSION = "2.6"
+SENDING_APPLICATION = "EDGE_AGENT"
+RECEIVING_APPLICATION = "COUNTY_PLATFORM"
+# MSH-21: the IHE PCD-01 message profile (PCD TF-2 §3.1.4.1, "IHE PCD ORU-R01 2006").
+PCD01_PROFILE = "IHE_PCD_001^IHE PCD^1.3.6.1.4.1.19376.1.6.1.1.1^ISO"
+
+# PID-3 for the resident identity number (GB 11643). CX.5 identifier type code from HL7
+# table 0203, "NNxxx: National Person Identifier where xxx is the ISO 3166 alpha-3 country
+# code"; CX.4 assigning authority names the issuing country, as the number is unique
+# nationwide and has no regional namespace.
+NATIONAL_ID_AUTHORITY = "CHN"
+NATIONAL_ID_TYPE = "NNCHN"
+
+# HL7 v2.6 table 0001 (administrative sex) and 0004 (patient class). A value outside the
+# table becomes U (unknown) rather than a message the platform refuses.
+_SEXES = frozenset({"F", "M", "O", "U", "A", "N"})
+_PATIENT_CLASSES = frozenset({"E", "I", "O", "P", "R", "B", "C", "N", "U"})
+
+# hl7apy applies HL7 v2.6's 20-character limit to IS values (HD.1, EI.2 namespace ids,
+# OBX-8 flags). Agent ids may be up to 64 characters (edge_agent.config): those go into
+# the universal-id component instead, with type L (local, HL7 table 0301).
+IS_MAX = 20
+
+_EUI64 = re.compile(r"[0-9A-F]{16}")
+SEGMENT_END = er7.SEGMENT_SEPARATOR
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceIdentity:
+    """The device the observations came from (OBR-4, the MDS OBX, every OBX-18)."""
+
+    device_id: str
+    driver: str
+    eui64: str | None
+    spec_refid: str  # MDC_DEV_SPEC_PROFILE_* (edge_agent.mdc)
+
+
+@dataclass(frozen=True, slots=True)
+class PatientIdentity:
+    national_id: str
+    name: str
+    birth_date: dt.date | None
+    sex: str | None  # HL7 table 0001: M, F, ...
+    patient_class: str  # HL7 table 0004, PV1-2: O outpatient, E emergency, ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObservation:
+    """One stored reading, as the message reports it.
+
+    `value` None is a special value (NaN, NRes, a dashed field): OBX-11 says X
+    ("results cannot be obtained for this observation") and `flags` name why.
+    """
+
+    metric: str  # MDC reference id
+    value: Decimal | None
+    unit: str  # MDC reference id
+    observed_at: dt.datetime  # aware
+    flags: tuple[str, ...] = ()
+
+
+def local_id(agent_id: str) -> tuple[str, str, str]:
+    """An id as (namespace, universal id, universal id type) for HD/EI fields."""
+    if len(agent_id) <= IS_MAX:
+        return (agent_id, "", "")
+    return ("", agent_id, "L")
+
+
+def normalise_eui64(eui64: str | None) -> str | None:
+    """16 upper-case hex digits, or None when the value is not an EUI-64."""
+    if not eui64:
+        return None
+    digits = eui64.replace(":", "").replace("-", "").strip().upper()
+    return digits if _EUI64.fullmatch(digits) else None
+
+
+def equipment_id(device: DeviceIdentity, agent_id: str) -> str:
+    """OBX-18 (EI): the EUI-64 as PCD TF-2 Appendix B.8.18 writes it, else our device id.
+
+    With an EUI-64: `<EUI-64>^^<EUI-64>^EUI-64` (EI.1 entity id, EI.3 universal id, EI.4
+    its type). Without one (serial devices have none): the configured device id in EI.1,
+    scoped by the agent's id, which is unique county-wide. A stored value that is not a
+    valid EUI-64 is not sent as one.
+    """
+    e = er7.DEFAULT
+    eui = normalise_eui64(device.eui64)
+    if eui is not None:
+        return er7.join([eui, "", eui, "EUI-64"], e.component)
+    namespace, universal, kind = local_id(agent_id)
+    return er7.join(
+        [er7.escape(device.device_id), er7.escape(namespace), er7.escape(universal), kind],
+        e.component,
+    )
+
+
+def decimal_text(value: Decimal) -> str:
+    """HL7 NM text (Ch. 2A.47: optional sign, digits, optional point; no exponent)."""
+    return format(value, "f")
+
+
+# One segment as its fields: field number -> ER7 text (already escaped); a list is a
+# repeating field. The same rows are written by the fast ER7 writer (what the box sends)
+# and by hl7apy (what the tests and `verify=True` hold it to): the logic of what goes
+# where lives once, here.
+Fields = dict[int, str | list[str]]
+Row = tuple[str, Fields]
+
+
+def build_oru_r01(
+    *,
+    control_id: str,
+    agent_id: str,
+    sent_at: dt.datetime,
+    device: DeviceIdentity,
+    patient: PatientIdentity | None,
+    observations: Sequence[StoredObservation],
+    verify: bool = False,
+) -> str:
+    """The PCD-01 message in ER7, segments separated by CR.
+
+    Written directly as text (~0.2 ms), because hl7apy takes 5-7 ms per segment to build
+    (docs/benchmarks.md): a monitor's numerics every second would cost a Pi a third of a
+    core. The tests hold the text to hl7apy: for generated inputs it is byte-identical
+    to the message hl7apy builds from the same rows at strict validation, and that
+    message validates. `verify=True` does the same check at run time (Hl7Error if not).
+
+    An unknown metric, unit or device specialisation is a KeyError naming it (the MDC
+    table is the one place codes live). Input the message cannot carry (a naive time,
+    no observations) is a ValueError.
+    """
+    rows = oru_r01_rows(
+        control_id=control_id,
+        agent_id=agent_id,
+        sent_at=sent_at,
+        device=device,
+        patient=patient,
+        observations=observations,
+    )
+    text = write_er7(rows)
+    if verify:
+        checked = build_with_hl7apy(rows, control_id=control_id)
+        if checked != text:
+            raise Hl7Error(
+                "ER7 writer and hl7apy disagree on this message",
+                control_id=control_id,
+                error_code=APPLICATION_INTERNAL_ERROR,
+            )
+    return text
+
+
+def oru_r01_rows(
+    *,
+    control_id: str,
+    agent_id: str,
+    sent_at: dt.datetime,
+    device: DeviceIdentity,
+    patient: PatientIdentity | None,
+    observations: Sequence[StoredObservation],
+) -> list[Row]:
+    """What each segment of the message holds, in message order."""
+    if not observations:
+        raise ValueError(f"message {control_id}: no observations to report")
+    comp = er7.DEFAULT.component
+    spec = term(device.spec_refid)
+    metrics = [(obs, term(obs.metric), term(obs.unit)) for obs in observations]
+    obx18 = equipment_id(device, agent_id)
+    earliest = min(obs.observed_at for obs in observations)
+
+    rows: list[Row] = [
+        (
+            "MSH",
+            {
+                3: SENDING_APPLICATION,
+                4: er7.join([er7.escape(part) for part in local_id(agent_id)], comp),
+                5: RECEIVING_APPLICATION,
+                7: format_dtm(sent_at),
+                9: "ORU^R01^ORU_R01",
+                10: er7.escape(control_id),
+                11: "P",
+                12: VERSION,
+                # Accept acknowledgement always (the gateway ACKs on the ack topic,
+                # DESIGN.md §4); no application-level acknowledgement (PCD TF-2
+                # §3.1.4.1: AL / NE).
+                15: "AL",
+                16: "NE",
+                21: PCD01_PROFILE,
+            },
+        )
+    ]
+    if patient is not None:
+        rows.extend(_patient_rows(patient))
+    # A box measures before anyone is registered (a kiosk walk-up, an ambulance's unknown
+    # patient). HL7 v2.6 ORU_R01 makes the PATIENT group optional (Ch. 7.3.1), so such
+    # a message has no PID rather than an invented identifier; the gateway files it as
+    # "not associated with a patient".
+
+    # OBR-3 filler order number: the message's own id, unique county-wide (MSH-10).
+    rows.append(("OBR", {3: er7.escape(control_id), 4: spec.coded, 7: format_dtm(earliest)}))
+    # The MDS row (PCD TF-2 Appendix B.8.4: OBX-4 "1" is the device itself), with no
+    # value of its own: result status X.
+    rows.append(("OBX", {1: "1", 3: spec.coded, 4: "1", 11: "X", 18: obx18}))
+    for index, (obs, metric, unit) in enumerate(metrics, start=1):
+        flags = list(obs.flags)
+        value = obs.value
+        if value is not None and not value.is_finite():
+            flags.append(str(value))
+            value = None
+        fields: Fields = {
+            1: str(index + 1),
+            2: "NM",
+            3: metric.coded,
+            # MDS.VMD.channel.metric (PCD TF-2 Appendix B.8.4): a personal-health device
+            # has no VMD/channel hierarchy to report, so metrics hang off 1.0.0 as in
+            # the Continua/PCHA mapping of 11073-20601 devices.
+            4: f"1.0.0.{index}",
+            6: unit.coded,
+            # OBX-11 (HL7 table 0085): F final; X when the device gave no value.
+            11: "F" if value is not None else "X",
+            14: format_dtm(obs.observed_at),
+            18: obx18,
+        }
+        if value is not None:
+            fields[5] = decimal_text(value)
+        # OBX-8 abnormal flags, which PCD TF-2 Appendix B.8.8 also uses for the 11073
+        # measurement status; one repetition per flag.
+        kept = [_fit(flag, IS_MAX) for flag in flags if flag]
+        if kept:
+            fields[8] = kept
+        rows.append(("OBX", fields))
+    return rows
+
+
+def write_er7(rows: Sequence[Row]) -> str:
+    """The rows as ER7 text: `|` between fields, `~` between repetitions, CR after each."""
+    enc = er7.DEFAULT
+    segments = []
+    for name, fields in rows:
+        last = max(fields)
+        values = [""] * (last + 1)
+        for number, value in fields.items():
+            values[number] = value if isinstance(value, str) else enc.repetition.join(value)
+        if name == "MSH":
+            # MSH-1 is the field separator itself and MSH-2 the other delimiters.
+            segments.append("MSH" + enc.field + enc.msh2 + enc.field + enc.field.join(values[3:]))
+        else:
+            values[0] = name
+            segments.append(enc.field.join(values))
+    return SEGMENT_END.join(segments)
+
+
+def build_with_hl7apy(rows: Sequence[Row], *, control_id: str) -> str:
+    """The same rows built as an hl7apy message at strict validation, validated, in ER7."""
+    try:
+        msg = Message("ORU_R01", version=VERSION, validation_level=VALIDATION_LEVEL.STRICT)
+        result = msg.add_group("ORU_R01_PATIENT_RESULT")
+        order: Group | None = None
+        patient: Group | None = None
+        for name, fields in rows:
+            if name == "MSH":
+                segment = msg.msh
+            elif name == "PID":
+                patient = result.add_group("ORU_R01_PATIENT")
+                segment = patient.pid
+            elif name == "PV1":
+                assert patient is not None
+                segment = patient.add_group("ORU_R01_VISIT").pv1
+            elif name == "OBR":
+                order = result.add_group("ORU_R01_ORDER_OBSERVATION")
+                segment = order.obr
+            elif name == "OBX":
+                assert order is not None
+                segment = order.add_group("ORU_R01_OBSERVATION").obx
+            else:
+                raise ValueError(f"no place for a {name} segment in ORU_R01")
+            prefix = name.lower()
+            for number, value in sorted(fields.items()):
+                if isinstance(value, list):
+                    for repetition in value:
+                        segment.add_field(f"{name}_{number}").value = repetition
+                else:
+                    setattr(segment, f"{prefix}_{number}", value)
+        msg.validate()
+        text: str = msg.to_er7()
+    except Exception as exc:  # hl7apy raises its own exceptions and ValueError alike
+        raise Hl7Error(
+            f"built ORU^R01 does not validate: {exc}",
+            control_id=control_id,
+            error_code=APPLICATION_INTERNAL_ERROR,
+        ) from exc
+    return text
+
+
+def _fit(text: str, limit: int) -> str:
+    """`text` escaped, cut so that the escaped form is at most `limit` characters."""
+    escaped = er7.escape(text[:limit])
+    while len(escaped) > limit:
+        text = text[: len(text) - 1]
+        escaped = er7.escape(text[:limit])
+    return escaped
+
+
+def _patient_rows(patient: PatientIdentity) -> list[Row]:
+    pid: Fields = {
+        3: er7.join(
+            [er7.escape(patient.national_id), "", "", NATIONAL_ID_AUTHORITY, NATIONAL_ID_TYPE],
+            er7.DEFAULT.component,
+        ),
+        # The whole name as the family-name component (XPN.1): Chinese names are written
+        # family name first without a separator, and splitting them guesses wrong for
+        # two-character surnames (欧阳, 司马). No name at all: XPN.7 name type U
+        # (unspecified, HL7 table 0200), since PID-5 is required.
+        5: er7.escape(patient.name) if patient.name.strip() else "^^^^^^U",
+    }
+    if patient.birth_date is not None:
+        pid[7] = format_date(patient.birth_date)
+    if patient.sex:
+        pid[8] = patient.sex if patient.sex in _SEXES else "U"
+    patient_class = patient.patient_class if patient.patient_class in _PATIENT_CLASSES else "U"
+    return [("PID", pid), ("PV1", {2: patient_class})]

@@ -1,0 +1,304 @@
+"""The uplink: moves outbox rows to the county gateway and learns what became of them.
+
+A row is `pending` until published, `sent` while we wait for the gateway's HL7 ACK, and
+`delivered` only on ACK AA for its MSH-10 (AE/AR -> `rejected`, kept with the reason).
+A PUBACK is not a delivery: it says the broker took the message, and with MQTT 5 its
+reason code can say the opposite (>= 0x80, e.g. 0x87 not authorised). Anything without
+an ACK in time is sent again with the same MSH-10; the gateway dedups.
+
+All store writes happen on the event loop's thread (the store has one writer); paho's
+thread only posts events into the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from edge_agent.clock import Clock
+from edge_agent.store import OutboxRow, Store
+from sync import topics
+from sync.hl7.ack import parse_ack
+from sync.hl7.errors import Hl7Error
+from sync.mqtt_link import (
+    Connected,
+    Disconnected,
+    LinkDown,
+    LinkEvent,
+    PublishDone,
+    Received,
+)
+from sync.outbox_messages import MessageBuildError, build_message
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 300.0
+
+
+class Link(Protocol):
+    @property
+    def connected(self) -> bool: ...
+
+    def start(self) -> None: ...
+
+    def stop(self, *, final_topic: str | None = None, final_payload: bytes = b"") -> None: ...
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        content_type: str | None = None,
+    ) -> int: ...
+
+
+LinkFactory = Callable[[Callable[[LinkEvent], None]], Link]
+
+
+@dataclass(slots=True)
+class _InFlight:
+    mid: int
+    sent_mono_ns: int
+    pubacked: bool = False
+
+
+@dataclass(slots=True)
+class UplinkStats:
+    published: int = 0
+    delivered: int = 0
+    rejected: int = 0
+    puback_failures: int = 0
+    ack_timeouts: int = 0
+    connects: int = 0
+    notices: int = 0
+    last_error: str | None = None
+    connected: bool = False
+
+
+class _Wake:
+    """Posted when the recorder has committed new outbox rows."""
+
+
+@dataclass
+class Uplink:
+    store: Store
+    link_factory: LinkFactory
+    agent_id: str
+    clock: Clock
+    tz: str = "Asia/Shanghai"
+    ack_timeout_s: float = 30.0
+    max_in_flight: int = 20
+    stats: UplinkStats = field(default_factory=UplinkStats)
+    _queue: asyncio.Queue[LinkEvent | _Wake] | None = field(default=None, init=False)
+    _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False)
+    _in_flight: dict[str, _InFlight] = field(default_factory=dict, init=False)
+    _by_mid: dict[int, str] = field(default_factory=dict, init=False)
+    _link: Link | None = field(default=None, init=False)
+
+    # --- wiring ---------------------------------------------------------------------
+
+    def _post(self, event: LinkEvent | _Wake) -> None:
+        """Thread-safe: paho's thread and the recorder both post here."""
+        loop, queue = self._loop, self._queue
+        if loop is None or queue is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(queue.put_nowait, event)
+
+    def wake(self) -> None:
+        self._post(_Wake())
+
+    def _state_payload(self, state: str) -> bytes:
+        return json.dumps({"agent": self.agent_id, "state": state}).encode()
+
+    # --- the loop -------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._queue = asyncio.Queue()
+        with self.store.transaction():
+            requeued = self.store.requeue_unacked()
+        if requeued:
+            log.info("%d message(s) were in flight at the last stop: sending again", requeued)
+        link = self.link_factory(self._post)
+        self._link = link
+        link.start()
+        try:
+            while not stop.is_set():
+                events = await self._next_events(timeout=0.25)
+                with self.store.transaction():
+                    for event in events:
+                        self._handle(event)
+                    self._expire()
+                    if link.connected:
+                        self._fill_window(link)
+        finally:
+            link.stop(
+                final_topic=topics.state(self.agent_id),
+                final_payload=self._state_payload("offline"),
+            )
+            self._link = None
+
+    async def _next_events(self, timeout: float) -> list[LinkEvent | _Wake]:
+        assert self._queue is not None
+        events: list[LinkEvent | _Wake] = []
+        try:
+            events.append(await asyncio.wait_for(self._queue.get(), timeout))
+        except TimeoutError:
+            return events
+        while not self._queue.empty():
+            events.append(self._queue.get_nowait())
+        return events
+
+    # --- events ---------------------------------------------------------------------
+
+    def _handle(self, event: LinkEvent | _Wake) -> None:
+        if isinstance(event, Connected):
+            self.stats.connects += 1
+            self.stats.connected = True
+            assert self._link is not None
+            with contextlib.suppress(LinkDown):
+                self._link.publish(
+                    topics.state(self.agent_id),
+                    self._state_payload("online"),
+                    retain=True,
+                    content_type=topics.CONTENT_TYPE_JSON,
+                )
+        elif isinstance(event, Disconnected):
+            self.stats.connected = False
+            self.stats.last_error = f"link: {event.reason}"
+        elif isinstance(event, PublishDone):
+            self._on_puback(event)
+        elif isinstance(event, Received):
+            self._on_received(event)
+
+    def _on_puback(self, event: PublishDone) -> None:
+        message_id = self._by_mid.pop(event.mid, None)
+        if message_id is None:
+            return  # the state message, or a row that already timed out
+        flight = self._in_flight.get(message_id)
+        if flight is None:
+            return
+        if event.failed:
+            # Not a delivery: the broker refused it (ACL, quota, ...). Keep the row and
+            # try again later; the operator sees last_error in `edge-agent status`.
+            self.stats.puback_failures += 1
+            del self._in_flight[message_id]
+            error = f"broker refused publish: 0x{event.reason_code:02X} {event.reason}"
+            self.stats.last_error = error
+            log.warning("outbox %s: %s", message_id, error)
+            row = self.store.outbox_row(message_id)
+            self.store.mark_retry(
+                message_id,
+                error=error,
+                next_attempt_wall_ns=self.clock.wall_ns()
+                + self._backoff_ns(row.attempts if row else 1),
+            )
+        else:
+            flight.pubacked = True
+
+    def _on_received(self, event: Received) -> None:
+        if event.topic == topics.ack(self.agent_id):
+            self._on_ack(event.payload)
+        elif event.topic == topics.down(self.agent_id):
+            self.stats.notices += 1
+            self.store.add_notice(
+                event.topic, event.payload.decode("utf-8", "replace"), self.clock.wall_ns()
+            )
+        else:
+            log.debug("ignoring message on %s", event.topic)
+
+    def _on_ack(self, payload: bytes) -> None:
+        try:
+            ack = parse_ack(payload.decode("utf-8"))
+        except (UnicodeDecodeError, Hl7Error) as exc:
+            log.warning("unreadable ACK from the gateway: %s", exc)
+            return
+        self._in_flight.pop(ack.acked, None)
+        known = self.store.mark_acked(
+            ack.acked,
+            code=ack.code,
+            text=ack.text,
+            wall_ns=self.clock.wall_ns(),
+            mono_ns=self.clock.mono_ns(),
+            boot_id=self.clock.boot_id,
+        )
+        if not known:
+            log.debug("ACK for %s: unknown or already final", ack.acked)
+            return
+        if ack.code == "AA":
+            self.stats.delivered += 1
+        else:
+            self.stats.rejected += 1
+            log.warning("gateway rejected %s (%s): %s", ack.acked, ack.code, ack.text)
+
+    # --- sending --------------------------------------------------------------------
+
+    def _expire(self) -> None:
+        now = self.clock.mono_ns()
+        limit = int(self.ack_timeout_s * 1e9)
+        for message_id, flight in list(self._in_flight.items()):
+            if now - flight.sent_mono_ns < limit:
+                continue
+            self.stats.ack_timeouts += 1
+            del self._in_flight[message_id]
+            self._by_mid.pop(flight.mid, None)
+            self.store.mark_retry(
+                message_id, error=f"no ACK within {self.ack_timeout_s:g} s", next_attempt_wall_ns=0
+            )
+
+    def _fill_window(self, link: Link) -> None:
+        room = self.max_in_flight - len(self._in_flight)
+        if room <= 0:
+            return
+        now_wall = self.clock.wall_ns()
+        for row in self.store.due_outbox(now_wall, room, exclude=tuple(self._in_flight)):
+            payload = row.payload or self._build(row, now_wall)
+            if payload is None:
+                continue
+            try:
+                mid = link.publish(
+                    topics.up(self.agent_id),
+                    payload.encode("utf-8"),
+                    content_type=topics.CONTENT_TYPE_HL7,
+                )
+            except LinkDown as exc:
+                self.stats.last_error = str(exc)
+                return
+            self.store.mark_sent(row.id, now_wall)
+            self._in_flight[row.id] = _InFlight(mid=mid, sent_mono_ns=self.clock.mono_ns())
+            self._by_mid[mid] = row.id
+            self.stats.published += 1
+
+    def _build(self, row: OutboxRow, now_wall: int) -> str | None:
+        try:
+            payload = build_message(
+                self.store, row, agent_id=self.agent_id, tz=self.tz, now_wall_ns=now_wall
+            )
+        except MessageBuildError as exc:
+            # A row that can never become a message is a local rejection, kept and shown.
+            log.error("%s", exc)
+            self.store.mark_acked(
+                row.id,
+                code="AR",
+                text=f"local: {exc}",
+                wall_ns=now_wall,
+                mono_ns=self.clock.mono_ns(),
+                boot_id=self.clock.boot_id,
+            )
+            self.stats.rejected += 1
+            return None
+        self.store.set_payload(row.id, payload)
+        return payload
+
+    @staticmethod
+    def _backoff_ns(attempts: int) -> int:
+        seconds = min(MAX_BACKOFF_S, 2.0 ** max(0, attempts))
+        return int(seconds * random.uniform(0.8, 1.2) * 1e9)

@@ -1,0 +1,368 @@
+"""Driver ids (DESIGN.md §4) -> their pure decoder and framer.
+
+The one place that knows which driver reads which bytes: the decode CLI, the daemon's
+device set-up and the demo all ask here, so a driver added here is usable everywhere.
+Only what is implemented is listed; edge_agent.config refuses the other DESIGN.md ids
+with a message saying so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from device_drivers.ble import (
+    berrymed,
+    blood_pressure,
+    heart_rate,
+    pulse_oximeter,
+    thermometer,
+    weight_scale,
+)
+from device_drivers.network import mllp
+from device_drivers.serial import datex, intellivue, masimo, nonin, scale
+from device_drivers.transport import (
+    Conversation,
+    Framer,
+    FrameSink,
+    GattConversation,
+    StateSink,
+)
+from edge_agent.model import Decoded, DecodeError
+
+Decoder = Callable[[bytes], Decoded]
+
+
+class _WholeFrames:
+    """The framer of a transport that already delivers whole frames (BLE notifications)."""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        return [data] if data else []
+
+
+@dataclass(frozen=True, slots=True)
+class SerialLine:
+    """A device's fixed serial settings (a config `baudrate` may override the speed)."""
+
+    baudrate: int = 9600
+    bytesize: int = 8
+    parity: str = "N"  # pyserial: N, E, O
+    stopbits: float = 1
+    rtscts: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Quirk:
+    """A vendor's device behind a standard driver id (devices.md §3), chosen by `model`."""
+
+    summary: str
+    characteristics: tuple[str, ...]
+    decoders: Callable[[], Callable[[str | None], Decoder]]  # per device: its own state
+
+
+@dataclass(frozen=True, slots=True)
+class Driver:
+    id: str
+    transport: str  # "serial" | "ble" | "tcp"
+    summary: str
+    decoder_for: Callable[[str | None], Decoder]
+    framer: Callable[[], Framer]
+    characteristics: tuple[str, ...] = ()  # BLE: what to subscribe to
+    line: SerialLine = SerialLine()
+    # Serial devices that must be asked (association, data requests, keep-alive).
+    conversation: Callable[[], Conversation] | None = None
+    # Drivers whose decoding depends on the device's config (a scale's line format):
+    # (model, pattern) -> decoder_for. None: `decoder_for` serves every device.
+    configured: Callable[[str | None, str | None], Callable[[str | None], Decoder]] | None = None
+    # Numerics of a device that reports faster than the county needs them (a Nonin at
+    # 3 packets/s) go up at most this often; every reading is still stored on the box.
+    # 0: every frame with a value goes up. Alarms go up whenever they change.
+    upload_every_s: float = 0.0
+    # BLE: a request/response exchange after subscribing (glucose RACP), and the key
+    # that makes a resent reading (a meter replaying its memory) a duplicate.
+    gatt_conversation: Callable[[], GattConversation] | None = None
+    dedup_key: Callable[[str, bytes], str | None] | None = None
+    quirks: Mapping[str, Quirk] = field(default_factory=dict)
+
+    def characteristics_for(self, model: str | None) -> tuple[str, ...]:
+        quirk = self.quirks.get(model or "")
+        return quirk.characteristics if quirk else self.characteristics
+
+    def decoders(
+        self, model: str | None = None, pattern: str | None = None
+    ) -> Callable[[str | None], Decoder]:
+        """decoder_for, as configured for one device."""
+        quirk = self.quirks.get(model or "")
+        if quirk is not None:
+            return quirk.decoders()
+        if self.configured is None:
+            return self.decoder_for
+        return self.configured(model, pattern)
+
+
+def _per_device(decode: Decoder) -> Callable[[str | None], Decoder]:
+    return lambda _channel: decode
+
+
+def _resent_if_time_stamped(time_stamp_flag: int) -> Callable[[str, bytes], str | None]:
+    """The resend key of a profile whose frames may carry the device's time stamp.
+
+    devices.md §2.7: a device replaying its memory sends the same reading again; the
+    same device time and values (the very same bytes, time stamp included) are the same
+    reading. Without a time stamp two equal frames may be two real measurements, so no
+    key: both are kept.
+    """
+
+    def key(characteristic: str, data: bytes) -> str | None:
+        if data and data[0] & time_stamp_flag:
+            return f"{characteristic[4:8]}:{data.hex()}"
+        return None
+
+    return key
+
+
+def _thermometer_quirk(name: str) -> Quirk:
+    def decoders() -> Callable[[str | None], Decoder]:
+        return lambda channel: thermometer.decoder_for(channel, quirk=name)
+
+    return Quirk(f"thermometer firmware quirk: {name}", thermometer.CHARACTERISTICS, decoders)
+
+
+def _berrymed_decoders() -> Callable[[str | None], Decoder]:
+    """BCI packets split across notifications are joined by one framer per device."""
+    framer = berrymed.PacketFramer()
+
+    def decode(data: bytes) -> Decoded:
+        return berrymed.decode_packets(framer.feed(data))
+
+    return lambda _channel: decode
+
+
+def _scale_decoders(model: str | None, pattern: str | None) -> Callable[[str | None], Decoder]:
+    """A scale's line format: its own `pattern`, else the preset named by `model`."""
+    line_format = scale.pattern_from_config(pattern or model or scale.DEFAULT_PRESET)
+    decode = scale.decoder(line_format)
+    return lambda _channel: decode
+
+
+DRIVERS: dict[str, Driver] = {
+    "masimo-ascii": Driver(
+        id="masimo-ascii",
+        transport="serial",
+        summary="Masimo Radical-5/7, Rad-8 serial ASCII (one line a second)",
+        decoder_for=lambda _channel: masimo.decode_line,
+        framer=masimo.LineFramer,
+    ),
+    "nonin-df2": Driver(
+        id="nonin-df2",
+        transport="serial",
+        summary="Nonin OEM III Data Format #2: 5-byte frames, 3 packets/s, 8-bit pleth",
+        decoder_for=lambda _channel: nonin.decode_packet_df2,
+        framer=functools.partial(nonin.PacketFramer, 2),
+        upload_every_s=1.0,
+    ),
+    "nonin-df7": Driver(
+        id="nonin-df7",
+        transport="serial",
+        summary="Nonin Data Format #7: 5-byte frames, 3 packets/s, 16-bit pleth",
+        decoder_for=lambda _channel: nonin.decode_packet_df7,
+        framer=functools.partial(nonin.PacketFramer, 7),
+        upload_every_s=1.0,
+    ),
+    "nonin-df8": Driver(
+        id="nonin-df8",
+        transport="serial",
+        summary="Nonin Data Format #8: one 4-byte record a second",
+        decoder_for=lambda _channel: nonin.decode_record_df8,
+        framer=nonin.RecordFramer,
+    ),
+    "datex-s5": Driver(
+        id="datex-s5",
+        transport="serial",
+        summary="GE/Datex-Ohmeda S/5 computer interface: displayed values, ECG and pleth waves",
+        decoder_for=lambda _channel: datex.decode_frame,
+        framer=datex.FrameReader,
+        line=SerialLine(baudrate=19200, bytesize=8, parity="E", stopbits=1, rtscts=True),
+        # ECG 300/s + pleth 100/s: within the 600 samples/s the 19200 baud line carries.
+        # A monitor answers a request at a level it supports within a second; probing
+        # from level 11 down at 3 s a level finds a '03 (level 8) S/5 in ~10 s.
+        conversation=functools.partial(
+            datex.S5Conversation,
+            waves=(datex.WAVE_ECG1, datex.WAVE_PLETH),
+            tick_s=1.0,
+            answer_timeout_s=3.0,
+        ),
+    ),
+    "intellivue": Driver(
+        id="intellivue",
+        transport="serial",
+        summary="Philips IntelliVue Data Export (MIB/RS-232): numerics, waves, alarms by poll",
+        decoder_for=lambda _channel: intellivue.decode_frame,
+        framer=intellivue.FrameReader,
+        line=SerialLine(baudrate=115200),
+        # Per monitor: wave calibration comes once a second, samples every 256 ms.
+        configured=lambda _model, _pattern: _per_device(intellivue.CalibratedDecoder()),
+        conversation=intellivue.IntelliVueConversation,
+        upload_every_s=1.0,
+    ),
+    "hl7-mllp": Driver(
+        id="hl7-mllp",
+        transport="tcp",
+        summary="monitors and central stations pushing HL7 v2 ORU^R01 over MLLP/TCP",
+        decoder_for=lambda _channel: mllp.decode_message,
+        framer=mllp.MllpFramer,
+    ),
+    "scale-ascii": Driver(
+        id="scale-ascii",
+        transport="serial",
+        summary="health-hut height/weight stations and weighing indicators, ASCII lines",
+        decoder_for=_scale_decoders(None, None),
+        framer=masimo.LineFramer,
+        configured=_scale_decoders,
+    ),
+    "ble-plx-spot": Driver(
+        id="ble-plx-spot",
+        transport="ble",
+        summary="Bluetooth SIG Pulse Oximeter 0x1822: spot-check measurement 0x2A5E",
+        decoder_for=pulse_oximeter.spot_decoder_for,
+        framer=_WholeFrames,
+        characteristics=pulse_oximeter.SPOT_CHARACTERISTICS,
+        dedup_key=_resent_if_time_stamped(pulse_oximeter.SPOT_TIME_STAMP),
+    ),
+    "ble-plx-cont": Driver(
+        id="ble-plx-cont",
+        transport="ble",
+        summary="Bluetooth SIG Pulse Oximeter 0x1822: continuous measurement 0x2A5F",
+        decoder_for=pulse_oximeter.continuous_decoder_for,
+        framer=_WholeFrames,
+        characteristics=pulse_oximeter.CONTINUOUS_CHARACTERISTICS,
+        upload_every_s=1.0,
+        quirks={
+            "berrymed": Quirk(
+                "BerryMed BM1000 and OEM fingertip oximeters: BCI 5-byte packets, ~60/s",
+                berrymed.CHARACTERISTICS,
+                _berrymed_decoders,
+            )
+        },
+    ),
+    "ble-bp": Driver(
+        id="ble-bp",
+        transport="ble",
+        summary="Bluetooth SIG Blood Pressure 0x2A35 / intermediate cuff 0x2A36",
+        decoder_for=blood_pressure.decoder_for,
+        framer=_WholeFrames,
+        characteristics=(blood_pressure.MEASUREMENT_UUID, blood_pressure.INTERMEDIATE_UUID),
+        dedup_key=_resent_if_time_stamped(blood_pressure.FLAG_TIME_STAMP),
+    ),
+    "ble-thermo": Driver(
+        id="ble-thermo",
+        transport="ble",
+        summary="Bluetooth SIG Health Thermometer 0x1809: 0x2A1C (and intermediate 0x2A1E)",
+        decoder_for=thermometer.decoder_for,
+        framer=_WholeFrames,
+        characteristics=thermometer.CHARACTERISTICS,
+        dedup_key=_resent_if_time_stamped(thermometer.FLAG_TIME_STAMP),
+        quirks={name: _thermometer_quirk(name) for name in thermometer.QUIRKS},
+    ),
+    "ble-hr": Driver(
+        id="ble-hr",
+        transport="ble",
+        summary="Bluetooth SIG Heart Rate 0x180D: 0x2A37 (rate, contact, energy, RR intervals)",
+        decoder_for=heart_rate.decoder_for,
+        framer=_WholeFrames,
+        characteristics=heart_rate.CHARACTERISTICS,
+        upload_every_s=1.0,
+    ),
+    "ble-weight": Driver(
+        id="ble-weight",
+        transport="ble",
+        summary="Bluetooth SIG Weight Scale 0x181D: 0x2A9D (kg/lb, BMI, height)",
+        decoder_for=weight_scale.decoder_for,
+        framer=_WholeFrames,
+        characteristics=weight_scale.CHARACTERISTICS,
+        dedup_key=_resent_if_time_stamped(weight_scale.FLAG_TIME_STAMP),
+    ),
+}
+
+
+def driver(driver_id: str) -> Driver:
+    try:
+        return DRIVERS[driver_id]
+    except KeyError:
+        known = ", ".join(sorted(DRIVERS))
+        raise KeyError(f"unknown driver {driver_id!r} (known: {known})") from None
+
+
+class Listener(Protocol):
+    async def run(self, emit: FrameSink, on_state: StateSink, stop: asyncio.Event) -> None: ...
+
+
+def listener(driver_id: str, host: str, port: int) -> Listener:
+    """The network transport of a `tcp` driver, listening on host:port."""
+    if driver(driver_id).transport != "tcp":
+        raise KeyError(f"driver {driver_id!r} does not listen on the network")
+    return mllp.MllpListener(host, port)
+
+
+def decoder_for_channel(driver_id: str, channel: str | None) -> Decoder:
+    """The decoder for a frame that arrived on `channel` (a BLE characteristic, or None)."""
+    return driver(driver_id).decoder_for(channel)
+
+
+def decoder(driver_id: str) -> Decoder:
+    """The decoder for frames with no channel: the decode CLI, captured files."""
+    return decoder_for_channel(driver_id, None)
+
+
+def decode(driver_id: str, frame: bytes) -> Decoded:
+    return decoder(driver_id)(frame)
+
+
+def framer(driver_id: str) -> Framer:
+    return driver(driver_id).framer()
+
+
+_HEX_SEPARATORS = re.compile(r"[\s:_-]")
+
+
+def parse_hex(text: str) -> bytes:
+    """A frame typed on the command line: '1E7800...', '1e 78 00', '1e:78:00', '0x1e78'."""
+    cleaned = _HEX_SEPARATORS.sub("", text)
+    if cleaned[:2].lower() == "0x":
+        cleaned = cleaned[2:]
+    if not cleaned:
+        raise DecodeError(f"{text!r} is not hex: no digits")
+    bad = re.search(r"[^0-9A-Fa-f]", cleaned)
+    if bad is not None:
+        raise DecodeError(f"{text!r} is not hex: {bad.group()!r}")
+    if len(cleaned) % 2:
+        raise DecodeError(f"{text!r} is not hex: odd number of digits ({len(cleaned)})")
+    return bytes.fromhex(cleaned)
+
+
+def frames_from_file(driver_id: str, data: bytes) -> tuple[list[bytes], int]:
+    """The frames in a capture file, and how many bytes trail the last complete frame.
+
+    Serial and network drivers: the bytes as the port or socket delivered them, cut by
+    the driver's framer.
+    Bytes after the last terminator are not a frame (a capture cut mid-line would read
+    "SPO2=0" for "SPO2=097%"), so they are only counted for the caller to report.
+    BLE drivers: one notification per line, as hex; nothing trails.
+    """
+    spec = driver(driver_id)
+    if spec.transport == "ble":
+        lines = data.decode("ascii", "replace").splitlines()
+        return [parse_hex(line) for line in lines if line.strip()], 0
+    cutter = spec.framer()
+    frames = cutter.feed(data)
+    if not isinstance(cutter, masimo.LineFramer):
+        # Binary framers hold an incomplete frame; they say how much (`pending`).
+        return frames, int(getattr(cutter, "pending", 0))
+    tail = len(data) - max(data.rfind(b"\n"), data.rfind(b"\r")) - 1
+    if frames and tail and frames[-1] == data[-tail:].strip():
+        tail = 0  # the framer cut it at its cap: already a frame (garbage for quarantine)
+    return frames, tail

@@ -1,0 +1,86 @@
+"""Philips IntelliVue MP/MX Data Export over the MIB/RS-232 port (devices.md §4.3).
+
+The monitor only talks when asked: the agent associates, answers the MDS Create event,
+polls numerics, alarms and (extended poll) waves, and keeps the association alive. The
+package splits that by what each part knows:
+
+- framing: C0 | 11 01 len | user data | FCS | C1, transparency, PPP FCS-16;
+  `FrameReader` (transport.Framer), `encode_frame`, `fcs16`, `unframe`.
+- types: FLOATType, BCD AbsoluteTime, RelativeTime, AttributeList, lengths.
+- messages: constants, typed message values and builders (association request and
+  response, MDS Create event and result, single and extended poll requests and
+  results, release, abort).
+- parse: `parse_user_data`, any message of either side -> a typed value.
+- decode: `decode_frame(frame) -> Decoded`, the pure decoder the recorder calls.
+- conversation: `IntelliVueConversation` (transport.Conversation).
+
+Serial line (VSCaptureMP Class3.cs, OpenICE DemoSerialIntellivue.java): 115200 baud,
+8 data bits, no parity, 1 stop bit, no flow control.
+"""
+
+from __future__ import annotations
+
+from device_drivers.serial.intellivue.conversation import IntelliVueConversation
+from device_drivers.serial.intellivue.decode import (
+    CalibratedDecoder,
+    decode_frame,
+    decode_poll_result,
+)
+from device_drivers.serial.intellivue.framing import FrameReader, encode_frame, fcs16, unframe
+from device_drivers.serial.intellivue.messages import (
+    association_request,
+    association_response,
+    event_report_result,
+    extended_poll_request,
+    keep_alive_request,
+    mds_create_event,
+    mds_create_result,
+    poll_request,
+    poll_result,
+    release_request,
+    release_response,
+)
+from device_drivers.serial.intellivue.parse import parse_user_data
+from device_drivers.serial.port import SerialSettings
+
+# What registry.SerialLine / SerialSettings take (pyserial values).
+SERIAL_SETTINGS: dict[str, int | float | str | bool] = {
+    "baudrate": 115200,
+    "bytesize": 8,
+    "parity": "N",
+    "stopbits": 1,
+    "rtscts": False,
+}
+
+
+def serial_settings(port: str) -> SerialSettings:
+    """The MIB/RS-232 port's line settings for `port`."""
+    return SerialSettings(
+        port=port, baudrate=115200, bytesize=8, parity="N", stopbits=1, rtscts=False
+    )
+
+
+__all__ = [
+    "SERIAL_SETTINGS",
+    "CalibratedDecoder",
+    "FrameReader",
+    "IntelliVueConversation",
+    "association_request",
+    "association_response",
+    "decode_frame",
+    "decode_poll_result",
+    "encode_frame",
+    "event_report_result",
+    "extended_poll_request",
+    "fcs16",
+    "keep_alive_request",
+    "mds_create_event",
+    "mds_create_result",
+    "parse_user_data",
+    "poll_request",
+    "poll_result",
+    "release_request",
+    "release_response",
+    "serial_settings",
+    "unframe",
+]

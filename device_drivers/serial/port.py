@@ -1,0 +1,213 @@
+"""The serial transport: a tty read without blocking the event loop, framed, reopened.
+
+A USB-serial adapter pulled out of an ambulance monitor shows up as a read error or an
+end of file; the port is then closed and reopened every `reopen_s` seconds until the
+device (or its udev symlink) is back. No frame is assembled across an unplug: the framer
+is new for each connection, so half a line before the unplug never glues onto the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import serial
+
+from device_drivers.transport import Conversation, Framer, FrameSink, StateSink
+
+log = logging.getLogger(__name__)
+
+
+__all__ = ["Framer", "SerialSettings", "SerialTransport"]
+
+
+@dataclass
+class SerialSettings:
+    port: str
+    baudrate: int = 9600
+    bytesize: int = serial.EIGHTBITS
+    parity: str = serial.PARITY_NONE
+    stopbits: float = serial.STOPBITS_ONE
+    rtscts: bool = False
+
+
+class SerialTransport:
+    """Reads one serial device for as long as `stop` is not set."""
+
+    def __init__(
+        self,
+        settings: SerialSettings,
+        framer_factory: Callable[[], Framer],
+        *,
+        reopen_s: float = 1.0,
+        channel: str | None = None,
+        conversation_factory: Callable[[], Conversation] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._framer_factory = framer_factory
+        self._reopen_s = reopen_s
+        self._channel = channel
+        self._conversation_factory = conversation_factory
+
+    async def run(self, emit: FrameSink, on_state: StateSink, stop: asyncio.Event) -> None:
+        last_error = ""
+        while not stop.is_set():
+            try:
+                port = serial.Serial(
+                    self.settings.port,
+                    self.settings.baudrate,
+                    bytesize=self.settings.bytesize,
+                    parity=self.settings.parity,
+                    stopbits=self.settings.stopbits,
+                    rtscts=self.settings.rtscts,
+                    timeout=0,
+                )
+            except (serial.SerialException, OSError, ValueError) as exc:
+                error = f"cannot open {self.settings.port}: {exc}"
+                if error != last_error:
+                    log.warning("%s", error)
+                    on_state("disconnected", error)
+                    last_error = error
+                await _wait(stop, self._reopen_s)
+                continue
+            last_error = ""
+            on_state("connected", self.settings.port)
+            reason = await self._read_until_gone(port, emit, stop)
+            port.close()
+            if not stop.is_set():
+                log.warning("%s: %s; reopening", self.settings.port, reason)
+                on_state("disconnected", reason)
+                await _wait(stop, self._reopen_s)
+
+    async def _read_until_gone(
+        self, port: serial.Serial, emit: FrameSink, stop: asyncio.Event
+    ) -> str:
+        loop = asyncio.get_running_loop()
+        framer = self._framer_factory()
+        conversation = self._conversation_factory() if self._conversation_factory else None
+        gone: asyncio.Future[str] = loop.create_future()
+        fd = port.fileno()
+        writer = _Writer(fd, gone)
+
+        def readable() -> None:
+            try:
+                data = port.read(4096)  # timeout=0: whatever is there, at most 4 KiB
+            except (serial.SerialException, OSError) as exc:
+                if not gone.done():
+                    gone.set_result(f"device gone ({exc})")
+                return
+            if not data:
+                # A readable fd that yields nothing is a hang-up (pty master closed,
+                # USB adapter removed).
+                if not gone.done():
+                    gone.set_result("device gone (end of file)")
+                return
+            for frame in framer.feed(data):
+                emit(frame, self._channel)
+                if conversation is not None:
+                    writer.write(conversation.received(frame, loop.time()))
+
+        loop.add_reader(fd, readable)
+        stopper = asyncio.ensure_future(stop.wait())
+        ticker: asyncio.Task[None] | None = None
+        if conversation is not None:
+            writer.write(conversation.opened(loop.time()))
+            ticker = asyncio.create_task(_tick(conversation, writer, stop))
+        waiters: set[asyncio.Future[Any]] = {gone, stopper}
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            if stop.is_set() and not gone.done() and conversation is not None:
+                # Leaving on purpose: say goodbye where the protocol has one (IntelliVue
+                # release request) instead of letting the monitor time us out.
+                goodbye = getattr(conversation, "close", None)
+                if goodbye is not None:
+                    writer.write(goodbye(loop.time()))
+                    await writer.drained(timeout_s=0.5)
+        finally:
+            loop.remove_reader(fd)
+            writer.close()
+            stopper.cancel()
+            if ticker is not None:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
+        return gone.result() if gone.done() else "stopped"
+
+
+async def _tick(conversation: Conversation, writer: _Writer, stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        await _wait(stop, conversation.tick_s)
+        if not stop.is_set():
+            writer.write(conversation.tick(loop.time()))
+
+
+class _Writer:
+    """Writes to the port without blocking the event loop.
+
+    A device that holds CTS low (Datex monitors use RTS/CTS) or a full USB buffer makes
+    the kernel take fewer bytes than offered; the rest waits for the fd to be writable.
+    More than `limit` bytes waiting means the device stopped listening: the oldest
+    requests are dropped (the conversation repeats what matters on its next tick).
+    """
+
+    def __init__(self, fd: int, gone: asyncio.Future[str], limit: int = 64 * 1024) -> None:
+        self._fd = fd
+        self._gone = gone
+        self._limit = limit
+        self._pending = bytearray()
+        self._watching = False
+
+    def write(self, frames: list[bytes]) -> None:
+        for frame in frames:
+            self._pending.extend(frame)
+        if len(self._pending) > self._limit:
+            log.warning(
+                "serial writer: %d bytes not taken by the device; dropping the oldest",
+                len(self._pending),
+            )
+            del self._pending[: len(self._pending) - self._limit]
+        self._drain()
+
+    def _drain(self) -> None:
+        while self._pending:
+            try:
+                written = os.write(self._fd, self._pending)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if not self._gone.done():
+                    self._gone.set_result(f"device gone (write: {exc})")
+                self._pending.clear()
+                break
+            del self._pending[:written]
+        loop = asyncio.get_running_loop()
+        if self._pending and not self._watching:
+            loop.add_writer(self._fd, self._drain)
+            self._watching = True
+        elif not self._pending and self._watching:
+            loop.remove_writer(self._fd)
+            self._watching = False
+
+    async def drained(self, timeout_s: float) -> None:
+        """Until everything written has gone to the device (or `timeout_s` passed)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self._pending and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+
+    def close(self) -> None:
+        if self._watching:
+            asyncio.get_running_loop().remove_writer(self._fd)
+            self._watching = False
+        self._pending.clear()
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

@@ -1,0 +1,267 @@
+"""Bluetooth SIG Blood Pressure service 0x1810: measurement 0x2A35, cuff progress 0x2A36.
+
+Layout (devices.md §2.1): flags, systolic, diastolic and mean arterial pressure as SFLOAT
+(7 bytes minimum), then the optional fields in flag-bit order: time stamp (bit 1, Date
+Time 7 B), pulse rate (bit 2, SFLOAT), user id (bit 3, uint8), measurement status
+(bit 4, uint16). Flag bits 5-7 are reserved and must be 0: a frame that sets them is
+most likely a vendor-prefixed frame (devices.md §2.1 field notes) and is rejected rather
+than read as nonsense. Bytes beyond what the flags promise are ignored (§2 general rules:
+forward compatibility).
+
+Units: the store and the county platform get mmHg. A kPa frame (flag bit 0 = 1; the spec
+says 1 = kPa, whatever some apps believed) is converted exactly with Decimal at
+1 kPa = 7.50062 mmHg, rounded half-up to 0.1 mmHg (a cuff's own resolution is 1 mmHg or
+0.1 kPa ~ 0.75 mmHg, so 0.1 mmHg loses nothing real), and every converted reading carries
+the flag "converted-from-kPa" so the original unit stays visible.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Decimal
+
+from device_drivers.ieee11073 import (
+    DATE_TIME_SIZE,
+    decode_date_time,
+    encode_date_time,
+    sfloat_at,
+    sfloat_bytes,
+)
+from edge_agent.model import Decoded, DecodeError, Reading
+
+MEASUREMENT_UUID = "00002a35-0000-1000-8000-00805f9b34fb"
+INTERMEDIATE_UUID = "00002a36-0000-1000-8000-00805f9b34fb"
+
+FLAG_UNITS_KPA = 0x01
+FLAG_TIME_STAMP = 0x02
+FLAG_PULSE_RATE = 0x04
+FLAG_USER_ID = 0x08
+FLAG_STATUS = 0x10
+FLAGS_RESERVED = 0xE0
+
+KPA_TO_MMHG = Decimal("7.50062")  # devices.md §2.1
+CONVERTED_FLAG = "converted-from-kPa"
+INTERMEDIATE_FLAG = "intermediate"  # edge_agent.recorder treats it as progress
+UNKNOWN_USER = 0xFF  # devices.md §2.1: 0xFF = unknown user -> no user flag
+
+SYSTOLIC = "MDC_PRESS_BLD_NONINV_SYS"
+DIASTOLIC = "MDC_PRESS_BLD_NONINV_DIA"
+MEAN = "MDC_PRESS_BLD_NONINV_MEAN"
+CUFF = "MDC_PRESS_CUFF"
+PULSE = "MDC_PULS_RATE_NON_INV"
+MMHG = "MDC_DIM_MMHG"
+BPM = "MDC_DIM_BEAT_PER_MIN"
+
+# Measurement status bits (devices.md §2.1). Bits 3-4 are a two-bit pulse-rate range;
+# bits 6-15 are reserved and ignored: the status is advice about a valid reading, and a
+# later spec revision may define them.
+STATUS_BODY_MOVEMENT = 0x0001
+STATUS_CUFF_TOO_LOOSE = 0x0002
+STATUS_IRREGULAR_PULSE = 0x0004
+STATUS_PULSE_ABOVE_RANGE = 0x0008
+STATUS_PULSE_BELOW_RANGE = 0x0010
+STATUS_IMPROPER_POSITION = 0x0020
+_STATUS_FLAGS = (
+    (STATUS_BODY_MOVEMENT, "body-movement"),
+    (STATUS_CUFF_TOO_LOOSE, "cuff-too-loose"),
+    (STATUS_IRREGULAR_PULSE, "irregular-pulse"),
+    (STATUS_IMPROPER_POSITION, "improper-position"),
+)
+_PULSE_RANGE_FLAGS = {
+    0b01: "pulse-rate-above-range",
+    0b10: "pulse-rate-below-range",
+    # 0b11 is reserved: no flag.
+}
+
+
+def status_flags(status: int) -> tuple[str, ...]:
+    """The flag names of a measurement status word: single bits, then the pulse range."""
+    flags = [name for bit, name in _STATUS_FLAGS if status & bit]
+    pulse_range = _PULSE_RANGE_FLAGS.get((status >> 3) & 0b11)
+    if pulse_range is not None:
+        flags.append(pulse_range)
+    return tuple(flags)
+
+
+def _to_mmhg(kpa: Decimal) -> Decimal:
+    return (kpa * KPA_TO_MMHG).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
+class _Parsed:
+    """The fields of one 0x2A35/0x2A36 frame, before they become readings."""
+
+    __slots__ = ("kpa", "pressures", "pulse", "status", "time", "user")
+
+    def __init__(self, data: bytes) -> None:
+        if not data:
+            raise DecodeError("empty frame: no flags byte", 0)
+        flags = data[0]
+        if flags & FLAGS_RESERVED:
+            raise DecodeError(
+                f"flags 0x{flags:02x} set reserved bits 0x{flags & FLAGS_RESERVED:02x}"
+                " (vendor-prefixed or not a 0x2A35 frame)",
+                0,
+            )
+        self.kpa = bool(flags & FLAG_UNITS_KPA)
+        self.pressures = (
+            sfloat_at(data, 1, "systolic"),
+            sfloat_at(data, 3, "diastolic"),
+            sfloat_at(data, 5, "mean arterial pressure"),
+        )
+        offset = 7
+        self.time: dt.datetime | None = None
+        if flags & FLAG_TIME_STAMP:
+            self.time = decode_date_time(data, offset)
+            offset += DATE_TIME_SIZE
+        self.pulse: tuple[Decimal | None, str | None] | None = None
+        if flags & FLAG_PULSE_RATE:
+            self.pulse = sfloat_at(data, offset, "pulse rate")
+            offset += 2
+        self.user: int | None = None
+        if flags & FLAG_USER_ID:
+            if offset + 1 > len(data):
+                raise DecodeError("truncated: user id needs 1 byte, frame has 0", offset)
+            self.user = data[offset]
+            offset += 1
+        self.status: int | None = None
+        if flags & FLAG_STATUS:
+            if offset + 2 > len(data):
+                raise DecodeError(
+                    f"truncated: measurement status needs 2 bytes, frame has {len(data) - offset}",
+                    offset,
+                )
+            self.status = int.from_bytes(data[offset : offset + 2], "little")
+
+
+def _reading(
+    metric: str,
+    unit: str,
+    field: tuple[Decimal | None, str | None],
+    time: dt.datetime | None,
+    lead: tuple[str, ...],
+    trail: tuple[str, ...],
+    *,
+    convert: bool,
+) -> Reading:
+    value, special = field
+    flags = list(lead)
+    if special is not None:
+        flags.append(special)
+    if convert:
+        flags.append(CONVERTED_FLAG)
+        if value is not None:
+            value = _to_mmhg(value)
+    return Reading(metric, value, unit, time, (*flags, *trail))
+
+
+def _trail(parsed: _Parsed) -> tuple[str, ...]:
+    flags: list[str] = []
+    if parsed.status is not None:
+        flags.extend(status_flags(parsed.status))
+    if parsed.user is not None and parsed.user != UNKNOWN_USER:
+        flags.append(f"user:{parsed.user}")
+    return tuple(flags)
+
+
+def decode_measurement(data: bytes) -> Decoded:
+    """A Blood Pressure Measurement (0x2A35) frame -> systolic, diastolic, MAP, pulse."""
+    parsed = _Parsed(data)
+    trail = _trail(parsed)
+    metrics = (SYSTOLIC, DIASTOLIC, MEAN)
+    readings = [
+        _reading(m, MMHG, f, parsed.time, (), trail, convert=parsed.kpa)
+        for m, f in zip(metrics, parsed.pressures, strict=True)
+    ]
+    if parsed.pulse is not None:
+        readings.append(_reading(PULSE, BPM, parsed.pulse, parsed.time, (), trail, convert=False))
+    return Decoded(readings=tuple(readings))
+
+
+def decode_intermediate(data: bytes) -> Decoded:
+    """An Intermediate Cuff Pressure (0x2A36) frame -> the current cuff pressure.
+
+    Same layout as 0x2A35; the cuff pressure sits in the systolic field and the other two
+    pressures carry NaN (devices.md §2.1), so only the cuff pressure (and a pulse rate,
+    when sent) is reported, every reading flagged "intermediate": it is progress for the
+    screen, never a stored result (Nordic's IntermediateCuffPressure callback does the same).
+    """
+    parsed = _Parsed(data)
+    trail = _trail(parsed)
+    lead = (INTERMEDIATE_FLAG,)
+    readings = [
+        _reading(CUFF, MMHG, parsed.pressures[0], parsed.time, lead, trail, convert=parsed.kpa)
+    ]
+    if parsed.pulse is not None:
+        readings.append(_reading(PULSE, BPM, parsed.pulse, parsed.time, lead, trail, convert=False))
+    return Decoded(readings=tuple(readings))
+
+
+def encode_measurement(
+    systolic: Decimal | None,
+    diastolic: Decimal | None = None,
+    mean: Decimal | None = None,
+    *,
+    kpa: bool = False,
+    time: dt.datetime | None = None,
+    time_unknown: bool = False,
+    pulse: Decimal | None = None,
+    user: int | None = None,
+    status: int | None = None,
+) -> bytes:
+    """A 0x2A35 (or, with only `systolic` as the cuff pressure, 0x2A36) frame.
+
+    For simulators and tests. Values are in the frame's unit (kPa when `kpa`); None is
+    NaN. `time_unknown` sends a time stamp of all zeros (device clock not set).
+    """
+    flags = 0
+    body = sfloat_bytes(systolic) + sfloat_bytes(diastolic) + sfloat_bytes(mean)
+    if kpa:
+        flags |= FLAG_UNITS_KPA
+    if time is not None or time_unknown:
+        flags |= FLAG_TIME_STAMP
+        body += encode_date_time(time)
+    if pulse is not None:
+        flags |= FLAG_PULSE_RATE
+        body += sfloat_bytes(pulse)
+    if user is not None:
+        flags |= FLAG_USER_ID
+        body += bytes([user])
+    if status is not None:
+        flags |= FLAG_STATUS
+        body += status.to_bytes(2, "little")
+    return bytes([flags]) + body
+
+
+def _short_uuid(channel: str) -> str:
+    """'00002a35-0000-1000-8000-00805f9b34fb', '2A35', '0x2a35' -> '2a35'."""
+    text = channel.strip().lower()
+    if text.startswith("0x"):
+        text = text[2:]
+    if len(text) == 36 and text.endswith("-0000-1000-8000-00805f9b34fb") and text[:4] == "0000":
+        return text[4:8]
+    return text
+
+
+def _unexpected(channel: str) -> Callable[[bytes], Decoded]:
+    def reject(data: bytes) -> Decoded:
+        raise DecodeError(f"characteristic {channel} is not part of the Blood Pressure service")
+
+    return reject
+
+
+def decoder_for(channel: str | None) -> Callable[[bytes], Decoded]:
+    """The decoder for a notification's characteristic (the frame's channel).
+
+    No channel means a measurement (captured 0x2A35 frames, the decode CLI). An unknown
+    characteristic gets a decoder that rejects every frame, so its bytes are quarantined
+    with the reason instead of being read as blood pressure.
+    """
+    if channel is None:
+        return decode_measurement
+    short = _short_uuid(channel)
+    if short == "2a35":
+        return decode_measurement
+    if short == "2a36":
+        return decode_intermediate
+    return _unexpected(channel)

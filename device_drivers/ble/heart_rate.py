@@ -1,0 +1,178 @@
+"""Bluetooth SIG Heart Rate service 0x180D: Heart Rate Measurement 0x2A37.
+
+Layout (devices.md §2.3): flags, heart rate (uint8, or uint16 when flag bit 0 is set),
+then energy expended (bit 3, uint16 kJ) and RR intervals (bit 4: every remaining whole
+uint16, each in 1/1024 s; at least one when the bit is set). Flag bits 1-2 are the sensor
+contact status. Bits 5-7 are reserved and must be 0 (§2 general rules): such a frame is
+rejected. Bytes the flags do not account for are ignored; with RR intervals present that
+can only be one odd trailing byte, which Nordic's parser ignores too.
+
+Readings:
+- the heart rate as MDC_ECG_HEART_RATE in beats/min. HRS sensors are mostly chest straps
+  measuring R waves through skin electrodes (hence "sensor contact" and RR intervals); an
+  optical band reports the same characteristic, and the profile does not say which it is
+  (Body Sensor Location 0x2A38 is a separate read), so one term for all, the one
+  hl7-pcd.md's PCD examples use.
+- each RR interval as its own MDC_ECG_TIME_PD_RR_GL reading in ms, in frame order. A term
+  exists (edge_agent.mdc, 147240), so the intervals stay queryable data, not flag text.
+  1/1024 s = 125/128 ms, so ms = ticks × 125 / 128 is exact in Decimal (at most 7
+  decimals) and `encode_measurement` can invert it.
+- energy expended as the flag "energy-expended-kJ:<n>" on the heart rate reading: its
+  11073 term (MDC_HF_ENERGY) lives in the health-and-fitness partition 129, which
+  edge_agent.mdc does not carry, and it is a fitness figure, not a clinical one.
+- sensor contact "supported, no contact" (status 2) flags every reading
+  "no-sensor-contact": the value is the sensor's guess without skin contact. Status 0/1
+  (not supported) and 3 (contact) add nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from device_drivers.ble.blood_pressure import _short_uuid
+from edge_agent.model import Decoded, DecodeError, Reading
+
+MEASUREMENT_UUID = "00002a37-0000-1000-8000-00805f9b34fb"
+CHARACTERISTICS = (MEASUREMENT_UUID,)
+
+FLAG_UINT16 = 0x01
+FLAGS_CONTACT = 0x06
+FLAG_ENERGY = 0x08
+FLAG_RR = 0x10
+FLAGS_RESERVED = 0xE0
+
+CONTACT_NOT_SUPPORTED = 0
+CONTACT_NOT_SUPPORTED_ALT = 1  # the spec gives "not supported" two codes
+CONTACT_NOT_DETECTED = 2
+CONTACT_DETECTED = 3
+
+HEART_RATE = "MDC_ECG_HEART_RATE"
+RR_INTERVAL = "MDC_ECG_TIME_PD_RR_GL"
+BPM = "MDC_DIM_BEAT_PER_MIN"
+MS = "MDC_DIM_MILLI_SEC"
+NO_CONTACT_FLAG = "no-sensor-contact"
+ENERGY_FLAG = "energy-expended-kJ"
+
+
+@dataclass(frozen=True, slots=True)
+class HeartRateMeasurement:
+    """The fields of one 0x2A37 frame, in wire units."""
+
+    rate: int  # beats/min
+    contact: int  # the 2-bit sensor contact status, CONTACT_*
+    energy_kj: int | None
+    rr_ticks: tuple[int, ...]  # RR intervals in 1/1024 s
+
+
+def rr_ms(ticks: int) -> Decimal:
+    """An RR interval in 1/1024 s -> ms, exact: 1024 ticks -> 1000, 1 tick -> 0.9765625.
+
+    Decimal division of exact operands keeps the shortest exact form, so whole ms carry
+    no trailing zeros into OBX-5.
+    """
+    return Decimal(ticks * 125) / 128
+
+
+def parse_measurement(data: bytes) -> HeartRateMeasurement:
+    """One 0x2A37 frame -> its fields; DecodeError names the bad byte."""
+    if not data:
+        raise DecodeError("empty frame: no flags byte", 0)
+    flags = data[0]
+    if flags & FLAGS_RESERVED:
+        raise DecodeError(
+            f"flags 0x{flags:02x} set reserved bits 0x{flags & FLAGS_RESERVED:02x}"
+            " (vendor-prefixed or not a 0x2A37 frame)",
+            0,
+        )
+    width = 2 if flags & FLAG_UINT16 else 1
+    if 1 + width > len(data):
+        raise DecodeError(
+            f"truncated: heart rate needs {width} byte{'s' if width == 2 else ''},"
+            f" frame has {len(data) - 1}",
+            1,
+        )
+    rate = int.from_bytes(data[1 : 1 + width], "little")
+    offset = 1 + width
+    energy: int | None = None
+    if flags & FLAG_ENERGY:
+        if offset + 2 > len(data):
+            raise DecodeError(
+                f"truncated: energy expended needs 2 bytes, frame has {len(data) - offset}",
+                offset,
+            )
+        energy = int.from_bytes(data[offset : offset + 2], "little")
+        offset += 2
+    rr: tuple[int, ...] = ()
+    if flags & FLAG_RR:
+        if offset + 2 > len(data):
+            raise DecodeError(
+                "truncated: RR interval flag set, but no whole RR interval follows"
+                f" ({len(data) - offset} bytes)",
+                offset,
+            )
+        end = offset + (len(data) - offset) // 2 * 2
+        rr = tuple(int.from_bytes(data[i : i + 2], "little") for i in range(offset, end, 2))
+    return HeartRateMeasurement(
+        rate=rate, contact=(flags & FLAGS_CONTACT) >> 1, energy_kj=energy, rr_ticks=rr
+    )
+
+
+def decode_measurement(data: bytes) -> Decoded:
+    """A Heart Rate Measurement (0x2A37) frame -> heart rate, then one reading per RR."""
+    parsed = parse_measurement(data)
+    common = (NO_CONTACT_FLAG,) if parsed.contact == CONTACT_NOT_DETECTED else ()
+    rate_flags = common
+    if parsed.energy_kj is not None:
+        rate_flags = (*common, f"{ENERGY_FLAG}:{parsed.energy_kj}")
+    # No time stamp in 0x2A37: it is live data, the receive time is its time.
+    readings = [Reading(HEART_RATE, Decimal(parsed.rate), BPM, None, rate_flags)]
+    readings.extend(Reading(RR_INTERVAL, rr_ms(t), MS, None, common) for t in parsed.rr_ticks)
+    return Decoded(readings=tuple(readings))
+
+
+def encode_measurement(
+    rate: int,
+    *,
+    uint16: bool = False,
+    contact: int = CONTACT_NOT_SUPPORTED,
+    energy_kj: int | None = None,
+    rr_ticks: Sequence[int] = (),
+) -> bytes:
+    """A 0x2A37 frame, for simulators and tests.
+
+    A rate above 255 is sent as uint16 whatever `uint16` says. `contact` is the 2-bit
+    sensor contact status; `rr_ticks` are RR intervals in 1/1024 s.
+    """
+    if not 0 <= contact <= 3:
+        raise ValueError(f"sensor contact status {contact} is not 2 bits")
+    wide = uint16 or rate > 0xFF
+    flags = (FLAG_UINT16 if wide else 0) | (contact << 1)
+    body = rate.to_bytes(2 if wide else 1, "little")
+    if energy_kj is not None:
+        flags |= FLAG_ENERGY
+        body += energy_kj.to_bytes(2, "little")
+    if rr_ticks:
+        flags |= FLAG_RR
+        body += b"".join(t.to_bytes(2, "little") for t in rr_ticks)
+    return bytes([flags]) + body
+
+
+def _unexpected(channel: str) -> Callable[[bytes], Decoded]:
+    def reject(data: bytes) -> Decoded:
+        raise DecodeError(f"characteristic {channel} is not part of the Heart Rate service")
+
+    return reject
+
+
+def decoder_for(channel: str | None) -> Callable[[bytes], Decoded]:
+    """The decoder for a notification's characteristic (the frame's channel).
+
+    No channel means a measurement (captures, the decode CLI). Any other characteristic
+    (Body Sensor Location 0x2A38 is read, the control point 0x2A39 written) gets a decoder
+    that rejects every frame, so its bytes are quarantined with the reason.
+    """
+    if channel is None or _short_uuid(channel) == "2a37":
+        return decode_measurement
+    return _unexpected(channel)

@@ -1,0 +1,311 @@
+"""Bluetooth SIG Health Thermometer service 0x1809: measurement 0x2A1C, intermediate 0x2A1E.
+
+Layout (devices.md §2.2): flags, temperature as an 11073 FLOAT (§1.2, 5 bytes minimum),
+then the optional fields in flag-bit order: time stamp (bit 1, Date Time 7 B, §1.3) and
+temperature type (bit 2, uint8). Flag bit 0 is the unit: 0 = °C, 1 = °F. Bits 3-7 are
+reserved and must be 0 (§2 general rules): such a frame is rejected, not guessed at.
+Bytes beyond what the flags promise are ignored (forward compatibility).
+
+Units: the store gets °C, as Chinese clinics use it (clinical.md "Units"). A °F frame is
+converted with Decimal, °C = (°F − 32) × 5/9, which has no finite decimal expansion, so
+the result is rounded half-up to one digit finer than the frame's own resolution (a step
+of 0.1 °F is 0.056 °C, so 0.01 °C keeps it), never coarser than 0.1 °C (the resolution
+clinical.md bands temperature at) nor finer than 0.0001 °C (no thermometer resolves
+more). Every converted reading carries "converted-from-F".
+
+Site: the temperature type byte picks the MDC body-site metric (`SITE_METRICS`); no type
+byte, or a code the spec does not define, gives MDC_TEMP_BODY.
+
+Vendor quirks (devices.md §1.4): some cheap thermometers send an IEEE-754 single where
+the SIG requires an 11073 FLOAT, and some apps and devices read unit bit 0 the wrong way
+round (§2.1 field notes). Neither can be told from one frame, so each is a named decoder
+chosen per device through `QUIRKS` / `decoder_for(channel, quirk)`, never guessed per
+frame. Any decoder rejects a temperature outside `PLAUSIBLE_C`: that is the symptom of a
+wrong quirk setting (an IEEE-754 37.5 read as FLOAT is about 1.4e72), and §1.4 says to
+quarantine such values rather than store them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from device_drivers.ble.blood_pressure import _short_uuid
+from device_drivers.ieee11073 import (
+    DATE_TIME_SIZE,
+    FLAG_NAN,
+    FLAG_NEG_INF,
+    FLAG_POS_INF,
+    decode_date_time,
+    encode_date_time,
+    float_at,
+    float_bytes,
+)
+from edge_agent.model import Decoded, DecodeError, Reading
+
+MEASUREMENT_UUID = "00002a1c-0000-1000-8000-00805f9b34fb"
+INTERMEDIATE_UUID = "00002a1e-0000-1000-8000-00805f9b34fb"
+# Subscribe to both: the measurement is indicated, the intermediate one notified (§2.2).
+CHARACTERISTICS = (MEASUREMENT_UUID, INTERMEDIATE_UUID)
+
+FLAG_FAHRENHEIT = 0x01
+FLAG_TIME_STAMP = 0x02
+FLAG_TEMPERATURE_TYPE = 0x04
+FLAGS_RESERVED = 0xF8
+
+CONVERTED_FLAG = "converted-from-F"
+INTERMEDIATE_FLAG = "intermediate"  # edge_agent.recorder treats it as progress
+CELSIUS = "MDC_DIM_DEGC"
+BODY = "MDC_TEMP_BODY"
+
+# devices.md §2.2 temperature type codes -> MDC body-site metrics. §2.2 points to
+# hl7-pcd.md for the site terms; we take its reference ids but not its term numbers:
+# hl7-pcd.md gives ORAL/AXILLA/RECT as 19308/19312/19316, yet 19308 and 19316 are
+# MDC_TEMP_NASOPH and MDC_TEMP_SKIN in edge_agent.mdc (cited there from ISiK/Mindray).
+# The thermometer site terms that Bluetooth HTP transcodes to are those of the 11073-10408
+# thermometer specialization (57348.. in mdc.py, the only table that also has ear, finger,
+# GI tract and toe), and drivers name metrics by reference id, so mdc.py's codes apply.
+SITE_METRICS: dict[int, str] = {
+    1: "MDC_TEMP_AXILLA",  # armpit
+    2: BODY,  # body (general)
+    3: "MDC_TEMP_EAR",  # ear, usually earlobe
+    4: "MDC_TEMP_FINGER",
+    5: "MDC_TEMP_GIT",  # gastro-intestinal tract
+    6: "MDC_TEMP_ORAL",  # mouth
+    7: "MDC_TEMP_RECT",  # rectum
+    8: "MDC_TEMP_TOE",
+    9: "MDC_TEMP_TYMP",  # tympanum (ear drum)
+}
+
+# A net for number-format mistakes, not a clinical range: wide enough for any thermometer
+# a clinic owns (body, skin, room), far narrower than what a misread float produces.
+PLAUSIBLE_C = (Decimal(-40), Decimal(100))
+
+QUIRK_IEEE754 = "ieee754-float"
+QUIRK_INVERTED_UNIT = "inverted-unit"
+
+Decoder = Callable[[bytes], Decoded]
+_Field = tuple[Decimal | None, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class TemperatureMeasurement:
+    """The fields of one 0x2A1C/0x2A1E frame, in the frame's own unit."""
+
+    value: Decimal | None
+    special: str | None  # 11073 special value flag ("nan", "+inf", ...) when value is None
+    fahrenheit: bool
+    time: dt.datetime | None
+    temperature_type: int | None
+
+
+def _ieee754_at(data: bytes, offset: int) -> _Field:
+    """An IEEE-754 single at `offset` as the shortest decimal that reads back to it.
+
+    Exact binary expansion would turn a device's 36.6 into 36.59999847...; the shortest
+    round-tripping text is what the device firmware meant.
+    """
+    if offset + 4 > len(data):
+        raise DecodeError(
+            f"truncated: temperature needs 4 bytes, frame has {max(len(data) - offset, 0)}",
+            offset,
+        )
+    raw = data[offset : offset + 4]
+    (number,) = struct.unpack("<f", raw)
+    if math.isnan(number):
+        return None, FLAG_NAN
+    if math.isinf(number):
+        return None, FLAG_POS_INF if number > 0 else FLAG_NEG_INF
+    for digits in range(1, 10):  # 9 significant digits always round-trip a single
+        text = f"{number:.{digits}g}"
+        if struct.pack("<f", float(text)) == raw:
+            return Decimal(text), None
+    raise AssertionError("unreachable: 9 digits round-trip every IEEE-754 single")
+
+
+def parse_measurement(
+    data: bytes, *, ieee754: bool = False, inverted_unit: bool = False
+) -> TemperatureMeasurement:
+    """One 0x2A1C/0x2A1E frame -> its fields; DecodeError names the bad byte."""
+    if not data:
+        raise DecodeError("empty frame: no flags byte", 0)
+    flags = data[0]
+    if flags & FLAGS_RESERVED:
+        raise DecodeError(
+            f"flags 0x{flags:02x} set reserved bits 0x{flags & FLAGS_RESERVED:02x}"
+            " (vendor-prefixed or not a 0x2A1C frame)",
+            0,
+        )
+    value, special = _ieee754_at(data, 1) if ieee754 else float_at(data, 1, "temperature")
+    offset = 5
+    time: dt.datetime | None = None
+    if flags & FLAG_TIME_STAMP:
+        time = decode_date_time(data, offset)
+        offset += DATE_TIME_SIZE
+    temperature_type: int | None = None
+    if flags & FLAG_TEMPERATURE_TYPE:
+        if offset + 1 > len(data):
+            raise DecodeError("truncated: temperature type needs 1 byte, frame has 0", offset)
+        temperature_type = data[offset]
+    return TemperatureMeasurement(
+        value=value,
+        special=special,
+        fahrenheit=bool(flags & FLAG_FAHRENHEIT) != inverted_unit,
+        time=time,
+        temperature_type=temperature_type,
+    )
+
+
+def fahrenheit_to_celsius(value: Decimal) -> Decimal:
+    """°F -> °C, rounded half-up one digit finer than `value`, within 0.1 .. 0.0001 °C."""
+    exponent = value.as_tuple().exponent
+    places = exponent - 1 if isinstance(exponent, int) else -1
+    quantum = Decimal(1).scaleb(min(max(places, -4), -1))
+    return ((value - 32) * 5 / 9).quantize(quantum, rounding=ROUND_HALF_UP)
+
+
+def _readings(parsed: TemperatureMeasurement, lead: tuple[str, ...]) -> Decoded:
+    flags = list(lead)
+    value = parsed.value
+    if parsed.special is not None:
+        flags.append(parsed.special)
+    if value is not None:
+        # Judged before rounding: quantizing a misread 1e72 would overflow the context.
+        celsius = (value - 32) * 5 / 9 if parsed.fahrenheit else value
+        if not PLAUSIBLE_C[0] <= celsius <= PLAUSIBLE_C[1]:
+            raise DecodeError(
+                f"temperature {celsius:.6g} °C outside {PLAUSIBLE_C[0]}..{PLAUSIBLE_C[1]}:"
+                " wrong number format for this device (devices.md §1.4 quirks)?",
+                1,
+            )
+    if parsed.fahrenheit:
+        flags.append(CONVERTED_FLAG)
+        if value is not None:
+            value = fahrenheit_to_celsius(value)
+    metric = BODY
+    if parsed.temperature_type is not None:
+        site = SITE_METRICS.get(parsed.temperature_type)
+        if site is None:
+            # Reserved code: keep the reading as a general body temperature, but visibly.
+            flags.append(f"temperature-type:{parsed.temperature_type}")
+        else:
+            metric = site
+    return Decoded(readings=(Reading(metric, value, CELSIUS, parsed.time, tuple(flags)),))
+
+
+def decode_measurement(data: bytes) -> Decoded:
+    """A Temperature Measurement (0x2A1C) frame -> one temperature in °C."""
+    return _readings(parse_measurement(data), ())
+
+
+def decode_intermediate(data: bytes) -> Decoded:
+    """An Intermediate Temperature (0x2A1E) frame: same layout, flagged "intermediate".
+
+    It is the reading while the probe settles: progress for the screen, never a stored
+    result (edge_agent.recorder drops readings flagged "intermediate").
+    """
+    return _readings(parse_measurement(data), (INTERMEDIATE_FLAG,))
+
+
+def decode_measurement_ieee754(data: bytes) -> Decoded:
+    """Quirk: 0x2A1C with an IEEE-754 single in place of the FLOAT (devices.md §1.4)."""
+    return _readings(parse_measurement(data, ieee754=True), ())
+
+
+def decode_intermediate_ieee754(data: bytes) -> Decoded:
+    """Quirk: 0x2A1E with an IEEE-754 single in place of the FLOAT (devices.md §1.4)."""
+    return _readings(parse_measurement(data, ieee754=True), (INTERMEDIATE_FLAG,))
+
+
+def decode_measurement_inverted_unit(data: bytes) -> Decoded:
+    """Quirk: 0x2A1C whose unit bit 0 means °C when set (devices.md §2.1 field notes)."""
+    return _readings(parse_measurement(data, inverted_unit=True), ())
+
+
+def decode_intermediate_inverted_unit(data: bytes) -> Decoded:
+    """Quirk: 0x2A1E whose unit bit 0 means °C when set (devices.md §2.1 field notes)."""
+    return _readings(parse_measurement(data, inverted_unit=True), (INTERMEDIATE_FLAG,))
+
+
+def encode_measurement(
+    value: Decimal | None,
+    *,
+    fahrenheit: bool = False,
+    time: dt.datetime | None = None,
+    time_unknown: bool = False,
+    temperature_type: int | None = None,
+    ieee754: bool = False,
+    inverted_unit: bool = False,
+) -> bytes:
+    """A 0x2A1C (or 0x2A1E: same layout) frame, for simulators and tests.
+
+    `value` is in the frame's unit (°F when `fahrenheit`); None is NaN. `time_unknown`
+    sends an all-zero time stamp. `ieee754` and `inverted_unit` build the quirky frames
+    the matching decoders read.
+    """
+    flags = FLAG_FAHRENHEIT if fahrenheit != inverted_unit else 0
+    if ieee754:
+        body = struct.pack("<f", math.nan if value is None else float(value))
+    else:
+        body = float_bytes(value)
+    if time is not None or time_unknown:
+        flags |= FLAG_TIME_STAMP
+        body += encode_date_time(time)
+    if temperature_type is not None:
+        flags |= FLAG_TEMPERATURE_TYPE
+        body += bytes([temperature_type])
+    return bytes([flags]) + body
+
+
+def _unexpected(channel: str) -> Decoder:
+    def reject(data: bytes) -> Decoded:
+        raise DecodeError(f"characteristic {channel} is not part of the Health Thermometer service")
+
+    return reject
+
+
+def _selector(measurement: Decoder, intermediate: Decoder) -> Callable[[str | None], Decoder]:
+    def select(channel: str | None) -> Decoder:
+        if channel is None:
+            return measurement
+        short = _short_uuid(channel)
+        if short == "2a1c":
+            return measurement
+        if short == "2a1e":
+            return intermediate
+        return _unexpected(channel)
+
+    return select
+
+
+_STANDARD = _selector(decode_measurement, decode_intermediate)
+
+# Per-device quirk switches (devices.md §1.4): quirk name -> decoder_for of that variant.
+QUIRKS: dict[str, Callable[[str | None], Decoder]] = {
+    QUIRK_IEEE754: _selector(decode_measurement_ieee754, decode_intermediate_ieee754),
+    QUIRK_INVERTED_UNIT: _selector(
+        decode_measurement_inverted_unit, decode_intermediate_inverted_unit
+    ),
+}
+
+
+def decoder_for(channel: str | None, quirk: str | None = None) -> Decoder:
+    """The decoder for a notification's characteristic, for a device with `quirk` (or none).
+
+    No channel means a measurement (captures, the decode CLI). An unknown characteristic
+    (e.g. Temperature Type 0x2A1D, which is read, not notified) gets a decoder that
+    rejects every frame, so its bytes are quarantined with the reason. An unknown quirk
+    name is a configuration error: ValueError naming the known ones.
+    """
+    if quirk is None:
+        return _STANDARD(channel)
+    select = QUIRKS.get(quirk)
+    if select is None:
+        raise ValueError(
+            f"unknown Health Thermometer quirk {quirk!r} (known: {', '.join(sorted(QUIRKS))})"
+        )
+    return select(channel)

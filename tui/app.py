@@ -1,0 +1,85 @@
+"""The terminal UI: one Textual app, a mode per place it serves (DESIGN.md §1).
+
+clinic and ambulance show the vitals screen of the local store; kiosk is the same
+screen locked for residents (no command palette, no quit key: staff close it from the
+box); er (the ER board over a gateway store) has its own issue and until then shows
+the local store like clinic.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+
+from tui import i18n
+from tui.screens.vitals import VitalsScreen
+
+MODES = ("clinic", "ambulance", "kiosk", "er")
+
+
+class EdgeAgentApp(App[int]):
+    CSS_PATH = "app.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "退出 / Quit"),
+        Binding("l", "switch_language", "中文 / English"),
+    ]
+
+    def __init__(
+        self, *, mode: str, db_path: Path, language: str = "zh_CN", duration_s: float | None = None
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"tui --mode {mode!r}: expected one of {', '.join(MODES)}")
+        if language not in i18n.LANGUAGES:
+            raise ValueError(
+                f"tui --lang {language!r}: expected one of {', '.join(i18n.LANGUAGES)}"
+            )
+        super().__init__()
+        self.mode_name = mode
+        self.db_path = db_path
+        self.language = language
+        self.duration_s = duration_s
+
+    def on_mount(self) -> None:
+        self._set_titles()
+        self.push_screen(VitalsScreen(self.db_path, self.language))
+        if self.duration_s is not None:
+            self.set_timer(self.duration_s, lambda: self.exit(0))
+
+    def _set_titles(self) -> None:
+        self.title = i18n.text("app.title", self.language)
+        self.sub_title = i18n.text(f"mode.{self.mode_name}", self.language)
+
+    def action_switch_language(self) -> None:
+        self.language = "en" if self.language == "zh_CN" else "zh_CN"
+        self._set_titles()
+        self.pop_screen()
+        self.push_screen(VitalsScreen(self.db_path, self.language))
+
+    async def action_quit(self) -> None:
+        if self.mode_name == "kiosk":
+            return  # residents cannot close the kiosk; staff stop it from the box
+        self.exit(0)
+
+
+class KioskApp(EdgeAgentApp):
+    """The health-hut kiosk: no command palette, no quit key for residents."""
+
+    ENABLE_COMMAND_PALETTE = False
+
+
+def app_for(
+    mode: str, db_path: Path, language: str = "zh_CN", duration_s: float | None = None
+) -> EdgeAgentApp:
+    cls = KioskApp if mode == "kiosk" else EdgeAgentApp
+    return cls(mode=mode, db_path=db_path, language=language, duration_s=duration_s)
+
+
+def run_app(
+    *, mode: str, db_path: Path, language: str = "zh_CN", duration_s: float | None = None
+) -> int:
+    app = app_for(mode, db_path, language, duration_s)
+    result = app.run()
+    return 0 if result is None else int(result)

@@ -1,0 +1,374 @@
+"""The PCD-01 ORU^R01 builder: what goes up must pass hl7apy strict and read back exactly."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from decimal import Decimal
+
+import pytest
+from hl7apy.consts import VALIDATION_LEVEL
+from hl7apy.parser import parse_message
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sync.hl7.inbound import parse_inbound
+from sync.hl7.pcd01 import (
+    PCD01_PROFILE,
+    DeviceIdentity,
+    PatientIdentity,
+    StoredObservation,
+    build_oru_r01,
+    build_with_hl7apy,
+    oru_r01_rows,
+    write_er7,
+)
+
+SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
+T0 = dt.datetime(2026, 11, 22, 10, 0, 0, tzinfo=SHANGHAI)
+BP = DeviceIdentity(
+    device_id="bp-1",
+    driver="ble-bp",
+    eui64="00:1C:05:FF:FE:12:34:56",
+    spec_refid="MDC_DEV_SPEC_PROFILE_BP",
+)
+PATIENT = PatientIdentity(
+    national_id="11010519491231002X",
+    name="欧阳娜娜",
+    birth_date=dt.date(1949, 12, 31),
+    sex="F",
+    patient_class="O",
+)
+
+
+def obs(
+    metric: str = "MDC_PRESS_BLD_NONINV_SYS",
+    value: Decimal | None = Decimal("120"),
+    unit: str = "MDC_DIM_MMHG",
+    at: dt.datetime = T0,
+    flags: tuple[str, ...] = (),
+) -> StoredObservation:
+    return StoredObservation(metric=metric, value=value, unit=unit, observed_at=at, flags=flags)
+
+
+def build(
+    observations: list[StoredObservation] | None = None,
+    *,
+    device: DeviceIdentity = BP,
+    patient: PatientIdentity | None = PATIENT,
+    agent_id: str = "amb-017",
+    control_id: str = "c0ffee-0001",
+) -> str:
+    return build_oru_r01(
+        control_id=control_id,
+        agent_id=agent_id,
+        sent_at=T0 + dt.timedelta(seconds=5),
+        device=device,
+        patient=patient,
+        observations=observations if observations is not None else [obs()],
+    )
+
+
+def segments(message: str, name: str) -> list[list[str]]:
+    """Fields of each segment called `name`, indexed like HL7 (MSH-n is [n])."""
+    out = []
+    for segment in message.split("\r"):
+        fields = segment.split("|")
+        if fields[0] == name:
+            out.append(["MSH", "|", *fields[1:]] if name == "MSH" else fields)
+    return out
+
+
+def strict(message: str) -> None:
+    parse_message(message, validation_level=VALIDATION_LEVEL.STRICT, find_groups=True).validate()
+
+
+def test_message_validates_strictly_and_uses_cr_separators() -> None:
+    message = build([obs(), obs("MDC_TEMP_BODY", Decimal("36.6"), "MDC_DIM_DEGC")])
+    strict(message)
+    assert "\n" not in message
+    assert [s[:3] for s in message.split("\r")] == ["MSH", "PID", "PV1", "OBR", "OBX", "OBX", "OBX"]
+
+
+def test_msh_header() -> None:
+    (msh,) = segments(build(), "MSH")
+    assert msh[2] == "^~\\&"
+    assert msh[3] == "EDGE_AGENT"
+    assert msh[4] == "amb-017"  # MSH-4 sending facility: the agent
+    assert msh[5] == "COUNTY_PLATFORM"
+    assert msh[7] == "20261122100005+0800"
+    assert msh[9] == "ORU^R01^ORU_R01"
+    assert msh[10] == "c0ffee-0001"  # the dedup key (DESIGN.md §4)
+    assert msh[11] == "P"
+    assert msh[12] == "2.6"
+    assert (msh[15], msh[16]) == ("AL", "NE")
+    assert msh[21] == PCD01_PROFILE
+
+
+def test_patient_segments() -> None:
+    message = build()
+    (pid,) = segments(message, "PID")
+    assert pid[3] == "11010519491231002X^^^CHN^NNCHN"  # HL7 table 0203 NNxxx
+    assert pid[5] == "欧阳娜娜"
+    assert pid[7] == "19491231"
+    assert pid[8] == "F"
+    (pv1,) = segments(message, "PV1")
+    assert pv1[2] == "O"
+
+
+def test_unknown_patient_leaves_out_the_patient_group() -> None:
+    message = build(patient=None)
+    strict(message)
+    assert segments(message, "PID") == []
+    assert segments(message, "PV1") == []
+    assert parse_inbound(message).patient_national_id is None
+
+
+def test_obr_and_mds_row() -> None:
+    later = obs(at=T0 + dt.timedelta(minutes=1))
+    message = build([later, obs(at=T0)])
+    (obr,) = segments(message, "OBR")
+    assert obr[3] == "c0ffee-0001"
+    assert obr[4] == "528391^MDC_DEV_SPEC_PROFILE_BP^MDC"
+    assert obr[7] == "20261122100000+0800"  # the earliest observation
+    mds = segments(message, "OBX")[0]
+    assert mds[1] == "1"
+    assert mds[2] == ""
+    assert mds[3] == "528391^MDC_DEV_SPEC_PROFILE_BP^MDC"
+    assert mds[4] == "1"
+    assert mds[11] == "X"
+
+
+def test_metric_rows() -> None:
+    message = build([obs(), obs("MDC_PULS_RATE_NON_INV", Decimal("72"), "MDC_DIM_BEAT_PER_MIN")])
+    rows = segments(message, "OBX")[1:]
+    assert [r[1] for r in rows] == ["2", "3"]
+    assert [r[4] for r in rows] == ["1.0.0.1", "1.0.0.2"]
+    sys_row = rows[0]
+    assert sys_row[2] == "NM"
+    assert sys_row[3] == "150021^MDC_PRESS_BLD_NONINV_SYS^MDC"
+    assert sys_row[5] == "120"
+    assert sys_row[6] == "266016^MDC_DIM_MMHG^MDC"
+    assert sys_row[11] == "F"
+    assert sys_row[14] == "20261122100000+0800"
+    assert sys_row[18] == "001C05FFFE123456^^001C05FFFE123456^EUI-64"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (Decimal("18.9"), "18.9"),  # never 18.899999 (model.py: Decimal from wire to OBX-5)
+        (Decimal("-0.5"), "-0.5"),
+        (Decimal("120"), "120"),
+        (Decimal("18.90"), "18.90"),  # trailing zero is the device's precision: kept
+        (Decimal("1E+2"), "100"),  # NM has no exponent (HL7 v2.6 Ch. 2A.47)
+        (Decimal("0.000001"), "0.000001"),  # str() would give 0.000001, but 1E-7 would not
+        (Decimal("1E-7"), "0.0000001"),
+    ],
+)
+def test_value_is_exact_decimal_text(value: Decimal, text: str) -> None:
+    message = build([obs(value=value)])
+    strict(message)
+    assert segments(message, "OBX")[1][5] == text
+    assert parse_inbound(message).observations[0].value == text
+
+
+def test_missing_value_is_status_x_with_flags() -> None:
+    message = build([obs("MDC_PULS_OXIM_SAT_O2", None, "MDC_DIM_PERCENT", flags=("NRes",))])
+    strict(message)
+    row = segments(message, "OBX")[1]
+    assert row[5] == ""
+    assert row[8] == "NRes"
+    assert row[11] == "X"
+    (read,) = parse_inbound(message).observations
+    assert (read.value, read.status, read.flags) == (None, "X", ("NRes",))
+
+
+def test_non_finite_decimal_is_reported_as_cannot_be_obtained() -> None:
+    message = build([obs(value=Decimal("NaN"))])
+    row = segments(message, "OBX")[1]
+    assert (row[5], row[8], row[11]) == ("", "NaN", "X")
+
+
+def test_flags_with_delimiters_are_escaped() -> None:
+    message = build([obs(flags=("a|b", "c~d"))])
+    strict(message)
+    assert segments(message, "OBX")[1][8] == "a\\F\\b~c\\R\\d"
+    assert parse_inbound(message).observations[0].flags == ("a|b", "c~d")
+
+
+def test_observation_time_keeps_offset_and_fraction() -> None:
+    at = dt.datetime(2026, 11, 22, 10, 0, 1, 250_000, tzinfo=SHANGHAI)
+    message = build([obs(at=at)])
+    assert segments(message, "OBX")[1][14] == "20261122100001.25+0800"
+    assert parse_inbound(message).observations[0].observed_at == at
+
+
+@pytest.mark.parametrize(
+    ("eui64", "obx18"),
+    [
+        ("001c05fffe123456", "001C05FFFE123456^^001C05FFFE123456^EUI-64"),
+        ("00-1C-05-FF-FE-12-34-56", "001C05FFFE123456^^001C05FFFE123456^EUI-64"),
+        (None, "bp-1^amb-017"),  # device id in the agent's namespace
+        ("not-an-eui", "bp-1^amb-017"),  # never sent as an EUI-64 when it is not one
+    ],
+)
+def test_equipment_identifier(eui64: str | None, obx18: str) -> None:
+    device = DeviceIdentity(
+        device_id="bp-1", driver="ble-bp", eui64=eui64, spec_refid="MDC_DEV_SPEC_PROFILE_BP"
+    )
+    message = build(device=device)
+    strict(message)
+    assert all(row[18] == obx18 for row in segments(message, "OBX"))
+
+
+def test_long_agent_id_is_recoverable() -> None:
+    agent = "county-12-township-07-village-clinic-003"  # > 20: too long for HD.1 (IS)
+    message = build(
+        agent_id=agent, device=DeviceIdentity("dev|1", "x", None, "MDC_DEV_SPEC_PROFILE_BP")
+    )
+    strict(message)
+    assert segments(message, "MSH")[0][4] == f"^{agent}^L"
+    inbound = parse_inbound(message)
+    assert inbound.agent_id == agent
+    assert inbound.observations[0].device_id == "dev|1"
+
+
+def test_names_and_ids_with_delimiters_round_trip() -> None:
+    patient = PatientIdentity("11010519491231002X", "O'Neil|Mary^Ann\\", None, None, "E")
+    message = build(patient=patient, control_id="id&with~odd|chars")
+    strict(message)
+    inbound = parse_inbound(message)
+    assert inbound.patient_name == "O'Neil|Mary^Ann\\"
+    assert inbound.control_id == "id&with~odd|chars"
+    assert inbound.patient_class == "E"
+
+
+def test_empty_name_still_gives_a_valid_pid() -> None:
+    message = build(patient=PatientIdentity("11010519491231002X", " ", None, "X", "Z"))
+    strict(message)
+    (pid,) = segments(message, "PID")
+    assert pid[5] == "^^^^^^U"  # XPN.7 name type U (table 0200)
+    assert pid[8] == "U"  # outside table 0001
+    assert segments(message, "PV1")[0][2] == "U"  # outside table 0004
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        obs(metric="MDC_NO_SUCH_METRIC"),
+        obs(unit="MDC_DIM_NO_SUCH_UNIT"),
+    ],
+)
+def test_unknown_code_is_a_key_error(bad: StoredObservation) -> None:
+    with pytest.raises(KeyError, match="MDC_"):
+        build([obs(), bad])
+
+
+def test_unknown_device_specialisation_is_a_key_error() -> None:
+    with pytest.raises(KeyError, match="MDC_DEV_SPEC_PROFILE_NOPE"):
+        build(device=DeviceIdentity("d", "x", None, "MDC_DEV_SPEC_PROFILE_NOPE"))
+
+
+def test_naive_time_is_refused() -> None:
+    with pytest.raises(ValueError, match="aware"):
+        build([obs(at=dt.datetime(2026, 11, 22, 10, 0))])
+
+
+def test_no_observations_is_refused() -> None:
+    with pytest.raises(ValueError, match="no observations"):
+        build([])
+
+
+def test_outbox_builder_imports_this_api() -> None:
+    # sync/outbox_messages.py calls build_oru_r01 with these names: keep them importable.
+    import sync.outbox_messages as outbox
+
+    assert outbox.build_oru_r01 is build_oru_r01
+
+
+def test_long_flags_are_cut_to_what_is_allows() -> None:
+    long_flag = "msmt-state-al-inhibited"  # 23 characters; IS allows 20
+    message = build([obs(flags=(long_flag, "|" * 30))])
+    strict(message)
+    flags = parse_inbound(message).observations[0].flags
+    assert flags == (long_flag[:20], "|" * 6)  # \F\ is 3 characters: 6 fit in 20
+
+
+# --- the fast ER7 writer is held to hl7apy ---------------------------------------------------
+
+_METRICS = [
+    ("MDC_PRESS_BLD_NONINV_SYS", "MDC_DIM_MMHG"),
+    ("MDC_PULS_OXIM_SAT_O2", "MDC_DIM_PERCENT"),
+    ("MDC_TEMP_BODY", "MDC_DIM_DEGC"),
+    ("MDC_CONC_GLU_CAPILLARY_PLASMA", "MDC_DIM_MILLI_MOLE_PER_L"),
+    ("MDC_MASS_BODY_ACTUAL", "MDC_DIM_KILO_G"),
+]
+_TEXT = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc"))
+    | st.sampled_from("|^~&\\"),
+    max_size=12,
+)
+_observation = st.builds(
+    lambda mu, value, flags, minutes: StoredObservation(
+        mu[0], value, mu[1], T0 + dt.timedelta(minutes=minutes, microseconds=1000 * minutes), flags
+    ),
+    st.sampled_from(_METRICS),
+    st.one_of(
+        st.none(),
+        st.decimals(min_value=-1000, max_value=100000, places=2, allow_nan=False),
+        st.sampled_from([Decimal("NaN"), Decimal("Infinity")]),
+    ),
+    st.lists(_TEXT, max_size=3).map(tuple),
+    st.integers(0, 600),
+)
+_patient = st.one_of(
+    st.none(),
+    st.builds(
+        PatientIdentity,
+        national_id=st.sampled_from(["11010519491231002X", "440524188001010014", "x|y"]),
+        name=_TEXT,
+        birth_date=st.one_of(st.none(), st.dates(dt.date(1900, 1, 1), dt.date(2026, 1, 1))),
+        sex=st.sampled_from([None, "F", "M", "Q"]),
+        patient_class=st.sampled_from(["O", "E", "I", "zz"]),
+    ),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(_observation, min_size=1, max_size=6),
+    _patient,
+    st.sampled_from(["amb-017", "clinic.town-3", "a" * 64]),
+    st.sampled_from([None, "00:1C:05:FF:FE:12:34:56", "not-an-eui"]),
+)
+def test_er7_writer_is_byte_identical_to_hl7apy_strict(
+    observations: list[StoredObservation],
+    patient: PatientIdentity | None,
+    agent_id: str,
+    eui64: str | None,
+) -> None:
+    device = DeviceIdentity("dev-1", "ble-bp", eui64, "MDC_DEV_SPEC_PROFILE_BP")
+    rows = oru_r01_rows(
+        control_id="01M8-TEST",
+        agent_id=agent_id,
+        sent_at=T0,
+        device=device,
+        patient=patient,
+        observations=observations,
+    )
+    text = write_er7(rows)
+    assert text == build_with_hl7apy(rows, control_id="01M8-TEST")
+    strict(text)
+
+
+def test_verify_mode_checks_at_run_time() -> None:
+    assert build([obs()]) == build_oru_r01(
+        control_id="c0ffee-0001",
+        agent_id="amb-017",
+        sent_at=T0 + dt.timedelta(seconds=5),
+        device=BP,
+        patient=PATIENT,
+        observations=[obs()],
+        verify=True,
+    )

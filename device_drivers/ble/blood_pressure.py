@@ -21,6 +21,7 @@ import datetime as dt
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 
+from device_drivers.ble.gatt import short_uuid
 from device_drivers.ieee11073 import (
     DATE_TIME_SIZE,
     decode_date_time,
@@ -233,16 +234,6 @@ def encode_measurement(
     return bytes([flags]) + body
 
 
-def _short_uuid(channel: str) -> str:
-    """'00002a35-0000-1000-8000-00805f9b34fb', '2A35', '0x2a35' -> '2a35'."""
-    text = channel.strip().lower()
-    if text.startswith("0x"):
-        text = text[2:]
-    if len(text) == 36 and text.endswith("-0000-1000-8000-00805f9b34fb") and text[:4] == "0000":
-        return text[4:8]
-    return text
-
-
 def _unexpected(channel: str) -> Callable[[bytes], Decoded]:
     def reject(data: bytes) -> Decoded:
         raise DecodeError(f"characteristic {channel} is not part of the Blood Pressure service")
@@ -259,7 +250,7 @@ def decoder_for(channel: str | None) -> Callable[[bytes], Decoded]:
     """
     if channel is None:
         return decode_measurement
-    short = _short_uuid(channel)
+    short = short_uuid(channel)
     if short == "2a35":
         return decode_measurement
     if short == "2a36":

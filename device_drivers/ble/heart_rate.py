@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from device_drivers.ble.blood_pressure import _short_uuid
+from device_drivers.ble.gatt import short_uuid
 from edge_agent.model import Decoded, DecodeError, Reading
 
 MEASUREMENT_UUID = "00002a37-0000-1000-8000-00805f9b34fb"
@@ -173,6 +173,6 @@ def decoder_for(channel: str | None) -> Callable[[bytes], Decoded]:
     (Body Sensor Location 0x2A38 is read, the control point 0x2A39 written) gets a decoder
     that rejects every frame, so its bytes are quarantined with the reason.
     """
-    if channel is None or _short_uuid(channel) == "2a37":
+    if channel is None or short_uuid(channel) == "2a37":
         return decode_measurement
     return _unexpected(channel)

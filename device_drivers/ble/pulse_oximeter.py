@@ -57,6 +57,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from device_drivers.ble.gatt import short_uuid
 from device_drivers.ieee11073 import (
     DATE_TIME_SIZE,
     decode_date_time,
@@ -557,16 +558,6 @@ def encode_features(features: PlxFeatures) -> bytes:
 # --- routing ---------------------------------------------------------------------------
 
 
-def _short_uuid(channel: str) -> str:
-    """'00002a5e-0000-1000-8000-00805f9b34fb', '2A5E', '0x2a5e' -> '2a5e'."""
-    text = channel.strip().lower()
-    if text.startswith("0x"):
-        text = text[2:]
-    if len(text) == 36 and text.endswith("-0000-1000-8000-00805f9b34fb") and text[:4] == "0000":
-        return text[4:8]
-    return text
-
-
 def _unexpected(channel: str) -> Callable[[bytes], Decoded]:
     def reject(data: bytes) -> Decoded:
         raise DecodeError(f"characteristic {channel} is not part of the Pulse Oximeter service")
@@ -591,7 +582,7 @@ def decoder_for(channel: str | None, *, default: str = SPOT_UUID) -> Callable[[b
     """
     if channel is None:
         channel = default
-    decode = _DECODERS.get(_short_uuid(channel))
+    decode = _DECODERS.get(short_uuid(channel))
     return decode if decode is not None else _unexpected(channel)
 
 

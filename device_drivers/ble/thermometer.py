@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from device_drivers.ble.blood_pressure import _short_uuid
+from device_drivers.ble.gatt import short_uuid
 from device_drivers.ieee11073 import (
     DATE_TIME_SIZE,
     FLAG_NAN,
@@ -272,7 +272,7 @@ def _selector(measurement: Decoder, intermediate: Decoder) -> Callable[[str | No
     def select(channel: str | None) -> Decoder:
         if channel is None:
             return measurement
-        short = _short_uuid(channel)
+        short = short_uuid(channel)
         if short == "2a1c":
             return measurement
         if short == "2a1e":

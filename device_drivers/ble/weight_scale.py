@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from device_drivers.ble.blood_pressure import _short_uuid
+from device_drivers.ble.gatt import short_uuid
 from device_drivers.ieee11073 import DATE_TIME_SIZE, decode_date_time, encode_date_time
 from edge_agent.model import Decoded, DecodeError, Reading
 
@@ -278,6 +278,6 @@ def decoder_for(channel: str | None) -> Callable[[bytes], Decoded]:
     gets a decoder that rejects every frame, so its bytes are quarantined with the reason
     (the Feature value is not a measurement: read it with `decode_feature`).
     """
-    if channel is None or _short_uuid(channel) == "2a9d":
+    if channel is None or short_uuid(channel) == "2a9d":
         return decode_measurement
     return _unexpected(channel)

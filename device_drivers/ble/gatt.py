@@ -1,0 +1,30 @@
+"""Bluetooth SIG 16-bit UUIDs: the one place that spells the base UUID.
+
+bleak names characteristics by their full 128-bit UUID; the specifications, the config
+and people name them by 16 bits (0x2A35). These two functions go back and forth.
+"""
+
+from __future__ import annotations
+
+BASE_UUID_SUFFIX = "-0000-1000-8000-00805f9b34fb"
+
+
+def uuid16(short: int) -> str:
+    """0x2A35 -> '00002a35-0000-1000-8000-00805f9b34fb'."""
+    if not 0 <= short <= 0xFFFF:
+        raise ValueError(f"0x{short:x} is not a 16-bit UUID")
+    return f"0000{short:04x}{BASE_UUID_SUFFIX}"
+
+
+def short_uuid(channel: str) -> str:
+    """'00002a35-0000-1000-8000-00805f9b34fb', '2A35', '0x2a35' -> '2a35'.
+
+    Anything that is not a SIG base UUID comes back lower-cased, so a vendor's 128-bit
+    characteristic never matches a 16-bit one by accident.
+    """
+    text = channel.strip().lower()
+    if text.startswith("0x"):
+        text = text[2:]
+    if len(text) == 36 and text.endswith(BASE_UUID_SUFFIX) and text[:4] == "0000":
+        return text[4:8]
+    return text

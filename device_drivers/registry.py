@@ -18,6 +18,7 @@ from typing import Protocol
 from device_drivers.ble import (
     berrymed,
     blood_pressure,
+    glucose,
     heart_rate,
     pulse_oximeter,
     thermometer,
@@ -82,10 +83,17 @@ class Driver:
     # 3 packets/s) go up at most this often; every reading is still stored on the box.
     # 0: every frame with a value goes up. Alarms go up whenever they change.
     upload_every_s: float = 0.0
-    # BLE: a request/response exchange after subscribing (glucose RACP), and the key
-    # that makes a resent reading (a meter replaying its memory) a duplicate.
-    gatt_conversation: Callable[[], GattConversation] | None = None
+    # BLE: a request/response exchange after subscribing (glucose RACP). Called once per
+    # device, it gives that device's conversation factory (one conversation per
+    # connection, so a download resumes where the last connection dropped).
+    gatt_conversation: Callable[[], Callable[[], GattConversation]] | None = None
+    # BLE: the key that makes a resent reading (a meter replaying its memory) a duplicate.
     dedup_key: Callable[[str, bytes], str | None] | None = None
+    # BLE: the device stamps readings with its own clock; set it (Current Time 0x2A2B)
+    # on every connection, where the device offers it.
+    sets_clock: bool = False
+    # BLE: the device only talks over an encrypted link; bond on connect.
+    bonds: bool = False
     quirks: Mapping[str, Quirk] = field(default_factory=dict)
 
     def characteristics_for(self, model: str | None) -> tuple[str, ...]:
@@ -232,6 +240,7 @@ DRIVERS: dict[str, Driver] = {
         framer=_WholeFrames,
         characteristics=pulse_oximeter.SPOT_CHARACTERISTICS,
         dedup_key=_resent_if_time_stamped(pulse_oximeter.SPOT_TIME_STAMP),
+        sets_clock=True,
     ),
     "ble-plx-cont": Driver(
         id="ble-plx-cont",
@@ -257,6 +266,19 @@ DRIVERS: dict[str, Driver] = {
         framer=_WholeFrames,
         characteristics=(blood_pressure.MEASUREMENT_UUID, blood_pressure.INTERMEDIATE_UUID),
         dedup_key=_resent_if_time_stamped(blood_pressure.FLAG_TIME_STAMP),
+        sets_clock=True,
+    ),
+    "ble-glucose": Driver(
+        id="ble-glucose",
+        transport="ble",
+        summary="Bluetooth SIG Glucose 0x1808: stored records over RACP 0x2A52, context 0x2A34",
+        decoder_for=glucose.decoder_for,
+        framer=_WholeFrames,
+        characteristics=glucose.CHARACTERISTICS,
+        gatt_conversation=glucose.RecordDownloads,
+        dedup_key=glucose.dedup_key,
+        sets_clock=True,
+        bonds=True,
     ),
     "ble-thermo": Driver(
         id="ble-thermo",
@@ -266,6 +288,7 @@ DRIVERS: dict[str, Driver] = {
         framer=_WholeFrames,
         characteristics=thermometer.CHARACTERISTICS,
         dedup_key=_resent_if_time_stamped(thermometer.FLAG_TIME_STAMP),
+        sets_clock=True,
         quirks={name: _thermometer_quirk(name) for name in thermometer.QUIRKS},
     ),
     "ble-hr": Driver(
@@ -285,6 +308,7 @@ DRIVERS: dict[str, Driver] = {
         framer=_WholeFrames,
         characteristics=weight_scale.CHARACTERISTICS,
         dedup_key=_resent_if_time_stamped(weight_scale.FLAG_TIME_STAMP),
+        sets_clock=True,
     ),
 }
 

@@ -10,7 +10,10 @@ driver needs it (a scale's line format).
 
 from __future__ import annotations
 
+import datetime as dt
+
 from device_drivers import registry
+from device_drivers.ble import current_time
 from device_drivers.ble.link import BleakLink
 from device_drivers.ble.session import BleTransport, Presence
 from device_drivers.serial.port import SerialSettings, SerialTransport
@@ -32,6 +35,15 @@ def serial_settings(config: DeviceConfig, spec: registry.Driver) -> SerialSettin
     )
 
 
+def _local_clock_write() -> tuple[str, bytes]:
+    """Current Time for a device that stamps readings: the box's local wall clock.
+
+    China has one time zone and no daylight saving; the box's zone is the clinic's
+    (Asia/Shanghai on an installed box), and devices show naive local time.
+    """
+    return current_time.set_clock_write(dt.datetime.now().replace(microsecond=0))
+
+
 def runtime_for(config: DeviceConfig, *, presence: Presence | None = None) -> DeviceRuntime:
     """The transport and decoders for one `[[device]]` entry (already validated).
 
@@ -49,12 +61,13 @@ def runtime_for(config: DeviceConfig, *, presence: Presence | None = None) -> De
         if address is None:
             raise ValueError(f"device {config.id}: driver {config.driver} needs a BLE address")
         transport = BleTransport(
-            lambda: BleakLink(address),
+            lambda: BleakLink(address, bond=spec.bonds),
             spec.characteristics_for(config.model),
-            conversation_factory=spec.gatt_conversation,
+            conversation_factory=spec.gatt_conversation() if spec.gatt_conversation else None,
             dedup_key=spec.dedup_key,
             presence=presence,
             address=address,
+            set_clock=_local_clock_write if spec.sets_clock else None,
         )
     else:
         host, port = config.listen_address

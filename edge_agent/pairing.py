@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_agent.clock import Clock
-from edge_agent.config import AVAILABLE_DRIVERS, BLE_DRIVERS, Config, DeviceConfig
+from edge_agent.config import BLE_DRIVERS, Config, DeviceConfig
 from edge_agent.store import Store
 
 _ADDRESS = re.compile(r"^([0-9A-F]{2}:){5}[0-9A-F]{2}$")
@@ -45,7 +45,7 @@ def pair(
     address = address.strip().upper()
     if not _ADDRESS.match(address):
         raise PairingError(f"pair: {address!r} is not a BLE address like AA:BB:CC:DD:EE:FF")
-    ble_available = sorted(BLE_DRIVERS & AVAILABLE_DRIVERS)
+    ble_available = sorted(BLE_DRIVERS)
     if driver not in ble_available:
         raise PairingError(
             f"pair: {driver!r} is not a BLE driver of this release (available: {', '.join(ble_available)})"

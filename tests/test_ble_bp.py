@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from device_drivers import registry
 from device_drivers.ble.blood_pressure import (
     INTERMEDIATE_UUID,
     MEASUREMENT_UUID,
@@ -374,6 +375,31 @@ def test_bleak_link_imports_no_bleak() -> None:
     assert not BleakLink("AA:BB:CC:DD:EE:FF").is_connected
 
 
+def test_bleak_link_bonds_when_asked_and_reports_a_refusal_as_oserror(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The radio is the fake: bleak's client is replaced by one whose bond is refused."""
+    import bleak
+    from bleak.exc import BleakError
+
+    made: list[dict[str, object]] = []
+
+    class RefusingClient:
+        def __init__(self, address: str, **kwargs: object) -> None:
+            made.append({"address": address, **kwargs})
+
+        async def connect(self) -> None:
+            if made[-1]["pair"]:
+                raise BleakError("org.bluez.Error.AuthenticationFailed")
+
+    monkeypatch.setattr(bleak, "BleakClient", RefusingClient)
+    asyncio.run(BleakLink("AA:BB:CC:DD:EE:FF").connect())
+    with pytest.raises(OSError, match="AuthenticationFailed"):
+        asyncio.run(BleakLink("AA:BB:CC:DD:EE:FF", bond=True).connect())
+    assert [m["pair"] for m in made] == [False, True]
+    assert registry.driver("ble-glucose").bonds and not registry.driver("ble-bp").bonds
+
+
 async def _run_until(
     transport: BleTransport, want: int, timeout_s: float = 5.0
 ) -> tuple[list[tuple[bytes, str | None]], list[tuple[str, str]]]:
@@ -522,3 +548,34 @@ async def test_simulated_cuff_sends_its_memory_then_hangs_up() -> None:
         sys_, dia, mean, pulse = (r.value for r in m.readings)
         assert sys_ is not None and dia is not None and mean is not None and pulse is not None
         assert 95 <= sys_ <= 200 and 55 <= dia <= 120 and dia < mean < sys_
+
+
+async def test_a_cuff_that_refuses_the_clock_still_delivers() -> None:
+    """Current Time is written on connect where the device has it; a refusal is no failure."""
+    import datetime as dt
+
+    from device_drivers.ble import current_time
+    from device_drivers.ble.session import BleTransport
+    from device_drivers.simulators.ble_bp import CHARACTERISTICS, SimulatedCuff
+
+    cuff = SimulatedCuff(seed=2, every_s=60, connect_timeout_s=0.2)
+    for _ in range(2):
+        cuff.measure()
+    writes: list[int] = []
+
+    def clock() -> tuple[str, bytes]:
+        writes.append(1)
+        return current_time.set_clock_write(dt.datetime(2024, 3, 1, 8, 0))
+
+    transport = BleTransport(cuff.link, CHARACTERISTICS, retry_s=0.01, poll_s=0.01, set_clock=clock)
+    got: list[bytes] = []
+    stop = asyncio.Event()
+
+    def emit(data: bytes, channel: str | None, /, *, dedup_key: str | None = None) -> None:
+        if channel == MEASUREMENT_UUID:
+            got.append(data)
+        if len(got) == 2:
+            stop.set()
+
+    await asyncio.wait_for(transport.run(emit, lambda _s, _d: None, stop), 5)
+    assert len(got) == 2 and writes and transport.clock_set == 0

@@ -50,9 +50,8 @@ def test_design_example_parses() -> None:
             "config device[0] (monitor-1).driver: 'masimo' is not a device driver",
         ),
         (
-            ('"masimo-ascii"', '"ble-glucose"'),
-            "config device[0] (monitor-1).driver: driver ble-glucose is not in this release yet"
-            " (available: ble-bp, ",
+            ('"masimo-ascii"', '"ecg-scp"'),
+            "config device[0] (monitor-1).driver: 'ecg-scp' is not a device driver (known: ble-bp, ",
         ),
         (
             ('port = "/dev/ttyUSB0"', ""),
@@ -114,16 +113,16 @@ def test_config_check_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "file not found" in capsys.readouterr().err
 
 
-def test_available_drivers_are_the_registry() -> None:
+def test_device_drivers_are_the_registry() -> None:
     from device_drivers.registry import DRIVERS
     from edge_agent.config import (
-        AVAILABLE_DRIVERS,
         BLE_DRIVERS,
+        DEVICE_DRIVERS,
         NETWORK_DRIVERS,
         SERIAL_DRIVERS,
     )
 
-    assert set(DRIVERS) == AVAILABLE_DRIVERS
+    assert set(DRIVERS) == DEVICE_DRIVERS
     by_transport = {"serial": SERIAL_DRIVERS, "ble": BLE_DRIVERS, "tcp": NETWORK_DRIVERS}
     for spec in DRIVERS.values():
         assert spec.id in by_transport[spec.transport]

@@ -27,9 +27,13 @@ class BleakLink:
     once: connect, subscribe, wait while connected, disconnect.
     """
 
-    def __init__(self, address: str, *, timeout_s: float = 20.0) -> None:
+    def __init__(self, address: str, *, timeout_s: float = 20.0, bond: bool = False) -> None:
         self.address = address
         self._timeout_s = timeout_s
+        # Bond (pair and encrypt) before using the link, if not bonded already: glucose
+        # meters refuse RACP on an unencrypted link (devices.md §2.5 step 1). BlueZ keeps
+        # the bond, so only the first connection pairs (Just Works, no PIN on such meters).
+        self._bond = bond
         self._client: BleakClient | None = None
 
     @property
@@ -41,10 +45,11 @@ class BleakLink:
         from bleak.exc import BleakError
 
         try:
-            self._client = BleakClient(self.address, timeout=self._timeout_s)
+            self._client = BleakClient(self.address, timeout=self._timeout_s, pair=self._bond)
             await self._client.connect()
         except BleakError as exc:
-            # BleakDeviceNotFoundError, BleakDBusError ... all mean "not reachable now".
+            # BleakDeviceNotFoundError, BleakDBusError ... all mean "not reachable now";
+            # a refused bond (AuthenticationFailed) too: retried with backoff.
             raise OSError(f"BLE {self.address}: {exc}") from exc
 
     async def start_notify(self, characteristic: str, callback: NotifyCallback) -> None:

@@ -26,7 +26,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from device_drivers.ble import blood_pressure
+from device_drivers.ble import (
+    berrymed,
+    blood_pressure,
+    glucose,
+    heart_rate,
+    pulse_oximeter,
+    thermometer,
+    weight_scale,
+)
 from device_drivers.ble.link import ScriptedLink
 from device_drivers.ble.presence import Advertisement, AdvertisementWatcher
 from device_drivers.ble.session import BleTransport
@@ -36,39 +44,56 @@ T0 = dt.datetime(2026, 11, 22, 10, 0, 0)
 
 def profiles() -> list[tuple[str, Callable[[bytes], object], bytes]]:
     """(name, decoder, a typical frame with its optional fields) per profile."""
-    rows: list[tuple[str, Callable[[bytes], object], bytes]] = [
+    return [
         (
             "blood pressure 0x2A35",
             blood_pressure.decode_measurement,
             blood_pressure.encode_measurement(
                 Decimal(128), Decimal(82), Decimal(97), time=T0, pulse=Decimal(71), user=1, status=0
             ),
-        )
+        ),
+        (
+            "health thermometer 0x2A1C",
+            thermometer.decode_measurement,
+            thermometer.encode_measurement(Decimal("36.8"), time=T0, temperature_type=2),
+        ),
+        (
+            "heart rate 0x2A37",
+            heart_rate.decode_measurement,
+            heart_rate.encode_measurement(72, contact=3, rr_ticks=(850, 860)),
+        ),
+        (
+            "weight scale 0x2A9D",
+            weight_scale.decode_measurement,
+            weight_scale.encode_measurement(
+                Decimal("62.5"), time=T0, user=1, bmi=Decimal("22.1"), height=Decimal("1.68")
+            ),
+        ),
+        (
+            "pulse oximeter 0x2A5F",
+            pulse_oximeter.decode_continuous,
+            pulse_oximeter.encode_continuous(
+                Decimal(97), Decimal(72), measurement_status=0, pulse_amplitude=Decimal("5.2")
+            ),
+        ),
+        (
+            "BerryMed BCI 4 packets",
+            berrymed.decode_notification,
+            b"".join(berrymed.encode_packet(97, 72, 50 + i) for i in range(4)),
+        ),
+        (
+            "glucose 0x2A18",
+            glucose.decode_measurement,
+            glucose.encode_measurement(
+                42, T0, concentration=Decimal("0.0063"), mol_per_l=True, status=0
+            ),
+        ),
+        (
+            "glucose context 0x2A34",
+            glucose.decode_context,
+            glucose.encode_context(42, meal=glucose.MEAL_FASTING, tester=1, hba1c=Decimal("6.5")),
+        ),
     ]
-    for module, name in (
-        ("thermometer", "health thermometer 0x2A1C"),
-        ("heart_rate", "heart rate 0x2A37"),
-        ("weight_scale", "weight scale 0x2A9D"),
-        ("pulse_oximeter", "pulse oximeter 0x2A5F"),
-        ("glucose", "glucose 0x2A18"),
-    ):
-        sample = _sample(module)
-        if sample is not None:
-            rows.append((name, *sample))
-    return rows
-
-
-def _sample(module: str) -> tuple[Callable[[bytes], object], bytes] | None:
-    """A profile's decoder and a frame from its own encoder's defaults, when it exists."""
-    try:
-        mod = __import__(f"device_drivers.ble.{module}", fromlist=["x"])
-    except ImportError:
-        return None
-    frame = getattr(mod, "BENCH_FRAME", None)
-    decode = getattr(mod, "decode_measurement", None) or getattr(mod, "decode_continuous", None)
-    if frame is None or decode is None:
-        return None
-    return decode, frame
 
 
 def bench_decode(frames: int) -> None:

@@ -99,6 +99,17 @@ def decode_float32(raw: int) -> tuple[Decimal | None, str | None]:
     return _exact(_signed(raw, 24), _signed(raw >> 24, 8)), None
 
 
+def uint_at(data: bytes, offset: int, size: int, what: str) -> int:
+    """The little-endian unsigned integer of `size` bytes at `offset`; short: DecodeError."""
+    if offset + size > len(data):
+        unit = "byte" if size == 1 else "bytes"
+        raise DecodeError(
+            f"truncated: {what} needs {size} {unit}, frame has {max(len(data) - offset, 0)}",
+            offset,
+        )
+    return int.from_bytes(data[offset : offset + size], "little")
+
+
 def sfloat_at(data: bytes, offset: int, what: str = "SFLOAT") -> tuple[Decimal | None, str | None]:
     """The SFLOAT at `offset` of a frame; a short frame is a DecodeError at that offset."""
     if offset + 2 > len(data):

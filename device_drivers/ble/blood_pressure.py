@@ -21,13 +21,14 @@ import datetime as dt
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 
-from device_drivers.ble.gatt import short_uuid
+from device_drivers.ble.gatt import not_in_service, short_uuid
 from device_drivers.ieee11073 import (
     DATE_TIME_SIZE,
     decode_date_time,
     encode_date_time,
     sfloat_at,
     sfloat_bytes,
+    uint_at,
 )
 from edge_agent.model import Decoded, DecodeError, Reading
 
@@ -121,18 +122,11 @@ class _Parsed:
             offset += 2
         self.user: int | None = None
         if flags & FLAG_USER_ID:
-            if offset + 1 > len(data):
-                raise DecodeError("truncated: user id needs 1 byte, frame has 0", offset)
-            self.user = data[offset]
+            self.user = uint_at(data, offset, 1, "user id")
             offset += 1
         self.status: int | None = None
         if flags & FLAG_STATUS:
-            if offset + 2 > len(data):
-                raise DecodeError(
-                    f"truncated: measurement status needs 2 bytes, frame has {len(data) - offset}",
-                    offset,
-                )
-            self.status = int.from_bytes(data[offset : offset + 2], "little")
+            self.status = uint_at(data, offset, 2, "measurement status")
 
 
 def _reading(
@@ -234,13 +228,6 @@ def encode_measurement(
     return bytes([flags]) + body
 
 
-def _unexpected(channel: str) -> Callable[[bytes], Decoded]:
-    def reject(data: bytes) -> Decoded:
-        raise DecodeError(f"characteristic {channel} is not part of the Blood Pressure service")
-
-    return reject
-
-
 def decoder_for(channel: str | None) -> Callable[[bytes], Decoded]:
     """The decoder for a notification's characteristic (the frame's channel).
 
@@ -255,4 +242,4 @@ def decoder_for(channel: str | None) -> Callable[[bytes], Decoded]:
         return decode_measurement
     if short == "2a36":
         return decode_intermediate
-    return _unexpected(channel)
+    return not_in_service(channel, "Blood Pressure")

@@ -1,10 +1,15 @@
 """Bluetooth SIG 16-bit UUIDs: the one place that spells the base UUID.
 
 bleak names characteristics by their full 128-bit UUID; the specifications, the config
-and people name them by 16 bits (0x2A35). These two functions go back and forth.
+and people name them by 16 bits (0x2A35). `uuid16` and `short_uuid` go back and forth;
+`not_in_service` is the decoder for a characteristic a profile does not have.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+
+from edge_agent.model import Decoded, DecodeError
 
 BASE_UUID_SUFFIX = "-0000-1000-8000-00805f9b34fb"
 
@@ -28,3 +33,13 @@ def short_uuid(channel: str) -> str:
     if len(text) == 36 and text.endswith(BASE_UUID_SUFFIX) and text[:4] == "0000":
         return text[4:8]
     return text
+
+
+def not_in_service(channel: str, service: str) -> Callable[[bytes], Decoded]:
+    """A decoder that rejects every frame: a notification on a characteristic the profile
+    does not have is quarantined with the reason, never read as that profile's data."""
+
+    def reject(data: bytes) -> Decoded:
+        raise DecodeError(f"characteristic {channel} is not part of the {service} service")
+
+    return reject

@@ -44,13 +44,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
-from device_drivers.ble.gatt import short_uuid, uuid16
+from device_drivers.ble.gatt import not_in_service, short_uuid, uuid16
 from device_drivers.ieee11073 import (
     DATE_TIME_SIZE,
     decode_date_time,
     encode_date_time,
     sfloat_at,
     sfloat_bytes,
+    uint_at,
 )
 from edge_agent.model import Decoded, DecodeError, DeviceAlarm, Reading
 
@@ -187,26 +188,11 @@ def seq_flag(sequence: int) -> str:
     return f"seq:{sequence}"
 
 
-def _u16(data: bytes, offset: int, what: str) -> int:
-    if offset + 2 > len(data):
-        raise DecodeError(
-            f"truncated: {what} needs 2 bytes, frame has {max(len(data) - offset, 0)}", offset
-        )
-    value: int = struct.unpack_from("<H", data, offset)[0]
-    return value
-
-
-def _u8(data: bytes, offset: int, what: str) -> int:
-    if offset >= len(data):
-        raise DecodeError(f"truncated: {what} needs 1 byte, frame has 0", offset)
-    return data[offset]
-
-
 def sequence_number(data: bytes) -> int:
     """The sequence number of a 0x2A18 or 0x2A34 frame (both carry it at bytes 1-2)."""
     if not data:
         raise DecodeError("empty frame: no flags byte", 0)
-    return _u16(data, 1, "sequence number")
+    return uint_at(data, 1, 2, "sequence number")
 
 
 def dedup_key(characteristic: str | None, data: bytes) -> str | None:
@@ -269,12 +255,12 @@ def parse_measurement(data: bytes) -> GlucoseMeasurement:
             " (vendor-prefixed or not a 0x2A18 frame)",
             0,
         )
-    sequence = _u16(data, 1, "sequence number")
+    sequence = uint_at(data, 1, 2, "sequence number")
     base_time = decode_date_time(data, 3)
     offset = MEASUREMENT_MIN_SIZE
     time_offset: int | None = None
     if flags & FLAG_TIME_OFFSET:
-        _u16(data, offset, "time offset")
+        uint_at(data, offset, 2, "time offset")
         time_offset = struct.unpack_from("<h", data, offset)[0]
         offset += 2
     time = base_time
@@ -293,12 +279,12 @@ def parse_measurement(data: bytes) -> GlucoseMeasurement:
         value = concentration[0]
         if value is not None and value < 0:
             raise DecodeError(f"glucose concentration {value} is negative", offset)
-        type_location = _u8(data, offset + 2, "type and sample location")
+        type_location = uint_at(data, offset + 2, 1, "type and sample location")
         sample_type, location = type_location & 0x0F, type_location >> 4
         offset += 3
     status = None
     if flags & FLAG_STATUS:
-        status = _u16(data, offset, "sensor status annunciation")
+        status = uint_at(data, offset, 2, "sensor status annunciation")
     return GlucoseMeasurement(
         sequence=sequence,
         time=time,
@@ -462,34 +448,34 @@ def parse_context(data: bytes) -> GlucoseContext:
     if not data:
         raise DecodeError("empty frame: no flags byte", 0)
     flags = data[0]
-    sequence = _u16(data, 1, "sequence number")
+    sequence = uint_at(data, 1, 2, "sequence number")
     offset = 3
     extended = None
     if flags & CTX_EXTENDED:
-        extended = _u8(data, offset, "extended flags")
+        extended = uint_at(data, offset, 1, "extended flags")
         offset += 1
     carbohydrate = None
     if flags & CTX_CARBOHYDRATE:
-        carb_id = _u8(data, offset, "carbohydrate id")
+        carb_id = uint_at(data, offset, 1, "carbohydrate id")
         carbohydrate = (carb_id, sfloat_at(data, offset + 1, "carbohydrate"))
         offset += 3
     meal = None
     if flags & CTX_MEAL:
-        meal = _u8(data, offset, "meal")
+        meal = uint_at(data, offset, 1, "meal")
         offset += 1
     tester = health = None
     if flags & CTX_TESTER_HEALTH:
-        tester_health = _u8(data, offset, "tester-health")
+        tester_health = uint_at(data, offset, 1, "tester-health")
         tester, health = tester_health & 0x0F, tester_health >> 4
         offset += 1
     exercise = None
     if flags & CTX_EXERCISE:
-        duration = _u16(data, offset, "exercise duration")
-        exercise = (duration, _u8(data, offset + 2, "exercise intensity"))
+        duration = uint_at(data, offset, 2, "exercise duration")
+        exercise = (duration, uint_at(data, offset + 2, 1, "exercise intensity"))
         offset += 3
     medication = None
     if flags & CTX_MEDICATION:
-        medication_id = _u8(data, offset, "medication id")
+        medication_id = uint_at(data, offset, 1, "medication id")
         medication = (medication_id, sfloat_at(data, offset + 1, "medication"))
         offset += 3
     hba1c = None
@@ -794,13 +780,6 @@ def decode_racp(data: bytes) -> Decoded:
 # --- routing -------------------------------------------------------------------------------
 
 
-def _unexpected(channel: str) -> Callable[[bytes], Decoded]:
-    def reject(data: bytes) -> Decoded:
-        raise DecodeError(f"characteristic {channel} is not part of the Glucose service")
-
-    return reject
-
-
 _DECODERS: dict[str, Callable[[bytes], Decoded]] = {
     "2a18": decode_measurement,
     "2a34": decode_context,
@@ -817,7 +796,7 @@ def decoder_for(channel: str | None) -> Callable[[bytes], Decoded]:
     """
     if channel is None:
         return decode_measurement
-    return _DECODERS.get(short_uuid(channel)) or _unexpected(channel)
+    return _DECODERS.get(short_uuid(channel)) or not_in_service(channel, "Glucose")
 
 
 # --- the download conversation -------------------------------------------------------------

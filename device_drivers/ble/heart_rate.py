@@ -31,7 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from device_drivers.ble.gatt import short_uuid
+from device_drivers.ble.gatt import not_in_service, short_uuid
+from device_drivers.ieee11073 import uint_at
 from edge_agent.model import Decoded, DecodeError, Reading
 
 MEASUREMENT_UUID = "00002a37-0000-1000-8000-00805f9b34fb"
@@ -97,12 +98,7 @@ def parse_measurement(data: bytes) -> HeartRateMeasurement:
     offset = 1 + width
     energy: int | None = None
     if flags & FLAG_ENERGY:
-        if offset + 2 > len(data):
-            raise DecodeError(
-                f"truncated: energy expended needs 2 bytes, frame has {len(data) - offset}",
-                offset,
-            )
-        energy = int.from_bytes(data[offset : offset + 2], "little")
+        energy = uint_at(data, offset, 2, "energy expended")
         offset += 2
     rr: tuple[int, ...] = ()
     if flags & FLAG_RR:
@@ -159,13 +155,6 @@ def encode_measurement(
     return bytes([flags]) + body
 
 
-def _unexpected(channel: str) -> Callable[[bytes], Decoded]:
-    def reject(data: bytes) -> Decoded:
-        raise DecodeError(f"characteristic {channel} is not part of the Heart Rate service")
-
-    return reject
-
-
 def decoder_for(channel: str | None) -> Callable[[bytes], Decoded]:
     """The decoder for a notification's characteristic (the frame's channel).
 
@@ -175,4 +164,4 @@ def decoder_for(channel: str | None) -> Callable[[bytes], Decoded]:
     """
     if channel is None or short_uuid(channel) == "2a37":
         return decode_measurement
-    return _unexpected(channel)
+    return not_in_service(channel, "Heart Rate")

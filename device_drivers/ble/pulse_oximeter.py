@@ -57,13 +57,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from device_drivers.ble.gatt import short_uuid
+from device_drivers.ble.gatt import not_in_service, short_uuid
 from device_drivers.ieee11073 import (
     DATE_TIME_SIZE,
     decode_date_time,
     encode_date_time,
     sfloat_at,
     sfloat_bytes,
+    uint_at,
 )
 from edge_agent.model import Decoded, DecodeError, DeviceAlarm, Reading
 
@@ -237,15 +238,6 @@ def _flags_byte(data: bytes, what: str) -> int:
     return flags
 
 
-def _uint_at(data: bytes, offset: int, size: int, what: str) -> int:
-    if offset + size > len(data):
-        raise DecodeError(
-            f"truncated: {what} needs {size} bytes, frame has {max(len(data) - offset, 0)}",
-            offset,
-        )
-    return int.from_bytes(data[offset : offset + size], "little")
-
-
 @dataclass(frozen=True, slots=True)
 class _Status:
     """What a frame's status words do to its readings and alarms."""
@@ -306,11 +298,11 @@ def decode_spot_check(data: bytes) -> Decoded:
         offset += DATE_TIME_SIZE
     measurement: int | None = None
     if flags & SPOT_MEASUREMENT_STATUS:
-        measurement = _uint_at(data, offset, 2, "measurement status")
+        measurement = uint_at(data, offset, 2, "measurement status")
         offset += 2
     device: int | None = None
     if flags & SPOT_DEVICE_STATUS:
-        device = _uint_at(data, offset, 3, "device and sensor status")
+        device = uint_at(data, offset, 3, "device and sensor status")
         offset += 3
     amplitude: _Field | None = None
     if flags & SPOT_PULSE_AMPLITUDE:
@@ -350,11 +342,11 @@ def decode_continuous(data: bytes, *, extras: bool = False) -> Decoded:
             offset += 4
     measurement: int | None = None
     if flags & CONT_MEASUREMENT_STATUS:
-        measurement = _uint_at(data, offset, 2, "measurement status")
+        measurement = uint_at(data, offset, 2, "measurement status")
         offset += 2
     device: int | None = None
     if flags & CONT_DEVICE_STATUS:
-        device = _uint_at(data, offset, 3, "device and sensor status")
+        device = uint_at(data, offset, 3, "device and sensor status")
         offset += 3
     amplitude: _Field | None = None
     if flags & CONT_PULSE_AMPLITUDE:
@@ -432,14 +424,14 @@ def decode_features(data: bytes) -> PlxFeatures:
     Feature bits 8-15 are reserved and ignored: this is a description read once, and a
     later revision's extra feature must not make the device unusable.
     """
-    bits = _uint_at(data, 0, 2, "PLX features")
+    bits = uint_at(data, 0, 2, "PLX features")
     offset = 2
     measurement = device = 0
     if bits & FEAT_MEASUREMENT_STATUS:
-        measurement = _uint_at(data, offset, 2, "supported measurement status")
+        measurement = uint_at(data, offset, 2, "supported measurement status")
         offset += 2
     if bits & FEAT_DEVICE_STATUS:
-        device = _uint_at(data, offset, 3, "supported device and sensor status")
+        device = uint_at(data, offset, 3, "supported device and sensor status")
     return PlxFeatures(
         measurement_status=bool(bits & FEAT_MEASUREMENT_STATUS),
         device_status=bool(bits & FEAT_DEVICE_STATUS),
@@ -558,13 +550,6 @@ def encode_features(features: PlxFeatures) -> bytes:
 # --- routing ---------------------------------------------------------------------------
 
 
-def _unexpected(channel: str) -> Callable[[bytes], Decoded]:
-    def reject(data: bytes) -> Decoded:
-        raise DecodeError(f"characteristic {channel} is not part of the Pulse Oximeter service")
-
-    return reject
-
-
 _DECODERS: dict[str, Callable[[bytes], Decoded]] = {
     "2a5e": decode_spot_check,
     "2a5f": decode_continuous,
@@ -583,7 +568,7 @@ def decoder_for(channel: str | None, *, default: str = SPOT_UUID) -> Callable[[b
     if channel is None:
         channel = default
     decode = _DECODERS.get(short_uuid(channel))
-    return decode if decode is not None else _unexpected(channel)
+    return decode if decode is not None else not_in_service(channel, "Pulse Oximeter")
 
 
 def spot_decoder_for(channel: str | None) -> Callable[[bytes], Decoded]:

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from device_drivers.ble.gatt import short_uuid
+from device_drivers.ble.gatt import not_in_service, short_uuid
 from device_drivers.ieee11073 import (
     DATE_TIME_SIZE,
     FLAG_NAN,
@@ -44,6 +44,7 @@ from device_drivers.ieee11073 import (
     encode_date_time,
     float_at,
     float_bytes,
+    uint_at,
 )
 from edge_agent.model import Decoded, DecodeError, Reading
 
@@ -148,9 +149,7 @@ def parse_measurement(
         offset += DATE_TIME_SIZE
     temperature_type: int | None = None
     if flags & FLAG_TEMPERATURE_TYPE:
-        if offset + 1 > len(data):
-            raise DecodeError("truncated: temperature type needs 1 byte, frame has 0", offset)
-        temperature_type = data[offset]
+        temperature_type = uint_at(data, offset, 1, "temperature type")
     return TemperatureMeasurement(
         value=value,
         special=special,
@@ -261,13 +260,6 @@ def encode_measurement(
     return bytes([flags]) + body
 
 
-def _unexpected(channel: str) -> Decoder:
-    def reject(data: bytes) -> Decoded:
-        raise DecodeError(f"characteristic {channel} is not part of the Health Thermometer service")
-
-    return reject
-
-
 def _selector(measurement: Decoder, intermediate: Decoder) -> Callable[[str | None], Decoder]:
     def select(channel: str | None) -> Decoder:
         if channel is None:
@@ -277,7 +269,7 @@ def _selector(measurement: Decoder, intermediate: Decoder) -> Callable[[str | No
             return measurement
         if short == "2a1e":
             return intermediate
-        return _unexpected(channel)
+        return not_in_service(channel, "Health Thermometer")
 
     return select
 

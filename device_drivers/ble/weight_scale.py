@@ -30,8 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from device_drivers.ble.gatt import short_uuid
-from device_drivers.ieee11073 import DATE_TIME_SIZE, decode_date_time, encode_date_time
+from device_drivers.ble.gatt import not_in_service, short_uuid
+from device_drivers.ieee11073 import DATE_TIME_SIZE, decode_date_time, encode_date_time, uint_at
 from edge_agent.model import Decoded, DecodeError, Reading
 
 MEASUREMENT_UUID = "00002a9d-0000-1000-8000-00805f9b34fb"
@@ -79,14 +79,6 @@ class WeightMeasurement:
     height_steps: int | None
 
 
-def _uint16_at(data: bytes, offset: int, what: str) -> int:
-    if offset + 2 > len(data):
-        raise DecodeError(
-            f"truncated: {what} needs 2 bytes, frame has {max(len(data) - offset, 0)}", offset
-        )
-    return int.from_bytes(data[offset : offset + 2], "little")
-
-
 def parse_measurement(data: bytes) -> WeightMeasurement:
     """One 0x2A9D frame -> its fields; DecodeError names the bad byte."""
     if not data:
@@ -98,7 +90,7 @@ def parse_measurement(data: bytes) -> WeightMeasurement:
             " (vendor-prefixed or not a 0x2A9D frame)",
             0,
         )
-    weight: int | None = _uint16_at(data, 1, "weight")
+    weight: int | None = uint_at(data, 1, 2, "weight")
     if weight == WEIGHT_UNSUCCESSFUL:
         weight = None
         if flags & FLAG_BMI_HEIGHT:
@@ -114,15 +106,13 @@ def parse_measurement(data: bytes) -> WeightMeasurement:
         offset += DATE_TIME_SIZE
     user: int | None = None
     if flags & FLAG_USER_ID:
-        if offset + 1 > len(data):
-            raise DecodeError("truncated: user id needs 1 byte, frame has 0", offset)
-        user = data[offset]
+        user = uint_at(data, offset, 1, "user id")
         offset += 1
     bmi: int | None = None
     height: int | None = None
     if flags & FLAG_BMI_HEIGHT:
-        bmi = _uint16_at(data, offset, "BMI")
-        height = _uint16_at(data, offset + 2, "height")
+        bmi = uint_at(data, offset, 2, "BMI")
+        height = uint_at(data, offset + 2, 2, "height")
     return WeightMeasurement(
         imperial=bool(flags & FLAG_IMPERIAL),
         weight_steps=weight,
@@ -264,13 +254,6 @@ def decode_feature(data: bytes) -> WeightScaleFeature:
     )
 
 
-def _unexpected(channel: str) -> Callable[[bytes], Decoded]:
-    def reject(data: bytes) -> Decoded:
-        raise DecodeError(f"characteristic {channel} is not part of the Weight Scale service")
-
-    return reject
-
-
 def decoder_for(channel: str | None) -> Callable[[bytes], Decoded]:
     """The decoder for a notification's characteristic (the frame's channel).
 
@@ -280,4 +263,4 @@ def decoder_for(channel: str | None) -> Callable[[bytes], Decoded]:
     """
     if channel is None or short_uuid(channel) == "2a9d":
         return decode_measurement
-    return _unexpected(channel)
+    return not_in_service(channel, "Weight Scale")

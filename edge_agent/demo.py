@@ -34,8 +34,9 @@ from sync.gateway.service import Gateway
 
 log = logging.getLogger(__name__)
 
-# What `edge-agent demo` runs: an ambulance's monitors, a home cuff, a health-hut scale.
-DEMO_DEVICES = ("masimo", "cuff", "nonin", "datex", "intellivue", "mllp", "scale")
+# What `edge-agent demo` runs: an ambulance's monitors, a home cuff, a health-hut scale
+# and glucose meter.
+DEMO_DEVICES = ("masimo", "cuff", "nonin", "datex", "intellivue", "mllp", "scale", "glucose")
 DEMO_RESIDENT = ("11010519491231002X", "王秀英")  # GB 11643's worked example number
 
 
@@ -261,7 +262,7 @@ def main(*, headless: bool, duration_s: float | None, data_dir: str | None) -> i
             )
             print(
                 "demo: simulated Masimo Radical-7, Nonin DF7, Datex S/5, IntelliVue and a"
-                " health-hut scale on ptys, an HL7/MLLP monitor, a BLE cuff;"
+                " health-hut scale on ptys, an HL7/MLLP monitor, a BLE cuff and glucose meter;"
                 f" running {duration:g} s"
             )
             time.sleep(duration)

@@ -3,8 +3,9 @@
 Serial devices are set up exactly as the daemon sets up a configured device
 (`devices.runtime_for`: the driver's line settings, framer, conversation and decoder),
 only the port is a pseudo-terminal whose other end a simulator writes real protocol
-frames to. The BLE cuff is the one fake (no radio here): a scripted link that sends real
-0x2A35/0x2A36 bytes.
+frames to. The BLE cuff and glucose meter are the fakes (no radio here): simulated links
+that send real 0x2A35/0x2A36 and 0x2A18/0x2A34/0x2A52 bytes, the meter answering the
+agent's RACP requests.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from device_drivers import registry
 from device_drivers.ble.session import BleTransport
 from device_drivers.network.mllp import MllpListener
 from device_drivers.registry import decoder_for_channel
 from device_drivers.simulators import ble_bp as ble_bp_sim
 from device_drivers.simulators import datex as datex_sim
+from device_drivers.simulators import glucose_meter as glucose_sim
 from device_drivers.simulators import intellivue as intellivue_sim
 from device_drivers.simulators import masimo as masimo_sim
 from device_drivers.simulators import mllp_monitor as mllp_sim
@@ -29,9 +32,10 @@ from device_drivers.simulators import scale as scale_sim
 from device_drivers.simulators.pty import open_pty
 from edge_agent.config import DeviceConfig
 from edge_agent.daemon import DeviceRuntime
-from edge_agent.devices import runtime_for
+from edge_agent.devices import local_clock_write, runtime_for
 
 CUFF_ADDRESS = "C4:7C:8D:6A:00:17"
+GLUCOSE_METER_ADDRESS = "C4:7C:8D:6A:00:21"
 
 Simulate = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
@@ -57,6 +61,7 @@ class DemoRates:
     masimo_noise: bool = False
     cuff_every_s: float = 6.0
     scale_every_s: float = 8.0
+    glucose_every_s: float = 15.0
 
 
 def _serial(
@@ -95,6 +100,29 @@ def cuff(rates: DemoRates) -> SimulatedDevice:
         lambda channel: decoder_for_channel("ble-bp", channel),
     )
     return SimulatedDevice(runtime, simulated.run)
+
+
+def glucose_meter(rates: DemoRates) -> SimulatedDevice:
+    """A resident's glucose meter at the health hut: its memory downloaded over RACP.
+
+    The first connection takes the three results it already holds, later ones only the
+    new result; its clock is set from the box on every connection.
+    """
+    simulated = glucose_sim.SimulatedMeter(
+        records=3, seed=21, mol_per_l=True, every_s=6 * 3600, connect_timeout_s=20, live=True
+    )
+    spec = registry.driver("ble-glucose")
+    config = DeviceConfig(id="glucose-1", driver=spec.id, address=GLUCOSE_METER_ADDRESS)
+    downloads = spec.gatt_conversation() if spec.gatt_conversation else None
+    transport = BleTransport(
+        simulated.link,
+        spec.characteristics,
+        conversation_factory=downloads,
+        dedup_key=spec.dedup_key,
+        set_clock=local_clock_write,
+    )
+    runtime = DeviceRuntime(config, transport, spec.decoders())
+    return SimulatedDevice(runtime, lambda stop: simulated.run(stop, rates.glucose_every_s))
 
 
 def nonin(rates: DemoRates) -> SimulatedDevice:
@@ -140,6 +168,7 @@ def mllp_monitor(rates: DemoRates) -> SimulatedDevice:
 SIMULATED: dict[str, Callable[[DemoRates], SimulatedDevice]] = {
     "masimo": masimo,
     "cuff": cuff,
+    "glucose": glucose_meter,
     "nonin": nonin,
     "datex": datex,
     "scale": scale,

@@ -35,7 +35,7 @@ def serial_settings(config: DeviceConfig, spec: registry.Driver) -> SerialSettin
     )
 
 
-def _local_clock_write() -> tuple[str, bytes]:
+def local_clock_write() -> tuple[str, bytes]:
     """Current Time for a device that stamps readings: the box's local wall clock.
 
     China has one time zone and no daylight saving; the box's zone is the clinic's
@@ -67,7 +67,7 @@ def runtime_for(config: DeviceConfig, *, presence: Presence | None = None) -> De
             dedup_key=spec.dedup_key,
             presence=presence,
             address=address,
-            set_clock=_local_clock_write if spec.sets_clock else None,
+            set_clock=local_clock_write if spec.sets_clock else None,
         )
     else:
         host, port = config.listen_address

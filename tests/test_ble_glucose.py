@@ -563,3 +563,17 @@ def test_a_configured_meter_gets_its_own_downloads_and_the_box_clock() -> None:
     written = current_time.decode_current_time(data).time
     assert written is not None
     assert abs((dt.datetime.now() - written).total_seconds()) < 5  # local wall time
+
+
+async def test_a_meter_advertises_only_while_it_holds_a_new_result() -> None:
+    meter = SimulatedMeter(records=2, seed=4, connect_timeout_s=0.05)
+    downloads = glucose.RecordDownloads()
+    got = await _download(meter, downloads, sessions=1)
+    assert got.measurements() == [1, 2]
+    with pytest.raises(OSError, match="not advertising"):
+        await meter.link().connect()
+    meter.measure()
+    link = meter.link()
+    await link.connect()  # a new result: it advertises again
+    assert link.is_connected
+    await link.disconnect()

@@ -286,14 +286,21 @@ def test_gateway_rejection_is_kept_and_shown(tmp_path: Path, broker: LocalBroker
 
 
 def test_every_simulated_monitor_reaches_the_county(tmp_path: Path, broker: LocalBroker) -> None:
-    """The demo's whole device set: serial monitors with conversations, waves, a scale."""
+    """The demo's whole device set: monitors with conversations and waves, a scale, BLE."""
     chain = DemoChain(tmp_path, cuff_every_s=2, broker=broker)
     chain.start()
     try:
         wait_for(
             lambda: (
                 _gateway_devices(chain.gateway_db)
-                >= {"monitor-1", "oximeter-1", "s5-1", "scale-1", "C47C8DFFFE6A0017"}
+                >= {
+                    "monitor-1",
+                    "oximeter-1",
+                    "s5-1",
+                    "scale-1",
+                    "C47C8DFFFE6A0017",  # the cuff's EUI-64
+                    "C47C8DFFFE6A0021",  # the glucose meter's
+                }
             ),
             40,
             "a message from every monitor at the gateway",
@@ -317,6 +324,7 @@ def test_every_simulated_monitor_reaches_the_county(tmp_path: Path, broker: Loca
         "MDC_PRESS_BLD_NONINV_SYS",
         "MDC_MASS_BODY_ACTUAL",
         "MDC_RATIO_MASS_BODY_LEN_SQ",
+        "MDC_CONC_GLU_CAPILLARY_WHOLEBLOOD",
     } <= metrics
     assert set(states) == {
         "monitor-1",
@@ -326,6 +334,7 @@ def test_every_simulated_monitor_reaches_the_county(tmp_path: Path, broker: Loca
         "mllp-1",
         "scale-1",
         "cuff-1",
+        "glucose-1",
     }
 
 

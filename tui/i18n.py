@@ -47,6 +47,11 @@ _TEXT: dict[str, dict[str, str]] = {
     "MDC_TEMP_BODY": {"zh_CN": "体温", "en": "Temperature"},
     "MDC_RESP_RATE": {"zh_CN": "呼吸频率", "en": "Respiration rate"},
     "MDC_CONC_GLU_CAPILLARY_WHOLEBLOOD": {"zh_CN": "血糖", "en": "Glucose"},
+    "MDC_CONC_GLU_CAPILLARY_PLASMA": {"zh_CN": "血糖（血浆）", "en": "Glucose (plasma)"},
+    "MDC_CONC_GLU_VENOUS_PLASMA": {"zh_CN": "静脉血糖", "en": "Glucose (venous)"},
+    "MDC_CONC_GLU_GEN": {"zh_CN": "血糖", "en": "Glucose"},
+    "MDC_CONC_GLU_CONTROL": {"zh_CN": "血糖质控液", "en": "Glucose control solution"},
+    "MDC_CONC_HBA1C": {"zh_CN": "糖化血红蛋白", "en": "HbA1c"},
     "MDC_MASS_BODY_ACTUAL": {"zh_CN": "体重", "en": "Weight"},
 }
 

@@ -10,7 +10,11 @@ it has one) and then the RACP response code.
 Test knobs: `drop_after` hangs up after that many records in one connection (a meter
 carried out of range mid-transfer), `supports_since=False` answers "operator not
 supported" to anything but "all records" (meters that only do step 3's first form), and
-`measure()` adds a result between connections.
+`measure()` adds a result between connections. With `connect_timeout_s` the meter
+behaves like a real one between measurements: it advertises (accepts a connection) only
+while it holds a result no download has completed since, and a connect attempt waits
+that long for one before failing as "not advertising" (the demo's meter; `run`
+measures on a schedule).
 """
 
 from __future__ import annotations
@@ -82,10 +86,19 @@ class SimulatedMeter:
         drop_after: int | None = None,
         supports_since: bool = True,
         first_sequence: int = 1,
+        connect_timeout_s: float | None = None,
+        live: bool = False,
     ) -> None:
         self._rng = random.Random(seed)
-        self._clock = (start or dt.datetime(2024, 3, 1, 7, 0, 0)).replace(microsecond=0)
+        self._connect_timeout_s = connect_timeout_s
+        # live: results taken from now on carry the wall-clock time (the demo); the
+        # stored ones before them are spaced `every_s` apart, ending `every_s` ago.
+        self._live = live
+        self._fresh = asyncio.Event()  # a result no completed download has taken yet
         self._every = dt.timedelta(seconds=max(1, round(every_s)))
+        if start is None and live:
+            start = dt.datetime.now() - self._every * (records + 1)
+        self._clock = (start or dt.datetime(2024, 3, 1, 7, 0, 0)).replace(microsecond=0)
         self._mol_per_l = mol_per_l
         self._mmol = 7.2  # a type 2 patient on treatment, fasting around 7 mmol/L
         self._next_sequence = first_sequence
@@ -132,7 +145,31 @@ class SimulatedMeter:
             )
         self.memory.append(StoredRecord(sequence, measurement, context))
         self._clock += self._every
+        if self._live:
+            self._clock = max(self._clock, dt.datetime.now().replace(microsecond=0))
+        self._fresh.set()
         return sequence
+
+    async def run(self, stop: asyncio.Event, every_s: float) -> None:
+        """Measure every `every_s` seconds until `stop` is set."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every_s)
+            if not stop.is_set():
+                self.measure()
+
+    async def wait_advertising(self) -> None:
+        """Return when the meter would accept a connection; OSError when it stays asleep."""
+        if self._connect_timeout_s is None:
+            return
+        try:
+            await asyncio.wait_for(self._fresh.wait(), self._connect_timeout_s)
+        except TimeoutError:
+            raise OSError("simulated meter: not advertising (no new result)") from None
+
+    def downloaded(self) -> None:
+        """A report procedure completed: nothing new to advertise until the next result."""
+        self._fresh.clear()
 
     def select(self, request: RacpRequest) -> list[StoredRecord] | int:
         """The records a report/count request asks for, or the RACP error code."""
@@ -180,6 +217,7 @@ class _MeterLink:
         return self._connected
 
     async def connect(self) -> None:
+        await self._meter.wait_advertising()
         self._connected = True
         self._meter.connections += 1
 
@@ -231,18 +269,22 @@ class _MeterLink:
         elif request.op == OP_REPORT_NUMBER:
             self._start([], encode_racp_count(len(selected)))
         elif not selected:
-            self._start([], encode_racp_response(request.op, RESPONSE_NO_RECORDS))
+            self._start([], encode_racp_response(request.op, RESPONSE_NO_RECORDS), completes=True)
         else:
-            self._start(selected, encode_racp_response(request.op, RESPONSE_SUCCESS))
+            self._start(
+                selected, encode_racp_response(request.op, RESPONSE_SUCCESS), completes=True
+            )
 
     async def disconnect(self) -> None:
         self._connected = False
         self._callbacks = {}
         await self._stop_procedure()
 
-    def _start(self, records: list[StoredRecord], final: bytes) -> None:
+    def _start(self, records: list[StoredRecord], final: bytes, *, completes: bool = False) -> None:
         # After the write's response, as on air: the reply comes in its own task.
-        self._procedure = asyncio.get_running_loop().create_task(self._send(records, final))
+        self._procedure = asyncio.get_running_loop().create_task(
+            self._send(records, final, completes)
+        )
 
     async def _stop_procedure(self) -> None:
         task, self._procedure = self._procedure, None
@@ -256,7 +298,7 @@ class _MeterLink:
         if callback is not None:  # a real meter sends only on a subscribed characteristic
             callback(data)
 
-    async def _send(self, records: list[StoredRecord], final: bytes) -> None:
+    async def _send(self, records: list[StoredRecord], final: bytes, completes: bool) -> None:
         await asyncio.sleep(0)
         for record in records:
             if not self._connected:
@@ -274,3 +316,5 @@ class _MeterLink:
             await asyncio.sleep(0)
         if self._connected:
             self._notify(RACP_UUID, final)
+            if completes:
+                self._meter.downloaded()

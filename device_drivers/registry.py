@@ -275,6 +275,8 @@ DRIVERS: dict[str, Driver] = {
         decoder_for=glucose.decoder_for,
         framer=_WholeFrames,
         characteristics=glucose.CHARACTERISTICS,
+        # Per meter: a record's context joins its reading (glucose.RecordDecoder).
+        configured=lambda _model, _pattern: glucose.RecordDecoder().decoder_for,
         gatt_conversation=glucose.RecordDownloads,
         dedup_key=glucose.dedup_key,
         sets_clock=True,

@@ -70,11 +70,19 @@ class GattConversation(Protocol):
     subscriptions are in place, and `received` with every notification or indication;
     each returns (characteristic UUID, bytes) writes to make, with response. `finished`
     tells the transport the device has nothing more to say on this connection.
+
+    `release` decides when a notification is recorded: the (characteristic, bytes) to
+    record now, in order. A driver may hold one back until the notification that
+    completes it arrives (a glucose record and its context are recorded together, the
+    context first, so the record's reading carries the meal); what is still held when
+    the link drops is not recorded, and the device is asked for it again.
     """
 
     @property
     def finished(self) -> bool: ...
 
     def opened(self) -> list[tuple[str, bytes]]: ...
+
+    def release(self, characteristic: str, data: bytes) -> list[tuple[str, bytes]]: ...
 
     def received(self, characteristic: str, data: bytes) -> list[tuple[str, bytes]]: ...

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -227,7 +228,12 @@ def test_context_with_hba1c_is_a_reading_carrying_the_meal() -> None:
         Decimal("6.5"),
         "MDC_DIM_PERCENT",
     )
-    assert reading.flags == ("seq:2", "meal:preprandial", "tester:self", "health:none")
+    assert reading.flags == (
+        "seq:2",
+        "meal:preprandial",
+        "tester:self",
+        "health:none",
+    )
 
 
 def test_context_fields_in_clinic_units() -> None:
@@ -477,9 +483,9 @@ async def test_a_whole_download_then_only_what_is_new() -> None:
     assert "disconnected: exchange finished; hanging up" in got.states
     assert meter.clock_set[0].time == T0  # the clock was set before the download
     assert downloads.last_sequence == 5 and downloads.errors == []
-    # Contexts (every even record) come right after their measurement.
+    # Contexts (every even record) are recorded right before their measurement.
     channels = [c for c, _, _ in got.frames]
-    assert channels[:4] == [M, M, C, M] and channels[-1] == R
+    assert channels[:5] == [M, C, M, M, C] and channels[-1] == R
 
     meter.measure()
     meter.measure()
@@ -520,6 +526,7 @@ async def test_resent_records_are_stored_once(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "agent.db")
     clock = SystemClock(boot_id="b")
     recorder = Recorder(store)
+    decoder_for = registry.driver("ble-glucose").decoders()  # this meter's own
     outcomes: list[str] = []
     try:
         for channel, data, key in first.frames + second.frames:
@@ -534,15 +541,26 @@ async def test_resent_records_are_stored_once(tmp_path: Path) -> None:
                 extra={"channel": channel},
                 dedup_key=key,
             )
-            outcomes.append(recorder.record(item, glucose.decoder_for(channel)).outcome)
-        glucose_rows = store.db.execute(
-            "SELECT count(*) FROM observation WHERE metric LIKE 'MDC_CONC_GLU%'"
-        ).fetchone()[0]
+            outcomes.append(recorder.record(item, decoder_for(channel)).outcome)
+        rows = store.db.execute(
+            "SELECT flags FROM observation WHERE metric LIKE 'MDC_CONC_GLU%' ORDER BY id"
+        ).fetchall()
+        glucose_rows = len(rows)
     finally:
         store.close()
     assert glucose_rows == 5  # 4 + 1 new, not 4 + 5
     # Second download: 4 old records (and their 2 contexts) are duplicates.
     assert outcomes.count("duplicate") == 6
+    # Records 2 and 4 had a context: their readings carry its meal and tester.
+    meals = [[f for f in json.loads(r[0]) if f.startswith(("meal:", "tester:"))] for r in rows]
+    assert meals == [
+        [],
+        ["meal:postprandial", "tester:self"],
+        [],
+        ["meal:fasting", "tester:self"],
+        [],
+    ]
+    assert not any("context-follows" in json.loads(r[0]) for r in rows)
 
 
 def test_a_configured_meter_gets_its_own_downloads_and_the_box_clock() -> None:
@@ -577,3 +595,84 @@ async def test_a_meter_advertises_only_while_it_holds_a_new_result() -> None:
     await link.connect()  # a new result: it advertises again
     assert link.is_connected
     await link.disconnect()
+
+
+# --- a record and its context are recorded together -------------------------------------------
+
+
+def test_a_record_waits_for_its_context_which_is_recorded_first() -> None:
+    conversation = glucose.GlucoseConversation()
+    m1, m2 = record(1), record(2, context=True)
+    c2 = glucose.encode_context(2, meal=glucose.MEAL_FASTING)
+    assert conversation.release(M, m1) == [(M, m1)]
+    assert conversation.release(M, m2) == []  # held for its context
+    assert conversation.release(C, c2) == [(C, c2), (M, m2)]
+    # A promised context that never comes: the record goes alone before what follows.
+    m3 = record(3, context=True)
+    assert conversation.release(M, m3) == []
+    assert conversation.release(R, SUCCESS) == [(M, m3), (R, SUCCESS)]
+    # A context for another record does not release the held one with it.
+    m4 = record(4, context=True)
+    c9 = glucose.encode_context(9, meal=glucose.MEAL_FASTING)
+    conversation.release(M, m4)
+    assert conversation.release(C, c9) == [(M, m4), (C, c9)]
+    assert conversation.release(M, b"\x02") == [(M, b"\x02")]  # bad bytes pass, to quarantine
+
+
+def test_the_meter_decoder_puts_the_context_on_the_record() -> None:
+    meter = glucose.RecordDecoder()
+    context = glucose.encode_context(
+        2, meal=glucose.MEAL_PREPRANDIAL, tester=1, health=5, hba1c=Decimal("6.8")
+    )
+    hba1c = meter.decoder_for(C)(context).readings
+    assert [r.metric for r in hba1c] == ["MDC_CONC_HBA1C"]
+    (reading,) = meter.decoder_for(M)(record(2, context=True)).readings
+    assert reading.flags == (
+        "seq:2",
+        "location:finger",
+        "meal:preprandial",
+        "tester:self",
+        "health:none",
+    )
+    # The context is used once, and only by its own record.
+    assert "meal:preprandial" not in meter.decoder_for(M)(record(2, context=True)).readings[0].flags
+    meter.decoder_for(C)(context)
+    assert meter.decoder_for(M)(record(3)).readings[0].flags == ("seq:3", "location:finger")
+    with pytest.raises(DecodeError):
+        meter.decoder_for(C)(b"\x02\x01")
+    assert meter.decoder_for(M)(record(2, context=True)).readings[0].flags[-1] == "context-follows"
+    with pytest.raises(DecodeError, match="not part of the Glucose service"):
+        meter.decoder_for("2a19")(b"")
+
+
+async def test_a_record_cut_off_from_its_context_is_asked_for_again() -> None:
+    """The link drops after a record that promised a context: it is not recorded alone."""
+    from device_drivers.ble.link import ScriptedLink
+
+    m1, m2 = record(1), record(2, context=True)
+    c2 = glucose.encode_context(2, meal=glucose.MEAL_FASTING)
+    first = ScriptedLink(drop_after=2)
+    first.on_write = lambda _c, _d: [(M, m1), (M, m2)]
+    second = ScriptedLink()
+    second.on_write = lambda _c, d: [(M, m2), (C, c2), (R, SUCCESS)] if d[1] == 3 else []
+    links = iter([first, second])
+    downloads = glucose.RecordDownloads()
+    transport = BleTransport(
+        lambda: next(links),
+        glucose.CHARACTERISTICS,
+        conversation_factory=downloads,
+        dedup_key=glucose.dedup_key,
+        retry_s=0.01,
+        poll_s=0.01,
+    )
+    got = Collected()
+    stop = asyncio.Event()
+
+    def on_state(state: str, detail: str) -> None:
+        if "finished" in detail:
+            stop.set()
+
+    await asyncio.wait_for(transport.run(got.emit, on_state, stop), 5)
+    assert first.written == [(R, frame("01 01"))]
+    assert second.written == [(R, frame("01 03 01 0200"))]
+    assert [(c, d) for c, d, _ in got.frames] == [(M, m1), (C, c2), (M, m2), (R, SUCCESS)]

@@ -87,6 +87,9 @@ class _Download:
     def opened(self) -> list[tuple[str, bytes]]:
         return [(CONTROL, b"\x01\x01")]  # "report stored records: all"
 
+    def release(self, characteristic: str, data: bytes) -> list[tuple[str, bytes]]:
+        return [(characteristic, data)]
+
     def received(self, characteristic: str, data: bytes) -> list[tuple[str, bytes]]:
         if characteristic == CONTROL:
             self.finished = True

@@ -27,17 +27,19 @@ carries the flag "seq:<n>", and `dedup_key` gives the transport a key per charac
 and sequence number (a context shares its measurement's number, so the key must name the
 characteristic or the context would be dropped as a duplicate).
 
-Context frames (0x2A34) are recorded as frames of their own. Their categorical fields
-(meal, tester, health, carbohydrate, exercise, medication) become flags; only HbA1c has a
-SCADA term (MDC_CONC_HBA1C) and becomes a reading, carrying those flags and "seq:<n>". The
-other context terms of IEEE 11073-10417 (MDC_CTXT_GLU_MEAL ...) live in the PHD disease
-management partition, which edge_agent.mdc does not hold, so a context without HbA1c
-decodes to no reading (the recorder keeps the raw frame as "empty"); `parse_context` gives
-its fields back, joined to the glucose reading by the sequence number.
+Context frames (0x2A34) are recorded as frames of their own, right before the record they
+belong to (GlucoseConversation.release holds a record that promises a context until the
+context comes). Their categorical fields (meal, tester, health, carbohydrate, exercise,
+medication) become flags; `RecordDecoder`, one per meter, puts them on the record's
+glucose reading, because the meal decides which diabetes threshold applies (devices.md
+§2.5). Only HbA1c has a SCADA term (MDC_CONC_HBA1C) and becomes a reading of its own,
+carrying the same flags. The other context terms of IEEE 11073-10417 (MDC_CTXT_GLU_MEAL
+...) live in the PHD disease management partition, which edge_agent.mdc does not hold.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import struct
 from collections.abc import Callable
@@ -543,10 +545,13 @@ def decode_context(data: bytes) -> Decoded:
     """A Glucose Measurement Context (0x2A34) frame -> an HbA1c reading, if it has one.
 
     See the module docstring: the context's other fields are flags on that reading; a
-    context without HbA1c decodes to nothing (an "empty" frame, its bytes kept), and
-    `parse_context`/`context_flags` read it when it is joined to its measurement.
+    context without HbA1c decodes to nothing (an "empty" frame, its bytes kept). Its
+    meal, tester and the rest join the glucose reading through `RecordDecoder`.
     """
-    context = parse_context(data)
+    return _context_decoded(parse_context(data))
+
+
+def _context_decoded(context: GlucoseContext) -> Decoded:
     if context.hba1c is None:
         return Decoded()
     value, special = context.hba1c
@@ -554,6 +559,53 @@ def decode_context(data: bytes) -> Decoded:
     if special is not None:
         flags = (*flags, special)
     return Decoded(readings=(Reading(HBA1C, value, PERCENT, None, flags),))
+
+
+class RecordDecoder:
+    """One meter's decoder: a record's context joins the record's glucose reading.
+
+    devices.md §2.5: the meal decides which diabetes threshold applies, so it belongs
+    on the reading. The session records a context right before its record
+    (GlucoseConversation.release), so this decoder keeps the last context it decoded
+    and puts its fields on the next record's reading when the sequence numbers match:
+    "meal:fasting", "tester:self", ... replace "context-follows". Anything else forgets
+    it. One instance per paired meter (the registry makes it per device).
+    """
+
+    def __init__(self) -> None:
+        self._context: GlucoseContext | None = None
+
+    def decoder_for(self, channel: str | None) -> Callable[[bytes], Decoded]:
+        short = "2a18" if channel is None else short_uuid(channel)
+        if short == "2a18":
+            return self.measurement
+        if short == "2a34":
+            return self.context
+        if short == "2a52":
+            return self.racp
+        assert channel is not None
+        return not_in_service(channel, "Glucose")
+
+    def context(self, data: bytes) -> Decoded:
+        self._context = None
+        context = parse_context(data)
+        self._context = context
+        return _context_decoded(context)
+
+    def racp(self, data: bytes) -> Decoded:
+        self._context = None
+        return decode_racp(data)
+
+    def measurement(self, data: bytes) -> Decoded:
+        context, self._context = self._context, None
+        decoded = decode_measurement(data)
+        (reading,) = decoded.readings
+        if context is None or context.sequence != sequence_number(data):
+            return decoded
+        flags = [f for f in reading.flags if f != CONTEXT_FOLLOWS_FLAG]
+        flags.extend(f for f in context_flags(context) if f not in flags)
+        joined = dataclasses.replace(reading, flags=tuple(flags))
+        return Decoded(readings=(joined,), alarms=decoded.alarms)
 
 
 def encode_context(
@@ -835,6 +887,7 @@ class GlucoseConversation:
         self._start = last_sequence
         self._complete = last_sequence
         self._pending: set[int] = set()
+        self._held: tuple[int, str, bytes] | None = None  # a record waiting for its context
         self._ask_count = ask_count
         self._awaiting_count = False
         self._fell_back = False
@@ -873,6 +926,27 @@ class GlucoseConversation:
         else:
             writes.append((RACP_UUID, self.request()))
         return writes
+
+    def release(self, characteristic: str, data: bytes) -> list[Write]:
+        """What to record now (transport.GattConversation): a record whose context is
+        promised waits for it, then the context is recorded first and the record right
+        after, so `RecordDecoder` puts the meal on the reading. A held record goes alone
+        when anything else comes (the meter did not send the context it promised); one
+        still held when the link drops is not recorded and is asked for again (it is
+        not counted in `last_sequence`)."""
+        short = short_uuid(characteristic)
+        held, self._held = self._held, None
+        before = [] if held is None else [(held[1], held[2])]
+        try:
+            sequence = sequence_number(data)
+        except DecodeError:
+            return [*before, (characteristic, data)]  # recorded (and quarantined) as sent
+        if short == "2a18" and data[0] & FLAG_CONTEXT_FOLLOWS:
+            self._held = (sequence, characteristic, data)
+            return before
+        if short == "2a34" and held is not None and held[0] == sequence:
+            return [(characteristic, data), (held[1], held[2])]
+        return [*before, (characteristic, data)]
 
     def received(self, characteristic: str, data: bytes) -> list[Write]:
         short = short_uuid(characteristic)

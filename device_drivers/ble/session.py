@@ -165,8 +165,10 @@ class BleTransport:
                 await inbox.wait(self._poll_s)
                 continue
             characteristic, data = note
-            key = self._dedup_key(characteristic, data) if self._dedup_key else None
-            emit(data, characteristic, dedup_key=key)
+            ready = [note] if conversation is None else conversation.release(characteristic, data)
+            for channel, payload in ready:
+                key = self._dedup_key(channel, payload) if self._dedup_key else None
+                emit(payload, channel, dedup_key=key)
             if conversation is None:
                 continue
             try:

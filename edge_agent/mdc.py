@@ -177,9 +177,24 @@ _TERMS: tuple[Term, ...] = (
     # (`$mdc#147240 "MDC_ECG_TIME_PD_RR_GL"`, valueQuantity in ms) and in the 10101 enums
     # of open-source 11073 stacks (MDC_ECG_TIME_PD_RR_GL = 16168, partition SCADA).
     _t(PART_SCADA, 16168, "MDC_ECG_TIME_PD_RR_GL"),  # 147240
+    # --- 12-lead ECG cart measurements (ECG files, devices.md §5) ---
+    # Global intervals: DICOM PS3.16 CID 3689 "ECG Global Waveform Duration" (MDC 2:15872
+    # PR, 2:16156 QRS, 2:16160 QT, each with its MDC_..._GL reference id). QTc: 16164 as
+    # in the 11073-20601 nomenclature headers of open-source managers (next to QT_GL
+    # 16160 and RR_GL 16168); DICOM CID 3227 codes "QTc interval global" 2:15876 instead,
+    # which a reader of our messages may also meet. Axes: DICOM CID 3229 "ECG Axis
+    # Measurement" (2:16128 P, 2:16132 QRS, 2:16136 T).
+    _t(PART_SCADA, 15872, "MDC_ECG_TIME_PD_PR_GL"),  # 146944
+    _t(PART_SCADA, 16156, "MDC_ECG_TIME_PD_QRS_GL"),  # 147228
+    _t(PART_SCADA, 16160, "MDC_ECG_TIME_PD_QT_GL"),  # 147232
+    _t(PART_SCADA, 16164, "MDC_ECG_TIME_PD_QTc"),  # 147236
+    _t(PART_SCADA, 16128, "MDC_ECG_ANGLE_P_FRONT"),  # 147200
+    _t(PART_SCADA, 16132, "MDC_ECG_ANGLE_QRS_FRONT"),  # 147204
+    _t(PART_SCADA, 16136, "MDC_ECG_ANGLE_T_FRONT"),  # 147208
     # --- units (DIM) ---
     _t(PART_DIM, 512, "MDC_DIM_DIMLESS", "1"),
     _t(PART_DIM, 544, "MDC_DIM_PERCENT", "%"),
+    _t(PART_DIM, 736, "MDC_DIM_ANG_DEG", "deg"),  # 262880, 11073-20601 nomenclature tables
     _t(PART_DIM, 1297, "MDC_DIM_CENTI_M", "cm"),
     _t(PART_DIM, 1731, "MDC_DIM_KILO_G", "kg"),
     _t(PART_DIM, 1760, "MDC_DIM_LB", "[lb_av]"),

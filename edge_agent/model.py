@@ -75,15 +75,29 @@ class DeviceAlarm:
 
 
 @dataclass(frozen=True, slots=True)
+class Statement:
+    """An interpretation statement a device made about its recording (an ECG cart's
+    "Sinus rhythm", "ACUTE MI / STEMI"), kept word for word; `code` when the format
+    codes it (an aECG MDC_ECG_... code, an SCP-ECG universal statement code)."""
+
+    text: str
+    code: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"statement": self.text, "code": self.code}
+
+
+@dataclass(frozen=True, slots=True)
 class Decoded:
     """Everything one frame carried."""
 
     readings: tuple[Reading, ...] = ()
     waveforms: tuple[Waveform, ...] = ()
     alarms: tuple[DeviceAlarm, ...] = ()
+    statements: tuple[Statement, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.readings or self.waveforms or self.alarms)
+        return bool(self.readings or self.waveforms or self.alarms or self.statements)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,12 +2,12 @@
 # Set up Edge Agent in this checkout on a fresh Debian 12 / Raspberry Pi OS machine:
 # Debian packages when missing (mosquitto for the demo and tests, python3-venv),
 # then the project's own venv in .venv with the pip packages. Safe to run again.
-#   bash scripts/setup.sh         runtime + terminal UI
+#   bash scripts/setup.sh         runtime, terminal UI, ECG file formats, gateway sheets
 #   bash scripts/setup.sh --dev   + test, lint and type-check tools
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras="tui"
+extras="tui,ecg,gateway"
 if [ "${1:-}" = "--dev" ]; then
     extras="dev"
 fi

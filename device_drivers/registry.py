@@ -2,8 +2,10 @@
 
 The one place that knows which driver reads which bytes: the decode CLI, the daemon's
 device set-up and the demo all ask here, so a driver added here is usable everywhere.
-Only what is implemented is listed; edge_agent.config refuses the other DESIGN.md ids
-with a message saying so.
+Every DESIGN.md driver id is here (edge_agent.config.DEVICE_DRIVERS; a test keeps the
+two equal). Transports: "serial" (a tty), "ble" (GATT notifications), "tcp" (a listener)
+and "folder" (ECG carts' files, one file one frame; most carts can also send them over
+a serial line, cut by the driver's framer).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -24,6 +26,8 @@ from device_drivers.ble import (
     thermometer,
     weight_scale,
 )
+from device_drivers.ecg import framing as ecg_framing
+from device_drivers.files.folder import NO_EXTENSION
 from device_drivers.network import mllp
 from device_drivers.serial import datex, intellivue, masimo, nonin, scale
 from device_drivers.transport import (
@@ -68,7 +72,7 @@ class Quirk:
 @dataclass(frozen=True, slots=True)
 class Driver:
     id: str
-    transport: str  # "serial" | "ble" | "tcp"
+    transport: str  # "serial" | "ble" | "tcp" | "folder"
     summary: str
     decoder_for: Callable[[str | None], Decoder]
     framer: Callable[[], Framer]
@@ -95,6 +99,16 @@ class Driver:
     # BLE: the device only talks over an encrypted link; bond on connect.
     bonds: bool = False
     quirks: Mapping[str, Quirk] = field(default_factory=dict)
+    # Folder: which files are this driver's (globs, case-insensitive; folder.NO_EXTENSION
+    # for names without one) and which of those are not (a DICOM medium's index).
+    file_patterns: tuple[str, ...] = ()
+    file_exclude: tuple[str, ...] = ()
+    # Folder: the cart can also send its files over RS-232 (a `port` instead of a
+    # `folder`); `framer` then cuts the stream into files and `line` is the default line.
+    also_serial: bool = False
+    # Python packages the decoder imports on first use (the `ecg` extra), so that
+    # `config check` can say they are missing before the first ECG is quarantined.
+    packages: tuple[str, ...] = ()
 
     def characteristics_for(self, model: str | None) -> tuple[str, ...]:
         quirk = self.quirks.get(model or "")
@@ -155,6 +169,36 @@ def _scale_decoders(model: str | None, pattern: str | None) -> Callable[[str | N
     line_format = scale.pattern_from_config(pattern or model or scale.DEFAULT_PRESET)
     decode = scale.decoder(line_format)
     return lambda _channel: decode
+
+
+# 12-lead ECG files. The format modules are imported on the first file, not with the
+# registry: the daemon of a box without a cart never loads them (nor pydicom).
+def _decode_scp(frame: bytes) -> Decoded:
+    from device_drivers.ecg import scp
+
+    return scp.decode_scp(frame)
+
+
+def _decode_aecg(frame: bytes) -> Decoded:
+    from device_drivers.ecg import aecg
+
+    return aecg.decode_aecg(frame)
+
+
+def _decode_philips_xml(frame: bytes) -> Decoded:
+    from device_drivers.ecg import philips_xml
+
+    return philips_xml.decode_philips_xml(frame)
+
+
+def _decode_dicom(frame: bytes) -> Decoded:
+    from device_drivers.ecg import dicom
+
+    return dicom.decode_dicom(frame)
+
+
+# What a cart's serial output usually runs at; `baudrate` in the config when it differs.
+_ECG_SERIAL_LINE = SerialLine(baudrate=115200)
 
 
 DRIVERS: dict[str, Driver] = {
@@ -312,6 +356,48 @@ DRIVERS: dict[str, Driver] = {
         dedup_key=_resent_if_time_stamped(weight_scale.FLAG_TIME_STAMP),
         sets_clock=True,
     ),
+    "ecg-scp": Driver(
+        id="ecg-scp",
+        transport="folder",
+        summary="12-lead ECG carts: SCP-ECG (EN 1064) files from a folder, or sent over RS-232",
+        decoder_for=_per_device(_decode_scp),
+        framer=ecg_framing.ScpFramer,
+        line=_ECG_SERIAL_LINE,
+        file_patterns=("*.scp",),
+        also_serial=True,
+    ),
+    "ecg-aecg": Driver(
+        id="ecg-aecg",
+        transport="folder",
+        summary="12-lead ECG carts: HL7 aECG XML files from a folder, or sent over RS-232",
+        decoder_for=_per_device(_decode_aecg),
+        framer=functools.partial(ecg_framing.XmlFramer, b"</AnnotatedECG>"),
+        line=_ECG_SERIAL_LINE,
+        file_patterns=("*.xml",),
+        also_serial=True,
+        packages=("defusedxml",),
+    ),
+    "ecg-philips-xml": Driver(
+        id="ecg-philips-xml",
+        transport="folder",
+        summary="Philips PageWriter/TC carts: Philips XML (XLI leads) from a folder, or RS-232",
+        decoder_for=_per_device(_decode_philips_xml),
+        framer=functools.partial(ecg_framing.XmlFramer, b"</restingecgdata>"),
+        line=_ECG_SERIAL_LINE,
+        file_patterns=("*.xml",),
+        also_serial=True,
+        packages=("defusedxml",),
+    ),
+    "ecg-dicom": Driver(
+        id="ecg-dicom",
+        transport="folder",
+        summary="12-lead ECG carts: DICOM 12-lead waveform files from a folder (share, USB stick)",
+        decoder_for=_per_device(_decode_dicom),
+        framer=_WholeFrames,  # never on a serial line: the config wants a folder
+        file_patterns=("*.dcm", "*.dicom", NO_EXTENSION),
+        file_exclude=("DICOMDIR",),
+        packages=("pydicom",),
+    ),
 }
 
 
@@ -352,6 +438,15 @@ def framer(driver_id: str) -> Framer:
     return driver(driver_id).framer()
 
 
+def frames_from_hex(driver_id: str, texts: Sequence[str]) -> list[bytes]:
+    """Frames typed on the command line: one per argument; for a file driver (an ECG)
+    all arguments together are the one file."""
+    frames = [parse_hex(text) for text in texts]
+    if driver(driver_id).transport == "folder":
+        return [b"".join(frames)]
+    return frames
+
+
 _HEX_SEPARATORS = re.compile(r"[\s:_-]")
 
 
@@ -378,8 +473,11 @@ def frames_from_file(driver_id: str, data: bytes) -> tuple[list[bytes], int]:
     Bytes after the last terminator are not a frame (a capture cut mid-line would read
     "SPO2=0" for "SPO2=097%"), so they are only counted for the caller to report.
     BLE drivers: one notification per line, as hex; nothing trails.
+    File drivers (ECG carts): the whole file is the frame.
     """
     spec = driver(driver_id)
+    if spec.transport == "folder":
+        return [data], 0
     if spec.transport == "ble":
         lines = data.decode("ascii", "replace").splitlines()
         return [parse_hex(line) for line in lines if line.strip()], 0

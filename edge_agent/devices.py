@@ -3,9 +3,10 @@
 A serial device gets a SerialTransport on its port with its driver's line settings,
 framer and (for monitors that must be asked) conversation; a BLE device gets a
 BleTransport whose link is bleak (imported only when it connects); a network device gets
-its listener. The decoder comes from the driver registry, chosen per frame by channel
-(the BLE characteristic a notification came on) and configured per device where the
-driver needs it (a scale's line format).
+its listener; an ECG cart gets a FolderTransport on its folder (or, sending its files
+over RS-232, a SerialTransport with the driver's file framer). The decoder comes from
+the driver registry, chosen per frame by channel (the BLE characteristic a notification
+came on) and configured per device where the driver needs it (a scale's line format).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from device_drivers import registry
 from device_drivers.ble import current_time
 from device_drivers.ble.link import BleakLink
 from device_drivers.ble.session import BleTransport, Presence
+from device_drivers.files.folder import FolderTransport, content_key
 from device_drivers.serial.port import SerialSettings, SerialTransport
 from edge_agent.config import DeviceConfig
 from edge_agent.daemon import DeviceRuntime, Transport
@@ -52,7 +54,17 @@ def runtime_for(config: DeviceConfig, *, presence: Presence | None = None) -> De
     """
     spec = registry.driver(config.driver)
     transport: Transport
-    if spec.transport == "serial":
+    if spec.transport == "folder" and config.folder is not None:
+        transport = FolderTransport(config.folder, spec.file_patterns, exclude=spec.file_exclude)
+    elif spec.transport == "folder" and spec.also_serial:
+        # A cart sending its files over RS-232: the same file by cable or by stick has
+        # the same key, so it is recorded once.
+        transport = SerialTransport(
+            serial_settings(config, spec), spec.framer, dedup_key=content_key
+        )
+    elif spec.transport == "folder":
+        raise ValueError(f"device {config.id}: driver {config.driver} needs a folder")
+    elif spec.transport == "serial":
         transport = SerialTransport(
             serial_settings(config, spec), spec.framer, conversation_factory=spec.conversation
         )

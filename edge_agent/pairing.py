@@ -95,7 +95,7 @@ def device_list(config: Config, store: Store) -> list[dict[str, Any]]:
             {
                 "id": device.id,
                 "driver": device.driver,
-                "where": device.address or device.port or device.listen,
+                "where": device.address or device.port or device.listen or device.folder,
                 "source": "config",
             }
         )

@@ -47,12 +47,15 @@ class SerialTransport:
         reopen_s: float = 1.0,
         channel: str | None = None,
         conversation_factory: Callable[[], Conversation] | None = None,
+        dedup_key: Callable[[bytes], str | None] | None = None,
     ) -> None:
         self.settings = settings
         self._framer_factory = framer_factory
         self._reopen_s = reopen_s
         self._channel = channel
         self._conversation_factory = conversation_factory
+        # A frame's identity when the device may send the same one again (a cart's file).
+        self._dedup_key = dedup_key
 
     async def run(self, emit: FrameSink, on_state: StateSink, stop: asyncio.Event) -> None:
         last_error = ""
@@ -108,7 +111,10 @@ class SerialTransport:
                     gone.set_result("device gone (end of file)")
                 return
             for frame in framer.feed(data):
-                emit(frame, self._channel)
+                if self._dedup_key is None:
+                    emit(frame, self._channel)
+                else:
+                    emit(frame, self._channel, dedup_key=self._dedup_key(frame))
                 if conversation is not None:
                     writer.write(conversation.received(frame, loop.time()))
 

@@ -1,0 +1,1 @@
+"""Devices that hand over files (ECG carts): a watched folder as a transport."""

@@ -30,9 +30,13 @@ NETWORK_DRIVERS = frozenset({"hl7-mllp"})
 BLE_DRIVERS = frozenset(
     {"ble-bp", "ble-thermo", "ble-hr", "ble-plx-spot", "ble-plx-cont", "ble-glucose", "ble-weight"}
 )
+# 12-lead ECG carts: each ECG is a file the box reads from a `folder` (the cart's export
+# share, a USB stick); all but DICOM carts may instead send the file over a serial `port`.
+FILE_DRIVERS = frozenset({"ecg-dicom", "ecg-scp", "ecg-aecg", "ecg-philips-xml"})
+FILE_SERIAL_DRIVERS = FILE_DRIVERS - {"ecg-dicom"}
 # Every DESIGN.md device driver id (device_drivers.registry.DRIVERS; a test keeps the
-# two equal). The ECG ids of DESIGN.md are file formats, not devices of the config.
-DEVICE_DRIVERS = SERIAL_DRIVERS | NETWORK_DRIVERS | BLE_DRIVERS
+# two equal).
+DEVICE_DRIVERS = SERIAL_DRIVERS | NETWORK_DRIVERS | BLE_DRIVERS | FILE_DRIVERS
 STATION_ROLES = frozenset({"clinic", "ambulance", "kiosk"})
 
 
@@ -69,6 +73,9 @@ class UplinkConfig:
     max_in_flight: int = 20
     keepalive_s: int = 30
     session_expiry_s: int = 7 * 24 * 3600
+    # Monitors' wave strips (edge_agent.strips): the last 10 s of each streaming monitor
+    # every this many seconds, at the lowest priority. 0: none.
+    strip_every_s: float = 300.0
 
     @property
     def host(self) -> str:
@@ -96,11 +103,14 @@ class DeviceConfig:
     model: str | None = None
     listen: str | None = None  # "host:port" a network driver listens on
     pattern: str | None = None  # scale-ascii: the line format, when no preset fits
+    folder: str | None = None  # ECG carts: the folder their files appear in
 
     @property
     def transport(self) -> str:
         if self.address is not None:
             return "ble"
+        if self.folder is not None:
+            return "folder"
         return "tcp" if self.listen is not None else "serial"
 
     @property
@@ -148,6 +158,15 @@ def _ble_quirks(driver: str) -> list[str]:
     from device_drivers.registry import driver as registry_driver
 
     return sorted(registry_driver(driver).quirks)
+
+
+def _missing_packages(driver: str) -> list[str]:
+    """Python packages a driver's decoder needs that are not installed here."""
+    import importlib.util
+
+    from device_drivers.registry import driver as registry_driver
+
+    return [p for p in registry_driver(driver).packages if importlib.util.find_spec(p) is None]
 
 
 def _scale_presets() -> list[str]:
@@ -224,6 +243,31 @@ class _Checker:
             self.bad(f"{key}.{name}", "unknown key (typo?)")
 
 
+def _check_file_device(
+    c: _Checker, key: str, driver: str, *, folder: str | None, port: str | None
+) -> None:
+    """An ECG cart reads from a folder, or (all but DICOM) from a serial port."""
+    if driver not in FILE_SERIAL_DRIVERS:
+        if port:
+            c.bad(
+                f"{key}.port",
+                f"driver {driver} reads files from a folder, not a serial port"
+                ' (DICOM is not sent over RS-232): set folder = "/media/ecg"',
+            )
+        elif not folder:
+            c.bad(f"{key}.folder", f'driver {driver} reads files: set folder = "/media/ecg"')
+    elif folder and port:
+        c.bad(f"{key}.port", f"driver {driver} reads a folder or a serial port, not both")
+    elif not folder and not port:
+        c.bad(
+            f"{key}.folder",
+            f'driver {driver} reads files: set folder = "/media/ecg"'
+            ' (or port = "/dev/ttyUSB0" for a cart that sends them over RS-232)',
+        )
+    if folder and not folder.startswith("/"):
+        c.bad(f"{key}.folder", f"{folder!r} must be an absolute path (e.g. /media/ecg)")
+
+
 def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
     c = _Checker()
     c.unknown(raw, "", {"agent", "uplink", "device", "store"})
@@ -265,6 +309,7 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
             "max_in_flight",
             "keepalive_s",
             "session_expiry_s",
+            "strip_every_s",
         },
     )
     broker = c.string(up_raw, "uplink", "broker")
@@ -307,6 +352,7 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
         session_expiry_s=int(
             c.number(up_raw, "uplink", "session_expiry_s", 7 * 24 * 3600, 0, 0xFFFFFFFF)
         ),
+        strip_every_s=c.number(up_raw, "uplink", "strip_every_s", 300, 0, 86400),
     )
 
     devices: list[DeviceConfig] = []
@@ -323,7 +369,7 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
         c.unknown(
             entry,
             key,
-            {"id", "driver", "port", "baudrate", "address", "model", "listen", "pattern"},
+            {"id", "driver", "port", "baudrate", "address", "model", "listen", "pattern", "folder"},
         )
         dev_id = c.string(entry, key, "id")
         if dev_id:
@@ -339,6 +385,7 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
         listen = c.optional_string(entry, key, "listen")
         model = c.optional_string(entry, key, "model")
         pattern = c.optional_string(entry, key, "pattern")
+        folder = c.optional_string(entry, key, "folder")
         if driver and driver not in DEVICE_DRIVERS:
             known = ", ".join(sorted(DEVICE_DRIVERS))
             c.bad(f"{key}.driver", f"{driver!r} is not a device driver (known: {known})")
@@ -372,6 +419,17 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
                     c.bad(f"{key}.pattern", problem)
         if driver in SERIAL_DRIVERS and not port:
             c.bad(f"{key}.port", f'driver {driver} reads a serial port: set port = "/dev/ttyUSB0"')
+        if driver in FILE_DRIVERS:
+            _check_file_device(c, key, driver, folder=folder, port=port)
+            missing = _missing_packages(driver)
+            if missing:
+                c.bad(
+                    f"{key}.driver",
+                    f"driver {driver} needs the Python package {', '.join(missing)}"
+                    " (pip install the 'ecg' extra; bash scripts/setup.sh does)",
+                )
+        elif folder:
+            c.bad(f"{key}.folder", f"driver {driver} does not read files from a folder")
         if driver in BLE_DRIVERS:
             if not address:
                 c.bad(
@@ -393,6 +451,7 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
                 model=model,
                 listen=listen,
                 pattern=pattern,
+                folder=folder,
             )
         )
 
@@ -418,7 +477,13 @@ def embedded_defaults(*, data_dir: Path, broker: str, agent_id: str = "demo-001"
     return from_dict(
         {
             "agent": {"id": agent_id, "data_dir": str(data_dir), "role": "ambulance"},
-            "uplink": {"broker": broker, "allow_insecure": True, "ack_timeout_s": 10},
+            # Strips every 15 s so a short demo shows the monitors' waves reaching the ER.
+            "uplink": {
+                "broker": broker,
+                "allow_insecure": True,
+                "ack_timeout_s": 10,
+                "strip_every_s": 15,
+            },
         },
         source="<embedded defaults>",
     )

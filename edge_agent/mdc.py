@@ -203,6 +203,7 @@ _TERMS: tuple[Term, ...] = (
     _t(PART_DIM, 2130, "MDC_DIM_MILLI_G_PER_DL", "mg/dL"),
     _t(PART_DIM, 2176, "MDC_DIM_SEC", "s"),
     _t(PART_DIM, 2194, "MDC_DIM_MILLI_SEC", "ms"),
+    _t(PART_DIM, 2496, "MDC_DIM_HZ", "Hz"),  # 264640, 11073-20601 dimension tables
     _t(PART_DIM, 2720, "MDC_DIM_BEAT_PER_MIN", "{beat}/min"),
     _t(PART_DIM, 2784, "MDC_DIM_RESP_PER_MIN", "{breath}/min"),
     _t(PART_DIM, 3843, "MDC_DIM_KILO_PASCAL", "kPa"),
@@ -215,6 +216,14 @@ _TERMS: tuple[Term, ...] = (
     _t(PART_DIM, 4722, "MDC_DIM_MILLI_MOLE_PER_L", "mmol/L"),
     _t(PART_DIM, 6048, "MDC_DIM_DEGC", "Cel"),
     # --- unit terms added by drivers ---
+    # --- waveform attributes (PCD waveform content rows beside an NA row) ---
+    # Written with the codes monitors that export HL7 waveforms use (IHE PCD example
+    # messages and Mindray's export as read by open-source consumers:
+    # `0^MDC_ATTR_SAMP_RATE^MDC` and `2327^MDC_ATTR_NU_MSMT_RES^MDC`), so platforms that
+    # already take those monitors' waves read ours. Not partition-coded: see the note in
+    # docs/architecture.md; the reference id is what readers key on.
+    Term("MDC_ATTR_SAMP_RATE", 0),
+    Term("MDC_ATTR_NU_MSMT_RES", 2327),
     # --- device specialisations (PHD partition: 528384 + n) ---
     _t(PART_INFRA, 4100, "MDC_DEV_SPEC_PROFILE_PULS_OXIM"),
     _t(PART_INFRA, 4103, "MDC_DEV_SPEC_PROFILE_BP"),

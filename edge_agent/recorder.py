@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from edge_agent.clock import new_message_id
 from edge_agent.model import Decoded, DecodeError, DeviceAlarm, Frame, Reading
+from edge_agent.stemi import acute_mi_statement
 from edge_agent.store import Store
 
 log = logging.getLogger(__name__)
@@ -23,11 +24,18 @@ Decoder = Callable[[bytes], Decoded]
 # Outbox priorities: lower goes first. A 12-lead and its STEMI notice outrank alarms,
 # alarms outrank routine vitals, continuous strips go last (issues 5 and 6 use these).
 PRIORITY_STEMI = 0
+PRIORITY_ECG = 1
 PRIORITY_ALARM = 1
 PRIORITY_VITALS = 5
 PRIORITY_STRIPS = 8
 
 KIND_ORU_R01 = "oru_r01"
+KIND_ADT_A14 = "adt_a14"  # pre-arrival notice to the receiving ER (issue 5)
+
+# 12-lead ECG carts (files from a folder or a serial port): their frames go up whole,
+# waveforms and statements included, ahead of any backlog.
+ECG_DRIVERS = frozenset({"ecg-dicom", "ecg-scp", "ecg-aecg", "ecg-philips-xml"})
+STEMI_ALARM_CODE = "ECG_STEMI"
 
 # Devices residents bring or share (home cuffs, meters, scales, health-hut stations): a
 # reading taken with no visit open is held for a doctor to assign. Monitors are not held:
@@ -114,6 +122,8 @@ class Recorder:
                 raw_id, frame, f"decoder fault: {type(exc).__name__}: {exc}", None
             )
 
+        if frame.driver in ECG_DRIVERS:
+            return self._record_ecg(raw_id, frame, decoded)
         readings = [r for r in decoded.readings if PROGRESS_FLAG not in r.flags]
         if not readings and not decoded.alarms and not decoded.waveforms:
             outcome = "progress" if decoded.readings else "empty"
@@ -126,7 +136,7 @@ class Recorder:
         if readings:
             store.insert_observations(raw_id, frame, encounter_id, readings)
         if decoded.waveforms:
-            # Stored for the trend, hand-off and the 12-lead work; not sent up yet.
+            # Monitor waves: stored for the trend and the hand-off; not sent per frame.
             store.insert_waveforms(raw_id, frame, encounter_id, decoded.waveforms)
         raised = self._newly_raised(frame.device_id, readings, decoded)
         if raised:
@@ -153,6 +163,88 @@ class Recorder:
         store.set_frame_outcome(raw_id, "decoded")
         store.count_frame(frame, quarantined=False)
         return Recorded(raw_id, "decoded", len(readings), message_id)
+
+    def _record_ecg(self, raw_id: int, frame: Frame, decoded: Decoded) -> Recorded:
+        """A 12-lead: measurements, leads and statements stored; the whole ECG goes up
+        ahead of any backlog. If the cart's statements say acute MI / STEMI, an alert is
+        raised and a pre-arrival notice to the ER goes first of all (prealert table)."""
+        store = self._store
+        if not decoded.waveforms:
+            store.set_frame_outcome(raw_id, "empty")
+            store.count_frame(frame, quarantined=False)
+            return Recorded(raw_id, "empty", 0, None, "no leads in the ECG file")
+        encounter = store.current_encounter(frame.device_id)
+        encounter_id = None if encounter is None else encounter.id
+        readings = list(decoded.readings)
+        if readings:
+            store.insert_observations(raw_id, frame, encounter_id, readings)
+        store.insert_waveforms(raw_id, frame, encounter_id, decoded.waveforms)
+        if decoded.statements:
+            store.insert_statements(raw_id, frame, encounter_id, decoded.statements)
+        acute = acute_mi_statement(decoded.statements)
+        message_id = self._new_id(frame.received_wall_ns)
+        store.insert_outbox(
+            message_id,
+            kind=KIND_ORU_R01,
+            priority=PRIORITY_STEMI if acute else PRIORITY_ECG,
+            raw_frame_id=raw_id,
+            created_wall_ns=frame.received_wall_ns,
+            created_mono_ns=frame.received_mono_ns,
+            boot_id=frame.boot_id,
+        )
+        if acute is not None:
+            alarm = DeviceAlarm(STEMI_ALARM_CODE, "high", f"12-lead: {acute.text}")
+            store.insert_device_alarms(raw_id, frame, [alarm])
+            self.prealert(
+                frame,
+                encounter_id=encounter_id,
+                ecg_frame_id=raw_id,
+                stemi=True,
+                source="ecg",
+                complaint=f"STEMI on 12-lead ECG: {acute.text}",
+            )
+        store.set_frame_outcome(raw_id, "decoded")
+        store.count_frame(frame, quarantined=False)
+        return Recorded(raw_id, "decoded", len(readings), message_id)
+
+    def prealert(
+        self,
+        frame: Frame,
+        *,
+        encounter_id: int | None,
+        ecg_frame_id: int | None,
+        stemi: bool,
+        source: str,
+        complaint: str,
+        destination: str | None = None,
+        eta_minutes: int | None = None,
+    ) -> str:
+        """A pre-arrival notice (ADT^A14) to the receiving ER, first in the queue.
+
+        `frame` only gives the time and boot the notice is dated with. The crew's own
+        notice (`edge-agent prealert`) uses the same path with source "crew"."""
+        message_id = self._new_id(frame.received_wall_ns)
+        self._store.insert_outbox(
+            message_id,
+            kind=KIND_ADT_A14,
+            priority=PRIORITY_STEMI,
+            raw_frame_id=None,
+            created_wall_ns=frame.received_wall_ns,
+            created_mono_ns=frame.received_mono_ns,
+            boot_id=frame.boot_id,
+        )
+        self._store.insert_prealert(
+            outbox_id=message_id,
+            encounter_id=encounter_id,
+            ecg_frame_id=ecg_frame_id,
+            stemi=stemi,
+            source=source,
+            destination=destination,
+            eta_minutes=eta_minutes,
+            complaint=complaint,
+            created_wall_ns=frame.received_wall_ns,
+        )
+        return message_id
 
     def _newly_raised(
         self, device_id: str, readings: Sequence[Reading], decoded: Decoded

@@ -11,8 +11,19 @@ import zoneinfo
 from decimal import Decimal
 
 from edge_agent.clock import wall_datetime
+from edge_agent.model import Waveform
 from edge_agent.store import ObservationRow, OutboxRow, Store
-from sync.hl7.pcd01 import DeviceIdentity, PatientIdentity, StoredObservation, build_oru_r01
+from sync.hl7.adt import PrearrivalNotice, build_adt_a14
+from sync.hl7.pcd01 import (
+    DeviceIdentity,
+    PatientIdentity,
+    StoredObservation,
+    StoredWaveform,
+    build_oru_r01,
+)
+
+KIND_ADT_A14 = "adt_a14"  # edge_agent.recorder.KIND_ADT_A14
+KIND_STRIP = "strip"  # edge_agent.strips.KIND_STRIP
 
 # Which MDS-level device specialisation a driver's messages declare (OBR-4, MDS OBX).
 DRIVER_SPECIALISATION = {
@@ -52,36 +63,25 @@ def _observed_at(obs: ObservationRow, tz: str) -> dt.datetime:
 
 
 def build_message(store: Store, row: OutboxRow, *, agent_id: str, tz: str, now_wall_ns: int) -> str:
+    if row.kind == KIND_ADT_A14:
+        return build_prearrival(store, row, agent_id=agent_id, tz=tz, now_wall_ns=now_wall_ns)
+    if row.kind == KIND_STRIP:
+        return build_strip(store, row, agent_id=agent_id, tz=tz, now_wall_ns=now_wall_ns)
     if row.raw_frame_id is None:
         raise MessageBuildError(f"outbox {row.id}: no frame to report")
     observations = store.observations_for_frame(row.raw_frame_id)
-    if not observations:
+    frame = store.raw_frame(row.raw_frame_id) or {}
+    ecg = str(frame.get("driver") or "").startswith("ecg-")
+    # A 12-lead goes up whole: its leads and the cart's statements with its measurements.
+    waveforms = store.waveforms_for_frame(row.raw_frame_id) if ecg else []
+    statements = [s.text for s in store.statements_for_frame(row.raw_frame_id)] if ecg else []
+    if not observations and not waveforms:
         raise MessageBuildError(f"outbox {row.id}: frame {row.raw_frame_id} has no readings")
-    device_row = store.device(observations[0].device_id) or {}
-    driver = str(device_row.get("driver") or "unknown")
-    eui64 = device_row.get("eui64")
-    address = device_row.get("address")
-    if not eui64 and address:
-        eui64 = ble_address_to_eui64(str(address))
-    device = DeviceIdentity(
-        device_id=observations[0].device_id,
-        driver=driver,
-        eui64=str(eui64) if eui64 else None,
-        spec_refid=DRIVER_SPECIALISATION.get(driver, "MDC_DEV_SPEC_PROFILE_HYDRA"),
-    )
-    patient = None
-    encounter_id = observations[0].encounter_id
-    if encounter_id is not None:
-        encounter = store.encounter(encounter_id)
-        person = None if encounter is None else store.patient(encounter.patient_id)
-        if encounter is not None and person is not None:
-            patient = PatientIdentity(
-                national_id=person.national_id,
-                name=person.name,
-                birth_date=dt.date.fromisoformat(person.birth_date) if person.birth_date else None,
-                sex=person.sex,
-                patient_class=encounter.patient_class,
-            )
+    device_id = observations[0].device_id if observations else str(frame.get("device_id"))
+    device = _device_identity(store, device_id, frame.get("driver"))
+    encounter_id = observations[0].encounter_id if observations else frame.get("encounter_id")
+    patient = _patient(store, encounter_id if isinstance(encounter_id, int) else None)
+    received = int(frame.get("received_wall_ns") or now_wall_ns)
     stored = [
         StoredObservation(
             metric=o.metric,
@@ -100,7 +100,114 @@ def build_message(store: Store, row: OutboxRow, *, agent_id: str, tz: str, now_w
             device=device,
             patient=patient,
             observations=stored,
+            waveforms=[_stored_waveform(w, tz, received, row.id) for w in waveforms],
+            statements=statements,
         )
     except KeyError as exc:
         raise MessageBuildError(f"outbox {row.id}: {exc.args[0]}") from None
     return message
+
+
+def _device_identity(store: Store, device_id: str, driver: str | None) -> DeviceIdentity:
+    device_row = store.device(device_id) or {}
+    driver = str(device_row.get("driver") or driver or "unknown")
+    eui64 = device_row.get("eui64")
+    address = device_row.get("address")
+    if not eui64 and address:
+        eui64 = ble_address_to_eui64(str(address))
+    return DeviceIdentity(
+        device_id=device_id,
+        driver=driver,
+        eui64=str(eui64) if eui64 else None,
+        spec_refid=DRIVER_SPECIALISATION.get(driver, "MDC_DEV_SPEC_PROFILE_HYDRA"),
+    )
+
+
+def build_strip(store: Store, row: OutboxRow, *, agent_id: str, tz: str, now_wall_ns: int) -> str:
+    """A monitor's last seconds of waves (edge_agent.strips), as NA rows."""
+    window = store.strip_for_outbox(row.id)
+    if window is None:
+        raise MessageBuildError(f"outbox {row.id}: no strip window for it")
+    device_id, start_ns, end_ns = window
+    waveforms = [w for w in store.waves_between(device_id, start_ns, end_ns) if w.samples]
+    if not waveforms:
+        raise MessageBuildError(f"outbox {row.id}: {device_id} stored no waves in the window")
+    encounter = store.current_encounter(device_id)
+    try:
+        message: str = build_oru_r01(
+            control_id=row.id,
+            agent_id=agent_id,
+            sent_at=wall_datetime(now_wall_ns, tz),
+            device=_device_identity(store, device_id, None),
+            patient=_patient(store, None if encounter is None else encounter.id),
+            observations=[],
+            waveforms=[_stored_waveform(w, tz, start_ns, row.id) for w in waveforms],
+        )
+    except KeyError as exc:
+        raise MessageBuildError(f"outbox {row.id}: {exc.args[0]}") from None
+    return message
+
+
+def _patient(store: Store, encounter_id: int | None) -> PatientIdentity | None:
+    if encounter_id is None:
+        return None
+    encounter = store.encounter(encounter_id)
+    person = None if encounter is None else store.patient(encounter.patient_id)
+    if encounter is None or person is None:
+        return None
+    return PatientIdentity(
+        national_id=person.national_id,
+        name=person.name,
+        birth_date=dt.date.fromisoformat(person.birth_date) if person.birth_date else None,
+        sex=person.sex,
+        patient_class=encounter.patient_class,
+    )
+
+
+def _stored_waveform(w: Waveform, tz: str, received_wall_ns: int, row_id: str) -> StoredWaveform:
+    """A stored signal as the message carries it: integers, rate, resolution, start."""
+    samples = w.samples
+    if w.offset:
+        steps = w.offset / w.scale
+        if steps != steps.to_integral_value():
+            raise MessageBuildError(
+                f"outbox {row_id}: {w.metric} offset {w.offset} is not a whole number of"
+                f" {w.scale} steps"
+            )
+        samples = tuple(s + int(steps) for s in samples)
+    if w.start_time is None:
+        start = wall_datetime(received_wall_ns, tz)
+    elif w.start_time.tzinfo is None:
+        start = w.start_time.replace(tzinfo=zoneinfo.ZoneInfo(tz))
+    else:
+        start = w.start_time
+    rate = Decimal(repr(w.rate_hz))
+    if rate == rate.to_integral_value():
+        rate = rate.quantize(Decimal(1))
+    return StoredWaveform(w.metric, rate, w.scale, w.unit, samples, start)
+
+
+def build_prearrival(
+    store: Store, row: OutboxRow, *, agent_id: str, tz: str, now_wall_ns: int
+) -> str:
+    """The ADT^A14 of a pre-arrival notice (recorder.prealert / `edge-agent prealert`)."""
+    notice = store.prealert_for_outbox(row.id)
+    if notice is None:
+        raise MessageBuildError(f"outbox {row.id}: no pre-arrival notice for it")
+    patient = _patient(store, notice.encounter_id)
+    created = wall_datetime(notice.created_wall_ns, tz)
+    eta = None if notice.eta_minutes is None else created + dt.timedelta(minutes=notice.eta_minutes)
+    return build_adt_a14(
+        PrearrivalNotice(
+            control_id=row.id,
+            agent_id=agent_id,
+            sent_at=wall_datetime(now_wall_ns, tz),
+            recorded_at=created,
+            patient_national_id=None if patient is None else patient.national_id,
+            patient_name=None if patient is None else patient.name,
+            local_patient_id=f"{agent_id}-{notice.encounter_id or notice.id}",
+            destination=notice.destination,
+            complaint=notice.complaint,
+            eta=eta,
+        )
+    )

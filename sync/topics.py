@@ -8,9 +8,24 @@ from __future__ import annotations
 TOPIC_PREFIX = "edge/v1"
 
 # The MQTT 5 Content Type of an uplinked message. A compressed payload appends
-# "; compression=<name>" so a gateway never has to guess (issue 5 adds compression).
+# "; compression=zlib" (RFC 1950 zlib stream) so a gateway never has to guess. Messages
+# above COMPRESS_OVER bytes are compressed: a 12-lead's ER7 shrinks to about a third,
+# which is what makes it fit a 256 kbit/s ambulance link in seconds (docs/benchmarks.md).
 CONTENT_TYPE_HL7 = "application/hl7-v2+er7; charset=utf-8"
+COMPRESSION_ZLIB = "zlib"
+CONTENT_TYPE_HL7_ZLIB = f"{CONTENT_TYPE_HL7}; compression={COMPRESSION_ZLIB}"
 CONTENT_TYPE_JSON = "application/json"
+COMPRESS_OVER = 4096
+
+
+def compression_of(content_type: str | None) -> str | None:
+    """The `compression=` parameter of a content type, None when there is none."""
+    for part in (content_type or "").split(";")[1:]:
+        key, _, value = part.strip().partition("=")
+        if key.strip().lower() == "compression":
+            return value.strip().lower() or None
+    return None
+
 
 GATEWAY_SHARE_GROUP = "county-gateway"
 

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import random
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -85,6 +86,15 @@ class UplinkStats:
 
 class _Wake:
     """Posted when the recorder has committed new outbox rows."""
+
+
+def wire_payload(message: str) -> tuple[bytes, str]:
+    """The bytes that go on the wire and their MQTT 5 content type: a message above
+    topics.COMPRESS_OVER bytes (a 12-lead) goes zlib-compressed, the rest as UTF-8."""
+    data = message.encode("utf-8")
+    if len(data) <= topics.COMPRESS_OVER:
+        return data, topics.CONTENT_TYPE_HL7
+    return zlib.compress(data, 9), topics.CONTENT_TYPE_HL7_ZLIB
 
 
 @dataclass
@@ -263,12 +273,9 @@ class Uplink:
             payload = row.payload or self._build(row, now_wall)
             if payload is None:
                 continue
+            body, content_type = wire_payload(payload)
             try:
-                mid = link.publish(
-                    topics.up(self.agent_id),
-                    payload.encode("utf-8"),
-                    content_type=topics.CONTENT_TYPE_HL7,
-                )
+                mid = link.publish(topics.up(self.agent_id), body, content_type=content_type)
             except LinkDown as exc:
                 self.stats.last_error = str(exc)
                 return

@@ -50,8 +50,8 @@ def test_design_example_parses() -> None:
             "config device[0] (monitor-1).driver: 'masimo' is not a device driver",
         ),
         (
-            ('"masimo-ascii"', '"ecg-scp"'),
-            "config device[0] (monitor-1).driver: 'ecg-scp' is not a device driver (known: ble-bp, ",
+            ('"masimo-ascii"', '"ecg-holter"'),
+            "config device[0] (monitor-1).driver: 'ecg-holter' is not a device driver (known: ble-bp, ",
         ),
         (
             ('port = "/dev/ttyUSB0"', ""),
@@ -118,14 +118,22 @@ def test_device_drivers_are_the_registry() -> None:
     from edge_agent.config import (
         BLE_DRIVERS,
         DEVICE_DRIVERS,
+        FILE_DRIVERS,
+        FILE_SERIAL_DRIVERS,
         NETWORK_DRIVERS,
         SERIAL_DRIVERS,
     )
 
     assert set(DRIVERS) == DEVICE_DRIVERS
-    by_transport = {"serial": SERIAL_DRIVERS, "ble": BLE_DRIVERS, "tcp": NETWORK_DRIVERS}
+    by_transport = {
+        "serial": SERIAL_DRIVERS,
+        "ble": BLE_DRIVERS,
+        "tcp": NETWORK_DRIVERS,
+        "folder": FILE_DRIVERS,
+    }
     for spec in DRIVERS.values():
         assert spec.id in by_transport[spec.transport]
+        assert spec.also_serial == (spec.id in FILE_SERIAL_DRIVERS)
 
 
 @pytest.mark.parametrize(

@@ -249,12 +249,65 @@ def _v3_paired_devices(db: Database) -> None:
     db.table("paired_device").create_index(["device_id"], unique=True)
 
 
+def _v4_statements_and_prealerts(db: Database) -> None:
+    """ECG carts' statements, pre-arrival notices to the ER, monitors' wave strips."""
+    db.create_table(
+        "statement",
+        {
+            "id": int,
+            "raw_frame_id": int,
+            "device_id": str,
+            "encounter_id": int,
+            "seq": int,  # order within the frame
+            "text": str,  # word for word, as the device wrote it
+            "code": str,  # the format's code for it, when it has one
+            "received_wall_ns": int,
+        },
+        pk="id",
+        foreign_keys=[("raw_frame_id", "raw_frame", "id"), ("encounter_id", "encounter", "id")],
+        not_null=["raw_frame_id", "device_id", "seq", "text", "received_wall_ns"],
+    )
+    db.table("statement").create_index(["raw_frame_id"])
+    db.create_table(
+        "prealert",
+        {
+            "id": int,
+            "outbox_id": str,  # the ADT^A14 that carries it (MSH-10)
+            "encounter_id": int,
+            "ecg_frame_id": int,  # the 12-lead it is about, when there is one
+            "stemi": int,  # 1: acute MI / STEMI (the cart said so, or the crew)
+            "source": str,  # "ecg" (the cart's statements) or "crew"
+            "destination": str,
+            "eta_minutes": int,
+            "complaint": str,
+            "created_wall_ns": int,
+        },
+        pk="id",
+        not_null=["outbox_id", "stemi", "source", "complaint", "created_wall_ns"],
+    )
+    db.table("prealert").create_index(["outbox_id"], unique=True)
+    # A monitor's waves for a window of time, sent at low priority (the ER sees the
+    # rhythm that led up to arrival): which device and window an outbox row reports.
+    db.create_table(
+        "strip",
+        {
+            "outbox_id": str,
+            "device_id": str,
+            "from_wall_ns": int,
+            "to_wall_ns": int,
+        },
+        pk="outbox_id",
+        not_null=["device_id", "from_wall_ns", "to_wall_ns"],
+    )
+
+
 Migration = tuple[int, str, Callable[[Database], None]]
 
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "initial schema", _v1_initial),
     (2, "waveform segments, frame dedup keys", _v2_waveforms_and_dedup),
     (3, "paired BLE devices", _v3_paired_devices),
+    (4, "ECG statements, pre-arrival notices, monitor strips", _v4_statements_and_prealerts),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -10,6 +10,7 @@ Readers (status CLI, TUI) open their own read-only connections.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -32,6 +33,7 @@ from edge_agent.model import (
     DeviceAlarm,
     Frame,
     Reading,
+    Statement,
     Waveform,
 )
 from edge_agent.store.schema import LATEST_VERSION, MIGRATIONS
@@ -74,6 +76,20 @@ class WaveformSegment:
     device_id: str
     received_wall_ns: int
     waveform: Waveform
+
+
+@dataclass(frozen=True, slots=True)
+class PrealertRow:
+    id: int
+    outbox_id: str
+    encounter_id: int | None
+    ecg_frame_id: int | None
+    stemi: bool
+    source: str
+    destination: str | None
+    eta_minutes: int | None
+    complaint: str
+    created_wall_ns: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +323,176 @@ class Store:
             )
             segments.append(WaveformSegment(r[0], r[1], r[10], waveform))
         return segments
+
+    def wave_devices_since(self, since_wall_ns: int) -> list[tuple[str, int]]:
+        """Devices that stored waves since then (monitors streaming ECG, pleth), each with
+        the time its last wave arrived. ECG carts' files are not among them."""
+        rows = self.conn.execute(
+            "SELECT w.device_id, MAX(w.received_wall_ns) FROM waveform_segment w"
+            " JOIN raw_frame f ON f.id = w.raw_frame_id WHERE w.received_wall_ns >= ?"
+            " AND f.driver NOT LIKE 'ecg-%' GROUP BY w.device_id ORDER BY w.device_id",
+            (since_wall_ns,),
+        ).fetchall()
+        return [(r[0], int(r[1])) for r in rows]
+
+    def waves_between(self, device_id: str, from_wall_ns: int, to_wall_ns: int) -> list[Waveform]:
+        """A device's waves received in [from, to), one Waveform per signal: consecutive
+        segments joined in order (same rate, scale and offset; a change starts over)."""
+        rows = self.conn.execute(
+            "SELECT metric, unit, rate_hz, scale, offset, start_device_time, encoding, data,"
+            " received_wall_ns FROM waveform_segment WHERE device_id = ?"
+            " AND received_wall_ns >= ? AND received_wall_ns < ? ORDER BY id",
+            (device_id, from_wall_ns, to_wall_ns),
+        ).fetchall()
+        joined: dict[str, Waveform] = {}
+        for r in rows:
+            samples = waveform_codec.decode_samples(r[7], r[6])
+            start = dt.datetime.fromisoformat(r[5]) if r[5] else None
+            piece = Waveform(r[0], float(r[2]), r[1], samples, Decimal(r[3]), Decimal(r[4]), start)
+            before = joined.get(r[0])
+            if before is not None and (
+                before.rate_hz,
+                before.scale,
+                before.offset,
+                before.unit,
+            ) == (
+                piece.rate_hz,
+                piece.scale,
+                piece.offset,
+                piece.unit,
+            ):
+                joined[r[0]] = dataclasses.replace(before, samples=before.samples + samples)
+            else:
+                joined[r[0]] = piece
+        return list(joined.values())
+
+    def insert_strip(
+        self, outbox_id: str, device_id: str, from_wall_ns: int, to_wall_ns: int
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO strip (outbox_id, device_id, from_wall_ns, to_wall_ns) VALUES (?, ?, ?, ?)",
+            (outbox_id, device_id, from_wall_ns, to_wall_ns),
+        )
+
+    def strip_for_outbox(self, outbox_id: str) -> tuple[str, int, int] | None:
+        row = self.conn.execute(
+            "SELECT device_id, from_wall_ns, to_wall_ns FROM strip WHERE outbox_id = ?",
+            (outbox_id,),
+        ).fetchone()
+        return None if row is None else (row[0], int(row[1]), int(row[2]))
+
+    def raw_frame(self, raw_frame_id: int) -> dict[str, Any] | None:
+        """A frame's metadata (not its bytes) and the visit its signals were bound to."""
+        row = self.conn.execute(
+            "SELECT f.id, f.device_id, f.driver, f.channel, f.received_wall_ns, f.outcome,"
+            " (SELECT encounter_id FROM waveform_segment w WHERE w.raw_frame_id = f.id"
+            "  AND encounter_id IS NOT NULL LIMIT 1)"
+            " FROM raw_frame f WHERE f.id = ?",
+            (raw_frame_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        keys = ("id", "device_id", "driver", "channel", "received_wall_ns", "outcome")
+        return {**dict(zip(keys, row[:6], strict=True)), "encounter_id": row[6]}
+
+    def waveforms_for_frame(self, raw_frame_id: int) -> list[Waveform]:
+        """A frame's signals (a 12-lead's leads) in the order they were stored, exact."""
+        rows = self.conn.execute(
+            "SELECT metric, unit, rate_hz, scale, offset, start_device_time, encoding, data"
+            " FROM waveform_segment WHERE raw_frame_id = ? ORDER BY id",
+            (raw_frame_id,),
+        ).fetchall()
+        return [
+            Waveform(
+                metric=r[0],
+                rate_hz=float(r[2]),
+                unit=r[1],
+                samples=waveform_codec.decode_samples(r[7], r[6]),
+                scale=Decimal(r[3]),
+                offset=Decimal(r[4]),
+                start_time=dt.datetime.fromisoformat(r[5]) if r[5] else None,
+            )
+            for r in rows
+        ]
+
+    def insert_statements(
+        self,
+        raw_frame_id: int,
+        frame: Frame,
+        encounter_id: int | None,
+        statements: Sequence[Statement],
+    ) -> None:
+        self.conn.executemany(
+            "INSERT INTO statement (raw_frame_id, device_id, encounter_id, seq, text, code,"
+            " received_wall_ns) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    raw_frame_id,
+                    frame.device_id,
+                    encounter_id,
+                    n,
+                    s.text,
+                    s.code,
+                    frame.received_wall_ns,
+                )
+                for n, s in enumerate(statements)
+            ],
+        )
+
+    def statements_for_frame(self, raw_frame_id: int) -> list[Statement]:
+        rows = self.conn.execute(
+            "SELECT text, code FROM statement WHERE raw_frame_id = ? ORDER BY seq",
+            (raw_frame_id,),
+        ).fetchall()
+        return [Statement(r[0], r[1]) for r in rows]
+
+    def insert_prealert(
+        self,
+        *,
+        outbox_id: str,
+        encounter_id: int | None,
+        ecg_frame_id: int | None,
+        stemi: bool,
+        source: str,
+        destination: str | None,
+        eta_minutes: int | None,
+        complaint: str,
+        created_wall_ns: int,
+    ) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO prealert (outbox_id, encounter_id, ecg_frame_id, stemi, source,"
+            " destination, eta_minutes, complaint, created_wall_ns)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                outbox_id,
+                encounter_id,
+                ecg_frame_id,
+                int(stemi),
+                source,
+                destination,
+                eta_minutes,
+                complaint,
+                created_wall_ns,
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    _PREALERT_COLUMNS = (
+        "id, outbox_id, encounter_id, ecg_frame_id, stemi, source, destination, eta_minutes,"
+        " complaint, created_wall_ns"
+    )
+
+    def prealert_for_outbox(self, outbox_id: str) -> PrealertRow | None:
+        row = self.conn.execute(
+            f"SELECT {self._PREALERT_COLUMNS} FROM prealert WHERE outbox_id = ?", (outbox_id,)
+        ).fetchone()
+        return None if row is None else _prealert(row)
+
+    def prealerts(self, limit: int = 10) -> list[PrealertRow]:
+        rows = self.conn.execute(
+            f"SELECT {self._PREALERT_COLUMNS} FROM prealert ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [_prealert(r) for r in rows]
 
     def waveform_stats(self) -> dict[str, int]:
         row = self.conn.execute(
@@ -755,6 +941,21 @@ class Store:
             " WHERE o.status = 'delivered' AND o.delivered_boot_id = f.boot_id"
         ).fetchall()
         return [float(r[0]) for r in rows]
+
+
+def _prealert(row: Sequence[Any]) -> PrealertRow:
+    return PrealertRow(
+        id=row[0],
+        outbox_id=row[1],
+        encounter_id=row[2],
+        ecg_frame_id=row[3],
+        stemi=bool(row[4]),
+        source=row[5],
+        destination=row[6],
+        eta_minutes=row[7],
+        complaint=row[8],
+        created_wall_ns=row[9],
+    )
 
 
 def open_readonly(path: Path) -> Store:

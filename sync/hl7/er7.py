@@ -161,3 +161,10 @@ def component(value: str, number: int, enc: Encoding) -> str:
     if number > len(parts):
         return ""
     return unescape(parts[number - 1].split(enc.subcomponent, 1)[0], enc)
+
+
+def one_line(text: str) -> str:
+    """Free text (a crew's complaint, a cart's statement) as one line: control characters
+    and runs of blanks become one space. For fields that are text, not data."""
+    cleaned = "".join(" " if ord(ch) < 0x20 or ord(ch) == 0x7F else ch for ch in text)
+    return " ".join(part for part in cleaned.split(" ") if part)

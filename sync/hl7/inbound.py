@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.exceptions import (
@@ -75,6 +76,20 @@ class InboundObservation:
     device_id: str | None  # OBX-18 EI.1 (EUI-64 or device id), else the MDS row's
     status: str  # OBX-11, table 0085: F final, X cannot be obtained, ...
     flags: tuple[str, ...] = ()  # OBX-8 repetitions
+    # NA rows (a waveform): the samples as integers, with `sample_exponent` the power of
+    # ten they are in (decimal text "-0.125" -> -125 with exponent -3). `value` is None.
+    samples: tuple[int, ...] | None = None
+    sample_exponent: int = 0
+    sub_id: str = ""  # OBX-4: ties a waveform's rate/resolution rows (<id>.1, <id>.2) to it
+
+
+@dataclass(frozen=True, slots=True)
+class Prearrival:
+    """ADT^A14 pending admit: an ambulance tells the receiving ER who is coming."""
+
+    destination: str | None  # PV1-3 point of care
+    complaint: str | None  # PV2-3 admit reason (text)
+    expected_at: dt.datetime | None  # PV2-8 expected admit date/time: the ETA
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +102,12 @@ class InboundMessage:
     patient_name: str | None  # PID-5 family name, then given name
     patient_class: str | None  # PV1-2
     observations: tuple[InboundObservation, ...]
+    statements: tuple[str, ...] = ()  # NTE-3 after the OBR (an ECG cart's statements)
+    prearrival: Prearrival | None = None  # ADT^A14
 
 
 def parse_inbound(message: str | bytes) -> InboundMessage:
-    """Check and read an uploaded ORU^R01; Hl7Error says how to answer a bad one."""
+    """Check and read an uploaded ORU^R01 or ADT^A14; Hl7Error says how to answer a bad one."""
     text = _decode(message)
     segments = er7.split_segments(text.lstrip("\x0b").rstrip("\x1c\r\n"))
     if not segments:
@@ -121,12 +138,24 @@ def parse_inbound(message: str | bytes) -> InboundMessage:
     name: str | None = None
     patient_class: str | None = None
     observations: list[InboundObservation] = []
+    statements: list[str] = []
+    destination: str | None = None
+    complaint: str | None = None
+    expected_at: dt.datetime | None = None
     mds_device: str | None = None
     obx_count = 0
     for segment in segments[1:]:
         fields = er7.segment_fields(segment, enc)
         kind = fields[0]
-        if kind == "OBX":
+        if kind == "NTE":
+            text = er7.unescape(er7.field(fields, 3), enc).strip()
+            if text:
+                statements.append(text)
+        elif kind == "PV2" and message_type == "ADT^A14":
+            pv2_3 = er7.field(fields, 3)
+            complaint = er7.unescape(reader.comp(pv2_3, 2) or reader.comp(pv2_3, 1), enc) or None
+            expected_at = reader.dtm(reader.comp(er7.field(fields, 8), 1), "PV2-8")
+        elif kind == "OBX":
             obx_count += 1
             obs, device = reader.obx(fields, obx_count, mds_device)
             if obs is None:
@@ -138,10 +167,13 @@ def parse_inbound(message: str | bytes) -> InboundMessage:
             name = reader.name(er7.field(fields, 5))
         elif kind == "PV1" and patient_class is None:
             patient_class = er7.component(er7.field(fields, 2), 1, enc) or None
+            destination = er7.unescape(reader.comp(er7.field(fields, 3), 1), enc) or None
         elif kind == "MSH":
             raise reader.error("a second MSH segment inside the message", SEGMENT_SEQUENCE_ERROR)
 
-    reader.validate_structure("\r".join(segments))
+    if message_type == "ADT^A14" and national_id is None:
+        raise reader.error("ADT^A14 without a PID-3 patient identifier", REQUIRED_FIELD_MISSING)
+    reader.validate_structure(_without_samples(segments, enc), message_type)
     return InboundMessage(
         control_id=control_id,
         agent_id=agent_id,
@@ -151,7 +183,29 @@ def parse_inbound(message: str | bytes) -> InboundMessage:
         patient_name=name,
         patient_class=patient_class,
         observations=tuple(observations),
+        statements=tuple(statements),
+        prearrival=(
+            Prearrival(destination, complaint, expected_at) if message_type == "ADT^A14" else None
+        ),
     )
+
+
+def _without_samples(segments: list[str], enc: er7.Encoding) -> str:
+    """The message for hl7apy with each NA row's OBX-5 cut to its first sample.
+
+    hl7apy builds an object per component: a 12-lead's 60 000 samples take it ~7 s.
+    Our own reader has checked every sample (`_Reader.samples`); hl7apy still checks the
+    structure, the data types and the rows around them.
+    """
+    out = []
+    for segment in segments:
+        fields = segment.split(enc.field) if segment.startswith("OBX") else []
+        if len(fields) > 5 and fields[2] == "NA":
+            fields[5] = fields[5].split(enc.component, 1)[0]
+            out.append(enc.field.join(fields))
+        else:
+            out.append(segment)
+    return "\r".join(out)
 
 
 def _decode(message: str | bytes) -> str:
@@ -208,9 +262,11 @@ class _Reader:
             )
         msh9 = er7.field(msh, 9)
         code, event, structure = self.comp(msh9, 1), self.comp(msh9, 2), self.comp(msh9, 3)
+        if code == "ADT" and event == "A14" and structure in ("", "ADT_A05"):
+            return "ADT^A14"  # a pre-arrival notice (pending admit)
         if code != "ORU":
             raise _reject(
-                f"MSH-9 message type {code[:10]!r} is not supported (only ORU^R01)",
+                f"MSH-9 message type {code[:10]!r} is not supported (only ORU^R01, ADT^A14)",
                 UNSUPPORTED_MESSAGE_TYPE,
                 self.control_id,
             )
@@ -285,7 +341,11 @@ class _Reader:
         value_type = er7.field(fields, 2)
         raw_value = er7.field(fields, 5)
         value: str | None = None
-        if value_type == "NM" and raw_value:
+        samples: tuple[int, ...] | None = None
+        exponent = 0
+        if value_type == "NA":
+            samples, exponent = self.samples(raw_value, where)
+        elif value_type == "NM" and raw_value:
             if not _NM.fullmatch(raw_value):
                 raise self.error(
                     f"{where}: OBX-5 {raw_value[:20]!r} is not an HL7 NM decimal", DATA_TYPE_ERROR
@@ -310,9 +370,33 @@ class _Reader:
                 device_id=device or mds_device,
                 status=status,
                 flags=flags,
+                samples=samples,
+                sample_exponent=exponent,
+                sub_id=er7.field(fields, 4),
             ),
             None,
         )
+
+    def samples(self, raw: str, where: str) -> tuple[tuple[int, ...], int]:
+        """An NA value: NM decimals separated by the component separator, as integers
+        and the power of ten they are in (all scaled to the finest decimal given)."""
+        texts = raw.split(self.enc.component) if raw else []
+        if not texts:
+            return (), 0
+        decimals = 0
+        for n, text in enumerate(texts):
+            if not _NM.fullmatch(text):
+                raise self.error(
+                    f"{where}: OBX-5 sample {n + 1} {text[:20]!r} is not an HL7 NM decimal",
+                    DATA_TYPE_ERROR,
+                )
+            point = text.find(".")
+            if point >= 0:
+                decimals = max(decimals, len(text) - point - 1)
+        if decimals == 0:
+            return tuple(map(int, texts)), 0
+        scale = 10**decimals
+        return tuple(int(Decimal(text) * scale) for text in texts), -decimals
 
     def national_id(self, raw: str) -> str | None:
         """PID-3: the identifier typed NNCHN if there is one, else the first."""
@@ -330,7 +414,7 @@ class _Reader:
         family, given = self.comp(raw, 1), self.comp(raw, 2)
         return " ".join(part for part in (family, given) if part) or None
 
-    def validate_structure(self, text: str) -> None:
+    def validate_structure(self, text: str, message_type: str) -> None:
         """hl7apy strict: the v2.6 ORU_R01 structure, cardinalities and data types."""
         try:
             parse_message(
@@ -338,7 +422,7 @@ class _Reader:
             ).validate()
         except Exception as exc:  # hl7apy's exception types, ValueError, and worse
             raise self.error(
-                f"not a valid v2.6 ORU^R01: {_first_line(exc)}", _error_code(exc)
+                f"not a valid v2.6 {message_type}: {_first_line(exc)}", _error_code(exc)
             ) from None
 
 

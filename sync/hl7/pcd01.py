@@ -94,6 +94,21 @@ class StoredObservation:
     flags: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class StoredWaveform:
+    """One signal of the message (a 12-lead's lead): the stored integers, their rate and
+    resolution. OBX-5 carries the integers (NA); the physical value of a sample is
+    sample × resolution in `unit` (PCD waveform content as monitors that export HL7
+    write it: an NA row, then MDC_ATTR_SAMP_RATE and MDC_ATTR_NU_MSMT_RES beside it)."""
+
+    metric: str  # MDC reference id (MDC_ECG_ELEC_POTL_II ...)
+    rate_hz: Decimal
+    resolution: Decimal  # `unit` per sample step
+    unit: str  # MDC reference id (MDC_DIM_MICRO_VOLT)
+    samples: tuple[int, ...]
+    start: dt.datetime  # aware: the time of the first sample
+
+
 def local_id(agent_id: str) -> tuple[str, str, str]:
     """An id as (namespace, universal id, universal id type) for HD/EI fields."""
     if len(agent_id) <= IS_MAX:
@@ -149,6 +164,8 @@ def build_oru_r01(
     device: DeviceIdentity,
     patient: PatientIdentity | None,
     observations: Sequence[StoredObservation],
+    waveforms: Sequence[StoredWaveform] = (),
+    statements: Sequence[str] = (),
     verify: bool = False,
 ) -> str:
     """The PCD-01 message in ER7, segments separated by CR.
@@ -170,6 +187,8 @@ def build_oru_r01(
         device=device,
         patient=patient,
         observations=observations,
+        waveforms=waveforms,
+        statements=statements,
     )
     text = write_er7(rows)
     if verify:
@@ -191,15 +210,22 @@ def oru_r01_rows(
     device: DeviceIdentity,
     patient: PatientIdentity | None,
     observations: Sequence[StoredObservation],
+    waveforms: Sequence[StoredWaveform] = (),
+    statements: Sequence[str] = (),
 ) -> list[Row]:
-    """What each segment of the message holds, in message order."""
-    if not observations:
+    """What each segment of the message holds, in message order.
+
+    A 12-lead adds its interpretation statements as NTE rows after the OBR (word for
+    word) and, after the numeric OBX rows, per lead an NA row with its samples and two
+    NM rows beside it: the sample rate and the resolution (PCD waveform content).
+    """
+    if not observations and not waveforms:
         raise ValueError(f"message {control_id}: no observations to report")
     comp = er7.DEFAULT.component
     spec = term(device.spec_refid)
     metrics = [(obs, term(obs.metric), term(obs.unit)) for obs in observations]
     obx18 = equipment_id(device, agent_id)
-    earliest = min(obs.observed_at for obs in observations)
+    earliest = min([obs.observed_at for obs in observations] + [w.start for w in waveforms])
 
     rows: list[Row] = [
         (
@@ -231,6 +257,9 @@ def oru_r01_rows(
 
     # OBR-3 filler order number: the message's own id, unique county-wide (MSH-10).
     rows.append(("OBR", {3: er7.escape(control_id), 4: spec.coded, 7: format_dtm(earliest)}))
+    for number, text in enumerate(statements, start=1):
+        # NTE-3 (FT): the cart's statement as it wrote it (on one line); NTE-1 numbers them.
+        rows.append(("NTE", {1: str(number), 3: er7.escape(er7.one_line(text))}))
     # The MDS row (PCD TF-2 Appendix B.8.4: OBX-4 "1" is the device itself), with no
     # value of its own: result status X.
     rows.append(("OBX", {1: "1", 3: spec.coded, 4: "1", 11: "X", 18: obx18}))
@@ -262,6 +291,67 @@ def oru_r01_rows(
         if kept:
             fields[8] = kept
         rows.append(("OBX", fields))
+    rows.extend(_waveform_rows(waveforms, first_set_id=len(metrics) + 2, obx18=obx18))
+    return rows
+
+
+def _waveform_rows(
+    waveforms: Sequence[StoredWaveform], *, first_set_id: int, obx18: str
+) -> list[Row]:
+    """Per signal: NA samples (OBX-4 1.0.1.<n>), then its rate (.1) and resolution (.2)."""
+    rate_term, res_term = term("MDC_ATTR_SAMP_RATE"), term("MDC_ATTR_NU_MSMT_RES")
+    hz, dimless = term("MDC_DIM_HZ"), term("MDC_DIM_DIMLESS")
+    rows: list[Row] = []
+    set_id = first_set_id
+    for channel, wave in enumerate(waveforms, start=1):
+        if not wave.samples:
+            continue
+        sub_id = f"1.0.1.{channel}"
+        rows.append(
+            (
+                "OBX",
+                {
+                    1: str(set_id),
+                    2: "NA",
+                    3: term(wave.metric).coded,
+                    4: sub_id,
+                    5: er7.DEFAULT.component.join(map(str, wave.samples)),
+                    6: dimless.coded,
+                    11: "F",
+                    14: format_dtm(wave.start),
+                    18: obx18,
+                },
+            )
+        )
+        rows.append(
+            (
+                "OBX",
+                {
+                    1: str(set_id + 1),
+                    2: "NM",
+                    3: rate_term.coded,
+                    4: f"{sub_id}.1",
+                    5: decimal_text(wave.rate_hz),
+                    6: hz.coded,
+                    11: "F",
+                },
+            )
+        )
+        rows.append(
+            (
+                "OBX",
+                {
+                    1: str(set_id + 2),
+                    2: "NM",
+                    3: res_term.coded,
+                    4: f"{sub_id}.2",
+                    5: decimal_text(wave.resolution),
+                    6: term(wave.unit).coded,
+                    11: "F",
+                },
+            )
+        )
+        set_id += 3
     return rows
 
 
@@ -302,6 +392,9 @@ def build_with_hl7apy(rows: Sequence[Row], *, control_id: str) -> str:
             elif name == "OBR":
                 order = result.add_group("ORU_R01_ORDER_OBSERVATION")
                 segment = order.obr
+            elif name == "NTE":
+                assert order is not None
+                segment = order.add_segment("NTE")
             elif name == "OBX":
                 assert order is not None
                 segment = order.add_group("ORU_R01_OBSERVATION").obx

@@ -2,13 +2,47 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from edge_agent.store import Store
 
 
+def er_replies(notices: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ER's replies among the down-topic notices (sync.gateway.reply), newest first."""
+    replies = []
+    for notice in notices:
+        try:
+            body = json.loads(notice["payload"])
+        except (ValueError, TypeError):
+            continue
+        if isinstance(body, dict) and body.get("type") == "er-reply":
+            replies.append({**body, "received_wall_ns": notice["received_wall_ns"]})
+    return replies
+
+
+def prealerts(store: Store, limit: int = 5) -> list[dict[str, Any]]:
+    """The newest pre-arrival notices and how far their ADT^A14 got."""
+    out = []
+    for a in store.prealerts(limit=limit):
+        row = store.outbox_row(a.outbox_id)
+        out.append(
+            {
+                "id": a.outbox_id,
+                "stemi": a.stemi,
+                "source": a.source,
+                "destination": a.destination,
+                "eta_minutes": a.eta_minutes,
+                "complaint": a.complaint,
+                "status": None if row is None else row.status,
+            }
+        )
+    return out
+
+
 def collect(store: Store) -> dict[str, Any]:
     counts = store.outbox_counts()
+    notices = store.notices(limit=20)
     return {
         "agent": store.get_meta("agent_id"),
         "outbox": {
@@ -23,7 +57,9 @@ def collect(store: Store) -> dict[str, Any]:
         "devices": store.devices(),
         "rejected": store.rejected_outbox(limit=10),
         "recent_quarantine": store.recent_quarantine(limit=5),
-        "notices": store.notices(limit=10),
+        "notices": notices[:10],
+        "er_replies": er_replies(notices),
+        "prealerts": prealerts(store),
         "schema_version": store.schema_version(),
     }
 
@@ -43,4 +79,14 @@ def render_text(status: dict[str, Any]) -> str:
         )
     for row in status["rejected"]:
         lines.append(f"  rejected {row['id']}: {row['ack_code']} {row['ack_text']}")
+    answered = {r["ref"]: r for r in reversed(status["er_replies"])}
+    for a in status["prealerts"]:
+        reply = answered.get(a["id"])
+        answer = f"ER: {reply['status']} {reply.get('text') or ''}" if reply else "no ER reply yet"
+        lines.append(
+            f"  pre-arrival {a['id']} {'STEMI ' if a['stemi'] else ''}-> {a['destination'] or '?'}"
+            f" ({a['status']}): {answer}"
+        )
+    for r in status["er_replies"][:3]:
+        lines.append(f"  ER reply to {r['ref']}: {r['status']} {r.get('text') or ''}")
     return "\n".join(lines)

@@ -73,4 +73,50 @@ def status(db: str, *, as_json: bool) -> int:
         print(f"  {agent}: {n}")
     for r in rejected:
         print(f"  rejected {r['control_id']} from {r['agent']}: {r['ack_code']} {r['reason']}")
+    for a in report["prearrivals"][:5]:
+        print(
+            f"  pre-arrival {a['control_id']} from {a['agent']}: {a['complaint']}"
+            f" -> {a['destination'] or '?'} ETA {a['expected_at'] or '?'}"
+        )
+    for e in report["ecgs"][:5]:
+        mark = "STEMI " if e["stemi"] else ""
+        sheet = e["pdf_path"] or e["render_error"] or "-"
+        print(f"  {mark}12-lead {e['control_id']} from {e['agent']}: {sheet}")
+    return 0
+
+
+def reply(
+    broker_url: str,
+    agent: str,
+    ref: str,
+    status_word: str,
+    *,
+    text: str | None,
+    by: str | None,
+    db: str | None,
+) -> int:
+    """Send the ER's reply to an ambulance; record it in the gateway store when given."""
+    import datetime as dt
+    import time
+
+    from sync.gateway.reply import TZ, publish_reply, reply_payload
+
+    try:
+        payload = reply_payload(ref, status_word, text=text, by=by, at=dt.datetime.now(TZ))
+        publish_reply(broker_url, agent, payload)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if db is not None:
+        try:
+            store = GatewayStore.open(db)
+        except GatewayStoreError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        try:
+            with store.transaction():
+                store.record_reply(agent, ref, status_word, text, by, time.time_ns())
+        finally:
+            store.close()
+    print(json.dumps({"sent": json.loads(payload), "agent": agent}, ensure_ascii=False))
     return 0

@@ -21,6 +21,7 @@ import queue
 import ssl
 import threading
 import time
+import zlib
 import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,12 +34,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from device_drivers.ecg.record import EcgRecord
 from edge_agent.clock import new_message_id
+from edge_agent.stemi import acute_mi_statement
 from sync import topics
-from sync.gateway.store import GatewayStore, Outcome
+from sync.gateway.ecg import NotAnEcg, ecg_from_message
+from sync.gateway.store import GatewayStore, Outcome, sqlite_path
 from sync.hl7.ack import build_ack
 from sync.hl7.errors import Hl7Error
-from sync.hl7.inbound import parse_inbound
+from sync.hl7.inbound import MAX_MESSAGE_BYTES, InboundMessage, parse_inbound
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +60,36 @@ class _Inbound:
     received_wall_ns: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Rendered:
+    """A 12-lead's sheet, drawn by the render thread, to be recorded by the store's."""
+
+    message_id: int
+    agent: str
+    control_id: str
+    stemi: bool
+    png: str | None
+    pdf: str | None
+    error: str | None
+
+
 def _props(packet_type: int) -> Properties:
     return Properties(packet_type)  # type: ignore[no-untyped-call]  # paho leaves it untyped
+
+
+def _inflate(data: bytes, limit: int) -> bytes:
+    """A zlib stream, refused when it is broken or would inflate beyond `limit` bytes
+    (a small payload must not become gigabytes in the gateway's memory)."""
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise ValueError(f"not a zlib stream ({exc})") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise ValueError(f"inflates to more than the {limit} bytes accepted")
+    if not inflater.eof:
+        raise ValueError("zlib stream is truncated")
+    return out
 
 
 def broker_address(url: str) -> tuple[str, int, bool]:
@@ -80,14 +112,22 @@ class Gateway:
         share_group: str = topics.GATEWAY_SHARE_GROUP,
         ca_file: str | None = None,
         session_expiry_s: int = 7 * 24 * 3600,
+        sheets_dir: Path | None = None,
     ) -> None:
         self.host, self.port, tls = broker_address(broker_url)
         self.db = db
         self.client_id = client_id or "county-gateway-1"
         self.subscription = topics.gateway_subscription(share_group)
         self.session_expiry_s = session_expiry_s
+        # 12-lead sheets for the ER: <sheets_dir>/<agent>/<MSH-10>.png and .pdf
+        self.sheets_dir = sheets_dir or sqlite_path(str(db)).parent / "ecg-sheets"
+        self._accepted: list[tuple[Outcome, InboundMessage]] = []
         self.stats = {"received": 0, "stored": 0, "duplicates": 0, "rejected": 0}
-        self._queue: queue.Queue[_Inbound | None] = queue.Queue()
+        self._queue: queue.Queue[_Inbound | _Rendered | None] = queue.Queue()
+        # Sheets are drawn in their own thread (~1 s each): storing and ACKing the next
+        # messages never waits for a drawing.
+        self._to_render: queue.Queue[tuple[Outcome, InboundMessage] | None] = queue.Queue()
+        self._renderer: threading.Thread | None = None
         self._subscribed = threading.Event()
         self._worker: threading.Thread | None = None
         self._store: GatewayStore | None = None
@@ -113,6 +153,10 @@ class Gateway:
         self._store = GatewayStore.open(self.db)  # open (and migrate) before taking messages
         self._worker = threading.Thread(target=self._work, name="gateway-store", daemon=True)
         self._worker.start()
+        self._renderer = threading.Thread(
+            target=self._render_work, name="gateway-sheets", daemon=True
+        )
+        self._renderer.start()
         props = _props(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.session_expiry_s
         self._client.connect_async(
@@ -130,6 +174,10 @@ class Gateway:
         """Messages not yet acknowledged stay with the broker and come again next start."""
         self._client.disconnect()
         self._client.loop_stop()
+        if self._renderer is not None:
+            self._to_render.put(None)  # sheets already queued are drawn and recorded
+            self._renderer.join(timeout=30)
+            self._renderer = None
         if self._worker is not None:
             self._queue.put(None)
             self._worker.join(timeout=10)
@@ -201,7 +249,7 @@ class Gateway:
             first = self._queue.get()
             if first is None:
                 return
-            batch = [first]
+            batch: list[_Inbound | _Rendered] = [first]
             while len(batch) < MAX_BATCH:
                 try:
                     item = self._queue.get_nowait()
@@ -222,18 +270,86 @@ class Gateway:
                 self._client.disconnect()
                 return
 
-    def _process(self, batch: list[_Inbound]) -> None:
+    def _process(self, batch: list[_Inbound | _Rendered]) -> None:
         store = self._store
         assert store is not None
         results: list[tuple[_Inbound, Outcome | None]] = []
+        self._accepted = []
         with store.transaction():
             for item in batch:
-                results.append((item, self._accept(store, item)))
-        for item, outcome in results:
+                if isinstance(item, _Rendered):
+                    self._record_sheet(store, item)
+                else:
+                    results.append((item, self._accept(store, item)))
+        for inbound, outcome in results:
             if outcome is not None:
                 self._answer(outcome)
-            if item.qos > 0:
-                self._client.ack(item.mid, item.qos)
+            if inbound.qos > 0:
+                self._client.ack(inbound.mid, inbound.qos)
+        # After the ACKs: the box knows its 12-lead arrived; the sheet follows.
+        for accepted in self._accepted:
+            self._to_render.put(accepted)
+
+    def _record_sheet(self, store: GatewayStore, sheet: _Rendered) -> None:
+        store.record_ecg(
+            sheet.message_id,
+            sheet.agent,
+            sheet.control_id,
+            stemi=sheet.stemi,
+            png_path=sheet.png,
+            pdf_path=sheet.pdf,
+            render_error=sheet.error,
+            received_wall_ns=time.time_ns(),
+        )
+        if sheet.stemi:
+            log.warning(
+                "gateway: STEMI 12-lead from %s (%s): %s", sheet.agent, sheet.control_id, sheet.pdf
+            )
+
+    def _render_work(self) -> None:
+        while (item := self._to_render.get()) is not None:
+            sheet = self._sheet_for(*item)
+            if sheet is not None:
+                self._queue.put(sheet)
+
+    def _sheet_for(self, outcome: Outcome, message: InboundMessage) -> _Rendered | None:
+        """A 12-lead's sheet (PNG + PDF) for the ER; None when the message has none."""
+        record: EcgRecord | None = None
+        error: str | None = None
+        try:
+            record = ecg_from_message(message)
+        except NotAnEcg as exc:
+            error = str(exc)
+        if record is None and error is None:
+            return None
+        assert outcome.message_id is not None and outcome.control_id is not None
+        stemi = record is not None and acute_mi_statement(record.statements) is not None
+        png: str | None = None
+        pdf: str | None = None
+        if record is not None:
+            png, pdf, error = self._render(outcome.agent, outcome.control_id, record, stemi)
+        return _Rendered(
+            outcome.message_id, outcome.agent, outcome.control_id, stemi, png, pdf, error
+        )
+
+    def _render(
+        self, agent: str, control_id: str, record: EcgRecord, stemi: bool
+    ) -> tuple[str | None, str | None, str | None]:
+        try:
+            from sync.gateway import ecg_sheet  # Pillow and fpdf2: the gateway extra
+        except ImportError as exc:
+            return None, None, f"sheet not rendered: {exc}"
+        title = f"STEMI pre-alert · {agent}" if stemi else f"12-lead · {agent}"
+        folder = self.sheets_dir / agent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            png, pdf = folder / f"{control_id}.png", folder / f"{control_id}.pdf"
+            png.write_bytes(ecg_sheet.render_png(record, title=title))
+            pdf.write_bytes(ecg_sheet.render_pdf(record, title=title))
+        except Exception as exc:  # a sheet that cannot be drawn must not stop storing
+            log.exception("gateway: sheet for %s from %s not rendered", control_id, agent)
+            return None, None, f"sheet not rendered: {type(exc).__name__}: {exc}"
+        return str(png), str(pdf), None
 
     def _accept(self, store: GatewayStore, item: _Inbound) -> Outcome | None:
         self.stats["received"] += 1
@@ -261,10 +377,17 @@ class Gateway:
             return reject(
                 None, "AR", "200", f"content type {item.content_type!r} is not HL7 v2 ER7"
             )
-        if item.content_type and "compression=" in item.content_type:
+        payload = item.payload
+        compression = topics.compression_of(item.content_type)
+        if compression == topics.COMPRESSION_ZLIB:
+            try:
+                payload = _inflate(payload, MAX_MESSAGE_BYTES)
+            except ValueError as exc:
+                return reject(None, "AR", "102", f"zlib payload: {exc}")
+        elif compression is not None:
             return reject(None, "AR", "200", f"unsupported compression in {item.content_type!r}")
         try:
-            text = item.payload.decode("utf-8")
+            text = payload.decode("utf-8")
         except UnicodeDecodeError as exc:
             return reject(None, "AR", "102", f"payload is not UTF-8 (byte {exc.start})")
         try:
@@ -283,6 +406,7 @@ class Gateway:
             self.stats["duplicates"] += 1
         else:
             self.stats["stored"] += 1
+            self._accepted.append((outcome, message))
         return outcome
 
     def _answer(self, outcome: Outcome) -> None:

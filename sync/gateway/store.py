@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from sqlite_utils import Database
 
+from edge_agent import waveform_codec
 from sync.hl7.inbound import InboundMessage
 
 
@@ -90,8 +91,88 @@ def _v1_initial(db: Database) -> None:
     )
 
 
+def _v2_ecg_and_prearrival(db: Database) -> None:
+    """12-leads (their leads, statements and rendered sheets), pre-arrival notices,
+    the ER's replies sent back to the ambulances."""
+    db.create_table(
+        "waveform",
+        {
+            "id": int,
+            "message_id": int,
+            "set_id": int,
+            "metric": str,
+            "sub_id": str,  # OBX-4
+            "sample_exponent": int,  # samples are integers x 10^exponent (NA decimals)
+            "sample_count": int,
+            "encoding": str,  # edge_agent.waveform_codec
+            "data": bytes,
+        },
+        pk="id",
+        foreign_keys=[("message_id", "message", "id")],
+        not_null=["message_id", "metric", "sample_count", "encoding", "data"],
+    )
+    db.table("waveform").create_index(["message_id"])
+    db.create_table(
+        "statement",
+        {"id": int, "message_id": int, "seq": int, "text": str},
+        pk="id",
+        foreign_keys=[("message_id", "message", "id")],
+        not_null=["message_id", "seq", "text"],
+    )
+    db.create_table(
+        "ecg",
+        {
+            "message_id": int,
+            "agent": str,
+            "control_id": str,
+            "stemi": int,  # the cart's statements say acute MI / STEMI
+            "png_path": str,
+            "pdf_path": str,
+            "render_error": str,
+            "received_wall_ns": int,
+        },
+        pk="message_id",
+        foreign_keys=[("message_id", "message", "id")],
+        not_null=["agent", "control_id", "stemi", "received_wall_ns"],
+    )
+    db.create_table(
+        "prearrival",
+        {
+            "message_id": int,
+            "agent": str,
+            "control_id": str,
+            "patient_id": str,
+            "patient_name": str,
+            "destination": str,
+            "complaint": str,
+            "expected_at": str,
+            "received_wall_ns": int,
+        },
+        pk="message_id",
+        foreign_keys=[("message_id", "message", "id")],
+        not_null=["agent", "control_id", "received_wall_ns"],
+    )
+    db.create_table(
+        "er_reply",
+        {
+            "id": int,
+            "agent": str,
+            "ref": str,  # the MSH-10 replied to (a pre-arrival notice or a 12-lead)
+            "status": str,  # received | cath-lab-ready | ...
+            "text": str,
+            "by": str,
+            "sent_wall_ns": int,
+        },
+        pk="id",
+        not_null=["agent", "ref", "status", "sent_wall_ns"],
+    )
+
+
 Migration = tuple[int, str, Callable[[Database], None]]
-MIGRATIONS: tuple[Migration, ...] = ((1, "initial schema", _v1_initial),)
+MIGRATIONS: tuple[Migration, ...] = (
+    (1, "initial schema", _v1_initial),
+    (2, "12-lead ECGs, pre-arrival notices, ER replies", _v2_ecg_and_prearrival),
+)
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 
@@ -121,6 +202,7 @@ class Outcome:
     text: str
     error_code: str | None = None
     duplicate: bool = False
+    message_id: int | None = None  # the stored row (new messages only)
 
 
 class GatewayStore:
@@ -218,7 +300,7 @@ class GatewayStore:
                 payload,
             ),
         )
-        message_id = cur.lastrowid
+        message_id = int(cur.lastrowid or 0)
         self.conn.executemany(
             "INSERT INTO observation (message_id, set_id, metric, code, value, unit,"
             " observed_at, device_id, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -237,7 +319,88 @@ class GatewayStore:
                 for o in message.observations
             ],
         )
-        return Outcome(agent, message.control_id, "AA", f"stored {len(message.observations)} OBX")
+        self.conn.executemany(
+            "INSERT INTO waveform (message_id, set_id, metric, sub_id, sample_exponent,"
+            " sample_count, encoding, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    message_id,
+                    o.set_id,
+                    o.metric,
+                    o.sub_id,
+                    o.sample_exponent,
+                    len(o.samples),
+                    *waveform_codec.encode_samples(o.samples),
+                )
+                for o in message.observations
+                if o.samples is not None
+            ],
+        )
+        self.conn.executemany(
+            "INSERT INTO statement (message_id, seq, text) VALUES (?, ?, ?)",
+            [(message_id, n, text) for n, text in enumerate(message.statements)],
+        )
+        if message.prearrival is not None:
+            notice = message.prearrival
+            self.conn.execute(
+                "INSERT INTO prearrival (message_id, agent, control_id, patient_id, patient_name,"
+                " destination, complaint, expected_at, received_wall_ns)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    message_id,
+                    agent,
+                    message.control_id,
+                    message.patient_national_id,
+                    message.patient_name,
+                    notice.destination,
+                    notice.complaint,
+                    None if notice.expected_at is None else notice.expected_at.isoformat(),
+                    received_wall_ns,
+                ),
+            )
+        return Outcome(
+            agent,
+            message.control_id,
+            "AA",
+            f"stored {len(message.observations)} OBX",
+            message_id=message_id,
+        )
+
+    def record_ecg(
+        self,
+        message_id: int,
+        agent: str,
+        control_id: str,
+        *,
+        stemi: bool,
+        png_path: str | None,
+        pdf_path: str | None,
+        render_error: str | None,
+        received_wall_ns: int,
+    ) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO ecg (message_id, agent, control_id, stemi, png_path,"
+            " pdf_path, render_error, received_wall_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                message_id,
+                agent,
+                control_id,
+                int(stemi),
+                png_path,
+                pdf_path,
+                render_error,
+                received_wall_ns,
+            ),
+        )
+
+    def record_reply(
+        self, agent: str, ref: str, status: str, text: str | None, by: str | None, sent_wall_ns: int
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO er_reply (agent, ref, status, text, by, sent_wall_ns)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (agent, ref, status, text, by, sent_wall_ns),
+        )
 
     def store_rejected(
         self,
@@ -279,6 +442,21 @@ class GatewayStore:
             ).fetchall()
         }
         last = one("SELECT MAX(received_wall_ns) FROM message").fetchone()[0]
+        ecgs = self._rows(
+            "SELECT agent, control_id, stemi, png_path, pdf_path, render_error, received_wall_ns"
+            " FROM ecg ORDER BY received_wall_ns DESC LIMIT 20"
+        )
+        for ecg in ecgs:
+            ecg["stemi"] = bool(ecg["stemi"])
+        prearrivals = self._rows(
+            "SELECT agent, control_id, patient_id, patient_name, destination, complaint,"
+            " expected_at, received_wall_ns FROM prearrival"
+            " ORDER BY received_wall_ns DESC LIMIT 20"
+        )
+        replies = self._rows(
+            "SELECT agent, ref, status, text, by, sent_wall_ns FROM er_reply"
+            " ORDER BY id DESC LIMIT 20"
+        )
         return {
             "messages": int(one("SELECT COUNT(*) FROM message").fetchone()[0]),
             "observations": int(one("SELECT COUNT(*) FROM observation").fetchone()[0]),
@@ -286,7 +464,23 @@ class GatewayStore:
             "rejected": int(one("SELECT COUNT(*) FROM rejected").fetchone()[0]),
             "agents": agents,
             "last_received_wall_ns": None if last is None else int(last),
+            "ecgs": ecgs,
+            "prearrivals": prearrivals,
+            "er_replies": replies,
         }
+
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        cur = self.conn.execute(sql, params)
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def waveforms(self, message_id: int) -> dict[str, tuple[int, ...]]:
+        """A stored message's NA rows by OBX-4 sub-id, samples exact."""
+        rows = self.conn.execute(
+            "SELECT sub_id, encoding, data FROM waveform WHERE message_id = ? ORDER BY set_id",
+            (message_id,),
+        ).fetchall()
+        return {r[0]: waveform_codec.decode_samples(r[2], r[1]) for r in rows}
 
     def recent_rejected(self, limit: int = 10) -> list[dict[str, Any]]:
         cur = self.conn.execute(

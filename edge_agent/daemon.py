@@ -23,6 +23,7 @@ from edge_agent.config import Config, DeviceConfig
 from edge_agent.model import Frame
 from edge_agent.recorder import Decoder, Recorded, Recorder
 from edge_agent.store import Store
+from edge_agent.strips import run_strips
 from sync import topics
 from sync.mqtt_link import LinkEvent, LinkSettings, MqttLink
 from sync.uplink import Link, LinkFactory, Uplink
@@ -158,7 +159,7 @@ class Agent:
                     dev.id,
                     driver=dev.driver,
                     transport=dev.transport,
-                    port=dev.port,
+                    port=dev.port or dev.folder,
                     address=dev.address,
                 )
         tasks = [
@@ -169,6 +170,18 @@ class Agent:
         ]
         tasks += [asyncio.create_task(job(stop), name="background") for job in self.background]
         tasks.append(asyncio.create_task(self.uplink.run(stop), name="uplink"))
+        tasks.append(
+            asyncio.create_task(
+                run_strips(
+                    self.store,
+                    self.clock,
+                    self.config.uplink.strip_every_s,
+                    stop,
+                    wake=self.uplink.wake,
+                ),
+                name="strips",
+            )
+        )
         tasks.append(asyncio.create_task(self._commit_loop(stop), name="recorder"))
         sd_notify.notify("READY=1")
         log.info("agent %s running with %d device(s)", self.config.agent.id, len(self.devices))

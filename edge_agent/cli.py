@@ -68,7 +68,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
         source = args.file
     elif args.hex:
         try:
-            frames = [registry.parse_hex(h) for h in args.hex]
+            frames = registry.frames_from_hex(args.driver, args.hex)
         except DecodeError as exc:
             print(f"error: decode {args.driver}: {exc}", file=sys.stderr)
             return EXIT_REJECTED
@@ -89,6 +89,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
             print(json.dumps(reading.as_json(), ensure_ascii=False))
         for waveform in decoded.waveforms:
             print(json.dumps(waveform.as_json(), ensure_ascii=False))
+        for statement in decoded.statements:
+            print(json.dumps(statement.as_json(), ensure_ascii=False))
     if trailing:
         print(
             f"error: decode {args.driver} {source}: {trailing} bytes after the last"
@@ -349,6 +351,48 @@ def cmd_gateway_run(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_gateway_reply(args: argparse.Namespace) -> int:
+    from sync.gateway import cli as gateway_cli
+
+    status: int = gateway_cli.reply(
+        args.broker, args.agent, args.ref, args.status, text=args.text, by=args.by, db=args.db
+    )
+    return status
+
+
+def cmd_prealert(args: argparse.Namespace) -> int:
+    """The crew's pre-arrival notice (ADT^A14), ahead of everything in the outbox."""
+    from edge_agent.model import Frame
+    from edge_agent.recorder import Recorder
+
+    if args.eta is not None and not 0 <= args.eta <= 24 * 60:
+        raise CliError(f"prealert --eta {args.eta}: minutes from now, 0 to 1440")
+    complaint = args.complaint.strip()
+    if not complaint:
+        raise CliError("prealert --complaint: say why the patient is coming (e.g. 胸痛2小时)")
+    if args.stemi and "STEMI" not in complaint.upper():
+        complaint = f"STEMI: {complaint}"
+    store, clock = _writer(args)
+    try:
+        encounter = store.current_encounter(args.device)
+        stamp = Frame(args.device, "crew", b"", clock.wall_ns(), clock.mono_ns(), clock.boot_id)
+        with store.transaction():
+            message_id = Recorder(store).prealert(
+                stamp,
+                encounter_id=None if encounter is None else encounter.id,
+                ecg_frame_id=None,
+                stemi=args.stemi,
+                source="crew",
+                complaint=complaint,
+                destination=args.destination,
+                eta_minutes=args.eta,
+            )
+    finally:
+        store.close()
+    print(json.dumps({"prealert": message_id, "stemi": args.stemi}, ensure_ascii=False))
+    return EXIT_OK
+
+
 def cmd_gateway_status(args: argparse.Namespace) -> int:
     from sync.gateway import cli as gateway_cli
 
@@ -393,12 +437,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("decode", parents=[common], help="decode device frames to JSON readings")
+    p = sub.add_parser(
+        "decode",
+        parents=[common],
+        help="decode device frames or ECG files to JSON readings (and waveforms, statements)",
+    )
     p.add_argument("driver", metavar="DRIVER")
     p.add_argument(
-        "hex", nargs="*", metavar="HEX", help="one frame per argument, hex (spaces/colons allowed)"
+        "hex",
+        nargs="*",
+        metavar="HEX",
+        help="one frame per argument, hex (spaces/colons allowed); for ecg-* all of them"
+        " together are the file",
     )
-    p.add_argument("--file", metavar="PATH", help="decode a captured stream or a file")
+    p.add_argument("--file", metavar="PATH", help="decode a captured stream, or an ECG cart's file")
     p.set_defaults(func=cmd_decode)
 
     p = sub.add_parser("run", parents=[common], help="the daemon: read devices, record, sync")
@@ -483,6 +535,31 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--db", required=True, metavar="URL_OR_PATH")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_gateway_status)
+    c = gsub.add_parser(
+        "reply", parents=[common], help="the ER's answer to an ambulance (received, cath lab ready)"
+    )
+    c.add_argument("--broker", required=True, metavar="URL")
+    c.add_argument("--agent", required=True, help="the ambulance's agent id")
+    c.add_argument("--ref", required=True, help="MSH-10 of the pre-arrival notice or 12-lead")
+    c.add_argument(
+        "--status",
+        required=True,
+        choices=["received", "cath-lab-ready", "diverted", "declined"],
+    )
+    c.add_argument("--text", default=None, help="free text for the crew")
+    c.add_argument("--by", default=None, help="who answers (name or desk)")
+    c.add_argument("--db", default=None, metavar="URL_OR_PATH", help="record it in this store")
+    c.set_defaults(func=cmd_gateway_reply)
+
+    p = sub.add_parser(
+        "prealert", parents=[common], help="tell the receiving ER a patient is coming (ADT^A14)"
+    )
+    p.add_argument("--destination", required=True, help="the receiving ER (point of care)")
+    p.add_argument("--eta", type=int, default=None, metavar="MIN", help="minutes to arrival")
+    p.add_argument("--complaint", required=True, help="why: 胸痛2小时, ...")
+    p.add_argument("--stemi", action="store_true", help="the crew reads the 12-lead as STEMI")
+    p.add_argument("--device", default="*", help="the station whose open visit it is about")
+    p.set_defaults(func=cmd_prealert)
 
     p = sub.add_parser("demo", parents=[common], help="the whole chain on embedded defaults")
     p.add_argument("--headless", action="store_true", help="print a summary instead of the TUI")

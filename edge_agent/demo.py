@@ -34,9 +34,19 @@ from sync.gateway.service import Gateway
 
 log = logging.getLogger(__name__)
 
-# What `edge-agent demo` runs: an ambulance's monitors, a home cuff, a health-hut scale
-# and glucose meter.
-DEMO_DEVICES = ("masimo", "cuff", "nonin", "datex", "intellivue", "mllp", "scale", "glucose")
+# What `edge-agent demo` runs: an ambulance's monitors and 12-lead cart, a home cuff, a
+# health-hut scale and glucose meter.
+DEMO_DEVICES = (
+    "masimo",
+    "cuff",
+    "nonin",
+    "datex",
+    "intellivue",
+    "mllp",
+    "scale",
+    "glucose",
+    "ecg",
+)
 DEMO_RESIDENT = ("11010519491231002X", "王秀英")  # GB 11643's worked example number
 
 
@@ -262,7 +272,8 @@ def main(*, headless: bool, duration_s: float | None, data_dir: str | None) -> i
             )
             print(
                 "demo: simulated Masimo Radical-7, Nonin DF7, Datex S/5, IntelliVue and a"
-                " health-hut scale on ptys, an HL7/MLLP monitor, a BLE cuff and glucose meter;"
+                " health-hut scale on ptys, an HL7/MLLP monitor, a BLE cuff and glucose meter,"
+                " a 12-lead cart exporting SCP-ECG files (the first one a STEMI);"
                 f" running {duration:g} s"
             )
             time.sleep(duration)

@@ -13,8 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from device_drivers import registry
@@ -23,6 +26,7 @@ from device_drivers.network.mllp import MllpListener
 from device_drivers.registry import decoder_for_channel
 from device_drivers.simulators import ble_bp as ble_bp_sim
 from device_drivers.simulators import datex as datex_sim
+from device_drivers.simulators import ecg_cart as ecg_cart_sim
 from device_drivers.simulators import glucose_meter as glucose_sim
 from device_drivers.simulators import intellivue as intellivue_sim
 from device_drivers.simulators import masimo as masimo_sim
@@ -45,12 +49,16 @@ class SimulatedDevice:
     runtime: DeviceRuntime
     simulate: Simulate  # runs the simulator until the event is set
     _fds: list[int] = field(default_factory=list)
+    _dirs: list[Path] = field(default_factory=list)
 
     def close(self) -> None:
         for fd in self._fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._fds.clear()
+        for folder in self._dirs:
+            shutil.rmtree(folder, ignore_errors=True)
+        self._dirs.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +70,7 @@ class DemoRates:
     cuff_every_s: float = 6.0
     scale_every_s: float = 8.0
     glucose_every_s: float = 15.0
+    ecg_every_s: float = 30.0
 
 
 def _serial(
@@ -125,6 +134,26 @@ def glucose_meter(rates: DemoRates) -> SimulatedDevice:
     return SimulatedDevice(runtime, lambda stop: simulated.run(stop, rates.glucose_every_s))
 
 
+def ecg_cart(rates: DemoRates) -> SimulatedDevice:
+    """The ambulance's 12-lead cart exporting SCP-ECG files to a folder the box watches.
+
+    Its first recording (2 s in) reads as an acute inferior MI: the box sends the ER a
+    pre-arrival notice and the 12-lead ahead of everything, and the gateway draws the
+    sheet (its path is in `edge-agent gateway status`).
+    """
+    from device_drivers.ecg import scp  # the driver's own writer: real SCP-ECG bytes
+
+    folder = Path(tempfile.mkdtemp(prefix="edge-agent-demo-ecg-"))
+    runtime = runtime_for(DeviceConfig(id="cart-1", driver="ecg-scp", folder=str(folder)))
+
+    async def simulate(stop: asyncio.Event) -> None:
+        await ecg_cart_sim.run(
+            folder, scp.encode_scp, suffix=".SCP", stop=stop, every_s=rates.ecg_every_s
+        )
+
+    return SimulatedDevice(runtime, simulate, _dirs=[folder])
+
+
 def nonin(rates: DemoRates) -> SimulatedDevice:
     return _serial(
         "oximeter-1",
@@ -169,6 +198,7 @@ SIMULATED: dict[str, Callable[[DemoRates], SimulatedDevice]] = {
     "masimo": masimo,
     "cuff": cuff,
     "glucose": glucose_meter,
+    "ecg": ecg_cart,
     "nonin": nonin,
     "datex": datex,
     "scale": scale,

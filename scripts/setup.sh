@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up Edge Agent in this checkout on a fresh Debian 12 / Raspberry Pi OS machine:
-# Debian packages when missing (mosquitto for the demo and tests, python3-venv),
+# Debian packages when missing (mosquitto for the demo and tests, python3-venv, a
+# Chinese font for the gateway's ECG sheets),
 # then the project's own venv in .venv with the pip packages. Safe to run again.
 #   bash scripts/setup.sh         runtime, terminal UI, ECG file formats, gateway sheets
 #   bash scripts/setup.sh --dev   + test, lint and type-check tools
@@ -18,6 +19,10 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
 fi
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
     missing+=(python3-venv)
+fi
+# A Chinese font for the 12-lead sheets the gateway draws (patient names, statements).
+if [ -z "$(fc-list :lang=zh 2>/dev/null)" ]; then
+    missing+=(fonts-wqy-microhei)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "setup: installing Debian packages: ${missing[*]}"

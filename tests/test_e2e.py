@@ -300,6 +300,7 @@ def test_every_simulated_monitor_reaches_the_county(tmp_path: Path, broker: Loca
                     "scale-1",
                     "C47C8DFFFE6A0017",  # the cuff's EUI-64
                     "C47C8DFFFE6A0021",  # the glucose meter's
+                    "cart-1",  # the 12-lead cart's file (no EUI-64: its device id)
                 }
             ),
             40,
@@ -335,7 +336,16 @@ def test_every_simulated_monitor_reaches_the_county(tmp_path: Path, broker: Loca
         "scale-1",
         "cuff-1",
         "glucose-1",
+        "cart-1",
     }
+    gw = GatewayStore.open_readonly(str(chain.gateway_db))
+    try:
+        county = gw.status()
+    finally:
+        gw.close()
+    # The cart's first recording is a STEMI: its notice and its 12-lead sheet are there.
+    assert [e["stemi"] for e in county["ecgs"]][-1:] == [True]
+    assert county["prearrivals"] and county["ecgs"][-1]["pdf_path"]
 
 
 def _gateway_devices(db: Path) -> set[str]:

@@ -93,9 +93,9 @@ def adt_a14_rows(notice: PrearrivalNotice) -> list[Row]:
     destination = er7.one_line(notice.destination or "")
     pv1: dict[int, str | list[str]] = {2: "E"}
     if destination:
-        pv1[3] = _fit(destination, IS_MAX)
+        pv1[3] = er7.escape_fit(destination, IS_MAX)
     complaint = er7.one_line(notice.complaint) or "?"
-    pv2: dict[int, str | list[str]] = {3: comp + _fit(complaint, COMPLAINT_MAX)}
+    pv2: dict[int, str | list[str]] = {3: comp + er7.escape_fit(complaint, COMPLAINT_MAX)}
     if notice.eta is not None:
         pv2[8] = format_dtm(notice.eta)
     return [
@@ -139,11 +139,3 @@ def build_with_hl7apy(rows: list[Row], *, control_id: str) -> str:
             error_code=APPLICATION_INTERNAL_ERROR,
         ) from exc
     return text
-
-
-def _fit(text: str, limit: int) -> str:
-    escaped = er7.escape(text[:limit])
-    while len(escaped) > limit and text:
-        text = text[:-1]
-        escaped = er7.escape(text[:limit])
-    return escaped

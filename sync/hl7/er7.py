@@ -168,3 +168,13 @@ def one_line(text: str) -> str:
     and runs of blanks become one space. For fields that are text, not data."""
     cleaned = "".join(" " if ord(ch) < 0x20 or ord(ch) == 0x7F else ch for ch in text)
     return " ".join(part for part in cleaned.split(" ") if part)
+
+
+def escape_fit(text: str, limit: int, enc: Encoding = DEFAULT) -> str:
+    """`text` escaped, cut so that the escaped form is at most `limit` characters (a field
+    with a length limit: an escape sequence is never cut in half)."""
+    escaped = escape(text[:limit], enc)
+    while len(escaped) > limit and text:
+        text = text[: min(len(text), limit) - 1]
+        escaped = escape(text, enc)
+    return escaped

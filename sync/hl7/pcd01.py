@@ -287,7 +287,7 @@ def oru_r01_rows(
             fields[5] = decimal_text(value)
         # OBX-8 abnormal flags, which PCD TF-2 Appendix B.8.8 also uses for the 11073
         # measurement status; one repetition per flag.
-        kept = [_fit(flag, IS_MAX) for flag in flags if flag]
+        kept = [er7.escape_fit(flag, IS_MAX) for flag in flags if flag]
         if kept:
             fields[8] = kept
         rows.append(("OBX", fields))
@@ -416,15 +416,6 @@ def build_with_hl7apy(rows: Sequence[Row], *, control_id: str) -> str:
             error_code=APPLICATION_INTERNAL_ERROR,
         ) from exc
     return text
-
-
-def _fit(text: str, limit: int) -> str:
-    """`text` escaped, cut so that the escaped form is at most `limit` characters."""
-    escaped = er7.escape(text[:limit])
-    while len(escaped) > limit:
-        text = text[: len(text) - 1]
-        escaped = er7.escape(text[:limit])
-    return escaped
 
 
 def _patient_rows(patient: PatientIdentity) -> list[Row]:

@@ -1,0 +1,1 @@
+"""Clinical rules computed on the box (NEWS2, chronic-disease follow-up)."""

@@ -1,0 +1,183 @@
+"""The clinical rules as the recorder runs them: per frame, in the frame's transaction.
+
+Two kinds of rule (DESIGN.md: "rules: early-warning scores, thresholds -> alerts"):
+- follow-up thresholds (chronic.reading_alerts): what one reading proves on its own, a BP
+  of 185 or a glucose of 3.5. A frame whose readings could have proved a condition but
+  do not (the next BP is 150/90) clears it.
+- NEWS2 (news2): recomputed whenever a vital sign arrives, from the newest reading of
+  each parameter within `news2_window_s` for the same patient (the open visit, else
+  everything this box measured: an ambulance carries one patient). Air/oxygen and
+  consciousness are not measured by devices: they stay missing (never normal), so the
+  score is the least the patient has; a level of low-medium or more is an alert, one
+  level per condition (medium then high ends the medium alert and starts the high one).
+
+The box has no diagnosis list yet, so both follow-up programmes' thresholds apply to
+every patient (`diseases`); a BP of 180 or a hypoglycaemia is urgent for anyone anyway.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+
+from edge_agent import alerts
+from edge_agent.clock import new_message_id
+from edge_agent.model import Frame, Reading
+from edge_agent.rules import chronic, news2
+from edge_agent.store import Store
+
+NEWS2_KEY = "NEWS2"
+NEWS2_METRICS = (
+    "MDC_RESP_RATE",
+    "MDC_AWAY_RESP_RATE",
+    "MDC_TTHOR_RESP_RATE",
+    "MDC_PULS_OXIM_SAT_O2",
+    "MDC_PRESS_BLD_NONINV_SYS",
+    "MDC_PRESS_CUFF_SYS",
+    "MDC_PRESS_BLD_ART_ABP_SYS",
+    "MDC_ECG_HEART_RATE",
+    "MDC_PULS_OXIM_PULS_RATE",
+    "MDC_PULS_RATE_NON_INV",
+    "MDC_TEMP_BODY",
+    "MDC_TEMP_ORAL",
+    "MDC_TEMP_TYMP",
+    "MDC_TEMP_AXILLA",
+    "MDC_TEMP_RECT",
+    "MDC_TEMP",
+)
+_NEWS2_LEVELS = {
+    news2.HIGH: ("NEWS2_HIGH", "high", "高风险，需紧急处置", "high: emergency response"),
+    news2.MEDIUM: ("NEWS2_MEDIUM", "medium", "中风险，需紧急评估", "medium: urgent response"),
+    news2.LOW_MEDIUM: (
+        "NEWS2_LOW_MEDIUM",
+        "medium",
+        "单项3分，需尽快评估",
+        "a single parameter scores 3: urgent ward-based response",
+    ),
+}
+_PART_ZH = {
+    news2.RESPIRATION_RATE: "呼吸",
+    news2.SPO2: "血氧",
+    news2.AIR_OR_OXYGEN: "吸氧",
+    news2.SYSTOLIC_BP: "收缩压",
+    news2.PULSE: "脉率",
+    news2.CONSCIOUSNESS: "意识",
+    news2.TEMPERATURE: "体温",
+}
+
+
+class ClinicalRules:
+    def __init__(
+        self,
+        *,
+        news2_window_s: float = 900.0,
+        tz: str = "Asia/Shanghai",
+        diseases: frozenset[str] = frozenset({chronic.HYPERTENSION, chronic.DIABETES}),
+        new_id: Callable[[int], str] = new_message_id,
+    ) -> None:
+        self.news2_window_s = news2_window_s
+        self._tz = zoneinfo.ZoneInfo(tz)
+        self.diseases = diseases
+        self._new_id = new_id
+
+    def evaluate(
+        self,
+        store: Store,
+        frame: Frame,
+        raw_frame_id: int,
+        encounter_id: int | None,
+        readings: Sequence[Reading],
+    ) -> None:
+        subject = alerts.subject_for(encounter_id, frame.device_id)
+        found: dict[str, tuple[chronic.RuleAlert, Reading]] = {}
+        covered: set[str] = set()
+        for reading in readings:
+            covered |= chronic.judged_conditions(reading, diseases=self.diseases)
+            for alert in chronic.reading_alerts(reading, diseases=self.diseases):
+                found.setdefault(alert.condition_key, (alert, reading))
+        # What has gone first, then what has come: the messages tell it in that order.
+        for key in sorted(covered - found.keys()):
+            alerts.clear_condition(
+                store, frame, subject=subject, condition_key=key, new_id=self._new_id
+            )
+        for key, (alert, reading) in found.items():
+            alerts.raise_finding(
+                store,
+                frame,
+                alerts.Finding(
+                    alert.code,
+                    alert.priority,
+                    alert.text_zh,
+                    alert.text_en,
+                    key,
+                    reading.metric,
+                    reading.value,
+                    reading.unit,
+                ),
+                subject=subject,
+                source="rule",
+                raw_frame_id=raw_frame_id,
+                new_id=self._new_id,
+            )
+        if any(r.metric in NEWS2_METRICS for r in readings):
+            self._news2(store, frame, raw_frame_id, encounter_id)
+
+    def news2_now(
+        self, store: Store, now_wall_ns: int, encounter_id: int | None
+    ) -> news2.News2Result:
+        """NEWS2 from the newest readings within the window (also for `edge-agent status`)."""
+        since = now_wall_ns - int(self.news2_window_s * 1e9)
+        latest = store.latest_readings(NEWS2_METRICS, since, encounter_id)
+        received = {m: self._local(ns) for m, (_, ns) in latest.items()}
+        inputs = news2.from_readings(
+            {m: r for m, (r, _) in latest.items()},
+            now=self._local(now_wall_ns),
+            window_s=self.news2_window_s,
+            scale=1,
+            oxygen=None,
+            acvpu=None,
+            received_at=received,
+        )
+        return news2.score(inputs)
+
+    def _news2(
+        self, store: Store, frame: Frame, raw_frame_id: int, encounter_id: int | None
+    ) -> None:
+        subject = f"encounter:{encounter_id}" if encounter_id is not None else "station"
+        result = self.news2_now(store, frame.received_wall_ns, encounter_id)
+        level = _NEWS2_LEVELS.get(result.risk)
+        if level is None:
+            alerts.clear_condition(
+                store, frame, subject=subject, condition_key=NEWS2_KEY, new_id=self._new_id
+            )
+            return
+        code, priority, zh, en = level
+        missing_zh = "、".join(_PART_ZH[m] for m in result.missing)
+        incomplete_zh = f"（缺{missing_zh}，至少此分）" if result.missing else ""
+        incomplete_en = (
+            f" (missing {', '.join(result.missing)}: at least)" if result.missing else ""
+        )
+        alerts.raise_finding(
+            store,
+            frame,
+            alerts.Finding(
+                code,
+                priority,
+                f"NEWS2 {result.score}分，{zh}{incomplete_zh}",
+                f"NEWS2 {result.score}, {en}{incomplete_en}",
+                NEWS2_KEY,
+                None,
+                Decimal(result.score),
+                None,
+            ),
+            subject=subject,
+            source="rule",
+            raw_frame_id=raw_frame_id,
+            new_id=self._new_id,
+        )
+
+    def _local(self, wall_ns: int) -> dt.datetime:
+        """The box's wall clock as the naive local time device clocks show."""
+        return dt.datetime.fromtimestamp(wall_ns / 1e9, self._tz).replace(tzinfo=None)

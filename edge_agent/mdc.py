@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+PART_OBJ = 1  # object-oriented attributes (MDC_ATTR_*)
 PART_SCADA = 2
+PART_EVT = 3  # events and alerts (MDC_EVT_*)
 PART_DIM = 4
 PART_INFRA = 8
 PART_PHD_DM = 128  # personal health device partition (device specialisations)
@@ -224,6 +226,17 @@ _TERMS: tuple[Term, ...] = (
     # docs/architecture.md; the reference id is what readers key on.
     Term("MDC_ATTR_SAMP_RATE", 0),
     Term("MDC_ATTR_NU_MSMT_RES", 2327),
+    # --- alert reporting (IHE PCD-04 ORU^R40 rows) ---
+    # MDC_EVT_ALARM 196616 (partition 3 events, term 8) in OBR-4 and the event row; the
+    # attribute rows as Mindray's ORU^R40 export and PCD-04 example messages number them
+    # (68480 source .. 68485 alert type, partition 1). Some IHE examples use 68164-68168
+    # for source/phase/state/inactivation/priority instead; readers key on the refid.
+    _t(PART_EVT, 8, "MDC_EVT_ALARM"),  # 196616
+    _t(PART_OBJ, 2944, "MDC_ATTR_ALERT_SOURCE"),  # 68480
+    _t(PART_OBJ, 2945, "MDC_ATTR_EVENT_PHASE"),  # 68481
+    _t(PART_OBJ, 2946, "MDC_ATTR_ALARM_STATE"),  # 68482
+    _t(PART_OBJ, 2948, "MDC_ATTR_ALARM_PRIORITY"),  # 68484
+    _t(PART_OBJ, 2949, "MDC_ATTR_ALERT_TYPE"),  # 68485
     # --- device specialisations (PHD partition: 528384 + n) ---
     _t(PART_INFRA, 4100, "MDC_DEV_SPEC_PROFILE_PULS_OXIM"),
     _t(PART_INFRA, 4103, "MDC_DEV_SPEC_PROFILE_BP"),

@@ -11,13 +11,29 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
+from edge_agent import alerts
 from edge_agent.clock import new_message_id
 from edge_agent.model import Decoded, DecodeError, DeviceAlarm, Frame, Reading
 from edge_agent.stemi import acute_mi_statement
 from edge_agent.store import Store
 
 log = logging.getLogger(__name__)
+
+
+class RuleEngine(Protocol):
+    """What the recorder asks of the clinical rules (edge_agent.rules.engine)."""
+
+    def evaluate(
+        self,
+        store: Store,
+        frame: Frame,
+        raw_frame_id: int,
+        encounter_id: int | None,
+        readings: Sequence[Reading],
+    ) -> None: ...
+
 
 Decoder = Callable[[bytes], Decoded]
 
@@ -76,9 +92,12 @@ class Recorder:
         *,
         new_id: Callable[[int], str] = new_message_id,
         upload_every_s: Mapping[str, float] | None = None,
+        rules: RuleEngine | None = None,
     ) -> None:
         self._store = store
         self._new_id = new_id
+        # Clinical rules (NEWS2, follow-up thresholds) judged in the same transaction.
+        self._rules = rules
         # Per device: numerics go up at most this often (registry.Driver.upload_every_s).
         self._upload_every_ns = {
             device: int(seconds * 1e9) for device, seconds in (upload_every_s or {}).items()
@@ -138,9 +157,24 @@ class Recorder:
         if decoded.waveforms:
             # Monitor waves: stored for the trend and the hand-off; not sent per frame.
             store.insert_waveforms(raw_id, frame, encounter_id, decoded.waveforms)
-        raised = self._newly_raised(frame.device_id, readings, decoded)
-        if raised:
-            store.insert_device_alarms(raw_id, frame, raised)
+        raised, ended = self._alarm_changes(frame.device_id, readings, decoded)
+        device_subject = alerts.subject_for(None, frame.device_id)
+        for alarm in raised:
+            alerts.raise_finding(
+                store,
+                frame,
+                alerts.Finding(alarm.code, alarm.priority, alarm.text, alarm.text, alarm.code),
+                subject=device_subject,
+                source="device",
+                raw_frame_id=raw_id,
+                new_id=self._new_id,
+            )
+        for code in ended:
+            alerts.clear_condition(
+                store, frame, subject=device_subject, condition_key=code, new_id=self._new_id
+            )
+        if readings and self._rules is not None:
+            self._rules.evaluate(store, frame, raw_id, encounter_id, readings)
         message_id = None
         # A new alarm sends its frame's readings at once, ahead of the queue. An alarm
         # with no reading beside it (an IntelliVue alarm poll) stays a local alert: a
@@ -193,8 +227,21 @@ class Recorder:
             boot_id=frame.boot_id,
         )
         if acute is not None:
-            alarm = DeviceAlarm(STEMI_ALARM_CODE, "high", f"12-lead: {acute.text}")
-            store.insert_device_alarms(raw_id, frame, [alarm])
+            alerts.raise_finding(
+                store,
+                frame,
+                alerts.Finding(
+                    STEMI_ALARM_CODE,
+                    "high",
+                    f"12导联心电图: {acute.text}",
+                    f"12-lead: {acute.text}",
+                    STEMI_ALARM_CODE,
+                ),
+                subject=alerts.subject_for(encounter_id, frame.device_id),
+                source="device",
+                raw_frame_id=raw_id,
+                new_id=self._new_id,
+            )
             self.prealert(
                 frame,
                 encounter_id=encounter_id,
@@ -246,15 +293,17 @@ class Recorder:
         )
         return message_id
 
-    def _newly_raised(
+    def _alarm_changes(
         self, device_id: str, readings: Sequence[Reading], decoded: Decoded
-    ) -> list[DeviceAlarm]:
-        """The frame's alarms that its device's previous frame did not have."""
+    ) -> tuple[list[DeviceAlarm], list[str]]:
+        """The frame's alarms its device's previous frame did not have, and the codes
+        the previous frame had that this one no longer shows (the alarm has ended)."""
         if not readings and not decoded.alarms:
-            return []  # a frame of waves only says nothing about the alarm state
+            return [], []  # a frame of waves only says nothing about the alarm state
         before = self._active_alarms.get(device_id, frozenset())
-        self._active_alarms[device_id] = frozenset(a.code for a in decoded.alarms)
-        return [a for a in decoded.alarms if a.code not in before]
+        now = frozenset(a.code for a in decoded.alarms)
+        self._active_alarms[device_id] = now
+        return [a for a in decoded.alarms if a.code not in before], sorted(before - now)
 
     def _upload_due(self, frame: Frame) -> bool:
         every = self._upload_every_ns.get(frame.device_id, 0)

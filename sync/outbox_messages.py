@@ -21,9 +21,11 @@ from sync.hl7.pcd01 import (
     StoredWaveform,
     build_oru_r01,
 )
+from sync.hl7.pcd04 import AlertEvent, build_oru_r40
 
 KIND_ADT_A14 = "adt_a14"  # edge_agent.recorder.KIND_ADT_A14
 KIND_STRIP = "strip"  # edge_agent.strips.KIND_STRIP
+KIND_ORU_R40 = "oru_r40"  # edge_agent.alerts.KIND_ORU_R40
 
 # Which MDS-level device specialisation a driver's messages declare (OBR-4, MDS OBX).
 DRIVER_SPECIALISATION = {
@@ -67,6 +69,8 @@ def build_message(store: Store, row: OutboxRow, *, agent_id: str, tz: str, now_w
         return build_prearrival(store, row, agent_id=agent_id, tz=tz, now_wall_ns=now_wall_ns)
     if row.kind == KIND_STRIP:
         return build_strip(store, row, agent_id=agent_id, tz=tz, now_wall_ns=now_wall_ns)
+    if row.kind == KIND_ORU_R40:
+        return build_alert(store, row, agent_id=agent_id, tz=tz, now_wall_ns=now_wall_ns)
     if row.raw_frame_id is None:
         raise MessageBuildError(f"outbox {row.id}: no frame to report")
     observations = store.observations_for_frame(row.raw_frame_id)
@@ -121,6 +125,42 @@ def _device_identity(store: Store, device_id: str, driver: str | None) -> Device
         eui64=str(eui64) if eui64 else None,
         spec_refid=DRIVER_SPECIALISATION.get(driver, "MDC_DEV_SPEC_PROFILE_HYDRA"),
     )
+
+
+def build_alert(store: Store, row: OutboxRow, *, agent_id: str, tz: str, now_wall_ns: int) -> str:
+    """An alert starting or ending (edge_agent.alerts), as IHE PCD-04 ORU^R40."""
+    found = store.alert_message(row.id)
+    if found is None:
+        raise MessageBuildError(f"outbox {row.id}: no alert for it")
+    alert, phase = found
+    encounter_id = None
+    if alert.subject and alert.subject.startswith("encounter:"):
+        encounter_id = int(alert.subject.split(":", 1)[1])
+    at_ns = alert.raised_wall_ns if phase == "start" else alert.cleared_wall_ns or now_wall_ns
+    try:
+        return build_oru_r40(
+            AlertEvent(
+                control_id=row.id,
+                agent_id=agent_id,
+                sent_at=wall_datetime(now_wall_ns, tz),
+                at=wall_datetime(at_ns, tz),
+                phase=phase,
+                code=alert.code,
+                text=alert.text,
+                text_en=alert.text_en,
+                priority=alert.priority,
+                # Rules judge the patient (SP); a device alarm carries no such distinction
+                # in our model yet, so it goes as the device's own (ST).
+                physiological=alert.source == "rule",
+                device=_device_identity(store, alert.device_id or "station", None),
+                patient=_patient(store, encounter_id),
+                metric=alert.metric,
+                value=None if alert.value is None else Decimal(alert.value),
+                unit=alert.unit,
+            )
+        )
+    except KeyError as exc:
+        raise MessageBuildError(f"outbox {row.id}: {exc.args[0]}") from None
 
 
 def build_strip(store: Store, row: OutboxRow, *, agent_id: str, tz: str, now_wall_ns: int) -> str:

@@ -27,8 +27,12 @@ def test_partitions_and_known_codes() -> None:
             assert partition == mdc.PART_DIM, term
         elif term.refid.startswith("MDC_DEV_"):
             assert partition == mdc.PART_INFRA, term
-        elif term.refid.startswith("MDC_ATTR_"):
+        elif term.refid in ("MDC_ATTR_SAMP_RATE", "MDC_ATTR_NU_MSMT_RES"):
             # Waveform attributes carry the codes monitors' HL7 exports use (mdc.py).
             assert term.code in (0, 2327), term
+        elif term.refid.startswith("MDC_ATTR_"):
+            assert partition == mdc.PART_OBJ, term
+        elif term.refid.startswith("MDC_EVT_"):
+            assert partition == mdc.PART_EVT, term
         else:
             assert partition == mdc.PART_SCADA, term

@@ -63,7 +63,8 @@ async def test_vitals_screen_shows_store_in_chinese_by_default(tmp_path: Path) -
         devices = str(screen.query_one("#devices", Static).render())
         assert "monitor-1" in devices and "已连接" in devices
         assert "SpO2 low" in str(screen.query_one("#alarms", Static).render())
-        assert "待发送 1" in str(screen.query_one("#sync", Static).render())
+        # the readings and the alarm's ORU^R40 wait for the uplink
+        assert "待发送 2" in str(screen.query_one("#sync", Static).render())
         assert app.sub_title == "救护车"
         await pilot.press("l")  # switch to English
         await pilot.pause(0.5)

@@ -1,6 +1,7 @@
 """SQLite store: schema/migrations and the single writer."""
 
 from edge_agent.store.store import (
+    AlertRow,
     EncounterRow,
     ObservationRow,
     OutboxRow,
@@ -13,6 +14,7 @@ from edge_agent.store.store import (
 )
 
 __all__ = [
+    "AlertRow",
     "EncounterRow",
     "ObservationRow",
     "OutboxRow",

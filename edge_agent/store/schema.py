@@ -250,7 +250,8 @@ def _v3_paired_devices(db: Database) -> None:
 
 
 def _v4_statements_and_prealerts(db: Database) -> None:
-    """ECG carts' statements, pre-arrival notices to the ER, monitors' wave strips."""
+    """ECG carts' statements, pre-arrival notices to the ER, monitors' wave strips,
+    alerts that de-duplicate and travel as ORU^R40."""
     db.create_table(
         "statement",
         {
@@ -286,6 +287,27 @@ def _v4_statements_and_prealerts(db: Database) -> None:
         not_null=["outbox_id", "stemi", "source", "complaint", "created_wall_ns"],
     )
     db.table("prealert").create_index(["outbox_id"], unique=True)
+    # Alerts (device alarms and clinical rules, issue 6): what condition, for whom, and
+    # each ORU^R40 that reported it (raised: event phase start; cleared: end).
+    alert = db.table("alert")
+    alert.add_column("condition_key", str)  # de-duplication while the condition persists
+    alert.add_column("subject", str)  # "encounter:<id>" or "device:<id>"
+    alert.add_column("text_en", str)
+    alert.add_column("value", str)  # the triggering reading, as text, with its metric/unit
+    alert.add_column("metric", str)
+    alert.add_column("unit", str)
+    alert.add_column("last_seen_wall_ns", int)
+    alert.add_column("cleared_wall_ns", int)
+    db.execute(
+        "CREATE INDEX idx_alert_active ON alert (subject, condition_key) WHERE state != 'cleared'"
+    )
+    db.create_table(
+        "alert_message",
+        {"outbox_id": str, "alert_id": int, "phase": str},  # phase: start | end
+        pk="outbox_id",
+        foreign_keys=[("alert_id", "alert", "id")],
+        not_null=["alert_id", "phase"],
+    )
     # A monitor's waves for a window of time, sent at low priority (the ER sees the
     # rhythm that led up to arrival): which device and window an outbox row reports.
     db.create_table(
@@ -307,7 +329,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     (1, "initial schema", _v1_initial),
     (2, "waveform segments, frame dedup keys", _v2_waveforms_and_dedup),
     (3, "paired BLE devices", _v3_paired_devices),
-    (4, "ECG statements, pre-arrival notices, monitor strips", _v4_statements_and_prealerts),
+    (
+        4,
+        "ECG statements, pre-arrival notices, monitor strips, alerts",
+        _v4_statements_and_prealerts,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -30,7 +30,6 @@ from edge_agent.model import (
     OUTBOX_PENDING,
     OUTBOX_REJECTED,
     OUTBOX_SENT,
-    DeviceAlarm,
     Frame,
     Reading,
     Statement,
@@ -76,6 +75,51 @@ class WaveformSegment:
     device_id: str
     received_wall_ns: int
     waveform: Waveform
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    """An alert: a device's own alarm, or a clinical rule's (NEWS2, follow-up thresholds)."""
+
+    id: int
+    raw_frame_id: int | None
+    device_id: str | None
+    source: str  # device | rule
+    code: str
+    priority: str  # high | medium | low | info
+    text: str  # as the device said it, or the rule's Chinese text
+    text_en: str | None
+    condition_key: str | None
+    subject: str | None  # "encounter:<id>" | "device:<id>" | "station"
+    state: str  # active | acknowledged | cleared
+    raised_wall_ns: int
+    value: str | None = None
+    metric: str | None = None
+    unit: str | None = None
+    last_seen_wall_ns: int | None = None
+    cleared_wall_ns: int | None = None
+    ack_user: str | None = None
+    ack_wall_ns: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "code": self.code,
+            "priority": self.priority,
+            "state": self.state,
+            "source": self.source,
+            "device": self.device_id,
+            "subject": self.subject,
+            "text": self.text,
+            "text_en": self.text_en,
+            "value": self.value,
+            "metric": self.metric,
+            "unit": self.unit,
+            "raised_wall_ns": self.raised_wall_ns,
+            "cleared_wall_ns": self.cleared_wall_ns,
+            "ack_user": self.ack_user,
+            "ack_wall_ns": self.ack_wall_ns,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -582,17 +626,106 @@ class Store:
             ],
         )
 
-    def insert_device_alarms(
-        self, raw_frame_id: int, frame: Frame, alarms: Sequence[DeviceAlarm]
-    ) -> None:
-        self.conn.executemany(
-            "INSERT INTO alert (raw_frame_id, device_id, source, code, priority, text,"
-            " raised_wall_ns, state) VALUES (?, ?, 'device', ?, ?, ?, ?, 'active')",
-            [
-                (raw_frame_id, frame.device_id, a.code, a.priority, a.text, frame.received_wall_ns)
-                for a in alarms
-            ],
+    def insert_alert(self, alert: AlertRow) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO alert (raw_frame_id, device_id, source, code, priority, text, text_en,"
+            " condition_key, subject, value, metric, unit, raised_wall_ns, last_seen_wall_ns,"
+            " state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                alert.raw_frame_id,
+                alert.device_id,
+                alert.source,
+                alert.code,
+                alert.priority,
+                alert.text,
+                alert.text_en,
+                alert.condition_key,
+                alert.subject,
+                alert.value,
+                alert.metric,
+                alert.unit,
+                alert.raised_wall_ns,
+                alert.raised_wall_ns,
+                alert.state,
+            ),
         )
+        return int(cur.lastrowid or 0)
+
+    _ALERT_COLUMNS = (
+        "id, raw_frame_id, device_id, source, code, priority, text, text_en, condition_key,"
+        " subject, state, raised_wall_ns, value, metric, unit, last_seen_wall_ns,"
+        " cleared_wall_ns, ack_user, ack_wall_ns"
+    )
+
+    def open_alert(self, subject: str, condition_key: str) -> AlertRow | None:
+        """The alert still open (active or acknowledged, not cleared) for a condition."""
+        row = self.conn.execute(
+            f"SELECT {self._ALERT_COLUMNS} FROM alert WHERE subject = ? AND condition_key = ?"
+            " AND state != 'cleared' ORDER BY id DESC LIMIT 1",
+            (subject, condition_key),
+        ).fetchone()
+        return None if row is None else AlertRow(*row)
+
+    def open_alerts(self, subject: str | None = None) -> list[AlertRow]:
+        sql = f"SELECT {self._ALERT_COLUMNS} FROM alert WHERE state != 'cleared'"
+        params: tuple[Any, ...] = ()
+        if subject is not None:
+            sql += " AND subject = ?"
+            params = (subject,)
+        rows = self.conn.execute(sql + " ORDER BY id", params).fetchall()
+        return [AlertRow(*r) for r in rows]
+
+    def alert(self, alert_id: int) -> AlertRow | None:
+        row = self.conn.execute(
+            f"SELECT {self._ALERT_COLUMNS} FROM alert WHERE id = ?", (alert_id,)
+        ).fetchone()
+        return None if row is None else AlertRow(*row)
+
+    def alerts(self, *, include_cleared: bool = False, limit: int = 50) -> list[AlertRow]:
+        where = "" if include_cleared else " WHERE state != 'cleared'"
+        rows = self.conn.execute(
+            f"SELECT {self._ALERT_COLUMNS} FROM alert{where} ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [AlertRow(*r) for r in rows]
+
+    def touch_alert(self, alert_id: int, wall_ns: int) -> None:
+        self.conn.execute(
+            "UPDATE alert SET last_seen_wall_ns = ? WHERE id = ?", (wall_ns, alert_id)
+        )
+
+    def clear_alert(self, alert_id: int, wall_ns: int) -> None:
+        self.conn.execute(
+            "UPDATE alert SET state = 'cleared', cleared_wall_ns = ? WHERE id = ?",
+            (wall_ns, alert_id),
+        )
+
+    def ack_alert(self, alert_id: int, user: str, wall_ns: int) -> bool:
+        """Who saw it and when; an alert already acknowledged or cleared keeps its state
+        (a cleared one still records who acknowledged it). False: no such alert."""
+        cur = self.conn.execute(
+            "UPDATE alert SET ack_user = ?, ack_wall_ns = ?,"
+            " state = CASE WHEN state = 'active' THEN 'acknowledged' ELSE state END"
+            " WHERE id = ? AND ack_user IS NULL",
+            (user, wall_ns, alert_id),
+        )
+        if cur.rowcount:
+            return True
+        return self.alert(alert_id) is not None
+
+    def link_alert_message(self, outbox_id: str, alert_id: int, phase: str) -> None:
+        self.conn.execute(
+            "INSERT INTO alert_message (outbox_id, alert_id, phase) VALUES (?, ?, ?)",
+            (outbox_id, alert_id, phase),
+        )
+
+    def alert_message(self, outbox_id: str) -> tuple[AlertRow, str] | None:
+        row = self.conn.execute(
+            "SELECT alert_id, phase FROM alert_message WHERE outbox_id = ?", (outbox_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        alert = self.alert(int(row[0]))
+        return None if alert is None else (alert, str(row[1]))
 
     def insert_outbox(
         self,
@@ -897,6 +1030,55 @@ class Store:
             ObservationRow(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[6])), r[7], r[8])
             for r in rows
         ]
+
+    def latest_readings(
+        self,
+        metrics: Sequence[str],
+        since_wall_ns: int,
+        encounter_id: int | None,
+        *,
+        patient_id: int | None = None,
+        flag: str | None = None,
+    ) -> dict[str, tuple[Reading, int]]:
+        """The newest reading of each metric received since then, with its receive time:
+        of one visit's patient, of one patient over all their visits (`patient_id`), or
+        (neither) of the whole box (an ambulance's patient). `flag`: only readings that
+        carry it (a fasting glucose: "meal:fasting").
+
+        One indexed look-up per metric (observation (metric, received_wall_ns), newest
+        first): the recorder asks on every vital sign, so this must not scan the window.
+        """
+        scope = "" if encounter_id is None else " AND encounter_id = ?"
+        if patient_id is not None:
+            scope += " AND encounter_id IN (SELECT id FROM encounter WHERE patient_id = ?)"
+        if flag is not None:
+            scope += " AND EXISTS (SELECT 1 FROM json_each(flags) WHERE value = ?)"
+        sql = (
+            "SELECT value, unit, device_time, flags, received_wall_ns FROM observation"
+            f" WHERE metric = ? AND received_wall_ns >= ?{scope}"
+            " ORDER BY received_wall_ns DESC, id DESC LIMIT 1"
+        )
+        found: dict[str, tuple[Reading, int]] = {}
+        for metric in metrics:
+            params: tuple[Any, ...] = (metric, since_wall_ns)
+            if encounter_id is not None:
+                params = (*params, encounter_id)
+            if patient_id is not None:
+                params = (*params, patient_id)
+            if flag is not None:
+                params = (*params, flag)
+            r = self.conn.execute(sql, params).fetchone()
+            if r is None:
+                continue
+            reading = Reading(
+                metric,
+                None if r[0] is None else Decimal(r[0]),
+                r[1],
+                dt.datetime.fromisoformat(r[2]) if r[2] else None,
+                tuple(json.loads(r[3])),
+            )
+            found[metric] = (reading, int(r[4]))
+        return found
 
     def latest_by_metric(self) -> list[ObservationRow]:
         """The newest observation of each (device, metric): what a vitals screen shows."""

@@ -78,6 +78,11 @@ def status(db: str, *, as_json: bool) -> int:
             f"  pre-arrival {a['control_id']} from {a['agent']}: {a['complaint']}"
             f" -> {a['destination'] or '?'} ETA {a['expected_at'] or '?'}"
         )
+    for a in report["alerts"][:5]:
+        print(
+            f"  alert {a['code']} {a['phase']} ({a['priority']}) from {a['agent']}:"
+            f" {a['text'] or a['text_en'] or ''}"
+        )
     for e in report["ecgs"][:5]:
         mark = "STEMI " if e["stemi"] else ""
         sheet = e["pdf_path"] or e["render_error"] or "-"

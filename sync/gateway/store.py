@@ -93,7 +93,7 @@ def _v1_initial(db: Database) -> None:
 
 def _v2_ecg_and_prearrival(db: Database) -> None:
     """12-leads (their leads, statements and rendered sheets), pre-arrival notices,
-    the ER's replies sent back to the ambulances."""
+    alerts (ORU^R40), the ER's replies sent back to the ambulances."""
     db.create_table(
         "waveform",
         {
@@ -153,6 +153,25 @@ def _v2_ecg_and_prearrival(db: Database) -> None:
         not_null=["agent", "control_id", "received_wall_ns"],
     )
     db.create_table(
+        "alert_event",
+        {
+            "message_id": int,
+            "agent": str,
+            "control_id": str,
+            "code": str,
+            "text": str,
+            "text_en": str,
+            "phase": str,  # start | end
+            "state": str,
+            "priority": str,  # PH | PM | PL | PI
+            "kind": str,  # SP | ST
+            "received_wall_ns": int,
+        },
+        pk="message_id",
+        foreign_keys=[("message_id", "message", "id")],
+        not_null=["agent", "control_id", "code", "received_wall_ns"],
+    )
+    db.create_table(
         "er_reply",
         {
             "id": int,
@@ -171,7 +190,7 @@ def _v2_ecg_and_prearrival(db: Database) -> None:
 Migration = tuple[int, str, Callable[[Database], None]]
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "initial schema", _v1_initial),
-    (2, "12-lead ECGs, pre-arrival notices, ER replies", _v2_ecg_and_prearrival),
+    (2, "12-lead ECGs, pre-arrival notices, alerts, ER replies", _v2_ecg_and_prearrival),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -358,6 +377,26 @@ class GatewayStore:
                     received_wall_ns,
                 ),
             )
+        if message.alert is not None:
+            a = message.alert
+            self.conn.execute(
+                "INSERT INTO alert_event (message_id, agent, control_id, code, text, text_en,"
+                " phase, state, priority, kind, received_wall_ns)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    message_id,
+                    agent,
+                    message.control_id,
+                    a.code,
+                    a.text,
+                    a.text_en,
+                    a.phase,
+                    a.state,
+                    a.priority,
+                    a.kind,
+                    received_wall_ns,
+                ),
+            )
         return Outcome(
             agent,
             message.control_id,
@@ -453,6 +492,10 @@ class GatewayStore:
             " expected_at, received_wall_ns FROM prearrival"
             " ORDER BY received_wall_ns DESC LIMIT 20"
         )
+        alerts = self._rows(
+            "SELECT agent, control_id, code, text, text_en, phase, priority, kind,"
+            " received_wall_ns FROM alert_event ORDER BY received_wall_ns DESC LIMIT 20"
+        )
         replies = self._rows(
             "SELECT agent, ref, status, text, by, sent_wall_ns FROM er_reply"
             " ORDER BY id DESC LIMIT 20"
@@ -466,6 +509,7 @@ class GatewayStore:
             "last_received_wall_ns": None if last is None else int(last),
             "ecgs": ecgs,
             "prearrivals": prearrivals,
+            "alerts": alerts,
             "er_replies": replies,
         }
 

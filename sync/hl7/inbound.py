@@ -84,6 +84,19 @@ class InboundObservation:
 
 
 @dataclass(frozen=True, slots=True)
+class InboundAlert:
+    """ORU^R40: the alert an agent reports starting or ending (sync.hl7.pcd04)."""
+
+    code: str
+    text: str | None
+    text_en: str | None
+    phase: str | None  # start | end
+    state: str | None  # active | inactive
+    priority: str | None  # PH | PM | PL | PI
+    kind: str | None  # SP | ST
+
+
+@dataclass(frozen=True, slots=True)
 class Prearrival:
     """ADT^A14 pending admit: an ambulance tells the receiving ER who is coming."""
 
@@ -104,6 +117,7 @@ class InboundMessage:
     observations: tuple[InboundObservation, ...]
     statements: tuple[str, ...] = ()  # NTE-3 after the OBR (an ECG cart's statements)
     prearrival: Prearrival | None = None  # ADT^A14
+    alert: InboundAlert | None = None  # ORU^R40
 
 
 def parse_inbound(message: str | bytes) -> InboundMessage:
@@ -187,6 +201,40 @@ def parse_inbound(message: str | bytes) -> InboundMessage:
         prearrival=(
             Prearrival(destination, complaint, expected_at) if message_type == "ADT^A14" else None
         ),
+        alert=_alert(observations, enc, reader) if message_type == "ORU^R40" else None,
+    )
+
+
+_ALERT_ATTRIBUTES = {
+    "MDC_ATTR_EVENT_PHASE": "phase",
+    "MDC_ATTR_ALARM_STATE": "state",
+    "MDC_ATTR_ALARM_PRIORITY": "priority",
+    "MDC_ATTR_ALERT_TYPE": "kind",
+}
+
+
+def _alert(
+    observations: list[InboundObservation], enc: er7.Encoding, reader: _Reader
+) -> InboundAlert:
+    """The alert an ORU^R40's rows describe: the MDC_EVT_ALARM row and its attributes."""
+    event = next((o for o in observations if o.metric == "MDC_EVT_ALARM" and o.value), None)
+    if event is None or event.value is None:
+        raise reader.error(
+            "ORU^R40 without an MDC_EVT_ALARM row naming the alert", REQUIRED_FIELD_MISSING
+        )
+    parts = {
+        _ALERT_ATTRIBUTES[o.metric]: er7.unescape(o.value, enc)
+        for o in observations
+        if o.metric in _ALERT_ATTRIBUTES and o.value
+    }
+    return InboundAlert(
+        code=er7.unescape(reader.comp(event.value, 1), enc),
+        text=er7.unescape(reader.comp(event.value, 2), enc) or None,
+        text_en=er7.unescape(reader.comp(event.value, 5), enc) or None,
+        phase=parts.get("phase"),
+        state=parts.get("state"),
+        priority=parts.get("priority"),
+        kind=parts.get("kind"),
     )
 
 
@@ -264,15 +312,17 @@ class _Reader:
         code, event, structure = self.comp(msh9, 1), self.comp(msh9, 2), self.comp(msh9, 3)
         if code == "ADT" and event == "A14" and structure in ("", "ADT_A05"):
             return "ADT^A14"  # a pre-arrival notice (pending admit)
+        if code == "ORU" and event == "R40" and structure in ("", "ORU_R01"):
+            return "ORU^R40"  # an alert (IHE PCD-04), in the ORU_R01 structure
         if code != "ORU":
             raise _reject(
-                f"MSH-9 message type {code[:10]!r} is not supported (only ORU^R01, ADT^A14)",
+                f"MSH-9 message type {code[:10]!r} is not supported (ORU^R01, ORU^R40, ADT^A14)",
                 UNSUPPORTED_MESSAGE_TYPE,
                 self.control_id,
             )
         if event != "R01":
             raise _reject(
-                f"MSH-9 event {event[:10]!r} is not supported (only ORU^R01)",
+                f"MSH-9 event {event[:10]!r} is not supported (ORU^R01, ORU^R40, ADT^A14)",
                 UNSUPPORTED_EVENT_CODE,
                 self.control_id,
             )

@@ -1,0 +1,122 @@
+"""Alerts: raised once while their condition lasts, cleared when it ends, sent as ORU^R40.
+
+An alert is a device's own alarm (a monitor's "SpO2 LOW") or a clinical rule's finding
+(edge_agent.rules: NEWS2, the hypertension / diabetes urgent-referral thresholds). Each
+has a subject (the open visit, else the device) and a condition key; while an alert is
+open for (subject, key), the same finding again only marks it seen, so a BP of 185 taken
+three times is one alert, not three. The same key at another level (NEWS2 medium, then
+high) ends the old alert and starts a new one. When a reading shows the condition has
+gone, the alert is cleared. Starting and ending each queue an ORU^R40 (IHE PCD-04,
+sync.hl7.pcd04) at the top of the outbox. `edge-agent alerts ack` records who saw it.
+
+Everything here runs inside the recorder's transaction, with the frame that caused it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from edge_agent.clock import new_message_id
+from edge_agent.model import Frame
+from edge_agent.store import AlertRow, Store
+
+KIND_ORU_R40 = "oru_r40"
+PRIORITY_ALERT = 0  # issue 6: alerts travel at the top priority, with STEMI notices
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What a rule (or a device) found: an alert to raise unless it is already open."""
+
+    code: str
+    priority: str  # high | medium | low | info
+    text: str  # Chinese first (the clinic reads it)
+    text_en: str
+    condition_key: str
+    metric: str | None = None
+    value: Decimal | None = None
+    unit: str | None = None
+
+
+def subject_for(encounter_id: int | None, device_id: str) -> str:
+    """Whose condition it is: the open visit's patient, else the device's wearer."""
+    return f"encounter:{encounter_id}" if encounter_id is not None else f"device:{device_id}"
+
+
+def raise_finding(
+    store: Store,
+    frame: Frame,
+    finding: Finding,
+    *,
+    subject: str,
+    source: str,
+    raw_frame_id: int | None,
+    new_id: Callable[[int], str] = new_message_id,
+) -> int | None:
+    """Open an alert for the finding, or mark the open one seen. Returns a new alert's id."""
+    current = store.open_alert(subject, finding.condition_key)
+    if current is not None and current.code == finding.code:
+        store.touch_alert(current.id, frame.received_wall_ns)
+        return None
+    if current is not None:  # the same condition at another level
+        _end(store, frame, current, new_id)
+    alert_id = store.insert_alert(
+        AlertRow(
+            id=0,
+            raw_frame_id=raw_frame_id,
+            device_id=frame.device_id,
+            source=source,
+            code=finding.code,
+            priority=finding.priority,
+            text=finding.text,
+            text_en=finding.text_en,
+            condition_key=finding.condition_key,
+            subject=subject,
+            state="active",
+            raised_wall_ns=frame.received_wall_ns,
+            value=None if finding.value is None else str(finding.value),
+            metric=finding.metric,
+            unit=finding.unit,
+        )
+    )
+    _queue(store, frame, alert_id, "start", new_id)
+    return alert_id
+
+
+def clear_condition(
+    store: Store,
+    frame: Frame,
+    *,
+    subject: str,
+    condition_key: str,
+    new_id: Callable[[int], str] = new_message_id,
+) -> int | None:
+    """The condition has gone: end its open alert (if any). Returns the alert's id."""
+    current = store.open_alert(subject, condition_key)
+    if current is None:
+        return None
+    _end(store, frame, current, new_id)
+    return current.id
+
+
+def _end(store: Store, frame: Frame, alert: AlertRow, new_id: Callable[[int], str]) -> None:
+    store.clear_alert(alert.id, frame.received_wall_ns)
+    _queue(store, frame, alert.id, "end", new_id)
+
+
+def _queue(
+    store: Store, frame: Frame, alert_id: int, phase: str, new_id: Callable[[int], str]
+) -> None:
+    message_id = new_id(frame.received_wall_ns)
+    store.insert_outbox(
+        message_id,
+        kind=KIND_ORU_R40,
+        priority=PRIORITY_ALERT,
+        raw_frame_id=None,
+        created_wall_ns=frame.received_wall_ns,
+        created_mono_ns=frame.received_mono_ns,
+        boot_id=frame.boot_id,
+    )
+    store.link_alert_message(message_id, alert_id, phase)

@@ -3,7 +3,8 @@
 Both sides use the same pragmas (WAL, synchronous=FULL) and the same commit grouping
 (`--batch` frames per durable commit), on files in the same directory, in the same run.
 The recorder additionally writes the raw frame, the outbox row and the device counters,
-and runs the decoder: the ratio says what that safety costs.
+and runs the decoder: the ratio says what that safety costs. A second recorder run adds
+the clinical rules (follow-up thresholds, NEWS2 recomputed on every vital sign).
 
     .venv/bin/python bench/ingest.py [--frames 20000] [--batch 50] [--dir /tmp]
 """
@@ -25,6 +26,7 @@ from device_drivers.simulators.masimo import lines
 from edge_agent.clock import SystemClock
 from edge_agent.model import Frame
 from edge_agent.recorder import Recorder
+from edge_agent.rules.engine import ClinicalRules
 from edge_agent.store import Store
 
 
@@ -33,10 +35,12 @@ def make_frames(n: int) -> list[bytes]:
     return [next(source).rstrip(b"\r\n") for _ in range(n)]
 
 
-def bench_recorder(path: Path, frames: list[bytes], batch: int) -> tuple[float, int]:
+def bench_recorder(
+    path: Path, frames: list[bytes], batch: int, *, rules: bool = False
+) -> tuple[float, int]:
     store = Store.open(path)
     clock = SystemClock.create()
-    recorder = Recorder(store)
+    recorder = Recorder(store, rules=ClinicalRules() if rules else None)
     decode = registry.decoder("masimo-ascii")
     start = time.perf_counter()
     readings = 0
@@ -107,6 +111,9 @@ def main() -> None:
     frames = make_frames(args.frames)
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         ours_s, ours_n = bench_recorder(Path(tmp) / "recorder.sqlite3", frames, args.batch)
+        rules_s, rules_n = bench_recorder(
+            Path(tmp) / "rules.sqlite3", frames, args.batch, rules=True
+        )
         base_s, base_n = bench_raw(Path(tmp) / "raw.sqlite3", frames, args.batch)
     ours, base = ours_n / ours_s, base_n / base_s
     print(
@@ -118,8 +125,10 @@ def main() -> None:
     )
     print(f"{'':28}{'readings/s':>14}{'readings':>10}{'seconds':>10}")
     print(f"{'recorder (decode+raw+outbox)':28}{ours:>14,.0f}{ours_n:>10}{ours_s:>10.2f}")
+    rules = rules_n / rules_s
+    print(f"{'  + clinical rules, NEWS2':28}{rules:>14,.0f}{rules_n:>10}{rules_s:>10.2f}")
     print(f"{'raw sqlite3 executemany':28}{base:>14,.0f}{base_n:>10}{base_s:>10.2f}")
-    print(f"ratio recorder/raw: {ours / base:.2f}")
+    print(f"ratio recorder/raw: {ours / base:.2f}; with the rules: {rules / base:.2f}")
 
 
 if __name__ == "__main__":

@@ -108,6 +108,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    import time
+
+    from edge_agent.rules.engine import ClinicalRules
     from edge_agent.status import collect, render_text
     from edge_agent.store import StoreError, open_readonly
 
@@ -118,6 +121,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     try:
         status = collect(store)
+        # The box's NEWS2 now (every reading of the box, an ambulance's one patient).
+        rules = ClinicalRules(news2_window_s=cfg.rules.news2_window_s, tz=cfg.agent.timezone)
+        status["news2"] = rules.news2_now(store, time.time_ns(), None).as_json()
     finally:
         store.close()
     print(json.dumps(status, ensure_ascii=False) if args.json else render_text(status))
@@ -393,6 +399,89 @@ def cmd_prealert(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_news2(args: argparse.Namespace) -> int:
+    """NEWS2 from the values given (DESIGN.md §4), for scripting and checks."""
+    from edge_agent.rules import news2
+
+    try:
+        result = news2.run(args)
+    except ValueError as exc:
+        raise CliError(f"news2 {exc}") from None
+    print(json.dumps(result, ensure_ascii=False))
+    return EXIT_OK
+
+
+def cmd_followup(args: argparse.Namespace) -> int:
+    """A chronic-disease follow-up visit judged from the patient's stored readings."""
+    from edge_agent.followup import FollowUpError, judge
+    from edge_agent.store import StoreError, open_readonly
+
+    cfg = _load_config(args)
+    try:
+        store = open_readonly(cfg.agent.db_path)
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        result = judge(
+            store,
+            national_id=args.national_id,
+            disease=args.disease,
+            signs=args.sign,
+            previous_uncontrolled=args.previous_uncontrolled,
+            days=args.days,
+        )
+    except FollowUpError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        store.close()
+    print(json.dumps(result, ensure_ascii=False))
+    return EXIT_OK
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """Open alerts (or all with --all), newest first: JSON lines, or a table for people."""
+    from edge_agent.store import StoreError, open_readonly
+
+    cfg = _load_config(args)
+    try:
+        store = open_readonly(cfg.agent.db_path)
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        rows = store.alerts(include_cleared=args.all, limit=args.limit)
+    finally:
+        store.close()
+    for alert in rows:
+        if args.json:
+            print(json.dumps(alert.as_json(), ensure_ascii=False))
+        else:
+            seen = f" ack {alert.ack_user}" if alert.ack_user else ""
+            value = f" {alert.value} {alert.unit or ''}" if alert.value else ""
+            print(
+                f"{alert.id:>5} {alert.priority:<6} {alert.state:<12} {alert.code}"
+                f" [{alert.device_id}]{value}: {alert.text}{seen}"
+            )
+    return EXIT_OK
+
+
+def cmd_alerts_ack(args: argparse.Namespace) -> int:
+    """Who acknowledged an alert, and when (kept with it; the alert stays until cleared)."""
+    user = args.user.strip()
+    if not user:
+        raise CliError("alerts ack --user: say who acknowledges it")
+    store, clock = _writer(args)
+    try:
+        with store.transaction():
+            known = store.ack_alert(args.id, user, clock.wall_ns())
+        alert = store.alert(args.id)
+    finally:
+        store.close()
+    if not known or alert is None:
+        raise CliError(f"alerts ack {args.id}: no such alert")
+    print(json.dumps(alert.as_json(), ensure_ascii=False))
+    return EXIT_OK
+
+
 def cmd_gateway_status(args: argparse.Namespace) -> int:
     from sync.gateway import cli as gateway_cli
 
@@ -550,6 +639,43 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--by", default=None, help="who answers (name or desk)")
     c.add_argument("--db", default=None, metavar="URL_OR_PATH", help="record it in this store")
     c.set_defaults(func=cmd_gateway_reply)
+
+    p = sub.add_parser(
+        "news2", parents=[common], help="NEWS2 score and risk from the values given (JSON)"
+    )
+    from edge_agent.rules import news2 as news2_rules
+
+    news2_rules.add_arguments(p)
+    p.set_defaults(func=cmd_news2)
+
+    p = sub.add_parser(
+        "followup",
+        parents=[common],
+        help="a hypertension / diabetes follow-up visit judged from the stored readings",
+    )
+    p.add_argument("--national-id", required=True, metavar="ID")
+    p.add_argument("--disease", required=True, choices=["hypertension", "diabetes"])
+    p.add_argument(
+        "--sign",
+        action="append",
+        default=[],
+        metavar="SIGN",
+        help="a danger sign the doctor finds (repeat): altered-consciousness, chest-tightness, ...",
+    )
+    p.add_argument("--previous-uncontrolled", type=int, default=0, metavar="N")
+    p.add_argument("--days", type=float, default=1.0, help="readings this recent (default 1)")
+    p.set_defaults(func=cmd_followup)
+
+    p = sub.add_parser("alerts", parents=[common], help="alerts raised on this box")
+    p.add_argument("--all", action="store_true", help="cleared ones too")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_alerts)
+    asub = p.add_subparsers(dest="alerts_command", metavar="ACTION")
+    c = asub.add_parser("ack", parents=[common], help="record who saw an alert, and when")
+    c.add_argument("id", type=int, metavar="ID")
+    c.add_argument("--user", required=True, help="who acknowledges it")
+    c.set_defaults(func=cmd_alerts_ack)
 
     p = sub.add_parser(
         "prealert", parents=[common], help="tell the receiving ER a patient is coming (ADT^A14)"

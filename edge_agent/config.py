@@ -127,11 +127,18 @@ class StoreConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RulesConfig:
+    # NEWS2 uses each parameter's newest reading no older than this (edge_agent.rules).
+    news2_window_s: float = 900.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     agent: AgentConfig
     uplink: UplinkConfig
     devices: tuple[DeviceConfig, ...] = ()
     store: StoreConfig = field(default_factory=StoreConfig)
+    rules: RulesConfig = field(default_factory=RulesConfig)
     source: str = "<embedded defaults>"
 
 
@@ -270,7 +277,7 @@ def _check_file_device(
 
 def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
     c = _Checker()
-    c.unknown(raw, "", {"agent", "uplink", "device", "store"})
+    c.unknown(raw, "", {"agent", "uplink", "device", "store", "rules"})
 
     agent_raw = c.table(raw, "agent", required=True)
     c.unknown(agent_raw, "agent", {"id", "data_dir", "role", "timezone"})
@@ -461,6 +468,12 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
         commit_interval_ms=int(c.number(store_raw, "store", "commit_interval_ms", 200, 0, 10_000))
     )
 
+    rules_raw = c.table(raw, "rules", required=False)
+    c.unknown(rules_raw, "rules", {"news2_window_s"})
+    rules = RulesConfig(
+        news2_window_s=c.number(rules_raw, "rules", "news2_window_s", 900, 60, 24 * 3600)
+    )
+
     if c.problems:
         raise ConfigError(c.problems)
     return Config(
@@ -468,6 +481,7 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
         uplink=uplink,
         devices=tuple(devices),
         store=store,
+        rules=rules,
         source=source,
     )
 

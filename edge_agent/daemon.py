@@ -22,6 +22,7 @@ from edge_agent.clock import Clock, SystemClock
 from edge_agent.config import Config, DeviceConfig
 from edge_agent.model import Frame
 from edge_agent.recorder import Decoder, Recorded, Recorder
+from edge_agent.rules.engine import ClinicalRules
 from edge_agent.store import Store
 from edge_agent.strips import run_strips
 from sync import topics
@@ -66,7 +67,11 @@ class Agent:
 
     def __post_init__(self) -> None:
         self.recorder = Recorder(
-            self.store, upload_every_s={d.config.id: d.upload_every_s for d in self.devices}
+            self.store,
+            upload_every_s={d.config.id: d.upload_every_s for d in self.devices},
+            rules=ClinicalRules(
+                news2_window_s=self.config.rules.news2_window_s, tz=self.config.agent.timezone
+            ),
         )
         self.uplink = Uplink(
             store=self.store,

@@ -60,6 +60,7 @@ def collect(store: Store) -> dict[str, Any]:
         "notices": notices[:10],
         "er_replies": er_replies(notices),
         "prealerts": prealerts(store),
+        "alerts": [a.as_json() for a in store.alerts(limit=10)],
         "schema_version": store.schema_version(),
     }
 
@@ -79,6 +80,13 @@ def render_text(status: dict[str, Any]) -> str:
         )
     for row in status["rejected"]:
         lines.append(f"  rejected {row['id']}: {row['ack_code']} {row['ack_text']}")
+    news = status.get("news2")
+    if news is not None:
+        missing = f", missing {', '.join(news['missing'])}" if news["missing"] else ""
+        lines.append(f"NEWS2 {news['score']} ({news['risk']}{missing})")
+    for a in status["alerts"]:
+        seen = f", ack {a['ack_user']}" if a["ack_user"] else ""
+        lines.append(f"  alert {a['id']} {a['priority']} {a['code']}: {a['text']}{seen}")
     answered = {r["ref"]: r for r in reversed(status["er_replies"])}
     for a in status["prealerts"]:
         reply = answered.get(a["id"])

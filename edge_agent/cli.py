@@ -14,8 +14,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge_agent import config as config_mod
+
+if TYPE_CHECKING:
+    from edge_agent.config import Config
+    from edge_agent.store import Store
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -112,13 +117,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from edge_agent.rules.engine import ClinicalRules
     from edge_agent.status import collect, render_text
-    from edge_agent.store import StoreError, open_readonly
 
-    cfg = _load_config(args)
-    try:
-        store = open_readonly(cfg.agent.db_path)
-    except StoreError as exc:
-        raise CliError(str(exc)) from None
+    store, cfg = _reader(args)
     try:
         status = collect(store)
         # The box's NEWS2 now (every reading of the box, an ambulance's one patient).
@@ -136,6 +136,17 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         f"config {cfg.source}: ok (agent {cfg.agent.id}, {len(cfg.devices)} device(s), broker {cfg.uplink.broker})"
     )
     return EXIT_OK
+
+
+def _reader(args: argparse.Namespace) -> tuple[Store, Config]:
+    """The box's store opened read-only (the daemon may be writing), and the config."""
+    from edge_agent.store import StoreError, open_readonly
+
+    cfg = _load_config(args)
+    try:
+        return open_readonly(cfg.agent.db_path), cfg
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _writer(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -414,13 +425,8 @@ def cmd_news2(args: argparse.Namespace) -> int:
 def cmd_followup(args: argparse.Namespace) -> int:
     """A chronic-disease follow-up visit judged from the patient's stored readings."""
     from edge_agent.followup import FollowUpError, judge
-    from edge_agent.store import StoreError, open_readonly
 
-    cfg = _load_config(args)
-    try:
-        store = open_readonly(cfg.agent.db_path)
-    except StoreError as exc:
-        raise CliError(str(exc)) from None
+    store, _ = _reader(args)
     try:
         result = judge(
             store,
@@ -440,13 +446,7 @@ def cmd_followup(args: argparse.Namespace) -> int:
 
 def cmd_alerts(args: argparse.Namespace) -> int:
     """Open alerts (or all with --all), newest first: JSON lines, or a table for people."""
-    from edge_agent.store import StoreError, open_readonly
-
-    cfg = _load_config(args)
-    try:
-        store = open_readonly(cfg.agent.db_path)
-    except StoreError as exc:
-        raise CliError(str(exc)) from None
+    store, _ = _reader(args)
     try:
         rows = store.alerts(include_cleared=args.all, limit=args.limit)
     finally:

@@ -120,9 +120,16 @@ class Frame:
 
 
 class DecodeError(ValueError):
-    """A frame that a decoder must reject. One line: where and what is wrong."""
+    """A frame that a decoder must reject. One line: where and what is wrong.
+
+    The reason often quotes the bad input; whatever it quotes, it stays one printable
+    line (control characters shown as "?", at most 300 characters), because it ends up
+    in a quarantine row, a log line and the CLI's `error:` line.
+    """
 
     def __init__(self, reason: str, offset: int | None = None) -> None:
+        line = "".join(ch if ch.isprintable() else "?" for ch in " ".join(reason.split()))
+        reason = line if len(line) <= 300 else line[:299] + "…"
         self.reason = reason
         self.offset = offset
         super().__init__(reason if offset is None else f"byte {offset}: {reason}")

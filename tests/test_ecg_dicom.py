@@ -759,3 +759,14 @@ def test_importing_the_module_does_not_load_pydicom() -> None:
     # The daemon and the decode CLI import every driver; pydicom loads on first parse.
     code = "import sys, device_drivers.ecg.dicom; assert 'pydicom' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
+
+
+def test_a_damaged_sop_class_is_shown_on_one_printable_line() -> None:
+    """Found by the fuzz test in CI: a flipped byte turned the SOP class UID into a run of
+    other elements' bytes, newlines included, and the error message quoted it all."""
+    data = bytearray(SAMPLE)
+    data[165] ^= 1  # the flip hypothesis found (flips=[(165, 1)])
+    with pytest.raises(DecodeError) as caught:
+        parse_dicom(bytes(data))
+    message = str(caught.value)
+    assert "\n" not in message and message.isprintable() and len(message) < 200

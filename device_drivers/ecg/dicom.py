@@ -208,7 +208,9 @@ def _record(ds: Dataset) -> EcgRecord:
     groups = ds.get("WaveformSequence")
     if sop_class not in ECG_SOP_CLASSES and not groups:
         shown = UID(sop_class).name if sop_class else "no SOP class"
-        raise DecodeError(f"not a DICOM ECG ({shown}, no WaveformSequence)")
+        # A damaged file's "UID" can be any bytes: show it printable, on one line, short.
+        shown = "".join(ch if ch.isprintable() else "?" for ch in " ".join(shown.split()))
+        raise DecodeError(f"not a DICOM ECG ({shown[:80]}, no WaveformSequence)")
     if not groups:
         raise DecodeError("DICOM ECG without a WaveformSequence (no samples)")
     number, group = _rhythm_group(list(groups))

@@ -39,6 +39,7 @@ import datetime as dt
 import io
 import re
 import struct
+import warnings
 from collections.abc import Iterable, Sequence
 from decimal import (
     Context,
@@ -174,7 +175,17 @@ _SH_MAX = 16
 
 def parse_dicom(data: bytes) -> EcgRecord:
     """A DICOM ECG file -> EcgRecord (the rhythm group's standard leads, measurements,
-    statements, patient and time). DecodeError for anything else or anything broken."""
+    statements, patient and time). DecodeError for anything else or anything broken.
+
+    pydicom warns (UserWarning) about values outside their VR's rules as it reads them;
+    a file either decodes or is refused with one line, so those warnings, which would
+    print a damaged file's bytes into the daemon's log, are not let through."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return _parse(data)
+
+
+def _parse(data: bytes) -> EcgRecord:
     from pydicom import dcmread
     from pydicom.errors import InvalidDicomError
 

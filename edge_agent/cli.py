@@ -355,6 +355,37 @@ def cmd_visit_end(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_visit_observe(args: argparse.Namespace) -> int:
+    """What NEWS2 needs that no device measures: SpO2 scale, air/oxygen, ACVPU."""
+    from edge_agent.model import Frame
+    from edge_agent.rules.engine import ClinicalRules, news2_subject
+
+    if args.spo2_scale is None and args.oxygen is None and args.acvpu is None:
+        raise CliError("visit observe: give --spo2-scale, --o2/--air or --acvpu")
+    cfg = _load_config(args)
+    store, clock = _writer(args)
+    try:
+        encounter = store.current_encounter(args.device)
+        encounter_id = None if encounter is None else encounter.id
+        rules = ClinicalRules(news2_window_s=cfg.rules.news2_window_s, tz=cfg.agent.timezone)
+        stamp = Frame(args.device, "crew", b"", clock.wall_ns(), clock.mono_ns(), clock.boot_id)
+        with store.transaction():
+            store.add_news2_observation(
+                news2_subject(encounter_id),
+                scale=args.spo2_scale,
+                oxygen=args.oxygen,
+                acvpu=args.acvpu,
+                by=args.user,
+                wall_ns=stamp.received_wall_ns,
+            )
+            rules.reassess_news2(store, stamp, encounter_id)  # an ACVPU of C is 3 points
+        result = rules.news2_now(store, stamp.received_wall_ns, encounter_id)
+    finally:
+        store.close()
+    print(json.dumps(result.as_json(), ensure_ascii=False))
+    return EXIT_OK
+
+
 def cmd_gateway_run(args: argparse.Namespace) -> int:
     from sync.gateway import cli as gateway_cli
 
@@ -610,6 +641,21 @@ def build_parser() -> argparse.ArgumentParser:
     c = vsub.add_parser("end", parents=[common], help="close the open visit")
     c.add_argument("--device", default="*")
     c.set_defaults(func=cmd_visit_end)
+    c = vsub.add_parser(
+        "observe",
+        parents=[common],
+        help="what NEWS2 needs that no device measures (scale, air/oxygen, ACVPU); prints NEWS2",
+    )
+    c.add_argument("--device", default="*", help="the station whose open visit it is")
+    c.add_argument(
+        "--spo2-scale", type=int, choices=[1, 2], default=None, help="2: hypercapnic (prescribed)"
+    )
+    oxygen = c.add_mutually_exclusive_group()
+    oxygen.add_argument("--o2", dest="oxygen", action="store_true", default=None)
+    oxygen.add_argument("--air", dest="oxygen", action="store_false", default=None)
+    c.add_argument("--acvpu", choices=["A", "C", "V", "P", "U"], type=str.upper, default=None)
+    c.add_argument("--user", default=None, help="who observed it")
+    c.set_defaults(func=cmd_visit_observe)
 
     p = sub.add_parser("gateway", parents=[common], help="the reference county gateway")
     gsub = p.add_subparsers(dest="gateway_command", required=True, metavar="ACTION")

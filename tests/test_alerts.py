@@ -262,3 +262,65 @@ async def test_an_alert_reaches_the_county_gateway_and_is_acked(
         ("RULE_BP_URGENT", "end", "PH"),
         ("RULE_BP_URGENT", "start", "PH"),
     ]
+
+
+def test_the_crews_observations_complete_news2_and_move_its_alert(tmp_path: Path) -> None:
+    """Scale 2 (hypercapnic), air and ACVPU from `edge-agent visit observe`: SpO2 90 %
+    scores 3 on scale 1 but 0 on scale 2 on air; new confusion (C) scores 3 again."""
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(
+        f'[agent]\nid = "{AGENT}"\ndata_dir = "{tmp_path / "agent"}"\n'
+        '[uplink]\nbroker = "mqtt://127.0.0.1:1"\nallow_insecure = true\n',
+        encoding="utf-8",
+    )
+    b = Box(tmp_path / "agent" / "edge-agent.sqlite3")
+    b.record(
+        "monitor-1",
+        "intellivue",
+        Decoded(
+            readings=(
+                Reading("MDC_PULS_OXIM_SAT_O2", Decimal(90), "MDC_DIM_PERCENT"),
+                Reading("MDC_ECG_HEART_RATE", Decimal(95), "MDC_DIM_BEAT_PER_MIN"),
+                Reading("MDC_RESP_RATE", Decimal(18), "MDC_DIM_RESP_PER_MIN"),
+                Reading("MDC_PRESS_BLD_NONINV_SYS", Decimal(124), MMHG),
+                Reading("MDC_TEMP_BODY", Decimal("37.2"), "MDC_DIM_DEGC"),
+            )
+        ),
+    )
+    assert [a.code for a in b.store.alerts()] == ["NEWS2_LOW_MEDIUM"]  # SpO2 90 on scale 1
+    b.store.close()
+
+    def observe(*args: str) -> dict[str, object]:
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "edge_agent.cli",
+                "visit",
+                "observe",
+                *args,
+                "--config",
+                str(cfg),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        result: dict[str, object] = json.loads(out.stdout)
+        return result
+
+    news = observe("--spo2-scale", "2", "--air", "--acvpu", "A", "--user", "张医生")
+    assert (news["score"], news["risk"], news["complete"], news["scale"]) == (1, "low", True, 2)
+    store = Store.open(tmp_path / "agent" / "edge-agent.sqlite3")
+    try:
+        assert store.alerts() == []  # the low-medium alert has ended
+    finally:
+        store.close()
+    news = observe("--acvpu", "c")  # the scale stays with the patient
+    assert (news["score"], news["risk"], news["scale"]) == (4, "low-medium", 2)
+    store = Store.open(tmp_path / "agent" / "edge-agent.sqlite3")
+    try:
+        assert [a.code for a in store.alerts()] == ["NEWS2_LOW_MEDIUM"]
+    finally:
+        store.close()

@@ -6,9 +6,10 @@ Two kinds of rule (DESIGN.md: "rules: early-warning scores, thresholds -> alerts
   do not (the next BP is 150/90) clears it.
 - NEWS2 (news2): recomputed whenever a vital sign arrives, from the newest reading of
   each parameter within `news2_window_s` for the same patient (the open visit, else
-  everything this box measured: an ambulance carries one patient). Air/oxygen and
-  consciousness are not measured by devices: they stay missing (never normal), so the
-  score is the least the patient has; a level of low-medium or more is an alert, one
+  everything this box measured: an ambulance carries one patient). Air/oxygen, ACVPU
+  and the SpO2 scale are not measured by devices: the crew or doctor records them
+  (`edge-agent visit observe`); until then they are missing (never normal), so the
+  score is the least the patient has. A level of low-medium or more is an alert, one
   level per condition (medium then high ends the medium alert and starts the high one).
 
 The box has no diagnosis list yet, so both follow-up programmes' thresholds apply to
@@ -127,25 +128,32 @@ class ClinicalRules:
     def news2_now(
         self, store: Store, now_wall_ns: int, encounter_id: int | None
     ) -> news2.News2Result:
-        """NEWS2 from the newest readings within the window (also for `edge-agent status`)."""
+        """NEWS2 from the newest readings within the window, with the scale, air/oxygen
+        and ACVPU the crew or doctor recorded (`edge-agent visit observe`); also for
+        `edge-agent status`."""
         since = now_wall_ns - int(self.news2_window_s * 1e9)
         latest = store.latest_readings(NEWS2_METRICS, since, encounter_id)
         received = {m: self._local(ns) for m, (_, ns) in latest.items()}
+        scale, oxygen, acvpu = store.news2_context(news2_subject(encounter_id), since)
         inputs = news2.from_readings(
             {m: r for m, (r, _) in latest.items()},
             now=self._local(now_wall_ns),
             window_s=self.news2_window_s,
-            scale=1,
-            oxygen=None,
-            acvpu=None,
+            scale=scale,
+            oxygen=oxygen,
+            acvpu=acvpu,
             received_at=received,
         )
         return news2.score(inputs)
 
+    def reassess_news2(self, store: Store, frame: Frame, encounter_id: int | None) -> None:
+        """NEWS2 again after something that is not a reading changed (ACVPU, oxygen)."""
+        self._news2(store, frame, None, encounter_id)
+
     def _news2(
-        self, store: Store, frame: Frame, raw_frame_id: int, encounter_id: int | None
+        self, store: Store, frame: Frame, raw_frame_id: int | None, encounter_id: int | None
     ) -> None:
-        subject = f"encounter:{encounter_id}" if encounter_id is not None else "station"
+        subject = news2_subject(encounter_id)
         result = self.news2_now(store, frame.received_wall_ns, encounter_id)
         level = _NEWS2_LEVELS.get(result.risk)
         if level is None:
@@ -181,3 +189,8 @@ class ClinicalRules:
     def _local(self, wall_ns: int) -> dt.datetime:
         """The box's wall clock as the naive local time device clocks show."""
         return dt.datetime.fromtimestamp(wall_ns / 1e9, self._tz).replace(tzinfo=None)
+
+
+def news2_subject(encounter_id: int | None) -> str:
+    """Whose NEWS2: the open visit's patient, else the box's (an ambulance's one patient)."""
+    return f"encounter:{encounter_id}" if encounter_id is not None else "station"

@@ -308,6 +308,24 @@ def _v4_statements_and_prealerts(db: Database) -> None:
         foreign_keys=[("alert_id", "alert", "id")],
         not_null=["alert_id", "phase"],
     )
+    # What NEWS2 needs that no device measures, as the crew or the doctor observed it:
+    # the SpO2 scale (a patient's property: scale 2 for hypercapnic respiratory failure),
+    # air or oxygen and ACVPU (observations: they age like readings).
+    db.create_table(
+        "news2_observation",
+        {
+            "id": int,
+            "subject": str,  # "encounter:<id>" or "station"
+            "scale": int,  # 1 | 2 | NULL (unchanged)
+            "oxygen": int,  # 1 oxygen, 0 air, NULL not observed
+            "acvpu": str,  # A C V P U, NULL not observed
+            "observed_by": str,
+            "observed_wall_ns": int,
+        },
+        pk="id",
+        not_null=["subject", "observed_wall_ns"],
+    )
+    db.table("news2_observation").create_index(["subject", "observed_wall_ns"])
     # A monitor's waves for a window of time, sent at low priority (the ER sees the
     # rhythm that led up to arrival): which device and window an outbox row reports.
     db.create_table(

@@ -1080,6 +1080,50 @@ class Store:
             found[metric] = (reading, int(r[4]))
         return found
 
+    def add_news2_observation(
+        self,
+        subject: str,
+        *,
+        scale: int | None,
+        oxygen: bool | None,
+        acvpu: str | None,
+        by: str | None,
+        wall_ns: int,
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO news2_observation (subject, scale, oxygen, acvpu, observed_by,"
+            " observed_wall_ns) VALUES (?, ?, ?, ?, ?, ?)",
+            (subject, scale, None if oxygen is None else int(oxygen), acvpu, by, wall_ns),
+        )
+
+    def news2_context(
+        self, subject: str, since_wall_ns: int
+    ) -> tuple[int, bool | None, str | None]:
+        """(SpO2 scale, on oxygen, ACVPU) for a subject: the newest scale ever set (1 by
+        default: a property of the patient), and the newest air/oxygen and ACVPU
+        observed since then (older ones are stale: missing, never assumed)."""
+        one = self.conn.execute
+        scale = one(
+            "SELECT scale FROM news2_observation WHERE subject = ? AND scale IS NOT NULL"
+            " ORDER BY observed_wall_ns DESC, id DESC LIMIT 1",
+            (subject,),
+        ).fetchone()
+        oxygen = one(
+            "SELECT oxygen FROM news2_observation WHERE subject = ? AND oxygen IS NOT NULL"
+            " AND observed_wall_ns >= ? ORDER BY observed_wall_ns DESC, id DESC LIMIT 1",
+            (subject, since_wall_ns),
+        ).fetchone()
+        acvpu = one(
+            "SELECT acvpu FROM news2_observation WHERE subject = ? AND acvpu IS NOT NULL"
+            " AND observed_wall_ns >= ? ORDER BY observed_wall_ns DESC, id DESC LIMIT 1",
+            (subject, since_wall_ns),
+        ).fetchone()
+        return (
+            int(scale[0]) if scale else 1,
+            None if oxygen is None else bool(oxygen[0]),
+            None if acvpu is None else str(acvpu[0]),
+        )
+
     def latest_by_metric(self) -> list[ObservationRow]:
         """The newest observation of each (device, metric): what a vitals screen shows."""
         rows = self.conn.execute(

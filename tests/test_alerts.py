@@ -73,6 +73,17 @@ class Box:
         )
 
 
+def offline_box(tmp_path: Path) -> tuple[Path, Box]:
+    """A config for a box with no broker in reach (CLI tests) and its store's Box."""
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(
+        f'[agent]\nid = "{AGENT}"\ndata_dir = "{tmp_path / "agent"}"\n'
+        '[uplink]\nbroker = "mqtt://127.0.0.1:1"\nallow_insecure = true\n',
+        encoding="utf-8",
+    )
+    return cfg, Box(tmp_path / "agent" / "edge-agent.sqlite3")
+
+
 @pytest.fixture
 def box(tmp_path: Path) -> Box:
     b = Box(tmp_path / "agent.db")
@@ -178,13 +189,7 @@ def test_news2_from_the_monitor_raises_an_alert_naming_what_is_missing(box: Box)
 
 
 def test_alerts_are_listed_and_acknowledged_from_the_cli(tmp_path: Path) -> None:
-    cfg = tmp_path / "agent.toml"
-    cfg.write_text(
-        f'[agent]\nid = "{AGENT}"\ndata_dir = "{tmp_path / "agent"}"\n'
-        '[uplink]\nbroker = "mqtt://127.0.0.1:1"\nallow_insecure = true\n',
-        encoding="utf-8",
-    )
-    b = Box(tmp_path / "agent" / "edge-agent.sqlite3")
+    cfg, b = offline_box(tmp_path)
     b.record("cuff-1", "ble-bp", bp(200, 120))
     b.store.close()
 
@@ -267,13 +272,7 @@ async def test_an_alert_reaches_the_county_gateway_and_is_acked(
 def test_the_crews_observations_complete_news2_and_move_its_alert(tmp_path: Path) -> None:
     """Scale 2 (hypercapnic), air and ACVPU from `edge-agent visit observe`: SpO2 90 %
     scores 3 on scale 1 but 0 on scale 2 on air; new confusion (C) scores 3 again."""
-    cfg = tmp_path / "agent.toml"
-    cfg.write_text(
-        f'[agent]\nid = "{AGENT}"\ndata_dir = "{tmp_path / "agent"}"\n'
-        '[uplink]\nbroker = "mqtt://127.0.0.1:1"\nallow_insecure = true\n',
-        encoding="utf-8",
-    )
-    b = Box(tmp_path / "agent" / "edge-agent.sqlite3")
+    cfg, b = offline_box(tmp_path)
     b.record(
         "monitor-1",
         "intellivue",

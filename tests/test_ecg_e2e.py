@@ -198,3 +198,48 @@ allow_insecure = true
     }
     bad = cli("prealert", "--destination", "x", "--complaint", " ", "--config", str(cfg))
     assert bad.returncode == 2 and bad.stderr.startswith("error: prealert --complaint")
+
+
+def test_a_sheet_not_drawn_before_a_stop_is_drawn_at_the_next_start(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    """Stored and ACKed, then the gateway stopped before drawing: the next start draws it."""
+    import datetime as dt
+    import zoneinfo
+
+    from device_drivers.ecg.record import to_decoded
+    from sync.hl7.inbound import parse_inbound
+    from sync.hl7.pcd01 import DeviceIdentity, StoredWaveform, build_oru_r01
+
+    tz = zoneinfo.ZoneInfo("Asia/Shanghai")
+    record = synthetic_12_lead(seconds=2.0, seed=5)
+    start = dt.datetime(2026, 11, 23, 9, 30, tzinfo=tz)
+    text = build_oru_r01(
+        control_id="ECG-UNDRAWN",
+        agent_id=AGENT,
+        sent_at=start,
+        device=DeviceIdentity("cart-1", "ecg-scp", None, "MDC_DEV_SPEC_PROFILE_HYDRA"),
+        patient=None,
+        observations=[],
+        waveforms=[
+            StoredWaveform(w.metric, record.rate_hz, w.scale, w.unit, w.samples, start)
+            for w in to_decoded(record).waveforms
+        ],
+        statements=["Sinus rhythm"],
+    )
+    db = tmp_path / "gateway.sqlite3"
+    store = GatewayStore.open(db)
+    try:
+        with store.transaction():
+            store.store_message(AGENT, parse_inbound(text), text, 1)
+    finally:
+        store.close()
+    assert _gateway_status(db)["ecgs"] == []
+    gateway = Gateway(broker.url, db, client_id="redraw-gateway", sheets_dir=tmp_path / "sheets")
+    gateway.start()
+    try:
+        wait_for(lambda: len(_gateway_status(db)["ecgs"]) == 1, 20, "the sheet drawn at start")  # type: ignore[arg-type]
+    finally:
+        gateway.stop()
+    (ecg,) = _gateway_status(db)["ecgs"]  # type: ignore[misc]
+    assert ecg["control_id"] == "ECG-UNDRAWN" and Path(ecg["png_path"]).is_file()

@@ -151,6 +151,7 @@ class Gateway:
 
     def start(self) -> None:
         self._store = GatewayStore.open(self.db)  # open (and migrate) before taking messages
+        self._redraw_missing_sheets(self._store)
         self._worker = threading.Thread(target=self._work, name="gateway-store", daemon=True)
         self._worker.start()
         self._renderer = threading.Thread(
@@ -305,6 +306,19 @@ class Gateway:
             log.warning(
                 "gateway: STEMI 12-lead from %s (%s): %s", sheet.agent, sheet.control_id, sheet.pdf
             )
+
+    def _redraw_missing_sheets(self, store: GatewayStore) -> None:
+        """12-leads whose sheet was not drawn (a stop between the ACK and the drawing)
+        are drawn now, from the stored message, before new messages are taken."""
+        for message_id, agent, control_id, payload in store.undrawn_ecgs():
+            try:
+                message = parse_inbound(payload)
+            except Hl7Error as exc:  # stored because it parsed: should not happen
+                log.error("gateway: stored 12-lead %s no longer parses: %s", control_id, exc)
+                continue
+            outcome = Outcome(agent, control_id, "AA", "redraw", message_id=message_id)
+            self._to_render.put((outcome, message))
+            log.info("gateway: drawing the sheet of %s from %s again", control_id, agent)
 
     def _render_work(self) -> None:
         while (item := self._to_render.get()) is not None:

@@ -518,6 +518,19 @@ class GatewayStore:
         names = [c[0] for c in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
+    def undrawn_ecgs(self, limit: int = 100) -> list[tuple[int, str, str, str]]:
+        """12-leads (8 or more ECG leads) stored without a sheet row: the gateway stopped
+        between its ACK and the drawing. (message id, agent, control id, payload)."""
+        rows = self.conn.execute(
+            "SELECT m.id, m.agent, m.control_id, m.payload FROM message m"
+            " WHERE NOT EXISTS (SELECT 1 FROM ecg e WHERE e.message_id = m.id)"
+            " AND (SELECT COUNT(DISTINCT w.metric) FROM waveform w WHERE w.message_id = m.id"
+            "      AND w.metric LIKE 'MDC_ECG_ELEC_POTL_%') >= 8"
+            " ORDER BY m.id LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+
     def waveforms(self, message_id: int) -> dict[str, tuple[int, ...]]:
         """A stored message's NA rows by OBX-4 sub-id, samples exact."""
         rows = self.conn.execute(

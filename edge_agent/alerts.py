@@ -38,6 +38,7 @@ class Finding:
     metric: str | None = None
     value: Decimal | None = None
     unit: str | None = None
+    physiological: bool = True  # about the patient (a rule's finding always is)
 
 
 def subject_for(encounter_id: int | None, device_id: str) -> str:
@@ -79,6 +80,7 @@ def raise_finding(
             value=None if finding.value is None else str(finding.value),
             metric=finding.metric,
             unit=finding.unit,
+            physiological=finding.physiological,
         )
     )
     _queue(store, frame, alert_id, "start", new_id)

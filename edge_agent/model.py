@@ -67,11 +67,16 @@ class Waveform:
 
 @dataclass(frozen=True, slots=True)
 class DeviceAlarm:
-    """An alarm the device itself raised (monitor alarm bits, exception codes)."""
+    """An alarm the device itself raised (monitor alarm bits, exception codes).
+
+    `physiological`: about the patient (SpO2 low, a glucose beyond the meter's range),
+    not the device (sensor off, battery): IHE PCD-04 alert type SP rather than ST.
+    """
 
     code: str
     priority: str  # "high" | "medium" | "low" | "info"
     text: str
+    physiological: bool = False
 
 
 @dataclass(frozen=True, slots=True)

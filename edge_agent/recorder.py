@@ -163,7 +163,14 @@ class Recorder:
             alerts.raise_finding(
                 store,
                 frame,
-                alerts.Finding(alarm.code, alarm.priority, alarm.text, alarm.text, alarm.code),
+                alerts.Finding(
+                    alarm.code,
+                    alarm.priority,
+                    alarm.text,
+                    alarm.text,
+                    alarm.code,
+                    physiological=alarm.physiological,
+                ),
                 subject=device_subject,
                 source="device",
                 raw_frame_id=raw_id,

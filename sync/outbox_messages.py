@@ -149,9 +149,7 @@ def build_alert(store: Store, row: OutboxRow, *, agent_id: str, tz: str, now_wal
                 text=alert.text,
                 text_en=alert.text_en,
                 priority=alert.priority,
-                # Rules judge the patient (SP); a device alarm carries no such distinction
-                # in our model yet, so it goes as the device's own (ST).
-                physiological=alert.source == "rule",
+                physiological=alert.physiological,
                 device=_device_identity(store, alert.device_id or "station", None),
                 patient=_patient(store, encounter_id),
                 metric=alert.metric,

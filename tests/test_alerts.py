@@ -323,3 +323,26 @@ def test_the_crews_observations_complete_news2_and_move_its_alert(tmp_path: Path
         assert [a.code for a in store.alerts()] == ["NEWS2_LOW_MEDIUM"]
     finally:
         store.close()
+
+
+def test_alert_type_says_whether_it_is_about_the_patient_or_the_device(box: Box) -> None:
+    """PCD-04 alert type: SP for the patient's values, ST for the device's own state."""
+    spo2 = Reading("MDC_PULS_OXIM_SAT_O2", Decimal(84), "MDC_DIM_PERCENT")
+    from device_drivers.serial.masimo import decode_line
+
+    line = b"11/22/26 10:00:05 SPO2=084% BPM=072 PI=01.20 SPCO=--.-% SPMET=--.-%"
+    line += b" DESAT=-- PIDELTA=+-- ALARM=0042 EXC=000000"  # SpO2 low + low battery
+    decoded = decode_line(line)
+    assert {a.code: a.physiological for a in decoded.alarms} == {
+        "MASIMO_SPO2_LOW": True,
+        "MASIMO_LOW_BATTERY": False,
+    }
+    box.record("monitor-1", "masimo-ascii", Decoded(readings=(spo2,), alarms=decoded.alarms))
+    kinds = {}
+    for row in box.store.due_outbox(box.clock.wall_ns() + 1, 20):
+        if row.kind == KIND_ORU_R40:
+            alert = parse_inbound(box.message(row.id)).alert
+            assert alert is not None
+            kinds[alert.code] = alert.kind
+    # (SpO2 84 % also scores NEWS2 3 on its own: a rule's alert, about the patient.)
+    assert kinds == {"MASIMO_SPO2_LOW": "SP", "MASIMO_LOW_BATTERY": "ST", "NEWS2_LOW_MEDIUM": "SP"}

@@ -157,11 +157,11 @@ _STATUS_FLAGS = (
 _STATUS_ALARMS = (
     (
         STATUS_RESULT_HIGH,
-        DeviceAlarm("GLU_RESULT_HIGH", "high", "glucose above the meter's range (HI)"),
+        DeviceAlarm("GLU_RESULT_HIGH", "high", "glucose above the meter's range (HI)", True),
     ),
     (
         STATUS_RESULT_LOW,
-        DeviceAlarm("GLU_RESULT_LOW", "high", "glucose below the meter's range (LO)"),
+        DeviceAlarm("GLU_RESULT_LOW", "high", "glucose below the meter's range (LO)", True),
     ),
     (
         STATUS_SENSOR_MALFUNCTION,

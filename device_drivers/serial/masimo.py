@@ -105,6 +105,12 @@ ALARM_BITS: dict[int, tuple[str, str, str]] = {
     0x2000: ("MASIMO_PI_DELTA", "medium", "perfusion index rate of change"),
 }
 ALARM_ACTIVE = 0x0010
+# Alarm bits about the patient's values (the rest: silenced, battery) - PCD-04 type SP.
+_PHYSIOLOGICAL = frozenset(
+    code
+    for code, _, _ in ALARM_BITS.values()
+    if code.split("_")[1] in ("SPO2", "PULSE", "SPCO", "SPMET", "DESAT", "PI")
+)
 _ALARM_ACTIVE_ONLY = ("MASIMO_ALARM_ACTIVE", "medium", "alarm active (cause not reported)")
 
 # devices.md §4.2 EXC bits. 0x000800 "Masimo SET" is the normal full-SET mode, not a
@@ -188,7 +194,7 @@ def _bits_to_alarms(
                     )
                 )
             else:
-                alarms.append(DeviceAlarm(*known))
+                alarms.append(DeviceAlarm(*known, physiological=known[0] in _PHYSIOLOGICAL))
         bit <<= 1
     return alarms
 

@@ -298,6 +298,7 @@ def _v4_statements_and_prealerts(db: Database) -> None:
     alert.add_column("unit", str)
     alert.add_column("last_seen_wall_ns", int)
     alert.add_column("cleared_wall_ns", int)
+    alert.add_column("physiological", int)  # 1: about the patient (SP), 0: the device (ST)
     db.execute(
         "CREATE INDEX idx_alert_active ON alert (subject, condition_key) WHERE state != 'cleared'"
     )

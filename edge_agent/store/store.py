@@ -100,6 +100,7 @@ class AlertRow:
     cleared_wall_ns: int | None = None
     ack_user: str | None = None
     ack_wall_ns: int | None = None
+    physiological: bool = False  # about the patient (PCD-04 SP), else the device (ST)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -119,6 +120,7 @@ class AlertRow:
             "cleared_wall_ns": self.cleared_wall_ns,
             "ack_user": self.ack_user,
             "ack_wall_ns": self.ack_wall_ns,
+            "physiological": self.physiological,
         }
 
 
@@ -630,7 +632,7 @@ class Store:
         cur = self.conn.execute(
             "INSERT INTO alert (raw_frame_id, device_id, source, code, priority, text, text_en,"
             " condition_key, subject, value, metric, unit, raised_wall_ns, last_seen_wall_ns,"
-            " state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " state, physiological) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 alert.raw_frame_id,
                 alert.device_id,
@@ -647,6 +649,7 @@ class Store:
                 alert.raised_wall_ns,
                 alert.raised_wall_ns,
                 alert.state,
+                int(alert.physiological),
             ),
         )
         return int(cur.lastrowid or 0)
@@ -654,7 +657,7 @@ class Store:
     _ALERT_COLUMNS = (
         "id, raw_frame_id, device_id, source, code, priority, text, text_en, condition_key,"
         " subject, state, raised_wall_ns, value, metric, unit, last_seen_wall_ns,"
-        " cleared_wall_ns, ack_user, ack_wall_ns"
+        " cleared_wall_ns, ack_user, ack_wall_ns, COALESCE(physiological, 0) = 1"
     )
 
     def open_alert(self, subject: str, condition_key: str) -> AlertRow | None:

@@ -307,6 +307,7 @@ def _alarms(ava: Ava) -> list[DeviceAlarm]:
                 code=f"INTELLIVUE_{kind}_{source:04X}_{code:04X}",
                 priority=priority,
                 text=text or f"{kind.lower()} alarm 0x{code:04x} on {source_name}",
+                physiological=kind == "PATIENT",
             )
         )
     return alarms

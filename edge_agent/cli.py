@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from edge_agent import config as config_mod
 
 if TYPE_CHECKING:
+    from edge_agent.clock import SystemClock
     from edge_agent.config import Config
     from edge_agent.store import Store
 
@@ -149,7 +150,7 @@ def _reader(args: argparse.Namespace) -> tuple[Store, Config]:
         raise CliError(str(exc)) from None
 
 
-def _writer(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _writer(args: argparse.Namespace) -> tuple[Store, SystemClock]:
     from edge_agent.clock import SystemClock
     from edge_agent.store import Store, StoreError
 

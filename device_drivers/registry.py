@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -173,28 +174,20 @@ def _scale_decoders(model: str | None, pattern: str | None) -> Callable[[str | N
 
 # 12-lead ECG files. The format modules are imported on the first file, not with the
 # registry: the daemon of a box without a cart never loads them (nor pydicom).
-def _decode_scp(frame: bytes) -> Decoded:
-    from device_drivers.ecg import scp
+def _lazy(module: str, function: str) -> Decoder:
+    """A decoder that imports `device_drivers.ecg.<module>` on its first frame."""
 
-    return scp.decode_scp(frame)
+    def decode(frame: bytes) -> Decoded:
+        found: Decoder = getattr(importlib.import_module(f"device_drivers.ecg.{module}"), function)
+        return found(frame)
 
-
-def _decode_aecg(frame: bytes) -> Decoded:
-    from device_drivers.ecg import aecg
-
-    return aecg.decode_aecg(frame)
+    return decode
 
 
-def _decode_philips_xml(frame: bytes) -> Decoded:
-    from device_drivers.ecg import philips_xml
-
-    return philips_xml.decode_philips_xml(frame)
-
-
-def _decode_dicom(frame: bytes) -> Decoded:
-    from device_drivers.ecg import dicom
-
-    return dicom.decode_dicom(frame)
+_decode_scp = _lazy("scp", "decode_scp")
+_decode_aecg = _lazy("aecg", "decode_aecg")
+_decode_philips_xml = _lazy("philips_xml", "decode_philips_xml")
+_decode_dicom = _lazy("dicom", "decode_dicom")
 
 
 # What a cart's serial output usually runs at; `baudrate` in the config when it differs.

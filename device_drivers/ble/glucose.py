@@ -44,7 +44,7 @@ import datetime as dt
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import Decimal
 
 from device_drivers.ble.gatt import not_in_service, short_uuid, uuid16
 from device_drivers.ieee11073 import (
@@ -56,6 +56,7 @@ from device_drivers.ieee11073 import (
     uint_at,
 )
 from edge_agent.model import Decoded, DecodeError, DeviceAlarm, Reading
+from edge_agent.units import mg_per_dl_to_mmol_per_l
 
 SERVICE_UUID = uuid16(0x1808)
 MEASUREMENT_UUID = uuid16(0x2A18)
@@ -215,13 +216,6 @@ def dedup_key(characteristic: str | None, data: bytes) -> str | None:
         return f"{short}:{sequence_number(data)}:{data.hex()}"
     except DecodeError:
         return None
-
-
-def mg_per_dl_to_mmol_per_l(mg_per_dl: Decimal) -> Decimal:
-    """mg/dL -> mmol/L at 18.016 mg/dL per mmol/L, rounded half-up to 0.01 mmol/L."""
-    with localcontext() as ctx:
-        ctx.prec = 34  # an SFLOAT × 10^5 has at most 4 significant digits: room to spare
-        return (mg_per_dl / MG_PER_DL_PER_MMOL_PER_L).quantize(MMOL_STEP, rounding=ROUND_HALF_UP)
 
 
 def _to_mmol(value: Decimal, mol_per_l: bool) -> Decimal:

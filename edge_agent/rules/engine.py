@@ -30,24 +30,7 @@ from edge_agent.rules import chronic, news2
 from edge_agent.store import Store
 
 NEWS2_KEY = "NEWS2"
-NEWS2_METRICS = (
-    "MDC_RESP_RATE",
-    "MDC_AWAY_RESP_RATE",
-    "MDC_TTHOR_RESP_RATE",
-    "MDC_PULS_OXIM_SAT_O2",
-    "MDC_PRESS_BLD_NONINV_SYS",
-    "MDC_PRESS_CUFF_SYS",
-    "MDC_PRESS_BLD_ART_ABP_SYS",
-    "MDC_ECG_HEART_RATE",
-    "MDC_PULS_OXIM_PULS_RATE",
-    "MDC_PULS_RATE_NON_INV",
-    "MDC_TEMP_BODY",
-    "MDC_TEMP_ORAL",
-    "MDC_TEMP_TYMP",
-    "MDC_TEMP_AXILLA",
-    "MDC_TEMP_RECT",
-    "MDC_TEMP",
-)
+NEWS2_METRICS = news2.SOURCE_METRICS
 _NEWS2_LEVELS = {
     news2.HIGH: ("NEWS2_HIGH", "high", "高风险，需紧急处置", "high: emergency response"),
     news2.MEDIUM: ("NEWS2_MEDIUM", "medium", "中风险，需紧急评估", "medium: urgent response"),

@@ -319,6 +319,10 @@ _SOURCES: Mapping[str, _Source] = {
 _DISOWNED_FLAGS = frozenset({"invalid-measurement", "measurement-unavailable"})
 
 
+# Every metric NEWS2 reads, in preference order per parameter (what the recorder asks for).
+SOURCE_METRICS: tuple[str, ...] = tuple(m for source in _SOURCES.values() for m in source.metrics)
+
+
 def _fresh(
     reading: Reading,
     now: dt.datetime,

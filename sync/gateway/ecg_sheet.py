@@ -491,8 +491,9 @@ def _pil_font(
     if path is not None:
         try:
             return ImageFont.truetype(path, size, index=index)
-        except OSError:
-            pass  # unreadable after all: the built-in font, ASCII via _Font.show
+        except OSError as exc:
+            # Unreadable after all: the built-in font, ASCII via _Font.show (Chinese "?").
+            log.warning("ECG sheet: font %s unreadable (%s): built-in font", path, exc)
     return ImageFont.load_default(size)
 
 

@@ -346,3 +346,33 @@ def test_alert_type_says_whether_it_is_about_the_patient_or_the_device(box: Box)
             kinds[alert.code] = alert.kind
     # (SpO2 84 % also scores NEWS2 3 on its own: a rule's alert, about the patient.)
     assert kinds == {"MASIMO_SPO2_LOW": "SP", "MASIMO_LOW_BATTERY": "ST", "NEWS2_LOW_MEDIUM": "SP"}
+
+
+def test_alert_text_with_backslashes_reads_back_once_unescaped() -> None:
+    """The gateway reads components already unescaped (er7.component): a second
+    unescape turned a crew's "\\\\" into nothing (found by the ADT^A14 property test)."""
+    import datetime as dt
+    import zoneinfo
+
+    from sync.hl7.pcd01 import DeviceIdentity
+    from sync.hl7.pcd04 import AlertEvent, build_oru_r40
+
+    now = dt.datetime(2026, 11, 23, 9, 40, tzinfo=zoneinfo.ZoneInfo("Asia/Shanghai"))
+    text = build_oru_r40(
+        AlertEvent(
+            "R40-ESC",
+            AGENT,
+            now,
+            now,
+            "start",
+            "RULE_BP_URGENT",
+            "路径 C:\\\\急救 ^|~&",
+            "path \\\\",
+            "high",
+            True,
+            DeviceIdentity("cuff-1", "ble-bp", None, "MDC_DEV_SPEC_PROFILE_BP"),
+        )
+    )
+    alert = parse_inbound(text).alert
+    assert alert is not None
+    assert (alert.text, alert.text_en) == ("路径 C:\\\\急救 ^|~&", "path \\\\")

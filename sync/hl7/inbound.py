@@ -167,7 +167,7 @@ def parse_inbound(message: str | bytes) -> InboundMessage:
                 statements.append(text)
         elif kind == "PV2" and message_type == "ADT^A14":
             pv2_3 = er7.field(fields, 3)
-            complaint = er7.unescape(reader.comp(pv2_3, 2) or reader.comp(pv2_3, 1), enc) or None
+            complaint = reader.comp(pv2_3, 2) or reader.comp(pv2_3, 1) or None
             expected_at = reader.dtm(reader.comp(er7.field(fields, 8), 1), "PV2-8")
         elif kind == "OBX":
             obx_count += 1
@@ -181,7 +181,7 @@ def parse_inbound(message: str | bytes) -> InboundMessage:
             name = reader.name(er7.field(fields, 5))
         elif kind == "PV1" and patient_class is None:
             patient_class = er7.component(er7.field(fields, 2), 1, enc) or None
-            destination = er7.unescape(reader.comp(er7.field(fields, 3), 1), enc) or None
+            destination = reader.comp(er7.field(fields, 3), 1) or None
         elif kind == "MSH":
             raise reader.error("a second MSH segment inside the message", SEGMENT_SEQUENCE_ERROR)
 
@@ -228,9 +228,9 @@ def _alert(
         if o.metric in _ALERT_ATTRIBUTES and o.value
     }
     return InboundAlert(
-        code=er7.unescape(reader.comp(event.value, 1), enc),
-        text=er7.unescape(reader.comp(event.value, 2), enc) or None,
-        text_en=er7.unescape(reader.comp(event.value, 5), enc) or None,
+        code=reader.comp(event.value, 1),
+        text=reader.comp(event.value, 2) or None,
+        text_en=reader.comp(event.value, 5) or None,
         phase=parts.get("phase"),
         state=parts.get("state"),
         priority=parts.get("priority"),

@@ -94,6 +94,7 @@ MAX_AGE = {AGE_YEARS: 150, AGE_DAYS: 150 * 366, AGE_HOURS: 150 * 366 * 24}
 
 # HL7 v2.6 table 0001 (administrative sex) for what files write: words, letters, Chinese.
 _SEX_WORDS = {"m": "M", "male": "M", "男": "M", "f": "F", "female": "F", "女": "F"}
+_SEX_WORDS |= {"o": "O", "other": "O"}
 
 
 def sex_code(text: str | None) -> str | None:

@@ -28,6 +28,7 @@ import math
 import random
 import struct
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -37,7 +38,14 @@ from sierraecg import xli as sierra_xli
 
 from device_drivers.ecg import philips_xml as px
 from device_drivers.ecg.record import STANDARD_LEADS, limb_lead_errors
-from edge_agent.model import DecodeError
+from edge_agent.clock import SystemClock
+from edge_agent.model import DecodeError, Frame, RecordingContext
+from edge_agent.recorder import Recorder
+from edge_agent.store import Store
+from sync.gateway import ecg_sheet
+from sync.gateway.ecg import ecg_from_message
+from sync.hl7.inbound import parse_inbound
+from sync.outbox_messages import build_message
 
 NS = "http://www3.medical.philips.com"
 END = 1023  # 2^10 - 1
@@ -505,3 +513,47 @@ def test_our_writer_keeps_model_sex_and_age(version: str) -> None:
         "MDC_DIM_YR",
     )
     assert back.leads == record.leads
+
+
+# --- from the cart's file to the county gateway's sheet ---------------------------------
+
+
+def test_a_carts_file_reaches_the_gateways_sheet(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "agent.db")
+    clock = SystemClock.create()
+    data = heartstart_103(PAYLOAD)
+    frame = Frame(
+        "cart-1", "ecg-philips-xml", data, clock.wall_ns(), clock.mono_ns(), clock.boot_id
+    )
+    try:
+        with store.transaction():
+            done = Recorder(store).record(frame, px.decode_philips_xml)
+        assert done.outcome == "decoded"
+        context = RecordingContext("HeartstartMRx", "M", 50, "MDC_DIM_YR")
+        assert store.ecg_context_for_frame(done.raw_frame_id) == context
+        row = next(r for r in store.due_outbox(clock.wall_ns() + 1, 10) if r.kind == "oru_r01")
+        text = build_message(
+            store, row, agent_id="amb-017", tz="Asia/Shanghai", now_wall_ns=clock.wall_ns()
+        )
+    finally:
+        store.close()
+    obx = [s for s in text.split("\r") if s.startswith("OBX")]
+    assert any("|67880^MDC_ATTR_ID_MODEL^MDC|" in s and "|HeartstartMRx|" in s for s in obx)
+    assert any("|67937^MDC_ATTR_PT_SEX^MDC|" in s and "|M^Male^HL70001|" in s for s in obx)
+    assert any(
+        "|68056^MDC_ATTR_PT_AGE^MDC|" in s and "|50|264512^MDC_DIM_YR^MDC|" in s for s in obx
+    )
+    record = ecg_from_message(parse_inbound(text))  # hl7apy strict checks the structure
+    assert record is not None
+    assert (record.device, record.patient_sex, record.patient_age) == ("HeartstartMRx", "M", 50)
+    assert [s.text for s in record.statements][-1] == ">>> Acute MI <<<"
+
+    texts = [t.text for t in ecg_sheet.sheet_layout(record, title="t").texts]
+    assert "性别 男     年龄 50岁" in texts
+    # The cart's 16:43 on the box in Asia/Shanghai: local time with its offset.
+    assert "采集时间 2026-12-03 16:43:00 +08:00     设备 HeartstartMRx" in texts
+    assert "Inferior infarct, acute (LCx) ST>0.10mV, II III aVF, STd V1-V3" in texts
+    english = [t.text for t in ecg_sheet.sheet_layout(record, language="en").texts]
+    assert "Sex male     Age 50 y" in english
+    assert "Acquired 2026-12-03 16:43:00 +08:00     Device HeartstartMRx" in english
+    assert ecg_sheet.render_png(record, dpi=75).startswith(b"\x89PNG")

@@ -37,7 +37,7 @@ from sierraecg import lzw as sierra_lzw
 from sierraecg import xli as sierra_xli
 
 from device_drivers.ecg import philips_xml as px
-from device_drivers.ecg.record import STANDARD_LEADS, limb_lead_errors
+from device_drivers.ecg.record import MAX_AGE, STANDARD_LEADS, limb_lead_errors
 from edge_agent.clock import SystemClock
 from edge_agent.model import DecodeError, Frame, RecordingContext
 from edge_agent.recorder import Recorder
@@ -557,3 +557,38 @@ def test_a_carts_file_reaches_the_gateways_sheet(tmp_path: Path) -> None:
     assert "Sex male     Age 50 y" in english
     assert "Acquired 2026-12-03 16:43:00 +08:00     Device HeartstartMRx" in english
     assert ecg_sheet.render_png(record, dpi=75).startswith(b"\x89PNG")
+
+
+_XML_TEXT = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=40
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    model=_XML_TEXT,
+    sex=_XML_TEXT | st.sampled_from(["Male", "Female", "Unknown", "M", "女"]),
+    age_element=st.sampled_from(["years", "months", "weeks", "days", "hours", "dateofbirth"]),
+    age=_XML_TEXT | st.integers(-5, 100_000).map(str) | st.dates().map(str),
+)
+def test_what_the_cart_says_about_itself_and_the_patient(
+    model: str, sex: str, age_element: str, age: str
+) -> None:
+    # Whatever a file puts there, the record holds a table-0001 sex, an age a person can
+    # have in one of the three units, the model as written, or None: never garbage.
+    escape = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+    model_xml, sex_xml, age_xml = (
+        "".join(escape.get(ch, ch) for ch in text) for text in (model, sex, age)
+    )
+    data = heartstart_103(
+        PAYLOAD, sex=sex_xml, age=f"<{age_element}>{age_xml}</{age_element}>"
+    ).replace(b">HeartstartMRx<", f">{model_xml}<".encode())
+    record = px.parse_philips_xml(data)
+    assert record.device == (model.strip() or None)
+    assert record.patient_sex in (None, "M", "F", "O")
+    if record.patient_age is None:
+        assert record.patient_age_unit is None
+    else:
+        assert record.patient_age_unit in MAX_AGE
+        assert 0 <= record.patient_age <= MAX_AGE[record.patient_age_unit]
+    assert record.leads["II"] == tuple(LEADS["II"])  # the ECG itself is never lost

@@ -605,3 +605,21 @@ def test_both_languages_give_one_standard_page(language: str, record: EcgRecord)
     pdf = ecg_sheet.render_pdf(record, title=TITLE, language=language)
     assert len(re.findall(rb"/Type\s*/Page\b", pdf)) == 1
     assert "25 mm/s   10 mm/mV" in pdf_text(pdf)
+
+
+def test_the_gateway_chooses_the_sheet_language(tmp_path: Path) -> None:
+    from edge_agent.cli import build_parser
+    from sync.gateway.service import SHEET_LANGUAGES, Gateway
+
+    assert SHEET_LANGUAGES == ecg_sheet.LANGUAGES == tuple(ecg_sheet.LABELS)
+    db = str(tmp_path / "gateway.db")
+    assert Gateway("mqtt://127.0.0.1:1883", db).sheet_language == "zh_CN"
+    assert Gateway("mqtt://127.0.0.1:1883", db, sheet_language="en").sheet_language == "en"
+    with pytest.raises(ValueError, match="sheet language 'fr'"):
+        Gateway("mqtt://127.0.0.1:1883", db, sheet_language="fr")
+    run = ["gateway", "run", "--broker", "mqtt://127.0.0.1:1883", "--db", db]
+    assert build_parser().parse_args(run).sheet_language == "zh_CN"
+    assert build_parser().parse_args([*run, "--sheet-language", "en"]).sheet_language == "en"
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args([*run, "--sheet-language", "fr"])
+    assert exited.value.code == 2

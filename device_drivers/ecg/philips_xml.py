@@ -593,8 +593,13 @@ def _device(root: ET.Element) -> str | None:
 
 # The age elements of the schemas (1.04.01 `age`: one of dateofbirth, years, months,
 # weeks, days, hours, minutes; 1.03 files carry `years`) -> patient_age's unit words.
-_AGE_ELEMENTS = {"years": AGE_YEARS, "months": "mo", "weeks": "wk", "days": AGE_DAYS}
-_AGE_ELEMENTS["hours"] = AGE_HOURS
+_AGE_ELEMENTS = {
+    "years": AGE_YEARS,
+    "months": "mo",
+    "weeks": "wk",
+    "days": AGE_DAYS,
+    "hours": AGE_HOURS,
+}
 
 
 def _age(general: ET.Element | None, start: dt.datetime | None) -> tuple[int, str] | None:

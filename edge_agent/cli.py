@@ -396,6 +396,7 @@ def cmd_gateway_run(args: argparse.Namespace) -> int:
         client_id=args.client_id,
         share_group=args.share_group,
         ca_file=args.ca_file,
+        sheet_language=args.sheet_language,
     )
     return status
 
@@ -666,6 +667,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--client-id", default=None)
     c.add_argument("--share-group", default="county-gateway")
     c.add_argument("--ca-file", default=None)
+    c.add_argument(
+        "--sheet-language",
+        choices=["zh_CN", "en"],  # sync.gateway.service.SHEET_LANGUAGES
+        default="zh_CN",
+        help="labels of the 12-lead sheets (default zh_CN)",
+    )
     c.set_defaults(func=cmd_gateway_run)
     c = gsub.add_parser("status", parents=[common], help="what the gateway has stored")
     c.add_argument("--db", required=True, metavar="URL_OR_PATH")

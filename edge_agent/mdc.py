@@ -237,6 +237,16 @@ _TERMS: tuple[Term, ...] = (
     _t(PART_OBJ, 2946, "MDC_ATTR_ALARM_STATE"),  # 68482
     _t(PART_OBJ, 2948, "MDC_ATTR_ALARM_PRIORITY"),  # 68484
     _t(PART_OBJ, 2949, "MDC_ATTR_ALERT_TYPE"),  # 68485
+    # --- a 12-lead cart's context (issue 11): the MDS's System-Model attribute and the
+    # Patient Demographics attributes sex and age (IEEE 11073-10201 object model, term
+    # codes from 11073-10101 partition 1: 2344, 2401, 2520), with ages in years, days
+    # or hours (partition 4 dimensions 2368, 2272, 2240).
+    _t(PART_OBJ, 2344, "MDC_ATTR_ID_MODEL"),  # 67880
+    _t(PART_OBJ, 2401, "MDC_ATTR_PT_SEX"),  # 67937
+    _t(PART_OBJ, 2520, "MDC_ATTR_PT_AGE"),  # 68056
+    _t(PART_DIM, 2240, "MDC_DIM_HR", "h"),  # 264384
+    _t(PART_DIM, 2272, "MDC_DIM_DAY", "d"),  # 264416
+    _t(PART_DIM, 2368, "MDC_DIM_YR", "a"),  # 264512
     # --- device specialisations (PHD partition: 528384 + n) ---
     _t(PART_INFRA, 4100, "MDC_DEV_SPEC_PROFILE_PULS_OXIM"),
     _t(PART_INFRA, 4103, "MDC_DEV_SPEC_PROFILE_BP"),

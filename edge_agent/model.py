@@ -93,6 +93,21 @@ class Statement:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordingContext:
+    """What a recording's file says beyond its signals (a 12-lead cart's): the device's
+    model, and the patient's sex and age as the device was told them, which its
+    interpretation used. Each None when the file does not say."""
+
+    device_model: str | None = None
+    patient_sex: str | None = None  # HL7 v2.6 table 0001: M, F, O
+    patient_age: int | None = None
+    patient_age_unit: str | None = None  # MDC_DIM_YR | MDC_DIM_DAY | MDC_DIM_HR
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in (self.device_model, self.patient_sex, self.patient_age))
+
+
+@dataclass(frozen=True, slots=True)
 class Decoded:
     """Everything one frame carried."""
 
@@ -100,6 +115,7 @@ class Decoded:
     waveforms: tuple[Waveform, ...] = ()
     alarms: tuple[DeviceAlarm, ...] = ()
     statements: tuple[Statement, ...] = ()
+    context: RecordingContext | None = None
 
     def __bool__(self) -> bool:
         return bool(self.readings or self.waveforms or self.alarms or self.statements)

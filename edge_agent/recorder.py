@@ -206,7 +206,8 @@ class Recorder:
         return Recorded(raw_id, "decoded", len(readings), message_id)
 
     def _record_ecg(self, raw_id: int, frame: Frame, decoded: Decoded) -> Recorded:
-        """A 12-lead: measurements, leads and statements stored; the whole ECG goes up
+        """A 12-lead: measurements, leads, statements and the cart's model and patient
+        sex/age (ecg_context) stored; the whole ECG goes up
         ahead of any backlog. If the cart's statements say acute MI / STEMI, an alert is
         raised and a pre-arrival notice to the ER goes first of all (prealert table)."""
         store = self._store
@@ -222,6 +223,8 @@ class Recorder:
         store.insert_waveforms(raw_id, frame, encounter_id, decoded.waveforms)
         if decoded.statements:
             store.insert_statements(raw_id, frame, encounter_id, decoded.statements)
+        if decoded.context:
+            store.insert_ecg_context(raw_id, decoded.context)
         acute = acute_mi_statement(decoded.statements)
         message_id = self._new_id(frame.received_wall_ns)
         store.insert_outbox(

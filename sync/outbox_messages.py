@@ -79,6 +79,8 @@ def build_message(store: Store, row: OutboxRow, *, agent_id: str, tz: str, now_w
     # A 12-lead goes up whole: its leads and the cart's statements with its measurements.
     waveforms = store.waveforms_for_frame(row.raw_frame_id) if ecg else []
     statements = [s.text for s in store.statements_for_frame(row.raw_frame_id)] if ecg else []
+    # ... and the cart's model and the patient's sex and age as the cart had them.
+    context = store.ecg_context_for_frame(row.raw_frame_id) if ecg else None
     if not observations and not waveforms:
         raise MessageBuildError(f"outbox {row.id}: frame {row.raw_frame_id} has no readings")
     device_id = observations[0].device_id if observations else str(frame.get("device_id"))
@@ -106,6 +108,7 @@ def build_message(store: Store, row: OutboxRow, *, agent_id: str, tz: str, now_w
             observations=stored,
             waveforms=[_stored_waveform(w, tz, received, row.id) for w in waveforms],
             statements=statements,
+            context=context,
         )
     except KeyError as exc:
         raise MessageBuildError(f"outbox {row.id}: {exc.args[0]}") from None

@@ -218,6 +218,35 @@ def test_hand_written_document() -> None:
     assert parse_aecg(HAND.encode()) == HAND_RECORD
 
 
+@pytest.mark.parametrize(
+    ("person", "expected"),
+    [
+        # HL7 v3 aECG subjectDemographicPerson: administrativeGenderCode (AdministrativeGender
+        # M, F, UN) and birthTime (TS); the age is taken on the acquisition day, 2024-03-15.
+        (
+            '<administrativeGenderCode code="F" codeSystem="2.16.840.1.113883.5.1"/>'
+            '<birthTime value="19580316"/>',
+            ("F", 65, "MDC_DIM_YR"),
+        ),
+        (
+            '<administrativeGenderCode code="M"/><birthTime value="19580315"/>',
+            ("M", 66, "MDC_DIM_YR"),
+        ),
+        (
+            '<administrativeGenderCode code="UN"/><birthTime value="20240301"/>',
+            (None, 14, "MDC_DIM_DAY"),
+        ),
+        ('<birthTime value="20250101"/>', (None, None, None)),  # born after the ECG
+        ('<birthTime value="1958"/>', (None, None, None)),  # a year is no birth day
+        ('<birthTime value="19581399"/>', (None, None, None)),
+    ],
+)
+def test_subject_sex_and_age(person: str, expected: tuple[object, object, object]) -> None:
+    document = HAND.replace("</name>", "</name>" + person)
+    record = parse_aecg(document.encode())
+    assert (record.patient_sex, record.patient_age, record.patient_age_unit) == expected
+
+
 def test_document_without_namespace_reads_the_same() -> None:
     plain = HAND.replace(' xmlns="urn:hl7-org:v3"', "")
     assert parse_aecg(plain.encode()) == HAND_RECORD
@@ -705,6 +734,7 @@ def records(draw: st.DrawFn) -> EcgRecord:
         patient_id=draw(st.none() | TEXT),
         patient_name=draw(st.none() | TEXT),
         device=draw(st.none() | TEXT),
+        patient_sex=draw(st.sampled_from([None, "M", "F"])),
     )
 
 

@@ -276,6 +276,16 @@ def records(draw: st.DrawFn) -> EcgRecord:
         patient_id=draw(st.none() | st.text("0123456789ABCX-", min_size=1, max_size=18)),
         patient_name=draw(st.none() | st.sampled_from(["Anonymous", "王^小明", "DOE^JANE"])),
         device=draw(st.none() | st.just("ECG-1200G")),
+        patient_sex=draw(st.sampled_from([None, "M", "F", "O"])),
+        **draw(
+            st.sampled_from([{}])
+            | st.fixed_dictionaries(
+                {
+                    "patient_age": st.integers(0, 150),
+                    "patient_age_unit": st.sampled_from(["MDC_DIM_YR", "MDC_DIM_DAY"]),
+                }
+            )
+        ),
     )
 
 
@@ -283,6 +293,39 @@ def records(draw: st.DrawFn) -> EcgRecord:
 @given(records())
 def test_round_trip_property(record: EcgRecord) -> None:
     assert parse_dicom(encode_dicom(record)) == record
+
+
+@pytest.mark.parametrize(
+    ("sex", "age", "birth", "expected"),
+    [
+        # PS3.3 C.7.1.1 PatientSex M / F / O; PS3.5 6.2 AS "nnnD|W|M|Y".
+        ("M", "050Y", "", ("M", 50, "MDC_DIM_YR")),
+        ("F", "003W", "", ("F", 21, "MDC_DIM_DAY")),
+        ("O", "010D", "", ("O", 10, "MDC_DIM_DAY")),
+        ("", "018M", "", (None, 1, "MDC_DIM_YR")),
+        ("", "006M", "", (None, None, None)),
+        ("", "50Y", "", (None, None, None)),  # not an AS value
+        ("", "", "19700101", (None, 56, "MDC_DIM_YR")),  # acquired 2026-12-03
+        ("", "", "20261201", (None, 2, "MDC_DIM_DAY")),
+        ("", "", "20270101", (None, None, None)),
+        ("", "", "19701301", (None, None, None)),
+    ],
+)
+# Some cases write values pydicom warns about on purpose: such files are what they test.
+@pytest.mark.filterwarnings("ignore:Invalid value for VR:UserWarning")
+def test_patient_sex_and_age(
+    sex: str, age: str, birth: str, expected: tuple[object, object, object]
+) -> None:
+    record = synthetic(1, start_time=dt.datetime(2026, 12, 3, 16, 43))
+
+    def edit(ds: Dataset) -> None:
+        ds.PatientSex = sex
+        ds.PatientBirthDate = birth
+        if age:
+            ds.PatientAge = age
+
+    back = parse_dicom(rewrite(encode_dicom(record), edit))
+    assert (back.patient_sex, back.patient_age, back.patient_age_unit) == expected
 
 
 # --- scales: mixed sensitivities, baselines, units, sample formats ---------------------

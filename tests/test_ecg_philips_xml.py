@@ -124,7 +124,10 @@ def test_lzw_hand_codes() -> None:
     codes = [0, 256, 256, 10, 12, 70, 66, 64]
     raw = bytes(5) + bytes([10, 12, 70, 66, 64])
     assert px.lzw_decode(pack_codes(codes)) == raw
-    assert px.lzw_encode(raw) == pack_codes(codes)
+    # As carts write it: then the end code 1023, zero bits to a whole 16-bit word.
+    # (9 codes = 90 bits: 12 bytes, already whole words.)
+    assert px.lzw_encode(raw) == pack_codes([*codes, 1023])
+    assert px.lzw_encode(b"A") == pack_codes([65, 1023]) + b"\x00"  # 20 bits: 3 bytes + 1
 
 
 @pytest.mark.parametrize(
@@ -132,7 +135,7 @@ def test_lzw_hand_codes() -> None:
     [
         ([300], 0),  # the first code must be a byte
         ([65, 66, 258], 2),  # next code is 258 only after two additions: 257
-        ([65, 1023], 1),  # 1023 is never assigned
+        ([65, 66, 256, 259], 3),  # after A, B, AB the next code is 258
     ],
 )
 def test_lzw_code_beyond_the_dictionary(codes: list[int], index: int) -> None:
@@ -413,16 +416,18 @@ def test_hand_written_104() -> None:
         "p_axis": Decimal(52),
         "t_axis": Decimal(-20),
     }
+    # The printed statements only: statementcomponents are their templates (real 1.04
+    # files print "V-rate 50-99" where the template has "V-rate ***-***").
     assert record.statements == (
         Statement("Sinus rhythm", "SR"),
         Statement("Anterior infarct acute", "MIA"),
-        Statement("Anteroseptal infarct acute", "ASMI"),
     )
     assert record.start_time == dt.datetime(2009, 1, 14, 10, 14, 34)
+    # The model is machine's text; detaildescription is vendor:part:software.
     assert (record.patient_id, record.patient_name, record.device) == (
         "MRN-42",
         "Li Lei",
-        "Philips Medical Products:M5000:X.01",
+        "PageWriter TC",
     )
 
 

@@ -526,6 +526,39 @@ def test_section1_is_read_leniently() -> None:
     assert record.leads == TINY.leads
 
 
+@pytest.mark.parametrize(
+    ("tags", "sex", "age"),
+    [
+        # EN 1064 section 1: tag 4 age = uint16 + unit (1 years, 2 months, 3 weeks,
+        # 4 days, 5 hours), tag 5 date of birth (year uint16, month, day), tag 8 sex
+        # (0 not known, 1 male, 2 female, 9 unspecified).
+        ("04 0300 3c00 01  08 0100 01", "M", (60, "MDC_DIM_YR")),
+        ("04 0300 0a00 04  08 0100 02", "F", (10, "MDC_DIM_DAY")),
+        ("04 0300 0300 03  08 0100 09", None, (21, "MDC_DIM_DAY")),
+        ("04 0300 1200 02  08 0100 00", None, (1, "MDC_DIM_YR")),  # 18 months
+        ("04 0300 0600 02", None, None),  # 6 months: no exact unit
+        ("04 0300 0700 05", None, (7, "MDC_DIM_HR")),
+        ("04 0300 3c00 00", None, None),  # unit unspecified
+        ("04 0300 c800 01", None, None),  # 200 years
+        ("04 0200 3c00", None, None),  # too short
+        ("05 0400 b207 0c 03", None, (55, "MDC_DIM_YR")),  # born 1970-12-03
+        ("05 0400 e907 0b 03", None, (30, "MDC_DIM_DAY")),  # born 2025-11-03
+        ("05 0400 ea07 0c 03", None, None),  # born 2026-12-03, after the recording
+        ("05 0400 b207 0d 03", None, None),  # month 13
+        ("08 0200 0100", None, None),  # sex tag of two bytes
+    ],
+)
+def test_section1_sex_and_age(tags: str, sex: str | None, age: tuple[int, str] | None) -> None:
+    acquired = "19 0400 e907 0c 03  1a 0300 10 2b 00"  # 2025-12-03 16:43:00
+    body = bytes.fromhex(tags + acquired)
+    record = parse_scp(build_record({**TINY_BODIES, 1: body + TINY_DEVICE_TAG}))
+    assert record.start_time == dt.datetime(2025, 12, 3, 16, 43)
+    assert record.patient_sex == sex
+    assert (
+        None if record.patient_age is None else (record.patient_age, record.patient_age_unit)
+    ) == age
+
+
 # --- refusals ----------------------------------------------------------------------------------
 
 
@@ -725,6 +758,19 @@ def short_records(draw: st.DrawFn) -> tuple[EcgRecord, bool, int]:
         statements=tuple(Statement(t) for t in draw(st.lists(text, max_size=4))),
         patient_id=draw(
             st.one_of(st.none(), st.text("0123456789ABCXYZ-", min_size=1, max_size=20))
+        ),
+        patient_sex=draw(st.sampled_from([None, "M", "F"])),
+        **draw(
+            st.sampled_from([{}])
+            | st.fixed_dictionaries(
+                {
+                    "patient_age": st.integers(0, 150),
+                    "patient_age_unit": st.sampled_from(["MDC_DIM_YR", "MDC_DIM_DAY"]),
+                }
+            )
+            | st.fixed_dictionaries(
+                {"patient_age": st.integers(0, 9000), "patient_age_unit": st.just("MDC_DIM_HR")}
+            )
         ),
     )
     return record, draw(st.booleans()), draw(st.sampled_from([0, 1, 2]))

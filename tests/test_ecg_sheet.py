@@ -140,7 +140,8 @@ def build_font(path: Path, chars: str) -> Path:
 
 @pytest.fixture(scope="session")
 def cjk_font(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    chars = TEST_CHARS + NAME + "".join(STATEMENTS)
+    labels = "".join(ecg_sheet.LABELS["zh_CN"].values())  # the sheet's Chinese words
+    chars = TEST_CHARS + NAME + "".join(STATEMENTS) + labels
     return build_font(tmp_path_factory.mktemp("fonts") / "sheet-cjk.ttf", chars)
 
 
@@ -319,7 +320,7 @@ def test_png_renders_fast_and_small(record: EcgRecord) -> None:
 
 
 def test_pdf_is_one_a4_landscape_page_with_labels_and_header(record: EcgRecord) -> None:
-    pdf = ecg_sheet.render_pdf(record, title=TITLE)
+    pdf = ecg_sheet.render_pdf(record, title=TITLE, language="en")
     assert pdf.startswith(b"%PDF")
     assert len(re.findall(rb"/Type\s*/Page\b", pdf)) == 1
     assert re.search(rb"/MediaBox\s*\[0 0 841\.89 595\.28\]", pdf)  # A4 landscape, pt
@@ -347,7 +348,7 @@ def test_pdf_is_one_a4_landscape_page_with_labels_and_header(record: EcgRecord) 
 
 def test_pdf_stays_small(record: EcgRecord) -> None:
     started = time.perf_counter()
-    pdf = ecg_sheet.render_pdf(record, title=TITLE)
+    pdf = ecg_sheet.render_pdf(record, title=TITLE, language="en")
     assert time.perf_counter() - started < 5.0
     assert len(pdf) < 1_000_000
 
@@ -362,7 +363,7 @@ def test_system_font_renders_a_chinese_name(
     path = ecg_sheet.font_path()
     assert path is None or Path(path).is_file()
     assert ecg_sheet.render_png(record, title=TITLE).startswith(b"\x89PNG")
-    text = pdf_text(ecg_sheet.render_pdf(record, title=TITLE))
+    text = pdf_text(ecg_sheet.render_pdf(record, title=TITLE, language="en"))
     assert "Name " in text  # 王秀英 itself, or ??? without a CJK font
 
 
@@ -387,7 +388,7 @@ def test_chinese_text_with_and_without_a_cjk_font(
     del leads["V3"]
     record = make_record(leads=leads)
     assert ecg_sheet.render_png(record, title=TITLE).startswith(b"\x89PNG")
-    text = pdf_text(ecg_sheet.render_pdf(record, title=TITLE))
+    text = pdf_text(ecg_sheet.render_pdf(record, title=TITLE, language="en"))
     assert f"Name {shown_name} " in text
     assert f"V3 {missing_mark}" in text.splitlines()
     if font is None:
@@ -419,7 +420,7 @@ def test_missing_leads_leave_a_labelled_gap() -> None:
 def test_an_empty_record_still_gives_a_sheet() -> None:
     record = EcgRecord(leads={}, rate_hz=Decimal(0), uv_per_unit=Decimal(1))
     assert ecg_sheet.render_png(record).startswith(b"\x89PNG")
-    assert "HR — bpm" in pdf_text(ecg_sheet.render_pdf(record))
+    assert "HR — bpm" in pdf_text(ecg_sheet.render_pdf(record, language="en"))
 
 
 def test_a_3_second_record_draws_what_exists() -> None:
@@ -481,7 +482,7 @@ def test_dpi_out_of_range_is_refused(record: EcgRecord) -> None:
 )
 def test_acquisition_time_is_the_carts_wall_clock(start: dt.datetime | None, shown: str) -> None:
     record = dataclasses.replace(make_record(seconds=1.0), start_time=start)
-    assert shown in pdf_text(ecg_sheet.render_pdf(record))
+    assert shown in pdf_text(ecg_sheet.render_pdf(record, language="en"))
 
 
 def test_a_font_fpdf2_rejects_falls_back_to_the_core_font(
@@ -495,6 +496,130 @@ def test_a_font_fpdf2_rejects_falls_back_to_the_core_font(
     use_font(path)
     record = make_record(seconds=2.0)
     assert ecg_sheet.render_png(record).startswith(b"\x89PNG")
-    text = pdf_text(ecg_sheet.render_pdf(record, title=TITLE))
+    text = pdf_text(ecg_sheet.render_pdf(record, title=TITLE, language="en"))
     assert "Name ??? " in text
     assert "not usable in PDF" in caplog.text
+
+
+# -- the header's words: zh_CN by default, English on request ----------------------------------
+
+SHANGHAI = dt.timezone(dt.timedelta(hours=8))
+
+
+def header_texts(record: EcgRecord, language: str | None = None) -> list[str]:
+    layout = (
+        ecg_sheet.sheet_layout(record, title=TITLE)
+        if language is None
+        else ecg_sheet.sheet_layout(record, title=TITLE, language=language)
+    )
+    return [t.text for t in layout.texts if t.y < ecg_sheet.GRID_TOP_MM]
+
+
+def test_header_in_chinese_by_default() -> None:
+    record = dataclasses.replace(
+        make_record(seconds=1.0),
+        start_time=dt.datetime(2026, 12, 3, 16, 43, tzinfo=SHANGHAI),
+        device="PageWriter TC",
+        patient_sex="F",
+        patient_age=75,
+        patient_age_unit="MDC_DIM_YR",
+    )
+    assert header_texts(record) == [
+        TITLE,
+        "25 mm/s   10 mm/mV",
+        f"姓名 {NAME}     编号 330102195003041234",
+        "性别 女     年龄 75岁",
+        "采集时间 2026-12-03 16:43:00 +08:00     设备 PageWriter TC",
+        "心率 75 次/分     PR 160 ms     QRS 92 ms",
+        "QT/QTc 380/425 ms     电轴 P/QRS/T 60/45/40°",
+        "心电图机自动分析：",
+        *STATEMENTS,
+    ]
+
+
+def test_header_in_english_with_the_switch() -> None:
+    record = dataclasses.replace(
+        make_record(seconds=1.0),
+        start_time=dt.datetime(2026, 12, 3, 16, 43, tzinfo=SHANGHAI),
+        patient_sex="M",
+        patient_age=12,
+        patient_age_unit="MDC_DIM_DAY",
+    )
+    texts = header_texts(record, "en")
+    assert "Sex male     Age 12 d" in texts
+    assert "Acquired 2026-12-03 16:43:00 +08:00     Device MAC 2000 SN 5512" in texts
+    assert "HR 75 bpm     PR 160 ms     QRS 92 ms" in texts
+    assert "Cart's interpretation:" in texts
+
+
+@pytest.mark.parametrize(
+    ("sex", "age", "unit", "zh", "en"),
+    [
+        (None, None, None, "性别 —     年龄 —", "Sex —     Age —"),
+        ("O", 5, "MDC_DIM_HR", "性别 其他     年龄 5小时", "Sex other     Age 5 h"),
+        ("M", 40, None, "性别 男     年龄 —", "Sex male     Age —"),  # an age needs its unit
+    ],
+)
+def test_sex_and_age_when_known(
+    sex: str | None, age: int | None, unit: str | None, zh: str, en: str
+) -> None:
+    record = dataclasses.replace(
+        make_record(seconds=1.0), patient_sex=sex, patient_age=age, patient_age_unit=unit
+    )
+    assert zh in header_texts(record)
+    assert en in header_texts(record, "en")
+
+
+def test_more_statements_than_lines_say_how_many_more() -> None:
+    record = dataclasses.replace(
+        make_record(seconds=1.0), statements=tuple(Statement(f"S{n}") for n in range(7))
+    )
+    texts = header_texts(record)
+    assert texts[-5:] == ["S0", "S1", "S2", "S3", "…另有 3 条"]
+    assert header_texts(record, "en")[-1] == "... 3 more"
+    none = header_texts(dataclasses.replace(record, statements=()))
+    assert none[-2:] == ["心电图机自动分析：", "—"]
+
+
+def test_header_stays_above_the_grid_and_inside_its_columns() -> None:
+    layout = ecg_sheet.sheet_layout(make_record(seconds=1.0), title=TITLE)
+    header = [t for t in layout.texts if t.y < ecg_sheet.GRID_TOP_MM]
+    assert all(t.y + 1.0 < ecg_sheet.GRID_TOP_MM for t in header)  # descenders clear the grid
+    right = ecg_sheet.GRID_LEFT_MM + ecg_sheet.GRID_WIDTH_MM
+    assert all(t.x + t.max_width <= right + 0.01 for t in header if t.align == "left")
+
+
+def test_titles_and_languages() -> None:
+    assert ecg_sheet.sheet_title("amb-017", stemi=True) == "STEMI 预警 · amb-017"
+    assert ecg_sheet.sheet_title("amb-017", stemi=False, language="en") == "12-lead ECG · amb-017"
+    with pytest.raises(ValueError, match="language 'fr'"):
+        ecg_sheet.render_png(make_record(seconds=1.0), language="fr")
+    with pytest.raises(ValueError, match="language 'fr'"):
+        ecg_sheet.render_pdf(make_record(seconds=1.0), language="fr")
+
+
+@pytest.mark.parametrize("language", ["zh_CN", "en"])
+def test_both_languages_give_one_standard_page(language: str, record: EcgRecord) -> None:
+    png = ecg_sheet.render_png(record, title=TITLE, dpi=100, language=language)
+    assert Image.open(io.BytesIO(png)).size == (round(297 / 25.4 * 100), round(210 / 25.4 * 100))
+    pdf = ecg_sheet.render_pdf(record, title=TITLE, language=language)
+    assert len(re.findall(rb"/Type\s*/Page\b", pdf)) == 1
+    assert "25 mm/s   10 mm/mV" in pdf_text(pdf)
+
+
+def test_the_gateway_chooses_the_sheet_language(tmp_path: Path) -> None:
+    from edge_agent.cli import build_parser
+    from sync.gateway.service import SHEET_LANGUAGES, Gateway
+
+    assert SHEET_LANGUAGES == ecg_sheet.LANGUAGES == tuple(ecg_sheet.LABELS)
+    db = str(tmp_path / "gateway.db")
+    assert Gateway("mqtt://127.0.0.1:1883", db).sheet_language == "zh_CN"
+    assert Gateway("mqtt://127.0.0.1:1883", db, sheet_language="en").sheet_language == "en"
+    with pytest.raises(ValueError, match="sheet language 'fr'"):
+        Gateway("mqtt://127.0.0.1:1883", db, sheet_language="fr")
+    run = ["gateway", "run", "--broker", "mqtt://127.0.0.1:1883", "--db", db]
+    assert build_parser().parse_args(run).sheet_language == "zh_CN"
+    assert build_parser().parse_args([*run, "--sheet-language", "en"]).sheet_language == "en"
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args([*run, "--sheet-language", "fr"])
+    assert exited.value.code == 2

@@ -17,10 +17,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from device_drivers.ecg.record import STANDARD_LEADS, EcgRecord, limb_lead_errors, to_decoded
+from device_drivers.ecg.record import (
+    MAX_AGE,
+    STANDARD_LEADS,
+    EcgRecord,
+    limb_lead_errors,
+    to_decoded,
+)
 from device_drivers.simulators.ecg_cart import synthetic_12_lead
 from edge_agent.clock import SystemClock
-from edge_agent.model import Frame, Statement
+from edge_agent.model import Frame, RecordingContext, Statement
 from edge_agent.recorder import (
     KIND_ADT_A14,
     PRIORITY_ECG,
@@ -34,6 +40,7 @@ from sync import topics
 from sync.gateway.ecg import NotAnEcg, ecg_from_message
 from sync.gateway.service import _inflate
 from sync.hl7.adt import PrearrivalNotice, build_adt_a14
+from sync.hl7.er7 import one_line as er7_one_line
 from sync.hl7.inbound import parse_inbound
 from sync.hl7.pcd01 import DeviceIdentity, StoredWaveform, build_oru_r01
 from sync.outbox_messages import build_message
@@ -98,7 +105,11 @@ def test_a_12_lead_message_validates_and_reads_back_exactly() -> None:
     back = ecg_from_message(message)
     assert back is not None
     assert dict(back.leads) == dict(record.leads)
-    assert (back.rate_hz, back.uv_per_unit, back.start_time) == (Decimal(500), Decimal(5), T0)
+    assert (back.rate_hz, back.uv_per_unit) == (Decimal(500), Decimal(5))
+    # The start stays in the offset the box wrote: the sheet prints the crew's local time.
+    assert back.start_time == T0.replace(tzinfo=TZ)
+    assert back.start_time is not None and back.start_time.hour == T0.hour
+    assert back.start_time.utcoffset() == dt.timedelta(hours=8)
 
 
 def test_decimal_samples_from_other_senders_are_read_exactly() -> None:
@@ -342,3 +353,49 @@ def test_pre_arrival_notices_validate_and_read_back(
 
     if len(complaint) < 150 and one_line(complaint):
         assert back.prearrival.complaint == one_line(complaint)  # what the crew typed, one line
+
+
+# --- the cart's model and the patient's sex and age, through the message -----------------
+
+_CONTEXT_TEXT = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)) | st.sampled_from("|^~&\\"),
+    max_size=90,
+)
+
+
+@settings(max_examples=25, deadline=None)  # hl7apy's strict build: ~0.2 s an example
+@given(
+    st.builds(
+        RecordingContext,
+        device_model=st.none() | _CONTEXT_TEXT,
+        patient_sex=st.sampled_from([None, "M", "F", "O", "U", "x|y"]),
+        patient_age=st.none() | st.integers(0, 54900),
+        patient_age_unit=st.sampled_from([None, "MDC_DIM_YR", "MDC_DIM_DAY", "MDC_DIM_HR"]),
+    )
+)
+def test_the_carts_context_reaches_the_gateway(context: RecordingContext) -> None:
+    record = twelve_lead(0.02)
+    text = build_oru_r01(
+        control_id="ECG-CTX",
+        agent_id="amb-017",
+        sent_at=dt.datetime(2026, 11, 23, 9, 31, tzinfo=TZ),
+        device=CART,
+        patient=None,
+        observations=[],
+        waveforms=waves(record),
+        context=context,
+        verify=True,  # byte-identical to hl7apy strict
+    )
+    back = ecg_from_message(parse_inbound(text))
+    assert back is not None
+    model = er7_one_line(context.device_model or "").strip()[:64].strip() or None
+    assert back.device == model
+    assert back.patient_sex == (
+        context.patient_sex if context.patient_sex in ("M", "F", "O") else None
+    )
+    age = context.patient_age if context.patient_age_unit else None
+    if age is not None and context.patient_age_unit and age > MAX_AGE[context.patient_age_unit]:
+        age = None  # not an age a person has: the gateway leaves it out
+    assert back.patient_age == age
+    assert back.patient_age_unit == (None if age is None else context.patient_age_unit)
+    assert dict(back.leads) == dict(record.leads)

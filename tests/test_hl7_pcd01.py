@@ -12,6 +12,7 @@ from hl7apy.parser import parse_message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edge_agent.model import RecordingContext
 from sync.hl7.inbound import parse_inbound
 from sync.hl7.pcd01 import (
     PCD01_PROFILE,
@@ -335,18 +336,34 @@ _patient = st.one_of(
 )
 
 
+# A 12-lead cart's context (issue 11): model text with delimiters and Chinese, the sexes
+# of table 0001 and one outside it (left out), ages in each unit.
+_context = st.one_of(
+    st.none(),
+    st.builds(
+        RecordingContext,
+        device_model=st.one_of(st.none(), _TEXT, st.just("PageWriter TC " + "x" * 80)),
+        patient_sex=st.sampled_from([None, "M", "F", "O", "Q"]),
+        patient_age=st.one_of(st.none(), st.integers(0, 54900)),
+        patient_age_unit=st.sampled_from([None, "MDC_DIM_YR", "MDC_DIM_DAY", "MDC_DIM_HR"]),
+    ),
+)
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(_observation, min_size=1, max_size=6),
     _patient,
     st.sampled_from(["amb-017", "clinic.town-3", "a" * 64]),
     st.sampled_from([None, "00:1C:05:FF:FE:12:34:56", "not-an-eui"]),
+    _context,
 )
 def test_er7_writer_is_byte_identical_to_hl7apy_strict(
     observations: list[StoredObservation],
     patient: PatientIdentity | None,
     agent_id: str,
     eui64: str | None,
+    context: RecordingContext | None,
 ) -> None:
     device = DeviceIdentity("dev-1", "ble-bp", eui64, "MDC_DEV_SPEC_PROFILE_BP")
     rows = oru_r01_rows(
@@ -356,6 +373,7 @@ def test_er7_writer_is_byte_identical_to_hl7apy_strict(
         device=device,
         patient=patient,
         observations=observations,
+        context=context,
     )
     text = write_er7(rows)
     assert text == build_with_hl7apy(rows, control_id="01M8-TEST")

@@ -23,8 +23,10 @@ too). The parts this module reads:
   codes). Annotations bound to a region (`support`: one beat, one lead) are not global
   measurements and are skipped, with everything nested in them; statements are kept
   wherever they are;
-- the trial subject's id (`extension`) and name, and the cart's `manufacturerModelName`,
-  when present.
+- the trial subject's id (`extension`) and name, its sex (subjectDemographicPerson
+  administrativeGenderCode) and age (from its birthTime, on the acquisition day), and the
+  cart's `manufacturerModelName`, when present. The writer writes the sex; aECG has no
+  age element, only the birth time, so an age is not written.
 
 `EcgRecord` holds one resolution and one origin for all leads. Leads stored with different
 scales are brought to the finest one when that is exact (each scale a whole multiple of the
@@ -65,7 +67,15 @@ from decimal import (
 import defusedxml.ElementTree as defused_et
 from defusedxml import DefusedXmlException
 
-from device_drivers.ecg.record import LEAD_CODES, MEASUREMENTS, EcgRecord, lead_name, to_decoded
+from device_drivers.ecg.record import (
+    LEAD_CODES,
+    MEASUREMENTS,
+    EcgRecord,
+    age_between,
+    lead_name,
+    sex_code,
+    to_decoded,
+)
 from edge_agent.model import Decoded, DecodeError, Statement
 
 HL7_NS = "urn:hl7-org:v3"
@@ -75,6 +85,7 @@ _HL7_PREFIX = f"{{{HL7_NS}}}"
 ACT_CODE_OID = "2.16.840.1.113883.5.4"  # HL7 ActCode: RHYTHM, TIME_ABSOLUTE...
 MDC_OID = "2.16.840.1.113883.6.24"  # IEEE 11073-10101 (MDC)
 CPT4_OID = "2.16.840.1.113883.6.12"  # code 93000: routine ECG, as the FDA samples use
+GENDER_OID = "2.16.840.1.113883.5.1"  # HL7 v3 AdministrativeGender: M, F, UN
 
 # Exact arithmetic: any rounding in a unit conversion or rescale raises Inexact (the file
 # is then refused) instead of silently changing a value. Values are at most _MAX_NUMBER
@@ -185,11 +196,16 @@ def parse_aecg(data: bytes) -> EcgRecord:
     measurements, statements = _annotations(series)
     patient_id, patient_name = _patient(root)
     start_time = _effective_time(root, "AnnotatedECG") or _effective_time(series, "series")
+    start_time = start_time or time_base.head
+    sex, age = _demographics(root, start_time)
     return EcgRecord(
         leads=samples,
         rate_hz=time_base.rate_hz,
         uv_per_unit=uv_per_unit,
-        start_time=start_time or time_base.head,
+        start_time=start_time,
+        patient_sex=sex,
+        patient_age=None if age is None else age[0],
+        patient_age_unit=None if age is None else age[1],
         measurements=measurements,
         statements=statements,
         offset_uv=offset_uv,
@@ -442,6 +458,33 @@ def _patient(root: ET.Element) -> tuple[str | None, str | None]:
     return patient_id, " ".join(parts) or None
 
 
+_PERSON = (
+    "componentOf/timepointEvent/componentOf/subjectAssignment/subject/trialSubject/"
+    "subjectDemographicPerson"
+)
+
+
+def _demographics(
+    root: ET.Element, start: dt.datetime | None
+) -> tuple[str | None, tuple[int, str] | None]:
+    """subjectDemographicPerson's administrativeGenderCode (HL7 v3 AdministrativeGender
+    M, F; UN is unknown) and birthTime, as an age on the acquisition day. A birthTime
+    that is not a TS is ignored: the ECG is worth more than the age."""
+    person = root.find(_PERSON)
+    if person is None:
+        return None, None
+    gender = person.find("administrativeGenderCode")
+    sex = sex_code(None if gender is None else gender.get("code"))
+    birth = person.find("birthTime")
+    if birth is None or start is None or len(birth.get("value", "").strip()) < 8:
+        return sex, None
+    try:
+        born = _timestamp(birth.get("value", ""), "birthTime").date()
+    except DecodeError:
+        return sex, None
+    return sex, age_between(born, start.date())
+
+
 def _effective_time(element: ET.Element, where: str) -> dt.datetime | None:
     effective = element.find("effectiveTime")
     if effective is None:
@@ -555,8 +598,10 @@ def encode_aecg(record: EcgRecord) -> bytes:
     if record.start_time is not None:
         effective = ET.SubElement(root, "effectiveTime")
         ET.SubElement(effective, "center", value=_format_ts(record.start_time))
-    if record.patient_id is not None or record.patient_name is not None:
-        _write_patient(root, record.patient_id, record.patient_name)
+    # AdministrativeGender has M and F (and UN); aECG has no age, only a birth time.
+    sex = record.patient_sex if record.patient_sex in ("M", "F") else None
+    if record.patient_id is not None or record.patient_name is not None or sex is not None:
+        _write_patient(root, record.patient_id, record.patient_name, sex)
 
     series = ET.SubElement(ET.SubElement(root, "component"), "series")
     ET.SubElement(series, "code", code="RHYTHM", codeSystem=ACT_CODE_OID)
@@ -592,16 +637,21 @@ def encode_aecg(record: EcgRecord) -> bytes:
     )
 
 
-def _write_patient(root: ET.Element, patient_id: str | None, name: str | None) -> None:
+def _write_patient(
+    root: ET.Element, patient_id: str | None, name: str | None, sex: str | None = None
+) -> None:
     element = root
     for tag in ("componentOf", "timepointEvent", "componentOf", "subjectAssignment", "subject"):
         element = ET.SubElement(element, tag)
     subject = ET.SubElement(element, "trialSubject")
     if patient_id is not None:
         ET.SubElement(subject, "id", extension=_xml_text(patient_id, "patient id"))
-    if name is not None:
+    if name is not None or sex is not None:
         person = ET.SubElement(subject, "subjectDemographicPerson")
-        ET.SubElement(person, "name").text = _xml_text(name, "patient name")
+        if name is not None:
+            ET.SubElement(person, "name").text = _xml_text(name, "patient name")
+        if sex is not None:
+            ET.SubElement(person, "administrativeGenderCode", code=sex, codeSystem=GENDER_OID)
 
 
 def _write_time(sequence_set: ET.Element, record: EcgRecord) -> None:

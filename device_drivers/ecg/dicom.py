@@ -22,7 +22,9 @@ the waveform itself so no numpy is needed at run time):
   steps away, is rescaled exactly; any other mix is refused rather than rounded.
 - Rate from SamplingFrequency; start time from AcquisitionDateTime, else ContentDate +
   ContentTime, else StudyDate + StudyTime (naive: a DT offset is dropped, not applied).
-- Patient ID and name; device = Manufacturer + ManufacturerModelName.
+- Patient ID and name; sex from PatientSex (M, F; O kept as O); age from PatientAge
+  (AS "050Y", "003W" ...), else PatientBirthDate on the acquisition day; device =
+  Manufacturer + ManufacturerModelName.
 - WaveformAnnotationSequence: numeric global measurements (concept codes from SCPECG as
   the pydicom sample writes them, or the MDC codes of DICOM CID 3227/3229/3689 and
   TID 3713) converted to the MEASUREMENTS units; measurements tied to one channel (a
@@ -52,11 +54,16 @@ from decimal import (
 from typing import TYPE_CHECKING
 
 from device_drivers.ecg.record import (
+    AGE_DAYS,
+    AGE_YEARS,
     LEAD_BY_CODE,
     LEAD_CODES,
     MEASUREMENTS,
     EcgRecord,
+    age_between,
     lead_name,
+    patient_age,
+    sex_code,
     to_decoded,
 )
 from edge_agent.model import Decoded, DecodeError, Statement
@@ -230,16 +237,21 @@ def _record(ds: Dataset) -> EcgRecord:
     little_endian = ds.original_encoding[1] is not False
     leads, rate, uv_per_unit, offset_uv = _read_group(group, number, little_endian)
     measurements, statements = _annotations(ds.get("WaveformAnnotationSequence") or ())
+    start = _start_time(ds)
+    age = _age(ds, start)
     return EcgRecord(
         leads=leads,
         rate_hz=rate,
         uv_per_unit=uv_per_unit,
-        start_time=_start_time(ds),
+        start_time=start,
         measurements=measurements,
         statements=statements,
         offset_uv=offset_uv,
         patient_id=_text(ds, "PatientID"),
         patient_name=_text(ds, "PatientName"),
+        patient_sex=sex_code(_text(ds, "PatientSex")),
+        patient_age=None if age is None else age[0],
+        patient_age_unit=None if age is None else age[1],
         device=" ".join(
             filter(None, (_text(ds, "Manufacturer"), _text(ds, "ManufacturerModelName")))
         )
@@ -502,6 +514,26 @@ def _decimal(value: object, what: str) -> Decimal | None:
     return number
 
 
+# PatientAge (0010,1010) is an AS value, "nnnD", "nnnW", "nnnM" or "nnnY" (PS3.5 6.2).
+_AGE_STRING = re.compile(r"(\d{3})([DWMY])", re.ASCII)
+_AS_UNITS = {"D": AGE_DAYS, "W": "wk", "M": "mo", "Y": AGE_YEARS}
+
+
+def _age(ds: Dataset, start: dt.datetime | None) -> tuple[int, str] | None:
+    """PatientAge, else PatientBirthDate (DA, YYYYMMDD) on the acquisition day."""
+    found = _AGE_STRING.fullmatch(_text(ds, "PatientAge") or "")
+    if found:
+        return patient_age(int(found[1]), _AS_UNITS[found[2]])
+    birth = _text(ds, "PatientBirthDate") or ""
+    if start is None or not (len(birth) == 8 and birth.isascii() and birth.isdigit()):
+        return None
+    try:
+        born = dt.date(int(birth[:4]), int(birth[4:6]), int(birth[6:]))
+    except ValueError:
+        return None
+    return age_between(born, start.date())
+
+
 def _text(item: Dataset, keyword: str, *, strip: bool = True) -> str | None:
     value = item.get(keyword)
     if value is None:
@@ -574,7 +606,10 @@ def encode_dicom(record: EcgRecord) -> bytes:
     ds.PatientID = _short(record.patient_id, "patient id", _LO_MAX)
     ds.PatientName = _short(record.patient_name, "patient name", _LO_MAX)
     ds.PatientBirthDate = ""
-    ds.PatientSex = ""
+    ds.PatientSex = record.patient_sex if record.patient_sex in ("M", "F", "O") else ""
+    as_unit = {AGE_YEARS: "Y", AGE_DAYS: "D"}.get(record.patient_age_unit or "")
+    if record.patient_age is not None and as_unit and record.patient_age <= 999:
+        ds.PatientAge = f"{record.patient_age:03d}{as_unit}"
     ds.StudyID = ""
     ds.AccessionNumber = ""
     ds.ReferringPhysicianName = ""

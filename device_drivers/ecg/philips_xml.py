@@ -22,7 +22,16 @@ Where things are:
   order. Uncompressed data is int16 little-endian, lead after lead.
 - XLI (the carts' compression), one chunk per lead: an 8-byte header (LZW size int32 LE,
   2 unused bytes, start value int16 LE), then LZW with 10-bit codes read most significant
-  bit first, the dictionary the 256 single bytes growing to code 1022, never reset. The
+  bit first. The dictionary starts with the 256 single bytes; each code after the first
+  adds the previous string plus the first byte of this one, as codes 256, 257 ... up to
+  1022. A full dictionary stays as it is (never reset) and the codes go on at 10 bits,
+  all of them known. A code equal to the next free code (the string the encoder defined
+  in the very step that wrote it, "KwKwK") is the previous string plus its own first
+  byte. Code 1023 (2^10 − 1), which the dictionary never assigns, ends the data: carts
+  write it after the last code and pad with zero bits to a whole 16-bit word, so a full
+  dictionary and the end code are in every real lead (the public readers, sierra-ecg-
+  tools' C#, C and Python LZW decoders, stop at any code above 1022). Data without the
+  end code (files this module wrote before it knew) ends with the bytes. The
   output splits in two halves, high bytes then low bytes, into int16 values that are
   second differences: the first two are samples, then each sample is
   2 × previous − the one before − a correction, the correction being the chunk's start
@@ -39,9 +48,16 @@ Where things are:
   qtcf, the axes). QTc is Bazett's (qtcb) when given, else Fridericia's (qtcf). Values
   that are not numbers ("Invalid", "Failed", blank) are left out.
 - Statements: `statement` (statementcode, leftstatement + rightstatement; lhsstatement /
-  rhsstatement are read too) and the `unparsedstatement` elements of the statement
-  components (lhsstatement, rhsstatement, @code). Left and right halves are one line on
+  rhsstatement are read too); only when there are none, the `unparsedstatement` elements
+  of the statement components (lhsstatement, rhsstatement, @code), which in 1.04 are the
+  same statements as templates ("V-rate ***-***"). Left and right halves are one line on
   the cart's printout, so they become one Statement text "left right", word for word.
+- The cart: `dataacquisition/machine`, its text the model ("HeartstartMRx",
+  "PageWriter TC"), @machineid the cart's id, @detaildescription vendor, part number and
+  software. The patient as the cart was told: `patient/generalpatientdata/sex` ("Male",
+  "Female", "Unknown") and `age`, one of `years` (1.03), `dateofbirth` (1.04 PageWriters;
+  the age is then taken on the acquisition day), `months`, `weeks`, `days`, `hours`;
+  `age/@defaultage` is what the criteria assume when no age was entered, not read.
 
 `encode_philips_xml` writes a document of either version that this parser (and sierraecg)
 read back: it is how tests and the demo cart make Philips files. Every int16 lead round
@@ -61,7 +77,18 @@ from decimal import Decimal, InvalidOperation
 import defusedxml
 from defusedxml import ElementTree as SafeET
 
-from device_drivers.ecg.record import STANDARD_LEADS, EcgRecord, lead_name, to_decoded
+from device_drivers.ecg.record import (
+    AGE_DAYS,
+    AGE_HOURS,
+    AGE_YEARS,
+    STANDARD_LEADS,
+    EcgRecord,
+    age_between,
+    lead_name,
+    patient_age,
+    sex_code,
+    to_decoded,
+)
 from edge_agent.model import Decoded, DecodeError, Statement
 
 PHILIPS_NS = "http://www3.medical.philips.com"
@@ -73,7 +100,8 @@ SUPPORTED_VERSIONS = {
 DOCUMENT_TYPES = {"1.03": "SierraECG", "1.04": "PhilipsECG", "1.04.01": "PhilipsECG"}
 
 LZW_CODE_BITS = 10
-LZW_MAX_CODE = 1022  # the last code the dictionary assigns; 1023 is never a valid code
+LZW_MAX_CODE = 1022  # the last code the dictionary assigns (2^10 - 2)
+LZW_END_CODE = 1023  # 2^10 - 1: never assigned; the carts' end of data
 XLI_HEADER = struct.Struct("<iHh")  # LZW size, unused, start value
 XLI_BIAS = 64  # stored corrections are offset by 64
 LIMB_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF")
@@ -165,7 +193,8 @@ def _pack_codes(codes: Sequence[int]) -> bytes:
 
 
 def lzw_decode(data: bytes, *, limit: int = XLI_DEFAULT_LIMIT) -> bytes:
-    """XLI's LZW: 10-bit codes, dictionary of the 256 bytes growing to code 1022.
+    """XLI's LZW: 10-bit codes, dictionary of the 256 bytes growing to code 1022, code
+    1023 the end of data (the bits after it are the encoder's padding).
 
     Raises DecodeError (offset: the byte holding the bad code's first bit) for a code
     the dictionary does not have yet, or when the output would pass `limit` bytes."""
@@ -174,9 +203,11 @@ def lzw_decode(data: bytes, *, limit: int = XLI_DEFAULT_LIMIT) -> bytes:
     total = 0
     previous = b""
     for index, code in enumerate(_unpack_codes(data)):
+        if code == LZW_END_CODE:
+            break
         if code < len(table):
             entry = table[code]
-        elif code == len(table) and previous and code <= LZW_MAX_CODE:
+        elif code == len(table) and previous:
             entry = previous + previous[:1]  # the code being defined by this very step
         else:
             raise DecodeError(
@@ -194,25 +225,28 @@ def lzw_decode(data: bytes, *, limit: int = XLI_DEFAULT_LIMIT) -> bytes:
 
 
 def lzw_encode(data: bytes) -> bytes:
-    """The inverse of lzw_decode (codes packed MSB first, the last byte zero-padded)."""
-    if not data:
-        return b""
+    """The inverse of lzw_decode, framed as carts write it: the codes (the dictionary
+    fills up to 1022 on long data and then stays), the end code 1023, zero bits to a
+    whole 16-bit word."""
     table: dict[tuple[int, int], int] = {}
     next_code = 256
     codes: list[int] = []
-    current = data[0]
-    for byte in data[1:]:
-        known = table.get((current, byte))
-        if known is not None:
-            current = known
-            continue
+    if data:
+        current = data[0]
+        for byte in data[1:]:
+            known = table.get((current, byte))
+            if known is not None:
+                current = known
+                continue
+            codes.append(current)
+            if next_code <= LZW_MAX_CODE:
+                table[(current, byte)] = next_code
+                next_code += 1
+            current = byte
         codes.append(current)
-        if next_code <= LZW_MAX_CODE:
-            table[(current, byte)] = next_code
-            next_code += 1
-        current = byte
-    codes.append(current)
-    return _pack_codes(codes)
+    codes.append(LZW_END_CODE)
+    packed = _pack_codes(codes)
+    return packed + bytes(len(packed) % 2)
 
 
 # --- XLI: one chunk per lead ----------------------------------------------------------
@@ -520,7 +554,11 @@ def _statements(root: ET.Element) -> tuple[Statement, ...]:
         )
         if text:
             statements.append(Statement(text, _text(_child(element, "statementcode")) or None))
-    seen = {statement.text for statement in statements}
+    if statements:
+        # 1.04's statementcomponents are the templates of these same statements, with
+        # "***" where the printed text has its numbers: not text the cart printed.
+        return tuple(statements)
+    seen: set[str] = set()
     for element in _descendants(interpretation, "unparsedstatement"):
         text = _statement_text(element, "lhsstatement", "rhsstatement")
         if text and text not in seen:
@@ -544,10 +582,45 @@ def _start_time(root: ET.Element) -> dt.datetime | None:
 
 
 def _device(root: ET.Element) -> str | None:
+    """The cart's model: `machine`'s text ("PageWriter TC", "HeartstartMRx"); its
+    @detaildescription (vendor:part number:software, "Philips Medical
+    Products:860315:A.07.04.03") only when the text is empty."""
     machine = _child(root, "dataacquisition", "machine")
     if machine is None:
         return None
-    return (machine.get("detaildescription") or "").strip() or _text(machine) or None
+    return _text(machine) or (machine.get("detaildescription") or "").strip() or None
+
+
+# The age elements of the schemas (1.04.01 `age`: one of dateofbirth, years, months,
+# weeks, days, hours, minutes; 1.03 files carry `years`) -> patient_age's unit words.
+_AGE_ELEMENTS = {
+    "years": AGE_YEARS,
+    "months": "mo",
+    "weeks": "wk",
+    "days": AGE_DAYS,
+    "hours": AGE_HOURS,
+}
+
+
+def _age(general: ET.Element | None, start: dt.datetime | None) -> tuple[int, str] | None:
+    """The patient's age as the cart was told it. `age/@defaultage` is the age the
+    cart's criteria assume when none was entered, not the patient's: not used."""
+    age = _child(general, "age")
+    if age is None:
+        return None
+    for name, unit in _AGE_ELEMENTS.items():
+        text = _text(_child(age, name))
+        if text:
+            if not (text.isascii() and text.isdigit()) or len(text) > 6:
+                return None
+            return patient_age(int(text), unit)
+    birth = _text(_child(age, "dateofbirth"))
+    if not birth or start is None:
+        return None
+    try:
+        return age_between(dt.date.fromisoformat(birth), start.date())
+    except ValueError:
+        return None
 
 
 def _patient_name(general: ET.Element | None) -> str | None:
@@ -571,16 +644,21 @@ def parse_philips_xml(data: bytes) -> EcgRecord:
     rate_hz = _positive(rate_text, "samplingrate", MAX_RATE_HZ)
     uv_per_unit = _positive(resolution_text, "resolution (µV per unit)", MAX_RESOLUTION_UV)
     general = _child(root, "patient", "generalpatientdata")
+    start = _start_time(root)
+    age = _age(general, start)
     return EcgRecord(
         leads=_waveforms(waves, rate_hz),
         rate_hz=rate_hz,
         uv_per_unit=uv_per_unit,
-        start_time=_start_time(root),
+        start_time=start,
         measurements=_measurements(root),
         statements=_statements(root),
         patient_id=_text(_child(general, "patientid")) or None,
         patient_name=_patient_name(general),
         device=_device(root),
+        patient_sex=sex_code(_text(_child(general, "sex"))),
+        patient_age=None if age is None else age[0],
+        patient_age_unit=None if age is None else age[1],
     )
 
 
@@ -625,6 +703,10 @@ def _check_record(record: EcgRecord, version: str) -> list[tuple[str, tuple[int,
     return leads
 
 
+_AGE_WRITTEN = {AGE_YEARS: "years", AGE_DAYS: "days", AGE_HOURS: "hours"}
+_SEX_WRITTEN = {"M": "Male", "F": "Female"}
+
+
 def encode_philips_xml(record: EcgRecord, *, version: str = "1.04", compress: bool = True) -> bytes:
     """EcgRecord -> a Philips XML document (UTF-8) that parse_philips_xml reads back.
 
@@ -643,7 +725,7 @@ def encode_philips_xml(record: EcgRecord, *, version: str = "1.04", compress: bo
         acquisition.set("date", record.start_time.date().isoformat())
         acquisition.set("time", record.start_time.strftime("%H:%M:%S"))
     if record.device:
-        _sub(acquisition, "machine", "Other", detaildescription=record.device)
+        _sub(acquisition, "machine", record.device, detaildescription="")
     signal = _sub(acquisition, "signalcharacteristics")
     _sub(signal, "samplingrate", str(record.rate_hz))
     _sub(signal, "resolution" if modern else "signalresolution", str(record.uv_per_unit))
@@ -656,6 +738,11 @@ def encode_philips_xml(record: EcgRecord, *, version: str = "1.04", compress: bo
         _sub(general, "patientid", record.patient_id)
     if record.patient_name:
         _sub(_sub(general, "name"), "lastname", record.patient_name)
+    age_element = _AGE_WRITTEN.get(record.patient_age_unit or "")
+    if record.patient_age is not None and age_element:
+        _sub(_sub(general, "age"), age_element, str(record.patient_age))
+    if record.patient_sex:
+        _sub(general, "sex", _SEX_WRITTEN.get(record.patient_sex, "Unknown"))
 
     interpretation = _sub(_sub(root, "interpretations"), "interpretation")
     table = MEASUREMENTS_104 if modern else MEASUREMENTS_103

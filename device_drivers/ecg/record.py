@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from edge_agent.model import Decoded, Reading, Statement, Waveform
+from edge_agent.model import Decoded, Reading, RecordingContext, Statement, Waveform
 
 # The twelve standard leads, in the order a 12-lead sheet and the HL7 message list them.
 STANDARD_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
@@ -84,6 +84,47 @@ MEASUREMENT_BY_METRIC: dict[str, str] = {metric: key for key, (metric, _) in MEA
 MICRO_VOLT = "MDC_DIM_MICRO_VOLT"
 ECG_FLAG = "12-lead"
 
+# Units an age is given in (IEEE 11073-10101 dimensions). Formats also say months and
+# weeks: weeks become days (exact); months become completed years from 12 on, and below
+# a year are left out, since a month is no fixed number of days.
+AGE_YEARS, AGE_DAYS, AGE_HOURS = "MDC_DIM_YR", "MDC_DIM_DAY", "MDC_DIM_HR"
+AGE_UNITS = (AGE_YEARS, AGE_DAYS, AGE_HOURS)
+# Bounds that keep a wrong field from printing as an age (no one is 200 years old).
+MAX_AGE = {AGE_YEARS: 150, AGE_DAYS: 150 * 366, AGE_HOURS: 150 * 366 * 24}
+
+# HL7 v2.6 table 0001 (administrative sex) for what files write: words, letters, Chinese.
+_SEX_WORDS = {"m": "M", "male": "M", "男": "M", "f": "F", "female": "F", "女": "F"}
+_SEX_WORDS |= {"o": "O", "other": "O"}
+
+
+def sex_code(text: str | None) -> str | None:
+    """'Male', 'M', '男' -> 'M'; 'Female' ... -> 'F'; unknown, blank or anything else -> None."""
+    return _SEX_WORDS.get((text or "").strip().lower())
+
+
+def patient_age(value: int, unit: str) -> tuple[int, str] | None:
+    """(value, unit) when it is an age a person can have, else None. Weeks ("wk") and
+    months ("mo") are converted as AGE_UNITS says."""
+    if unit == "wk":
+        value, unit = value * 7, AGE_DAYS
+    elif unit == "mo":
+        if value < 12:
+            return None
+        value, unit = value // 12, AGE_YEARS
+    if unit not in MAX_AGE or not 0 <= value <= MAX_AGE[unit]:
+        return None
+    return value, unit
+
+
+def age_between(birth: dt.date, on: dt.date) -> tuple[int, str] | None:
+    """Age on a day: completed years, or days in the first year; None when born later."""
+    if birth > on:
+        return None
+    years = on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
+    if years >= 1:
+        return patient_age(years, AGE_YEARS)
+    return patient_age((on - birth).days, AGE_DAYS)
+
 
 @dataclass(frozen=True)
 class EcgRecord:
@@ -103,7 +144,12 @@ class EcgRecord:
     offset_uv: Decimal = Decimal(0)
     patient_id: str | None = None
     patient_name: str | None = None
-    device: str | None = None  # cart model / serial number as the file names it
+    device: str | None = None  # the cart's model as the file names it
+    # What the cart was told about the patient (its criteria use them): sex as HL7
+    # table 0001 (M, F, O), age in whole `patient_age_unit` (AGE_UNITS).
+    patient_sex: str | None = None
+    patient_age: int | None = None
+    patient_age_unit: str | None = None
 
     @property
     def sample_count(self) -> int:
@@ -122,7 +168,8 @@ class EcgRecord:
 
 def to_decoded(record: EcgRecord) -> Decoded:
     """The recorder's view: measurements as readings at the acquisition time (flag
-    "12-lead"), one waveform per lead in microvolts, the statements."""
+    "12-lead"), one waveform per lead in microvolts, the statements, and the cart's
+    model with the patient's sex and age as its context."""
     readings = []
     for key, (metric, unit) in MEASUREMENTS.items():
         value = record.measurements.get(key)
@@ -141,7 +188,18 @@ def to_decoded(record: EcgRecord) -> Decoded:
         for name, samples in record.ordered_leads()
         if name in LEAD_CODES
     )
-    return Decoded(readings=tuple(readings), waveforms=waveforms, statements=record.statements)
+    context = RecordingContext(
+        device_model=record.device,
+        patient_sex=record.patient_sex,
+        patient_age=record.patient_age if record.patient_age_unit else None,
+        patient_age_unit=record.patient_age_unit if record.patient_age is not None else None,
+    )
+    return Decoded(
+        readings=tuple(readings),
+        waveforms=waveforms,
+        statements=record.statements,
+        context=context or None,
+    )
 
 
 def limb_lead_errors(record: EcgRecord, tolerance_units: int = 1) -> list[str]:

@@ -9,7 +9,8 @@ CRC-16/CCITT-FALSE throughout ("123456789" -> 0x29B1).
 
 What `parse_scp` reads:
 - section 1, tagged patient and acquisition data: patient ID (tag 2), last and first name
-  (0, 1), acquisition date and time (25, 26), the acquiring device (14: model text,
+  (0, 1), age (4: uint16 and a unit byte; else the date of birth, 5, on the acquisition
+  day), sex (8), acquisition date and time (25, 26), the acquiring device (14: model text,
   language code, then serial number and manufacturer among its trailing strings). Real
   files bend these tags, so text is decoded leniently (UTF-8, else the language code's
   character set, else Latin-1) and a tag that does not parse is ignored;
@@ -51,10 +52,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from device_drivers.ecg.record import (
+    AGE_DAYS,
+    AGE_HOURS,
+    AGE_YEARS,
     LEAD_BY_CODE,
     LEAD_CODES,
     MEASUREMENTS,
     EcgRecord,
+    age_between,
+    patient_age,
     to_decoded,
 )
 from edge_agent.model import Decoded, DecodeError, Statement
@@ -100,10 +106,20 @@ LANGUAGE_CODECS = {
 TAG_LAST_NAME = 0
 TAG_FIRST_NAME = 1
 TAG_PATIENT_ID = 2
+TAG_AGE = 4  # uint16 value + unit byte
+TAG_BIRTH_DATE = 5  # year uint16, month, day
+TAG_SEX = 8  # one byte
 TAG_DEVICE = 14
 TAG_ACQUISITION_DATE = 25
 TAG_ACQUISITION_TIME = 26
 TAG_END = 255
+# Tag 4's unit byte (EN 1064:2005 §5.4.3.1, tag 4): 0 unspecified, 1 years, 2 months,
+# 3 weeks, 4 days, 5 hours -> record.patient_age units. Tag 8 (sex): 0 not known,
+# 1 male, 2 female, 9 unspecified.
+SCP_AGE_UNITS = {1: AGE_YEARS, 2: "mo", 3: "wk", 4: AGE_DAYS, 5: AGE_HOURS}
+SCP_AGE_CODES = {AGE_YEARS: 1, AGE_DAYS: 4, AGE_HOURS: 5}
+SCP_SEXES = {1: "M", 2: "F"}
+SCP_SEX_CODES = {"M": 1, "F": 2}
 
 
 def crc_ccitt(data: bytes) -> int:
@@ -575,6 +591,8 @@ class _Patient:
     start_time: dt.datetime | None = None
     device: str | None = None
     codec: str | None = None
+    sex: str | None = None
+    age: tuple[int, str] | None = None
 
 
 def _patient(data: bytes, section: _Section | None) -> _Patient:
@@ -601,13 +619,32 @@ def _patient(data: bytes, section: _Section | None) -> _Patient:
         return None if raw is None else (_text(raw, codec).strip() or None)
 
     name = " ".join(part for part in (text(TAG_LAST_NAME), text(TAG_FIRST_NAME)) if part)
+    start = _acquisition_time(tags)
+    sex = tags.get(TAG_SEX, b"")
     return _Patient(
         patient_id=text(TAG_PATIENT_ID),
         name=name or None,
-        start_time=_acquisition_time(tags),
+        start_time=start,
         device=_device(device_tag, codec),
         codec=codec,
+        sex=SCP_SEXES.get(sex[0]) if len(sex) == 1 else None,
+        age=_age(tags, start),
     )
+
+
+def _age(tags: Mapping[int, bytes], start: dt.datetime | None) -> tuple[int, str] | None:
+    """Tag 4 (value and unit), else the date of birth (tag 5) on the acquisition day."""
+    age = tags.get(TAG_AGE, b"")
+    if len(age) == 3 and age[2] in SCP_AGE_UNITS:
+        return patient_age(int.from_bytes(age[:2], "little"), SCP_AGE_UNITS[age[2]])
+    birth = tags.get(TAG_BIRTH_DATE, b"")
+    if len(birth) != 4 or start is None:
+        return None
+    try:
+        born = dt.date(int.from_bytes(birth[:2], "little"), birth[2], birth[3])
+    except ValueError:
+        return None
+    return age_between(born, start.date())
 
 
 def _acquisition_time(tags: Mapping[int, bytes]) -> dt.datetime | None:
@@ -719,6 +756,9 @@ def parse_scp(data: bytes) -> EcgRecord:
         patient_id=patient.patient_id,
         patient_name=patient.name,
         device=patient.device,
+        patient_sex=patient.sex,
+        patient_age=None if patient.age is None else patient.age[0],
+        patient_age_unit=None if patient.age is None else patient.age[1],
     )
 
 
@@ -780,6 +820,13 @@ def _patient_section(record: EcgRecord) -> bytes:
     body = _tag(TAG_PATIENT_ID, _text_bytes(record.patient_id or "", "patient id"))
     if record.patient_name:
         body += _tag(TAG_LAST_NAME, _text_bytes(record.patient_name, "patient name"))
+    age_code = SCP_AGE_CODES.get(record.patient_age_unit or "")
+    if record.patient_age is not None and age_code is not None:
+        if not 0 <= record.patient_age <= UINT16_MAX:
+            raise ValueError(f"patient age {record.patient_age}: SCP-ECG stores 0..65535")
+        body += _tag(TAG_AGE, struct.pack("<HB", record.patient_age, age_code))
+    if record.patient_sex in SCP_SEX_CODES:
+        body += _tag(TAG_SEX, bytes((SCP_SEX_CODES[record.patient_sex],)))
     body += _tag(TAG_DEVICE, _device_tag(record.device))
     start = record.start_time
     if start is not None:

@@ -342,6 +342,23 @@ def _v4_statements_and_prealerts(db: Database) -> None:
     )
 
 
+def _v7_ecg_context(db: Database) -> None:
+    """What a 12-lead file says beyond its signals (issue 11): the cart's model and the
+    patient's sex and age as the cart was told them, one row per file (raw frame)."""
+    db.create_table(
+        "ecg_context",
+        {
+            "raw_frame_id": int,
+            "device_model": str,  # as the file names it
+            "patient_sex": str,  # HL7 table 0001: M, F, O
+            "patient_age": int,
+            "patient_age_unit": str,  # MDC_DIM_YR | MDC_DIM_DAY | MDC_DIM_HR
+        },
+        pk="raw_frame_id",
+        foreign_keys=[("raw_frame_id", "raw_frame", "id")],
+    )
+
+
 Migration = tuple[int, str, Callable[[Database], None]]
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -353,6 +370,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ECG statements, pre-arrival notices, monitor strips, alerts",
         _v4_statements_and_prealerts,
     ),
+    (7, "12-lead cart model, patient sex and age", _v7_ecg_context),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

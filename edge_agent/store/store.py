@@ -32,6 +32,7 @@ from edge_agent.model import (
     OUTBOX_SENT,
     Frame,
     Reading,
+    RecordingContext,
     Statement,
     Waveform,
 )
@@ -491,6 +492,27 @@ class Store:
             (raw_frame_id,),
         ).fetchall()
         return [Statement(r[0], r[1]) for r in rows]
+
+    def insert_ecg_context(self, raw_frame_id: int, context: RecordingContext) -> None:
+        self.conn.execute(
+            "INSERT INTO ecg_context (raw_frame_id, device_model, patient_sex, patient_age,"
+            " patient_age_unit) VALUES (?, ?, ?, ?, ?)",
+            (
+                raw_frame_id,
+                context.device_model,
+                context.patient_sex,
+                context.patient_age,
+                context.patient_age_unit,
+            ),
+        )
+
+    def ecg_context_for_frame(self, raw_frame_id: int) -> RecordingContext | None:
+        row = self.conn.execute(
+            "SELECT device_model, patient_sex, patient_age, patient_age_unit FROM ecg_context"
+            " WHERE raw_frame_id = ?",
+            (raw_frame_id,),
+        ).fetchone()
+        return None if row is None else RecordingContext(row[0], row[1], row[2], row[3])
 
     def insert_prealert(
         self,

@@ -22,11 +22,17 @@ def run(
     client_id: str | None = None,
     share_group: str = "county-gateway",
     ca_file: str | None = None,
+    sheet_language: str = "zh_CN",
 ) -> int:
     """Until SIGTERM/SIGINT. Exit 2 on bad arguments, 1 when storing failed."""
     try:
         gateway = Gateway(
-            broker_url, db, client_id=client_id, share_group=share_group, ca_file=ca_file
+            broker_url,
+            db,
+            client_id=client_id,
+            share_group=share_group,
+            ca_file=ca_file,
+            sheet_language=sheet_language,
         )
         gateway.start()
     except (ValueError, GatewayStoreError, OSError) as exc:

@@ -2,7 +2,10 @@
 
 The agent sends a 12-lead as one ORU^R01 (sync.hl7.pcd01): per lead an NA row of
 integers with OBX-4 <id>, its sample rate in row <id>.1 and its resolution in row
-<id>.2; the cart's measurements as NM rows; its statements as NTE rows. This module
+<id>.2; the cart's measurements as NM rows; its statements as NTE rows; the cart's
+model and the patient's sex and age as the cart had them as MDS rows (MDC_ATTR_ID_MODEL,
+MDC_ATTR_PT_SEX, MDC_ATTR_PT_AGE). The acquisition time stays aware, in the offset
+the box wrote (its local time), so the sheet prints local time with it. This module
 puts them back together for the ER's sheet (ecg_sheet) and the `ecg_record` table.
 Pure: no store, no files.
 """
@@ -12,11 +15,14 @@ from __future__ import annotations
 from decimal import Decimal
 
 from device_drivers.ecg.record import (
+    AGE_UNITS,
     LEAD_BY_METRIC,
     MEASUREMENT_BY_METRIC,
     EcgRecord,
+    patient_age,
 )
 from edge_agent.model import Statement
+from sync.hl7 import er7
 from sync.hl7.inbound import InboundMessage, InboundObservation
 
 _TO_MICROVOLT = {
@@ -63,16 +69,45 @@ def ecg_from_message(message: InboundMessage) -> EcgRecord | None:
         for o in rows
         if o.metric in MEASUREMENT_BY_METRIC and o.value is not None and o.samples is None
     }
+    model, sex, age = _context(rows)
     return EcgRecord(
         leads=leads,
         rate_hz=rates.pop(),
         uv_per_unit=scales.pop(),
-        start_time=None if start is None else start.replace(tzinfo=None),
+        # Aware, in the offset the box wrote (its local time): the sheet prints it so.
+        start_time=start,
         measurements=measurements,
         statements=tuple(Statement(text) for text in message.statements),
         patient_id=message.patient_national_id,
         patient_name=message.patient_name,
+        device=model,
+        patient_sex=sex,
+        patient_age=None if age is None else age[0],
+        patient_age_unit=None if age is None else age[1],
     )
+
+
+def _context(
+    rows: tuple[InboundObservation, ...],
+) -> tuple[str | None, str | None, tuple[int, str] | None]:
+    """The cart's model, the patient's sex and age (sync.hl7.pcd01 `_context_rows`).
+    A row that does not read as one is left out: the sheet shows "—" there."""
+    model = sex = None
+    age: tuple[int, str] | None = None
+    for row in rows:
+        if row.value is None:
+            continue
+        if row.metric == "MDC_ATTR_ID_MODEL":
+            # ER7 as sent: agents write with the default delimiters (MSH-2 "^~\\&").
+            model = er7.unescape(row.value, er7.DEFAULT).strip() or None
+        elif row.metric == "MDC_ATTR_PT_SEX":
+            code = row.value.split(er7.DEFAULT.component, 1)[0].strip()
+            sex = code if code in ("M", "F", "O") else None
+        elif row.metric == "MDC_ATTR_PT_AGE" and row.unit in AGE_UNITS:
+            text = row.value.strip()
+            if text.isascii() and text.isdigit() and len(text) <= 6:
+                age = patient_age(int(text), row.unit)
+    return model, sex, age
 
 
 def _attributes(

@@ -77,6 +77,78 @@ SHEET_ROWS: tuple[tuple[str, ...], ...] = (
 RHYTHM_LEAD = "II"
 MISSING = "—"  # after a lead's label when the record does not carry that lead
 
+# Header: a left column (patient, time, cart, measurements) and, from
+# _STATEMENTS_LEFT_MM, the cart's statements; lines 5 mm apart from 17 mm down to 37 mm.
+_HEADER_TOP_MM = 17.0
+_LINE_MM = 5.0
+_HEADER_TEXT_MM = 3.4
+_STATEMENTS_LEFT_MM = 138.0
+_STATEMENT_LINES = 4  # under the heading; then a line saying how many more there are
+
+# The sheet's words: zh_CN first (the ER doctors are Chinese), English on request.
+LANGUAGES = ("zh_CN", "en")
+DEFAULT_LANGUAGE = "zh_CN"
+LABELS: dict[str, dict[str, str]] = {
+    "zh_CN": {
+        "title": "12导联心电图",
+        "title_stemi": "STEMI 预警",
+        "name": "姓名",
+        "id": "编号",
+        "sex": "性别",
+        "age": "年龄",
+        "acquired": "采集时间",
+        "device": "设备",
+        "hr": "心率",
+        "bpm": "次/分",
+        "axes": "电轴",
+        "statements": "心电图机自动分析：",
+        "more": "…另有 {n} 条",
+        "sex_M": "男",
+        "sex_F": "女",
+        "sex_O": "其他",
+        "age_MDC_DIM_YR": "{n}岁",
+        "age_MDC_DIM_DAY": "{n}天",
+        "age_MDC_DIM_HR": "{n}小时",
+    },
+    "en": {
+        "title": "12-lead ECG",
+        "title_stemi": "STEMI pre-alert",
+        "name": "Name",
+        "id": "ID",
+        "sex": "Sex",
+        "age": "Age",
+        "acquired": "Acquired",
+        "device": "Device",
+        "hr": "HR",
+        "bpm": "bpm",
+        "axes": "Axes",
+        "statements": "Cart's interpretation:",
+        "more": "... {n} more",
+        "sex_M": "male",
+        "sex_F": "female",
+        "sex_O": "other",
+        "age_MDC_DIM_YR": "{n} y",
+        "age_MDC_DIM_DAY": "{n} d",
+        "age_MDC_DIM_HR": "{n} h",
+    },
+}
+
+
+def _labels(language: str) -> Mapping[str, str]:
+    try:
+        return LABELS[language]
+    except KeyError:
+        raise ValueError(
+            f"ECG sheet language {language!r}: one of {', '.join(LANGUAGES)}"
+        ) from None
+
+
+def sheet_title(agent: str, *, stemi: bool, language: str = DEFAULT_LANGUAGE) -> str:
+    """The sheet's title line: what it is and which box sent it."""
+    labels = _labels(language)
+    return f"{labels['title_stemi'] if stemi else labels['title']} · {agent}"
+
+
 PAPER = (255, 255, 255)
 MINOR_GRID = (250, 208, 208)
 MAJOR_GRID = (232, 138, 138)
@@ -243,7 +315,9 @@ def _fit(text: str, max_width: float, width: Callable[[str], float], ellipsis: s
 
 
 @dataclass(frozen=True, slots=True)
-class _Text:
+class SheetText:
+    """One text item of the sheet, in mm on the page (y is its baseline)."""
+
     x: float
     y: float  # baseline
     text: str
@@ -253,10 +327,12 @@ class _Text:
 
 
 @dataclass(frozen=True, slots=True)
-class _Sheet:
+class SheetLayout:
+    """What the sheet draws, in mm: what both back ends draw, and what tests inspect."""
+
     traces: tuple[tuple[Point, ...], ...]  # signals and calibration pulses
     separators: tuple[tuple[Point, Point], ...]
-    texts: tuple[_Text, ...]
+    texts: tuple[SheetText, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,10 +358,24 @@ def row_band_mm(row: int) -> tuple[float, float]:
     return top, top + ROW_HEIGHT_MM
 
 
-def _layout(record: EcgRecord, title: str, resolution_mm: float) -> _Sheet:
+def sheet_layout(
+    record: EcgRecord,
+    *,
+    title: str = "",
+    language: str = DEFAULT_LANGUAGE,
+    resolution_mm: float = _PDF_RESOLUTION_MM,
+) -> SheetLayout:
+    """The sheet's layout (traces, separators, texts in mm), as render_png/render_pdf
+    draw it; ValueError for a language the sheet has no labels in."""
+    return _layout(record, title, resolution_mm, _labels(language))
+
+
+def _layout(
+    record: EcgRecord, title: str, resolution_mm: float, labels: Mapping[str, str]
+) -> SheetLayout:
     traces: list[tuple[Point, ...]] = []
     separators: list[tuple[Point, Point]] = []
-    texts: list[_Text] = []
+    texts: list[SheetText] = []
     pad = _TRACE_LINE_MM / 2 + resolution_mm
     rows: list[list[tuple[str, float, float]]] = [
         [(lead, k * COLUMN_S, COLUMN_S) for k, lead in enumerate(leads)] for leads in SHEET_ROWS
@@ -300,11 +390,11 @@ def _layout(record: EcgRecord, title: str, resolution_mm: float) -> _Sheet:
             if len(points) >= 2:
                 traces.append(points)
             label = lead if record.leads.get(lead) else f"{lead} {MISSING}"
-            texts.append(_Text(x0 + 1.0, band.top + 5.5, label, 4.0, 30.0))
+            texts.append(SheetText(x0 + 1.0, band.top + 5.5, label, 4.0, 30.0))
             if start_s > 0:
                 separators.append(((x0, band.baseline - 3.0), (x0, band.baseline + 3.0)))
-    texts.extend(_header(record, title))
-    return _Sheet(tuple(traces), tuple(separators), tuple(texts))
+    texts.extend(_header(record, title, labels))
+    return SheetLayout(tuple(traces), tuple(separators), tuple(texts))
 
 
 def _calibration_pulse(band: _Band) -> tuple[Point, ...]:
@@ -365,34 +455,50 @@ def _peaks_kept(samples: Sequence[int], first: int, stop: int, per_bucket: float
     return kept
 
 
-def _header(record: EcgRecord, title: str) -> list[_Text]:
-    width = float(GRID_WIDTH_MM)
-    right = GRID_LEFT_MM + width
-    when = _acquired(record.start_time)
+def _header(record: EcgRecord, title: str, labels: Mapping[str, str]) -> list[SheetText]:
+    """Left: who, when, which cart, the cart's measurements. Right: the cart's
+    interpretation, one statement a line."""
+    right = GRID_LEFT_MM + float(GRID_WIDTH_MM)
+    left_width = _STATEMENTS_LEFT_MM - GRID_LEFT_MM - 3.0
+    gap = "     "
+    lines = [
+        f"{labels['name']} {_field(record.patient_name)}{gap}"
+        f"{labels['id']} {_field(record.patient_id)}",
+        f"{labels['sex']} {_sex(record.patient_sex, labels)}{gap}"
+        f"{labels['age']} {_age(record, labels)}",
+        f"{labels['acquired']} {_acquired(record.start_time)}{gap}"
+        f"{labels['device']} {_field(record.device)}",
+        *_measurement_lines(record.measurements, labels),
+    ]
     texts = [
-        _Text(GRID_LEFT_MM, 10.5, title.strip(), 5.0, width - 50.0),
-        _Text(right, 10.5, f"{MM_PER_S:g} mm/s   {MM_PER_MV:g} mm/mV", 3.6, 45.0, "right"),
-        _Text(
-            GRID_LEFT_MM,
-            17.5,
-            f"Name {_field(record.patient_name)}     ID {_field(record.patient_id)}     "
-            f"Acquired {when}     Device {_field(record.device)}",
-            3.6,
-            width,
-        ),
-        _Text(GRID_LEFT_MM, 23.5, _measurement_line(record.measurements), 3.6, width),
+        SheetText(GRID_LEFT_MM, 10.5, title.strip(), 5.0, right - GRID_LEFT_MM - 50.0),
+        SheetText(right, 10.5, f"{MM_PER_S:g} mm/s   {MM_PER_MV:g} mm/mV", 3.6, 45.0, "right"),
+    ]
+    texts += [
+        SheetText(GRID_LEFT_MM, _HEADER_TOP_MM + _LINE_MM * i, line, _HEADER_TEXT_MM, left_width)
+        for i, line in enumerate(lines)
     ]
     statements = [s.text.strip() for s in record.statements if s.text.strip()]
-    shown = statements[:3]
-    if len(statements) > 3:
-        shown[-1] += f"   (+{len(statements) - 3} more)"
-    texts += [_Text(GRID_LEFT_MM, 29.5 + 5.0 * i, line, 3.6, width) for i, line in enumerate(shown)]
+    shown = statements[:_STATEMENT_LINES] or [MISSING]
+    if len(statements) > _STATEMENT_LINES:
+        shown.append(labels["more"].format(n=len(statements) - _STATEMENT_LINES))
+    texts += [
+        SheetText(
+            _STATEMENTS_LEFT_MM,
+            _HEADER_TOP_MM + _LINE_MM * i,
+            line,
+            _HEADER_TEXT_MM,
+            right - _STATEMENTS_LEFT_MM,
+        )
+        for i, line in enumerate([labels["statements"], *shown])
+    ]
     return texts
 
 
 def _acquired(when: dt.datetime | None) -> str:
-    """The cart's own wall clock; its UTC offset after it when the file gave one (so a
-    time in UTC is not read as Beijing time)."""
+    """Local time with its UTC offset, as the message gave it (the box's zone), so the
+    ER reads the time of day the crew saw: `2026-12-03 16:43:00 +08:00`. A time without
+    an offset (a file drawn directly: the cart's own wall clock) is printed as it is."""
     if when is None:
         return MISSING
     text = when.strftime("%Y-%m-%d %H:%M:%S")
@@ -407,7 +513,18 @@ def _field(value: str | None) -> str:
     return value.strip() if value and value.strip() else MISSING
 
 
-def _measurement_line(measurements: Mapping[str, Decimal]) -> str:
+def _sex(code: str | None, labels: Mapping[str, str]) -> str:
+    return labels.get(f"sex_{code}", MISSING) if code else MISSING
+
+
+def _age(record: EcgRecord, labels: Mapping[str, str]) -> str:
+    unit = labels.get(f"age_{record.patient_age_unit}")
+    if record.patient_age is None or unit is None:
+        return MISSING
+    return unit.format(n=record.patient_age)
+
+
+def _measurement_lines(measurements: Mapping[str, Decimal], labels: Mapping[str, str]) -> list[str]:
     def value(key: str) -> str:
         v = measurements.get(key)
         if v is None or not v.is_finite():
@@ -417,24 +534,29 @@ def _measurement_line(measurements: Mapping[str, Decimal]) -> str:
         except InvalidOperation:  # more digits than the context holds: a nonsense value
             return f"{v:.0f}"
 
-    return (
-        f"HR {value('heart_rate')} bpm     PR {value('pr')} ms     QRS {value('qrs')} ms     "
-        f"QT/QTc {value('qt')}/{value('qtc')} ms     "
-        f"Axes P/QRS/T {value('p_axis')}/{value('qrs_axis')}/{value('t_axis')}°"
-    )
+    gap = "     "
+    return [
+        f"{labels['hr']} {value('heart_rate')} {labels['bpm']}{gap}PR {value('pr')} ms{gap}"
+        f"QRS {value('qrs')} ms",
+        f"QT/QTc {value('qt')}/{value('qtc')} ms{gap}"
+        f"{labels['axes']} P/QRS/T {value('p_axis')}/{value('qrs_axis')}/{value('t_axis')}°",
+    ]
 
 
 # -- PNG -----------------------------------------------------------------------------------
 
 
-def render_png(record: EcgRecord, *, title: str = "", dpi: int = 150) -> bytes:
+def render_png(
+    record: EcgRecord, *, title: str = "", dpi: int = 150, language: str = DEFAULT_LANGUAGE
+) -> bytes:
     """The sheet as a PNG of 297 x 210 mm at `dpi` (stored in the file, so printing it at
-    that resolution keeps 25 mm/s and 10 mm/mV)."""
+    that resolution keeps 25 mm/s and 10 mm/mV), labelled in `language` (LANGUAGES)."""
     if not _DPI_RANGE[0] <= dpi <= _DPI_RANGE[1]:
         raise ValueError(f"ECG sheet dpi {dpi}: must be {_DPI_RANGE[0]}..{_DPI_RANGE[1]}")
+    labels = _labels(language)
     px = dpi / 25.4  # pixels per mm
     font = _sheet_font()
-    sheet = _layout(record, title, resolution_mm=1 / px)
+    sheet = _layout(record, title, 1 / px, labels)
     image = Image.new("RGB", (round(PAGE_WIDTH_MM * px), round(PAGE_HEIGHT_MM * px)), PAPER)
     draw = ImageDraw.Draw(image)
     _png_grid(draw, px)
@@ -470,7 +592,7 @@ def _png_grid(draw: ImageDraw.ImageDraw, px: float) -> None:
                 draw.line([(left, y), (right, y)], fill=colour, width=width)
 
 
-def _png_text(draw: ImageDraw.ImageDraw, font: _Font, text: _Text, px: float) -> None:
+def _png_text(draw: ImageDraw.ImageDraw, font: _Font, text: SheetText, px: float) -> None:
     face = _pil_font(font.path, font.index, max(6, round(text.size * px)))
     shown = _fit(font.show(text.text), text.max_width * px, face.getlength, font.show("…"))
     if not shown:
@@ -500,9 +622,10 @@ def _pil_font(
 # -- PDF -----------------------------------------------------------------------------------
 
 
-def render_pdf(record: EcgRecord, *, title: str = "") -> bytes:
-    """The sheet as a one-page A4 landscape PDF, vector lines (print at actual size)."""
-    sheet = _layout(record, title, resolution_mm=_PDF_RESOLUTION_MM)
+def render_pdf(record: EcgRecord, *, title: str = "", language: str = DEFAULT_LANGUAGE) -> bytes:
+    """The sheet as a one-page A4 landscape PDF, vector lines (print at actual size),
+    labelled in `language` (LANGUAGES)."""
+    sheet = _layout(record, title, _PDF_RESOLUTION_MM, _labels(language))
     font = _sheet_font()
     if font.path is None:
         return _pdf_document(sheet, title, _BUILTIN_FONT)
@@ -515,7 +638,7 @@ def render_pdf(record: EcgRecord, *, title: str = "") -> bytes:
         return _pdf_document(sheet, title, _BUILTIN_FONT)
 
 
-def _pdf_document(sheet: _Sheet, title: str, font: _Font) -> bytes:
+def _pdf_document(sheet: SheetLayout, title: str, font: _Font) -> bytes:
     pdf = FPDF(orientation="L", unit="mm", format="A4")
     pdf.set_auto_page_break(False)
     pdf.set_margin(0)

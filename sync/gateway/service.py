@@ -100,6 +100,11 @@ def broker_address(url: str) -> tuple[str, int, bool]:
     return parts.hostname, parts.port or (8883 if tls else 1883), tls
 
 
+# The 12-lead sheet's label languages (sync.gateway.ecg_sheet.LANGUAGES, which needs
+# Pillow: not imported here), zh_CN the default.
+SHEET_LANGUAGES = ("zh_CN", "en")
+
+
 class Gateway:
     """One gateway instance; several may share the subscription group."""
 
@@ -113,7 +118,13 @@ class Gateway:
         ca_file: str | None = None,
         session_expiry_s: int = 7 * 24 * 3600,
         sheets_dir: Path | None = None,
+        sheet_language: str = "zh_CN",
     ) -> None:
+        if sheet_language not in SHEET_LANGUAGES:
+            raise ValueError(
+                f"sheet language {sheet_language!r}: one of {', '.join(SHEET_LANGUAGES)}"
+            )
+        self.sheet_language = sheet_language
         self.host, self.port, tls = broker_address(broker_url)
         self.db = db
         self.client_id = client_id or "county-gateway-1"
@@ -353,13 +364,14 @@ class Gateway:
             from sync.gateway import ecg_sheet  # Pillow and fpdf2: the gateway extra
         except ImportError as exc:
             return None, None, f"sheet not rendered: {exc}"
-        title = f"STEMI pre-alert · {agent}" if stemi else f"12-lead · {agent}"
+        language = self.sheet_language
+        title = ecg_sheet.sheet_title(agent, stemi=stemi, language=language)
         folder = self.sheets_dir / agent
         try:
             folder.mkdir(parents=True, exist_ok=True)
             png, pdf = folder / f"{control_id}.png", folder / f"{control_id}.pdf"
-            png.write_bytes(ecg_sheet.render_png(record, title=title))
-            pdf.write_bytes(ecg_sheet.render_pdf(record, title=title))
+            png.write_bytes(ecg_sheet.render_png(record, title=title, language=language))
+            pdf.write_bytes(ecg_sheet.render_pdf(record, title=title, language=language))
         except Exception as exc:  # a sheet that cannot be drawn must not stop storing
             log.exception("gateway: sheet for %s from %s not rendered", control_id, agent)
             return None, None, f"sheet not rendered: {type(exc).__name__}: {exc}"

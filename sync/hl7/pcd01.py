@@ -8,6 +8,9 @@ Shape (IHE PCD TF-2 §3.1 and Appendix B; HL7 v2.6 Ch. 7.3.1 ORU_R01):
     OBR  <MSH-10> in OBR-3 | <device specialisation> in OBR-4 | earliest time in OBR-7
     OBX  1 | | <device specialisation> | 1 | ... | X | ... | <device id>           (MDS)
     OBX  n | NM | <metric> | 1.0.0.k | <value> | <unit> | <flags> | F or X | <time> | <device id>
+    OBX  n | ST | MDC_ATTR_ID_MODEL | 1.0.0.k | <model> ...       (a 12-lead cart's, when known)
+    OBX  n | CWE | MDC_ATTR_PT_SEX | 1.0.0.k | M^Male^HL70001 ...  (as the cart was told)
+    OBX  n | NM | MDC_ATTR_PT_AGE | 1.0.0.k | 50 | MDC_DIM_YR ...   (as the cart was told)
 
 Values go into OBX-5 as the decimal text the device gave (`Decimal`, never a float), so
 18.9 arrives as "18.9" and 120 as "120".
@@ -29,6 +32,7 @@ from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.core import Group, Message
 
 from edge_agent.mdc import term
+from edge_agent.model import RecordingContext
 from sync.hl7 import er7
 from sync.hl7.errors import APPLICATION_INTERNAL_ERROR, Hl7Error
 from sync.hl7.timestamps import format_date, format_dtm
@@ -166,6 +170,7 @@ def build_oru_r01(
     observations: Sequence[StoredObservation],
     waveforms: Sequence[StoredWaveform] = (),
     statements: Sequence[str] = (),
+    context: RecordingContext | None = None,
     verify: bool = False,
 ) -> str:
     """The PCD-01 message in ER7, segments separated by CR.
@@ -189,6 +194,7 @@ def build_oru_r01(
         observations=observations,
         waveforms=waveforms,
         statements=statements,
+        context=context,
     )
     text = write_er7(rows)
     if verify:
@@ -212,12 +218,15 @@ def oru_r01_rows(
     observations: Sequence[StoredObservation],
     waveforms: Sequence[StoredWaveform] = (),
     statements: Sequence[str] = (),
+    context: RecordingContext | None = None,
 ) -> list[Row]:
     """What each segment of the message holds, in message order.
 
     A 12-lead adds its interpretation statements as NTE rows after the OBR (word for
-    word) and, after the numeric OBX rows, per lead an NA row with its samples and two
-    NM rows beside it: the sample rate and the resolution (PCD waveform content).
+    word); after the numeric OBX rows the cart's context (its model, the patient's sex
+    and age as the cart was told them: `_context_rows`); then per lead an NA row with
+    its samples and two NM rows beside it: the sample rate and the resolution (PCD
+    waveform content).
     """
     if not observations and not waveforms:
         raise ValueError(f"message {control_id}: no observations to report")
@@ -291,7 +300,59 @@ def oru_r01_rows(
         if kept:
             fields[8] = kept
         rows.append(("OBX", fields))
-    rows.extend(_waveform_rows(waveforms, first_set_id=len(metrics) + 2, obx18=obx18))
+    context_rows = _context_rows(context, first_index=len(metrics) + 1, obx18=obx18)
+    rows.extend(context_rows)
+    rows.extend(
+        _waveform_rows(waveforms, first_set_id=len(metrics) + len(context_rows) + 2, obx18=obx18)
+    )
+    return rows
+
+
+# HL7 v2.6 table 0001 names, for CWE.2 of the sex row.
+_SEX_NAMES = {"M": "Male", "F": "Female", "O": "Other"}
+# An ST value is one line and short in practice; a file's model text is cut here.
+MODEL_MAX = 64
+
+
+def _context_rows(context: RecordingContext | None, *, first_index: int, obx18: str) -> list[Row]:
+    """A cart's model and the patient's sex and age as the cart was told them.
+
+    Where: observation rows of the device's MDS, numbered on after its metrics (OBX-4
+    1.0.0.k, PCD TF-2 Appendix B.8.4). The model is the MDS's System-Model attribute
+    (IEEE 11073-10201, MDC_ATTR_ID_MODEL) as ST. Sex and age are the 11073-10201 Patient
+    Demographics attributes MDC_ATTR_PT_SEX (CWE, HL7 table 0001) and MDC_ATTR_PT_AGE
+    (NM with its MDC unit): OBX rows, not a PID, because the cart knows them without a
+    registered resident, and a PID needs an identifier (PID-3 is required in v2.6) that
+    we would have to invent; the cart's interpretation was made with these values, so
+    they travel with its statements even when a PID is there too.
+    """
+    if not context:
+        return []
+    cells: list[tuple[str, str, str, str | None]] = []  # type, code, value, unit
+    model = er7.one_line(context.device_model or "").strip()[:MODEL_MAX].strip()
+    if model:
+        cells.append(("ST", "MDC_ATTR_ID_MODEL", er7.escape(model), None))
+    sex = context.patient_sex
+    if sex is not None and sex in _SEX_NAMES:
+        cells.append(("CWE", "MDC_ATTR_PT_SEX", f"{sex}^{_SEX_NAMES[sex]}^HL70001", None))
+    if context.patient_age is not None and context.patient_age_unit:
+        age_unit = term(context.patient_age_unit).coded
+        cells.append(("NM", "MDC_ATTR_PT_AGE", str(context.patient_age), age_unit))
+    rows: list[Row] = []
+    for offset, (kind, refid, value, unit) in enumerate(cells):
+        index = first_index + offset
+        fields: Fields = {
+            1: str(index + 1),
+            2: kind,
+            3: term(refid).coded,
+            4: f"1.0.0.{index}",
+            5: value,
+            11: "F",
+            18: obx18,
+        }
+        if unit is not None:
+            fields[6] = unit
+        rows.append(("OBX", fields))
     return rows
 
 

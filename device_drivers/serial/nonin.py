@@ -299,20 +299,22 @@ class PacketFramer:
         frames = self._frames
         while len(buf) - (at := start + frames * FRAME_LEN) >= FRAME_LEN:
             kind = self._kind(buf, at)
+            if kind == _DATA and frames:
+                frames += 1
+                if frames == FRAMES_PER_PACKET:
+                    if noise:
+                        _take_noise(noise, out, 1)
+                    out.append(bytes(buf[start : start + PACKET_LEN]))
+                    start, frames = start + PACKET_LEN, 0
+                continue
             if kind == _SYNC:
                 noise += buf[start:at]  # a short packet before this one: frames were lost
                 start, frames = at, 1
-            elif kind == _DATA and frames:
-                frames += 1
-                if frames == FRAMES_PER_PACKET:
-                    _take_noise(noise, out, 1)
-                    out.append(bytes(buf[start : start + PACKET_LEN]))
-                    start, frames = start + PACKET_LEN, 0
-                    continue
             else:
                 noise.append(buf[start])  # search on, byte by byte
                 start, frames = start + 1, 0
-            _take_noise(noise, out, MAX_NOISE_PIECE)
+            if len(noise) >= MAX_NOISE_PIECE:
+                _take_noise(noise, out, MAX_NOISE_PIECE)
         del buf[:start]
         self._frames = frames
         return out
@@ -436,7 +438,8 @@ class RecordFramer:
             ):
                 good += 1
             if good == run:
-                _take_noise(noise, out, 1)
+                if noise:
+                    _take_noise(noise, out, 1)
                 for at in range(start, start + run * RECORD_LEN, RECORD_LEN):
                     out.append(bytes(buf[at : at + RECORD_LEN]))
                 start += run * RECORD_LEN
@@ -446,7 +449,8 @@ class RecordFramer:
                 break  # the run may still complete: wait for more bytes
             noise.append(buf[start])
             start += 1
-            _take_noise(noise, out, MAX_NOISE_PIECE)
+            if len(noise) >= MAX_NOISE_PIECE:
+                _take_noise(noise, out, MAX_NOISE_PIECE)
         del buf[:start]
         return out
 

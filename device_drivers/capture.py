@@ -28,6 +28,10 @@ from typing import Protocol, runtime_checkable
 from device_drivers import registry
 from edge_agent.model import Decoded, DecodeError
 
+# The largest capture the CLI reads (a day of a Nonin DF2 port is ~32 MB): whatever the
+# file, memory stays bounded.
+MAX_CAPTURE_BYTES = 256 * 1024 * 1024
+
 
 class HexError(ValueError):
     """Text that is not hex bytes: a usage error, not a device frame."""

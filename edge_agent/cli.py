@@ -76,10 +76,20 @@ def cmd_decode(args: argparse.Namespace) -> int:
     if args.file and args.hex:
         raise CliError("decode: give HEX or --file PATH, not both")
     if args.file:
+        too_big = CliError(
+            f"decode --file {args.file}: larger than {capture.MAX_CAPTURE_BYTES >> 20} MiB;"
+            " cut the capture into parts"
+        )
         try:
-            data = Path(args.file).read_bytes()
+            path = Path(args.file)
+            if path.stat().st_size > capture.MAX_CAPTURE_BYTES:
+                raise too_big
+            with path.open("rb") as stream:  # read at most the limit, even if it grows
+                data = stream.read(capture.MAX_CAPTURE_BYTES + 1)
         except OSError as exc:
             raise CliError(f"decode --file {args.file}: {exc.strerror}") from None
+        if len(data) > capture.MAX_CAPTURE_BYTES:
+            raise too_big
         source = args.file
         try:
             result = capture.read_file(driver, data)

@@ -10,11 +10,14 @@ BLE: one notification per HEX argument. ECG: all HEX together are the file.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from device_drivers import capture
 
@@ -168,6 +171,17 @@ def test_masimo_capture_file_with_a_bad_line(tmp_path: Path) -> None:
     )
 
 
+def test_an_oversized_capture_file_is_refused_unread(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.bin"
+    with huge.open("wb") as sparse:
+        sparse.truncate(capture.MAX_CAPTURE_BYTES + 1)  # no blocks written: quick
+    result = decode("nonin-df8", "--file", str(huge))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"error: decode --file {huge}: larger than 256 MiB; cut the capture into parts\n"
+    )
+
+
 def test_ble_capture_file_is_hex_lines(tmp_path: Path) -> None:
     capture_file = tmp_path / "cuff.txt"
     capture_file.write_text("00 7800 5000 6400\n\n01 A0F0 6BF0 7DF0\n")
@@ -200,6 +214,28 @@ def test_parse_hex(text: str, data: bytes) -> None:
 def test_parse_hex_rejects(text: str) -> None:
     with pytest.raises(capture.HexError):
         capture.parse_hex(text)
+
+
+@given(st.binary(max_size=64), st.sampled_from(["", " ", ":", "-"]), st.booleans())
+def test_parse_hex_reads_what_it_is_given(data: bytes, sep: str, upper: bool) -> None:
+    text = sep.join(f"{b:02X}" if upper else f"{b:02x}" for b in data)
+    if data:
+        assert capture.parse_hex(text) == data
+        assert capture.parse_hex("0x" + text.replace(sep, "")) == data
+    else:
+        with pytest.raises(capture.HexError):
+            capture.parse_hex(text)
+
+
+@given(st.text(max_size=80))
+def test_parse_hex_returns_bytes_or_one_line_hex_error(text: str) -> None:
+    try:
+        data = capture.parse_hex(text)
+    except capture.HexError as exc:
+        assert "\n" not in str(exc) and len(str(exc)) <= 400
+    else:
+        digits = re.sub(r"[\s:_-]", "", text).lower()
+        assert data.hex() == digits.removeprefix("0x")
 
 
 # --- the monitor drivers through the same command (issue: monitors) -------------------------

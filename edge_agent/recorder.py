@@ -162,10 +162,14 @@ class Recorder:
         except DecodeError as exc:
             return self._quarantine(frame, channel, exc.reason, exc.offset)
         except Exception as exc:
-            log.exception("decoder for %s crashed on a frame of %s", frame.driver, frame.device_id)
-            return self._quarantine(
+            recorded = self._quarantine(
                 frame, channel, f"decoder fault: {type(exc).__name__}: {exc}", None
             )
+            if recorded.raw_frame_id is not None:  # the traceback as often as the bytes
+                log.exception(
+                    "decoder for %s crashed on frame %d", frame.driver, recorded.raw_frame_id
+                )
+            return recorded
         raw_id = store.insert_raw_frame(frame, channel)
         self._line_outcome(frame, None)
 

@@ -378,7 +378,8 @@ class RecordFramer:
     followed by three with bit 7 clear. Because line noise still passes that one time in
     127, one good-looking record is not trusted: the stream is, once DF8_TRUSTED_RUN
     records follow each other with no byte between them (then all of them are emitted,
-    the first ones late), and from then on each record that passes. A record that fails
+    the first ones late: the transport stamps them all with the time of the last), and
+    from then on each record that passes. A record that fails
     ends the trust: its bytes are rejected one at a time until the next run of
     DF8_TRUSTED_RUN. A lost byte or a byte whose bit 7 flips costs that record (and holds
     the next ones back until the run is complete); a flipped low bit cannot be seen.

@@ -202,6 +202,8 @@ class Box:
 
 
 async def until(condition: Callable[[], bool], timeout_s: float) -> None:
+    """Until the store shows `condition` (read through its own connection: the daemon's
+    commits have no event a test can wait on), polled every 50 ms."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while not condition():

@@ -1,7 +1,9 @@
 """Driver ids (DESIGN.md §4) -> their pure decoder and framer.
 
-The one place that knows which driver reads which bytes: the decode CLI, the daemon's
-device set-up and the demo all ask here, so a driver added here is usable everywhere.
+The one place that knows which driver reads which bytes: the decode CLI (through
+device_drivers.capture, which reads a capture with the same framer and decoder), the
+daemon's device set-up and the demo all ask here, so a driver added here is usable
+everywhere.
 Every DESIGN.md driver id is here (edge_agent.config.DEVICE_DRIVERS; a test keeps the
 two equal). Transports: "serial" (a tty), "ble" (GATT notifications), "tcp" (a listener)
 and "folder" (ECG carts' files, one file one frame; most carts can also send them over
@@ -13,8 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -38,7 +39,7 @@ from device_drivers.transport import (
     GattConversation,
     StateSink,
 )
-from edge_agent.model import Decoded, DecodeError
+from edge_agent.model import Decoded
 
 Decoder = Callable[[bytes], Decoded]
 
@@ -419,7 +420,8 @@ def decoder_for_channel(driver_id: str, channel: str | None) -> Decoder:
 
 
 def decoder(driver_id: str) -> Decoder:
-    """The decoder for frames with no channel: the decode CLI, captured files."""
+    """The decoder for frames with no channel (a device with per-device state, such as
+    an IntelliVue's wave calibration, gets its own from Driver.decoders())."""
     return decoder_for_channel(driver_id, None)
 
 
@@ -429,57 +431,3 @@ def decode(driver_id: str, frame: bytes) -> Decoded:
 
 def framer(driver_id: str) -> Framer:
     return driver(driver_id).framer()
-
-
-def frames_from_hex(driver_id: str, texts: Sequence[str]) -> list[bytes]:
-    """Frames typed on the command line: one per argument; for a file driver (an ECG)
-    all arguments together are the one file."""
-    frames = [parse_hex(text) for text in texts]
-    if driver(driver_id).transport == "folder":
-        return [b"".join(frames)]
-    return frames
-
-
-_HEX_SEPARATORS = re.compile(r"[\s:_-]")
-
-
-def parse_hex(text: str) -> bytes:
-    """A frame typed on the command line: '1E7800...', '1e 78 00', '1e:78:00', '0x1e78'."""
-    cleaned = _HEX_SEPARATORS.sub("", text)
-    if cleaned[:2].lower() == "0x":
-        cleaned = cleaned[2:]
-    if not cleaned:
-        raise DecodeError(f"{text!r} is not hex: no digits")
-    bad = re.search(r"[^0-9A-Fa-f]", cleaned)
-    if bad is not None:
-        raise DecodeError(f"{text!r} is not hex: {bad.group()!r}")
-    if len(cleaned) % 2:
-        raise DecodeError(f"{text!r} is not hex: odd number of digits ({len(cleaned)})")
-    return bytes.fromhex(cleaned)
-
-
-def frames_from_file(driver_id: str, data: bytes) -> tuple[list[bytes], int]:
-    """The frames in a capture file, and how many bytes trail the last complete frame.
-
-    Serial and network drivers: the bytes as the port or socket delivered them, cut by
-    the driver's framer.
-    Bytes after the last terminator are not a frame (a capture cut mid-line would read
-    "SPO2=0" for "SPO2=097%"), so they are only counted for the caller to report.
-    BLE drivers: one notification per line, as hex; nothing trails.
-    File drivers (ECG carts): the whole file is the frame.
-    """
-    spec = driver(driver_id)
-    if spec.transport == "folder":
-        return [data], 0
-    if spec.transport == "ble":
-        lines = data.decode("ascii", "replace").splitlines()
-        return [parse_hex(line) for line in lines if line.strip()], 0
-    cutter = spec.framer()
-    frames = cutter.feed(data)
-    if not isinstance(cutter, masimo.LineFramer):
-        # Binary framers hold an incomplete frame; they say how much (`pending`).
-        return frames, int(getattr(cutter, "pending", 0))
-    tail = len(data) - max(data.rfind(b"\n"), data.rfind(b"\r")) - 1
-    if frames and tail and frames[-1] == data[-tail:].strip():
-        tail = 0  # the framer cut it at its cap: already a frame (garbage for quarantine)
-    return frames, tail

@@ -53,58 +53,99 @@ def _load_config(args: argparse.Namespace) -> config_mod.Config:
 # --- commands ---------------------------------------------------------------------------
 
 
-def cmd_decode(args: argparse.Namespace) -> int:
-    from device_drivers import registry
-    from edge_agent.model import DecodeError
+# Rejected frames of a capture reported one line each; past this, one line with counts.
+DECODE_REPORTED = 10
 
-    if args.driver not in registry.DRIVERS:
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    """DESIGN.md §4: the capture read as the live path reads it (device_drivers.capture).
+
+    Exit 0 when at least one whole valid frame decoded, 3 when none did, 2 for usage
+    (unknown driver, text that is not hex); every rejected frame, bytes skipped and a
+    trailing partial frame are reported on stderr, one line each (counted when many)."""
+    from collections import Counter
+
+    from device_drivers import capture, registry
+    from edge_agent.quarantine import reason_key
+
+    driver = args.driver
+    if driver not in registry.DRIVERS:
         raise CliError(
-            f"decode: unknown driver {args.driver!r} (known: {', '.join(sorted(registry.DRIVERS))})"
+            f"decode: unknown driver {driver!r} (known: {', '.join(sorted(registry.DRIVERS))})"
         )
+    if args.file and args.hex:
+        raise CliError("decode: give HEX or --file PATH, not both")
     if args.file:
+        too_big = CliError(
+            f"decode --file {args.file}: larger than {capture.MAX_CAPTURE_BYTES >> 20} MiB;"
+            " cut the capture into parts"
+        )
         try:
-            data = Path(args.file).read_bytes()
+            path = Path(args.file)
+            if path.stat().st_size > capture.MAX_CAPTURE_BYTES:
+                raise too_big
+            with path.open("rb") as stream:  # read at most the limit, even if it grows
+                data = stream.read(capture.MAX_CAPTURE_BYTES + 1)
         except OSError as exc:
             raise CliError(f"decode --file {args.file}: {exc.strerror}") from None
-        try:
-            frames, trailing = registry.frames_from_file(args.driver, data)
-        except DecodeError as exc:
-            print(f"error: decode {args.driver} {args.file}: {exc}", file=sys.stderr)
-            return EXIT_REJECTED
+        if len(data) > capture.MAX_CAPTURE_BYTES:
+            raise too_big
         source = args.file
+        try:
+            result = capture.read_file(driver, data)
+        except capture.HexError as exc:
+            raise CliError(f"decode {driver} {source}: {exc}") from None
     elif args.hex:
-        try:
-            frames = registry.frames_from_hex(args.driver, args.hex)
-        except DecodeError as exc:
-            print(f"error: decode {args.driver}: {exc}", file=sys.stderr)
-            return EXIT_REJECTED
         source = "hex"
-        trailing = 0
-    else:
-        raise CliError("decode: give HEX frames or --file PATH")
-    status = EXIT_OK
-    for index, frame in enumerate(frames):
         try:
-            decoded = registry.decode(args.driver, frame)
-        except DecodeError as exc:
-            where = f"{source} frame {index + 1}" if len(frames) > 1 else source
-            print(f"error: decode {args.driver} {where}: {exc}", file=sys.stderr)
-            status = EXIT_REJECTED
-            continue
-        for reading in decoded.readings:
-            print(json.dumps(reading.as_json(), ensure_ascii=False))
-        for waveform in decoded.waveforms:
-            print(json.dumps(waveform.as_json(), ensure_ascii=False))
-        for statement in decoded.statements:
-            print(json.dumps(statement.as_json(), ensure_ascii=False))
-    if trailing:
-        print(
-            f"error: decode {args.driver} {source}: {trailing} bytes after the last"
-            " complete frame (capture cut mid-frame?)",
-            file=sys.stderr,
+            chunks = [capture.parse_hex(text) for text in args.hex]
+        except capture.HexError as exc:
+            raise CliError(f"decode {driver}: {exc}") from None
+        result = capture.read(driver, chunks)
+    else:
+        raise CliError("decode: give HEX or --file PATH")
+
+    def problem(where: str, text: str) -> None:
+        print(f"error: decode {driver} {where}: {text}", file=sys.stderr)
+
+    alone = len(result.pieces) == 1 and not result.trailing and not result.skipped
+    for piece in result.pieces:
+        if piece.decoded is not None:
+            for reading in piece.decoded.readings:
+                print(json.dumps(reading.as_json(), ensure_ascii=False))
+            for waveform in piece.decoded.waveforms:
+                print(json.dumps(waveform.as_json(), ensure_ascii=False))
+            for statement in piece.decoded.statements:
+                print(json.dumps(statement.as_json(), ensure_ascii=False))
+    rejected = result.rejected
+    for piece in rejected[:DECODE_REPORTED]:
+        assert piece.error is not None
+        problem(source if alone else f"{source} frame {piece.number}", str(piece.error))
+    if len(rejected) > DECODE_REPORTED:
+        rest = rejected[DECODE_REPORTED:]
+        kinds = Counter(reason_key(p.error.reason) for p in rest if p.error is not None)
+        example = {reason_key(p.error.reason): p.error.reason for p in rest if p.error}
+        counted = "; ".join(f"{n} x {example[kind]}" for kind, n in kinds.most_common(3))
+        others = len(kinds) - 3
+        problem(
+            source,
+            f"{len(rest)} more rejected frames ({sum(len(p.data) for p in rest)} bytes): "
+            + counted
+            + (f"; and {others} other reasons" if others > 0 else ""),
         )
-        status = EXIT_REJECTED
-    return status
+    if result.skipped:
+        problem(source, f"{result.skipped} bytes outside any frame skipped (line noise?)")
+    if result.trailing:
+        problem(
+            source,
+            f"a partial frame after the last complete one: {result.trailing} bytes held, as"
+            " the live port holds them until the rest arrives (capture cut mid-frame?)",
+        )
+    if result.decoded:
+        return EXIT_OK
+    if not rejected and not result.skipped and not result.trailing:
+        problem(source, "no frame in the capture")
+    return EXIT_REJECTED
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -569,10 +610,16 @@ def build_parser() -> argparse.ArgumentParser:
         "hex",
         nargs="*",
         metavar="HEX",
-        help="one frame per argument, hex (spaces/colons allowed); for ecg-* all of them"
-        " together are the file",
+        help="bytes in hex (spaces/colons allowed): for serial and network drivers all of"
+        " them are one stream, cut into frames as the live port does; for ble-* one"
+        " notification per argument; for ecg-* all of them together are the file",
     )
-    p.add_argument("--file", metavar="PATH", help="decode a captured stream, or an ECG cart's file")
+    p.add_argument(
+        "--file",
+        metavar="PATH",
+        help="a captured stream (bytes as received), a BLE capture (one hex notification"
+        " per line), or an ECG cart's file",
+    )
     p.set_defaults(func=cmd_decode)
 
     p = sub.add_parser("run", parents=[common], help="the daemon: read devices, record, sync")

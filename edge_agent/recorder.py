@@ -1,9 +1,18 @@
 """The recorder: everything a frame produces goes into the store in one transaction.
 
-For each frame, in this order: the raw bytes (so nothing is lost whatever the decoder
-thinks of them), then either the decoded readings, device alarms and an outbox row, or
-a quarantine row with the reason. Several frames share one durable commit (group
-commit): an SD card manages few fsyncs per second, a monitor sends many frames.
+For each frame: the decoder's verdict, then in the same transaction the raw bytes with
+the decoded readings, device alarms and an outbox row, or, for a frame the decoder
+rejects, a quarantine row with the reason and the raw bytes, within the device's
+quarantine budget (edge_agent.quarantine: the first bad frames and a sample keep their
+bytes, every one is counted). A frame that decodes is always kept whole; as the
+transaction is atomic, deciding before writing loses nothing. Several frames share one
+durable commit (group commit): an SD card manages few fsyncs per second, a monitor
+sends many frames.
+
+A serial port whose recent frames are mostly rejects is read with the wrong driver or at
+the wrong baud rate: its device state says so (`rejecting`, "wrong driver or baud rate:
+...") until good frames return; nothing of such a stream is a reading, as nothing of it
+decodes.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from typing import Protocol
 from edge_agent import alerts
 from edge_agent.clock import new_message_id
 from edge_agent.model import Decoded, DecodeError, DeviceAlarm, Frame, Reading
+from edge_agent.quarantine import QuarantineBudget, RejectWatch
 from edge_agent.stemi import acute_mi_statement
 from edge_agent.store import Store
 
@@ -69,6 +79,21 @@ PERSONAL_DRIVERS = frozenset(
     }
 )
 
+# Drivers of serial ports that can be read with the wrong driver or baud rate (those with
+# transport "serial" in device_drivers.registry; a test keeps the two equal): their
+# reject ratio sets the device state. Not ECG carts: a file now and then is no window.
+LINE_DRIVERS = frozenset(
+    {
+        "nonin-df2",
+        "nonin-df7",
+        "nonin-df8",
+        "masimo-ascii",
+        "datex-s5",
+        "intellivue",
+        "scale-ascii",
+    }
+)
+
 # A reading flagged like this is a progress display (BLE intermediate cuff pressure),
 # not a result: the raw frame is kept, nothing is stored as a measurement or sent.
 PROGRESS_FLAG = "intermediate"
@@ -76,7 +101,8 @@ PROGRESS_FLAG = "intermediate"
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    raw_frame_id: int
+    # None: a bad frame only counted, its bytes beyond the device's quarantine budget.
+    raw_frame_id: int | None
     outcome: str  # decoded | quarantined | progress | empty | duplicate
     observations: int
     message_id: str | None
@@ -93,8 +119,11 @@ class Recorder:
         new_id: Callable[[int], str] = new_message_id,
         upload_every_s: Mapping[str, float] | None = None,
         rules: RuleEngine | None = None,
+        quarantine: QuarantineBudget | None = None,
     ) -> None:
         self._store = store
+        self._budget = quarantine or QuarantineBudget()
+        self._watch = RejectWatch()
         self._new_id = new_id
         # Clinical rules (NEWS2, follow-up thresholds) judged in the same transaction.
         self._rules = rules
@@ -121,25 +150,28 @@ class Recorder:
     def _record_one(self, frame: Frame, decoder: Decoder) -> Recorded:
         store = self._store
         channel = frame.extra.get("channel")
-        duplicate = frame.dedup_key is not None and store.seen_dedup_key(
-            frame.device_id, frame.dedup_key
-        )
-        raw_id = store.insert_raw_frame(frame, channel)
-        if duplicate:
+        if frame.dedup_key is not None and store.seen_dedup_key(frame.device_id, frame.dedup_key):
             # The bytes are kept (what the device sent, when), the readings are not
             # counted twice.
+            raw_id = store.insert_raw_frame(frame, channel)
             store.set_frame_outcome(raw_id, "duplicate")
             store.count_frame(frame, quarantined=False)
             return Recorded(raw_id, "duplicate", 0, None)
         try:
             decoded = decoder(frame.data)
         except DecodeError as exc:
-            return self._quarantine(raw_id, frame, exc.reason, exc.offset)
+            return self._quarantine(frame, channel, exc.reason, exc.offset)
         except Exception as exc:
-            log.exception("decoder for %s crashed on frame %d", frame.driver, raw_id)
-            return self._quarantine(
-                raw_id, frame, f"decoder fault: {type(exc).__name__}: {exc}", None
+            recorded = self._quarantine(
+                frame, channel, f"decoder fault: {type(exc).__name__}: {exc}", None
             )
+            if recorded.raw_frame_id is not None:  # the traceback as often as the bytes
+                log.exception(
+                    "decoder for %s crashed on frame %d", frame.driver, recorded.raw_frame_id
+                )
+            return recorded
+        raw_id = store.insert_raw_frame(frame, channel)
+        self._line_outcome(frame, None)
 
         if frame.driver in ECG_DRIVERS:
             return self._record_ecg(raw_id, frame, decoded)
@@ -323,14 +355,45 @@ class Recorder:
         # A wall clock set backwards (no RTC, NTP catching up) must not stop uploads.
         return last is None or not 0 <= frame.received_wall_ns - last < every
 
-    def _quarantine(self, raw_id: int, frame: Frame, reason: str, offset: int | None) -> Recorded:
-        self._store.insert_quarantine(raw_id, frame, reason, offset)
-        self._store.set_frame_outcome(raw_id, "quarantined")
-        self._store.count_frame(frame, quarantined=True)
-        log.warning(
-            "quarantined frame %d from %s (%s): %s", raw_id, frame.device_id, frame.driver, reason
-        )
+    def _quarantine(
+        self, frame: Frame, channel: str | None, reason: str, offset: int | None
+    ) -> Recorded:
+        """A rejected frame: counted always, its bytes kept within the device's budget."""
+        store, budget, device = self._store, self._budget, frame.device_id
+        if not budget.known(device):
+            budget.load(device, store.quarantine_kept(device), store.quarantine_reason_keys(device))
+        keep = budget.keep(device, frame.received_wall_ns)
+        raw_id: int | None = None
+        if keep:
+            raw_id = store.insert_raw_frame(frame, channel)
+            store.insert_quarantine(raw_id, frame, reason, offset)
+            store.set_frame_outcome(raw_id, "quarantined")
+            # Bounded like the rows: a port of noise must not fill the log either.
+            log.warning(
+                "quarantined frame %d from %s (%s): %s", raw_id, device, frame.driver, reason
+            )
+        store.tally_quarantine(frame, budget.key(device, reason), reason, kept=keep)
+        store.count_frame(frame, quarantined=True)
+        self._line_outcome(frame, reason)
         return Recorded(raw_id, "quarantined", 0, None, reason)
+
+    def _line_outcome(self, frame: Frame, rejected: str | None) -> None:
+        """Feed the reject watch of a serial device; write its state when it changes.
+
+        `rejected` is the reason of a rejected frame, None for a frame that decoded."""
+        if frame.driver not in LINE_DRIVERS:
+            return
+        device = frame.device_id
+        change = self._watch.note(device, rejected is not None)
+        if change is False:
+            self._store.mark_line_clear(device, frame.received_wall_ns)
+            log.info("%s: valid frames again", device)
+        elif rejected is not None and self._watch.rejecting(device):
+            # Also while it goes on: a reopened port ("connected") is still read wrong.
+            detail = self._watch.detail(device, rejected)
+            self._store.mark_line_rejecting(device, detail, frame.received_wall_ns)
+            if change:
+                log.warning("%s (%s): %s", device, frame.driver, detail)
 
 
 def _worth_sending(readings: Sequence[Reading]) -> bool:

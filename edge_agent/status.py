@@ -43,6 +43,7 @@ def prealerts(store: Store, limit: int = 5) -> list[dict[str, Any]]:
 def collect(store: Store) -> dict[str, Any]:
     counts = store.outbox_counts()
     notices = store.notices(limit=20)
+    quarantine = store.quarantine_counts()
     return {
         "agent": store.get_meta("agent_id"),
         "outbox": {
@@ -53,7 +54,11 @@ def collect(store: Store) -> dict[str, Any]:
             "rejected": counts["rejected"],
         },
         "observations": store.observation_count(),
-        "quarantine": store.quarantine_count(),
+        # Every bad frame; of them "kept" with their bytes, the rest only "counted"
+        # (edge_agent.quarantine's per-device budget).
+        "quarantine": quarantine["kept"] + quarantine["counted"],
+        "quarantine_counts": quarantine,
+        "quarantine_reasons": store.quarantine_reasons(limit=10),
         "devices": store.devices(),
         "rejected": store.rejected_outbox(limit=10),
         "recent_quarantine": store.recent_quarantine(limit=5),
@@ -67,16 +72,24 @@ def collect(store: Store) -> dict[str, Any]:
 
 def render_text(status: dict[str, Any]) -> str:
     out = status["outbox"]
+    q = status["quarantine_counts"]
     lines = [
         f"agent {status['agent'] or '?'}",
         f"outbox: {out['pending']} pending ({out['awaiting_ack']} awaiting ACK),"
         f" {out['delivered']} delivered, {out['rejected']} rejected",
-        f"observations: {status['observations']}, quarantined frames: {status['quarantine']}",
+        f"observations: {status['observations']}, quarantined frames: {status['quarantine']}"
+        f" ({q['kept']} kept with their bytes, {q['counted']} only counted)",
     ]
     for dev in status["devices"]:
         lines.append(
             f"  device {dev['id']} ({dev['driver']}): {dev['state']}"
             f" {dev['state_detail'] or ''} frames={dev['frames']} quarantined={dev['quarantined']}"
+            f" (kept {dev['quarantine_kept']})"
+        )
+    for row in status["quarantine_reasons"][:5]:
+        lines.append(
+            f"  quarantine {row['device_id']}: {row['frames']} x {row['last_reason']}"
+            f" ({row['kept']} kept)"
         )
     for row in status["rejected"]:
         lines.append(f"  rejected {row['id']}: {row['ack_code']} {row['ack_text']}")

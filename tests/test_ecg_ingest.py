@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from device_drivers import registry
+from device_drivers import capture, registry
 from device_drivers.ecg import aecg, dicom, philips_xml, scp
 from device_drivers.ecg.framing import ScpFramer, XmlFramer
 from device_drivers.ecg.record import STANDARD_LEADS, EcgRecord
@@ -409,8 +409,8 @@ HEAD = '[agent]\nid = "a"\n[uplink]\nbroker = "mqtt://localhost"\nallow_insecure
 @pytest.mark.parametrize("driver_id", sorted(ENCODERS))
 def test_registry_decodes_each_format_as_one_whole_file(driver_id: str) -> None:
     data = ENCODERS[driver_id](twelve_lead())
-    frames, trailing = registry.frames_from_file(driver_id, data)
-    assert frames == [data] and trailing == 0
+    whole = capture.read_file(driver_id, data)
+    assert [p.data for p in whole.pieces] == [data] and whole.trailing == 0
     decoded = registry.decode(driver_id, data)
     assert [w.metric.removeprefix("MDC_ECG_ELEC_POTL_") for w in decoded.waveforms] == [
         lead.upper() for lead in STANDARD_LEADS

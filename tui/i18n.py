@@ -22,6 +22,11 @@ _TEXT: dict[str, dict[str, str]] = {
     "state.connected": {"zh_CN": "已连接", "en": "connected"},
     "state.disconnected": {"zh_CN": "已断开", "en": "disconnected"},
     "state.configured": {"zh_CN": "等待连接", "en": "waiting"},
+    # edge_agent.quarantine.REJECTING: the port gives mostly frames that do not decode
+    "state.rejecting": {
+        "zh_CN": "数据无法识别（驱动或波特率不对？）",
+        "en": "unreadable data (wrong driver or baud rate?)",
+    },
     "sync.title": {"zh_CN": "上传县平台", "en": "Sent to county platform"},
     "sync.line": {
         "zh_CN": "已送达 {delivered} · 待发送 {pending} · 被拒收 {rejected} · 隔离帧 {quarantine}",

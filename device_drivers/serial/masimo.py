@@ -45,6 +45,11 @@ class LineFramer:
         self._max = max_line
         self._buf = bytearray()
 
+    @property
+    def pending(self) -> int:
+        """Bytes of a line not yet ended by CR or LF (the decode CLI reports them)."""
+        return len(self._buf)
+
     def feed(self, data: bytes) -> list[bytes]:
         self._buf.extend(data)
         frames: list[bytes] = []

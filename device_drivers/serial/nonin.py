@@ -1,6 +1,8 @@
 """Nonin pulse oximeters' binary serial formats: Data Format #2, #7 and #8.
 
-Facts from devices.md §4.1 (OEM III module, WristOx2 3150, Onyx II 9560 specifications):
+Facts from Nonin's "OEM III Module Specification and Technical Information", the
+"WristOx2 Model 3150 OEM Specification and Technical Information" and the Onyx II 9560
+Bluetooth specification ("Serial Data Format #2 / #7 / #8 Definition"):
 
 DF2 and DF7 (`nonin-df2`, `nonin-df7`): 5-byte frames, 75 frames/s, 25 frames per packet
 (3 packets/s). DF2 frame = `01 status pleth data checksum`; DF7 frame = `status pleth-MSB
@@ -9,7 +11,9 @@ status byte always has bit 7 set, and its bit 0 (SYNC) marks frame 1 of a packet
 byte carries a different value in each frame of the packet (HR MSB/LSB in frames 1-2,
 SpO2 in 3, display and 8-beat values further on). Heart rate is 9 bits split 2 + 7
 (`(MSB & 0x03) * 128 + (LSB & 0x7F)`, *not* MSB * 256 + LSB, OpenICE's bug above
-127/min); 511 and 127 mean "no HR" and "no SpO2".
+127/min); 511 and 127 mean "no HR" and "no SpO2". The specifications' pulse-rate range
+ends at 321/min and SpO2 at 100 %: a value above either (other than 511 / 127) is not a
+measurement but a stream we misread, and is rejected.
 
 DF8 (`nonin-df8`): one 4-byte record a second, `status HR-low SpO2 STAT2`, no checksum.
 
@@ -22,13 +26,17 @@ stored at 3 packets/s, so they are only reported when asked for (`extras=True`),
 flagged ("display", "8-beat", "fast", "beat-to-beat") rather than given other metrics.
 
 Framing (no I/O, as for every serial driver): `PacketFramer` cuts DF2/DF7 packets and
-`RecordFramer` DF8 records out of the byte stream; both drop what cannot be a packet or
-record (line noise, a receiver that joined mid-packet) and count it in `discarded`.
+`RecordFramer` DF8 records out of the byte stream. Every byte comes out once, in stream
+order: in a whole packet or record, or in a rejected piece (line noise, a receiver that
+joined mid-packet, a damaged packet) of at most `MAX_NOISE_PIECE` bytes, which the
+decoder rejects into quarantine. So a port full of noise is seen as such (the recorder
+reports "wrong driver or baud rate") instead of as silence, and the decode CLI reads a
+capture exactly as the live port does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
@@ -45,7 +53,8 @@ class LineSettings:
     stopbits: float
 
 
-# devices.md §4.1: 9600 baud 8N1 for the binary formats (all three).
+# 9600 baud 8N1 for the binary formats (all three; the OEM III and 3150 specifications'
+# "Communication Rate", and OpenICE's DemoNoninPulseOx.java).
 SERIAL_SETTINGS = LineSettings(baudrate=9600, bytesize=8, parity="N", stopbits=1)
 
 FRAME_LEN = 5
@@ -72,9 +81,9 @@ SYNC = 0x01  # frame 1 of a packet
 DF7_STAT2_SMARTPOINT = 0x20
 DF7_STAT2_LOW_BATTERY = 0x01
 
-# DF8 status byte. Bit 7 is set, as in the DF2/DF7 status byte: devices.md's DF8 row does
-# not name it, but the reader of the source it cites (drphrozen/javautilityclasses
-# NoninConnector.java) finds the start of a record by waiting for the byte with bit 7 set.
+# DF8 status byte. Bit 7 is set, as in the DF2/DF7 status byte: it is how a receiver
+# finds a record's start (drphrozen/javautilityclasses NoninConnector.java waits for the
+# byte with bit 7 set); the other three bytes are 7-bit values.
 DF8_STATUS_BIT7 = 0x80
 DF8_SNSD = 0x40
 DF8_OOT = 0x20
@@ -84,16 +93,33 @@ DF8_ARTF = 0x04
 DF8_HR_HIGH_BITS = 0x03  # HR bits 8-7
 DF8_STATUS_FLAGS = DF8_SNSD | DF8_OOT | DF8_LOW_PERFUSION | DF8_MARGINAL_PERFUSION | DF8_ARTF
 # DF8 STAT2. 0x20 SmartPoint is from mattjlewis/NoninPulseOx DataFormat8Serialiser.java (the
-# same bit as DF7's STAT2); the others are devices.md §4.1.
+# same bit as DF7's STAT2); 0x08 sensor unusable, 0x04 spot-check mode, 0x02 battery
+# critical and 0x01 low battery from the 3150 specification's DF8 table (as
+# drphrozen/javautilityclasses Format8.java reads them). Bits 6 and 4 are not defined,
+# bit 7 is never set in a data byte: a STAT2 with any of them is not a DF8 record.
 DF8_STAT2_SMARTPOINT = 0x20
 DF8_STAT2_SENSOR_UNUSABLE = 0x08
 DF8_STAT2_SPOT_CHECK = 0x04
 DF8_STAT2_BATTERY_CRITICAL = 0x02
 DF8_STAT2_LOW_BATTERY = 0x01
+DF8_STAT2_RESERVED = 0xD0
 
 HR_MISSING = 511
+HR_MAX = 321  # the specifications' pulse-rate range ends at 321/min
 SPO2_MISSING = 127
 SPO2_MAX = 100
+
+# DF8 has no checksum: a window of line noise passes every check of one record about one
+# time in 127 (bit 7 set in the status byte only: 1/16; then SpO2 0..100 or 127: 0.8,
+# STAT2 without reserved bits: 1/4, HR 0..321 or 511: 0.63). Five such records in a row (1 in 3e10) before the
+# stream is trusted, and again after any record that fails, keep 1 MiB of noise from ever
+# becoming a reading; a real oximeter costs 4 s of delay at the start (the records are
+# held, not lost). The specifications' one record a second, nothing in between, is in a
+# byte stream "the next record starts where this one ends".
+DF8_TRUSTED_RUN = 5
+
+# The longest rejected piece a framer emits: noise is quarantined in pieces this size.
+MAX_NOISE_PIECE = 128
 
 UNAVAILABLE_FLAG = "unavailable"
 DISPLAY_FLAG = "display"
@@ -108,7 +134,8 @@ BEAT_PER_MIN = "MDC_DIM_BEAT_PER_MIN"
 PERCENT = "MDC_DIM_PERCENT"
 DIMLESS = "MDC_DIM_DIMLESS"
 
-# Data byte by frame number, counted from 1 at the SYNC frame (devices.md §4.1).
+# Data byte by frame number, counted from 1 at the SYNC frame (the specifications' data
+# byte tables for DF2 and DF7).
 FRAME_HR_MSB, FRAME_HR_LSB, FRAME_SPO2, FRAME_FIRMWARE = 1, 2, 3, 4
 FRAME_STAT2 = 8  # DF7 only; reserved in DF2
 FRAME_SPO2_D, FRAME_SPO2_FAST, FRAME_SPO2_BEAT = 9, 10, 11
@@ -200,8 +227,17 @@ def _check_format(fmt: int) -> int:
 _INVALID, _DATA, _SYNC = 0, 1, 2
 
 
+def _take_noise(noise: bytearray, out: list[bytes], limit: int) -> None:
+    """Emit held noise in pieces of `limit` bytes (all of it when limit is 1)."""
+    while len(noise) >= limit:
+        piece = min(len(noise), MAX_NOISE_PIECE)
+        out.append(bytes(noise[:piece]))
+        del noise[:piece]
+
+
 class PacketFramer:
-    """Whole 125-byte DF2 or DF7 packets out of a byte stream (transport.Framer).
+    """Whole 125-byte DF2 or DF7 packets, and the rejected bytes between them, out of a
+    byte stream (transport.Framer).
 
     A packet starts at a valid frame with SYNC set and takes the next 24 valid frames
     without SYNC. Valid = checksum right, status bit 7 set and, for DF2, first byte 0x01.
@@ -213,6 +249,11 @@ class PacketFramer:
     odds 1/1024 (DF2: 1/262144), but 24 more valid frames in a row never follow, and the
     search resumes inside such a false start, so it cannot hide the real one.
 
+    Dropped bytes are not lost: they come out, in stream order, as rejected pieces of at
+    most MAX_NOISE_PIECE bytes (the run before the next packet, or every MAX_NOISE_PIECE
+    bytes of a long run), which the decoder rejects for quarantine. No such piece can be a
+    valid packet: the search tries every byte, so a packet in it would have been found.
+
     One residual case, DF7 only: a byte lost inside frame 25 leaves a last window that
     borrows the next packet's first byte, and that window still adds up with odds about
     1/256 (DF2's 0x01 lead byte rules it out). The packet then goes out with frame 25
@@ -221,10 +262,10 @@ class PacketFramer:
     Waiting for the next SYNC frame before emitting would close this, at the price of
     holding every packet back and never emitting the last one of a capture or session.
 
-    The state between calls is at most one partial packet (< 125 bytes). Decisions look
-    only at bytes already received and wait when they need more, so the output does not
-    depend on how reads split the stream. `discarded` counts the bytes dropped. Never
-    raises.
+    The state between calls is at most one partial packet (< 125 bytes) and a rejected
+    run not yet emitted (< MAX_NOISE_PIECE bytes): `pending`. Decisions look only at bytes
+    already received and wait when they need more, so the output does not depend on how
+    reads split the stream. Never raises.
     """
 
     def __init__(self, format: int) -> None:  # Data Format #2 or #7, the spec's word
@@ -232,12 +273,12 @@ class PacketFramer:
         self._df2 = format == 2
         self._buf = bytearray()
         self._frames = 0  # valid frames of the packet at the head of _buf; 0 = searching
-        self.discarded = 0
+        self._noise = bytearray()  # rejected bytes not yet emitted
 
     @property
     def pending(self) -> int:
-        """Bytes held for the next call (a partial packet or frame)."""
-        return len(self._buf)
+        """Bytes held for the next call (a partial packet, a rejected run)."""
+        return len(self._buf) + len(self._noise)
 
     def _kind(self, buf: bytearray, at: int) -> int:
         if self._df2 and buf[at] != DF2_FRAME_START:
@@ -252,78 +293,167 @@ class PacketFramer:
     def feed(self, data: bytes) -> list[bytes]:
         buf = self._buf
         buf.extend(data)
-        packets: list[bytes] = []
+        noise = self._noise
+        out: list[bytes] = []
         start = 0  # first byte of the packet being assembled, or of the search
         frames = self._frames
         while len(buf) - (at := start + frames * FRAME_LEN) >= FRAME_LEN:
             kind = self._kind(buf, at)
-            if kind == _SYNC:
-                start, frames = at, 1  # a new packet; a short one before it is dropped
-            elif kind == _DATA and frames:
+            if kind == _DATA and frames:
                 frames += 1
                 if frames == FRAMES_PER_PACKET:
-                    packets.append(bytes(buf[start : start + PACKET_LEN]))
+                    if noise:
+                        _take_noise(noise, out, 1)
+                    out.append(bytes(buf[start : start + PACKET_LEN]))
                     start, frames = start + PACKET_LEN, 0
+                continue
+            if kind == _SYNC:
+                noise += buf[start:at]  # a short packet before this one: frames were lost
+                start, frames = at, 1
             else:
-                start, frames = start + 1, 0  # search on, byte by byte
-        self.discarded += start - PACKET_LEN * len(packets)
+                noise.append(buf[start])  # search on, byte by byte
+                start, frames = start + 1, 0
+            if len(noise) >= MAX_NOISE_PIECE:
+                _take_noise(noise, out, MAX_NOISE_PIECE)
         del buf[:start]
         self._frames = frames
-        return packets
+        return out
+
+
+def _table(ok: Callable[[int], bool]) -> bytes:
+    return bytes(1 if ok(value) else 0 for value in range(512))
+
+
+# What one DF8 byte (or, for HR, the 9-bit value) may hold, as lookup tables: the framer
+# tests every byte of a noisy stream, `df8_problem` says why a record fails. A test keeps
+# the two in agreement.
+_SPO2_OK = _table(lambda v: v <= SPO2_MAX or v == SPO2_MISSING)
+_STAT2_OK = _table(lambda v: v < 0x100 and not v & (DF8_STAT2_RESERVED | 0x80))
+_HR_OK = _table(lambda v: v <= HR_MAX or v == HR_MISSING)
 
 
 def _record_ok(buf: bytes | bytearray, at: int) -> bool:
-    status, hr_low, spo2, stat2 = buf[at], buf[at + 1], buf[at + 2], buf[at + 3]
-    return (
-        bool(status & DF8_STATUS_BIT7)
-        and not (hr_low | spo2 | stat2) & 0x80
-        and (spo2 <= SPO2_MAX or spo2 == SPO2_MISSING)
+    status, hr_low = buf[at], buf[at + 1]
+    return bool(
+        status >= DF8_STATUS_BIT7
+        and hr_low < 0x80
+        and _SPO2_OK[buf[at + 2]]
+        and _STAT2_OK[buf[at + 3]]
+        and _HR_OK[((status & DF8_HR_HIGH_BITS) << 7) | hr_low]
     )
 
 
+def df8_problem(record: bytes | bytearray) -> tuple[int, str] | None:
+    """Why 4 bytes are not a DF8 record (offset, reason), or None if they may be one.
+
+    What the layout lets a receiver check, DF8 having no checksum: bit 7 set in the status
+    byte and clear in the other three, STAT2 without its undefined bits, HR 0..321 or 511
+    and SpO2 0..100 or 127.
+    """
+    status, hr_low, spo2, stat2 = record[0], record[1], record[2], record[3]
+    if not status & DF8_STATUS_BIT7:
+        return 0, f"status 0x{status:02x} has bit 7 clear (not a DF8 record start)"
+    for offset, name in ((1, "HR"), (2, "SpO2"), (3, "STAT2")):
+        if record[offset] & 0x80:
+            return (
+                offset,
+                f"{name} byte 0x{record[offset]:02x} has bit 7 set (a status byte: record cut short?)",
+            )
+    if stat2 & DF8_STAT2_RESERVED:
+        return 3, f"STAT2 0x{stat2:02x} sets undefined bits 0x{stat2 & DF8_STAT2_RESERVED:02x}"
+    hr = ((status & DF8_HR_HIGH_BITS) << 7) | hr_low
+    if hr > HR_MAX and hr != HR_MISSING:
+        return 1, f"HR {hr} outside 0..{HR_MAX} (511 = no value)"
+    if spo2 > SPO2_MAX and spo2 != SPO2_MISSING:
+        return 2, f"SpO2 {spo2} outside 0..{SPO2_MAX} (127 = no value)"
+    return None
+
+
 class RecordFramer:
-    """4-byte DF8 records out of a byte stream (transport.Framer).
+    """4-byte DF8 records, and the rejected bytes between them, out of a byte stream
+    (transport.Framer).
 
-    DF8 has no checksum; the resync rule comes from the bit layout. Only the status byte
-    has bit 7 set (see DF8_STATUS_BIT7): the HR byte holds 7 bits, SpO2 is 0..100 or 127,
-    STAT2's bits are all below 0x80. A record is a byte with bit 7 set followed by three
-    with bit 7 clear, the second a possible SpO2; anything else is dropped one byte at a
-    time. A lost byte puts the next record's status byte inside the window, a byte whose
-    bit 7 flips up stands in front of the next status byte: either way that one record is
-    dropped and the next is found. A flipped low bit cannot be seen (no checksum in DF8).
+    DF8 has no checksum; what a record must pass is `df8_problem`'s list. Only the status
+    byte has bit 7 set (see DF8_STATUS_BIT7), so a record's start is a byte with bit 7 set
+    followed by three with bit 7 clear. Because line noise still passes that one time in
+    127, one good-looking record is not trusted: the stream is, once DF8_TRUSTED_RUN
+    records follow each other with no byte between them (then all of them are emitted,
+    the first ones late: the transport stamps them all with the time of the last), and
+    from then on each record that passes. A record that fails
+    ends the trust: its bytes are rejected one at a time until the next run of
+    DF8_TRUSTED_RUN. A lost byte or a byte whose bit 7 flips costs that record (and holds
+    the next ones back until the run is complete); a flipped low bit cannot be seen.
 
-    Why not a rule with status bit 7 clear, as devices.md's DF8 row might be read: then
-    no byte marks a record's start. For a quiet patient (status and STAT2 both 0) the
-    stream is `00 HR SpO2 00` repeated, and its rotation `HR SpO2 00 00` passes every
-    remaining check (bit 7 clear throughout, "SpO2" 0), so a framer would lock onto the
-    wrong phase and report HR as status bits and 0 % SpO2.
+    Rejected bytes come out in stream order as pieces of at most MAX_NOISE_PIECE bytes,
+    for the decoder to reject into quarantine. None of them can be a trusted record: a
+    rejected run that ends where a trusted run begins would have started that run.
 
-    At most 3 bytes are held between calls; `discarded` counts dropped bytes. The output
-    does not depend on how reads split the stream. Never raises.
+    Why not a rule with status bit 7 clear: then no byte marks a record's start. For a
+    quiet patient (status and STAT2 both 0) the stream is `00 HR SpO2 00` repeated, and
+    its rotation `HR SpO2 00 00` passes every remaining check (bit 7 clear throughout,
+    "SpO2" 0), so a framer would lock onto the wrong phase and report HR as status bits and
+    0 % SpO2.
+
+    Held between calls (`pending`): an untrusted run (< DF8_TRUSTED_RUN records) or a
+    partial record, and a rejected run not yet emitted. The output does not depend on how
+    reads split the stream. Never raises.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, trusted_run: int = DF8_TRUSTED_RUN) -> None:
+        if trusted_run < 1:
+            raise ValueError(f"trusted_run must be at least 1, got {trusted_run}")
+        self._run = trusted_run
         self._buf = bytearray()
-        self.discarded = 0
+        self._noise = bytearray()
+        self._trusted = False
 
     @property
     def pending(self) -> int:
-        return len(self._buf)
+        """Bytes held for the next call (records not yet trusted, a partial record, noise)."""
+        return len(self._buf) + len(self._noise)
+
+    @property
+    def trusted(self) -> bool:
+        """Whether the stream is trusted now (the last records came as a run)."""
+        return self._trusted
 
     def feed(self, data: bytes) -> list[bytes]:
         buf = self._buf
         buf.extend(data)
-        records: list[bytes] = []
+        noise = self._noise
+        out: list[bytes] = []
         start = 0
+        run = self._run
         while len(buf) - start >= RECORD_LEN:
-            if _record_ok(buf, start):
-                records.append(bytes(buf[start : start + RECORD_LEN]))
-                start += RECORD_LEN
-            else:
-                start += 1
-                self.discarded += 1
+            if self._trusted:
+                if _record_ok(buf, start):
+                    out.append(bytes(buf[start : start + RECORD_LEN]))
+                    start += RECORD_LEN
+                    continue
+                self._trusted = False
+            good = 0
+            while (
+                good < run
+                and len(buf) - (start + good * RECORD_LEN) >= RECORD_LEN
+                and _record_ok(buf, start + good * RECORD_LEN)
+            ):
+                good += 1
+            if good == run:
+                if noise:
+                    _take_noise(noise, out, 1)
+                for at in range(start, start + run * RECORD_LEN, RECORD_LEN):
+                    out.append(bytes(buf[at : at + RECORD_LEN]))
+                start += run * RECORD_LEN
+                self._trusted = True
+                continue
+            if len(buf) - (start + good * RECORD_LEN) < RECORD_LEN:
+                break  # the run may still complete: wait for more bytes
+            noise.append(buf[start])
+            start += 1
+            if len(noise) >= MAX_NOISE_PIECE:
+                _take_noise(noise, out, MAX_NOISE_PIECE)
         del buf[:start]
-        return records
+        return out
 
 
 # --- decoding --------------------------------------------------------------------------
@@ -331,9 +461,10 @@ class RecordFramer:
 
 def _check_packet(packet: bytes, fmt: int, status_at: int) -> None:
     if len(packet) != PACKET_LEN:
+        # What PacketFramer emits besides packets: bytes it could not place in one.
         raise DecodeError(
-            f"DF{fmt} packet is {len(packet)} bytes, not {PACKET_LEN} (25 frames of 5)",
-            min(len(packet), PACKET_LEN),
+            f"{len(packet)} bytes that are not a DF{fmt} packet (25 checksummed 5-byte frames"
+            " from a SYNC frame): line noise, frames lost, or another data format"
         )
     for index in range(FRAMES_PER_PACKET):
         at = index * FRAME_LEN
@@ -372,9 +503,15 @@ def _data_at(frame: int) -> int:
 
 def _heart_rate(packet: bytes, field: _HeartRateField) -> Reading:
     msb, lsb = packet[_data_at(field.msb_frame)], packet[_data_at(field.lsb_frame)]
-    value = (msb & 0x03) * 128 + (lsb & 0x7F)  # 2 + 7 bits (devices.md §4.1)
+    value = (msb & 0x03) * 128 + (lsb & 0x7F)  # 2 + 7 bits: the HR MSB/LSB definitions
     if value == HR_MISSING:
         return Reading(PULSE_RATE, None, BEAT_PER_MIN, flags=(*field.flags, UNAVAILABLE_FLAG))
+    if value > HR_MAX:
+        # As for SpO2 below: a checksummed value outside the oximeter's range means the
+        # stream is not what we take it for.
+        raise DecodeError(
+            f"{field.name} {value} outside 0..{HR_MAX} (511 = no value)", _data_at(field.lsb_frame)
+        )
     return Reading(PULSE_RATE, Decimal(value), BEAT_PER_MIN, flags=field.flags)
 
 
@@ -424,8 +561,9 @@ def _decode_packet(packet: bytes, fmt: int, extras: bool) -> Decoded:
             qualifiers = (SMARTPOINT_FLAG,)
         if stat2 & DF7_STAT2_LOW_BATTERY:
             alarms.append(ALARM_LOW_BATTERY)
-    # Every SpO2 byte is checked, reported or not: one out of range means the packet is
-    # not what we take it for.
+    # Every HR and SpO2 value is checked, reported or not: one out of range means the
+    # packet is not what we take it for.
+    extra_hr = [_heart_rate(packet, field) for field in _EXTRA_HR]
     extra_spo2 = [
         _spo2(packet[_data_at(f.frame)], f.name, _data_at(f.frame), f.flags) for f in _EXTRA_SPO2
     ]
@@ -435,7 +573,7 @@ def _decode_packet(packet: bytes, fmt: int, extras: bool) -> Decoded:
         _with_flags(_spo2(packet[spo2_at], _PRIMARY_SPO2.name, spo2_at, ()), qualifiers),
     ]
     if extras:
-        readings += [_heart_rate(packet, field) for field in _EXTRA_HR]
+        readings += extra_hr
         readings += extra_spo2
     pleth = Waveform(PLETH, PLETH_RATE_HZ, DIMLESS, samples)
     return Decoded(readings=tuple(readings), waveforms=(pleth,), alarms=tuple(alarms))
@@ -457,18 +595,16 @@ def decode_packet_df7(packet: bytes, *, extras: bool = False) -> Decoded:
 def decode_record_df8(record: bytes) -> Decoded:
     """One 4-byte DF8 record -> pulse rate, SpO2 and status alarms (no waveform in DF8)."""
     if len(record) != RECORD_LEN:
+        # What RecordFramer emits besides records: bytes that were no trusted record.
         raise DecodeError(
-            f"DF8 record is {len(record)} bytes, not {RECORD_LEN}", min(len(record), RECORD_LEN)
+            f"{len(record)} bytes that are not DF8 records: line noise, a damaged record, or"
+            f" another data format (a DF8 stream counts after {DF8_TRUSTED_RUN} good records"
+            " in a row)"
         )
+    problem = df8_problem(record)
+    if problem is not None:
+        raise DecodeError(problem[1], problem[0])
     status, hr_low, spo2_raw, stat2 = record[0], record[1], record[2], record[3]
-    if not status & DF8_STATUS_BIT7:
-        raise DecodeError(f"status 0x{status:02x} has bit 7 clear (not a DF8 record start)", 0)
-    for offset, name in ((1, "HR"), (2, "SpO2"), (3, "STAT2")):
-        if record[offset] & 0x80:
-            raise DecodeError(
-                f"{name} byte 0x{record[offset]:02x} has bit 7 set (a status byte: record cut short?)",
-                offset,
-            )
     qualifiers = tuple(
         flag
         for bit, flag in (
@@ -502,8 +638,8 @@ def decode_record_df8(record: bytes) -> Decoded:
 
 def _hr_value(hr: int | None) -> int:
     value = HR_MISSING if hr is None else hr
-    if not 0 <= value <= HR_MISSING:
-        raise ValueError(f"heart rate {hr} does not fit 9 bits")
+    if not (0 <= value <= HR_MAX or value == HR_MISSING):
+        raise ValueError(f"heart rate {hr} outside 0..{HR_MAX}")
     return value
 
 
@@ -623,8 +759,8 @@ def encode_record_df8(hr: int | None, spo2: int | None, status: int = 0, stat2: 
     """A DF8 record; `status` takes the DF8_* flag bits (bit 7 and HR bits 8-7 are added)."""
     if status & ~DF8_STATUS_FLAGS:
         raise ValueError(f"DF8 status flags 0x{status:02x}: only 0x7C are flags")
-    if not 0 <= stat2 < 0x80:
-        raise ValueError(f"DF8 STAT2 0x{stat2:02x}: bit 7 is never set")
+    if not 0 <= stat2 < 0x80 or stat2 & DF8_STAT2_RESERVED:
+        raise ValueError(f"DF8 STAT2 0x{stat2:02x}: only 0x2F are defined bits")
     hr_value = _hr_value(hr)
     return bytes(
         (DF8_STATUS_BIT7 | status | (hr_value >> 7), hr_value & 0x7F, _spo2_value(spo2), stat2)

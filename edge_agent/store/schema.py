@@ -342,7 +342,31 @@ def _v4_statements_and_prealerts(db: Database) -> None:
     )
 
 
-def _v7_ecg_context(db: Database) -> None:
+def _v5_bounded_quarantine(db: Database) -> None:
+    """Bad frames counted per device and kind of reason; only some keep their bytes
+    (edge_agent.quarantine: a port full of line noise must not fill the disk)."""
+    db.create_table(
+        "quarantine_tally",
+        {
+            "device_id": str,
+            "reason": str,  # quarantine.reason_key: the reason without what it quotes
+            "driver": str,
+            "frames": int,  # every bad frame with this reason, bytes kept or not
+            "kept": int,  # those of them with a raw_frame + quarantine row
+            "bytes": int,
+            "first_wall_ns": int,
+            "last_wall_ns": int,
+            "last_reason": str,  # the newest one word for word
+        },
+        pk=("device_id", "reason"),
+        not_null=["driver", "frames", "kept", "bytes", "first_wall_ns", "last_wall_ns"],
+        defaults={"frames": 0, "kept": 0, "bytes": 0},
+    )
+    # The recorder counts a device's kept rows once per start (its budget).
+    db.execute("CREATE INDEX idx_quarantine_device ON quarantine (device_id)")
+
+
+def _v6_ecg_context(db: Database) -> None:
     """What a 12-lead file says beyond its signals (issue 11): the cart's model and the
     patient's sex and age as the cart was told them, one row per file (raw frame)."""
     db.create_table(
@@ -370,7 +394,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ECG statements, pre-arrival notices, monitor strips, alerts",
         _v4_statements_and_prealerts,
     ),
-    (7, "12-lead cart model, patient sex and age", _v7_ecg_context),
+    (5, "bounded quarantine: counts per device and reason", _v5_bounded_quarantine),
+    (6, "12-lead cart model, patient sex and age", _v6_ecg_context),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

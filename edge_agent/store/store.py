@@ -613,6 +613,58 @@ class Store:
             ),
         )
 
+    def quarantine_kept(self, device_id: str) -> int:
+        """Bad frames of this device kept with their bytes (edge_agent.quarantine)."""
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM quarantine WHERE device_id = ?", (device_id,)
+        ).fetchone()
+        return int(row[0])
+
+    def quarantine_reason_keys(self, device_id: str) -> set[str]:
+        rows = self.conn.execute(
+            "SELECT reason FROM quarantine_tally WHERE device_id = ?", (device_id,)
+        )
+        return {str(r[0]) for r in rows}
+
+    def tally_quarantine(self, frame: Frame, key: str, reason: str, *, kept: bool) -> None:
+        """Count one bad frame under (device, reason key), whether its bytes are kept."""
+        self.conn.execute(
+            "INSERT INTO quarantine_tally (device_id, reason, driver, frames, kept, bytes,"
+            " first_wall_ns, last_wall_ns, last_reason) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(device_id, reason) DO UPDATE SET frames = frames + 1,"
+            " kept = kept + excluded.kept, bytes = bytes + excluded.bytes,"
+            " last_wall_ns = excluded.last_wall_ns, last_reason = excluded.last_reason",
+            (
+                frame.device_id,
+                key,
+                frame.driver,
+                1 if kept else 0,
+                len(frame.data),
+                frame.received_wall_ns,
+                frame.received_wall_ns,
+                reason,
+            ),
+        )
+
+    def mark_line_rejecting(self, device_id: str, detail: str, wall_ns: int) -> None:
+        """The device's port gives mostly rejects (edge_agent.quarantine.RejectWatch).
+
+        Only over a connected (or never reported) device: a batch recorded after the
+        transport said "disconnected" must not hide that."""
+        self.conn.execute(
+            "UPDATE device SET state = 'rejecting', state_detail = ?, state_wall_ns = ?"
+            " WHERE id = ? AND state IN ('connected', 'configured')",
+            (detail, wall_ns, device_id),
+        )
+
+    def mark_line_clear(self, device_id: str, wall_ns: int) -> None:
+        """Good frames again: back to what the serial transport says of an open port."""
+        self.conn.execute(
+            "UPDATE device SET state = 'connected', state_detail = COALESCE(port, ''),"
+            " state_wall_ns = ? WHERE id = ? AND state = 'rejecting'",
+            (wall_ns, device_id),
+        )
+
     def count_frame(self, frame: Frame, *, quarantined: bool) -> None:
         # A device that is not in the config (e.g. `edge-agent decode` into a store, or a
         # device removed from the config) still gets a row: frames are never orphaned.
@@ -1013,7 +1065,28 @@ class Store:
         return counts
 
     def quarantine_count(self) -> int:
-        return int(self.conn.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0])
+        """Every bad frame recorded: kept with its bytes or only counted."""
+        counts = self.quarantine_counts()
+        return counts["kept"] + counts["counted"]
+
+    def quarantine_counts(self) -> dict[str, int]:
+        """Bad frames kept with their bytes, and those only counted (bytes not kept)."""
+        kept = int(self.conn.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0])
+        counted = self.conn.execute(
+            "SELECT COALESCE(SUM(frames - kept), 0) FROM quarantine_tally"
+        ).fetchone()[0]
+        return {"kept": kept, "counted": int(counted)}
+
+    def quarantine_reasons(self, limit: int = 10) -> list[dict[str, Any]]:
+        """The commonest kinds of bad frame, per device."""
+        cur = self.conn.execute(
+            "SELECT device_id, driver, reason, frames, kept, bytes, first_wall_ns,"
+            " last_wall_ns, last_reason FROM quarantine_tally"
+            " ORDER BY frames DESC, device_id, reason LIMIT ?",
+            (limit,),
+        )
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     def observation_count(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM observation").fetchone()[0])
@@ -1021,7 +1094,9 @@ class Store:
     def devices(self) -> list[dict[str, Any]]:
         cur = self.conn.execute(
             "SELECT id, driver, transport, port, address, state, state_detail, state_wall_ns,"
-            " last_frame_wall_ns, frames, quarantined FROM device ORDER BY id"
+            " last_frame_wall_ns, frames, quarantined,"
+            " (SELECT COUNT(*) FROM quarantine q WHERE q.device_id = device.id)"
+            " AS quarantine_kept FROM device ORDER BY id"
         )
         names = [c[0] for c in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

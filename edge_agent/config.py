@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from edge_agent.identifiers import AGENT_ID, DEVICE_ID, IdentifierRule, shown
+
 DEFAULT_CONFIG_PATH = Path("/etc/edge-agent/edge-agent.toml")
 
-# Topic-safe ids: the agent id is a level of MQTT topics (edge/v1/{agent}/up), so it must
-# not contain '/', '+', '#' or anything a county operator would have to quote.
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _LISTEN_RE = re.compile(r"^[A-Za-z0-9.:\[\]-]+:\d{1,5}$")
 _BLE_ADDRESS_RE = re.compile(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$")
 
@@ -245,6 +244,12 @@ class _Checker:
             return default
         return float(value)
 
+    def identifier(self, key: str, rule: IdentifierRule, value: str) -> bool:
+        problem = rule.problem(value)
+        if problem is not None:
+            self.bad(key, f"{shown(value)} {problem}")
+        return problem is None
+
     def unknown(self, raw: dict[str, Any], key: str, known: set[str]) -> None:
         for name in sorted(set(raw) - known):
             self.bad(f"{key}.{name}", "unknown key (typo?)")
@@ -282,11 +287,8 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
     agent_raw = c.table(raw, "agent", required=True)
     c.unknown(agent_raw, "agent", {"id", "data_dir", "role", "timezone"})
     agent_id = c.string(agent_raw, "agent", "id")
-    if agent_id and not _ID_RE.match(agent_id):
-        c.bad(
-            "agent.id",
-            f"{agent_id!r} must be letters, digits, '-', '_' or '.' (it is an MQTT topic level)",
-        )
+    if agent_id:
+        c.identifier("agent.id", AGENT_ID, agent_id)
     data_dir = c.string(agent_raw, "agent", "data_dir", "/var/lib/edge-agent")
     role = c.string(agent_raw, "agent", "role", "clinic")
     if role and role not in STATION_ROLES:
@@ -380,10 +382,10 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
         )
         dev_id = c.string(entry, key, "id")
         if dev_id:
-            key = f"device[{i}] ({dev_id})"
-            if not _ID_RE.match(dev_id):
-                c.bad(f"{key}.id", "must be letters, digits, '-', '_' or '.'")
-            if dev_id in seen:
+            if not c.identifier(f"{key}.id", DEVICE_ID, dev_id):
+                dev_id = ""  # not repeated in the other keys' errors
+            key = f"device[{i}] ({dev_id})" if dev_id else key
+            if dev_id and dev_id in seen:
                 c.bad(f"{key}.id", "duplicate device id")
             seen.add(dev_id)
         driver = c.string(entry, key, "driver")

@@ -103,6 +103,12 @@ class DeviceConfig:
     listen: str | None = None  # "host:port" a network driver listens on
     pattern: str | None = None  # scale-ascii: the line format, when no preset fits
     folder: str | None = None  # ECG carts: the folder their files appear in
+    # Network drivers (MLLP listener): connection limits; None = the listener's default
+    # (device_drivers.network.admission.ConnectionLimits).
+    max_connections: int | None = None
+    max_connections_per_address: int | None = None
+    idle_timeout_s: float | None = None
+    message_timeout_s: float | None = None
 
     @property
     def transport(self) -> str:
@@ -280,6 +286,44 @@ def _check_file_device(
         c.bad(f"{key}.folder", f"{folder!r} must be an absolute path (e.g. /media/ecg)")
 
 
+# [[device]] keys of network drivers: (lowest, highest, integer). Defaults are the
+# listener's own (device_drivers.network.admission.ConnectionLimits: 64, 4, 300 s, 60 s).
+LISTENER_KEYS: dict[str, tuple[float, float, bool]] = {
+    "max_connections": (1, 1024, True),
+    "max_connections_per_address": (1, 1024, True),
+    "idle_timeout_s": (1, 86400, False),
+    "message_timeout_s": (1, 3600, False),
+}
+
+
+def _listener_limits(c: _Checker, entry: dict[str, Any], key: str, driver: str) -> dict[str, Any]:
+    """The connection-limit keys of a network device, checked; {} for other drivers."""
+    given = [name for name in LISTENER_KEYS if name in entry]
+    if driver not in NETWORK_DRIVERS:
+        for name in given:
+            c.bad(f"{key}.{name}", f"driver {driver} does not listen on the network")
+        return {}
+    limits: dict[str, Any] = {}
+    for name in given:
+        low, high, integer = LISTENER_KEYS[name]
+        value = entry[name]
+        if integer and (isinstance(value, bool) or not isinstance(value, int)):
+            c.bad(f"{key}.{name}", "must be a whole number")
+            continue
+        before = len(c.problems)
+        number = c.number(entry, key, name, low, low, high)
+        if len(c.problems) == before:
+            limits[name] = int(number) if integer else number
+    total = limits.get("max_connections", 64)
+    per_address = limits.get("max_connections_per_address", 0)
+    if per_address > total:
+        c.bad(
+            f"{key}.max_connections_per_address",
+            f"{per_address} is more than max_connections ({total})",
+        )
+    return limits
+
+
 def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
     c = _Checker()
     c.unknown(raw, "", {"agent", "uplink", "device", "store", "rules"})
@@ -378,7 +422,18 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
         c.unknown(
             entry,
             key,
-            {"id", "driver", "port", "baudrate", "address", "model", "listen", "pattern", "folder"},
+            {
+                "id",
+                "driver",
+                "port",
+                "baudrate",
+                "address",
+                "model",
+                "listen",
+                "pattern",
+                "folder",
+                *LISTENER_KEYS,
+            },
         )
         dev_id = c.string(entry, key, "id")
         if dev_id:
@@ -408,6 +463,7 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
                 c.bad(f"{key}.listen", f"{listen!r} is not host:port (e.g. 0.0.0.0:2575)")
         elif listen:
             c.bad(f"{key}.listen", f"driver {driver} does not listen on the network")
+        limits = _listener_limits(c, entry, key, driver)
         if driver in BLE_DRIVERS and model is not None:
             quirks = _ble_quirks(driver)
             if model not in quirks:
@@ -461,6 +517,7 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
                 listen=listen,
                 pattern=pattern,
                 folder=folder,
+                **limits,
             )
         )
 

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from device_drivers.network.admission import ConnectionLimits, admit
 from device_drivers.network.mllp import MllpFramer, MllpListener, frame_message
 from device_drivers.simulators import mllp_monitor
-from edge_agent.config import ConfigError, parse
+from edge_agent.config import LISTENER_KEYS, ConfigError, parse
 from edge_agent.daemon import Agent, bootstrap
 from edge_agent.local_broker import LocalBroker, free_port
 from sync.hl7.ack import parse_ack
@@ -317,6 +317,15 @@ def test_listener_keys_reach_the_listener(tmp_path: Path, broker: LocalBroker) -
         assert listener.limits == ConnectionLimits(8, 4, 45.0, 20.0)
     finally:
         agent.store.close()
+
+
+def test_listener_keys_are_documented() -> None:
+    root = Path(__file__).resolve().parent.parent
+    example = (root / "systemd" / "edge-agent.toml.example").read_text(encoding="utf-8")
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    security = (root / "docs" / "security.md").read_text(encoding="utf-8")
+    for key in LISTENER_KEYS:
+        assert f"{key} = " in example and f"{key} = " in readme and f"`{key}`" in security
 
 
 # --- the admission rules, pure ----------------------------------------------------------

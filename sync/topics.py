@@ -1,6 +1,9 @@
 """MQTT 5 topics and message properties shared by the agent and the county gateway.
 
-Contract (DESIGN.md §4): QoS 1, persistent sessions, MSH-10 is the dedup key.
+Contract (DESIGN.md §4): QoS 1, persistent sessions, MSH-10 is the dedup key. Every
+topic is built from an agent id checked against edge_agent.identifiers.AGENT_ID, and
+the agent id of a received topic is checked the same way (`agent_in`), so no topic
+level is ever '..', a wildcard, empty or more than 64 characters.
 """
 
 from __future__ import annotations

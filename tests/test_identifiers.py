@@ -214,3 +214,14 @@ def test_config_accepts_an_agent_id_exactly_when_the_rule_says(agent_id: str) ->
         assert all(p.startswith("config agent.id: ") for p in exc.problems)
         return
     assert by_the_words(AGENT_ID, agent_id) and loaded.agent.id == agent_id
+
+
+def test_the_box_names_its_broker_session_with_a_checked_client_id() -> None:
+    from sync.mqtt_link import LinkSettings, MqttLink
+
+    settings = LinkSettings(host="127.0.0.1", port=1883, client_id="edge-agent-amb-017")
+    assert MqttLink(settings, lambda event: None).settings.client_id == "edge-agent-amb-017"
+    for client_id in ("edge agent", "edge-agent-amb/017", "", "x" * 129):
+        bad = LinkSettings(host="127.0.0.1", port=1883, client_id=client_id)
+        with pytest.raises(IdentifierError, match="MQTT client id"):
+            MqttLink(bad, lambda event: None)

@@ -31,6 +31,7 @@ from device_drivers.ble import (
 from device_drivers.ecg import framing as ecg_framing
 from device_drivers.files.folder import NO_EXTENSION
 from device_drivers.network import mllp
+from device_drivers.network.admission import ConnectionLimits
 from device_drivers.serial import datex, intellivue, masimo, nonin, scale
 from device_drivers.transport import (
     Conversation,
@@ -407,11 +408,13 @@ class Listener(Protocol):
     async def run(self, emit: FrameSink, on_state: StateSink, stop: asyncio.Event) -> None: ...
 
 
-def listener(driver_id: str, host: str, port: int) -> Listener:
+def listener(
+    driver_id: str, host: str, port: int, *, limits: ConnectionLimits | None = None
+) -> Listener:
     """The network transport of a `tcp` driver, listening on host:port."""
     if driver(driver_id).transport != "tcp":
         raise KeyError(f"driver {driver_id!r} does not listen on the network")
-    return mllp.MllpListener(host, port)
+    return mllp.MllpListener(host, port, limits=limits)
 
 
 def decoder_for_channel(driver_id: str, channel: str | None) -> Decoder:

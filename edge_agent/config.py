@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from edge_agent.identifiers import AGENT_ID, DEVICE_ID, IdentifierRule, shown
+
 DEFAULT_CONFIG_PATH = Path("/etc/edge-agent/edge-agent.toml")
 
-# Topic-safe ids: the agent id is a level of MQTT topics (edge/v1/{agent}/up), so it must
-# not contain '/', '+', '#' or anything a county operator would have to quote.
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _LISTEN_RE = re.compile(r"^[A-Za-z0-9.:\[\]-]+:\d{1,5}$")
 _BLE_ADDRESS_RE = re.compile(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$")
 
@@ -104,6 +103,12 @@ class DeviceConfig:
     listen: str | None = None  # "host:port" a network driver listens on
     pattern: str | None = None  # scale-ascii: the line format, when no preset fits
     folder: str | None = None  # ECG carts: the folder their files appear in
+    # Network drivers (MLLP listener): connection limits; None = the listener's default
+    # (device_drivers.network.admission.ConnectionLimits).
+    max_connections: int | None = None
+    max_connections_per_address: int | None = None
+    idle_timeout_s: float | None = None
+    message_timeout_s: float | None = None
 
     @property
     def transport(self) -> str:
@@ -245,6 +250,12 @@ class _Checker:
             return default
         return float(value)
 
+    def identifier(self, key: str, rule: IdentifierRule, value: str) -> bool:
+        problem = rule.problem(value)
+        if problem is not None:
+            self.bad(key, f"{shown(value)} {problem}")
+        return problem is None
+
     def unknown(self, raw: dict[str, Any], key: str, known: set[str]) -> None:
         for name in sorted(set(raw) - known):
             self.bad(f"{key}.{name}", "unknown key (typo?)")
@@ -275,6 +286,44 @@ def _check_file_device(
         c.bad(f"{key}.folder", f"{folder!r} must be an absolute path (e.g. /media/ecg)")
 
 
+# [[device]] keys of network drivers: (lowest, highest, integer). Defaults are the
+# listener's own (device_drivers.network.admission.ConnectionLimits: 64, 4, 300 s, 60 s).
+LISTENER_KEYS: dict[str, tuple[float, float, bool]] = {
+    "max_connections": (1, 1024, True),
+    "max_connections_per_address": (1, 1024, True),
+    "idle_timeout_s": (1, 86400, False),
+    "message_timeout_s": (1, 3600, False),
+}
+
+
+def _listener_limits(c: _Checker, entry: dict[str, Any], key: str, driver: str) -> dict[str, Any]:
+    """The connection-limit keys of a network device, checked; {} for other drivers."""
+    given = [name for name in LISTENER_KEYS if name in entry]
+    if driver not in NETWORK_DRIVERS:
+        for name in given:
+            c.bad(f"{key}.{name}", f"driver {driver} does not listen on the network")
+        return {}
+    limits: dict[str, Any] = {}
+    for name in given:
+        low, high, integer = LISTENER_KEYS[name]
+        value = entry[name]
+        if integer and (isinstance(value, bool) or not isinstance(value, int)):
+            c.bad(f"{key}.{name}", "must be a whole number")
+            continue
+        before = len(c.problems)
+        number = c.number(entry, key, name, low, low, high)
+        if len(c.problems) == before:
+            limits[name] = int(number) if integer else number
+    total = limits.get("max_connections", 64)
+    per_address = limits.get("max_connections_per_address", 0)
+    if per_address > total:
+        c.bad(
+            f"{key}.max_connections_per_address",
+            f"{per_address} is more than max_connections ({total})",
+        )
+    return limits
+
+
 def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
     c = _Checker()
     c.unknown(raw, "", {"agent", "uplink", "device", "store", "rules"})
@@ -282,11 +331,8 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
     agent_raw = c.table(raw, "agent", required=True)
     c.unknown(agent_raw, "agent", {"id", "data_dir", "role", "timezone"})
     agent_id = c.string(agent_raw, "agent", "id")
-    if agent_id and not _ID_RE.match(agent_id):
-        c.bad(
-            "agent.id",
-            f"{agent_id!r} must be letters, digits, '-', '_' or '.' (it is an MQTT topic level)",
-        )
+    if agent_id:
+        c.identifier("agent.id", AGENT_ID, agent_id)
     data_dir = c.string(agent_raw, "agent", "data_dir", "/var/lib/edge-agent")
     role = c.string(agent_raw, "agent", "role", "clinic")
     if role and role not in STATION_ROLES:
@@ -376,14 +422,25 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
         c.unknown(
             entry,
             key,
-            {"id", "driver", "port", "baudrate", "address", "model", "listen", "pattern", "folder"},
+            {
+                "id",
+                "driver",
+                "port",
+                "baudrate",
+                "address",
+                "model",
+                "listen",
+                "pattern",
+                "folder",
+                *LISTENER_KEYS,
+            },
         )
         dev_id = c.string(entry, key, "id")
         if dev_id:
-            key = f"device[{i}] ({dev_id})"
-            if not _ID_RE.match(dev_id):
-                c.bad(f"{key}.id", "must be letters, digits, '-', '_' or '.'")
-            if dev_id in seen:
+            if not c.identifier(f"{key}.id", DEVICE_ID, dev_id):
+                dev_id = ""  # not repeated in the other keys' errors
+            key = f"device[{i}] ({dev_id})" if dev_id else key
+            if dev_id and dev_id in seen:
                 c.bad(f"{key}.id", "duplicate device id")
             seen.add(dev_id)
         driver = c.string(entry, key, "driver")
@@ -406,6 +463,7 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
                 c.bad(f"{key}.listen", f"{listen!r} is not host:port (e.g. 0.0.0.0:2575)")
         elif listen:
             c.bad(f"{key}.listen", f"driver {driver} does not listen on the network")
+        limits = _listener_limits(c, entry, key, driver)
         if driver in BLE_DRIVERS and model is not None:
             quirks = _ble_quirks(driver)
             if model not in quirks:
@@ -459,6 +517,7 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
                 listen=listen,
                 pattern=pattern,
                 folder=folder,
+                **limits,
             )
         )
 

@@ -18,6 +18,7 @@ from device_drivers.ble import current_time
 from device_drivers.ble.link import BleakLink
 from device_drivers.ble.session import BleTransport, Presence
 from device_drivers.files.folder import FolderTransport, content_key
+from device_drivers.network.admission import ConnectionLimits
 from device_drivers.serial.port import SerialSettings, SerialTransport
 from edge_agent.config import DeviceConfig
 from edge_agent.daemon import DeviceRuntime, Transport
@@ -34,6 +35,20 @@ def serial_settings(config: DeviceConfig, spec: registry.Driver) -> SerialSettin
         parity=line.parity,
         stopbits=line.stopbits,
         rtscts=line.rtscts,
+    )
+
+
+def connection_limits(config: DeviceConfig) -> ConnectionLimits:
+    """A network device's listener limits: the configured keys over the defaults."""
+    default = ConnectionLimits()
+    total = config.max_connections or default.max_connections
+    return ConnectionLimits(
+        max_connections=total,
+        max_connections_per_address=(
+            config.max_connections_per_address or min(default.max_connections_per_address, total)
+        ),
+        idle_timeout_s=config.idle_timeout_s or default.idle_timeout_s,
+        message_timeout_s=config.message_timeout_s or default.message_timeout_s,
     )
 
 
@@ -83,7 +98,7 @@ def runtime_for(config: DeviceConfig, *, presence: Presence | None = None) -> De
         )
     else:
         host, port = config.listen_address
-        transport = registry.listener(spec.id, host, port)
+        transport = registry.listener(spec.id, host, port, limits=connection_limits(config))
     return DeviceRuntime(
         config, transport, spec.decoders(config.model, config.pattern), spec.upload_every_s
     )

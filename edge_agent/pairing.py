@@ -14,10 +14,10 @@ from typing import Any
 
 from edge_agent.clock import Clock
 from edge_agent.config import BLE_DRIVERS, Config, DeviceConfig
+from edge_agent.identifiers import DEVICE_ID, shown
 from edge_agent.store import Store
 
 _ADDRESS = re.compile(r"^([0-9A-F]{2}:){5}[0-9A-F]{2}$")
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class PairingError(ValueError):
@@ -53,10 +53,9 @@ def pair(
     device_id = (
         device_id or f"{driver.removeprefix('ble-')}-{address.replace(':', '')[-6:].lower()}"
     )
-    if not _ID.match(device_id):
-        raise PairingError(
-            f"pair: device id {device_id!r} must be letters, digits, '-', '_' or '.'"
-        )
+    problem = DEVICE_ID.problem(device_id)
+    if problem is not None:
+        raise PairingError(f"pair: device id {shown(device_id)} {problem}")
     for configured in config.devices:
         if configured.id == device_id or (configured.address or "").upper() == address:
             raise PairingError(

@@ -22,6 +22,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from edge_agent.identifiers import CLIENT_ID
+
 log = logging.getLogger(__name__)
 
 
@@ -98,7 +100,9 @@ class MqttLink:
         self._connected = False
         client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=settings.client_id,
+            # It names the persistent session at the broker: the same rule as every id
+            # that becomes a key. Topics come from sync.topics, which checks the agent id.
+            client_id=CLIENT_ID.check(settings.client_id),
             protocol=mqtt.MQTTv5,
         )
         client.max_inflight_messages_set(settings.max_in_flight)

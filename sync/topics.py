@@ -1,9 +1,14 @@
 """MQTT 5 topics and message properties shared by the agent and the county gateway.
 
-Contract (DESIGN.md §4): QoS 1, persistent sessions, MSH-10 is the dedup key.
+Contract (DESIGN.md §4): QoS 1, persistent sessions, MSH-10 is the dedup key. Every
+topic is built from an agent id checked against edge_agent.identifiers.AGENT_ID, and
+the agent id of a received topic is checked the same way (`agent_in`), so no topic
+level is ever '..', a wildcard, empty or more than 64 characters.
 """
 
 from __future__ import annotations
+
+from edge_agent.identifiers import AGENT_ID, SHARE_GROUP, shown
 
 TOPIC_PREFIX = "edge/v1"
 
@@ -29,31 +34,57 @@ def compression_of(content_type: str | None) -> str | None:
 
 GATEWAY_SHARE_GROUP = "county-gateway"
 
+# The last level of each topic an agent has (DESIGN.md §4).
+UP, ACK, STATE, DOWN = "up", "ack", "state", "down"
+KINDS = (UP, ACK, STATE, DOWN)
+# edge/v1/ + a 64-character agent id + /state: a received topic longer than this is not
+# ours, and is refused before it is split (MQTT allows 65 535 bytes).
+MAX_TOPIC_LENGTH = len(TOPIC_PREFIX) + 2 + AGENT_ID.max_length + max(map(len, KINDS))
+
+
+class TopicError(ValueError):
+    """A received topic that is not edge/v1/{valid agent id}/{kind}; one line, safe."""
+
+
+def _topic(agent_id: str, kind: str) -> str:
+    # Checked on every build, so no code path can put an unchecked id into a topic.
+    return f"{TOPIC_PREFIX}/{AGENT_ID.check(agent_id)}/{kind}"
+
 
 def up(agent_id: str) -> str:
-    return f"{TOPIC_PREFIX}/{agent_id}/up"
+    return _topic(agent_id, UP)
 
 
 def ack(agent_id: str) -> str:
-    return f"{TOPIC_PREFIX}/{agent_id}/ack"
+    return _topic(agent_id, ACK)
 
 
 def state(agent_id: str) -> str:
-    return f"{TOPIC_PREFIX}/{agent_id}/state"
+    return _topic(agent_id, STATE)
 
 
 def down(agent_id: str) -> str:
-    return f"{TOPIC_PREFIX}/{agent_id}/down"
+    return _topic(agent_id, DOWN)
 
 
 def gateway_subscription(group: str = GATEWAY_SHARE_GROUP) -> str:
     """Shared subscription: several gateways split the load, each message goes to one."""
-    return f"$share/{group}/{TOPIC_PREFIX}/+/up"
+    return f"$share/{SHARE_GROUP.check(group)}/{TOPIC_PREFIX}/+/{UP}"
 
 
-def agent_of(topic: str) -> str | None:
-    """The agent id in edge/v1/{agent}/..., or None for anything else."""
+def agent_in(topic: str, kind: str) -> str:
+    """The agent id of a received edge/v1/{agent}/{kind}; TopicError for anything else.
+
+    The broker routes `edge/v1/../up` to a `+/up` subscription like any other level, so
+    the level is checked here, not trusted because the subscription matched.
+    """
+    if len(topic) > MAX_TOPIC_LENGTH:
+        raise TopicError(f"topic {shown(topic)} is longer than {MAX_TOPIC_LENGTH} characters")
     parts = topic.split("/")
-    if len(parts) != 4 or f"{parts[0]}/{parts[1]}" != TOPIC_PREFIX or not parts[2]:
-        return None
+    expected = f"{TOPIC_PREFIX}/{{agent}}/{kind}"
+    if len(parts) != 4 or f"{parts[0]}/{parts[1]}" != TOPIC_PREFIX or parts[3] != kind:
+        raise TopicError(f"topic {shown(topic)} is not {expected}")
+    problem = AGENT_ID.problem(parts[2])
+    if problem is not None:
+        raise TopicError(f"topic {shown(topic)}: {AGENT_ID.what} {shown(parts[2])} {problem}")
     return parts[2]

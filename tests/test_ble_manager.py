@@ -222,6 +222,8 @@ def test_pair_list_forget(station: Path) -> None:
         (("11:22:33:44:55:66", "--driver", "ble-bp"), "is in the config file already"),
         ((ADDRESS, "--driver", "ble-bp", "--id", "cuff-1"), "is in the config file already"),
         ((ADDRESS, "--driver", "ble-bp", "--id", "a/b"), "must be letters"),
+        # `^...$` with re.match let a trailing newline through (edge_agent.identifiers)
+        ((ADDRESS, "--driver", "ble-bp", "--id", "bp-2\n"), r"'bp-2\n' must be letters"),
     ],
 )
 def test_pair_refuses_with_one_line(station: Path, args: tuple[str, ...], error: str) -> None:

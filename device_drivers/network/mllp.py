@@ -45,13 +45,15 @@ import contextlib
 import datetime as dt
 import hashlib
 import logging
+import math
 import re
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from device_drivers.network.admission import ConnectionLimits, admit
 from device_drivers.transport import FrameSink, Outcome, StateSink
 from edge_agent.mdc import BY_CODE, BY_REFID, Term
 from edge_agent.model import Decoded, DecodeError, Reading
@@ -727,12 +729,23 @@ def _local_outcome(frame: bytes) -> tuple[Outcome, str | None]:
 # --- the listener ----------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False)
 class _Client:
-    peer: str
-    task: asyncio.Task[None] | None = None
-    frames: int = 0
-    framer: MllpFramer = field(default_factory=MllpFramer)
+    """One open connection, as the listener and its admission rules see it."""
+
+    address: str  # the peer's IP: the per-address limit counts these
+    peer: str  # address:port, for log lines
+    writer: asyncio.StreamWriter
+    last_active: float  # loop time of the last byte received (or of the accept)
+    framer: MllpFramer
+    delivered: int = 0  # whole messages received
+    partial_since: float | None = None  # loop time of the first byte of an unfinished one
+    answering: bool = False  # recording a message or writing its ACK
+    dropped: str | None = None  # why the listener closed it to make room
+
+    @property
+    def busy(self) -> bool:
+        return self.answering or self.partial_since is not None
 
 
 class MllpListener:
@@ -746,6 +759,12 @@ class MllpListener:
     unfinished block, which it never had an ACK for; a commit already under way is not
     cancelled. `port=0` binds an ephemeral port, readable from `port` once `listening`
     is set.
+
+    Connections are bounded (device_drivers.network.admission, `limits`): per address
+    and in total, the longest-idle one dropped to make room for a new one; a connection
+    silent for `limits.idle_timeout_s` is closed, and so is one whose message has not
+    ended `limits.message_timeout_s` after it began. Connection events reach `on_state`
+    (a durable store write each) at most once a second, the latest always within that.
     """
 
     def __init__(
@@ -755,26 +774,43 @@ class MllpListener:
         *,
         max_bytes: int = MAX_FRAME_BYTES,
         ack_timeout_s: float = 10.0,
-        max_clients: int = 64,
+        limits: ConnectionLimits | None = None,
         retry_s: float = 5.0,
         clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.listening = asyncio.Event()
+        self.limits = limits or ConnectionLimits()
         self._max_bytes = max_bytes
         self._ack_timeout_s = ack_timeout_s
-        self._max_clients = max_clients
         self._retry_s = retry_s
         self._clock = clock or (lambda: dt.datetime.now().astimezone())
-        self._clients: set[asyncio.Task[None]] = set()
+        self._held: list[_Client] = []  # what admission counts
+        self._tasks: set[asyncio.Task[None]] = set()  # every connection task, for stop
+        self._events = _ThrottledEvents()
+        self.dropped = 0  # connections closed to make room
+        self.refused = 0  # connections refused (all held ones mid-message)
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._held)
+
+    @property
+    def busy_connections(self) -> int:
+        """Connections mid-message (never dropped to make room)."""
+        return sum(c.busy for c in self._held)
 
     async def run(self, emit: FrameSink, on_state: StateSink, stop: asyncio.Event) -> None:
         last_error = ""
         while not stop.is_set():
             try:
                 server = await asyncio.start_server(
-                    lambda r, w: self._accept(r, w, emit, on_state), self.host, self.port
+                    lambda r, w: self._accept(r, w, emit, on_state),
+                    self.host,
+                    self.port,
+                    # a burst of connections waits in the kernel, not refused by it
+                    backlog=max(100, 2 * self.limits.max_connections),
                 )
             except OSError as exc:
                 error = f"cannot listen on {self.host}:{self.port}: {exc}"
@@ -796,14 +832,15 @@ class MllpListener:
             finally:
                 self.listening.clear()
                 server.close()
-                clients = list(self._clients)
-                for task in clients:
+                tasks = list(self._tasks)
+                for task in tasks:
                     task.cancel()
-                for task in clients:
+                for task in tasks:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(server.wait_closed(), 5.0)
+                self._events.flush()
                 on_state("stopped", where)
 
     async def _accept(
@@ -815,32 +852,54 @@ class MllpListener:
     ) -> None:
         task = asyncio.current_task()
         peer = _peer(writer)
-        if len(self._clients) >= self._max_clients:
-            log.warning("MLLP: refusing %s, already %d clients", peer, len(self._clients))
-            on_state("client", f"{peer} refused: {len(self._clients)} clients already")
-            writer.close()
+        address = _address_of(writer)
+        loop = asyncio.get_running_loop()
+        decision = admit(self._held, address, self.limits)
+        if not decision.admit:
+            self.refused += 1
+            log.warning("MLLP: refusing %s: %s", peer, decision.reason)
+            self._events.report(on_state, f"{peer} refused: {decision.reason}")
+            writer.transport.abort()
             return
+        for victim in decision.drop:
+            self._drop(victim, f"dropped to make room for {peer}: {decision.reason}")
+        client = _Client(address, peer, writer, loop.time(), MllpFramer(self._max_bytes))
+        self._held.append(client)
         if task is not None:
-            self._clients.add(task)
-        client = _Client(peer, task, framer=MllpFramer(self._max_bytes))
-        on_state("client", f"{peer} connected ({len(self._clients)} open)")
+            self._tasks.add(task)
+        self._events.report(on_state, f"{peer} connected ({len(self._held)} open)")
         reason = "closed by the client"
         try:
             reason = await self._serve(client, reader, writer, emit)
+        except asyncio.CancelledError:
+            # The listener is stopping (run cancels every connection). Ending normally
+            # spares asyncio's stream callback a cancelled task it would log as an error.
+            reason = "listener stopped"
         finally:
             if task is not None:
-                self._clients.discard(task)
+                self._tasks.discard(task)
+            if client in self._held:
+                self._held.remove(client)
+            reason = client.dropped or reason
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
             framer = client.framer
             detail = (
-                f"{peer} disconnected ({reason}; {client.frames} messages, "
+                f"{peer} disconnected ({reason}; {client.delivered} messages, "
                 f"{framer.discarded_bytes} bytes outside MLLP blocks, "
                 f"{framer.oversized_blocks} oversized)"
             )
             log.info("MLLP: %s", detail)
-            on_state("client", detail)
+            self._events.report(on_state, detail)
+
+    def _drop(self, client: _Client, reason: str) -> None:
+        """Close an idle connection now; its task sees end-of-stream and finishes."""
+        self.dropped += 1
+        client.dropped = reason
+        self._held.remove(client)  # the slot is free at once, before the task ends
+        client.writer.transport.abort()
+        log.info("MLLP: %s %s", client.peer, reason)
 
     async def _serve(
         self,
@@ -849,26 +908,58 @@ class MllpListener:
         writer: asyncio.StreamWriter,
         emit: FrameSink,
     ) -> str:
+        loop = asyncio.get_running_loop()
+        limits = self.limits
         warned = False
         while True:
+            idle_end = client.last_active + limits.idle_timeout_s
+            message_end = (
+                math.inf
+                if client.partial_since is None
+                else client.partial_since + limits.message_timeout_s
+            )
             try:
-                data = await reader.read(65536)
+                async with asyncio.timeout_at(min(idle_end, message_end)):
+                    data = await reader.read(65536)
+            except TimeoutError:
+                if message_end <= idle_end:
+                    held = client.framer.pending
+                    return (
+                        f"no whole message within {limits.message_timeout_s:g} s"
+                        f" of its first byte ({held} bytes held)"
+                    )
+                return f"idle for {limits.idle_timeout_s:g} s"
             except (ConnectionError, OSError) as exc:
                 return f"read failed: {exc}"
             if not data:
                 return "closed by the client"
+            now = loop.time()
+            client.last_active = now
             frames = client.framer.feed(data)
+            # The deadline runs from the first byte after the last whole message: inside
+            # a block or not (line noise that never becomes a message ends the same way).
+            if frames:
+                client.partial_since = now if client.framer.pending else None
+            elif client.partial_since is None:
+                client.partial_since = now
             if client.framer.discarded_bytes and not warned:
                 warned = True
                 log.warning("MLLP: %s sends bytes outside MLLP blocks; discarding", client.peer)
-            for frame in frames:
-                client.frames += 1
-                ack = await self._answer(frame, emit)
-                try:
-                    writer.write(ack)
-                    await asyncio.wait_for(writer.drain(), self._ack_timeout_s)
-                except (ConnectionError, OSError, TimeoutError) as exc:
-                    return f"ACK not delivered: {exc or type(exc).__name__}"
+            if not frames:
+                continue
+            client.answering = True
+            try:
+                for frame in frames:
+                    client.delivered += 1
+                    ack = await self._answer(frame, emit)
+                    try:
+                        writer.write(ack)
+                        await asyncio.wait_for(writer.drain(), self._ack_timeout_s)
+                    except (ConnectionError, OSError, TimeoutError) as exc:
+                        return f"ACK not delivered: {exc or type(exc).__name__}"
+            finally:
+                client.answering = False
+                client.last_active = loop.time()
 
     async def _answer(self, frame: bytes, emit: FrameSink) -> bytes:
         header = _read_header(frame)
@@ -918,3 +1009,55 @@ def _peer(writer: asyncio.StreamWriter) -> str:
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
+
+
+def _address_of(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return str(peer)
+
+
+class _ThrottledEvents:
+    """Connection events for `on_state`, at most one a second (each is a durable write
+    of the device's state; a flood of connections must not become a flood of fsyncs).
+    Events in between are counted, and the latest is reported when the second is up."""
+
+    INTERVAL_S = 1.0
+
+    def __init__(self) -> None:
+        self._last = -math.inf
+        self._pending: tuple[StateSink, str] | None = None
+        self._skipped = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def report(self, on_state: StateSink, detail: str) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if now - self._last >= self.INTERVAL_S and self._timer is None:
+            self._send(on_state, detail, now)
+            return
+        if self._pending is not None:
+            self._skipped += 1
+        self._pending = (on_state, detail)
+        if self._timer is None:
+            self._timer = loop.call_at(self._last + self.INTERVAL_S, self.flush)
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._pending is not None:
+            on_state, detail = self._pending
+            self._pending = None
+            self._send(on_state, detail, asyncio.get_running_loop().time())
+
+    def _send(self, on_state: StateSink, detail: str, now: float) -> None:
+        if self._skipped:
+            detail += f" (and {self._skipped} earlier connection events)"
+            self._skipped = 0
+        self._last = now
+        try:
+            on_state("client", detail)
+        except Exception:  # reporting must not break serving (a store hiccup)
+            log.exception("MLLP: reporting a connection event failed")

@@ -19,6 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edge_agent.identifiers import CONTROL_ID, IdentifierError
 from sync import topics
 from sync.gateway.service import broker_address
 
@@ -34,6 +35,10 @@ def reply_payload(
         raise ValueError(f"reply status {status!r}: expected one of {', '.join(STATUSES)}")
     if not ref.strip():
         raise ValueError("reply --ref: the MSH-10 of the notice or 12-lead answered is empty")
+    try:
+        CONTROL_ID.check(ref.strip())  # the box files the reply under this id
+    except IdentifierError as exc:
+        raise ValueError(f"reply --ref: {exc}") from None
     body: dict[str, Any] = {
         "type": REPLY_TYPE,
         "ref": ref.strip(),
@@ -46,7 +51,13 @@ def reply_payload(
 
 
 def publish_reply(broker_url: str, agent: str, payload: bytes, *, timeout_s: float = 10.0) -> None:
-    """Publish at QoS 1 and wait for the broker's PUBACK (OSError when it does not come)."""
+    """Publish at QoS 1 and wait for the broker's PUBACK (OSError when it does not come).
+
+    ValueError, before connecting, for an agent id that breaks its rule (`--agent`)."""
+    try:
+        topic = topics.down(agent)
+    except IdentifierError as exc:
+        raise ValueError(f"reply --agent: {exc}") from None
     host, port, tls = broker_address(broker_url)
     done = threading.Event()
     failure: list[str] = []
@@ -68,7 +79,7 @@ def publish_reply(broker_url: str, agent: str, payload: bytes, *, timeout_s: flo
         raise OSError(f"gateway reply: cannot reach {host}:{port}: {exc}") from None
     client.loop_start()
     try:
-        client.publish(topics.down(agent), payload, qos=1, properties=props)
+        client.publish(topic, payload, qos=1, properties=props)
         if not done.wait(timeout_s):
             raise OSError(f"gateway reply: no PUBACK from {host}:{port} within {timeout_s:g} s")
         if failure:

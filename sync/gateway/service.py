@@ -15,6 +15,7 @@ writer) and processes whatever has queued up as one batch: one fsync for many me
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import queue
@@ -36,12 +37,14 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from device_drivers.ecg.record import EcgRecord
 from edge_agent.clock import new_message_id
+from edge_agent.identifiers import AGENT_ID, CLIENT_ID, CONTROL_ID, IdentifierError, shown
 from edge_agent.stemi import acute_mi_statement
 from sync import topics
 from sync.gateway.ecg import NotAnEcg, ecg_from_message
+from sync.gateway.sheet_files import write_sheet
 from sync.gateway.store import GatewayStore, Outcome, sqlite_path
 from sync.hl7.ack import build_ack
-from sync.hl7.errors import Hl7Error
+from sync.hl7.errors import DATA_TYPE_ERROR, Hl7Error
 from sync.hl7.inbound import MAX_MESSAGE_BYTES, InboundMessage, parse_inbound
 
 log = logging.getLogger(__name__)
@@ -127,10 +130,13 @@ class Gateway:
         self.sheet_language = sheet_language
         self.host, self.port, tls = broker_address(broker_url)
         self.db = db
-        self.client_id = client_id or "county-gateway-1"
+        # Both name things at the broker (a session, a shared subscription): checked like
+        # every identifier that becomes a key or a topic (IdentifierError is a ValueError).
+        self.client_id = CLIENT_ID.check(client_id or "county-gateway-1")
         self.subscription = topics.gateway_subscription(share_group)
         self.session_expiry_s = session_expiry_s
-        # 12-lead sheets for the ER: <sheets_dir>/<agent>/<MSH-10>.png and .pdf
+        # 12-lead sheets for the ER: <sheets_dir>/<agent>/<message row id>.png and .pdf
+        # (sync.gateway.sheet_files: never a name taken from the message)
         self.sheets_dir = sheets_dir or sqlite_path(str(db)).parent / "ecg-sheets"
         self._accepted: list[tuple[Outcome, InboundMessage]] = []
         self.stats = {"received": 0, "stored": 0, "duplicates": 0, "rejected": 0}
@@ -243,9 +249,13 @@ class Gateway:
         content_type = None
         if props is not None and hasattr(props, "ContentType"):
             content_type = str(props.ContentType)
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:  # MQTT wants UTF-8 (§1.5.4); raising here kills paho's loop
+            topic = "<topic that is not UTF-8>"
         self._queue.put(
             _Inbound(
-                topic=message.topic,
+                topic=topic,
                 payload=bytes(message.payload),
                 content_type=content_type,
                 mid=message.mid,
@@ -352,44 +362,65 @@ class Gateway:
         png: str | None = None
         pdf: str | None = None
         if record is not None:
-            png, pdf, error = self._render(outcome.agent, outcome.control_id, record, stemi)
+            png, pdf, error = self._render(outcome.agent, outcome.message_id, record, stemi)
         return _Rendered(
             outcome.message_id, outcome.agent, outcome.control_id, stemi, png, pdf, error
         )
 
     def _render(
-        self, agent: str, control_id: str, record: EcgRecord, stemi: bool
+        self, agent: str, message_id: int, record: EcgRecord, stemi: bool
     ) -> tuple[str | None, str | None, str | None]:
+        if not AGENT_ID.valid(agent):  # a row stored before agent ids were checked
+            return None, None, f"sheet not rendered: {IdentifierError(AGENT_ID, agent)}"
         try:
             from sync.gateway import ecg_sheet  # Pillow and fpdf2: the gateway extra
         except ImportError as exc:
             return None, None, f"sheet not rendered: {exc}"
         language = self.sheet_language
         title = ecg_sheet.sheet_title(agent, stemi=stemi, language=language)
-        folder = self.sheets_dir / agent
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            png, pdf = folder / f"{control_id}.png", folder / f"{control_id}.pdf"
-            png.write_bytes(ecg_sheet.render_png(record, title=title, language=language))
-            pdf.write_bytes(ecg_sheet.render_pdf(record, title=title, language=language))
+            png = ecg_sheet.render_png(record, title=title, language=language)
+            pdf = ecg_sheet.render_pdf(record, title=title, language=language)
+            png_path = write_sheet(self.sheets_dir, agent, message_id, ".png", png)
+            pdf_path = write_sheet(self.sheets_dir, agent, message_id, ".pdf", pdf)
         except Exception as exc:  # a sheet that cannot be drawn must not stop storing
-            log.exception("gateway: sheet for %s from %s not rendered", control_id, agent)
+            log.exception("gateway: sheet of message %d from %s not rendered", message_id, agent)
             return None, None, f"sheet not rendered: {type(exc).__name__}: {exc}"
-        return str(png), str(pdf), None
+        return str(png_path), str(pdf_path), None
 
     def _accept(self, store: GatewayStore, item: _Inbound) -> Outcome | None:
+        """Store one received message (or keep it as rejected) and say how to answer.
+
+        Identifiers are checked before they become keys or paths: the agent id in the
+        topic (no ACK can be addressed to an invalid one: kept in `rejected` with its
+        topic, answered with nothing) and MSH-10 (AR quoting "UNKNOWN", since the box's
+        outbox cannot match an id no box of ours makes).
+        """
         self.stats["received"] += 1
-        agent = topics.agent_of(item.topic)
-        if agent is None:
-            log.warning("gateway: ignoring message on unexpected topic %s", item.topic)
+        try:
+            agent = topics.agent_in(item.topic, topics.UP)
+        except topics.TopicError as exc:
+            self.stats["rejected"] += 1
+            log.warning("gateway: refused, no ACK can be addressed: %s", exc)
+            store.store_unaddressed(
+                item.topic,
+                reason=f"no ACK sent: {exc}",
+                payload=item.payload,
+                received_wall_ns=item.received_wall_ns,
+            )
             return None
 
         def reject(
-            control_id: str | None, ack_code: str, error_code: str | None, reason: str
+            control_id: str | None,
+            ack_code: str,
+            error_code: str | None,
+            reason: str,
+            *,
+            answer_unquoted: bool = False,
         ) -> Outcome:
             self.stats["rejected"] += 1
             log.warning("gateway: %s %s from %s: %s", ack_code, control_id, agent, reason)
-            return store.store_rejected(
+            outcome = store.store_rejected(
                 agent,
                 control_id,
                 ack_code=ack_code,
@@ -397,7 +428,13 @@ class Gateway:
                 reason=reason,
                 payload=item.payload,
                 received_wall_ns=item.received_wall_ns,
+                topic=item.topic,
             )
+            return dataclasses.replace(outcome, answer_unquoted=answer_unquoted)
+
+        def bad_control_id(control_id: str) -> str | None:
+            problem = CONTROL_ID.problem(control_id)
+            return None if problem is None else f"MSH-10 {shown(control_id)} {problem}"
 
         if item.content_type and not item.content_type.startswith("application/hl7-v2+er7"):
             return reject(
@@ -419,13 +456,18 @@ class Gateway:
         try:
             message = parse_inbound(text)
         except Hl7Error as exc:
+            if exc.control_id is not None and bad_control_id(exc.control_id) is not None:
+                return reject(None, exc.ack_code, exc.error_code, exc.reason, answer_unquoted=True)
             return reject(exc.control_id, exc.ack_code, exc.error_code, exc.reason)
+        problem = bad_control_id(message.control_id)
+        if problem is not None:
+            return reject(None, "AR", DATA_TYPE_ERROR, problem, answer_unquoted=True)
         if message.agent_id != agent:
             return reject(
                 message.control_id,
                 "AE",
                 "207",
-                f"MSH sending facility {message.agent_id!r} is not the topic's agent {agent!r}",
+                f"MSH sending facility {shown(message.agent_id)} is not the topic's agent {agent!r}",
             )
         outcome = store.store_message(agent, message, text, item.received_wall_ns)
         if outcome.duplicate:
@@ -436,17 +478,23 @@ class Gateway:
         return outcome
 
     def _answer(self, outcome: Outcome) -> None:
-        if outcome.control_id is None:
+        if outcome.control_id is None and not outcome.answer_unquoted:
             return  # nothing the box could match an ACK to; kept in `rejected`
-        ack = build_ack(
-            acked_control_id=outcome.control_id,
-            code=outcome.ack_code,
-            text=outcome.text,
-            control_id=new_message_id(),
-            sent_at=dt.datetime.now(TZ),
-            receiving_facility=outcome.agent,
-            error_code=outcome.error_code,
-        )
+        try:
+            ack = build_ack(
+                acked_control_id=outcome.control_id,  # None: MSA-2 "UNKNOWN"
+                code=outcome.ack_code,
+                text=outcome.text,
+                control_id=new_message_id(),
+                sent_at=dt.datetime.now(TZ),
+                receiving_facility=outcome.agent,
+                error_code=outcome.error_code,
+            )
+        except Hl7Error as exc:
+            # Stored already; an ACK we cannot build must not stop the gateway (the
+            # batch would come again and fail again). The box sends it again.
+            log.error("gateway: no ACK for %s from %s: %s", outcome.control_id, outcome.agent, exc)
+            return
         props = _props(PacketTypes.PUBLISH)
         props.ContentType = topics.CONTENT_TYPE_HL7
         self._client.publish(

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from sqlite_utils import Database
 
 from edge_agent import waveform_codec
+from edge_agent.identifiers import AGENT_ID, CONTROL_ID
 from sync.hl7.inbound import InboundMessage
 
 
@@ -187,10 +188,18 @@ def _v2_ecg_and_prearrival(db: Database) -> None:
     )
 
 
+def _v3_rejected_topic(db: Database) -> None:
+    """The topic a rejected message came on. A topic whose agent level is not a valid
+    agent id (`edge/v1/../up`) has no agent to file it under: `agent` stays NULL and
+    the topic is kept here, so nothing the county received is lost."""
+    db.table("rejected").add_column("topic", str)
+
+
 Migration = tuple[int, str, Callable[[Database], None]]
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "initial schema", _v1_initial),
     (2, "12-lead ECGs, pre-arrival notices, alerts, ER replies", _v2_ecg_and_prearrival),
+    (3, "the topic of rejected messages", _v3_rejected_topic),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -222,6 +231,8 @@ class Outcome:
     error_code: str | None = None
     duplicate: bool = False
     message_id: int | None = None  # the stored row (new messages only)
+    # control_id is None because MSH-10 broke its rule: still answer, MSA-2 "UNKNOWN"
+    answer_unquoted: bool = False
 
 
 class GatewayStore:
@@ -435,6 +446,9 @@ class GatewayStore:
     def record_reply(
         self, agent: str, ref: str, status: str, text: str | None, by: str | None, sent_wall_ns: int
     ) -> None:
+        """IdentifierError (a ValueError) for an agent or ref that breaks its rule."""
+        AGENT_ID.check(agent)
+        CONTROL_ID.check(ref)
         self.conn.execute(
             "INSERT INTO er_reply (agent, ref, status, text, by, sent_wall_ns)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -451,6 +465,7 @@ class GatewayStore:
         reason: str,
         payload: bytes,
         received_wall_ns: int,
+        topic: str | None = None,
     ) -> Outcome:
         """Keep what we could not accept; a resend of the same id is counted, not re-added."""
         if control_id is not None:
@@ -464,10 +479,30 @@ class GatewayStore:
                 return Outcome(agent, control_id, ack_code, reason, error_code)
         self.conn.execute(
             "INSERT INTO rejected (agent, control_id, ack_code, error_code, reason, payload,"
-            " received_wall_ns, times_seen) VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
-            (agent, control_id, ack_code, error_code, reason, payload, received_wall_ns),
+            " received_wall_ns, times_seen, topic) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)",
+            (
+                agent,
+                control_id,
+                ack_code,
+                error_code,
+                reason,
+                payload,
+                received_wall_ns,
+                topic,
+            ),
         )
         return Outcome(agent, control_id, ack_code, reason, error_code)
+
+    def store_unaddressed(
+        self, topic: str, *, reason: str, payload: bytes, received_wall_ns: int
+    ) -> None:
+        """Keep a message that came on a topic with no valid agent id: no agent, no
+        control id (no ACK can be addressed), its topic and bytes as received."""
+        self.conn.execute(
+            "INSERT INTO rejected (agent, control_id, ack_code, error_code, reason, payload,"
+            " received_wall_ns, times_seen, topic) VALUES (NULL, NULL, 'AR', NULL, ?, ?, ?, 1, ?)",
+            (reason, payload, received_wall_ns, topic),
+        )
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -541,7 +576,8 @@ class GatewayStore:
 
     def recent_rejected(self, limit: int = 10) -> list[dict[str, Any]]:
         cur = self.conn.execute(
-            "SELECT agent, control_id, ack_code, error_code, reason, times_seen FROM rejected"
+            "SELECT agent, control_id, ack_code, error_code, reason, times_seen, topic"
+            " FROM rejected"
             " ORDER BY id DESC LIMIT ?",
             (limit,),
         )

@@ -51,6 +51,11 @@ def collect(store: Store) -> dict[str, Any]:
             "awaiting_ack": counts["sent"],
             "delivered": counts["delivered"],
             "rejected": counts["rejected"],
+            # Waiting for the crew or doctor to say whose readings they are
+            # (`edge-agent readings unassigned` lists them), by reason: no visit open,
+            # or a monitor naming another patient than the open visit's resident.
+            "held": counts["held"],
+            "held_reasons": store.held_counts(),
         },
         "observations": store.observation_count(),
         "quarantine": store.quarantine_count(),
@@ -78,6 +83,10 @@ def render_text(status: dict[str, Any]) -> str:
             f"  device {dev['id']} ({dev['driver']}): {dev['state']}"
             f" {dev['state_detail'] or ''} frames={dev['frames']} quarantined={dev['quarantined']}"
         )
+    held = out.get("held_reasons") or {}
+    if held:
+        why = ", ".join(f"{n} {reason}" for reason, n in sorted(held.items()))
+        lines.append(f"held for assignment (readings unassigned): {why}")
     for row in status["rejected"]:
         lines.append(f"  rejected {row['id']}: {row['ack_code']} {row['ack_text']}")
     news = status.get("news2")

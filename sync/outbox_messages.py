@@ -157,7 +157,8 @@ def stable_eui64(
 ) -> str:
     """A device's EUI-64, made and kept the first time it is asked for: the stored one,
     else its BLE address's (EUI-48 -> EUI-64), else one derived from the agent's id and
-    its own (sync.hl7.eui64)."""
+    its own (sync.hl7.eui64). Kept in its device row; the box itself ("station", a rule
+    alert's source) has none and gets the derived one, the same while `agent.id` is."""
     row = device_row if device_row is not None else (store.device(device_id) or {})
     kept = normalise_eui64(str(row.get("eui64") or ""))
     if kept is not None:

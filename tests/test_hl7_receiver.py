@@ -378,3 +378,20 @@ def test_a_monitor_naming_someone_else_is_held_for_the_crew_to_assign(tmp_path: 
         assert fields(b.build(rec.message_id), "PID")[0][3] == f"{OTHER[0]}^^^CHN^NNCHN"
     finally:
         b.store.close()
+
+
+def test_an_alert_the_crew_raised_adds_no_device(box: Box) -> None:
+    """`edge-agent visit observe --acvpu C` reassesses NEWS2 with the crew as source
+    (device "*"): its ORU^R40 names a derived EUI-64 and "*" does not become a device."""
+    box.record("monitor-1", "masimo-ascii", masimo_line(84), decoder("masimo-ascii"))
+    stamp = Frame("*", "crew", b"", box.clock.wall_ns(), box.clock.mono_ns(), "boot")
+    rules = ClinicalRules(news2_window_s=900)
+    box.store.add_news2_observation(
+        "station", scale=None, oxygen=None, acvpu="C", by="crew", wall_ns=stamp.received_wall_ns
+    )
+    rules.reassess_news2(box.store, stamp, None)
+    crew_alerts = [a for a in box.store.alerts(include_cleared=True) if a.device_id == "*"]
+    assert crew_alerts
+    for message in box.messages(KIND_ORU_R40):
+        assert EUI64_EI.fullmatch(fields(message, "OBX")[0][18])
+    assert {d["id"] for d in box.store.devices()} == {"monitor-1"}

@@ -286,16 +286,15 @@ class Store:
             (device_id, driver, transport, port, address, eui64),
         )
 
-    def set_device_eui64(self, device_id: str, eui64: str, *, source: str) -> None:
+    def set_device_eui64(self, device_id: str, eui64: str, *, source: str) -> bool:
         """Keep a device's EUI-64: its own ("device") or the one made for it ("derived").
-        A device row that does not exist yet (a device seen only in messages) is made."""
-        self.conn.execute(
-            "INSERT INTO device (id, driver, transport, state, frames, quarantined, eui64,"
-            " eui64_source) VALUES (?, 'unknown', 'unknown', 'configured', 0, 0, ?, ?)"
-            " ON CONFLICT(id) DO UPDATE SET eui64 = excluded.eui64,"
-            " eui64_source = excluded.eui64_source",
-            (device_id, eui64, source),
+        Only a device that has a row (every device a frame came from has one); the box
+        itself ("station", rule alerts) is not made a device. False: no such row."""
+        cur = self.conn.execute(
+            "UPDATE device SET eui64 = ?, eui64_source = ? WHERE id = ?",
+            (eui64, source, device_id),
         )
+        return cur.rowcount == 1
 
     def set_device_state(self, device_id: str, state: str, detail: str, wall_ns: int) -> None:
         self.conn.execute(

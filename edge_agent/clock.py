@@ -135,11 +135,12 @@ class ClockSync:
 
     probe: Callable[[], bool] = kernel_clock_synchronised
     every_s: float = 10.0
+    monotonic: Callable[[], float] = time.monotonic
     _known: bool = field(default=False, init=False)
     _asked_at: float | None = field(default=None, init=False)
 
     def __call__(self) -> bool:
-        now = time.monotonic()
+        now = self.monotonic()
         if self._asked_at is None or now - self._asked_at >= self.every_s:
             self._known = self.probe()
             self._asked_at = now

@@ -11,6 +11,7 @@ HL7 writer, with real decoders fed bytes written from the formats' public descri
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
 import json
 import os
@@ -395,3 +396,52 @@ def test_status_news2_counts_rr_sbp_and_temperature_under_any_tz(
     news2 = json.loads(result.stdout)["news2"]
     present = {name for name, part in news2["parts"].items() if part["score"] is not None}
     assert {"respiration_rate", "systolic_bp", "temperature", "spo2", "pulse"} <= present, news2
+
+
+# --- is the box's own clock synchronised? ------------------------------------------------
+
+
+class _Timex(ctypes.Structure):
+    """glibc's struct timex head (sys/timex.h), enough to read `status`."""
+
+    _fields_ = [
+        ("modes", ctypes.c_uint),
+        ("offset", ctypes.c_long),
+        ("freq", ctypes.c_long),
+        ("maxerror", ctypes.c_long),
+        ("esterror", ctypes.c_long),
+        ("status", ctypes.c_int),
+        ("rest", ctypes.c_char * 400),
+    ]
+
+
+STA_UNSYNC = 0x0040  # sys/timex.h: "clock unsynchronized"
+
+
+def test_the_kernel_says_whether_the_box_clock_is_synchronised() -> None:
+    """adjtimex(2) read-only: an unsynchronised clock (STA_UNSYNC set, as in a box no NTP
+    client has disciplined) is never taken for a synchronised one."""
+    from edge_agent.clock import kernel_clock_synchronised
+
+    timex = _Timex()
+    state = ctypes.CDLL(None).adjtimex(ctypes.byref(timex))
+    assert state >= 0
+    assert kernel_clock_synchronised() == (not timex.status & STA_UNSYNC and state != 5)
+
+
+def test_the_synchronisation_state_is_asked_at_most_every_ten_seconds() -> None:
+    from edge_agent.clock import ClockSync
+
+    asked: list[bool] = []
+    now = [100.0]
+
+    def probe() -> bool:
+        asked.append(True)
+        return len(asked) % 2 == 1  # the kernel's answer changes between asks
+
+    sync = ClockSync(probe=probe, monotonic=lambda: now[0])
+    assert all(sync() for _ in range(100)) and len(asked) == 1
+    now[0] += 9.9
+    assert sync() and len(asked) == 1
+    now[0] += 0.1
+    assert not sync() and len(asked) == 2

@@ -72,6 +72,7 @@ class Agent:
             rules=ClinicalRules(
                 news2_window_s=self.config.rules.news2_window_s, tz=self.config.agent.timezone
             ),
+            tz=self.config.agent.timezone,
         )
         self.uplink = Uplink(
             store=self.store,
@@ -251,7 +252,8 @@ def bootstrap(config: Config, *, devices: list[DeviceRuntime] | None = None) -> 
     if devices is None:
         configs = list(config.devices) + paired_configs(store)
         watcher = AdvertisementWatcher()
-        devices = [runtime_for(d, presence=watcher) for d in configs]
+        tz = config.agent.timezone
+        devices = [runtime_for(d, presence=watcher, tz=tz) for d in configs]
         if any(d.transport == "ble" for d in configs):
             background.append(BleakAdvertisements(watcher).run)
     return Agent(

@@ -150,6 +150,7 @@ class DemoChain:
             masimo_hz=self.masimo_rate_hz,
             masimo_noise=self.masimo_noise,
             cuff_every_s=self.cuff_every_s,
+            timezone=config.agent.timezone,
         )
         simulated = [SIMULATED[name](rates) for name in self.devices]
         agent = bootstrap(config, devices=[d.runtime for d in simulated])

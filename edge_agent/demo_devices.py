@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
@@ -63,7 +64,9 @@ class SimulatedDevice:
 
 @dataclass(frozen=True, slots=True)
 class DemoRates:
-    """How fast the simulators run (tests speed them up)."""
+    """How fast the simulators run (tests speed them up), and the zone their clocks
+    show: `agent.timezone`, as a clinic sets its devices, whatever zone the machine
+    running the demo is in (device_drivers.simulators.station_clock)."""
 
     masimo_hz: float = 1.0
     masimo_noise: bool = False
@@ -71,6 +74,7 @@ class DemoRates:
     scale_every_s: float = 8.0
     glucose_every_s: float = 15.0
     ecg_every_s: float = 30.0
+    timezone: str = "Asia/Shanghai"
 
 
 def _serial(
@@ -78,9 +82,12 @@ def _serial(
     driver: str,
     simulate: Callable[[int, asyncio.Event], Coroutine[Any, Any, None]],
     model: str | None = None,
+    tz: str = "Asia/Shanghai",
 ) -> SimulatedDevice:
     master_fd, slave_path = open_pty()
-    runtime = runtime_for(DeviceConfig(id=device_id, driver=driver, port=slave_path, model=model))
+    runtime = runtime_for(
+        DeviceConfig(id=device_id, driver=driver, port=slave_path, model=model), tz=tz
+    )
     return SimulatedDevice(runtime, lambda stop: simulate(master_fd, stop), [master_fd])
 
 
@@ -95,13 +102,15 @@ def masimo(rates: DemoRates) -> SimulatedDevice:
             noise=rates.masimo_noise,
             seed=7,
             stop=stop,
+            tz=rates.timezone,
         ),
         model="radical-7",
+        tz=rates.timezone,
     )
 
 
 def cuff(rates: DemoRates) -> SimulatedDevice:
-    simulated = ble_bp_sim.SimulatedCuff(seed=17, every_s=rates.cuff_every_s)
+    simulated = ble_bp_sim.SimulatedCuff(seed=17, every_s=rates.cuff_every_s, tz=rates.timezone)
     config = DeviceConfig(id="cuff-1", driver="ble-bp", address=CUFF_ADDRESS)
     runtime = DeviceRuntime(
         config,
@@ -118,7 +127,13 @@ def glucose_meter(rates: DemoRates) -> SimulatedDevice:
     new result; its clock is set from the box on every connection.
     """
     simulated = glucose_sim.SimulatedMeter(
-        records=3, seed=21, mol_per_l=True, every_s=6 * 3600, connect_timeout_s=20, live=True
+        records=3,
+        seed=21,
+        mol_per_l=True,
+        every_s=6 * 3600,
+        connect_timeout_s=20,
+        live=True,
+        tz=rates.timezone,
     )
     spec = registry.driver("ble-glucose")
     config = DeviceConfig(id="glucose-1", driver=spec.id, address=GLUCOSE_METER_ADDRESS)
@@ -128,7 +143,7 @@ def glucose_meter(rates: DemoRates) -> SimulatedDevice:
         spec.characteristics,
         conversation_factory=downloads,
         dedup_key=spec.dedup_key,
-        set_clock=local_clock_write,
+        set_clock=functools.partial(local_clock_write, rates.timezone),
     )
     runtime = DeviceRuntime(config, transport, spec.decoders())
     return SimulatedDevice(runtime, lambda stop: simulated.run(stop, rates.glucose_every_s))
@@ -144,11 +159,18 @@ def ecg_cart(rates: DemoRates) -> SimulatedDevice:
     from device_drivers.ecg import scp  # the driver's own writer: real SCP-ECG bytes
 
     folder = Path(tempfile.mkdtemp(prefix="edge-agent-demo-ecg-"))
-    runtime = runtime_for(DeviceConfig(id="cart-1", driver="ecg-scp", folder=str(folder)))
+    runtime = runtime_for(
+        DeviceConfig(id="cart-1", driver="ecg-scp", folder=str(folder)), tz=rates.timezone
+    )
 
     async def simulate(stop: asyncio.Event) -> None:
         await ecg_cart_sim.run(
-            folder, scp.encode_scp, suffix=".SCP", stop=stop, every_s=rates.ecg_every_s
+            folder,
+            scp.encode_scp,
+            suffix=".SCP",
+            stop=stop,
+            every_s=rates.ecg_every_s,
+            tz=rates.timezone,
         )
 
     return SimulatedDevice(runtime, simulate, _dirs=[folder])
@@ -159,11 +181,17 @@ def nonin(rates: DemoRates) -> SimulatedDevice:
         "oximeter-1",
         "nonin-df7",
         lambda fd, stop: nonin_sim.run(fd, fmt=7, seed=3, stop=stop),
+        tz=rates.timezone,
     )
 
 
 def datex(rates: DemoRates) -> SimulatedDevice:
-    return _serial("s5-1", "datex-s5", lambda fd, stop: datex_sim.run(fd, stop=stop, seed=5))
+    return _serial(
+        "s5-1",
+        "datex-s5",
+        lambda fd, stop: datex_sim.run(fd, stop=stop, seed=5, tz=rates.timezone),
+        tz=rates.timezone,
+    )
 
 
 def scale(rates: DemoRates) -> SimulatedDevice:
@@ -174,22 +202,32 @@ def scale(rates: DemoRates) -> SimulatedDevice:
             fd, preset="hw-station", every_s=rates.scale_every_s, seed=9, stop=stop
         ),
         model="hw-station",
+        tz=rates.timezone,
     )
 
 
 def intellivue(rates: DemoRates) -> SimulatedDevice:
-    return _serial("mp50-1", "intellivue", lambda fd, stop: intellivue_sim.run(fd, stop, seed=11))
+    return _serial(
+        "mp50-1",
+        "intellivue",
+        lambda fd, stop: intellivue_sim.run(fd, stop, seed=11, tz=rates.timezone),
+        tz=rates.timezone,
+    )
 
 
 def mllp_monitor(rates: DemoRates) -> SimulatedDevice:
     """A Chinese bedside monitor pushing HL7 over MLLP to the box's listener."""
-    runtime = runtime_for(DeviceConfig(id="mllp-1", driver="hl7-mllp", listen="127.0.0.1:0"))
+    runtime = runtime_for(
+        DeviceConfig(id="mllp-1", driver="hl7-mllp", listen="127.0.0.1:0"), tz=rates.timezone
+    )
     listener = runtime.transport
     assert isinstance(listener, MllpListener)
 
     async def simulate(stop: asyncio.Event) -> None:
         await listener.listening.wait()  # port 0: the kernel picks, the monitor is told
-        await mllp_sim.run("127.0.0.1", listener.port, seed=13, rate_hz=1.0, stop=stop)
+        await mllp_sim.run(
+            "127.0.0.1", listener.port, seed=13, rate_hz=1.0, stop=stop, tz=rates.timezone
+        )
 
     return SimulatedDevice(runtime, simulate)
 

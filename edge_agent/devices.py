@@ -12,6 +12,8 @@ came on) and configured per device where the driver needs it (a scale's line for
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import zoneinfo
 
 from device_drivers import registry
 from device_drivers.ble import current_time
@@ -52,20 +54,25 @@ def connection_limits(config: DeviceConfig) -> ConnectionLimits:
     )
 
 
-def local_clock_write() -> tuple[str, bytes]:
-    """Current Time for a device that stamps readings: the box's local wall clock.
+def local_clock_write(tz: str = "Asia/Shanghai") -> tuple[str, bytes]:
+    """Current Time for a device that stamps readings: the clinic's local wall clock.
 
-    China has one time zone and no daylight saving; the box's zone is the clinic's
-    (Asia/Shanghai on an installed box), and devices show naive local time.
+    The characteristic has no zone: the device is set to the time in `agent.timezone`
+    (`tz`), which is the zone its naive times are read in again (clock.device_instant),
+    whatever zone the machine itself runs in (a Pi left on UTC).
     """
-    return current_time.set_clock_write(dt.datetime.now().replace(microsecond=0))
+    now = dt.datetime.now(zoneinfo.ZoneInfo(tz)).replace(microsecond=0, tzinfo=None)
+    return current_time.set_clock_write(now)
 
 
-def runtime_for(config: DeviceConfig, *, presence: Presence | None = None) -> DeviceRuntime:
+def runtime_for(
+    config: DeviceConfig, *, presence: Presence | None = None, tz: str = "Asia/Shanghai"
+) -> DeviceRuntime:
     """The transport and decoders for one `[[device]]` entry (already validated).
 
     BLE sessions given the shared advertisement watcher (`presence`) connect when their
-    device advertises instead of polling it with connection attempts.
+    device advertises instead of polling it with connection attempts. `tz`:
+    `agent.timezone`, what a device's clock is set to.
     """
     spec = registry.driver(config.driver)
     transport: Transport
@@ -94,7 +101,7 @@ def runtime_for(config: DeviceConfig, *, presence: Presence | None = None) -> De
             dedup_key=spec.dedup_key,
             presence=presence,
             address=address,
-            set_clock=local_clock_write if spec.sets_clock else None,
+            set_clock=functools.partial(local_clock_write, tz) if spec.sets_clock else None,
         )
     else:
         host, port = config.listen_address

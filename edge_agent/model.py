@@ -19,8 +19,16 @@ class Reading:
 
     `metric` and `unit` are MDC reference ids (edge_agent.mdc knows their codes).
     `value` is None for special values (NaN, NRes, a dashed field); `flags` then
-    names the special value. `device_time` is the device's own wall clock, naive,
-    or None when the device gave no usable time.
+    names the special value. `device_time` is the device's own wall clock as it gave
+    it: aware when the device said its UTC offset (an HL7 monitor's `+0000`), which is
+    then always honoured; naive when it did not (GATT Date Time, RS-232 lines), read
+    in `agent.timezone` where a time is needed (edge_agent.clock.device_instant); None
+    when the device gave no usable time.
+
+    `sub_id` and `result_status` are what a device that speaks HL7 itself said about the
+    row: its OBX-4 position in the MDS.VMD.channel.metric tree (`1.2.1.1`) and its OBX-11
+    status (HL7 table 0085: R, F...), forwarded as they were. None for our own drivers,
+    whose rows the uplink places (sync.hl7.containment) and reports as final.
     """
 
     metric: str
@@ -28,6 +36,8 @@ class Reading:
     unit: str
     device_time: dt.datetime | None = None
     flags: tuple[str, ...] = ()
+    sub_id: str | None = None
+    result_status: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The decode CLI's line format (DESIGN.md §4)."""
@@ -108,14 +118,39 @@ class RecordingContext:
 
 
 @dataclass(frozen=True, slots=True)
+class SourcePatient:
+    """Who a device says its patient is (an HL7 monitor's PID), word for word.
+
+    `identifier`, `authority` and `id_type` are one PID-3 repetition (CX.1, CX.4, CX.5:
+    HL7 table 0203, NNCHN for the resident identity number); the recorder compares it
+    with the open visit's resident and never guesses when they differ.
+    """
+
+    identifier: str
+    authority: str = ""
+    id_type: str = ""
+    name: str = ""
+    birth_date: dt.date | None = None
+    sex: str | None = None  # HL7 table 0001
+    patient_class: str | None = None  # PV1-2, HL7 table 0004
+
+
+@dataclass(frozen=True, slots=True)
 class Decoded:
-    """Everything one frame carried."""
+    """Everything one frame carried.
+
+    `device_eui64`: the sending device's own EUI-64 when the frame names it (an HL7
+    monitor's OBX-18 or MSH-3), 16 upper-case hex digits. `patient`: who the frame says
+    it measured (an HL7 monitor's PID), None when it names nobody.
+    """
 
     readings: tuple[Reading, ...] = ()
     waveforms: tuple[Waveform, ...] = ()
     alarms: tuple[DeviceAlarm, ...] = ()
     statements: tuple[Statement, ...] = ()
     context: RecordingContext | None = None
+    device_eui64: str | None = None
+    patient: SourcePatient | None = None
 
     def __bool__(self) -> bool:
         return bool(self.readings or self.waveforms or self.alarms or self.statements)
@@ -163,6 +198,10 @@ OUTBOX_REJECTED = "rejected"
 # A personal device's reading taken with no visit open at its station: it waits for a
 # doctor to say whose it is (`edge-agent readings assign`), never guessed, then goes up.
 OUTBOX_HELD = "held"
+# Why a row is held (outbox.held_reason): nobody's visit is open at a personal device's
+# station, or a monitor named another patient than the open visit's resident.
+HELD_NO_VISIT = "no-visit"
+HELD_PATIENT_CONFLICT = "patient-conflict"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,17 +17,32 @@ decodes.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from edge_agent import alerts
-from edge_agent.clock import new_message_id
-from edge_agent.model import Decoded, DecodeError, DeviceAlarm, Frame, Reading
+from edge_agent import alerts, national_id
+from edge_agent.clock import (
+    DEVICE_CLOCK_SKEW_FLAG,
+    ClockSync,
+    device_clock_skewed,
+    new_message_id,
+)
+from edge_agent.model import (
+    HELD_NO_VISIT,
+    HELD_PATIENT_CONFLICT,
+    Decoded,
+    DecodeError,
+    DeviceAlarm,
+    Frame,
+    Reading,
+    SourcePatient,
+)
 from edge_agent.quarantine import QuarantineBudget, RejectWatch
 from edge_agent.stemi import acute_mi_statement
-from edge_agent.store import Store
+from edge_agent.store import EncounterRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +113,11 @@ LINE_DRIVERS = frozenset(
 # not a result: the raw frame is kept, nothing is stored as a measurement or sent.
 PROGRESS_FLAG = "intermediate"
 
+# Devices that hand over stored results (a meter's or cuff's memory, a cart's file read
+# later) carry old times legitimately; the others (monitors) report what they measure
+# now, so an old time from them is a wrong clock too (clock.device_clock_skewed).
+STORED_RESULT_DRIVERS = PERSONAL_DRIVERS | ECG_DRIVERS
+
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
@@ -120,11 +140,18 @@ class Recorder:
         upload_every_s: Mapping[str, float] | None = None,
         rules: RuleEngine | None = None,
         quarantine: QuarantineBudget | None = None,
+        tz: str = "Asia/Shanghai",
+        clock_synchronised: Callable[[], bool] | None = None,
     ) -> None:
         self._store = store
         self._budget = quarantine or QuarantineBudget()
         self._watch = RejectWatch()
         self._new_id = new_id
+        # `agent.timezone`: the zone a device's naive clock shows (clock.device_instant).
+        self._tz = tz
+        # Device clocks are judged against the box's only while the box's own clock is
+        # synchronised (clock.kernel_clock_synchronised); otherwise nothing is flagged.
+        self._clock_synchronised = clock_synchronised or ClockSync()
         # Clinical rules (NEWS2, follow-up thresholds) judged in the same transaction.
         self._rules = rules
         # Per device: numerics go up at most this often (registry.Driver.upload_every_s).
@@ -181,9 +208,26 @@ class Recorder:
             store.set_frame_outcome(raw_id, outcome)
             store.count_frame(frame, quarantined=False)
             return Recorded(raw_id, outcome, 0, None)
+        readings = self._flag_skewed_clocks(frame, readings)
 
         encounter = store.current_encounter(frame.device_id)
+        named = _national_id(decoded.patient)
+        conflict = encounter is not None and self._names_someone_else(named, encounter)
+        self._record_source(raw_id, decoded, named, conflict)
+        if conflict:
+            # The monitor says it measures someone other than the open visit's resident:
+            # whose readings these are is not guessed. They are kept unbound and held
+            # until the crew or doctor assigns them (`edge-agent readings assign`). The
+            # log names no one (personal data stays in the store).
+            log.warning(
+                "frame %d from %s names another resident than the open visit's: held",
+                raw_id,
+                frame.device_id,
+            )
+            encounter = None
         encounter_id = None if encounter is None else encounter.id
+        if encounter_id is not None:
+            store.set_frame_encounter(raw_id, encounter_id)
         if readings:
             store.insert_observations(raw_id, frame, encounter_id, readings)
         if decoded.waveforms:
@@ -212,7 +256,7 @@ class Recorder:
             alerts.clear_condition(
                 store, frame, subject=device_subject, condition_key=code, new_id=self._new_id
             )
-        if readings and self._rules is not None:
+        if readings and self._rules is not None and not conflict:
             self._rules.evaluate(store, frame, raw_id, encounter_id, readings)
         message_id = None
         # A new alarm sends its frame's readings at once, ahead of the queue. An alarm
@@ -225,7 +269,8 @@ class Recorder:
             self._last_upload_ns[frame.device_id] = frame.received_wall_ns
             store.insert_outbox(
                 message_id,
-                held=encounter is None and frame.driver in PERSONAL_DRIVERS,
+                held=conflict or (encounter is None and frame.driver in PERSONAL_DRIVERS),
+                held_reason=HELD_PATIENT_CONFLICT if conflict else HELD_NO_VISIT,
                 kind=KIND_ORU_R01,
                 priority=PRIORITY_ALARM if raised else PRIORITY_VITALS,
                 raw_frame_id=raw_id,
@@ -249,7 +294,9 @@ class Recorder:
             return Recorded(raw_id, "empty", 0, None, "no leads in the ECG file")
         encounter = store.current_encounter(frame.device_id)
         encounter_id = None if encounter is None else encounter.id
-        readings = list(decoded.readings)
+        if encounter_id is not None:
+            store.set_frame_encounter(raw_id, encounter_id)
+        readings = self._flag_skewed_clocks(frame, list(decoded.readings))
         if readings:
             store.insert_observations(raw_id, frame, encounter_id, readings)
         store.insert_waveforms(raw_id, frame, encounter_id, decoded.waveforms)
@@ -335,6 +382,48 @@ class Recorder:
         )
         return message_id
 
+    def _flag_skewed_clocks(self, frame: Frame, readings: list[Reading]) -> list[Reading]:
+        """Readings whose device clock is more than 5 minutes off the box's (while the
+        box's clock is synchronised) get DEVICE_CLOCK_SKEW_FLAG; both times are kept
+        (device_time and the frame's received_wall_ns). Nothing is shifted here."""
+        if not any(r.device_time is not None for r in readings):
+            return readings
+        if not self._clock_synchronised():
+            return readings
+        live = frame.driver not in STORED_RESULT_DRIVERS
+        return [
+            dataclasses.replace(r, flags=(*r.flags, DEVICE_CLOCK_SKEW_FLAG))
+            if r.device_time is not None
+            and DEVICE_CLOCK_SKEW_FLAG not in r.flags
+            and device_clock_skewed(r.device_time, frame.received_wall_ns, self._tz, live=live)
+            else r
+            for r in readings
+        ]
+
+    def _record_source(
+        self, raw_id: int, decoded: Decoded, named: str | None, conflict: bool
+    ) -> None:
+        """Keep what the frame said about its source (an HL7 monitor's EUI-64 and PID,
+        the resident identity number it names, whether that conflicted with the visit)."""
+        if decoded.device_eui64 is None and decoded.patient is None:
+            return
+        self._store.insert_frame_source(
+            raw_id,
+            device_eui64=decoded.device_eui64,
+            patient=decoded.patient,
+            national_id=named,
+            conflict=conflict,
+        )
+
+    def _names_someone_else(self, named: str | None, encounter: EncounterRow) -> bool:
+        """The frame names a resident (a valid national id) other than the visit's. An
+        identifier that is not a national id (a ward's MRN) cannot be compared: the
+        readings stay with the visit, and the monitor's PID is kept beside them."""
+        if named is None:
+            return False
+        resident = self._store.patient(encounter.patient_id)
+        return resident is not None and resident.national_id.upper() != named
+
     def _alarm_changes(
         self, device_id: str, readings: Sequence[Reading], decoded: Decoded
     ) -> tuple[list[DeviceAlarm], list[str]]:
@@ -394,6 +483,17 @@ class Recorder:
             self._store.mark_line_rejecting(device, detail, frame.received_wall_ns)
             if change:
                 log.warning("%s (%s): %s", device, frame.driver, detail)
+
+
+def _national_id(patient: SourcePatient | None) -> str | None:
+    """The resident identity number a device's PID names (any identifier type: monitors
+    rarely type it NNCHN), None when it names none that is valid (GB 11643 check)."""
+    if patient is None:
+        return None
+    try:
+        return national_id.parse(patient.identifier).number
+    except national_id.NationalIdError:
+        return None
 
 
 def _worth_sending(readings: Sequence[Reading]) -> bool:

@@ -52,6 +52,11 @@ def collect(store: Store) -> dict[str, Any]:
             "awaiting_ack": counts["sent"],
             "delivered": counts["delivered"],
             "rejected": counts["rejected"],
+            # Waiting for the crew or doctor to say whose readings they are
+            # (`edge-agent readings unassigned` lists them), by reason: no visit open,
+            # or a monitor naming another patient than the open visit's resident.
+            "held": counts["held"],
+            "held_reasons": store.held_counts(),
         },
         "observations": store.observation_count(),
         # Every bad frame; of them "kept" with their bytes, the rest only "counted"
@@ -91,6 +96,10 @@ def render_text(status: dict[str, Any]) -> str:
             f"  quarantine {row['device_id']}: {row['frames']} x {row['last_reason']}"
             f" ({row['kept']} kept)"
         )
+    held = out.get("held_reasons") or {}
+    if held:
+        why = ", ".join(f"{n} {reason}" for reason, n in sorted(held.items()))
+        lines.append(f"held for assignment (readings unassigned): {why}")
     for row in status["rejected"]:
         lines.append(f"  rejected {row['id']}: {row['ack_code']} {row['ack_text']}")
     news = status.get("news2")

@@ -2,19 +2,36 @@
 
 The message is built once, stored in the row, and every retry sends the same bytes:
 the gateway dedups on MSH-10, and an identical payload keeps its audit trail simple.
+
+Where each field comes from is docs/hl7.md. The rules that need the store live here:
+- Times: a device's explicit UTC offset is honoured; its naive wall clock is read in
+  `agent.timezone` (edge_agent.clock.device_instant). A reading the recorder flagged
+  `device-clock-skew` (the device's clock over 5 minutes off the box's synchronised
+  one) is reported at the box's time of receipt, with the flag in OBX-8: the box places
+  a device's data on its own synchronised timeline, as a PCHA/Continua gateway does with
+  its coincident time stamp; the device's own time stays in the store beside it.
+- Patient (PID/PV1): the visit the frame's readings were bound to; else, with no visit
+  open, the patient the device itself named (an HL7 monitor's PID, forwarded); never
+  one that conflicted with the open visit (those rows are held until assigned).
+  ORU^R40 follows the same rule through the frame that raised the alert.
+- Equipment (OBX-18): the EUI-64 the frame named, else the device's own (kept in
+  `device.eui64`; a BLE address mapped EUI-48 -> EUI-64), else one derived for it
+  (sync.hl7.eui64), kept in the device table from then on.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from decimal import Decimal
 
-from edge_agent.clock import wall_datetime
+from edge_agent.clock import DEVICE_CLOCK_SKEW_FLAG, device_instant, wall_datetime
 from edge_agent.model import Waveform
 from edge_agent.store import ObservationRow, OutboxRow, Store
 from sync.hl7.adt import PrearrivalNotice, build_adt_a14
+from sync.hl7.eui64 import derived_eui64, from_eui48, normalise_eui64
 from sync.hl7.pcd01 import (
+    NATIONAL_ID_AUTHORITY,
+    NATIONAL_ID_TYPE,
     DeviceIdentity,
     PatientIdentity,
     StoredObservation,
@@ -47,20 +64,12 @@ class MessageBuildError(ValueError):
     """The row cannot become a message (its readings are gone, a code is unknown)."""
 
 
-def ble_address_to_eui64(address: str) -> str:
-    """EUI-48 -> EUI-64 by inserting FFFE in the middle (IEEE guidance for EUI-48 mapping)."""
-    octets = address.replace(":", "").replace("-", "").upper()
-    return octets[:6] + "FFFE" + octets[6:]
-
-
 def _observed_at(obs: ObservationRow, tz: str) -> dt.datetime:
-    if obs.device_time:
-        # Device clocks carry no zone (GATT Date Time, monitor RS-232 lines): they show
-        # the station's local time, which in China is one zone.
-        naive = dt.datetime.fromisoformat(obs.device_time)
-        if naive.tzinfo is None:
-            return naive.replace(tzinfo=zoneinfo.ZoneInfo(tz))
-        return naive
+    """OBX-14: the device's time (its offset honoured, a naive clock read in `tz`); the
+    box's time of receipt when the device gave none or its clock is skewed (module
+    docstring)."""
+    if obs.device_time and DEVICE_CLOCK_SKEW_FLAG not in obs.flags:
+        return device_instant(dt.datetime.fromisoformat(obs.device_time), tz)
     return wall_datetime(obs.received_wall_ns, tz)
 
 
@@ -84,9 +93,18 @@ def build_message(store: Store, row: OutboxRow, *, agent_id: str, tz: str, now_w
     if not observations and not waveforms:
         raise MessageBuildError(f"outbox {row.id}: frame {row.raw_frame_id} has no readings")
     device_id = observations[0].device_id if observations else str(frame.get("device_id"))
-    device = _device_identity(store, device_id, frame.get("driver"))
+    source = store.frame_source(row.raw_frame_id)
+    device = _device_identity(
+        store,
+        device_id,
+        frame.get("driver"),
+        agent_id=agent_id,
+        named=None if source is None else source.device_eui64,
+    )
     encounter_id = observations[0].encounter_id if observations else frame.get("encounter_id")
-    patient = _patient(store, encounter_id if isinstance(encounter_id, int) else None)
+    patient = _frame_patient(
+        store, row.raw_frame_id, encounter_id if isinstance(encounter_id, int) else None
+    )
     received = int(frame.get("received_wall_ns") or now_wall_ns)
     stored = [
         StoredObservation(
@@ -95,6 +113,8 @@ def build_message(store: Store, row: OutboxRow, *, agent_id: str, tz: str, now_w
             unit=o.unit,
             observed_at=_observed_at(o, tz),
             flags=o.flags,
+            sub_id=o.sub_id,
+            status=o.result_status,
         )
         for o in observations
     ]
@@ -115,19 +135,43 @@ def build_message(store: Store, row: OutboxRow, *, agent_id: str, tz: str, now_w
     return message
 
 
-def _device_identity(store: Store, device_id: str, driver: str | None) -> DeviceIdentity:
+def _device_identity(
+    store: Store,
+    device_id: str,
+    driver: str | None,
+    *,
+    agent_id: str,
+    named: str | None = None,
+) -> DeviceIdentity:
+    """The device and its EUI-64 (module docstring): `named` is the one its frame gave."""
     device_row = store.device(device_id) or {}
     driver = str(device_row.get("driver") or driver or "unknown")
-    eui64 = device_row.get("eui64")
-    address = device_row.get("address")
-    if not eui64 and address:
-        eui64 = ble_address_to_eui64(str(address))
+    eui64 = normalise_eui64(named) or stable_eui64(store, device_id, device_row, agent_id)
     return DeviceIdentity(
         device_id=device_id,
         driver=driver,
-        eui64=str(eui64) if eui64 else None,
+        eui64=eui64,
         spec_refid=DRIVER_SPECIALISATION.get(driver, "MDC_DEV_SPEC_PROFILE_HYDRA"),
     )
+
+
+def stable_eui64(
+    store: Store, device_id: str, device_row: dict[str, object] | None, agent_id: str
+) -> str:
+    """A device's EUI-64, made and kept the first time it is asked for: the stored one,
+    else its BLE address's (EUI-48 -> EUI-64), else one derived from the agent's id and
+    its own (sync.hl7.eui64). Kept in its device row; the box itself ("station", a rule
+    alert's source) has none and gets the derived one, the same while `agent.id` is."""
+    row = device_row if device_row is not None else (store.device(device_id) or {})
+    kept = normalise_eui64(str(row.get("eui64") or ""))
+    if kept is not None:
+        return kept
+    own = from_eui48(str(row.get("address") or ""))
+    eui64, source = (own, "device") if own is not None else (None, "derived")
+    if eui64 is None:
+        eui64 = derived_eui64(agent_id, device_id)
+    store.set_device_eui64(device_id, eui64, source=source)
+    return eui64
 
 
 def build_alert(store: Store, row: OutboxRow, *, agent_id: str, tz: str, now_wall_ns: int) -> str:
@@ -136,9 +180,23 @@ def build_alert(store: Store, row: OutboxRow, *, agent_id: str, tz: str, now_wal
     if found is None:
         raise MessageBuildError(f"outbox {row.id}: no alert for it")
     alert, phase = found
+    # The patient the readings carry (module docstring): the alert's visit, else the
+    # frame that raised it (a device alarm: the visit open for that device then, or the
+    # patient the monitor named when none was).
     encounter_id = None
     if alert.subject and alert.subject.startswith("encounter:"):
         encounter_id = int(alert.subject.split(":", 1)[1])
+    named_eui64 = None
+    if encounter_id is not None or alert.raw_frame_id is None:
+        patient = _patient(store, encounter_id)
+    else:
+        frame = store.raw_frame(alert.raw_frame_id) or {}
+        bound = frame.get("encounter_id")
+        patient = _frame_patient(
+            store, alert.raw_frame_id, bound if isinstance(bound, int) else None
+        )
+        source = store.frame_source(alert.raw_frame_id)
+        named_eui64 = None if source is None else source.device_eui64
     at_ns = alert.raised_wall_ns if phase == "start" else alert.cleared_wall_ns or now_wall_ns
     try:
         return build_oru_r40(
@@ -153,8 +211,14 @@ def build_alert(store: Store, row: OutboxRow, *, agent_id: str, tz: str, now_wal
                 text_en=alert.text_en,
                 priority=alert.priority,
                 physiological=alert.physiological,
-                device=_device_identity(store, alert.device_id or "station", None),
-                patient=_patient(store, encounter_id),
+                device=_device_identity(
+                    store,
+                    alert.device_id or "station",
+                    None,
+                    agent_id=agent_id,
+                    named=named_eui64,
+                ),
+                patient=patient,
                 metric=alert.metric,
                 value=None if alert.value is None else Decimal(alert.value),
                 unit=alert.unit,
@@ -179,7 +243,7 @@ def build_strip(store: Store, row: OutboxRow, *, agent_id: str, tz: str, now_wal
             control_id=row.id,
             agent_id=agent_id,
             sent_at=wall_datetime(now_wall_ns, tz),
-            device=_device_identity(store, device_id, None),
+            device=_device_identity(store, device_id, None, agent_id=agent_id),
             patient=_patient(store, None if encounter is None else encounter.id),
             observations=[],
             waveforms=[_stored_waveform(w, tz, start_ns, row.id) for w in waveforms],
@@ -205,6 +269,33 @@ def _patient(store: Store, encounter_id: int | None) -> PatientIdentity | None:
     )
 
 
+def _frame_patient(
+    store: Store, raw_frame_id: int, encounter_id: int | None
+) -> PatientIdentity | None:
+    """Whose readings a frame's are: its visit's resident; else, with no visit open, the
+    patient the device named (an HL7 monitor's PID), unless that conflicted with the
+    visit open then (held: nobody's until assigned)."""
+    if encounter_id is not None:
+        return _patient(store, encounter_id)
+    source = store.frame_source(raw_frame_id)
+    if source is None or source.patient is None or source.conflict:
+        return None
+    named = source.patient
+    if source.national_id is not None:
+        identifier, authority, id_type = source.national_id, NATIONAL_ID_AUTHORITY, NATIONAL_ID_TYPE
+    else:
+        identifier, authority, id_type = named.identifier, named.authority, named.id_type
+    return PatientIdentity(
+        national_id=identifier,
+        name=named.name,
+        birth_date=named.birth_date,
+        sex=named.sex,
+        patient_class=named.patient_class or "U",
+        id_authority=authority,
+        id_type=id_type,
+    )
+
+
 def _stored_waveform(w: Waveform, tz: str, received_wall_ns: int, row_id: str) -> StoredWaveform:
     """A stored signal as the message carries it: integers, rate, resolution, start."""
     samples = w.samples
@@ -218,10 +309,8 @@ def _stored_waveform(w: Waveform, tz: str, received_wall_ns: int, row_id: str) -
         samples = tuple(s + int(steps) for s in samples)
     if w.start_time is None:
         start = wall_datetime(received_wall_ns, tz)
-    elif w.start_time.tzinfo is None:
-        start = w.start_time.replace(tzinfo=zoneinfo.ZoneInfo(tz))
     else:
-        start = w.start_time
+        start = device_instant(w.start_time, tz)
     rate = Decimal(repr(w.rate_hz))
     if rate == rate.to_integral_value():
         rate = rate.quantize(Decimal(1))

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import zoneinfo
 from decimal import Decimal
 from pathlib import Path
 
@@ -580,7 +581,9 @@ def test_a_configured_meter_gets_its_own_downloads_and_the_box_clock() -> None:
     assert characteristic == current_time.CURRENT_TIME_UUID
     written = current_time.decode_current_time(data).time
     assert written is not None
-    assert abs((dt.datetime.now() - written).total_seconds()) < 5  # local wall time
+    # the clinic's wall time in agent.timezone (default Asia/Shanghai), not the machine's
+    shanghai = dt.datetime.now(zoneinfo.ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)
+    assert abs((shanghai - written).total_seconds()) < 5
 
 
 async def test_a_meter_advertises_only_while_it_holds_a_new_result() -> None:

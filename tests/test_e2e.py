@@ -24,6 +24,7 @@ from edge_agent.local_broker import LocalBroker
 from edge_agent.store import open_readonly
 from sync.gateway.service import Gateway
 from sync.gateway.store import GatewayStore
+from sync.hl7.eui64 import derived_eui64
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -302,13 +303,12 @@ def test_every_simulated_monitor_reaches_the_county(tmp_path: Path, broker: Loca
             lambda: (
                 _gateway_devices(chain.gateway_db)
                 >= {
-                    "monitor-1",
-                    "oximeter-1",
-                    "s5-1",
-                    "scale-1",
-                    "C47C8DFFFE6A0017",  # the cuff's EUI-64
+                    # OBX-18 names every device by EUI-64: serial devices and the cart
+                    # have none of their own, so one derived for them (sync.hl7.eui64)
+                    *(derived_eui64("demo-001", d) for d in ("monitor-1", "oximeter-1")),
+                    *(derived_eui64("demo-001", d) for d in ("s5-1", "scale-1", "cart-1")),
+                    "C47C8DFFFE6A0017",  # the cuff's own (its BLE address, EUI-48 -> 64)
                     "C47C8DFFFE6A0021",  # the glucose meter's
-                    "cart-1",  # the 12-lead cart's file (no EUI-64: its device id)
                 }
             ),
             40,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
+import re
 import zoneinfo
 from decimal import Decimal
 
@@ -13,6 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_agent.model import RecordingContext
+from sync.hl7.adt import PrearrivalNotice, adt_a14_rows
+from sync.hl7.adt import build_with_hl7apy as adt_with_hl7apy
 from sync.hl7.inbound import parse_inbound
 from sync.hl7.pcd01 import (
     PCD01_PROFILE,
@@ -24,6 +29,7 @@ from sync.hl7.pcd01 import (
     oru_r01_rows,
     write_er7,
 )
+from sync.hl7.pcd04 import PCD04_PROFILE, AlertEvent, oru_r40_rows
 
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 T0 = dt.datetime(2026, 11, 22, 10, 0, 0, tzinfo=SHANGHAI)
@@ -40,6 +46,16 @@ PATIENT = PatientIdentity(
     sex="F",
     patient_class="O",
 )
+
+
+def _derived(agent_id: str, device_id: str) -> str:
+    """IEEE 802c AAI local address: HMAC-SHA-256(agent id, device id), first octet xxxx0010."""
+    digest = bytearray(hmac.new(agent_id.encode(), device_id.encode(), hashlib.sha256).digest()[:8])
+    digest[0] = (digest[0] & 0xF0) | 0x02
+    return digest.hex().upper()
+
+
+DERIVED_BP = _derived("amb-017", "bp-1")
 
 
 def obs(
@@ -103,6 +119,7 @@ def test_msh_header() -> None:
     assert msh[11] == "P"
     assert msh[12] == "2.6"
     assert (msh[15], msh[16]) == ("AL", "NE")
+    assert msh[18] == "UNICODE UTF-8"  # HL7 table 0211: names and texts are Chinese
     assert msh[21] == PCD01_PROFILE
 
 
@@ -144,7 +161,8 @@ def test_metric_rows() -> None:
     message = build([obs(), obs("MDC_PULS_RATE_NON_INV", Decimal("72"), "MDC_DIM_BEAT_PER_MIN")])
     rows = segments(message, "OBX")[1:]
     assert [r[1] for r in rows] == ["2", "3"]
-    assert [r[4] for r in rows] == ["1.0.0.1", "1.0.0.2"]
+    # MDS 1, VMD 3 (non-invasive BP), channel 1: systolic first, the cuff's pulse rate 8th
+    assert [r[4] for r in rows] == ["1.3.1.1", "1.3.1.8"]
     sys_row = rows[0]
     assert sys_row[2] == "NM"
     assert sys_row[3] == "150021^MDC_PRESS_BLD_NONINV_SYS^MDC"
@@ -210,8 +228,9 @@ def test_observation_time_keeps_offset_and_fraction() -> None:
     [
         ("001c05fffe123456", "001C05FFFE123456^^001C05FFFE123456^EUI-64"),
         ("00-1C-05-FF-FE-12-34-56", "001C05FFFE123456^^001C05FFFE123456^EUI-64"),
-        (None, "bp-1^amb-017"),  # device id in the agent's namespace
-        ("not-an-eui", "bp-1^amb-017"),  # never sent as an EUI-64 when it is not one
+        # none, or not one: the locally administered EUI-64 derived for amb-017's bp-1
+        (None, f"{DERIVED_BP}^^{DERIVED_BP}^EUI-64"),
+        ("not-an-eui", f"{DERIVED_BP}^^{DERIVED_BP}^EUI-64"),
     ],
 )
 def test_equipment_identifier(eui64: str | None, obx18: str) -> None:
@@ -232,7 +251,7 @@ def test_long_agent_id_is_recoverable() -> None:
     assert segments(message, "MSH")[0][4] == f"^{agent}^L"
     inbound = parse_inbound(message)
     assert inbound.agent_id == agent
-    assert inbound.observations[0].device_id == "dev|1"
+    assert inbound.observations[0].device_id == _derived(agent, "dev|1")
 
 
 def test_names_and_ids_with_delimiters_round_trip() -> None:
@@ -311,8 +330,14 @@ _TEXT = st.text(
     max_size=12,
 )
 _observation = st.builds(
-    lambda mu, value, flags, minutes: StoredObservation(
-        mu[0], value, mu[1], T0 + dt.timedelta(minutes=minutes, microseconds=1000 * minutes), flags
+    lambda mu, value, flags, minutes, sub_id, status: StoredObservation(
+        mu[0],
+        value,
+        mu[1],
+        T0 + dt.timedelta(minutes=minutes, microseconds=1000 * minutes),
+        flags,
+        sub_id,
+        status,
     ),
     st.sampled_from(_METRICS),
     st.one_of(
@@ -322,6 +347,10 @@ _observation = st.builds(
     ),
     st.lists(_TEXT, max_size=3).map(tuple),
     st.integers(0, 600),
+    # OBX-4 as a monitor sent it (kept when it is a tree position), or ours
+    st.sampled_from([None, None, "1.1.1.1", "1.2.1.150456", "2.3", "x|y", "1." * 20]),
+    # OBX-11 as a monitor sent it (table 0085), or ours
+    st.sampled_from([None, "F", "R", "C", "X", "Z", "RR"]),
 )
 _patient = st.one_of(
     st.none(),
@@ -390,3 +419,120 @@ def test_verify_mode_checks_at_run_time() -> None:
         observations=[obs()],
         verify=True,
     )
+
+
+_ALERT = st.builds(
+    lambda phase, code, text, en, priority, physiological, patient, metric, eui: AlertEvent(
+        control_id="01M8-R40",
+        agent_id="amb-017",
+        sent_at=T0,
+        at=T0 - dt.timedelta(seconds=30),
+        phase=phase,
+        code=code,
+        text=text,
+        text_en=en,
+        priority=priority,
+        physiological=physiological,
+        device=DeviceIdentity("mp50-1", "intellivue", eui, "MDC_DEV_SPEC_PROFILE_HYDRA"),
+        patient=patient,
+        metric=metric[0] if metric else None,
+        value=metric[1] if metric else None,
+        unit=metric[2] if metric else None,
+    ),
+    st.sampled_from(["start", "end"]),
+    st.sampled_from(["NEWS2_HIGH", "INTELLIVUE_PATIENT_4BB8_301A", "a|b^c"]),
+    _TEXT,
+    st.one_of(st.none(), _TEXT),
+    st.sampled_from(["high", "medium", "low", "info", "odd"]),
+    st.booleans(),
+    _patient,
+    st.one_of(
+        st.none(),
+        st.tuples(
+            st.just("MDC_PULS_OXIM_SAT_O2"),
+            st.decimals(min_value=0, max_value=100, places=1),
+            st.just("MDC_DIM_PERCENT"),
+        ),
+    ),
+    st.sampled_from([None, "00A037009B000001", "bad"]),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(_ALERT)
+def test_oru_r40_writer_is_byte_identical_to_hl7apy_strict(event: AlertEvent) -> None:
+    """ORU^R40 uses the ORU_R01 structure (PCD TF-2 §3.4): the same hl7apy check."""
+    rows = oru_r40_rows(event)
+    text = write_er7(rows)
+    assert text == build_with_hl7apy(rows, control_id=event.control_id)
+    strict(text)
+    msh = segments(text, "MSH")[0]
+    assert (msh[18], msh[21]) == ("UNICODE UTF-8", PCD04_PROFILE)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.one_of(st.none(), st.sampled_from(["11010519491231002X", "x|y^z"])),
+    st.one_of(st.none(), _TEXT),
+    st.one_of(st.none(), _TEXT),
+    _TEXT,
+    st.one_of(st.none(), st.integers(0, 600)),
+)
+def test_adt_a14_writer_is_byte_identical_to_hl7apy_strict(
+    national_id: str | None,
+    name: str | None,
+    destination: str | None,
+    complaint: str,
+    eta_minutes: int | None,
+) -> None:
+    notice = PrearrivalNotice(
+        control_id="01M8-A14",
+        agent_id="amb-017",
+        sent_at=T0,
+        recorded_at=T0,
+        patient_national_id=national_id,
+        patient_name=name,
+        local_patient_id="amb-017-7",
+        destination=destination,
+        complaint=complaint,
+        eta=None if eta_minutes is None else T0 + dt.timedelta(minutes=eta_minutes),
+    )
+    rows = adt_a14_rows(notice)
+    text = write_er7(rows)
+    assert text == adt_with_hl7apy(rows, control_id=notice.control_id)
+    assert segments(text, "MSH")[0][18] == "UNICODE UTF-8"
+
+
+def test_every_metric_of_the_containment_tree_is_an_mdc_term() -> None:
+    from edge_agent.mdc import BY_REFID
+    from sync.hl7 import containment
+
+    assert set(containment._PLACE) <= set(BY_REFID)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([m for m, _ in _METRICS] + ["MDC_ECG_HEART_RATE", "MDC_UNKNOWN"]),
+            st.sampled_from([None, None, "1.1.1.1", "1.2.1.1", "1.3.1.1", "7.7", "x"]),
+        ),
+        max_size=12,
+        unique_by=lambda pair: pair[1] or object(),
+    )
+)
+def test_obx4_keeps_the_sources_positions_and_never_repeats_one(
+    rows: list[tuple[str, str | None]],
+) -> None:
+    """Property (PCD TF-2 Appendix B.8.4): a source's tree position goes up unchanged;
+    ours are MDS.VMD.channel.metric; no two rows of one message share a position."""
+    from sync.hl7 import containment
+
+    given_ = [containment.usable_sub_id(g) for _, g in rows]
+    got = containment.sub_ids([m for m, _ in rows], given_)
+    assert len(set(got)) == len(got)
+    for position, source in zip(got, given_, strict=True):
+        if source is not None:
+            assert position == source
+        else:
+            assert re.fullmatch(r"1\.[1-9]\.[1-9]\.[1-9][0-9]*", position)

@@ -27,12 +27,13 @@ from device_drivers.network.mllp import (
     frame_message,
 )
 from device_drivers.simulators import mllp_monitor
-from edge_agent.model import Decoded, DecodeError
+from edge_agent.model import Decoded, DecodeError, SourcePatient
 from sync.hl7.ack import AckResult, parse_ack
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 NOW = dt.datetime(2026, 11, 22, 10, 0, 30, tzinfo=SHANGHAI)
 T0 = dt.datetime(2026, 11, 22, 10, 0, 5)  # naive: the device's wall clock
+T0_CST = T0.replace(tzinfo=SHANGHAI)  # the same clock reading, with the +0800 it was sent with
 
 HR, SPO2, PR, RR = (
     "MDC_ECG_HEART_RATE",
@@ -151,15 +152,27 @@ Row = tuple[str, Decimal | None, str, dt.datetime | None, tuple[str, ...]]
 
 DECODE_VECTORS: list[tuple[str, bytes, list[Row]]] = [
     (
-        "mindray IHE export (hand-written, GB18030 name)",
+        "mindray IHE export (hand-written, GB18030 name although MSH-18 says UTF-8)",
         MINDRAY_IHE.encode("gb18030") + b"\r",
         [
-            ("MDC_PRESS_CUFF_SYS", Decimal(128), MMHG, dt.datetime(2026, 11, 22, 9, 58, 30), ()),
-            ("MDC_PRESS_CUFF_DIA", Decimal(82), MMHG, dt.datetime(2026, 11, 22, 9, 58, 30), ()),
-            (HR, Decimal(118), BPM, T0, ("H",)),
-            (SPO2, None, PCT, T0, UNAVAILABLE),
-            ("MDC_BLD_PERF_INDEX", Decimal("2.31"), PCT, T0, ()),
-            ("MDC_TEMP", Decimal("36.9"), DEGC, T0, ()),
+            (
+                "MDC_PRESS_CUFF_SYS",
+                Decimal(128),
+                MMHG,
+                dt.datetime(2026, 11, 22, 9, 58, 30, tzinfo=SHANGHAI),
+                (),
+            ),
+            (
+                "MDC_PRESS_CUFF_DIA",
+                Decimal(82),
+                MMHG,
+                dt.datetime(2026, 11, 22, 9, 58, 30, tzinfo=SHANGHAI),
+                (),
+            ),
+            (HR, Decimal(118), BPM, T0_CST, ("H",)),
+            (SPO2, None, PCT, T0_CST, UNAVAILABLE),
+            ("MDC_BLD_PERF_INDEX", Decimal("2.31"), PCT, T0_CST, ()),
+            ("MDC_TEMP", Decimal("36.9"), DEGC, T0_CST, ()),
         ],
     ),
     (
@@ -205,9 +218,9 @@ DECODE_VECTORS: list[tuple[str, bytes, list[Row]]] = [
         ],
     ),
     (
-        "PCD-01 hierarchy: MDS and container rows are not results; +0000 offset dropped",
+        "PCD-01 hierarchy: MDS and container rows are not results; +0000 offset kept",
         PCD01_HIERARCHY,
-        [("MDC_PRESS_BLD_NONINV_SYS", Decimal(120), MMHG, T0, ())],
+        [("MDC_PRESS_BLD_NONINV_SYS", Decimal(120), MMHG, T0.replace(tzinfo=dt.UTC), ())],
     ),
     (
         "OBX-11 X, empty OBX-5, sentinel -1 on a pressure: unavailable",
@@ -378,9 +391,27 @@ def test_framer_never_raises_and_ignores_read_splits(chunks: list[bytes]) -> Non
 # --- control id, dedup key, ACK --------------------------------------------------------
 
 
+def ack_text(body: bytes) -> str:
+    """An ACK's text in the character set its own MSH-18 names (HL7 table 0211), as a
+    monitor reads it; UTF-8 when it names none."""
+    fields = body.split(b"\r", 1)[0].split(b"|")
+    name = fields[17].split(b"~")[0].decode("ascii") if len(fields) > 17 else ""
+    return body.decode(TABLE_0211.get(name, "utf-8"))
+
+
+# HL7 v2.6 table 0211 names -> codecs, for the sets these tests send in.
+TABLE_0211 = {
+    "UNICODE UTF-8": "utf-8",
+    "GB 18030-2000": "gb18030",
+    "8859/1": "latin-1",
+    "ASCII": "ascii",
+    "GB18030": "gb18030",
+}
+
+
 def strip(framed: bytes) -> str:
     assert framed.startswith(b"\x0b") and framed.endswith(b"\x1c\r")
-    return framed[1:-2].decode("utf-8")
+    return ack_text(framed[1:-2])
 
 
 def test_control_id_and_dedup_key() -> None:
@@ -575,7 +606,7 @@ class Client:
             data = await asyncio.wait_for(self.reader.read(65536), timeout)
             assert data, "the listener closed the connection"
             self.backlog.extend(self.framer.feed(data))
-        return parse_ack(self.backlog.pop(0).decode("utf-8"))
+        return parse_ack(ack_text(self.backlog.pop(0)))
 
     async def exchange(self, message: bytes) -> AckResult:
         await self.send(frame_message(message))
@@ -811,3 +842,217 @@ async def test_simulator_resends_on_the_same_connection_when_no_ack_comes() -> N
     assert log.connections == 1
     assert log.sent == [log.sent[0]] * 2
     assert log.acks == [(log.sent[0], "AA")]
+
+
+# --- what the monitor said: offsets, character sets, EUI-64, PID, OBX-4/11 (issue 11) -------
+
+# A monitor on a UTC clock, its own offset in OBX-14 (hl7-pcd.md: DTM with +ZZZZ).
+UTC_MONITOR = msg(
+    "MSH|^~\\&|MON^00A037009B000001^EUI-64||||20261203084600+0000||ORU^R01^ORU_R01|Z1|P|2.6"
+    "|||AL|NE||UNICODE UTF-8",
+    "OBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.2.1.1|97|262688^MDC_DIM_PERCENT^MDC"
+    "|||||R|||20261203084600+0000",
+)
+
+
+def test_an_explicit_utc_offset_is_honoured() -> None:
+    """`20261203084600+0000` is 16:46 in Shanghai, never 08:46 Shanghai time."""
+    (reading,) = decode_message(UTC_MONITOR).readings
+    assert reading.device_time == dt.datetime(2026, 12, 3, 8, 46, tzinfo=dt.UTC)
+    assert reading.device_time.astimezone(SHANGHAI).hour == 16
+
+
+@pytest.mark.parametrize("zone", ["+1500", "-1300", "+0860"])
+def test_an_offset_no_zone_has_is_rejected(zone: str) -> None:
+    frame = msg(
+        "MSH|^~\\&|MON||||||ORU^R01|Z2|P|2.6",
+        f"OBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC||97|262688^MDC_DIM_PERCENT^MDC"
+        f"|||||F|||20261203084600{zone}",
+    )
+    with pytest.raises(DecodeError):
+        decode_message(frame)
+
+
+def test_obx4_and_obx11_are_kept_as_the_monitor_sent_them() -> None:
+    """PCD TF-2 Appendix B.8.4 (MDS.VMD.channel.metric) and HL7 table 0085: R stays R."""
+    frame = msg(
+        "MSH|^~\\&|MON||||||ORU^R01|S1|P|2.6",
+        "OBX|1|NM|147842^MDC_ECG_HEART_RATE^MDC|1.1.1.1|72|264864^MDC_DIM_BEAT_PER_MIN^MDC|||||R",
+        "OBX|2|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.2.1.1|97|262688^MDC_DIM_PERCENT^MDC|||||F",
+        "OBX|3|NM|151562^MDC_RESP_RATE^MDC|not a position|18|264928^MDC_DIM_RESP_PER_MIN^MDC|||||C",
+    )
+    got = [(r.sub_id, r.result_status) for r in decode_message(frame).readings]
+    assert got == [("1.1.1.1", "R"), ("1.2.1.1", "F"), (None, "C")]
+
+
+@pytest.mark.parametrize(
+    ("msh3", "obx18", "eui64"),
+    [
+        # PCD TF-2: MSH-3 <application>^<EUI-64>^EUI-64, the sender's own
+        ("MINDRAY_VS900^00A0370098006640^EUI-64", "", "00A0370098006640"),
+        # the equipment an OBX-18 names wins (a central station forwarding a bed's data)
+        (
+            "CMS^00A0370098000001^EUI-64",
+            "00A0370098006640^^00A0370098006640^EUI-64",
+            "00A0370098006640",
+        ),
+        ("MON", "00a0370098006641^EUI-64", "00A0370098006641"),  # <EUI-64>^EUI-64
+        ("MON", "bed-3", None),  # no EUI-64 named
+        ("MON^not-hex-digits^EUI-64", "", None),
+    ],
+)
+def test_the_senders_eui64(msh3: str, obx18: str, eui64: str | None) -> None:
+    frame = msg(
+        f"MSH|^~\\&|{msh3}||||||ORU^R01|E1|P|2.6",
+        "OBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC||97|262688^MDC_DIM_PERCENT^MDC"
+        f"|||||F|||||||{obx18}",
+    )
+    assert decode_message(frame).device_eui64 == eui64
+
+
+def test_the_monitors_pid_is_read_word_for_word() -> None:
+    decoded = decode_message(MINDRAY_IHE.encode("gb18030"))
+    assert decoded.patient == SourcePatient(
+        identifier="0012345", authority="", id_type="PI", name="张三", sex="M", patient_class="I"
+    )
+    national = msg(
+        "MSH|^~\\&|MON||||||ORU^R01|P1|P|2.6",
+        # an MRN, then the resident identity number untyped: the valid GB 11643 one is chosen
+        "PID|||A77^^^WARD3^MR~11010519491231002X||王^秀英||19491231|F",
+        "PV1||E",
+        "OBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC||97|262688^MDC_DIM_PERCENT^MDC|||||F",
+    )
+    assert decode_message(national).patient == SourcePatient(
+        identifier="11010519491231002X",
+        name="王秀英",
+        birth_date=dt.date(1949, 12, 31),
+        sex="F",
+        patient_class="E",
+    )
+    nobody = msg(
+        "MSH|^~\\&|MON||||||ORU^R01|P2|P|2.6",
+        "PID|||^^^Hospital^PI||^^^^^^L",  # Mindray's "no patient admitted"
+        "OBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC||97|262688^MDC_DIM_PERCENT^MDC|||||F",
+    )
+    assert decode_message(nobody).patient is None
+
+
+def _gb18030_sender(app: str) -> bytes:
+    return (
+        f"MSH|^~\\&|{app}|急诊科|||20261203084600+0800||ORU^R01^ORU_R01|G1|P|2.6|||AL|NE"
+        "||GB 18030-2000\r"
+        "PID|||A1^^^急诊科^MR||欧阳^娜娜\r"
+        "OBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.2.1.1|97|262688^MDC_DIM_PERCENT^MDC"
+        "|||||F|||20261203084600+0800\r"
+    ).encode("gb18030")
+
+
+async def test_a_gb18030_sender_reads_its_own_msh3_back_byte_exact() -> None:
+    """HL7 v2.6 Ch. 2.14.9.18: MSH-18 names the message's character set. A GB 18030
+    monitor with a Chinese MSH-3 gets an ACK in GB 18030 that says so, its MSH-3 in
+    MSH-5 byte for byte (a UTF-8 answer reads back as mojibake on the monitor)."""
+    app = "迈瑞监护仪^00A037009B000001^EUI-64"
+    sink = FakeSink()
+    async with serving(sink) as listener:
+        reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+        writer.write(b"\x0b" + _gb18030_sender(app) + b"\x1c\r")
+        await writer.drain()
+        framer = MllpFramer()
+        frames: list[bytes] = []
+        while not frames:
+            frames = framer.feed(await asyncio.wait_for(reader.read(4096), 5))
+        writer.close()
+    raw = frames[0]
+    assert app.encode("gb18030") in raw and "急诊科".encode("gb18030") in raw
+    text = raw.decode("gb18030")
+    msh = text.split("\r")[0].split("|")
+    assert (msh[4], msh[5], msh[17]) == (app, "急诊科", "GB 18030-2000")
+    assert parse_ack(text).code == "AA"
+    parse_message(text, validation_level=VALIDATION_LEVEL.STRICT).validate()
+    assert sink.outcomes == ["decoded"]
+    assert decode_message(sink.frames[0]).patient == SourcePatient(
+        identifier="A1", authority="急诊科", id_type="MR", name="欧阳娜娜"
+    )
+
+
+def test_msh18_decides_the_character_set_not_the_guess() -> None:
+    """Latin-1 bytes that also read as GB 18030 (0xFC 0x6C is a GB 18030 character):
+    with MSH-18 8859/1 the name is Müller, and the ACK answers in ISO 8859-1."""
+    frame = (
+        "MSH|^~\\&|Müller-Monitor||||||ORU^R01|L1|P|2.6||||||8859/1\r"
+        "PID|||A1^^^Ward^MR||Müller^Jürgen\r"
+        "OBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC||97|262688^MDC_DIM_PERCENT^MDC|||||F\r"
+    ).encode("latin-1")
+    assert frame.decode("gb18030")  # the old guess would have read it (as mojibake)
+    decoded = decode_message(frame)
+    assert decoded.patient is not None and decoded.patient.name == "Müller Jürgen"
+    ack = ack_for(frame, "decoded", None, now=NOW)
+    assert "Müller-Monitor".encode("latin-1") in ack
+    assert ack[1:-2].decode("latin-1").split("\r")[0].split("|")[17] == "8859/1"
+
+
+# Character sets of HL7 table 0211 a monitor may name, with text each can carry.
+_CHARSET_TEXT = [
+    ("UNICODE UTF-8", "utf-8", "欧阳娜娜 Müller ÅØ"),
+    ("GB 18030-2000", "gb18030", "欧阳娜娜 王秀英"),
+    ("8859/1", "latin-1", "Müller Åsa"),
+    ("ASCII", "ascii", "Smith John"),
+    ("BIG-5", "big5", "歐陽娜娜"),
+]
+
+
+@settings(max_examples=150)
+@given(
+    st.sampled_from(_CHARSET_TEXT).flatmap(
+        lambda c: st.tuples(
+            st.just(c[0]),
+            st.just(c[1]),
+            st.text(alphabet=sorted(set(c[2].replace(" ", ""))), min_size=1, max_size=12),
+        )
+    )
+)
+def test_any_declared_character_set_reads_back_exactly(case: tuple[str, str, str]) -> None:
+    """Property: a name in the character set MSH-18 declares is stored as written, and
+    the ACK quotes the sender's MSH-3 in the same bytes."""
+    charset, codec, name = case
+    frame = (
+        f"MSH|^~\\&|{name}||||||ORU^R01|C1|P|2.6||||||{charset}\r"
+        f"PID|||X1^^^W^MR||{name}\r"
+        "OBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC||97|262688^MDC_DIM_PERCENT^MDC|||||F\r"
+    ).encode(codec)
+    decoded = decode_message(frame)
+    assert decoded.patient is not None and decoded.patient.name == name
+    ack = ack_for(frame, "decoded", None, now=NOW)
+    assert f"|{name}|".encode(codec) in ack
+    text = ack[1:-2].decode(codec)
+    assert text.split("\r")[0].split("|")[17] == charset  # MSH-18 echoed
+    parse_message(text, validation_level=VALIDATION_LEVEL.STRICT).validate()
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.text(
+            alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",))
+            | st.sampled_from("|^~&"),
+            max_size=300,
+        ),
+        min_size=1,
+        max_size=9,
+    )
+)
+def test_any_pid_is_kept_bounded_and_printable(fields: list[str]) -> None:
+    """Property: whatever a PID holds, the reading is kept; what is stored of the patient
+    is one printable line per field, within HL7's lengths."""
+    frame = msg(
+        "MSH|^~\\&|MON||||||ORU^R01|Q1|P|2.6",
+        "PID|" + "|".join(f.replace("\r", " ").replace("\n", " ") for f in fields),
+        "OBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC||97|262688^MDC_DIM_PERCENT^MDC|||||F",
+    )
+    decoded = decode_message(frame)
+    assert [r.value for r in decoded.readings] == [Decimal(97)]
+    p = decoded.patient
+    if p is not None:
+        assert p.identifier and len(p.identifier) <= 199 and p.identifier.isprintable()
+        assert len(p.authority) <= 20 and len(p.id_type) <= 5 and len(p.name) <= 100
+        assert all(s.isprintable() for s in (p.authority, p.id_type, p.name))

@@ -25,11 +25,18 @@ What the reader decides, and why:
   °C/°F): a wrong unit is worse than a missing reading.
 - Malformed content in a usable row (a non-numeric NM value, an impossible time) rejects
   the message: that is corruption, and the recorder keeps it in quarantine.
-- Times: OBX-14, else the OBR-7 of the row's OBR, else MSH-7. `Reading.device_time` is the
-  device's own wall clock, naive (edge_agent.model); a UTC offset the device adds is
-  dropped, not applied: the digits are the clock the monitor shows, and the recorder's
-  clock handling (device clock against the box's) is the same as for every serial
-  device. All-zero times (some central stations send `0`) count as absent.
+- Times: OBX-14, else the OBR-7 of the row's OBR, else MSH-7. A UTC offset the monitor
+  gives is kept (`Reading.device_time` aware) and always honoured: `20261203084600+0000`
+  is 16:46 in Shanghai. Without one the time is the monitor's naive wall clock, read in
+  `agent.timezone` like every serial device's. An offset no real zone has (beyond
+  -12:00..+14:00) is corruption. All-zero times (some central stations send `0`) count
+  as absent.
+- Character set: by MSH-18 when it names one (HL7 v2.6 Ch. 2.14.9.18, table 0211), else
+  guessed (UTF-8, GB 18030, Latin-1); the ACK goes back in the same set, MSH-18 echoed.
+- What the monitor says about itself and its patient is kept beside the readings: its
+  EUI-64 (OBX-18, else MSH-3 `<app>^<EUI-64>^EUI-64`), its PID (who it says the
+  patient is), each row's OBX-4 position and OBX-11 status; the uplink forwards them
+  (docs/hl7.md).
 - Unavailable values: OBX-11 `X`, an empty OBX-5, or a vendor sentinel (Mindray sends
   -999 / -99.9, Comen -1 / -100 / -10000 for "no value") give a Reading with value None
   and the flag "unavailable", so the trend shows the gap.
@@ -42,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -55,16 +63,19 @@ from typing import Any
 
 from device_drivers.network.admission import ConnectionLimits, admit
 from device_drivers.transport import FrameSink, Outcome, StateSink
+from edge_agent import national_id
 from edge_agent.mdc import BY_CODE, BY_REFID, Term
-from edge_agent.model import Decoded, DecodeError, Reading
+from edge_agent.model import Decoded, DecodeError, Reading, SourcePatient
 from sync.hl7 import er7
 from sync.hl7.ack import build_ack
+from sync.hl7.containment import usable_sub_id
 from sync.hl7.errors import (
     APPLICATION_INTERNAL_ERROR,
     REQUIRED_FIELD_MISSING,
     SEGMENT_SEQUENCE_ERROR,
     Hl7Error,
 )
+from sync.hl7.eui64 import normalise_eui64
 from sync.hl7.timestamps import format_dtm, parse_dtm
 
 log = logging.getLogger(__name__)
@@ -228,8 +239,24 @@ _SENTINELS = frozenset(Decimal(v) for v in ("-100", "-99.9", "-999", "-9999", "-
 _SIGNED_METRICS = ("MDC_ECG_ELEC_POTL", "MDC_PRESS_BLD_VEN_CENT", "MDCX_MASIMO_PI_DELTA")
 
 # OBX-11 (HL7 table 0085): D deletes an earlier result and W marks one wrong; neither is
-# a measurement to store.
+# a measurement to store. The others are kept as the monitor said them (R stays R) and
+# forwarded; X rows have no value.
 _WITHDRAWN = frozenset({"D", "W"})
+_KEPT_STATUSES = frozenset("CFIOPRSU")
+
+# HL7 offsets beyond those of real zones (UTC-12:00 .. UTC+14:00) are corruption.
+_MIN_OFFSET = dt.timedelta(hours=-12)
+_MAX_OFFSET = dt.timedelta(hours=14)
+
+_EUI64_TYPES = frozenset({"EUI-64", "EUI64"})
+# HL7 tables 0001 (administrative sex) and 0004 (patient class): other values are dropped.
+_SEXES = frozenset({"F", "M", "O", "U", "A", "N"})
+_PATIENT_CLASSES = frozenset({"E", "I", "O", "P", "R", "B", "C", "N", "U"})
+# PID-3 CX.1 is ST (199), CX.4's HD.1 is IS (20), CX.5 ID (5); names are bounded too.
+_MAX_IDENTIFIER = 199
+_MAX_AUTHORITY = 20
+_MAX_ID_TYPE = 5
+_MAX_NAME = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +344,8 @@ class _Header:
     facility: tuple[str, ...] = ()  # MSH-4 components (HD), unescaped
     problem: str | None = None  # why the message cannot be processed at all (-> AR)
     error_code: str = APPLICATION_INTERNAL_ERROR  # HL7 table 0357 for `problem`
+    codec: str = "utf-8"  # what the message was read in, and the ACK is written in
+    charset: str = "UNICODE UTF-8"  # MSH-18 of the ACK: the sender's own name for `codec`
 
     @property
     def sender(self) -> str:
@@ -325,18 +354,88 @@ class _Header:
         return (app + ("@" + facility if facility else "")) or "-"
 
 
-def _text(frame: bytes) -> str:
-    """The message as text: UTF-8, else GB18030 (Chinese monitors send GB2312/GBK), else
-    Latin-1. Everything the reader uses is ASCII, so the guess only affects names."""
-    for encoding in ("utf-8", "gb18030"):
+# HL7 v2.6 table 0211 (alternate character sets, MSH-18) -> Python codec, for the sets
+# an ASCII-compatible byte stream can carry (MLLP frames on 0x0B/0x1C bytes). The
+# ISO 2022 Japanese sets, CNS 11643 and UTF-16/32 are not among them: a message naming
+# one is read by the guess below. Spellings Chinese monitors use beside the table's own
+# (GB18030, GBK, UTF-8) are read too, and echoed as they were sent.
+CHARSETS: dict[str, str] = {
+    "ASCII": "ascii",
+    "ISO IR6": "ascii",
+    **{f"8859/{n}": f"iso8859_{n}" for n in range(1, 10)},
+    "8859/15": "iso8859_15",
+    "UNICODE UTF-8": "utf-8",
+    "GB 18030-2000": "gb18030",
+    "BIG-5": "big5",
+    "KS X 1001": "euc_kr",
+    # not in table 0211, seen in the field:
+    "UTF-8": "utf-8",
+    "UTF8": "utf-8",
+    "GB18030": "gb18030",
+    "GBK": "gb18030",  # GB 18030 is a superset of GBK and GB 2312
+    "GB2312": "gb18030",
+}
+# What MSH-18 of our ACK says when the sender named no character set: the table 0211
+# name of the set we read it in (and answer in).
+_GUESS_NAMES = {"utf-8": "UNICODE UTF-8", "gb18030": "GB 18030-2000", "latin-1": "8859/1"}
+_MAX_CHARSET = 16  # MSH-18 is ID, 16 characters in v2.6
+_BLANKS = "\x0b\x1c\r\n\t \ufeff\u2028"
+
+
+@dataclass(frozen=True, slots=True)
+class _Text:
+    """A frame decoded: the text, the codec used, and MSH-18's name for it (declared by
+    the sender when `declared`, else the name of our guess)."""
+
+    text: str
+    codec: str
+    charset: str
+    declared: bool
+
+
+def _declared_charset(text: str) -> str | None:
+    """MSH-18's first repetition (the message's default character set), as sent."""
+    segments = er7.split_segments(text.strip(_BLANKS))
+    found = _encoding(segments[0]) if segments else None
+    if found is None:
+        return None
+    enc, msh_text = found
+    raw = er7.field(er7.segment_fields(msh_text, enc), 18)
+    name = er7.component(raw, 1, enc).strip()
+    return name[:_MAX_CHARSET] if name else None
+
+
+def _guess(frame: bytes) -> tuple[str, str]:
+    """UTF-8, else GB18030 (Chinese monitors send GB2312/GBK), else Latin-1 (never fails)."""
+    for codec in ("utf-8", "gb18030"):
         with contextlib.suppress(UnicodeDecodeError):
-            return frame.decode(encoding)
-    return frame.decode("latin-1")
+            return frame.decode(codec), codec
+    return frame.decode("latin-1"), "latin-1"
+
+
+def _text(frame: bytes) -> _Text:
+    """The message as text, in the character set its MSH-18 names (HL7 v2.6 Ch.
+    2.14.9.18), when it names one we can read and the bytes are in it; else the guess.
+
+    MSH-18 is read from the guessed text, then the frame is decoded in what it names;
+    that decoding is kept only if its own MSH-18 says the same (a GB18030 trail byte can
+    look like a `|` to a wrong guess, so the first reading is checked, not trusted).
+    """
+    guessed, codec = _guess(frame)
+    declared = _declared_charset(guessed)
+    wanted = CHARSETS.get(declared.upper()) if declared else None
+    if declared is not None and wanted is not None:
+        if wanted == codec:
+            return _Text(guessed, codec, declared, True)
+        with contextlib.suppress(UnicodeDecodeError, LookupError):
+            text = frame.decode(wanted)
+            if _declared_charset(text) == declared:
+                return _Text(text, wanted, declared, True)
+    return _Text(guessed, codec, _GUESS_NAMES[codec], False)
 
 
 def _segments(frame: bytes) -> list[str]:
-    text = _text(frame).strip("\x0b\x1c\r\n\t \ufeff\u2028")
-    return er7.split_segments(text)
+    return er7.split_segments(_text(frame).text.strip(_BLANKS))
 
 
 def _encoding(msh: str) -> tuple[er7.Encoding, str] | None:
@@ -363,16 +462,22 @@ def _hd(raw: str, enc: er7.Encoding) -> tuple[str, ...]:
 def _read_header(frame: bytes) -> _Header:
     if frame.startswith(OVERSIZED_MARK):
         inner = _read_header(frame[len(OVERSIZED_MARK) :])
-        return _Header(
-            control_id=inner.control_id,
-            app=inner.app,
-            facility=inner.facility,
+        return dataclasses.replace(
+            inner,
             problem=f"MLLP block longer than the {len(frame) - 1}-byte limit; not processed",
             error_code=APPLICATION_INTERNAL_ERROR,
         )
-    segments = _segments(frame)
+    decoded = _text(frame)
+    codec, charset = decoded.codec, decoded.charset
+    segments = er7.split_segments(decoded.text.strip(_BLANKS))
     if not segments:
-        return _Header(None, problem="empty MLLP block", error_code=SEGMENT_SEQUENCE_ERROR)
+        return _Header(
+            None,
+            problem="empty MLLP block",
+            error_code=SEGMENT_SEQUENCE_ERROR,
+            codec=codec,
+            charset=charset,
+        )
     found = _encoding(segments[0])
     if found is None:
         start = segments[0][:20]
@@ -381,14 +486,26 @@ def _read_header(frame: bytes) -> _Header:
             if start.startswith("MSH")
             else ("message does not start with MSH")
         )
-        return _Header(None, problem=f"{what}: {start!r}", error_code=SEGMENT_SEQUENCE_ERROR)
+        return _Header(
+            None,
+            problem=f"{what}: {start!r}",
+            error_code=SEGMENT_SEQUENCE_ERROR,
+            codec=codec,
+            charset=charset,
+        )
     enc, msh_text = found
     msh = er7.segment_fields(msh_text, enc)
     cid = er7.component(er7.field(msh, 10), 1, enc).strip()
     app, facility = _hd(er7.field(msh, 3), enc), _hd(er7.field(msh, 4), enc)
     if not cid:
         return _Header(
-            None, app, facility, "MSH-10 message control id is empty", REQUIRED_FIELD_MISSING
+            None,
+            app,
+            facility,
+            "MSH-10 message control id is empty",
+            REQUIRED_FIELD_MISSING,
+            codec,
+            charset,
         )
     if len(cid) > MAX_CONTROL_ID or any(ord(c) < 0x20 for c in cid):
         return _Header(
@@ -397,8 +514,10 @@ def _read_header(frame: bytes) -> _Header:
             facility,
             f"MSH-10 {cid[:20]!r}... is not a usable control id",
             REQUIRED_FIELD_MISSING,
+            codec,
+            charset,
         )
-    return _Header(cid, app, facility)
+    return _Header(cid, app, facility, codec=codec, charset=charset)
 
 
 def control_id(frame: bytes) -> str | None:
@@ -461,12 +580,16 @@ class _Message:
             shown = "^".join(p for p in kind if p) or "(empty)"
             raise DecodeError(f"MSH-9 {shown[:20]!r} is not ORU^R01 (only results are read)")
         message_time = self._time(er7.field(msh, 7), "MSH-7")
+        sender_eui64 = _hd_eui64(_hd(er7.field(msh, 3), enc))
 
         readings: list[Reading] = []
         obx_rows = 0
         waveform_rows = 0
         skipped: list[str] = []
         order_time: dt.datetime | None = None
+        equipment_eui64: str | None = None
+        patient: SourcePatient | None = None
+        patient_class: str | None = None
         for segment in segments[1:]:
             fields = er7.segment_fields(segment, enc)
             kind_name = fields[0].strip()
@@ -474,8 +597,13 @@ class _Message:
                 order_time = self._time(er7.field(fields, 7), "OBR-7")
             elif kind_name == "MSH":
                 raise DecodeError("a second MSH segment inside the message (two glued?)")
+            elif kind_name == "PID" and patient is None:
+                patient = _source_patient(fields, enc)
+            elif kind_name == "PV1" and patient_class is None:
+                patient_class = _table_code(er7.field(fields, 2), enc, _PATIENT_CLASSES)
             elif kind_name == "OBX":
                 obx_rows += 1
+                equipment_eui64 = equipment_eui64 or _ei_eui64(er7.field(fields, 18), enc)
                 if er7.field(fields, 2).strip() == "NA":
                     waveform_rows += 1
                     continue
@@ -484,8 +612,13 @@ class _Message:
                     readings.append(row)
                 elif row:
                     skipped.append(row)
+        if patient is not None and patient_class is not None:
+            patient = dataclasses.replace(patient, patient_class=patient_class)
+        # The equipment a row names (the MDS row's OBX-18) is the device; MSH-3 names the
+        # sender, which is the device itself unless a central station forwards for it.
+        eui64 = equipment_eui64 or sender_eui64
         if readings:
-            return Decoded(readings=tuple(readings))
+            return Decoded(readings=tuple(readings), device_eui64=eui64, patient=patient)
         if waveform_rows:
             return Decoded()  # samples (and their container rows) only: see docstring
         if not obx_rows:
@@ -507,10 +640,15 @@ class _Message:
         if fraction:
             stamp += "." + fraction[:4]  # DTM allows 4 decimals
         try:
-            # The offset only has to be valid; it is dropped (module docstring).
-            return parse_dtm(stamp + (zone or "+0000"), field=where).replace(tzinfo=None)
+            when = parse_dtm(stamp + (zone or "+0000"), field=where)
         except Hl7Error as exc:
             raise DecodeError(exc.reason) from None
+        if zone is None:
+            return when.replace(tzinfo=None)  # the monitor's wall clock, zone unsaid
+        offset = when.utcoffset() or dt.timedelta(0)
+        if not _MIN_OFFSET <= offset <= _MAX_OFFSET:
+            raise DecodeError(f"{where} {text[:30]!r}: UTC offset {zone} is not a real zone's")
+        return when  # its offset is the device's own and is honoured (module docstring)
 
     def _obx(
         self, fields: list[str], position: int, context_time: dt.datetime | None
@@ -565,7 +703,106 @@ class _Message:
                 value = None
         if value is None:
             flags = (*flags, UNAVAILABLE_FLAG)
-        return Reading(metric=metric.refid, value=value, unit=unit, device_time=when, flags=flags)
+        return Reading(
+            metric=metric.refid,
+            value=value,
+            unit=unit,
+            device_time=when,
+            flags=flags,
+            sub_id=usable_sub_id(er7.field(fields, 4)),
+            result_status=status if status in _KEPT_STATUSES else None,
+        )
+
+
+def _hd_eui64(hd: tuple[str, ...]) -> str | None:
+    """An HD naming an EUI-64 (PCD TF-2: MSH-3 `<application>^<EUI-64>^EUI-64`)."""
+    if len(hd) >= 3 and hd[2].upper() in _EUI64_TYPES:
+        return normalise_eui64(hd[1])
+    return None
+
+
+def _ei_eui64(raw: str, enc: er7.Encoding) -> str | None:
+    """An EI naming an EUI-64: `<EUI-64>^^<EUI-64>^EUI-64` (PCD TF-2 Appendix B.8.18),
+    or `<EUI-64>^EUI-64` as some monitors write OBX-18."""
+    if not raw.strip():
+        return None
+    parts = [er7.component(raw, i, enc).strip() for i in (1, 2, 3, 4)]
+    if parts[3].upper() in _EUI64_TYPES:
+        return normalise_eui64(parts[2]) or normalise_eui64(parts[0])
+    if parts[1].upper() in _EUI64_TYPES:
+        return normalise_eui64(parts[0])
+    return None
+
+
+def _clean(text: str, limit: int) -> str:
+    """A field value as one printable line of at most `limit` characters."""
+    line = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    return line[:limit]
+
+
+def _table_code(raw: str, enc: er7.Encoding, table: frozenset[str]) -> str | None:
+    code = er7.component(raw, 1, enc).strip().upper()
+    return code if code in table else None
+
+
+def _source_patient(fields: list[str], enc: er7.Encoding) -> SourcePatient | None:
+    """Who the monitor says the patient is (PID); None when PID-3 names nobody.
+
+    Of PID-3's repetitions: the one typed NNCHN (HL7 table 0203, the resident identity
+    number), else one whose number is a valid GB 11643 number, else the first one with
+    a number. Never raises: a PID the reader cannot use is kept raw, not fatal.
+    """
+    chosen: tuple[str, str, str] | None = None
+    first: tuple[str, str, str] | None = None
+    for repetition in er7.field(fields, 3).split(enc.repetition):
+        number = _clean(er7.component(repetition, 1, enc), _MAX_IDENTIFIER)
+        if not number:
+            continue
+        found = (
+            number,
+            _clean(er7.component(repetition, 4, enc), _MAX_AUTHORITY),
+            _clean(er7.component(repetition, 5, enc), _MAX_ID_TYPE).upper(),
+        )
+        first = first or found
+        if found[2] == "NNCHN":
+            chosen = found
+            break
+        if chosen is None and _is_national_id(number):
+            chosen = found
+    chosen = chosen or first
+    if chosen is None:
+        return None
+    name_raw = er7.field(fields, 5)
+    family = _clean(er7.component(name_raw, 1, enc), _MAX_NAME)
+    given = _clean(er7.component(name_raw, 2, enc), _MAX_NAME)
+    # Chinese names are written family name first without a space (张三); others with one.
+    joiner = "" if any(_is_cjk(ch) for ch in family + given) else " "
+    name = joiner.join(part for part in (family, given) if part)[:_MAX_NAME]
+    birth: dt.date | None = None
+    digits = er7.component(er7.field(fields, 7), 1, enc).strip()[:8]
+    if len(digits) == 8 and digits.isdigit():
+        with contextlib.suppress(ValueError):
+            birth = dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
+    return SourcePatient(
+        identifier=chosen[0],
+        authority=chosen[1],
+        id_type=chosen[2],
+        name=name,
+        birth_date=birth,
+        sex=_table_code(er7.field(fields, 8), enc, _SEXES),
+    )
+
+
+def _is_national_id(number: str) -> bool:
+    try:
+        national_id.parse(number)
+    except national_id.NationalIdError:
+        return False
+    return True
+
+
+def _is_cjk(ch: str) -> bool:
+    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
 
 
 def _is_sentinel(value: Decimal, metric: str) -> bool:
@@ -640,6 +877,10 @@ def ack_for(
     AE when it was recorded as quarantined (`reason` goes to MSA-3 and ERR-8); AR when
     the outcome is None or unknown (not recorded, e.g. the commit timed out: sending
     again may succeed). MSH-5/6 address the sender (its MSH-3/4); MSA-2 quotes its MSH-10.
+
+    The ACK is written in the character set the message was read in, and its MSH-18
+    says so (the sender's own MSH-18 echoed when it sent one, HL7 v2.6 Ch. 2.14.9.18):
+    a GB18030 monitor reads its own MSH-3 back byte for byte.
     """
     try:
         header = _read_header(frame)
@@ -651,7 +892,10 @@ def ack_for(
             code, text, err = "AE", reason or "message rejected", APPLICATION_INTERNAL_ERROR
         else:
             code, text, err = "AR", reason or "message not recorded", APPLICATION_INTERNAL_ERROR
-        return frame_message(_build(header, code, text, err, now, frame))
+        ack = _build(header, code, text, err, now, frame)
+        # A character our reason quotes that the sender's set lacks becomes "?": the
+        # answer must go out, and everything it quotes from the sender is in its set.
+        return frame_message(ack.encode(header.codec, errors="replace"))
     except Exception:  # the answer must go out whatever went wrong building it
         log.exception("building the ACK failed; answering with a minimal AR")
         return frame_message(_minimal_ack(now))
@@ -677,6 +921,7 @@ def _build(header: _Header, code: str, text: str, err: str, now: dt.datetime, fr
             sent_at=sent_at,
             sending_app=ACK_SENDING_APP,
             error_code=err,
+            charset=header.charset,
         )
     except Hl7Error:
         # hl7apy refused something taken from the sender (a control id it cannot
@@ -689,6 +934,7 @@ def _build(header: _Header, code: str, text: str, err: str, now: dt.datetime, fr
             sent_at=sent_at,
             sending_app=ACK_SENDING_APP,
             error_code=err,
+            charset=header.charset,
         )
     return _address(ack, header)
 

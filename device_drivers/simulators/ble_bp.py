@@ -28,6 +28,7 @@ from device_drivers.ble.blood_pressure import (
     STATUS_IRREGULAR_PULSE,
     encode_measurement,
 )
+from device_drivers.simulators.station_clock import DEFAULT_ZONE, device_wall_clock
 
 CHARACTERISTICS = (MEASUREMENT_UUID, INTERMEDIATE_UUID)
 MEMORY_SIZE = 100  # readings a cuff keeps; the oldest is overwritten after that
@@ -42,11 +43,13 @@ class SimulatedCuff:
         *,
         connect_timeout_s: float = 20.0,
         start: dt.datetime | None = None,
+        tz: str = DEFAULT_ZONE,
     ) -> None:
         self._rng = random.Random(seed)
         self._every_s = every_s
         self._connect_timeout_s = connect_timeout_s
-        self._clock = (start or dt.datetime.now()).replace(microsecond=0)
+        # The cuff's clock: the station's local time in `tz` (station_clock).
+        self._clock = (start or device_wall_clock(tz)).replace(microsecond=0)
         self._memory: deque[bytes] = deque(maxlen=MEMORY_SIZE)
         self._progress: list[bytes] = []
         self._has_data = asyncio.Event()

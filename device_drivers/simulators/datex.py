@@ -51,6 +51,7 @@ from device_drivers.serial.datex import (
     record_of,
 )
 from device_drivers.simulators.pty import open_pty
+from device_drivers.simulators.station_clock import DEFAULT_ZONE, device_wall_clock
 from edge_agent.model import DecodeError
 
 __all__ = ["S5Monitor", "open_pty", "run"]
@@ -118,13 +119,14 @@ class S5Monitor:
         supported_level: int = SUPPORTED_LEVEL,
         start: dt.datetime | None = None,
         now: float = 0.0,
+        tz: str = DEFAULT_ZONE,
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self._rng = random.Random(seed)
         self._speed = speed
         self.supported_level = supported_level
-        self._start_wall = (start or dt.datetime.now()).replace(microsecond=0)
+        self._start_wall = (start or device_wall_clock(tz)).replace(microsecond=0)
         self._start_now = now
         self._nbr = 0
         # displayed values: (level, period in real seconds or None for once, next due)
@@ -410,13 +412,20 @@ async def run(
     speed: float = 1.0,
     supported_level: int = SUPPORTED_LEVEL,
     start: dt.datetime | None = None,
+    tz: str = DEFAULT_ZONE,
 ) -> None:
-    """Be an S/5 monitor on `master_fd` until `stop` is set (or the task is cancelled)."""
+    """Be an S/5 monitor on `master_fd` until `stop` is set (or the task is cancelled);
+    its clock shows the station's local time in `tz`."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     os.set_blocking(master_fd, False)
     monitor = S5Monitor(
-        seed=seed, speed=speed, supported_level=supported_level, start=start, now=loop.time()
+        seed=seed,
+        speed=speed,
+        supported_level=supported_level,
+        start=start,
+        now=loop.time(),
+        tz=tz,
     )
     reader = FrameReader()
     wake = asyncio.Event()

@@ -24,6 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from device_drivers.ecg.record import EcgRecord
+from device_drivers.simulators.station_clock import DEFAULT_ZONE, device_wall_clock
 from edge_agent.model import Statement
 
 NORMAL_STATEMENTS = ("Sinus rhythm", "Normal ECG", "窦性心律")
@@ -129,9 +130,11 @@ async def run(
     first_after_s: float = 2.0,
     stemi_every: int = 3,
     seed: int = 0,
+    tz: str = DEFAULT_ZONE,
 ) -> None:
     """Export a recording every `every_s` seconds: the 1st, then every `stemi_every`-th
-    after it, reads as an acute MI (0: never)."""
+    after it, reads as an acute MI (0: never). The cart's clock shows the station's local
+    time in `tz`."""
     count = 0
     delay = first_after_s
     while not stop.is_set():
@@ -143,7 +146,7 @@ async def run(
         record = synthetic_12_lead(
             stemi=stemi_every > 0 and (count - 1) % stemi_every == 0,
             seed=seed + count,
-            start=dt.datetime.now(),
+            start=device_wall_clock(tz),
             heart_rate=72 + count % 20,
         )
         write_file(folder, f"ECG{count:04d}{suffix}", encode(record))

@@ -61,6 +61,7 @@ from device_drivers.ble.glucose import (
     encode_racp_count,
     encode_racp_response,
 )
+from device_drivers.simulators.station_clock import DEFAULT_ZONE, device_wall_clock
 from edge_agent.model import DecodeError
 
 TESTER_SELF = 1
@@ -88,16 +89,19 @@ class SimulatedMeter:
         first_sequence: int = 1,
         connect_timeout_s: float | None = None,
         live: bool = False,
+        tz: str = DEFAULT_ZONE,
     ) -> None:
         self._rng = random.Random(seed)
         self._connect_timeout_s = connect_timeout_s
         # live: results taken from now on carry the wall-clock time (the demo); the
         # stored ones before them are spaced `every_s` apart, ending `every_s` ago.
         self._live = live
+        self._stored_done = False  # the `records` results held before the first connection
         self._fresh = asyncio.Event()  # a result no completed download has taken yet
         self._every = dt.timedelta(seconds=max(1, round(every_s)))
+        self._tz = tz  # the meter's clock shows the station's local time in this zone
         if start is None and live:
-            start = dt.datetime.now() - self._every * (records + 1)
+            start = device_wall_clock(tz) - self._every * (records + 1)
         self._clock = (start or dt.datetime(2024, 3, 1, 7, 0, 0)).replace(microsecond=0)
         self._mol_per_l = mol_per_l
         self._mmol = 7.2  # a type 2 patient on treatment, fasting around 7 mmol/L
@@ -111,6 +115,7 @@ class SimulatedMeter:
         self.clock_set: list[CurrentTime] = []  # Current Time writes
         for _ in range(records):
             self.measure()
+        self._stored_done = True
 
     def link(self) -> _MeterLink:
         """A new link for one connection attempt (session.BleTransport's link factory)."""
@@ -128,6 +133,10 @@ class SimulatedMeter:
         else:
             # A mg/dL meter sends whole mg/dL as kg/L: 114 mg/dL = 114 × 10^-5 kg/L.
             concentration = Decimal(round(self._mmol * 18.016)).scaleb(-5)
+        if self._live and self._stored_done:
+            # A result taken now carries the meter's clock now (the station's local
+            # time), never the next `every` step: that ran hours into the future.
+            self._clock = device_wall_clock(self._tz)
         with_context = sequence % 2 == 0
         status = STATUS_BATTERY_LOW if rng.random() < 0.05 else None
         measurement = encode_measurement(
@@ -145,8 +154,6 @@ class SimulatedMeter:
             )
         self.memory.append(StoredRecord(sequence, measurement, context))
         self._clock += self._every
-        if self._live:
-            self._clock = max(self._clock, dt.datetime.now().replace(microsecond=0))
         self._fresh.set()
         return sequence
 

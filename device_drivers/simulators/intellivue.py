@@ -38,6 +38,7 @@ from device_drivers.serial.intellivue.framing import FrameReader, encode_frame, 
 from device_drivers.serial.intellivue.parse import parse_user_data
 from device_drivers.serial.intellivue.types import encode_absolute_time, encode_list, ticks
 from device_drivers.simulators.pty import open_pty
+from device_drivers.simulators.station_clock import DEFAULT_ZONE, device_wall_clock
 from edge_agent.model import DecodeError
 
 __all__ = ["Monitor", "open_pty", "run"]
@@ -99,11 +100,12 @@ class Monitor:
         timeout_s: float = 10.0,
         mds_retry_s: float = 3.0,
         start: dt.datetime | None = None,
+        tz: str = DEFAULT_ZONE,
     ) -> None:
         self._rng = random.Random(seed)
         self._timeout = timeout_s
         self._mds_retry = mds_retry_s
-        self._clock = (start or dt.datetime.now()).replace(microsecond=0)
+        self._clock = (start or device_wall_clock(tz)).replace(microsecond=0)
         self._t0: float | None = None
         self.state = "idle"  # "idle" | "associated" (MDS Create unanswered) | "ready"
         self.aborts = 0
@@ -485,10 +487,12 @@ async def run(
     *,
     timeout_s: float = 10.0,
     monitor: Monitor | None = None,
+    tz: str = DEFAULT_ZONE,
 ) -> None:
-    """Play the monitor on `master_fd` until `stop` is set (or the task is cancelled)."""
+    """Play the monitor on `master_fd` until `stop` is set (or the task is cancelled);
+    its clock shows the station's local time in `tz`."""
     stop = stop or asyncio.Event()
-    monitor = monitor or Monitor(seed, timeout_s=timeout_s)
+    monitor = monitor or Monitor(seed, timeout_s=timeout_s, tz=tz)
     loop = asyncio.get_running_loop()
     os.set_blocking(master_fd, False)
     reader = FrameReader()

@@ -26,6 +26,7 @@ from device_drivers.serial.masimo import (
     encode_line,
 )
 from device_drivers.simulators.pty import open_pty, write_within
+from device_drivers.simulators.station_clock import DEFAULT_ZONE, device_wall_clock
 
 __all__ = ["garbage_line", "lines", "open_pty", "run"]
 
@@ -54,13 +55,17 @@ class _Walk:
 
 
 def lines(
-    model: str = "radical-7", seed: int = 0, start: dt.datetime | None = None
+    model: str = "radical-7",
+    seed: int = 0,
+    start: dt.datetime | None = None,
+    tz: str = DEFAULT_ZONE,
 ) -> Iterator[bytes]:
-    """Endless realistic lines (CR LF included) for `model`, one device second apart."""
+    """Endless realistic lines (CR LF included) for `model`, one device second apart;
+    the monitor's clock starts at the station's local time in `tz`."""
     if model not in MODELS:
         raise ValueError(f"unknown Masimo model {model!r} (known: {', '.join(MODELS)})")
     rng = random.Random(seed)
-    clock = (start or dt.datetime.now()).replace(microsecond=0)  # the monitor's wall clock
+    clock = (start or device_wall_clock(tz)).replace(microsecond=0)  # the monitor's wall clock
     spo2 = _Walk(rng, 97, 86, 100, 0.6)
     bpm = _Walk(rng, 76, 48, 140, 1.5)
     pi = _Walk(rng, 2.4, 0.2, 12.0, 0.15)
@@ -116,15 +121,17 @@ async def run(
     noise: bool = False,
     seed: int = 0,
     stop: asyncio.Event | None = None,
+    tz: str = DEFAULT_ZONE,
 ) -> None:
-    """Write lines to the pty master at `rate_hz` until `stop` is set (or cancelled).
+    """Write lines to the pty master at `rate_hz` until `stop` is set (or cancelled); the
+    monitor's clock shows the station's local time in `tz`.
 
     With no reader on the slave end, Linux answers writes with EIO: like a monitor with
     no cable attached, the simulator keeps its rhythm and tries again with the next line.
     """
     stop = stop or asyncio.Event()
     rng = random.Random(seed ^ 0x5EED)
-    source = lines(model, seed)
+    source = lines(model, seed, tz=tz)
     os.set_blocking(master_fd, False)
     loop = asyncio.get_running_loop()
     period = 1.0 / rate_hz

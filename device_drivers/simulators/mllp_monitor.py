@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from device_drivers.network.mllp import MllpFramer, frame_message
+from device_drivers.simulators.station_clock import DEFAULT_ZONE, station_now
 from edge_agent.mdc import term
 from sync.hl7 import er7
 from sync.hl7.ack import parse_ack
@@ -63,12 +64,17 @@ def _obx(set_id: int, refid: str, where: str, value: str, unit: str, when: str) 
 
 
 def messages(
-    seed: int = 0, *, eui64: str | None = None, clock: dt.datetime | None = None
+    seed: int = 0,
+    *,
+    eui64: str | None = None,
+    clock: dt.datetime | None = None,
+    tz: str = DEFAULT_ZONE,
 ) -> Iterator[tuple[str, str]]:
     """Endless (MSH-10, ORU^R01 in ER7) pairs, one monitor period apart.
 
-    `clock` (aware) is the monitor's clock for the first message; by default the box's
-    local time now, each later message stamped with the time it is generated.
+    `clock` (aware) is the monitor's clock for the first message; by default the
+    station's local time now in `tz` (with that zone's offset, as the monitor sends it),
+    each later message stamped with the time it is generated.
     """
     rng = random.Random(seed)
     device = eui64 or f"{rng.getrandbits(64):016X}"
@@ -82,7 +88,7 @@ def messages(
     fixed = clock
     while True:
         number += 1
-        now = fixed + step * (number - 1) if fixed is not None else dt.datetime.now().astimezone()
+        now = fixed + step * (number - 1) if fixed is not None else station_now(tz)
         when = format_dtm(now.replace(microsecond=0))
         control = f"SIM{seed:04d}{number:08d}"
         heart = round(hr.next())
@@ -136,11 +142,13 @@ async def run(
     count: int | None = None,
     log: MonitorLog | None = None,
     eui64: str | None = None,
+    tz: str = DEFAULT_ZONE,
 ) -> MonitorLog:
-    """Push messages to host:port until `stop` is set (or `count` were acknowledged)."""
+    """Push messages to host:port until `stop` is set (or `count` were acknowledged);
+    the monitor's clock shows the station's local time in `tz`, with its offset."""
     stop = stop or asyncio.Event()
     log = log if log is not None else MonitorLog()
-    source = messages(seed, eui64=eui64)
+    source = messages(seed, eui64=eui64, tz=tz)
     pending: tuple[str, str] | None = None
     period = 1.0 / rate_hz
     while not stop.is_set() and (count is None or len(log.acks) < count):

@@ -18,13 +18,14 @@ every patient (`diseases`); a BP of 180 or a hypoglycaemia is urgent for anyone 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import zoneinfo
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 from edge_agent import alerts
-from edge_agent.clock import new_message_id
+from edge_agent.clock import DEVICE_CLOCK_SKEW_FLAG, device_instant, new_message_id
 from edge_agent.model import Frame, Reading
 from edge_agent.rules import chronic, news2
 from edge_agent.store import Store
@@ -116,11 +117,11 @@ class ClinicalRules:
         `edge-agent status`."""
         since = now_wall_ns - int(self.news2_window_s * 1e9)
         latest = store.latest_readings(NEWS2_METRICS, since, encounter_id)
-        received = {m: self._local(ns) for m, (_, ns) in latest.items()}
+        received = {m: self._instant(ns) for m, (_, ns) in latest.items()}
         scale, oxygen, acvpu = store.news2_context(news2_subject(encounter_id), since)
         inputs = news2.from_readings(
-            {m: r for m, (r, _) in latest.items()},
-            now=self._local(now_wall_ns),
+            {m: self._comparable(r) for m, (r, _) in latest.items()},
+            now=self._instant(now_wall_ns),
             window_s=self.news2_window_s,
             scale=scale,
             oxygen=oxygen,
@@ -169,9 +170,21 @@ class ClinicalRules:
             new_id=self._new_id,
         )
 
-    def _local(self, wall_ns: int) -> dt.datetime:
-        """The box's wall clock as the naive local time device clocks show."""
-        return dt.datetime.fromtimestamp(wall_ns / 1e9, self._tz).replace(tzinfo=None)
+    def _instant(self, wall_ns: int) -> dt.datetime:
+        """The box's wall clock as an aware time (whatever zone the machine runs in)."""
+        return dt.datetime.fromtimestamp(wall_ns / 1e9, self._tz)
+
+    def _comparable(self, reading: Reading) -> Reading:
+        """The window compares like with like: every time aware. A device's explicit
+        offset is honoured, its naive clock read in `agent.timezone`; a reading flagged
+        for a skewed device clock is judged by when the box received it (its device time
+        says nothing about now)."""
+        when = reading.device_time
+        if when is None:
+            return reading
+        if DEVICE_CLOCK_SKEW_FLAG in reading.flags:
+            return dataclasses.replace(reading, device_time=None)
+        return dataclasses.replace(reading, device_time=device_instant(when, self._tz))
 
 
 def news2_subject(encounter_id: int | None) -> str:

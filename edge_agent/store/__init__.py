@@ -3,6 +3,7 @@
 from edge_agent.store.store import (
     AlertRow,
     EncounterRow,
+    FrameSource,
     ObservationRow,
     OutboxRow,
     PatientRow,
@@ -16,6 +17,7 @@ from edge_agent.store.store import (
 __all__ = [
     "AlertRow",
     "EncounterRow",
+    "FrameSource",
     "ObservationRow",
     "OutboxRow",
     "PatientRow",

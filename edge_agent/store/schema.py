@@ -110,7 +110,7 @@ def _v1_initial(db: Database) -> None:
             "metric": str,
             "value": str,  # exact decimal text: never a binary float
             "unit": str,
-            "device_time": str,  # the device's own naive wall time, ISO 8601, or NULL
+            "device_time": str,  # the device's own time, ISO 8601 (see v6), or NULL
             "flags": str,  # JSON array
             "received_wall_ns": int,
             "received_mono_ns": int,
@@ -383,6 +383,49 @@ def _v6_ecg_context(db: Database) -> None:
     )
 
 
+def _v7_device_identity_and_sources(db: Database) -> None:
+    """What a receiver needs to see as the source said it (issue 11).
+
+    - observation.device_time keeps the device's UTC offset when it gave one (ISO 8601
+      text with `+00:00`); naive text is the device's wall clock, read in
+      `agent.timezone`. Rows written before keep their naive text, which is what it was.
+    - observation.sub_id / result_status: an HL7 monitor's OBX-4 and OBX-11 as it sent
+      them (NULL for our own drivers: the uplink places them, and they are final).
+    - device.eui64_source: "device" (its own: BLE address, an HL7 monitor's MSH-3/OBX-18)
+      or "derived" (made for it once by sync.hl7.eui64 and kept).
+    - raw_frame.encounter_id: the visit a frame's readings and alarms were bound to when
+      recorded (its ORU^R40 names the same patient as its ORU^R01).
+    - frame_source: what a frame said about where it came from: the sending device's
+      EUI-64 and the patient the device named (an HL7 monitor's PID), word for word,
+      and whether that patient conflicted with the visit open at the time.
+    - outbox.held_reason: why a held row waits (no visit open; a monitor naming another
+      patient than the open visit's resident).
+    """
+    db.table("observation").add_column("sub_id", str)
+    db.table("observation").add_column("result_status", str)
+    db.table("device").add_column("eui64_source", str)
+    db.table("raw_frame").add_column("encounter_id", int)
+    db.table("outbox").add_column("held_reason", str)
+    db.create_table(
+        "frame_source",
+        {
+            "raw_frame_id": int,
+            "device_eui64": str,  # 16 hex digits, as the frame named it, or NULL
+            "patient_identifier": str,  # PID-3 CX.1
+            "patient_authority": str,  # PID-3 CX.4
+            "patient_id_type": str,  # PID-3 CX.5 (HL7 table 0203)
+            "patient_name": str,
+            "patient_birth_date": str,  # ISO date
+            "patient_sex": str,
+            "patient_class": str,  # PV1-2
+            "patient_national_id": str,  # the identifier when it is a valid GB 11643 number
+            "patient_conflict": int,  # 1: a visit was open for another resident (held)
+        },
+        pk="raw_frame_id",
+        foreign_keys=[("raw_frame_id", "raw_frame", "id")],
+    )
+
+
 Migration = tuple[int, str, Callable[[Database], None]]
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -396,6 +439,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     (5, "bounded quarantine: counts per device and reason", _v5_bounded_quarantine),
     (6, "12-lead cart model, patient sex and age", _v6_ecg_context),
+    (
+        7,
+        "device EUI-64s, source sub-ids, statuses and patients, held reasons",
+        _v7_device_identity_and_sources,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -25,6 +25,7 @@ from sqlite_utils import Database
 
 from edge_agent import waveform_codec
 from edge_agent.model import (
+    HELD_NO_VISIT,
     OUTBOX_DELIVERED,
     OUTBOX_HELD,
     OUTBOX_PENDING,
@@ -33,6 +34,7 @@ from edge_agent.model import (
     Frame,
     Reading,
     RecordingContext,
+    SourcePatient,
     Statement,
     Waveform,
 )
@@ -68,6 +70,20 @@ class ObservationRow:
     flags: tuple[str, ...]
     received_wall_ns: int
     encounter_id: int | None
+    sub_id: str | None = None  # OBX-4 as an HL7 monitor sent it
+    result_status: str | None = None  # OBX-11 as an HL7 monitor sent it
+
+
+@dataclass(frozen=True, slots=True)
+class FrameSource:
+    """What a frame said about its source (frame_source): the sending device's EUI-64
+    and who it says the patient is (an HL7 monitor's PID); `national_id` when that
+    identifier is a valid resident identity number."""
+
+    device_eui64: str | None
+    patient: SourcePatient | None
+    national_id: str | None
+    conflict: bool = False  # a visit was open for another resident: held, not forwarded
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +287,16 @@ class Store:
             (device_id, driver, transport, port, address, eui64),
         )
 
+    def set_device_eui64(self, device_id: str, eui64: str, *, source: str) -> bool:
+        """Keep a device's EUI-64: its own ("device") or the one made for it ("derived").
+        Only a device that has a row (every device a frame came from has one); the box
+        itself ("station", rule alerts) is not made a device. False: no such row."""
+        cur = self.conn.execute(
+            "UPDATE device SET eui64 = ?, eui64_source = ? WHERE id = ?",
+            (eui64, source, device_id),
+        )
+        return cur.rowcount == 1
+
     def set_device_state(self, device_id: str, state: str, detail: str, wall_ns: int) -> None:
         self.conn.execute(
             "UPDATE device SET state = ?, state_detail = ?, state_wall_ns = ? WHERE id = ?",
@@ -432,8 +458,8 @@ class Store:
         """A frame's metadata (not its bytes) and the visit its signals were bound to."""
         row = self.conn.execute(
             "SELECT f.id, f.device_id, f.driver, f.channel, f.received_wall_ns, f.outcome,"
-            " (SELECT encounter_id FROM waveform_segment w WHERE w.raw_frame_id = f.id"
-            "  AND encounter_id IS NOT NULL LIMIT 1)"
+            " COALESCE(f.encounter_id, (SELECT encounter_id FROM waveform_segment w"
+            "  WHERE w.raw_frame_id = f.id AND encounter_id IS NOT NULL LIMIT 1))"
             " FROM raw_frame f WHERE f.id = ?",
             (raw_frame_id,),
         ).fetchone()
@@ -682,8 +708,8 @@ class Store:
     ) -> None:
         self.conn.executemany(
             "INSERT INTO observation (raw_frame_id, device_id, encounter_id, metric, value, unit,"
-            " device_time, flags, received_wall_ns, received_mono_ns, boot_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " device_time, flags, received_wall_ns, received_mono_ns, boot_id, sub_id,"
+            " result_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     raw_frame_id,
@@ -697,9 +723,70 @@ class Store:
                     frame.received_wall_ns,
                     frame.received_mono_ns,
                     frame.boot_id,
+                    r.sub_id,
+                    r.result_status,
                 )
                 for r in readings
             ],
+        )
+
+    def insert_frame_source(
+        self,
+        raw_frame_id: int,
+        *,
+        device_eui64: str | None,
+        patient: SourcePatient | None,
+        national_id: str | None,
+        conflict: bool = False,
+    ) -> None:
+        p = patient
+        self.conn.execute(
+            "INSERT INTO frame_source (raw_frame_id, device_eui64, patient_identifier,"
+            " patient_authority, patient_id_type, patient_name, patient_birth_date,"
+            " patient_sex, patient_class, patient_national_id, patient_conflict)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                raw_frame_id,
+                device_eui64,
+                None if p is None else p.identifier,
+                None if p is None else p.authority,
+                None if p is None else p.id_type,
+                None if p is None else p.name,
+                None if p is None or p.birth_date is None else p.birth_date.isoformat(),
+                None if p is None else p.sex,
+                None if p is None else p.patient_class,
+                national_id,
+                int(conflict),
+            ),
+        )
+
+    def frame_source(self, raw_frame_id: int) -> FrameSource | None:
+        row = self.conn.execute(
+            "SELECT device_eui64, patient_identifier, patient_authority, patient_id_type,"
+            " patient_name, patient_birth_date, patient_sex, patient_class,"
+            " patient_national_id, COALESCE(patient_conflict, 0) = 1 FROM frame_source"
+            " WHERE raw_frame_id = ?",
+            (raw_frame_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        patient = None
+        if row[1]:
+            patient = SourcePatient(
+                identifier=row[1],
+                authority=row[2] or "",
+                id_type=row[3] or "",
+                name=row[4] or "",
+                birth_date=dt.date.fromisoformat(row[5]) if row[5] else None,
+                sex=row[6],
+                patient_class=row[7],
+            )
+        return FrameSource(row[0], patient, row[8], bool(row[9]))
+
+    def set_frame_encounter(self, raw_frame_id: int, encounter_id: int | None) -> None:
+        """The visit a frame's readings and alarms belong to (NULL: nobody's, yet)."""
+        self.conn.execute(
+            "UPDATE raw_frame SET encounter_id = ? WHERE id = ?", (encounter_id, raw_frame_id)
         )
 
     def insert_alert(self, alert: AlertRow) -> int:
@@ -815,12 +902,14 @@ class Store:
         created_mono_ns: int,
         boot_id: str,
         held: bool = False,
+        held_reason: str | None = None,
     ) -> None:
-        """`held`: waits for a doctor to say whose reading it is (readings assign)."""
+        """`held`: waits for a doctor to say whose reading it is (readings assign);
+        `held_reason` why (model.HELD_NO_VISIT, the default, or HELD_PATIENT_CONFLICT)."""
         self.conn.execute(
             "INSERT INTO outbox (id, kind, priority, status, raw_frame_id, created_wall_ns,"
-            " created_mono_ns, boot_id, attempts, next_attempt_wall_ns)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0)",
+            " created_mono_ns, boot_id, attempts, next_attempt_wall_ns, held_reason)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?)",
             (
                 message_id,
                 kind,
@@ -830,13 +919,17 @@ class Store:
                 created_wall_ns,
                 created_mono_ns,
                 boot_id,
+                (held_reason or HELD_NO_VISIT) if held else None,
             ),
         )
 
     def held_frames(self, device_id: str | None = None) -> list[dict[str, Any]]:
-        """Frames of readings that wait for a patient, with their readings (oldest first)."""
+        """Frames of readings that wait for a patient, with their readings (oldest first),
+        why they wait (`reason`) and who the device said the patient is (`device_patient`,
+        an HL7 monitor's PID, when it named one)."""
         cur = self.conn.execute(
-            "SELECT f.id AS frame_id, f.device_id, f.received_wall_ns, o.id AS message_id"
+            "SELECT f.id AS frame_id, f.device_id, f.received_wall_ns, o.id AS message_id,"
+            " COALESCE(o.held_reason, 'no-visit') AS reason"
             " FROM outbox o JOIN raw_frame f ON f.id = o.raw_frame_id"
             " WHERE o.status = 'held' AND (? IS NULL OR f.device_id = ?) ORDER BY f.id",
             (device_id, device_id),
@@ -848,7 +941,28 @@ class Store:
                 {"metric": o.metric, "value": o.value, "unit": o.unit, "time": o.device_time}
                 for o in self.observations_for_frame(row["frame_id"])
             ]
+            source = self.frame_source(row["frame_id"])
+            patient = None if source is None else source.patient
+            row["device_patient"] = (
+                None
+                if patient is None
+                else {
+                    "identifier": patient.identifier,
+                    "id_type": patient.id_type,
+                    "name": patient.name,
+                    "national_id": source.national_id if source is not None else None,
+                    "conflict": source.conflict if source is not None else False,
+                }
+            )
         return rows
+
+    def held_counts(self) -> dict[str, int]:
+        """Held outbox rows by why they wait (model.HELD_NO_VISIT, HELD_PATIENT_CONFLICT)."""
+        rows = self.conn.execute(
+            "SELECT COALESCE(held_reason, 'no-visit'), COUNT(*) FROM outbox"
+            " WHERE status = 'held' GROUP BY 1"
+        ).fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
 
     def assign_frames(self, frame_ids: Sequence[int], encounter_id: int) -> int:
         """Bind held frames' readings to a visit and release their messages for upload."""
@@ -863,6 +977,7 @@ class Store:
                     "UPDATE observation SET encounter_id = ? WHERE raw_frame_id = ?",
                     (encounter_id, frame_id),
                 )
+                self.set_frame_encounter(frame_id, encounter_id)
                 assigned += 1
         return assigned
 
@@ -984,11 +1099,14 @@ class Store:
     def observations_for_frame(self, raw_frame_id: int) -> list[ObservationRow]:
         rows = self.conn.execute(
             "SELECT id, device_id, metric, value, unit, device_time, flags, received_wall_ns,"
-            " encounter_id FROM observation WHERE raw_frame_id = ? ORDER BY id",
+            " encounter_id, sub_id, result_status FROM observation WHERE raw_frame_id = ?"
+            " ORDER BY id",
             (raw_frame_id,),
         ).fetchall()
         return [
-            ObservationRow(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[6])), r[7], r[8])
+            ObservationRow(
+                r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[6])), r[7], r[8], r[9], r[10]
+            )
             for r in rows
         ]
 
@@ -1094,7 +1212,7 @@ class Store:
     def devices(self) -> list[dict[str, Any]]:
         cur = self.conn.execute(
             "SELECT id, driver, transport, port, address, state, state_detail, state_wall_ns,"
-            " last_frame_wall_ns, frames, quarantined,"
+            " last_frame_wall_ns, frames, quarantined, eui64,"
             " (SELECT COUNT(*) FROM quarantine q WHERE q.device_id = device.id)"
             " AS quarantine_kept FROM device ORDER BY id"
         )

@@ -23,7 +23,7 @@ from sync.hl7.errors import (
     UNSUPPORTED_MESSAGE_TYPE,
     Hl7Error,
 )
-from sync.hl7.pcd01 import SENDING_APPLICATION, VERSION, local_id
+from sync.hl7.pcd01 import CHARSET, SENDING_APPLICATION, VERSION, local_id
 from sync.hl7.timestamps import format_dtm
 
 # HL7 table 0008 (original acknowledgement mode only: the agent treats anything but AA
@@ -66,8 +66,13 @@ def build_ack(
     sending_app: str = "COUNTY_GATEWAY",
     receiving_facility: str = "",
     error_code: str | None = None,
+    charset: str = CHARSET,
 ) -> str:
-    """ACK^R01^ACK in ER7; ERR for AE/AR (ERR-3 from table 0357, default 207)."""
+    """ACK^R01^ACK in ER7; ERR for AE/AR (ERR-3 from table 0357, default 207).
+
+    `charset` goes to MSH-18 (HL7 table 0211): the character set the ACK's bytes will be
+    in. Ours are UTF-8; the MLLP listener answers a monitor in the monitor's own.
+    """
     if code not in ACK_CODES:
         raise ValueError(f"ACK code {code!r}: one of AA, AE, AR")
     comp = er7.DEFAULT.component
@@ -83,6 +88,8 @@ def build_ack(
     msh.msh_10 = er7.escape(control_id)
     msh.msh_11 = "P"
     msh.msh_12 = VERSION
+    if charset:
+        msh.msh_18 = er7.escape(charset)
     msa = msg.msa
     msa.msa_1 = code
     msa.msa_2 = er7.escape(acked_control_id or UNREADABLE_CONTROL_ID)

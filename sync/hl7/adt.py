@@ -26,6 +26,7 @@ from hl7apy.core import Message
 from sync.hl7 import er7
 from sync.hl7.errors import APPLICATION_INTERNAL_ERROR, Hl7Error
 from sync.hl7.pcd01 import (
+    CHARSET,
     IS_MAX,
     NATIONAL_ID_AUTHORITY,
     NATIONAL_ID_TYPE,
@@ -112,6 +113,7 @@ def adt_a14_rows(notice: PrearrivalNotice) -> list[Row]:
                 12: VERSION,
                 15: "AL",
                 16: "NE",
+                18: CHARSET,
             },
         ),
         ("EVN", {2: format_dtm(notice.recorded_at)}),

@@ -1,19 +1,23 @@
 """IHE PCD-01 "Communicate PCD Data": the ORU^R01 (HL7 v2.6) a box sends upstream.
 
-Shape (IHE PCD TF-2 §3.1 and Appendix B; HL7 v2.6 Ch. 7.3.1 ORU_R01):
+Shape (IHE PCD TF-2 §3.1 and Appendix B; HL7 v2.6 Ch. 7.3.1 ORU_R01); docs/hl7.md says
+where every field comes from:
 
     MSH  EDGE_AGENT | <agent> | COUNTY_PLATFORM | ... | ORU^R01^ORU_R01 | <MSH-10> | P | 2.6
+         | AL | NE | UNICODE UTF-8 (MSH-18) | IHE PCD-01 profile (MSH-21)
     PID  <national id>^^^CHN^NNCHN | <name> | <birth date> | <sex>      (only when known)
     PV1  <patient class>                                                 (with PID)
     OBR  <MSH-10> in OBR-3 | <device specialisation> in OBR-4 | earliest time in OBR-7
-    OBX  1 | | <device specialisation> | 1 | ... | X | ... | <device id>           (MDS)
-    OBX  n | NM | <metric> | 1.0.0.k | <value> | <unit> | <flags> | F or X | <time> | <device id>
+    OBX  1 | | <device specialisation> | 1 | ... | X | ... | <EUI-64>             (MDS)
+    OBX  n | NM | <metric> | 1.v.c.m | <value> | <unit> | <flags> | F, R or X | <time> | <EUI-64>
     OBX  n | ST | MDC_ATTR_ID_MODEL | 1.0.0.k | <model> ...       (a 12-lead cart's, when known)
     OBX  n | CWE | MDC_ATTR_PT_SEX | 1.0.0.k | M^Male^HL70001 ...  (as the cart was told)
     OBX  n | NM | MDC_ATTR_PT_AGE | 1.0.0.k | 50 | MDC_DIM_YR ...   (as the cart was told)
 
 Values go into OBX-5 as the decimal text the device gave (`Decimal`, never a float), so
-18.9 arrives as "18.9" and 120 as "120".
+18.9 arrives as "18.9" and 120 as "120". OBX-4 and OBX-11 are what the source said when
+it said it (an HL7 monitor's `1.2.1.1` and `R`), else our containment tree
+(sync.hl7.containment) and F; OBX-18 is always an EUI-64 (sync.hl7.eui64).
 
 Every message is built as an hl7apy `Message` at strict validation and validated before it
 is written out: a message the county platform would refuse is a bug found here, on the
@@ -23,7 +27,6 @@ box, not a rejected row found a day later.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -33,8 +36,9 @@ from hl7apy.core import Group, Message
 
 from edge_agent.mdc import term
 from edge_agent.model import RecordingContext
-from sync.hl7 import er7
+from sync.hl7 import containment, er7
 from sync.hl7.errors import APPLICATION_INTERNAL_ERROR, Hl7Error
+from sync.hl7.eui64 import derived_eui64, normalise_eui64
 from sync.hl7.timestamps import format_date, format_dtm
 
 VERSION = "2.6"
@@ -42,6 +46,13 @@ SENDING_APPLICATION = "EDGE_AGENT"
 RECEIVING_APPLICATION = "COUNTY_PLATFORM"
 # MSH-21: the IHE PCD-01 message profile (PCD TF-2 §3.1.4.1, "IHE PCD ORU-R01 2006").
 PCD01_PROFILE = "IHE_PCD_001^IHE PCD^1.3.6.1.4.1.19376.1.6.1.1.1^ISO"
+# MSH-18 (HL7 v2.6 Ch. 2.14.9.18, table 0211): the character set of the whole message.
+# Names (PID-5), a cart's statements (NTE) and alert texts are Chinese, and every
+# message we build is UTF-8 on the wire; without MSH-18 a receiver may assume ASCII.
+CHARSET = "UNICODE UTF-8"
+# OBX-11 values (HL7 table 0085) a source's status may keep; D and W rows are never
+# stored (device_drivers.network.mllp) and X is written for a row without a value.
+_FORWARDED_STATUSES = frozenset("CFIOPRSU")
 
 # PID-3 for the resident identity number (GB 11643). CX.5 identifier type code from HL7
 # table 0203, "NNxxx: National Person Identifier where xxx is the ISO 3166 alpha-3 country
@@ -60,13 +71,17 @@ _PATIENT_CLASSES = frozenset({"E", "I", "O", "P", "R", "B", "C", "N", "U"})
 # the universal-id component instead, with type L (local, HL7 table 0301).
 IS_MAX = 20
 
-_EUI64 = re.compile(r"[0-9A-F]{16}")
 SEGMENT_END = er7.SEGMENT_SEPARATOR
 
 
 @dataclass(frozen=True, slots=True)
 class DeviceIdentity:
-    """The device the observations came from (OBR-4, the MDS OBX, every OBX-18)."""
+    """The device the observations came from (OBR-4, the MDS OBX, every OBX-18).
+
+    `eui64`: its EUI-64 (sync.hl7.eui64: its own, else the one derived for it and kept
+    in the store); a missing or malformed one is replaced by the derived one, so OBX-18
+    always names an EUI-64.
+    """
 
     device_id: str
     driver: str
@@ -76,11 +91,17 @@ class DeviceIdentity:
 
 @dataclass(frozen=True, slots=True)
 class PatientIdentity:
-    national_id: str
+    """PID/PV1: a registered resident (national id, CHN, NNCHN), or the patient an HL7
+    monitor named when no visit is open, forwarded with its own assigning authority and
+    identifier type (`id_authority`, `id_type`: PID-3 CX.4 and CX.5 as it sent them)."""
+
+    national_id: str  # PID-3 CX.1: the resident identity number, or the monitor's id
     name: str
     birth_date: dt.date | None
     sex: str | None  # HL7 table 0001: M, F, ...
     patient_class: str  # HL7 table 0004, PV1-2: O outpatient, E emergency, ...
+    id_authority: str = NATIONAL_ID_AUTHORITY
+    id_type: str = NATIONAL_ID_TYPE
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +117,8 @@ class StoredObservation:
     unit: str  # MDC reference id
     observed_at: dt.datetime  # aware
     flags: tuple[str, ...] = ()
+    sub_id: str | None = None  # OBX-4 as the source said it (None: our containment tree)
+    status: str | None = None  # OBX-11 as the source said it (None: F)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,31 +143,17 @@ def local_id(agent_id: str) -> tuple[str, str, str]:
     return ("", agent_id, "L")
 
 
-def normalise_eui64(eui64: str | None) -> str | None:
-    """16 upper-case hex digits, or None when the value is not an EUI-64."""
-    if not eui64:
-        return None
-    digits = eui64.replace(":", "").replace("-", "").strip().upper()
-    return digits if _EUI64.fullmatch(digits) else None
+def device_eui64(device: DeviceIdentity, agent_id: str) -> str:
+    """The device's EUI-64, or the one derived for it (a stored value that is not a
+    valid EUI-64 is never sent as one)."""
+    return normalise_eui64(device.eui64) or derived_eui64(agent_id, device.device_id)
 
 
 def equipment_id(device: DeviceIdentity, agent_id: str) -> str:
-    """OBX-18 (EI): the EUI-64 as PCD TF-2 Appendix B.8.18 writes it, else our device id.
-
-    With an EUI-64: `<EUI-64>^^<EUI-64>^EUI-64` (EI.1 entity id, EI.3 universal id, EI.4
-    its type). Without one (serial devices have none): the configured device id in EI.1,
-    scoped by the agent's id, which is unique county-wide. A stored value that is not a
-    valid EUI-64 is not sent as one.
-    """
-    e = er7.DEFAULT
-    eui = normalise_eui64(device.eui64)
-    if eui is not None:
-        return er7.join([eui, "", eui, "EUI-64"], e.component)
-    namespace, universal, kind = local_id(agent_id)
-    return er7.join(
-        [er7.escape(device.device_id), er7.escape(namespace), er7.escape(universal), kind],
-        e.component,
-    )
+    """OBX-18 (EI) as PCD TF-2 Appendix B.8.18 writes it: `<EUI-64>^^<EUI-64>^EUI-64`
+    (EI.1 entity id, EI.3 universal id, EI.4 its type), for every device."""
+    eui = device_eui64(device, agent_id)
+    return er7.join([eui, "", eui, "EUI-64"], er7.DEFAULT.component)
 
 
 def decimal_text(value: Decimal) -> str:
@@ -253,6 +262,7 @@ def oru_r01_rows(
                 # §3.1.4.1: AL / NE).
                 15: "AL",
                 16: "NE",
+                18: CHARSET,
                 21: PCD01_PROFILE,
             },
         )
@@ -272,6 +282,12 @@ def oru_r01_rows(
     # The MDS row (PCD TF-2 Appendix B.8.4: OBX-4 "1" is the device itself), with no
     # value of its own: result status X.
     rows.append(("OBX", {1: "1", 3: spec.coded, 4: "1", 11: "X", 18: obx18}))
+    # MDS.VMD.channel.metric (PCD TF-2 Appendix B.8.4): where the source put the row when
+    # it said so, else our tree (sync.hl7.containment).
+    positions = containment.sub_ids(
+        [obs.metric for obs in observations],
+        [containment.usable_sub_id(obs.sub_id) for obs in observations],
+    )
     for index, (obs, metric, unit) in enumerate(metrics, start=1):
         flags = list(obs.flags)
         value = obs.value
@@ -282,13 +298,11 @@ def oru_r01_rows(
             1: str(index + 1),
             2: "NM",
             3: metric.coded,
-            # MDS.VMD.channel.metric (PCD TF-2 Appendix B.8.4): a personal-health device
-            # has no VMD/channel hierarchy to report, so metrics hang off 1.0.0 as in
-            # the Continua/PCHA mapping of 11073-20601 devices.
-            4: f"1.0.0.{index}",
+            4: positions[index - 1],
             6: unit.coded,
-            # OBX-11 (HL7 table 0085): F final; X when the device gave no value.
-            11: "F" if value is not None else "X",
+            # OBX-11 (HL7 table 0085): as the source said (R stays R), F for our own
+            # drivers; X when the device gave no value.
+            11: _result_status(obs.status) if value is not None else "X",
             14: format_dtm(obs.observed_at),
             18: obx18,
         }
@@ -354,6 +368,11 @@ def _context_rows(context: RecordingContext | None, *, first_index: int, obx18: 
             fields[6] = unit
         rows.append(("OBX", fields))
     return rows
+
+
+def _result_status(status: str | None) -> str:
+    status = (status or "").strip().upper()
+    return status if status in _FORWARDED_STATUSES and len(status) == 1 else "F"
 
 
 def _waveform_rows(
@@ -482,7 +501,13 @@ def build_with_hl7apy(rows: Sequence[Row], *, control_id: str) -> str:
 def _patient_rows(patient: PatientIdentity) -> list[Row]:
     pid: Fields = {
         3: er7.join(
-            [er7.escape(patient.national_id), "", "", NATIONAL_ID_AUTHORITY, NATIONAL_ID_TYPE],
+            [
+                er7.escape(patient.national_id),
+                "",
+                "",
+                er7.escape_fit(patient.id_authority, IS_MAX),
+                er7.escape_fit(patient.id_type, 5),
+            ],
             er7.DEFAULT.component,
         ),
         # The whole name as the family-name component (XPN.1): Chinese names are written

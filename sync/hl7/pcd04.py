@@ -14,6 +14,10 @@ alert described by OBX rows under sub-id 1.0.0.1.n:
 The alert's own code (a monitor's, or RULE_BP_URGENT, NEWS2_HIGH ...) has no MDC term,
 so it travels as a local code (coding system 99EDGE) in the event row's value, with its
 Chinese text; the English text goes in CWE.5 (alternate text).
+
+MSH-21 names the PCD-04 (Alert Communication Management) message profile, not PCD-01's;
+MSH-18 the character set (UTF-8); PID/PV1 the patient the alert is about, by the same
+rule as the readings (sync.outbox_messages.build_alert). docs/hl7.md lists every field.
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ from decimal import Decimal
 from edge_agent.mdc import term
 from sync.hl7 import er7
 from sync.hl7.pcd01 import (
+    CHARSET,
     IS_MAX,
-    PCD01_PROFILE,
     RECEIVING_APPLICATION,
     SENDING_APPLICATION,
     VERSION,
@@ -41,6 +45,10 @@ from sync.hl7.pcd01 import (
 )
 from sync.hl7.timestamps import format_dtm
 
+# MSH-21: the IHE PCD-04 "Report Alert" message profile of the Alert Communication
+# Management (ACM) profile (IHE PCD TF-2 §3.4, MSH static definition), as the ACM
+# Alert Reporters at IHE Connectathons send it.
+PCD04_PROFILE = "IHE_PCD_ACM_001^IHE PCD^1.3.6.1.4.1.19376.1.6.4.4^ISO"
 LOCAL_CODES = "99EDGE"  # HL7 table 0396: 99zzz is a locally defined coding system
 # HL7 table 0078 (abnormal flags) as PCD-04 uses it in OBX-8: priority and alert type.
 PRIORITY_FLAGS = {"high": "PH", "medium": "PM", "low": "PL", "info": "PI"}
@@ -103,7 +111,8 @@ def oru_r40_rows(event: AlertEvent) -> list[Row]:
                 12: VERSION,
                 15: "AL",
                 16: "NE",
-                21: PCD01_PROFILE,
+                18: CHARSET,
+                21: PCD04_PROFILE,
             },
         )
     ]

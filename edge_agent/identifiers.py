@@ -36,12 +36,22 @@ _ALLOWED = "letters, digits, '-', '_' or '.'"
 
 
 def shown(value: object) -> str:
-    """A value as it may appear in a one-line error: quoted, escaped, cut at 40 chars."""
+    """A value as it may appear in a one-line error: quoted, escaped, at most 40
+    characters of the value and 80 of its escaped form (a `\U0003134b` is 10)."""
     if not isinstance(value, str):
         return f"<{type(value).__name__}>"
-    if len(value) <= _SHOWN_CHARS:
-        return repr(value)
-    return f"{value[:_SHOWN_CHARS]!r}... ({len(value)} characters)"
+    escaped: list[str] = []
+    width = 0
+    for char in value[:_SHOWN_CHARS]:
+        text = repr(char)[1:-1] if char != "'" else "\\'"
+        if width + len(text) > 2 * _SHOWN_CHARS:
+            break
+        escaped.append(text)
+        width += len(text)
+    quoted = "'" + "".join(escaped) + "'"
+    if len(escaped) == len(value):
+        return quoted
+    return f"{quoted}... ({len(value)} characters)"
 
 
 @dataclass(frozen=True, slots=True)

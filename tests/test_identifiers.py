@@ -101,6 +101,19 @@ def test_accepted_exactly_when_the_rule_says(value: str, rule: IdentifierRule) -
         assert len(message) < 300
 
 
+def test_an_error_stays_short_when_the_value_escapes_long() -> None:
+    # Found by the property test in CI: 40 characters of astral-plane text are 400 once
+    # escaped; the error line must stay short whatever the value's characters are.
+    value = (
+        "0" * 24 + "\x1f" * 9 + "\U00012544\U00018cd6\U0001da8c\U0002ebe1" + "\U0003134b" * 3 + "0"
+    )
+    with pytest.raises(IdentifierError) as caught:
+        CONTROL_ID.check(value)
+    message = str(caught.value)
+    assert message.isprintable() and len(message) < 300
+    assert "(41 characters)" in message
+
+
 @given(value=st.one_of(st.none(), st.integers(), st.binary(max_size=10)))
 def test_values_that_are_not_text_are_refused(value: object) -> None:
     assert not AGENT_ID.valid(value)

@@ -59,8 +59,11 @@ def test_pragmas_and_migrations(tmp_path: Path) -> None:
         "encounter",
         "observation",
         "outbox",
+        "operation_log",
     } <= tables
-    assert s.migrate() == LATEST_VERSION == 4  # applying again changes nothing
+    # Applying again changes nothing. (The last migration's number, not a count: numbers
+    # are given per change and may leave gaps until they are merged.)
+    assert s.migrate() == LATEST_VERSION == MIGRATIONS[-1][0]
     s.conn.execute("INSERT INTO schema_version VALUES (99, 'from the future', 0)")
     s.close()
     with pytest.raises(StoreError, match="newer than this program"):

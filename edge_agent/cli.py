@@ -644,7 +644,12 @@ def build_parser() -> argparse.ArgumentParser:
     c = gsub.add_parser(
         "reply", parents=[common], help="the ER's answer to an ambulance (received, cath lab ready)"
     )
-    c.add_argument("--broker", required=True, metavar="URL")
+    c.add_argument(
+        "--broker",
+        default=None,
+        metavar="URL",
+        help="the broker, when no gateway runs on --db (a running gateway uses its own)",
+    )
     c.add_argument("--agent", required=True, help="the ambulance's agent id")
     c.add_argument("--ref", required=True, help="MSH-10 of the pre-arrival notice or 12-lead")
     c.add_argument(
@@ -653,8 +658,15 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["received", "cath-lab-ready", "diverted", "declined"],
     )
     c.add_argument("--text", default=None, help="free text for the crew")
-    c.add_argument("--by", default=None, help="who answers (name or desk)")
-    c.add_argument("--db", default=None, metavar="URL_OR_PATH", help="record it in this store")
+    c.add_argument(
+        "--by", default=None, help="who answers, shown to the crew (default: the OS user)"
+    )
+    c.add_argument(
+        "--db",
+        default=None,
+        metavar="URL_OR_PATH",
+        help="record it in this store (through its gateway when one runs on it)",
+    )
     c.set_defaults(func=cmd_gateway_reply)
 
     p = sub.add_parser(

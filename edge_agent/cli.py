@@ -126,6 +126,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from edge_agent.rules.engine import ClinicalRules
     from edge_agent.status import collect, render_text
+    from edge_agent.supervisor import META_TASKS
     from edge_agent.writer_lock import LOCK_NAME, is_held
 
     store, cfg = _reader(args)
@@ -134,7 +135,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         # The box's NEWS2 now (every reading of the box, an ambulance's one patient).
         rules = ClinicalRules(news2_window_s=cfg.rules.news2_window_s, tz=cfg.agent.timezone)
         status["news2"] = rules.news2_now(store, time.time_ns(), None).as_json()
-        tasks = store.get_meta("tasks")
+        tasks = store.get_meta(META_TASKS)
     finally:
         store.close()
     # Is the daemon there (the writer lock held), and how are its tasks (supervisor)?

@@ -37,7 +37,7 @@ from edge_agent.rules.engine import ClinicalRules
 from edge_agent.shutdown import Shutdown
 from edge_agent.store import Store, StoreError
 from edge_agent.strips import run_strips
-from edge_agent.supervisor import Supervisor, TaskReport
+from edge_agent.supervisor import META_TASKS, Supervisor, TaskReport
 from edge_agent.writer_lock import Holder, WriterLock, WriterLockBusy
 from sync import topics
 from sync.mqtt_link import LinkEvent, LinkSettings, MqttLink
@@ -48,9 +48,7 @@ log = logging.getLogger(__name__)
 # How long a starting daemon waits for a CLI command that is writing the store.
 LOCK_WAIT_S = 10.0
 # Once stopping, how long the tasks get to finish before they are cancelled.
-TASK_STOP_S = 5.0
-# The store's meta key with the supervised tasks' states (edge-agent status).
-META_TASKS = "tasks"
+TASK_STOP_S = 3.0
 # The state a device shows while its task is waiting to be started again.
 STATE_FAILED = "failed"
 

@@ -27,6 +27,8 @@ from edge_agent.control import one_line
 
 log = logging.getLogger(__name__)
 
+# The store's meta key where the daemon keeps its non-device tasks' last reports.
+META_TASKS = "tasks"
 FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 60.0
 # A task that ran this long before it failed was working: its next restart is quick.

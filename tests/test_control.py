@@ -226,7 +226,7 @@ def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
+        time.sleep(0.01)  # polling the condition
 
 
 def test_a_stale_socket_file_is_replaced_but_nothing_else(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ def wait_for_line(path: Path, pattern: str, timeout_s: float) -> re.Match[str]:
         match = re.search(pattern, path.read_text(encoding="utf-8", errors="replace"))
         if match:
             return match
-        time.sleep(0.1)
+        time.sleep(0.1)  # polling the output for the line
     raise AssertionError(f"no {pattern!r} in {path.read_text(errors='replace')[-2000:]}")
 
 
@@ -104,7 +104,7 @@ def test_the_terminal_ui_demo_logs_to_a_file_and_stops_on_sigterm(tmp_path: Path
             logs = list(tmp.glob("edge-agent-demo-*.log"))
             if logs and "STEMI 12-lead" in logs[0].read_text(errors="replace"):
                 break
-            time.sleep(0.2)
+            time.sleep(0.2)  # polling for the log file and its line
         assert logs, "no log file"
         assert "生命体征".encode() in screen  # the UI is up, in Chinese
         demo.send_signal(signal.SIGTERM)

@@ -41,7 +41,7 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.1)
+        time.sleep(0.1)  # polling the condition
 
 
 class Commands:

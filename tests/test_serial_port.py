@@ -57,7 +57,7 @@ async def until(condition: Callable[[], bool], timeout_s: float, what: str) -> N
     while not condition():
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # polling the condition
 
 
 async def test_a_port_that_keeps_failing_is_retried_with_growing_back_off(

@@ -51,7 +51,7 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.05)
+        time.sleep(0.05)  # polling the condition
 
 
 class Monitor:
@@ -277,27 +277,35 @@ def monitor_daemon(tmp_path: Path) -> Iterator[tuple[Path, Path, Monitor]]:
         monitor.close()
 
 
-def test_a_failed_commit_ends_the_daemon_at_once_and_non_zero(
-    tmp_path: Path, monitor_daemon: tuple[Path, Path, Monitor]
-) -> None:
-    cfg, db, _monitor = monitor_daemon
-    log = tmp_path / "agent.log"
+def lock_the_store_under_a_running_daemon(
+    cfg: Path, db: Path, log: Path, then: Callable[[subprocess.Popen[bytes]], None]
+) -> tuple[int, float]:
+    """Start the daemon; once it records, another program takes the store's write lock
+    and keeps it (its next group commit waits SQLite's busy timeout, 5 s, then fails);
+    `then(daemon)`; the exit status, and the seconds from `then` to the exit."""
     daemon = start_daemon(cfg, log)
     blocker = None
     try:
         wait_for(lambda: frames(db, "monitor-1") > 5, 30, "frames recorded")
-        # Another program takes the store's write lock and keeps it: the daemon's next
-        # group commit waits SQLite's busy timeout (5 s), then fails.
         blocker = sqlite3.connect(db, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")
-        locked_at = time.monotonic()
+        then(daemon)
+        since = time.monotonic()
         status = daemon.wait(15)
-        took = time.monotonic() - locked_at
+        return status, time.monotonic() - since
     finally:
         if blocker is not None:
             blocker.close()
         if daemon.poll() is None:
             daemon.kill()
+
+
+def test_a_failed_commit_ends_the_daemon_at_once_and_non_zero(
+    tmp_path: Path, monitor_daemon: tuple[Path, Path, Monitor]
+) -> None:
+    cfg, db, _monitor = monitor_daemon
+    log = tmp_path / "agent.log"
+    status, took = lock_the_store_under_a_running_daemon(cfg, db, log, lambda _daemon: None)
     text = log.read_text(encoding="utf-8", errors="replace")
     assert status == 1, text
     assert took < 5 + 4, f"{took:.1f} s from the lock to the exit"  # busy timeout + 4 s
@@ -334,22 +342,12 @@ def test_sigterm_while_a_commit_waits_on_a_locked_store(
     """The event loop is stuck in SQLite's busy wait; the signal still ends the process."""
     cfg, db, _monitor = monitor_daemon
     log = tmp_path / "agent.log"
-    daemon = start_daemon(cfg, log)
-    blocker = None
-    try:
-        wait_for(lambda: frames(db, "monitor-1") > 5, 30, "frames recorded")
-        blocker = sqlite3.connect(db, isolation_level=None)
-        blocker.execute("BEGIN IMMEDIATE")
+
+    def sigterm(daemon: subprocess.Popen[bytes]) -> None:
         time.sleep(0.5)  # time itself: the daemon's commit is now inside the 5 s busy wait
         daemon.send_signal(signal.SIGTERM)
-        signalled = time.monotonic()
-        status = daemon.wait(15)
-        took = time.monotonic() - signalled
-    finally:
-        if blocker is not None:
-            blocker.close()
-        if daemon.poll() is None:
-            daemon.kill()
+
+    status, took = lock_the_store_under_a_running_daemon(cfg, db, log, sigterm)
     assert status in (0, 1)
     assert took < 5 + 4, f"{took:.1f} s from SIGTERM to the exit"
     assert "Traceback" not in log.read_text(encoding="utf-8", errors="replace")

@@ -333,9 +333,6 @@ def handler(services: Services) -> control.Handler:
     return handle
 
 
-# --- from a CLI process ----------------------------------------------------------------
-
-
 def socket_path(config: Config, environ: Mapping[str, str] | None = None) -> Path:
     """Where the daemon of `config` listens: $RUNTIME_DIRECTORY under systemd (its
     RuntimeDirectory=), else `agent.runtime_dir`, else `run/` in the data directory."""
@@ -344,6 +341,9 @@ def socket_path(config: Config, environ: Mapping[str, str] | None = None) -> Pat
     if runtime:
         return Path(runtime) / control.SOCKET_NAME
     return config.agent.control_dir / control.SOCKET_NAME
+
+
+# --- from a CLI process ----------------------------------------------------------------
 
 
 def perform(

@@ -320,3 +320,50 @@ def test_random_input_gets_one_answer_per_line_or_a_close(
         # Only operations that answered ok changed anything, each logged once (a ping
         # changes nothing and is not logged).
         assert logged <= succeeded
+
+
+# --- the other boundaries: the lock file's record, the gateway's reply arguments ---------
+
+
+@given(raw=st.one_of(st.binary(max_size=600), _JSON.map(lambda v: json.dumps(v).encode())))
+def test_a_lock_file_record_is_read_or_refused_never_trusted(raw: bytes) -> None:
+    import tempfile
+
+    from edge_agent.writer_lock import Holder, read_holder
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "writer.lock"
+        path.write_bytes(raw)
+        holder = read_holder(path)
+    if holder is not None:
+        assert isinstance(holder, Holder)
+        assert isinstance(holder.role, str) and isinstance(holder.pid, int)
+        assert holder.socket is None or isinstance(holder.socket, str)
+        body = json.loads(raw)
+        assert (holder.role, holder.pid) == (body["role"], body["pid"])
+
+
+_REPLY_ARGS = st.dictionaries(
+    st.sampled_from(["agent", "ref", "status", "text", "by", "extra"]),
+    st.one_of(
+        _JSON,
+        st.sampled_from(["amb-017", "amb/017", "received", "cath-lab-ready", "", " ", "导管室"]),
+    ),
+    max_size=6,
+)
+
+
+@given(args=_REPLY_ARGS)
+def test_a_reply_from_the_socket_is_checked_or_refused(args: dict[str, Any]) -> None:
+    from sync.gateway.reply import STATUSES, reply_op_args
+
+    try:
+        reply = reply_op_args(args, control.Caller(ME))
+    except control.OpError as exc:
+        assert exc.status == control.STATUS_USAGE and "\n" not in str(exc)
+        return
+    sent = json.loads(reply.payload)
+    assert reply.status in STATUSES and sent["status"] == reply.status
+    assert sent["ref"] == args["ref"].strip() and sent["ref"]
+    assert sent["text"] == args.get("text") and sent["by"] == (args.get("by") or ME)
+    assert reply.agent == args["agent"] and "/" not in reply.agent and "+" not in reply.agent

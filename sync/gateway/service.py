@@ -168,7 +168,6 @@ class Gateway:
         self._worker: threading.Thread | None = None
         self._store: GatewayStore | None = None
         self.failed: BaseException | None = None
-        self.broker_url = broker_url
         self.control_path = control_path(db)
         self._lock = lock_for(db)
         self._control_thread: threading.Thread | None = None

@@ -1,7 +1,11 @@
 """`edge-agent`: every command is a thin call into a library function (tests call those).
 
-Errors are one line on stderr starting `error:`. Exit status: 0 ok, 1 failure while
-running, 2 bad usage/config/input, 3 a frame or file a decoder rejected.
+Errors are one line on stderr starting `error:`, never a traceback. Exit status: 0 ok,
+1 failure while running, 2 bad usage/config/input, 3 a frame or file a decoder
+rejected; a reader that closed our stdout (`status | head`) ends it quietly (141).
+Commands that change the store are operations (edge_agent.operations): sent to the
+running daemon over its control socket, or done here under the writer lock when no
+daemon runs. Read-only commands open the store read-only.
 The daemon path must not import textual: the TUI is imported only by `tui` and `demo`.
 """
 
@@ -12,14 +16,13 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from edge_agent import config as config_mod
 
 if TYPE_CHECKING:
-    from edge_agent.clock import SystemClock
     from edge_agent.config import Config
     from edge_agent.store import Store
 
@@ -27,6 +30,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_REJECTED = 3
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell shows for `yes | head`
 
 
 class CliError(Exception):
@@ -149,9 +153,13 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from edge_agent.shutdown import Shutdown
+
+    # Signals first, before the daemon's imports start threads (edge_agent.shutdown).
+    shutdown = Shutdown().install()
     from edge_agent.daemon import run_forever
 
-    return run_forever(_load_config(args))
+    return run_forever(_load_config(args), shutdown)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -159,6 +167,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from edge_agent.rules.engine import ClinicalRules
     from edge_agent.status import collect, render_text
+    from edge_agent.supervisor import META_TASKS
+    from edge_agent.writer_lock import LOCK_NAME, is_held
 
     store, cfg = _reader(args)
     try:
@@ -166,9 +176,21 @@ def cmd_status(args: argparse.Namespace) -> int:
         # The box's NEWS2 now (every reading of the box, an ambulance's one patient).
         rules = ClinicalRules(news2_window_s=cfg.rules.news2_window_s, tz=cfg.agent.timezone)
         status["news2"] = rules.news2_now(store, time.time_ns(), None).as_json()
+        tasks = store.get_meta(META_TASKS)
     finally:
         store.close()
-    print(json.dumps(status, ensure_ascii=False) if args.json else render_text(status))
+    # Is the daemon there (the writer lock held), and how are its tasks (supervisor)?
+    status["agent_running"] = is_held(cfg.agent.data_dir / LOCK_NAME)
+    status["tasks"] = json.loads(tasks) if tasks else {}
+    if args.json:
+        print(json.dumps(status, ensure_ascii=False))
+        return EXIT_OK
+    print(render_text(status))
+    running = {True: "running", False: "not running", None: "unknown (lock not readable)"}
+    print(f"agent daemon: {running[status['agent_running']]}")
+    for name, task in sorted(status["tasks"].items()):
+        if task.get("restarts"):
+            print(f"  task {name}: {task['state']}, {task['restarts']} restart(s): {task['error']}")
     return EXIT_OK
 
 
@@ -191,15 +213,24 @@ def _reader(args: argparse.Namespace) -> tuple[Store, Config]:
         raise CliError(str(exc)) from None
 
 
-def _writer(args: argparse.Namespace) -> tuple[Store, SystemClock]:
-    from edge_agent.clock import SystemClock
-    from edge_agent.store import Store, StoreError
+def _change(args: argparse.Namespace, op: str, op_args: Mapping[str, Any]) -> dict[str, Any]:
+    """One state change, by the running daemon or (none running) here under the lock."""
+    from edge_agent import operations
+    from edge_agent.control import OpError
 
     cfg = _load_config(args)
     try:
-        return Store.open(cfg.agent.db_path), SystemClock.create()
-    except StoreError as exc:
-        raise CliError(str(exc)) from None
+        return operations.perform(cfg, op, op_args)
+    except OpError as exc:
+        raise CliError(str(exc), exc.status) from None
+
+
+def _no_free_text_user(args: argparse.Namespace, command: str) -> None:
+    if getattr(args, "user", None):
+        print(
+            f"{command}: --user is ignored: the OS user running this command is recorded",
+            file=sys.stderr,
+        )
 
 
 def cmd_devices_scan(args: argparse.Namespace) -> int:
@@ -229,25 +260,12 @@ def cmd_devices_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_devices_pair(args: argparse.Namespace) -> int:
-    from edge_agent import pairing
-
-    cfg = _load_config(args)
-    store, clock = _writer(args)
-    try:
-        paired = pairing.pair(
-            store,
-            clock,
-            cfg,
-            address=args.address,
-            driver=args.driver,
-            device_id=args.id,
-            name=args.name,
-        )
-    except pairing.PairingError as exc:
-        raise CliError(str(exc)) from None
-    finally:
-        store.close()
-    print(json.dumps({"paired": paired.address, "id": paired.device_id, "driver": paired.driver}))
+    paired = _change(
+        args,
+        "devices.pair",
+        {"address": args.address, "driver": args.driver, "id": args.id, "name": args.name},
+    )
+    print(json.dumps(paired, ensure_ascii=False))
     print("restart the agent (systemctl restart edge-agent) to connect to it", file=sys.stderr)
     return EXIT_OK
 
@@ -255,8 +273,7 @@ def cmd_devices_pair(args: argparse.Namespace) -> int:
 def cmd_devices_list(args: argparse.Namespace) -> int:
     from edge_agent import pairing
 
-    cfg = _load_config(args)
-    store, _clock = _writer(args)
+    store, cfg = _reader(args)
     try:
         rows = pairing.device_list(cfg, store)
     finally:
@@ -267,21 +284,12 @@ def cmd_devices_list(args: argparse.Namespace) -> int:
 
 
 def cmd_devices_forget(args: argparse.Namespace) -> int:
-    from edge_agent import pairing
-
-    store, _clock = _writer(args)
-    try:
-        forgotten = pairing.forget(store, args.address)
-    finally:
-        store.close()
-    if not forgotten:
-        raise CliError(f"devices forget: {args.address} is not paired here")
-    print(json.dumps({"forgotten": args.address.upper()}))
+    print(json.dumps(_change(args, "devices.forget", {"address": args.address})))
     return EXIT_OK
 
 
 def cmd_readings_unassigned(args: argparse.Namespace) -> int:
-    store, _clock = _writer(args)
+    store, _cfg = _reader(args)
     try:
         rows = store.held_frames(args.device)
     finally:
@@ -292,58 +300,31 @@ def cmd_readings_unassigned(args: argparse.Namespace) -> int:
 
 
 def cmd_readings_assign(args: argparse.Namespace) -> int:
-    from edge_agent import patients
-    from edge_agent.national_id import NationalIdError
-
-    store, clock = _writer(args)
-    try:
-        assigned = patients.assign_readings(
-            store,
-            clock,
-            national_id_number=args.national_id,
-            frame_ids=args.frames,
-            patient_class=args.patient_class,
-        )
-    except (NationalIdError, patients.PatientError) as exc:
-        raise CliError(str(exc)) from None
-    finally:
-        store.close()
-    print(json.dumps({"assigned": assigned}))
+    assigned = _change(
+        args,
+        "readings.assign",
+        {
+            "national_id": args.national_id,
+            "frames": args.frames,
+            "patient_class": args.patient_class,
+        },
+    )
+    print(json.dumps(assigned))
     return EXIT_OK
 
 
 def cmd_patients_add(args: argparse.Namespace) -> int:
-    from edge_agent import patients
-    from edge_agent.national_id import NationalIdError
-
-    store, clock = _writer(args)
-    try:
-        reg = patients.register(
-            store, clock, national_id_number=args.national_id, name=args.name, phone=args.phone
-        )
-    except (NationalIdError, patients.PatientError) as exc:
-        raise CliError(str(exc)) from None
-    finally:
-        store.close()
-    p = reg.patient
-    print(
-        json.dumps(
-            {
-                "id": p.id,
-                "national_id": p.national_id,
-                "name": p.name,
-                "sex": p.sex,
-                "birth_date": p.birth_date,
-                "created": reg.created,
-            },
-            ensure_ascii=False,
-        )
+    registered = _change(
+        args,
+        "patients.add",
+        {"national_id": args.national_id, "name": args.name, "phone": args.phone},
     )
+    print(json.dumps(registered, ensure_ascii=False))
     return EXIT_OK
 
 
 def cmd_patients_list(args: argparse.Namespace) -> int:
-    store, _ = _writer(args)
+    store, _ = _reader(args)
     try:
         for p in store.patients():
             print(
@@ -365,66 +346,40 @@ def cmd_patients_list(args: argparse.Namespace) -> int:
 
 
 def cmd_visit_start(args: argparse.Namespace) -> int:
-    from edge_agent import patients
-    from edge_agent.national_id import NationalIdError
-
-    store, clock = _writer(args)
-    try:
-        encounter = patients.start_visit(
-            store,
-            clock,
-            national_id_number=args.national_id,
-            station=args.device,
-            patient_class=args.patient_class,
-        )
-    except (NationalIdError, patients.PatientError) as exc:
-        raise CliError(str(exc)) from None
-    finally:
-        store.close()
-    print(json.dumps({"encounter": encounter, "station": args.device}))
+    started = _change(
+        args,
+        "visit.start",
+        {
+            "national_id": args.national_id,
+            "device": args.device,
+            "patient_class": args.patient_class,
+        },
+    )
+    print(json.dumps(started, ensure_ascii=False))
     return EXIT_OK
 
 
 def cmd_visit_end(args: argparse.Namespace) -> int:
-    from edge_agent import patients
-
-    store, clock = _writer(args)
-    try:
-        n = patients.end_visit(store, clock, station=args.device)
-    finally:
-        store.close()
-    print(json.dumps({"ended": n, "station": args.device}))
+    print(json.dumps(_change(args, "visit.end", {"device": args.device}), ensure_ascii=False))
     return EXIT_OK
 
 
 def cmd_visit_observe(args: argparse.Namespace) -> int:
     """What NEWS2 needs that no device measures: SpO2 scale, air/oxygen, ACVPU."""
-    from edge_agent.model import Frame
-    from edge_agent.rules.engine import ClinicalRules, news2_subject
-
     if args.spo2_scale is None and args.oxygen is None and args.acvpu is None:
         raise CliError("visit observe: give --spo2-scale, --o2/--air or --acvpu")
-    cfg = _load_config(args)
-    store, clock = _writer(args)
-    try:
-        encounter = store.current_encounter(args.device)
-        encounter_id = None if encounter is None else encounter.id
-        rules = ClinicalRules(news2_window_s=cfg.rules.news2_window_s, tz=cfg.agent.timezone)
-        stamp = Frame(args.device, "crew", b"", clock.wall_ns(), clock.mono_ns(), clock.boot_id)
-        with store.transaction():
-            store.add_news2_observation(
-                news2_subject(encounter_id),
-                scale=args.spo2_scale,
-                oxygen=args.oxygen,
-                acvpu=args.acvpu,
-                by=args.user,
-                wall_ns=stamp.received_wall_ns,
-            )
-            rules.reassess_news2(store, stamp, encounter_id)  # an ACVPU of C is 3 points
-        result = rules.news2_now(store, stamp.received_wall_ns, encounter_id)
-    finally:
-        store.close()
-    print(json.dumps(result.as_json(), ensure_ascii=False))
+    _no_free_text_user(args, "visit observe")
+    result = _change(
+        args,
+        "visit.observe",
+        {
+            "device": args.device,
+            "spo2_scale": args.spo2_scale,
+            "oxygen": args.oxygen,
+            "acvpu": args.acvpu,
+        },
+    )
+    print(json.dumps(result, ensure_ascii=False))
     return EXIT_OK
 
 
@@ -453,34 +408,18 @@ def cmd_gateway_reply(args: argparse.Namespace) -> int:
 
 def cmd_prealert(args: argparse.Namespace) -> int:
     """The crew's pre-arrival notice (ADT^A14), ahead of everything in the outbox."""
-    from edge_agent.model import Frame
-    from edge_agent.recorder import Recorder
-
-    if args.eta is not None and not 0 <= args.eta <= 24 * 60:
-        raise CliError(f"prealert --eta {args.eta}: minutes from now, 0 to 1440")
-    complaint = args.complaint.strip()
-    if not complaint:
-        raise CliError("prealert --complaint: say why the patient is coming (e.g. 胸痛2小时)")
-    if args.stemi and "STEMI" not in complaint.upper():
-        complaint = f"STEMI: {complaint}"
-    store, clock = _writer(args)
-    try:
-        encounter = store.current_encounter(args.device)
-        stamp = Frame(args.device, "crew", b"", clock.wall_ns(), clock.mono_ns(), clock.boot_id)
-        with store.transaction():
-            message_id = Recorder(store).prealert(
-                stamp,
-                encounter_id=None if encounter is None else encounter.id,
-                ecg_frame_id=None,
-                stemi=args.stemi,
-                source="crew",
-                complaint=complaint,
-                destination=args.destination,
-                eta_minutes=args.eta,
-            )
-    finally:
-        store.close()
-    print(json.dumps({"prealert": message_id, "stemi": args.stemi}, ensure_ascii=False))
+    sent = _change(
+        args,
+        "prealert",
+        {
+            "destination": args.destination,
+            "complaint": args.complaint,
+            "eta": args.eta,
+            "stemi": args.stemi,
+            "device": args.device,
+        },
+    )
+    print(json.dumps(sent, ensure_ascii=False))
     return EXIT_OK
 
 
@@ -539,20 +478,10 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
 
 def cmd_alerts_ack(args: argparse.Namespace) -> int:
-    """Who acknowledged an alert, and when (kept with it; the alert stays until cleared)."""
-    user = args.user.strip()
-    if not user:
-        raise CliError("alerts ack --user: say who acknowledges it")
-    store, clock = _writer(args)
-    try:
-        with store.transaction():
-            known = store.ack_alert(args.id, user, clock.wall_ns())
-        alert = store.alert(args.id)
-    finally:
-        store.close()
-    if not known or alert is None:
-        raise CliError(f"alerts ack {args.id}: no such alert")
-    print(json.dumps(alert.as_json(), ensure_ascii=False))
+    """Who acknowledged an alert, and when (kept with it; the alert stays until cleared).
+    Who: the OS user running the command (through the daemon: from the socket's peer)."""
+    _no_free_text_user(args, "alerts ack")
+    print(json.dumps(_change(args, "alerts.ack", {"id": args.id}), ensure_ascii=False))
     return EXIT_OK
 
 
@@ -584,21 +513,49 @@ def cmd_tui(args: argparse.Namespace) -> int:
 # --- parser -----------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's error format: one `error:` line, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def _common_options(*, top: bool) -> _Parser:
+    """--config and -v, before or after the subcommand. The subcommands' copies leave
+    the value alone when not given (SUPPRESS), so `edge-agent --config X status` keeps X."""
+    common = _Parser(add_help=False)
     common.add_argument(
         "--config",
         metavar="FILE",
+        default=None if top else argparse.SUPPRESS,
         help=f"TOML config (default: $EDGE_AGENT_CONFIG or {config_mod.DEFAULT_CONFIG_PATH})",
     )
-    common.add_argument("-v", "--verbose", action="store_true", help="log debug detail to stderr")
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="log debug detail to stderr",
+    )
+    return common
 
-    parser = argparse.ArgumentParser(
+
+# Commands that run until stopped log what they do (INFO); the others only problems.
+_LONG_RUNNING = {"run", "demo", ("gateway", "run")}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options(top=False)
+
+    parser = _Parser(
         prog="edge-agent",
-        parents=[common],
+        parents=[_common_options(top=True)],
         description="Edge Agent: medical devices -> SQLite -> HL7 v2 over MQTT 5 to the county platform.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     p = sub.add_parser(
         "decode",
@@ -630,12 +587,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("config", parents=[common], help="configuration tools")
-    csub = p.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    csub = p.add_subparsers(
+        parser_class=_Parser, dest="config_command", required=True, metavar="ACTION"
+    )
     c = csub.add_parser("check", parents=[common], help="validate the config file")
     c.set_defaults(func=cmd_config_check)
 
     p = sub.add_parser("devices", parents=[common], help="BLE health devices of this station")
-    dsub = p.add_subparsers(dest="devices_command", required=True, metavar="ACTION")
+    dsub = p.add_subparsers(
+        parser_class=_Parser, dest="devices_command", required=True, metavar="ACTION"
+    )
     c = dsub.add_parser(
         "scan", parents=[common], help="nearby devices advertising a health service"
     )
@@ -654,7 +615,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_devices_forget)
 
     p = sub.add_parser("readings", parents=[common], help="readings waiting for a patient")
-    rsub = p.add_subparsers(dest="readings_command", required=True, metavar="ACTION")
+    rsub = p.add_subparsers(
+        parser_class=_Parser, dest="readings_command", required=True, metavar="ACTION"
+    )
     c = rsub.add_parser(
         "unassigned", parents=[common], help="personal-device readings taken with no visit open"
     )
@@ -667,7 +630,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_readings_assign)
 
     p = sub.add_parser("patients", parents=[common], help="register residents")
-    psub = p.add_subparsers(dest="patients_command", required=True, metavar="ACTION")
+    psub = p.add_subparsers(
+        parser_class=_Parser, dest="patients_command", required=True, metavar="ACTION"
+    )
     c = psub.add_parser("add", parents=[common], help="register a resident by national id")
     c.add_argument("--national-id", required=True, metavar="ID")
     c.add_argument("--name", required=True)
@@ -677,7 +642,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_patients_list)
 
     p = sub.add_parser("visit", parents=[common], help="bind readings at a station to a resident")
-    vsub = p.add_subparsers(dest="visit_command", required=True, metavar="ACTION")
+    vsub = p.add_subparsers(
+        parser_class=_Parser, dest="visit_command", required=True, metavar="ACTION"
+    )
     c = vsub.add_parser(
         "start", parents=[common], help="open a visit: readings go to this resident"
     )
@@ -703,11 +670,15 @@ def build_parser() -> argparse.ArgumentParser:
     oxygen.add_argument("--o2", dest="oxygen", action="store_true", default=None)
     oxygen.add_argument("--air", dest="oxygen", action="store_false", default=None)
     c.add_argument("--acvpu", choices=["A", "C", "V", "P", "U"], type=str.upper, default=None)
-    c.add_argument("--user", default=None, help="who observed it")
+    c.add_argument(
+        "--user", default=None, help="ignored: the OS user running the command is recorded"
+    )
     c.set_defaults(func=cmd_visit_observe)
 
     p = sub.add_parser("gateway", parents=[common], help="the reference county gateway")
-    gsub = p.add_subparsers(dest="gateway_command", required=True, metavar="ACTION")
+    gsub = p.add_subparsers(
+        parser_class=_Parser, dest="gateway_command", required=True, metavar="ACTION"
+    )
     c = gsub.add_parser("run", parents=[common], help="receive, store once, ACK")
     c.add_argument("--broker", required=True, metavar="URL")
     c.add_argument("--db", required=True, metavar="URL_OR_PATH")
@@ -728,7 +699,12 @@ def build_parser() -> argparse.ArgumentParser:
     c = gsub.add_parser(
         "reply", parents=[common], help="the ER's answer to an ambulance (received, cath lab ready)"
     )
-    c.add_argument("--broker", required=True, metavar="URL")
+    c.add_argument(
+        "--broker",
+        default=None,
+        metavar="URL",
+        help="the broker, when no gateway runs on --db (a running gateway uses its own)",
+    )
     c.add_argument("--agent", required=True, help="the ambulance's agent id")
     c.add_argument("--ref", required=True, help="MSH-10 of the pre-arrival notice or 12-lead")
     c.add_argument(
@@ -737,8 +713,15 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["received", "cath-lab-ready", "diverted", "declined"],
     )
     c.add_argument("--text", default=None, help="free text for the crew")
-    c.add_argument("--by", default=None, help="who answers (name or desk)")
-    c.add_argument("--db", default=None, metavar="URL_OR_PATH", help="record it in this store")
+    c.add_argument(
+        "--by", default=None, help="who answers, shown to the crew (default: the OS user)"
+    )
+    c.add_argument(
+        "--db",
+        default=None,
+        metavar="URL_OR_PATH",
+        help="record it in this store (through its gateway when one runs on it)",
+    )
     c.set_defaults(func=cmd_gateway_reply)
 
     p = sub.add_parser(
@@ -772,10 +755,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=cmd_alerts)
-    asub = p.add_subparsers(dest="alerts_command", metavar="ACTION")
+    asub = p.add_subparsers(dest="alerts_command", metavar="ACTION", parser_class=_Parser)
     c = asub.add_parser("ack", parents=[common], help="record who saw an alert, and when")
     c.add_argument("id", type=int, metavar="ID")
-    c.add_argument("--user", required=True, help="who acknowledges it")
+    c.add_argument(
+        "--user", default=None, help="ignored: the OS user running the command is recorded"
+    )
     c.set_defaults(func=cmd_alerts_ack)
 
     p = sub.add_parser(
@@ -812,8 +797,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    command = args.command
+    if command == "gateway":
+        command = (command, args.gateway_command)
+    quiet = logging.INFO if command in _LONG_RUNNING else logging.WARNING
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else quiet,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -821,13 +810,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("hl7apy").setLevel(logging.WARNING)
     try:
         status: int = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
     except CliError as exc:
         for line in str(exc).splitlines():
             print(f"error: {line}", file=sys.stderr)
         return exc.status
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _stdout_closed()
+    except Exception as exc:  # a bug or an unforeseen failure: still one line, exit 1
+        logging.getLogger(__name__).debug("%s failed", args.command, exc_info=exc)
+        from edge_agent.control import one_line
+
+        print(f"error: {args.command}: {one_line(f'{type(exc).__name__}: {exc}')}", file=sys.stderr)
+        return EXIT_FAILED
     return status
+
+
+def _stdout_closed() -> int:
+    """The reader of our output went away (`status | head`): not an error worth a line.
+    Later writes (and the interpreter's flush at exit) go nowhere instead of failing."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -53,10 +53,17 @@ class AgentConfig:
     data_dir: Path
     role: str = "clinic"
     timezone: str = "Asia/Shanghai"
+    # Where the daemon's control socket lives (edge_agent.control) when systemd gives it
+    # no $RUNTIME_DIRECTORY; None: run/ in data_dir.
+    runtime_dir: Path | None = None
 
     @property
     def db_path(self) -> Path:
         return self.data_dir / "edge-agent.sqlite3"
+
+    @property
+    def control_dir(self) -> Path:
+        return self.runtime_dir if self.runtime_dir is not None else self.data_dir / "run"
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,7 +336,7 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
     c.unknown(raw, "", {"agent", "uplink", "device", "store", "rules"})
 
     agent_raw = c.table(raw, "agent", required=True)
-    c.unknown(agent_raw, "agent", {"id", "data_dir", "role", "timezone"})
+    c.unknown(agent_raw, "agent", {"id", "data_dir", "role", "timezone", "runtime_dir"})
     agent_id = c.string(agent_raw, "agent", "id")
     if agent_id:
         c.identifier("agent.id", AGENT_ID, agent_id)
@@ -345,6 +352,12 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
             zoneinfo.ZoneInfo(timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             c.bad("agent.timezone", f"{timezone!r} is not a known time zone (e.g. Asia/Shanghai)")
+
+    runtime_dir = c.optional_string(agent_raw, "agent", "runtime_dir")
+    if runtime_dir and not runtime_dir.startswith("/"):
+        c.bad(
+            "agent.runtime_dir", f"{runtime_dir!r} must be an absolute path (e.g. /run/edge-agent)"
+        )
 
     up_raw = c.table(raw, "uplink", required=True)
     c.unknown(
@@ -536,7 +549,13 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
     if c.problems:
         raise ConfigError(c.problems)
     return Config(
-        agent=AgentConfig(id=agent_id, data_dir=Path(data_dir), role=role, timezone=timezone),
+        agent=AgentConfig(
+            id=agent_id,
+            data_dir=Path(data_dir),
+            role=role,
+            timezone=timezone,
+            runtime_dir=Path(runtime_dir) if runtime_dir else None,
+        ),
         uplink=uplink,
         devices=tuple(devices),
         store=store,

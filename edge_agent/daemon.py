@@ -3,33 +3,54 @@
 Transports post raw frames; every `commit_interval_ms` the batch goes through the
 recorder in one durable transaction (group commit), then the uplink is woken to send
 what was committed. A failed commit (disk full, I/O error) is not retried as if it
-had worked (the fsyncgate lesson): the daemon stops and systemd restarts it.
+had worked (the fsyncgate lesson): the daemon stops at once, non-zero, and systemd
+restarts it.
+
+The daemon is the store's only writer for as long as it runs: it holds the writer
+lock on data_dir (edge_agent.writer_lock) and serves the control socket
+(edge_agent.control), whose operations (edge_agent.operations) run on this loop between
+two group commits. Every other task runs under the supervisor (edge_agent.supervisor):
+a device, the uplink, the strips or the BLE watcher that fails is reported and started
+again with back-off; the others keep going.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-import signal
-from collections.abc import Callable, Coroutine
+import os
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from device_drivers.transport import FrameSink, Outcome, StateSink
-from edge_agent import sd_notify
+from edge_agent import operations, sd_notify
 from edge_agent.clock import Clock, SystemClock
 from edge_agent.config import Config, DeviceConfig
+from edge_agent.control import ControlServer
 from edge_agent.model import Frame
 from edge_agent.recorder import Decoder, Recorded, Recorder
 from edge_agent.rules.engine import ClinicalRules
-from edge_agent.store import Store
+from edge_agent.shutdown import Shutdown
+from edge_agent.store import Store, StoreError
 from edge_agent.strips import run_strips
+from edge_agent.supervisor import META_TASKS, Supervisor, TaskReport
+from edge_agent.writer_lock import Holder, WriterLock, WriterLockBusy
 from sync import topics
 from sync.mqtt_link import LinkEvent, LinkSettings, MqttLink
 from sync.uplink import Link, LinkFactory, Uplink
 
 log = logging.getLogger(__name__)
+
+# How long a starting daemon waits for a CLI command that is writing the store.
+LOCK_WAIT_S = 10.0
+# Once stopping, how long the tasks get to finish before they are cancelled.
+TASK_STOP_S = 3.0
+# The state a device shows while its task is waiting to be started again.
+STATE_FAILED = "failed"
 
 
 class Transport(Protocol):
@@ -58,6 +79,15 @@ class Agent:
     background: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = field(
         default_factory=list
     )
+    # Where to serve the control socket; None: no socket (tests with scripted parts).
+    control_path: Path | None = None
+    # The writer lock on data_dir, held for the agent's life (bootstrap takes it).
+    writer_lock: WriterLock | None = None
+    # Told when the agent must stop at once (a failed commit), from the loop's thread.
+    on_fatal: Callable[[BaseException], None] | None = None
+    # The uplink's, the strips' and the BLE watcher's last report (devices report theirs
+    # in their state).
+    tasks: dict[str, TaskReport] = field(default_factory=dict, init=False)
     recorder: Recorder = field(init=False)
     uplink: Uplink = field(init=False)
     _pending: list[tuple[Frame, Decoder]] = field(default_factory=list, init=False)
@@ -149,16 +179,74 @@ class Agent:
                 log.critical(
                     "store commit failed, stopping so nothing is acknowledged unsaved: %s", exc
                 )
-                self._fatal = exc
+                self._fail(exc)
                 stop.set()
                 return
             if watchdog is not None and loop.time() >= next_ping:
                 sd_notify.notify("WATCHDOG=1")
                 next_ping = loop.time() + watchdog
 
+    def _fail(self, exc: BaseException) -> None:
+        if self._fatal is None:
+            self._fatal = exc
+            if self.on_fatal is not None:
+                self.on_fatal(exc)
+
+    def _device_report(self, device: DeviceRuntime) -> Callable[[TaskReport], None]:
+        """A device whose task failed shows it in its state until it connects again."""
+
+        def report(r: TaskReport) -> None:
+            if r.state == "restarting":
+                detail = f"{r.error}; starting again in {r.retry_in_s:g} s"
+                self._state_for(device)(STATE_FAILED, detail)
+
+        return report
+
+    def _task_report(self, r: TaskReport) -> None:
+        """The other tasks' states are kept in meta for `edge-agent status`."""
+        self.tasks[r.name] = r
+        states = {n: t.as_json() for n, t in self.tasks.items()}
+        with self.store.transaction():
+            self.store.set_meta(META_TASKS, json.dumps(states))
+
+    def _supervise(self, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+        supervisor = Supervisor(stop)
+
+        def device_task(d: DeviceRuntime) -> Callable[[], Awaitable[None]]:
+            return lambda: d.transport.run(self._emit_for(d), self._state_for(d), stop)
+
+        def background_task(
+            job: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
+        ) -> Callable[[], Awaitable[None]]:
+            return lambda: job(stop)
+
+        tasks = [
+            supervisor.start(d.config.id, device_task(d), self._device_report(d))
+            for d in self.devices
+        ]
+        for index, job in enumerate(self.background):
+            name = "ble-watcher" if index == 0 else f"ble-watcher-{index}"
+            tasks.append(supervisor.start(name, background_task(job), self._task_report))
+        tasks.append(supervisor.start("uplink", lambda: self.uplink.run(stop), self._task_report))
+        tasks.append(
+            supervisor.start(
+                "strips",
+                lambda: run_strips(
+                    self.store,
+                    self.clock,
+                    self.config.uplink.strip_every_s,
+                    stop,
+                    wake=self.uplink.wake,
+                ),
+                self._task_report,
+            )
+        )
+        return tasks
+
     async def run(self, stop: asyncio.Event) -> None:
         with self.store.transaction():
             self.store.set_meta("agent_id", self.config.agent.id)
+            self.store.set_meta(META_TASKS, "{}")
             for device in self.devices:
                 dev = device.config
                 self.store.upsert_device(
@@ -168,46 +256,67 @@ class Agent:
                     port=dev.port or dev.folder,
                     address=dev.address,
                 )
-        tasks = [
-            asyncio.create_task(
-                d.transport.run(self._emit_for(d), self._state_for(d), stop), name=d.config.id
-            )
-            for d in self.devices
-        ]
-        tasks += [asyncio.create_task(job(stop), name="background") for job in self.background]
-        tasks.append(asyncio.create_task(self.uplink.run(stop), name="uplink"))
-        tasks.append(
-            asyncio.create_task(
-                run_strips(
-                    self.store,
-                    self.clock,
-                    self.config.uplink.strip_every_s,
-                    stop,
-                    wake=self.uplink.wake,
-                ),
-                name="strips",
-            )
-        )
-        tasks.append(asyncio.create_task(self._commit_loop(stop), name="recorder"))
+        server: ControlServer | None = None
+        if self.control_path is not None:
+            services = operations.Services(self.store, self.clock, self.config, self.uplink.wake)
+            server = ControlServer(self.control_path, operations.handler(services))
+            await server.start()
+        tasks = self._supervise(stop)
+        recorder = asyncio.create_task(self._commit_loop(stop), name="recorder")
         sd_notify.notify("READY=1")
         log.info("agent %s running with %d device(s)", self.config.agent.id, len(self.devices))
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
-                if task.exception() is not None and not stop.is_set():
-                    log.critical("task %s failed: %r", task.get_name(), task.exception())
-                    self._fatal = task.exception()
-                    stop.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await stop.wait()
+            if self._fatal is not None:
+                # The store cannot be written: nothing the tasks still do can be kept, and
+                # what they would write would wait on the store. End them now.
+                for task in tasks:
+                    task.cancel()
+            await _finish(tasks, TASK_STOP_S)
+            await _finish([recorder], TASK_STOP_S)
         finally:
             stop.set()
+            if server is not None:
+                await server.close()
             sd_notify.notify("STOPPING=1")
-            try:
-                self.flush()  # frames that arrived during shutdown are still recorded
-            except Exception as exc:
-                log.error("final commit failed: %s", exc)
+            if self._fatal is None:
+                try:
+                    self.flush()  # frames that arrived during shutdown are still recorded
+                except Exception as exc:
+                    log.error("final commit failed: %s", exc)
+                    self._fail(exc)
+            else:
+                self._drop_pending()
         if self._fatal is not None:
             raise RuntimeError(f"agent stopped: {self._fatal}") from self._fatal
+
+    def _drop_pending(self) -> None:
+        """After a failed commit nothing more is written: transports waiting for a
+        commit (MLLP) are told it did not happen, so they do not acknowledge."""
+        waiting, self._waiting, self._pending = self._waiting, {}, []
+        for future in waiting.values():
+            if not future.done():
+                future.set_exception(RuntimeError("not recorded: the store failed"))
+
+    def close(self) -> None:
+        self.store.close()
+        if self.writer_lock is not None:
+            self.writer_lock.release()
+
+
+async def _finish(tasks: list[asyncio.Task[None]], within_s: float) -> None:
+    """Until `tasks` have ended; those still running after `within_s` are cancelled."""
+    if not tasks:
+        return
+    _done, pending = await asyncio.wait(tasks, timeout=within_s)
+    for task in pending:
+        log.warning("task %s did not stop within %g s: cancelling it", task.get_name(), within_s)
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=2.0)
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.error("task %s ended with %r", task.get_name(), task.exception())
 
 
 def mqtt_link_factory(config: Config) -> LinkFactory:
@@ -237,9 +346,17 @@ def mqtt_link_factory(config: Config) -> LinkFactory:
     return factory
 
 
-def bootstrap(config: Config, *, devices: list[DeviceRuntime] | None = None) -> Agent:
+def bootstrap(
+    config: Config,
+    *,
+    devices: list[DeviceRuntime] | None = None,
+    lock_wait_s: float = LOCK_WAIT_S,
+    give_up: Callable[[], bool] | None = None,
+) -> Agent:
     """Build the real dependency graph (tests build the same with scripted parts).
 
+    Takes the writer lock on data_dir first (waiting `lock_wait_s` for a CLI command
+    that is writing; WriterLockBusy names who holds it), then opens the store.
     Devices: the config's, plus the BLE devices paired at this station (`edge-agent
     devices pair`), the BLE ones sharing one advertisement watcher.
     """
@@ -247,7 +364,18 @@ def bootstrap(config: Config, *, devices: list[DeviceRuntime] | None = None) -> 
     from edge_agent.devices import runtime_for
     from edge_agent.pairing import paired_configs
 
-    store = Store.open(config.agent.db_path)
+    control_path = operations.socket_path(config)
+    lock = WriterLock(config.agent.data_dir)
+    lock.acquire(
+        Holder(role="daemon", pid=os.getpid(), socket=str(control_path)),
+        timeout_s=lock_wait_s,
+        give_up=give_up,
+    )
+    try:
+        store = Store.open(config.agent.db_path)
+    except BaseException:
+        lock.release()
+        raise
     background: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = []
     if devices is None:
         configs = list(config.devices) + paired_configs(store)
@@ -263,25 +391,61 @@ def bootstrap(config: Config, *, devices: list[DeviceRuntime] | None = None) -> 
         devices=devices,
         link_factory=mqtt_link_factory(config),
         background=background,
+        control_path=control_path,
+        writer_lock=lock,
     )
 
 
-def run_forever(config: Config) -> int:
-    """`edge-agent run`: until SIGTERM/SIGINT; non-zero exit when a commit failed."""
-    agent = bootstrap(config)
+# After a failed commit the process must be gone within this, whatever still runs.
+FATAL_EXIT_S = 3.0
+
+
+def run_forever(config: Config, shutdown: Shutdown | None = None) -> int:
+    """`edge-agent run`: until SIGTERM/SIGINT; exit 1 when it cannot go on (a failed
+    commit, the store held by another program), so that systemd starts it again.
+
+    `shutdown`: signal handling already installed by the caller (the CLI does it before
+    importing anything that may start threads)."""
+    loop_box: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+
+    def request_stop() -> None:
+        if loop_box:
+            loop, stop = loop_box[0]
+            with contextlib.suppress(RuntimeError):  # the loop has already ended
+                loop.call_soon_threadsafe(stop.set)
+
+    if shutdown is None:
+        shutdown = Shutdown().install()
+    shutdown.on_stop(request_stop)
+    try:
+        agent = bootstrap(config, give_up=shutdown.stopping.is_set)
+    except WriterLockBusy as exc:
+        if shutdown.stopping.is_set():
+            return 0  # asked to stop while waiting for the store
+        log.critical("cannot start: %s", exc)
+        return 1
+    except (StoreError, OSError) as exc:
+        log.critical("cannot start: %s", exc)
+        return 1
+    agent.on_fatal = lambda exc: shutdown.begin(1, grace_s=FATAL_EXIT_S)
 
     async def main() -> None:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+        loop_box.append((asyncio.get_running_loop(), stop))
+        if shutdown.stopping.is_set():
+            stop.set()  # a signal came while the store was being opened
         await agent.run(stop)
 
+    status = 0
     try:
         asyncio.run(main())
     except RuntimeError as exc:
         log.critical("%s", exc)
-        return 1
+        status = 1
+    except OSError as exc:  # the control socket could not be served
+        log.critical("cannot run: %s", exc)
+        status = 1
     finally:
-        agent.store.close()
-    return 0
+        agent.close()
+    shutdown.finished()
+    return status

@@ -5,6 +5,13 @@ simulated BLE cuff sends real 0x2A35 notifications through a scripted link, the 
 records and uplinks them over a private Mosquitto to the reference county gateway, which
 stores each message once and ACKs. With a screen, the terminal UI shows the ambulance
 view; `--headless` prints a summary whose last line is JSON.
+
+The demo's agent is a daemon like `edge-agent run`: it holds the writer lock and serves
+the control socket, and the demo writes a config file for it, so CLI commands given
+`--config` that file change the demo's store through the agent. SIGTERM, SIGINT and
+SIGHUP end the demo like the end of its duration: the broker stopped, the temporary
+directories removed, exit 0. While the terminal UI owns the screen the log goes to a
+file (named on exit), never over the UI.
 """
 
 from __future__ import annotations
@@ -14,14 +21,16 @@ import contextlib
 import json
 import logging
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from edge_agent.config import embedded_defaults
@@ -29,8 +38,9 @@ from edge_agent.daemon import Agent, bootstrap
 from edge_agent.demo_devices import SIMULATED, DemoRates
 from edge_agent.local_broker import BrokerError, LocalBroker
 from edge_agent.patients import register, start_visit
-from edge_agent.store import open_readonly
+from edge_agent.store import StoreError, open_readonly
 from sync.gateway.service import Gateway
+from sync.gateway.store import GatewayStoreError
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +121,7 @@ class DemoChain:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_sims: asyncio.Event | None = None
         self._stop_agent: asyncio.Event | None = None
+        self._stop_requested = asyncio.Event()  # replaced in the agent's loop
         self._ready = threading.Event()
         self.error: BaseException | None = None
 
@@ -121,6 +132,29 @@ class DemoChain:
     @property
     def gateway_db(self) -> Path:
         return self.workdir / "gateway.sqlite3"
+
+    @property
+    def config_path(self) -> Path:
+        """The demo agent's config as a file, for CLI commands against the demo."""
+        return self.workdir / "edge-agent.toml"
+
+    def _config(self) -> Any:
+        config = embedded_defaults(data_dir=self.workdir / "agent", broker=self.broker.url)
+        agent, up = config.agent, config.uplink
+        self.config_path.write_text(
+            "# The running demo's agent: edge-agent --config THIS-FILE status | alerts | ...\n"
+            "[agent]\n"
+            f"id = {json.dumps(agent.id)}\n"
+            f"data_dir = {json.dumps(str(agent.data_dir))}\n"
+            f"role = {json.dumps(agent.role)}\n"
+            "[uplink]\n"
+            f"broker = {json.dumps(up.broker)}\n"
+            "allow_insecure = true\n"
+            f"ack_timeout_s = {up.ack_timeout_s:g}\n"
+            f"strip_every_s = {up.strip_every_s:g}\n",
+            encoding="utf-8",
+        )
+        return config
 
     def start(self) -> None:
         self.broker.start()
@@ -145,7 +179,8 @@ class DemoChain:
         self._loop = asyncio.get_running_loop()
         self._stop_sims = asyncio.Event()
         self._stop_agent = asyncio.Event()
-        config = embedded_defaults(data_dir=self.workdir / "agent", broker=self.broker.url)
+        self._stop_requested = asyncio.Event()
+        config = self._config()
         rates = DemoRates(
             masimo_hz=self.masimo_rate_hz,
             masimo_noise=self.masimo_noise,
@@ -161,7 +196,7 @@ class DemoChain:
         start_visit(
             agent.store, agent.clock, national_id_number=DEMO_RESIDENT[0], patient_class="E"
         )
-        stop_sims = self._stop_sims
+        stop_sims, stop_agent = self._stop_sims, self._stop_agent
         sims = [asyncio.create_task(d.simulate(stop_sims)) for d in simulated]
 
         async def stop_simulators_on_request() -> None:
@@ -169,24 +204,41 @@ class DemoChain:
             for sim in sims:
                 sim.cancel()
 
-        sims.append(asyncio.create_task(stop_simulators_on_request()))
+        async def stop_in_order() -> None:
+            """Devices first, as when the crew switches the monitors off: the agent sees
+            the simulated HL7 monitor hang up before it stops itself."""
+            await self._stop_requested.wait()
+            stop_sims.set()
+            if sims:
+                await asyncio.wait(sims, timeout=2)
+            await asyncio.sleep(0.3)  # the listener reads the hang-up
+            stop_agent.set()
+
+        helpers = [
+            asyncio.create_task(stop_simulators_on_request()),
+            asyncio.create_task(stop_in_order()),
+        ]
         self._ready.set()
         try:
             await agent.run(self._stop_agent)
         finally:
             self._stop_sims.set()
-            for sim in sims:
-                sim.cancel()
-            await asyncio.gather(*sims, return_exceptions=True)
+            for task in sims + helpers:
+                task.cancel()
+            await asyncio.gather(*sims, *helpers, return_exceptions=True)
             for device in simulated:
                 device.close()
-            agent.store.close()
+            agent.close()
 
     def stop_devices(self) -> None:
-        if self._loop is not None and self._stop_sims is not None:
-            self._loop.call_soon_threadsafe(self._stop_sims.set)
+        loop, stop_sims = self._loop, self._stop_sims
+        if loop is not None and stop_sims is not None:
+            with contextlib.suppress(RuntimeError):  # the agent's loop has already ended
+                loop.call_soon_threadsafe(stop_sims.set)
 
-    def wait_drained(self, timeout_s: float, quiet_s: float = 2.0) -> bool:
+    def wait_drained(
+        self, timeout_s: float, quiet_s: float = 2.0, interrupted: threading.Event | None = None
+    ) -> bool:
         """Until every committed message has its ACK and nothing new came for `quiet_s`.
 
         Frames still in a pty buffer, the agent's current batch, or a cuff that still
@@ -197,7 +249,10 @@ class DemoChain:
         previous: dict[str, int] | None = None
         quiet_since = time.monotonic()
         while time.monotonic() < deadline:
-            time.sleep(0.25)  # longer than the 200 ms commit interval
+            if interrupted is not None and interrupted.wait(0.25):
+                return False
+            if interrupted is None:
+                time.sleep(0.25)  # longer than the 200 ms commit interval
             reader = open_readonly(self.agent_db)
             try:
                 counts = reader.outbox_counts()
@@ -212,12 +267,9 @@ class DemoChain:
 
     def stop(self) -> None:
         loop, self._loop = self._loop, None
-        if loop is not None and self._stop_agent is not None:
-            stop_sims, stop_agent = self._stop_sims, self._stop_agent
+        if loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop has already finished
-                if stop_sims is not None:
-                    loop.call_soon_threadsafe(stop_sims.set)
-                loop.call_soon_threadsafe(stop_agent.set)
+                loop.call_soon_threadsafe(self._stop_requested.set)
         if self._thread is not None:
             self._thread.join(timeout=15)
             self._thread = None
@@ -255,40 +307,126 @@ class DemoChain:
         )
 
 
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM, SIGINT and SIGHUP (the terminal closed) end the demo the clean way."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if not stop.is_set():
+            log.info("demo: %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextlib.contextmanager
+def _log_to(path: Path) -> Iterator[None]:
+    """Log lines go to `path` while the terminal UI owns the screen."""
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.handlers = [handler]
+    logging.captureWarnings(True)
+    try:
+        yield
+    finally:
+        root.handlers = saved
+        handler.close()
+        logging.captureWarnings(False)
+
+
 def main(*, headless: bool, duration_s: float | None, data_dir: str | None) -> int:
+    stop = threading.Event()
+    with _stop_on_signals(stop):
+        return _run(headless=headless, duration_s=duration_s, data_dir=data_dir, stop=stop)
+
+
+def _run(
+    *, headless: bool, duration_s: float | None, data_dir: str | None, stop: threading.Event
+) -> int:
     workdir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="edge-agent-demo-"))
     keep = data_dir is not None
+    try:
+        return _run_in(workdir, headless=headless, duration_s=duration_s, keep=keep, stop=stop)
+    finally:
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run_in(
+    workdir: Path, *, headless: bool, duration_s: float | None, keep: bool, stop: threading.Event
+) -> int:
+    # The log outlives a temporary work directory: next to it, named on exit. With the
+    # terminal UI everything goes there, start and stop included: the screen is the UI's.
+    log_path = workdir / "demo.log" if keep else workdir.with_name(f"{workdir.name}.log")
+    logs: contextlib.AbstractContextManager[None] = (
+        contextlib.nullcontext() if headless else _log_to(log_path)
+    )
+    with logs:
+        status = _run_chain(workdir, headless=headless, duration_s=duration_s, stop=stop)
+    if not headless:
+        print(f"demo: log in {log_path}")
+    return status
+
+
+def _run_chain(
+    workdir: Path, *, headless: bool, duration_s: float | None, stop: threading.Event
+) -> int:
     chain = DemoChain(workdir)
     try:
-        chain.start()
-    except (BrokerError, RuntimeError, OSError) as exc:
-        print(f"error: demo: {exc}", file=sys.stderr)
-        chain.stop()
-        return 2
-    try:
+        try:
+            chain.start()
+        except (BrokerError, RuntimeError, OSError, TimeoutError) as exc:
+            print(f"error: demo: {exc}", file=sys.stderr)
+            return 2
+        print(
+            f"demo: broker {chain.broker.url}, agent store {chain.agent_db},"
+            f" gateway store {chain.gateway_db}"
+        )
+        print(f"demo: commands against this box: edge-agent --config {chain.config_path} ...")
         if headless:
             duration = 20.0 if duration_s is None else duration_s
-            print(
-                f"demo: broker {chain.broker.url}, agent store {chain.agent_db}, gateway store {chain.gateway_db}"
-            )
             print(
                 "demo: simulated Masimo Radical-7, Nonin DF7, Datex S/5, IntelliVue and a"
                 " health-hut scale on ptys, an HL7/MLLP monitor, a BLE cuff and glucose meter,"
                 " a 12-lead cart exporting SCP-ECG files (the first one a STEMI);"
-                f" running {duration:g} s"
+                f" running {duration:g} s",
+                flush=True,
             )
-            time.sleep(duration)
+            stop.wait(duration)
         else:
             from tui.app import run_app
 
             run_app(
-                mode="ambulance", db_path=chain.agent_db, language="zh_CN", duration_s=duration_s
+                mode="ambulance",
+                db_path=chain.agent_db,
+                language="zh_CN",
+                duration_s=duration_s,
+                stop_requested=stop,
             )
-        chain.stop_devices()
-        drained = chain.wait_drained(timeout_s=15)
+        drained = False
+        if not stop.is_set():
+            chain.stop_devices()
+            drained = chain.wait_drained(timeout_s=15, interrupted=stop)
     finally:
         chain.stop()
-    summary = chain.summary()
+    if chain.error is not None:
+        print(f"error: demo: the agent stopped: {chain.error}", file=sys.stderr)
+    interrupted = stop.is_set()
+    try:
+        summary = chain.summary()
+    except (StoreError, GatewayStoreError) as exc:
+        print(f"error: demo: no summary: {exc}", file=sys.stderr)
+        return 1
     if headless:
         print(
             f"readings taken for the county: {summary.taken}, delivered (ACK AA):"
@@ -299,8 +437,9 @@ def main(*, headless: bool, duration_s: float | None, data_dir: str | None) -> i
             f"messages: {summary.messages}, delivered: {summary.messages_delivered},"
             f" gateway stored: {summary.gateway_messages} (duplicates seen: {summary.gateway_duplicates})"
         )
-        print(f"quarantined frames: {summary.quarantined}; all delivered before stop: {drained}")
-        print(json.dumps(summary.as_json()))
-    if not keep:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return 0 if drained else 1
+        ending = "stopped by a signal" if interrupted else f"all delivered before stop: {drained}"
+        print(f"quarantined frames: {summary.quarantined}; {ending}")
+        print(json.dumps(summary.as_json()), flush=True)
+    if chain.error is not None:
+        return 1
+    return 0 if drained or interrupted else 1

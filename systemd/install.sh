@@ -37,3 +37,4 @@ fi
 systemctl daemon-reload
 systemctl enable edge-agent.service
 echo "install: done; start with: systemctl start edge-agent (after editing the config)"
+echo "install: people who run edge-agent commands join its group: usermod -a -G edge-agent NAME"

@@ -34,6 +34,19 @@ def test_agent_unit_is_a_notify_service_with_watchdog() -> None:
     assert "/var/lib/edge-agent" in service["ReadWritePaths"]
 
 
+def test_the_control_socket_directory_is_the_units_runtime_directory() -> None:
+    """The daemon serves its socket in systemd's RuntimeDirectory ($RUNTIME_DIRECTORY);
+    the CLI, which systemd does not start, finds it through agent.runtime_dir."""
+    service = unit("edge-agent.service")["Service"]
+    raw = (SYSTEMD / "edge-agent.toml.example").read_text(encoding="utf-8")
+    runtime_dir = re.search(r'^runtime_dir = "([^"]+)"', raw, re.MULTILINE)
+    assert runtime_dir is not None
+    assert runtime_dir.group(1) == f"/run/{service['RuntimeDirectory']}"
+    assert service["RuntimeDirectoryMode"] == "0750"
+    gateway = unit("edge-agent-gateway.service")["Service"]
+    assert gateway["RuntimeDirectory"] == "edge-agent-gateway"
+
+
 def test_unit_commands_parse_with_our_cli() -> None:
     for name in ("edge-agent.service", "edge-agent-gateway.service"):
         service = unit(name)["Service"]

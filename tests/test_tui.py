@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -99,3 +100,207 @@ def test_every_text_has_both_languages() -> None:
         assert set(entry) == set(i18n.LANGUAGES), key
     assert i18n.unit_label("MDC_DIM_MILLI_MOLE_PER_L", "zh_CN") == "mmol/L"
     assert i18n.unit_label("MDC_DIM_BEAT_PER_MIN", "zh_CN") == "次/分"
+
+
+# --- what the screen shows when values are old, or nobody keeps them live ---------------
+
+
+class RunningAgent:
+    """What the screen looks for to call the agent running: the writer lock on the data
+    directory held by a daemon, and its control socket answering (a real ControlServer
+    with the daemon's operations, in a thread of its own)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        import asyncio
+        import threading
+
+        from edge_agent import control, operations
+        from edge_agent.config import from_dict
+        from edge_agent.writer_lock import Holder, WriterLock
+
+        self.socket = data_dir / "run" / "control.sock"
+        self.lock = WriterLock(data_dir)
+        holder = Holder(role="daemon", pid=os.getpid(), socket=str(self.socket))
+        assert self.lock.try_acquire(holder)
+        config = from_dict(
+            {
+                "agent": {"id": "box-1", "data_dir": str(data_dir)},
+                "uplink": {"broker": "mqtt://127.0.0.1:9", "allow_insecure": True},
+            }
+        )
+        self.store = Store.open(data_dir / "edge-agent.sqlite3")
+        services = operations.Services(self.store, CLOCK, config)
+        server = control.ControlServer(self.socket, operations.handler(services))
+        ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+        async def serve() -> None:
+            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+            await server.start()
+            ready.set()
+            await self._stop.wait()
+            await server.close()
+
+        self._thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
+        self._thread.start()
+        assert ready.wait(10)
+
+    def stop(self) -> None:
+        assert self._loop is not None and self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+        self.store.close()
+        self.lock.release()
+
+
+def store_with_a_fresh_and_an_old_value(path: Path) -> None:
+    """SpO2 just now; a cuff's BP two minutes ago."""
+    store = Store.open(path)
+    recorder = Recorder(store)
+    now = CLOCK.wall_ns()
+    for device, driver, when, reading in [
+        ("monitor-1", "masimo-ascii", now, Reading("MDC_PULS_OXIM_SAT_O2", Decimal("97"), "MDC_DIM_PERCENT")),
+        ("cuff-1", "ble-bp", now - 125 * 10**9, Reading("MDC_PRESS_BLD_NONINV_SYS", Decimal("128"), "MDC_DIM_MMHG")),
+    ]:  # fmt: skip
+        frame = Frame(device, driver, b"x", when, CLOCK.mono_ns(), CLOCK.boot_id)
+        recorder.record(frame, lambda _, r=reading: Decoded(readings=(r,)))
+    store.close()
+
+
+def tiles(screen: VitalsScreen) -> dict[str, tuple[bool, str]]:
+    return {
+        tile.key: (tile.stale, str(list(tile.query(Label))[2].render()))
+        for tile in screen.query(VitalTile)
+    }
+
+
+async def test_every_value_shows_its_age_and_an_old_one_is_drawn_stale(tmp_path: Path) -> None:
+    db = tmp_path / "edge-agent.sqlite3"
+    store_with_a_fresh_and_an_old_value(db)
+    agent = RunningAgent(tmp_path)
+    try:
+        app = EdgeAgentApp(mode="ambulance", db_path=db)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await pilot.pause(0.5)
+            screen = app.screen
+            assert isinstance(screen, VitalsScreen)
+            shown = tiles(screen)
+            fresh, fresh_caption = shown["monitor-1/MDC_PULS_OXIM_SAT_O2"]
+            old, old_caption = shown["cuff-1/MDC_PRESS_BLD_NONINV_SYS"]
+            assert not fresh and "秒前" in fresh_caption and "非实时" not in fresh_caption
+            assert old and "2 分钟前" in old_caption and "非实时" in old_caption
+            banner = screen.query_one("#agent-state", Static)
+            assert not banner.has_class("shown")
+            await pilot.press("l")
+            await pilot.pause(0.5)
+            shown = tiles(app.screen)  # type: ignore[arg-type]
+            assert "2 min ago" in shown["cuff-1/MDC_PRESS_BLD_NONINV_SYS"][1]
+            assert "not live" in shown["cuff-1/MDC_PRESS_BLD_NONINV_SYS"][1]
+    finally:
+        agent.stop()
+
+
+async def test_when_the_agent_is_not_running_the_screen_says_so(tmp_path: Path) -> None:
+    db = tmp_path / "edge-agent.sqlite3"
+    store_with_a_fresh_and_an_old_value(db)
+    app = EdgeAgentApp(mode="ambulance", db_path=db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.pause(0.5)
+        screen = app.screen
+        assert isinstance(screen, VitalsScreen)
+        banner = screen.query_one("#agent-state", Static)
+        assert banner.has_class("shown") and "采集程序未运行" in str(banner.render())
+        # Nothing is live without the agent, however new it is.
+        assert all(stale for stale, _caption in tiles(screen).values())
+
+
+async def test_an_agent_that_holds_the_store_but_does_not_answer_is_said(tmp_path: Path) -> None:
+    from edge_agent.writer_lock import Holder, WriterLock
+
+    db = tmp_path / "edge-agent.sqlite3"
+    store_with_a_fresh_and_an_old_value(db)
+    lock = WriterLock(tmp_path)  # a daemon wedged before it serves its socket
+    assert lock.try_acquire(Holder("daemon", os.getpid(), socket=str(tmp_path / "none.sock")))
+    try:
+        app = EdgeAgentApp(mode="clinic", db_path=db, language="en")
+        async with app.run_test(size=(140, 40)) as pilot:
+            await pilot.pause(0.5)
+            banner = app.screen.query_one("#agent-state", Static)
+            assert "not answering" in str(banner.render())
+            assert all(stale for stale, _c in tiles(app.screen).values())  # type: ignore[arg-type]
+    finally:
+        lock.release()
+
+
+def test_a_value_is_stale_after_three_of_its_own_intervals_and_never_before_10_s() -> None:
+    from tui.screens.vitals import STALE_MIN_S, Cadence, age_text
+
+    cadence = Cadence()
+    cadence.seen("nibp", 0)
+    assert cadence.stale_after_s("nibp") == STALE_MIN_S  # one value: no interval known
+    cadence.seen("nibp", 30 * 10**9)  # a cuff cycling every 30 s
+    assert cadence.stale_after_s("nibp") == 90
+    cadence.seen("spo2", 0)
+    cadence.seen("spo2", 10**9)  # 1 Hz
+    assert cadence.stale_after_s("spo2") == STALE_MIN_S
+    assert [age_text(s, "zh_CN") for s in (3.9, 61, 7300, 90000)] == [
+        "3 秒前",
+        "1 分钟前",
+        "2 小时前",
+        "1 天前",
+    ]
+
+
+# --- every text the UI can show exists in Chinese and English -----------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _literal_keys(folder: Path, callee: set[str]) -> set[str]:
+    """First string arguments of calls to `callee` (t, text, on_state ...) in `folder`."""
+    import ast
+
+    found = set()
+    for source in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            name = getattr(node.func, "attr", getattr(node.func, "id", None))
+            if name not in callee:
+                continue
+            first = node.args[1] if name == "_report" and len(node.args) > 1 else node.args[0]
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                found.add(first.value)
+    return found
+
+
+def test_every_key_the_ui_uses_has_both_languages() -> None:
+    from edge_agent import mdc
+    from edge_agent.daemon import STATE_FAILED
+    from tui.app import MODES
+
+    table = i18n.table()
+
+    def both(key: str) -> bool:
+        return key in table and all(table[key].get(lang) is not None for lang in i18n.LANGUAGES)
+
+    used = _literal_keys(ROOT / "tui", {"t", "text"})
+    # Device states: whatever a transport reports (on_state), what the supervisor sets,
+    # and the store's default for a device that has not reported yet.
+    states = _literal_keys(ROOT / "device_drivers", {"on_state", "_report"})
+    states |= {STATE_FAILED, "configured"}
+    assert {"connected", "disconnected", "listening", "client", "stopped"} <= states
+    used |= {f"state.{s}" for s in states} | {f"mode.{m}" for m in MODES}
+    missing = sorted(k for k in used if not both(k))
+    assert not missing, missing
+    terms = [t for t in mdc.BY_REFID.values() if t.code >> 16 in (mdc.PART_SCADA, mdc.PART_DIM)]
+    metrics = [t.refid for t in terms if t.code >> 16 == mdc.PART_SCADA]
+    units = i18n.units()
+    no_label = [m for m in metrics if not both(m)]
+    no_unit = [
+        t.refid
+        for t in terms
+        if t.code >> 16 == mdc.PART_DIM and set(units.get(t.refid, {})) != set(i18n.LANGUAGES)
+    ]
+    assert not no_label and not no_unit, (no_label, no_unit)

@@ -8,6 +8,7 @@ the local store like clinic.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import ClassVar
 
@@ -28,7 +29,13 @@ class EdgeAgentApp(App[int]):
     ]
 
     def __init__(
-        self, *, mode: str, db_path: Path, language: str = "zh_CN", duration_s: float | None = None
+        self,
+        *,
+        mode: str,
+        db_path: Path,
+        language: str = "zh_CN",
+        duration_s: float | None = None,
+        stop_requested: threading.Event | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"tui --mode {mode!r}: expected one of {', '.join(MODES)}")
@@ -41,12 +48,20 @@ class EdgeAgentApp(App[int]):
         self.db_path = db_path
         self.language = language
         self.duration_s = duration_s
+        # Set from outside (the demo's signal handler) to close the UI cleanly.
+        self.stop_requested = stop_requested
 
     def on_mount(self) -> None:
         self._set_titles()
         self.push_screen(VitalsScreen(self.db_path, self.language))
         if self.duration_s is not None:
             self.set_timer(self.duration_s, lambda: self.exit(0))
+        if self.stop_requested is not None:
+            self.set_interval(0.2, self._exit_when_asked)
+
+    def _exit_when_asked(self) -> None:
+        if self.stop_requested is not None and self.stop_requested.is_set():
+            self.exit(0)
 
     def _set_titles(self) -> None:
         self.title = i18n.text("app.title", self.language)
@@ -71,15 +86,30 @@ class KioskApp(EdgeAgentApp):
 
 
 def app_for(
-    mode: str, db_path: Path, language: str = "zh_CN", duration_s: float | None = None
+    mode: str,
+    db_path: Path,
+    language: str = "zh_CN",
+    duration_s: float | None = None,
+    stop_requested: threading.Event | None = None,
 ) -> EdgeAgentApp:
     cls = KioskApp if mode == "kiosk" else EdgeAgentApp
-    return cls(mode=mode, db_path=db_path, language=language, duration_s=duration_s)
+    return cls(
+        mode=mode,
+        db_path=db_path,
+        language=language,
+        duration_s=duration_s,
+        stop_requested=stop_requested,
+    )
 
 
 def run_app(
-    *, mode: str, db_path: Path, language: str = "zh_CN", duration_s: float | None = None
+    *,
+    mode: str,
+    db_path: Path,
+    language: str = "zh_CN",
+    duration_s: float | None = None,
+    stop_requested: threading.Event | None = None,
 ) -> int:
-    app = app_for(mode, db_path, language, duration_s)
+    app = app_for(mode, db_path, language, duration_s, stop_requested)
     result = app.run()
     return 0 if result is None else int(result)

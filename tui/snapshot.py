@@ -1,18 +1,30 @@
 """What the screens show, read from the local store in one go (no Textual here).
 
 The TUI never writes: it opens its own read-only connection each refresh, so it cannot
-block the daemon's writer and a crashed UI cannot harm the data.
+block the daemon's writer and a crashed UI cannot harm the data. It also looks whether
+the daemon is there to keep the values live: the writer lock on data_dir held by a
+daemon (edge_agent.writer_lock) that answers a ping on its control socket.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge_agent import control
 from edge_agent.store import ObservationRow, open_readonly
 from edge_agent.store.store import StoreError
+from edge_agent.writer_lock import LOCK_NAME, is_held, read_holder
+
+# The daemon is ...
+AGENT_RUNNING = "running"
+AGENT_STOPPED = "stopped"  # nobody holds the writer lock (or a CLI command does)
+AGENT_NOT_ANSWERING = "not-answering"  # holds it, but does not answer on its socket
+AGENT_UNKNOWN = "unknown"  # the lock file is not readable by this user
+PING_TIMEOUT_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,22 +35,47 @@ class Snapshot:
     outbox: dict[str, int] = field(default_factory=dict)
     quarantine: int = 0
     alerts: tuple[dict[str, Any], ...] = ()
+    agent: str = AGENT_UNKNOWN
+    taken_wall_ns: int = 0
+
+
+def agent_state(data_dir: Path) -> str:
+    """Whether the daemon of the store in `data_dir` is running and answering."""
+    lock = data_dir / LOCK_NAME
+    held = is_held(lock)
+    if held is None:
+        return AGENT_UNKNOWN
+    if not held:
+        return AGENT_STOPPED
+    holder = read_holder(lock)
+    if holder is not None and holder.role == "cli":
+        return AGENT_STOPPED  # a command writing while no daemon runs
+    if holder is None or holder.socket is None:
+        return AGENT_NOT_ANSWERING
+    try:
+        control.call(Path(holder.socket), "ping", {}, timeout_s=PING_TIMEOUT_S)
+    except (control.NotListening, control.OpError):
+        return AGENT_NOT_ANSWERING
+    return AGENT_RUNNING
 
 
 def load(db_path: Path) -> Snapshot:
+    agent = agent_state(db_path.parent)
+    now = time.time_ns()
     try:
         store = open_readonly(db_path)
     except StoreError:
-        return Snapshot(exists=False)
+        return Snapshot(exists=False, agent=agent, taken_wall_ns=now)
     try:
-        return _read(store)
+        return _read(store, agent, now)
     except sqlite3.Error:
-        return Snapshot(exists=False)  # created but not yet migrated by the daemon
+        # created but not yet migrated by the daemon
+        return Snapshot(exists=False, agent=agent, taken_wall_ns=now)
     finally:
         store.close()
 
 
-def _read(store: Any) -> Snapshot:
+def _read(store: Any, agent: str, now: int) -> Snapshot:
     return Snapshot(
         exists=True,
         latest=tuple(store.latest_by_metric()),
@@ -46,4 +83,6 @@ def _read(store: Any) -> Snapshot:
         outbox=store.outbox_counts(),
         quarantine=store.quarantine_count(),
         alerts=tuple(store.recent_alerts(5)),
+        agent=agent,
+        taken_wall_ns=now,
     )

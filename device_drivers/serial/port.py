@@ -1,17 +1,27 @@
 """The serial transport: a tty read without blocking the event loop, framed, reopened.
 
-A USB-serial adapter pulled out of an ambulance monitor shows up as a read error or an
-end of file; the port is then closed and reopened every `reopen_s` seconds until the
-device (or its udev symlink) is back. No frame is assembled across an unplug: the framer
-is new for each connection, so half a line before the unplug never glues onto the next.
+A USB-serial adapter pulled out of an ambulance monitor shows up as a read or write
+error (EIO, ENXIO, EINVAL on a hung-up tty) or an end of file: "device gone". The port
+is then closed and opened again: every `reopen_s` seconds while its path is missing (an
+adapter plugged back in is read within a second), and with a back-off that doubles up
+to `max_reopen_s` while the port is there but fails (opening it fails, or it goes away
+again right after opening: a loose connector, a port in a bad state), so a broken port
+costs a line per attempt, not a busy loop. Every attempt's outcome is reported through
+`on_state`. Opening can fail in termios too (pyserial lets termios.error through when
+the tty hangs up between its open and its configuration: seen on ptys whose master
+closes meanwhile), and that is the same "cannot open", never the end of the task.
+No frame is assembled across an unplug: the framer is new for each connection, so
+half a line before the unplug never glues onto the next.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
+import termios
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +34,9 @@ log = logging.getLogger(__name__)
 
 
 __all__ = ["Framer", "SerialSettings", "SerialTransport"]
+
+# A connection shorter than this that ends in "device gone" counts as a failure in a row.
+STEADY_S = 10.0
 
 
 @dataclass
@@ -45,6 +58,7 @@ class SerialTransport:
         framer_factory: Callable[[], Framer],
         *,
         reopen_s: float = 1.0,
+        max_reopen_s: float = 30.0,
         channel: str | None = None,
         conversation_factory: Callable[[], Conversation] | None = None,
         dedup_key: Callable[[bytes], str | None] | None = None,
@@ -52,40 +66,59 @@ class SerialTransport:
         self.settings = settings
         self._framer_factory = framer_factory
         self._reopen_s = reopen_s
+        self._max_reopen_s = max(reopen_s, max_reopen_s)
         self._channel = channel
         self._conversation_factory = conversation_factory
         # A frame's identity when the device may send the same one again (a cart's file).
         self._dedup_key = dedup_key
 
     async def run(self, emit: FrameSink, on_state: StateSink, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
         last_error = ""
+        failures = 0  # in a row: failed opens, and connections that did not last
         while not stop.is_set():
             try:
-                port = serial.Serial(
-                    self.settings.port,
-                    self.settings.baudrate,
-                    bytesize=self.settings.bytesize,
-                    parity=self.settings.parity,
-                    stopbits=self.settings.stopbits,
-                    rtscts=self.settings.rtscts,
-                    timeout=0,
-                )
-            except (serial.SerialException, OSError, ValueError) as exc:
-                error = f"cannot open {self.settings.port}: {exc}"
+                port = self._open()
+            except (serial.SerialException, OSError, ValueError, termios.error) as exc:
+                missing = _missing(exc)
+                failures = 0 if missing else failures + 1
+                wait = self._reopen_s if missing else self._backoff(failures)
+                error = f"cannot open {self.settings.port}: {_describe(exc)}"
                 if error != last_error:
                     log.warning("%s", error)
-                    on_state("disconnected", error)
                     last_error = error
-                await _wait(stop, self._reopen_s)
+                on_state("disconnected", f"{error}; trying again in {wait:g} s")
+                await _wait(stop, wait)
                 continue
             last_error = ""
             on_state("connected", self.settings.port)
-            reason = await self._read_until_gone(port, emit, stop)
-            port.close()
-            if not stop.is_set():
-                log.warning("%s: %s; reopening", self.settings.port, reason)
-                on_state("disconnected", reason)
-                await _wait(stop, self._reopen_s)
+            opened = loop.time()
+            try:
+                reason = await self._read_until_gone(port, emit, stop)
+            finally:
+                with contextlib.suppress(Exception):  # a hung-up tty may refuse even close
+                    port.close()
+            if stop.is_set():
+                return
+            failures = 0 if loop.time() - opened >= STEADY_S else failures + 1
+            wait = self._reopen_s if failures <= 1 else self._backoff(failures)
+            log.warning("%s: %s; reopening in %g s", self.settings.port, reason, wait)
+            on_state("disconnected", f"{reason}; reopening in {wait:g} s")
+            await _wait(stop, wait)
+
+    def _open(self) -> serial.Serial:
+        return serial.Serial(
+            self.settings.port,
+            self.settings.baudrate,
+            bytesize=self.settings.bytesize,
+            parity=self.settings.parity,
+            stopbits=self.settings.stopbits,
+            rtscts=self.settings.rtscts,
+            timeout=0,
+        )
+
+    def _backoff(self, failures: int) -> float:
+        return min(self._max_reopen_s, self._reopen_s * float(2 ** max(0, failures - 1)))
 
     async def _read_until_gone(
         self, port: serial.Serial, emit: FrameSink, stop: asyncio.Event
@@ -100,9 +133,9 @@ class SerialTransport:
         def readable() -> None:
             try:
                 data = port.read(4096)  # timeout=0: whatever is there, at most 4 KiB
-            except (serial.SerialException, OSError) as exc:
+            except (serial.SerialException, OSError, termios.error) as exc:
                 if not gone.done():
-                    gone.set_result(f"device gone ({exc})")
+                    gone.set_result(f"device gone ({_describe(exc)})")
                 return
             if not data:
                 # A readable fd that yields nothing is a hang-up (pty master closed,
@@ -212,6 +245,19 @@ class _Writer:
             asyncio.get_running_loop().remove_writer(self._fd)
             self._watching = False
         self._pending.clear()
+
+
+def _missing(exc: BaseException) -> bool:
+    """The port's path is not there (adapter unplugged, symlink gone): poll for it."""
+    return getattr(exc, "errno", None) == errno.ENOENT or isinstance(exc, FileNotFoundError)
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for an OS, termios or pyserial error (termios.error carries a tuple)."""
+    if isinstance(exc, termios.error) and len(exc.args) == 2:
+        code, text = exc.args
+        return f"{text} (errno {code})"
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

@@ -426,6 +426,25 @@ def _v7_device_identity_and_sources(db: Database) -> None:
     )
 
 
+def _v8_operation_log(db: Database) -> None:
+    # Who changed what by hand (edge_agent.operations): the OS user the control socket's
+    # peer credentials name, or the user of a CLI command that wrote with no daemon
+    # running. What changed is named, not copied: no personal data is repeated here.
+    db.create_table(
+        "operation_log",
+        {
+            "id": int,
+            "op": str,  # patients.add | visit.start | alerts.ack | prealert | ...
+            "user": str,
+            "uid": int,
+            "subject": str,  # e.g. "alert:7", "patient:3", "outbox:<MSH-10>"
+            "done_wall_ns": int,
+        },
+        pk="id",
+        not_null=["op", "user", "done_wall_ns"],
+    )
+
+
 Migration = tuple[int, str, Callable[[Database], None]]
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -444,6 +463,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "device EUI-64s, source sub-ids, statuses and patients, held reasons",
         _v7_device_identity_and_sources,
     ),
+    (8, "operation log: who changed what", _v8_operation_log),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

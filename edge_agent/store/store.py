@@ -266,6 +266,27 @@ class Store:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    # --- operations by hand (edge_agent.operations) ------------------------------------
+
+    def record_operation(
+        self, op: str, *, user: str, uid: int | None, subject: str | None, wall_ns: int
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO operation_log (op, user, uid, subject, done_wall_ns)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (op, user, uid, subject, wall_ns),
+        )
+
+    def operations(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest changes made by hand, newest first."""
+        cur = self.conn.execute(
+            "SELECT id, op, user, uid, subject, done_wall_ns FROM operation_log"
+            " ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
     # --- devices ------------------------------------------------------------------------
 
     def upsert_device(

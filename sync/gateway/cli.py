@@ -9,6 +9,7 @@ import sys
 import threading
 from typing import Any
 
+from edge_agent.writer_lock import WriterLockBusy
 from sync.gateway.service import Gateway
 from sync.gateway.store import GatewayStore, GatewayStoreError
 
@@ -38,6 +39,9 @@ def run(
     except (ValueError, GatewayStoreError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except WriterLockBusy as exc:
+        print(f"error: gateway: {exc}", file=sys.stderr)
+        return 1
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -97,7 +101,7 @@ def status(db: str, *, as_json: bool) -> int:
 
 
 def reply(
-    broker_url: str,
+    broker_url: str | None,
     agent: str,
     ref: str,
     status_word: str,
@@ -105,16 +109,87 @@ def reply(
     text: str | None,
     by: str | None,
     db: str | None,
+    wait_s: float = 15.0,
 ) -> int:
-    """Send the ER's reply to an ambulance; record it in the gateway store when given."""
-    import datetime as dt
+    """Send the ER's reply to an ambulance; record it in the gateway store when given.
+
+    With `db` and a gateway running on it, the gateway does both (its control socket);
+    otherwise this process publishes, then records under the store's writer lock."""
+    import os
+    import time
+    from pathlib import Path
+
+    from edge_agent import control
+    from edge_agent.writer_lock import Holder, read_holder
+    from sync.gateway.reply import REPLY_OP
+    from sync.gateway.service import control_path, lock_for
+
+    args = {"agent": agent, "ref": ref, "status": status_word, "text": text, "by": by}
+    if db is None:
+        return _reply_here(broker_url, args, db=None)
+    try:
+        lock = lock_for(db)
+    except GatewayStoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            mine = lock.try_acquire(Holder(role="cli", pid=os.getpid(), command="gateway reply"))
+        except OSError as exc:
+            print(
+                f"error: gateway store {db}: cannot take its writer lock ({exc})", file=sys.stderr
+            )
+            return 1
+        if mine:
+            try:
+                return _reply_here(broker_url, args, db=db)
+            finally:
+                lock.release()
+        holder = read_holder(lock.path)
+        path = Path(holder.socket) if holder and holder.socket else control_path(db)
+        try:
+            result = control.call(path, REPLY_OP, args)
+        except control.NotListening:
+            if time.monotonic() >= deadline:
+                who = holder.describe() if holder else "another process"
+                print(
+                    f"error: gateway store {db} is held by {who} and nobody answers on {path}",
+                    file=sys.stderr,
+                )
+                return 1
+            time.sleep(0.05)
+            continue
+        except control.OpError as exc:
+            print(f"error: gateway reply: {exc}", file=sys.stderr)
+            return exc.status
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+
+
+def _reply_here(broker_url: str | None, args: dict[str, Any], *, db: str | None) -> int:
+    """No gateway runs: publish the reply ourselves, then record it (holding the lock)."""
+    import getpass
     import time
 
-    from sync.gateway.reply import TZ, publish_reply, reply_payload
+    from sync.gateway.reply import make_reply, publish_reply
 
+    if broker_url is None:
+        print(
+            "error: gateway reply: no gateway is running on this store: give --broker URL",
+            file=sys.stderr,
+        )
+        return 2
     try:
-        payload = reply_payload(ref, status_word, text=text, by=by, at=dt.datetime.now(TZ))
-        publish_reply(broker_url, agent, payload)
+        reply = make_reply(
+            args["agent"],
+            args["ref"],
+            args["status"],
+            text=args["text"],
+            by=args["by"] or getpass.getuser(),
+            now_ns=time.time_ns(),
+        )
+        publish_reply(broker_url, reply.agent, reply.payload)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -126,8 +201,8 @@ def reply(
             return 2
         try:
             with store.transaction():
-                store.record_reply(agent, ref, status_word, text, by, time.time_ns())
+                reply.record(store)
         finally:
             store.close()
-    print(json.dumps({"sent": json.loads(payload), "agent": agent}, ensure_ascii=False))
+    print(json.dumps(reply.as_json(), ensure_ascii=False))
     return 0

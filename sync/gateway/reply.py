@@ -4,6 +4,11 @@
 agent's persistent session keeps it while the ambulance is in a dead zone) and records
 it in the gateway store. The box stores it with its notices and `edge-agent status`
 shows it next to the pre-arrival notice or 12-lead it answers (`ref` = that MSH-10).
+
+While the gateway runs it is its store's only writer: the reply goes to it over its
+control socket (operation "reply", Gateway._control_op), and it publishes with its own
+client and records the reply. Without a running gateway the command publishes itself
+and records under the store's writer lock.
 """
 
 from __future__ import annotations
@@ -12,20 +17,96 @@ import datetime as dt
 import json
 import threading
 import zoneinfo
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge_agent.identifiers import CONTROL_ID, IdentifierError
+from edge_agent.control import STATUS_USAGE, Caller, OpError
+from edge_agent.identifiers import AGENT_ID, CONTROL_ID, IdentifierError
 from sync import topics
 from sync.gateway.service import broker_address
 
+if TYPE_CHECKING:
+    from sync.gateway.store import GatewayStore
+
 REPLY_TYPE = "er-reply"
+REPLY_OP = "reply"
 STATUSES = ("received", "cath-lab-ready", "diverted", "declined")
 TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
+# An agent id becomes a topic level (edge/v1/{agent}/down): the config's agent.id rule.
+_MAX_FIELD = 200
+_MAX_TEXT = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One ER reply, checked: what is published and what is recorded."""
+
+    agent: str
+    ref: str
+    status: str
+    text: str | None
+    by: str | None
+    payload: bytes
+    sent_wall_ns: int
+
+    def record(self, store: GatewayStore) -> None:
+        store.record_reply(self.agent, self.ref, self.status, self.text, self.by, self.sent_wall_ns)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"sent": json.loads(self.payload), "agent": self.agent}
+
+
+def make_reply(
+    agent: str, ref: str, status: str, *, text: str | None, by: str | None, now_ns: int
+) -> Reply:
+    """ValueError naming what is wrong with the reply's fields."""
+    try:
+        AGENT_ID.check(agent)
+    except IdentifierError as exc:
+        raise ValueError(f"reply --agent: {exc}") from None
+    if len(ref) > _MAX_FIELD or (by is not None and len(by) > _MAX_FIELD):
+        raise ValueError(f"reply: --ref and --by are at most {_MAX_FIELD} characters")
+    if text is not None and len(text) > _MAX_TEXT:
+        raise ValueError(f"reply --text: at most {_MAX_TEXT} characters")
+    at = dt.datetime.fromtimestamp(now_ns / 1e9, TZ)
+    payload = reply_payload(ref, status, text=text, by=by, at=at)
+    return Reply(agent, ref.strip(), status, text, by, payload, now_ns)
+
+
+def reply_op_args(args: Mapping[str, Any], caller: Caller) -> Reply:
+    """The "reply" operation's arguments, from the control socket (a boundary)."""
+    import time
+
+    known = {"agent", "ref", "status", "text", "by"}
+    unknown = sorted(set(args) - known)
+    if unknown:
+        raise OpError(f"reply: unknown argument {unknown[0]!r}", STATUS_USAGE)
+    fields: dict[str, str | None] = {}
+    for name in sorted(known):
+        value = args.get(name)
+        if value is not None and not isinstance(value, str):
+            raise OpError(f"reply: {name} must be text", STATUS_USAGE)
+        fields[name] = value
+    agent, ref, status = fields["agent"], fields["ref"], fields["status"]
+    if agent is None or ref is None or status is None:
+        raise OpError("reply: agent, ref and status are required", STATUS_USAGE)
+    try:
+        return make_reply(
+            agent,
+            ref,
+            status,
+            text=fields["text"],
+            by=fields["by"] or caller.user,
+            now_ns=time.time_ns(),
+        )
+    except ValueError as exc:
+        raise OpError(str(exc), STATUS_USAGE) from None
 
 
 def reply_payload(

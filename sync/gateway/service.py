@@ -11,19 +11,27 @@ A gateway killed between 2 and 4 gets the message again from the broker; the ded
 
 paho's network thread only queues what arrives; one worker thread owns the store (one
 writer) and processes whatever has queued up as one batch: one fsync for many messages.
+The gateway holds the writer lock on its store (edge_agent.writer_lock) while it runs;
+`edge-agent gateway reply` reaches it over its control socket (edge_agent.control), and
+the reply is recorded by the same worker, then published with the gateway's own client.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import os
 import queue
 import ssl
 import threading
 import time
 import zlib
 import zoneinfo
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,9 +44,11 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from device_drivers.ecg.record import EcgRecord
+from edge_agent import control
 from edge_agent.clock import new_message_id
 from edge_agent.identifiers import AGENT_ID, CLIENT_ID, CONTROL_ID, IdentifierError, shown
 from edge_agent.stemi import acute_mi_statement
+from edge_agent.writer_lock import Holder, WriterLock
 from sync import topics
 from sync.gateway.ecg import NotAnEcg, ecg_from_message
 from sync.gateway.sheet_files import write_sheet
@@ -51,6 +61,24 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 200
 TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
+# A second gateway on the same store waits this long for the first to let it go.
+LOCK_WAIT_S = 10.0
+PUBACK_WAIT_S = 10.0
+
+
+def control_path(db: str | Path, environ: Mapping[str, str] | None = None) -> Path:
+    """The control socket of the gateway serving store `db`: in $RUNTIME_DIRECTORY under
+    systemd (the unit's RuntimeDirectory=), else next to the store."""
+    path = sqlite_path(str(db))
+    env = os.environ if environ is None else environ
+    runtime = env.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    folder = Path(runtime) if runtime else path.parent.absolute()
+    return folder / f"{path.name}.sock"
+
+
+def lock_for(db: str | Path) -> WriterLock:
+    path = sqlite_path(str(db))
+    return WriterLock(path.parent, f"{path.name}.lock")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +89,14 @@ class _Inbound:
     mid: int
     qos: int
     received_wall_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class _StoreJob:
+    """A change by hand (an ER reply), made by the store's thread in its next batch."""
+
+    apply: Callable[[GatewayStore], None]
+    done: concurrent.futures.Future[None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +176,7 @@ class Gateway:
         self.sheets_dir = sheets_dir or sqlite_path(str(db)).parent / "ecg-sheets"
         self._accepted: list[tuple[Outcome, InboundMessage]] = []
         self.stats = {"received": 0, "stored": 0, "duplicates": 0, "rejected": 0}
-        self._queue: queue.Queue[_Inbound | _Rendered | None] = queue.Queue()
+        self._queue: queue.Queue[_Inbound | _Rendered | _StoreJob | None] = queue.Queue()
         # Sheets are drawn in their own thread (~1 s each): storing and ACKing the next
         # messages never waits for a drawing.
         self._to_render: queue.Queue[tuple[Outcome, InboundMessage] | None] = queue.Queue()
@@ -149,6 +185,11 @@ class Gateway:
         self._worker: threading.Thread | None = None
         self._store: GatewayStore | None = None
         self.failed: BaseException | None = None
+        self.control_path = control_path(db)
+        self._lock = lock_for(db)
+        self._control_thread: threading.Thread | None = None
+        self._control_loop: asyncio.AbstractEventLoop | None = None
+        self._control_stop: asyncio.Event | None = None
         client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
@@ -166,8 +207,17 @@ class Gateway:
 
     # --- life cycle ---------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._store = GatewayStore.open(self.db)  # open (and migrate) before taking messages
+    def start(self, *, lock_wait_s: float = LOCK_WAIT_S) -> None:
+        """Take the store's writer lock (WriterLockBusy after `lock_wait_s`), open the
+        store, serve the control socket, then take messages."""
+        holder = Holder(role="gateway", pid=os.getpid(), socket=str(self.control_path))
+        self._lock.acquire(holder, timeout_s=lock_wait_s)
+        try:
+            self._store = GatewayStore.open(self.db)  # open (and migrate) before messages
+            self._start_control()
+        except BaseException:
+            self.stop()
+            raise
         self._redraw_missing_sheets(self._store)
         self._worker = threading.Thread(target=self._work, name="gateway-store", daemon=True)
         self._worker.start()
@@ -190,6 +240,7 @@ class Gateway:
 
     def stop(self) -> None:
         """Messages not yet acknowledged stay with the broker and come again next start."""
+        self._stop_control()
         self._client.disconnect()
         self._client.loop_stop()
         if self._renderer is not None:
@@ -203,6 +254,89 @@ class Gateway:
         if self._store is not None:
             self._store.close()
             self._store = None
+        self._lock.release()
+
+    # --- the control socket (its own thread and event loop) -----------------------------
+
+    def _start_control(self) -> None:
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        async def serve() -> None:
+            self._control_loop = asyncio.get_running_loop()
+            self._control_stop = asyncio.Event()
+            server = control.ControlServer(self.control_path, self._control_op)
+            try:
+                await server.start()
+            except BaseException as exc:
+                failure.append(exc)
+                started.set()
+                return
+            started.set()
+            try:
+                await self._control_stop.wait()
+            finally:
+                await server.close()
+
+        self._control_thread = threading.Thread(
+            target=lambda: asyncio.run(serve()), name="gateway-control", daemon=True
+        )
+        self._control_thread.start()
+        started.wait(10)
+        if failure:
+            raise failure[0]
+
+    def _stop_control(self) -> None:
+        loop, stop = self._control_loop, self._control_stop
+        if loop is not None and stop is not None:
+            with contextlib.suppress(RuntimeError):  # its loop has already ended
+                loop.call_soon_threadsafe(stop.set)
+        if self._control_thread is not None:
+            self._control_thread.join(timeout=5)
+            self._control_thread = None
+        self._control_loop = self._control_stop = None
+
+    async def _control_op(self, request: control.Request, caller: control.Caller) -> dict[str, Any]:
+        from sync.gateway.reply import REPLY_OP, reply_op_args
+
+        if request.op == "ping":
+            return {"gateway": self.client_id, "pid": os.getpid()}
+        if request.op != REPLY_OP:
+            raise control.OpError(f"unknown operation {request.op!r}", control.STATUS_USAGE)
+        reply = reply_op_args(request.args, caller)
+        if self.failed is not None:
+            raise control.OpError(f"the gateway's store failed: {self.failed}")
+        # Sent first, then recorded: a recorded reply is one the broker took.
+        await asyncio.to_thread(self.publish_down, reply.agent, reply.payload)
+        try:
+            await asyncio.wrap_future(self.submit(reply.record))
+        except Exception as exc:
+            raise control.OpError(f"sent, but not recorded: {exc}") from None
+        log.info(
+            "gateway: reply %s to %s (%s) by %s", reply.status, reply.agent, reply.ref, caller.user
+        )
+        return reply.as_json()
+
+    def submit(self, apply: Callable[[GatewayStore], None]) -> concurrent.futures.Future[None]:
+        """Have the store's thread make a change in its next batch (durable when done)."""
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._queue.put(_StoreJob(apply, done))
+        return done
+
+    def publish_down(self, agent: str, payload: bytes) -> None:
+        """A notice on the agent's down topic (QoS 1); OpError unless the broker takes it."""
+        props = _props(PacketTypes.PUBLISH)
+        props.ContentType = topics.CONTENT_TYPE_JSON
+        info = self._client.publish(topics.down(agent), payload, qos=1, properties=props)
+        try:
+            info.wait_for_publish(timeout=PUBACK_WAIT_S)
+        except (RuntimeError, ValueError) as exc:
+            raise control.OpError(f"not sent: {exc}") from None
+        if not info.is_published():
+            raise control.OpError(
+                f"the broker did not take it within {PUBACK_WAIT_S:g} s; not recorded (the"
+                " gateway's client may still send it when it is connected again)"
+            )
 
     # --- paho's thread -------------------------------------------------------------------
 
@@ -271,7 +405,7 @@ class Gateway:
             first = self._queue.get()
             if first is None:
                 return
-            batch: list[_Inbound | _Rendered] = [first]
+            batch: list[_Inbound | _Rendered | _StoreJob] = [first]
             while len(batch) < MAX_BATCH:
                 try:
                     item = self._queue.get_nowait()
@@ -289,20 +423,30 @@ class Gateway:
                 # restarts the gateway and the broker delivers the batch again.
                 log.critical("gateway: storing a batch of %d failed: %s", len(batch), exc)
                 self.failed = exc
+                for item in batch:
+                    if isinstance(item, _StoreJob) and not item.done.done():
+                        item.done.set_exception(exc)
                 self._client.disconnect()
                 return
 
-    def _process(self, batch: list[_Inbound | _Rendered]) -> None:
+    def _process(self, batch: list[_Inbound | _Rendered | _StoreJob]) -> None:
         store = self._store
         assert store is not None
         results: list[tuple[_Inbound, Outcome | None]] = []
+        jobs: list[_StoreJob] = []
         self._accepted = []
         with store.transaction():
             for item in batch:
                 if isinstance(item, _Rendered):
                     self._record_sheet(store, item)
+                elif isinstance(item, _StoreJob):
+                    jobs.append(item)
+                    self._apply_job(store, item)
                 else:
                     results.append((item, self._accept(store, item)))
+        for job in jobs:
+            if not job.done.done():
+                job.done.set_result(None)  # committed with the batch
         for inbound, outcome in results:
             if outcome is not None:
                 self._answer(outcome)
@@ -311,6 +455,16 @@ class Gateway:
         # After the ACKs: the box knows its 12-lead arrived; the sheet follows.
         for accepted in self._accepted:
             self._to_render.put(accepted)
+
+    @staticmethod
+    def _apply_job(store: GatewayStore, job: _StoreJob) -> None:
+        """A change by hand that fails (bad reference) is refused alone (a savepoint),
+        not with the messages of its batch."""
+        try:
+            with store.transaction():
+                job.apply(store)
+        except Exception as exc:
+            job.done.set_exception(exc)
 
     def _record_sheet(self, store: GatewayStore, sheet: _Rendered) -> None:
         store.record_ecg(

@@ -506,7 +506,12 @@ def cmd_tui(args: argparse.Namespace) -> int:
         raise CliError(
             f"tui: the terminal UI needs textual ({exc}); install the 'tui' extra"
         ) from None
-    status: int = run_app(mode=args.mode, db_path=cfg.agent.db_path, language=args.lang)
+    status: int = run_app(
+        mode=args.mode,
+        db_path=cfg.agent.db_path,
+        language=args.lang,
+        timezone=cfg.agent.timezone,
+    )
     return status
 
 

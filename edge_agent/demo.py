@@ -117,6 +117,8 @@ class DemoChain:
         self.broker = broker or LocalBroker(workdir / "broker")
         self.gateway: Gateway | None = None
         self.agent: Agent | None = None
+        # The demo box's agent.timezone, once its config is made (its screen shows it).
+        self.timezone = "Asia/Shanghai"
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_sims: asyncio.Event | None = None
@@ -181,6 +183,7 @@ class DemoChain:
         self._stop_agent = asyncio.Event()
         self._stop_requested = asyncio.Event()
         config = self._config()
+        self.timezone = config.agent.timezone
         rates = DemoRates(
             masimo_hz=self.masimo_rate_hz,
             masimo_noise=self.masimo_noise,
@@ -412,6 +415,7 @@ def _run_chain(
                 language="zh_CN",
                 duration_s=duration_s,
                 stop_requested=stop,
+                timezone=chain.timezone,
             )
         drained = False
         if not stop.is_set():

@@ -304,3 +304,40 @@ def test_every_key_the_ui_uses_has_both_languages() -> None:
         if t.code >> 16 == mdc.PART_DIM and set(units.get(t.refid, {})) != set(i18n.LANGUAGES)
     ]
     assert not no_label and not no_unit, (no_label, no_unit)
+
+
+async def test_times_are_shown_in_the_clinics_zone_not_the_machines(tmp_path: Path) -> None:
+    # A Pi left on UTC in a Shanghai clinic: a value taken at 08:46 UTC is read as 16:46.
+    import time
+
+    from tui.screens.vitals import clock_text
+
+    at = 1_796_287_560 * 10**9  # 2026-12-03 08:46:00 UTC
+    assert clock_text(at, "Asia/Shanghai") == "2026-12-03 16:46:00"
+    assert clock_text(at, "UTC") == "2026-12-03 08:46:00"
+    db = tmp_path / "agent.sqlite3"
+    seeded_store(db)
+    store = Store.open(db)
+    taken = store.latest_observations(1)[0].received_wall_ns
+    store.close()
+    previous = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    try:
+        for zone in ("Asia/Shanghai", "America/New_York"):
+            shown = clock_text(taken, zone)[11:]  # HH:MM:SS of the reading, in the zone
+            app = EdgeAgentApp(mode="clinic", db_path=db, timezone=zone)
+            async with app.run_test(size=(120, 40)) as pilot:
+                texts: list[str] = []
+                for _ in range(100):  # until the first refresh has drawn the tiles
+                    await pilot.pause(0.05)
+                    texts = tile_texts(app.screen)  # type: ignore[arg-type]
+                    if texts:
+                        break
+                assert any(f" · {shown} · " in t for t in texts), (zone, shown, texts)
+    finally:
+        if previous is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = previous
+        time.tzset()

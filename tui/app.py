@@ -36,6 +36,7 @@ class EdgeAgentApp(App[int]):
         language: str = "zh_CN",
         duration_s: float | None = None,
         stop_requested: threading.Event | None = None,
+        timezone: str = "Asia/Shanghai",
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"tui --mode {mode!r}: expected one of {', '.join(MODES)}")
@@ -48,12 +49,15 @@ class EdgeAgentApp(App[int]):
         self.db_path = db_path
         self.language = language
         self.duration_s = duration_s
+        # The clinic's zone (agent.timezone): times are shown in it, whatever zone the
+        # machine itself runs in (a Pi left on UTC).
+        self.timezone = timezone
         # Set from outside (the demo's signal handler) to close the UI cleanly.
         self.stop_requested = stop_requested
 
     def on_mount(self) -> None:
         self._set_titles()
-        self.push_screen(VitalsScreen(self.db_path, self.language))
+        self.push_screen(VitalsScreen(self.db_path, self.language, self.timezone))
         if self.duration_s is not None:
             self.set_timer(self.duration_s, lambda: self.exit(0))
         if self.stop_requested is not None:
@@ -71,7 +75,7 @@ class EdgeAgentApp(App[int]):
         self.language = "en" if self.language == "zh_CN" else "zh_CN"
         self._set_titles()
         self.pop_screen()
-        self.push_screen(VitalsScreen(self.db_path, self.language))
+        self.push_screen(VitalsScreen(self.db_path, self.language, self.timezone))
 
     async def action_quit(self) -> None:
         if self.mode_name == "kiosk":
@@ -91,6 +95,7 @@ def app_for(
     language: str = "zh_CN",
     duration_s: float | None = None,
     stop_requested: threading.Event | None = None,
+    timezone: str = "Asia/Shanghai",
 ) -> EdgeAgentApp:
     cls = KioskApp if mode == "kiosk" else EdgeAgentApp
     return cls(
@@ -99,6 +104,7 @@ def app_for(
         language=language,
         duration_s=duration_s,
         stop_requested=stop_requested,
+        timezone=timezone,
     )
 
 
@@ -109,7 +115,8 @@ def run_app(
     language: str = "zh_CN",
     duration_s: float | None = None,
     stop_requested: threading.Event | None = None,
+    timezone: str = "Asia/Shanghai",
 ) -> int:
-    app = app_for(mode, db_path, language, duration_s, stop_requested)
+    app = app_for(mode, db_path, language, duration_s, stop_requested, timezone)
     result = app.run()
     return 0 if result is None else int(result)

@@ -46,6 +46,9 @@ from PIL import Image, ImageDraw, ImageFont
 from device_drivers.ecg.record import EcgRecord
 
 log = logging.getLogger(__name__)
+# fpdf2 subsets the Chinese font with fontTools, which logs every table it touches at
+# INFO: twenty lines a sheet in the gateway's journal, saying nothing an operator needs.
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 Point = tuple[float, float]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import zoneinfo
 from pathlib import Path
 
 from textual import work
@@ -36,10 +37,13 @@ STALE_MIN_S = 10.0
 STALE_INTERVALS = 3
 
 
-def _clock(wall_ns: int | None) -> str:
+def clock_text(wall_ns: int | None, tz: str) -> str:
+    """A box time as the clinic reads it: its local time in `agent.timezone`."""
     if not wall_ns:
         return "—"
-    return dt.datetime.fromtimestamp(wall_ns / 1e9).strftime("%Y-%m-%d %H:%M:%S")
+    return dt.datetime.fromtimestamp(wall_ns / 1e9, zoneinfo.ZoneInfo(tz)).strftime(
+        "%Y-%m-%d %H:%M:%S"
+    )
 
 
 def age_text(age_s: float, language: str) -> str:
@@ -75,10 +79,11 @@ class Cadence:
 
 
 class VitalsScreen(Screen[None]):
-    def __init__(self, db_path: Path, language: str) -> None:
+    def __init__(self, db_path: Path, language: str, timezone: str = "Asia/Shanghai") -> None:
         super().__init__()
         self.db_path = db_path
         self.language = language
+        self.timezone = timezone
         self.snapshot = Snapshot(exists=False)
         self.cadence = Cadence()
 
@@ -139,7 +144,7 @@ class VitalsScreen(Screen[None]):
             value = obs.value if obs.value is not None else self.t("vitals.unavailable")
             unit = i18n.unit_label(obs.unit, self.language)
             caption = (
-                f"{obs.device_id} · {_clock(obs.received_wall_ns)[11:]}"
+                f"{obs.device_id} · {clock_text(obs.received_wall_ns, self.timezone)[11:]}"
                 f" · {age_text(age_s, self.language)}"
             )
             if stale:
@@ -154,7 +159,7 @@ class VitalsScreen(Screen[None]):
         self.query_one("#devices", Static).update(self._devices_text(snapshot, now_ns))
         self.query_one("#alarms", Static).update(
             "\n".join(
-                f"[{a['priority']}] {a['device_id']}: {a['text']}  {_clock(a['raised_wall_ns'])}"
+                f"[{a['priority']}] {a['device_id']}: {a['text']}  {clock_text(a['raised_wall_ns'], self.timezone)}"
                 for a in snapshot.alerts
             )
             or "—"

@@ -143,14 +143,16 @@ def read(
     return Capture(tuple(pieces), trailing, skipped)
 
 
-def read_file(driver_id: str, data: bytes) -> Capture:
+def read_file(
+    driver_id: str, data: bytes, *, model: str | None = None, pattern: str | None = None
+) -> Capture:
     """A capture file: the bytes as received (stream drivers), the ECG file itself, or
     for BLE drivers one notification per line written as hex (blank lines skipped).
 
     Raises HexError naming the line of a BLE capture that is not hex."""
     spec = registry.driver(driver_id)
     if spec.transport != "ble":
-        return read(driver_id, [data])
+        return read(driver_id, [data], model=model, pattern=pattern)
     notifications = []
     for number, line in enumerate(data.decode("ascii", "replace").splitlines(), 1):
         if line.strip():
@@ -158,4 +160,4 @@ def read_file(driver_id: str, data: bytes) -> Capture:
                 notifications.append(parse_hex(line))
             except HexError as exc:
                 raise HexError(f"line {number}: {exc}") from None
-    return read(driver_id, notifications)
+    return read(driver_id, notifications, model=model, pattern=pattern)

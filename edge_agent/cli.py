@@ -79,6 +79,9 @@ def cmd_decode(args: argparse.Namespace) -> int:
         )
     if args.file and args.hex:
         raise CliError("decode: give HEX or --file PATH, not both")
+    for name, wrong in config_mod.decoding_problems(driver, args.model, args.pattern):
+        raise CliError(f"decode --{name}: {wrong}")
+    shape = {"model": args.model, "pattern": args.pattern}
     if args.file:
         too_big = CliError(
             f"decode --file {args.file}: larger than {capture.MAX_CAPTURE_BYTES >> 20} MiB;"
@@ -96,7 +99,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
             raise too_big
         source = args.file
         try:
-            result = capture.read_file(driver, data)
+            result = capture.read_file(driver, data, **shape)
         except capture.HexError as exc:
             raise CliError(f"decode {driver} {source}: {exc}") from None
     elif args.hex:
@@ -105,7 +108,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
             chunks = [capture.parse_hex(text) for text in args.hex]
         except capture.HexError as exc:
             raise CliError(f"decode {driver}: {exc}") from None
-        result = capture.read(driver, chunks)
+        result = capture.read(driver, chunks, **shape)
     else:
         raise CliError("decode: give HEX or --file PATH")
 
@@ -582,6 +585,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="a captured stream (bytes as received), a BLE capture (one hex notification"
         " per line), or an ECG cart's file",
     )
+    p.add_argument(
+        "--model",
+        default=None,
+        help="as the device's config says it: a BLE quirk (ble-plx-cont berrymed, ble-thermo"
+        " ...) or a scale preset",
+    )
+    p.add_argument(
+        "--pattern", default=None, help="scale-ascii: the line pattern of the device's config"
+    )
     p.set_defaults(func=cmd_decode)
 
     p = sub.add_parser("run", parents=[common], help="the daemon: read devices, record, sync")
@@ -801,7 +813,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "decode" and not any(x.startswith("-") for x in extra):
+        # `decode DRIVER --model M HEX...`: argparse gives a positional list no second
+        # run after an option, so HEX written after the options arrives here.
+        args.hex = [*args.hex, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     command = args.command
     if command == "gateway":
         command = (command, args.gateway_command)

@@ -194,6 +194,31 @@ def _scale_presets() -> list[str]:
     return sorted(scale.PRESETS)
 
 
+def decoding_problems(driver: str, model: str | None, pattern: str | None) -> list[tuple[str, str]]:
+    """What is wrong with a device's `model` / `pattern` for its driver, as (key, problem)
+    pairs: the config's `[[device]]` entries and `edge-agent decode --model/--pattern`."""
+    problems: list[tuple[str, str]] = []
+    if driver in BLE_DRIVERS and model is not None:
+        quirks = _ble_quirks(driver)
+        if model not in quirks:
+            known = ", ".join(quirks) or "none"
+            problems.append(("model", f"{model!r} is not a quirk of {driver} (known: {known})"))
+    if driver == "scale-ascii" and model is not None:
+        presets = _scale_presets()
+        if model not in presets:
+            problems.append(
+                ("model", f"{model!r} is not a scale preset (known: {', '.join(presets)})")
+            )
+    if pattern is not None:
+        if driver != "scale-ascii":
+            problems.append(("pattern", "only scale-ascii devices take a line pattern"))
+        else:
+            problem = _scale_pattern_problem(pattern)
+            if problem:
+                problems.append(("pattern", problem))
+    return problems
+
+
 def _scale_pattern_problem(pattern: str) -> str | None:
     """Why a scale line pattern cannot work, or None (the driver knows the rules)."""
     from device_drivers.serial import scale
@@ -477,24 +502,8 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
         elif listen:
             c.bad(f"{key}.listen", f"driver {driver} does not listen on the network")
         limits = _listener_limits(c, entry, key, driver)
-        if driver in BLE_DRIVERS and model is not None:
-            quirks = _ble_quirks(driver)
-            if model not in quirks:
-                known = ", ".join(quirks) or "none"
-                c.bad(f"{key}.model", f"{model!r} is not a quirk of {driver} (known: {known})")
-        if driver == "scale-ascii" and model is not None:
-            presets = _scale_presets()
-            if model not in presets:
-                c.bad(
-                    f"{key}.model", f"{model!r} is not a scale preset (known: {', '.join(presets)})"
-                )
-        if pattern is not None:
-            if driver != "scale-ascii":
-                c.bad(f"{key}.pattern", "only scale-ascii devices take a line pattern")
-            else:
-                problem = _scale_pattern_problem(pattern)
-                if problem:
-                    c.bad(f"{key}.pattern", problem)
+        for name, problem in decoding_problems(driver, model, pattern):
+            c.bad(f"{key}.{name}", problem)
         if driver in SERIAL_DRIVERS and not port:
             c.bad(f"{key}.port", f'driver {driver} reads a serial port: set port = "/dev/ttyUSB0"')
         if driver in FILE_DRIVERS:

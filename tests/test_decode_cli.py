@@ -506,3 +506,37 @@ def test_many_rejected_frames_are_counted_on_one_line() -> None:
     assert errors[10].startswith(
         "error: decode nonin-df8 hex: 21 more rejected frames (2688 bytes): 21 x "
     )
+
+
+def test_a_configured_device_shape_decodes_as_that_device_does() -> None:
+    # A Tanita station (WB-3000 manual, "Output data": Hm, Wk, MI, CS) is a scale-ascii
+    # device with model = "tanita": decoding its capture needs the same shape.
+    line = b'{0,16,~0,1,~1,1,~2,1,MO,"WB-3000",Hm,170.0,Wk,65.4,MI,22.6,CS,5F\r\n'
+    default = decode("scale-ascii", line.hex())
+    assert default.returncode == 3 and not default.stdout
+    tanita = decode("scale-ascii", "--model", "tanita", line.hex())
+    assert tanita.returncode == 0, tanita.stderr
+    weights = [json.loads(row) for row in tanita.stdout.splitlines()]
+    assert {"metric": "MDC_MASS_BODY_ACTUAL", "value": 65.4} in [
+        {"metric": w["metric"], "value": w["value"]} for w in weights
+    ]
+    pattern = decode(
+        "scale-ascii", "--pattern", r"WT(?P<weight>\d+\.\d)(?P<unit>kg)", b"WT070.5kg\r\n".hex()
+    )
+    assert pattern.returncode == 0, pattern.stderr
+    assert json.loads(pattern.stdout.splitlines()[0])["value"] == 70.5
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["scale-ascii", "--model", "nope"], "decode --model: 'nope' is not a scale preset"),
+        (["masimo-ascii", "--pattern", "x"], "decode --pattern: only scale-ascii"),
+        (["ble-thermo", "--model", "berrymed"], "is not a quirk of ble-thermo"),
+    ],
+)
+def test_a_shape_the_driver_does_not_have_is_a_usage_error(args: list[str], message: str) -> None:
+    result = decode(*args, "00")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert len(result.stderr.splitlines()) == 1

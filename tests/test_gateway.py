@@ -210,3 +210,35 @@ def test_gateway_cli_errors_are_one_line(argv: list[str], message: str) -> None:
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
+
+
+def test_status_says_where_a_refused_message_came_from(tmp_path: Path) -> None:
+    # A message refused for its topic has no agent, one refused for its MSH-10 no control
+    # id: the operator reads where it came in and why, never "None".
+    db = tmp_path / "gateway.sqlite3"
+    store = GatewayStore.open(db)
+    with store.transaction():
+        store.store_unaddressed(
+            "edge/v1/../up", reason="no ACK sent: bad agent", payload=b"x", received_wall_ns=1
+        )
+        store.store_rejected(
+            "amb-017",
+            None,
+            ack_code="AR",
+            error_code="102",
+            reason="MSH-10 is not a control id",
+            payload=b"y",
+            received_wall_ns=2,
+            topic="edge/v1/amb-017/up",
+        )
+    store.close()
+    result = subprocess.run(
+        [sys.executable, "-m", "edge_agent.cli", "gateway", "status", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "None" not in result.stdout
+    assert "from topic edge/v1/../up: no ACK no ACK sent: bad agent" in result.stdout
+    assert "(no usable MSH-10) from amb-017: AR" in result.stdout

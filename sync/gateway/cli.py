@@ -82,7 +82,12 @@ def status(db: str, *, as_json: bool) -> int:
     for agent, n in report["agents"].items():
         print(f"  {agent}: {n}")
     for r in rejected:
-        print(f"  rejected {r['control_id']} from {r['agent']}: {r['ack_code']} {r['reason']}")
+        # A message refused for its topic has no agent, and one refused for its MSH-10 no
+        # control id: say so instead of printing None (the topic names where it came in).
+        sender = r["agent"] or f"topic {r.get('topic') or '?'}"
+        what = r["control_id"] or "(no usable MSH-10)"
+        answer = r["ack_code"] if r["agent"] else "no ACK"  # none can be addressed
+        print(f"  rejected {what} from {sender}: {answer} {r['reason']}")
     for a in report["prearrivals"][:5]:
         print(
             f"  pre-arrival {a['control_id']} from {a['agent']}: {a['complaint']}"

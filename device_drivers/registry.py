@@ -65,7 +65,7 @@ class SerialLine:
 
 @dataclass(frozen=True, slots=True)
 class Quirk:
-    """A vendor's device behind a standard driver id (docs/protocols/ble-vendor-devices.md), by `model`."""
+    """A vendor's device behind a standard driver id (docs/protocols/ble-vendor-formats.md), by `model`."""
 
     summary: str
     characteristics: tuple[str, ...]

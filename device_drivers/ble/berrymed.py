@@ -2,7 +2,7 @@
 
 Facts from public code (the vendor's protocol sheet is not published): adafruit
 `adafruit_ble_berrymed_pulse_oximeter` (MIT), zh2x/BCI_Protocol,
-ehborisov/BerryMed-Pulse-Oximeter-tool; docs/protocols/ble-vendor-devices.md: a
+ehborisov/BerryMed-Pulse-Oximeter-tool; docs/protocols/ble-vendor-formats.md: a
 transparent-UART service streams 5-byte packets, about 60 a second, and only byte 0 of a
 packet has bit 7 set.
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 log = logging.getLogger(__name__)
 
 # Health services a scan reports (Bluetooth SIG Assigned Numbers, GATT services; the
-# BerryMed/BCI transparent UART service, docs/protocols/ble-vendor-devices.md).
+# BerryMed/BCI transparent UART service, docs/protocols/ble-vendor-formats.md).
 HEALTH_SERVICES = {
     "00001810-0000-1000-8000-00805f9b34fb": "blood pressure",
     "00001809-0000-1000-8000-00805f9b34fb": "health thermometer",

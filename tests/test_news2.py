@@ -140,7 +140,7 @@ def test_band_edges(inputs: News2Inputs, part: str, points: int) -> None:
 @pytest.mark.parametrize(
     ("inputs", "part", "value", "points"),
     [
-        (News2Inputs(temp=D("35.05")), "temperature", 35.1, 1),  # the example in docs/protocols/clinical-rules.md
+        (News2Inputs(temp=D("35.05")), "temperature", 35.1, 1),  # docs/protocols/clinical-rules.md
         (News2Inputs(temp=D("35.04")), "temperature", 35.0, 3),
         (News2Inputs(temp=D("36.05")), "temperature", 36.1, 0),
         (News2Inputs(temp=D("38.05")), "temperature", 38.1, 1),

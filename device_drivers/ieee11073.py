@@ -1,14 +1,16 @@
 """IEEE 11073-20601 number and time codecs used by the Bluetooth SIG health profiles.
 
 The BLE health profiles carry measured values as 11073 "medical floats" (SFLOAT, FLOAT),
-not IEEE 754 (devices.md §1). Values stay `Decimal` (mantissa × 10^exponent, built from
-the digits so nothing is rounded): a cuff's 18.9 must reach the store as 18.9, not
-18.899999 (devices.md §1.1 notes). Pure functions: no I/O, no clocks.
+not IEEE 754 (IEEE 11073-20601 SFLOAT-Type / FLOAT-Type, as the Bluetooth GATT Specification
+Supplement uses them; docs/protocols/ieee11073-numbers.md). Values stay `Decimal` (mantissa
+× 10^exponent, built from the digits so nothing is rounded): a cuff's 18.9 must reach the
+store as 18.9, not 18.899999. Pure functions: no I/O, no clocks.
 
-Special values (NaN, NRes, ±INFINITY, reserved) are whole words with exponent 0, as the
-reference table in devices.md §1.1/§1.2 gives them; they decode to no value and a flag
-naming the special. The encoders never produce a special mantissa at any exponent, so
-what they write decodes the same under a stricter reading that checks the mantissa only.
+Special values (NaN, NRes, ±INFINITY, reserved) are whole words with exponent 0, as IEEE
+11073-20601 reserves them (tables in docs/protocols/ieee11073-numbers.md); they decode to no
+value and a flag naming the special. The encoders never produce a special mantissa at any
+exponent, so what they write decodes the same under a stricter reading that checks the
+mantissa only.
 """
 
 from __future__ import annotations
@@ -19,14 +21,14 @@ from decimal import Decimal
 
 from edge_agent.model import DecodeError
 
-# devices.md §1.1: reserved SFLOAT words.
+# IEEE 11073-20601: reserved SFLOAT words.
 SFLOAT_NAN = 0x07FF
 SFLOAT_NRES = 0x0800
 SFLOAT_POS_INF = 0x07FE
 SFLOAT_NEG_INF = 0x0802
 SFLOAT_RESERVED = 0x0801
 
-# devices.md §1.2: reserved FLOAT words.
+# IEEE 11073-20601: reserved FLOAT words.
 FLOAT_NAN = 0x007FFFFF
 FLOAT_NRES = 0x00800000
 FLOAT_POS_INF = 0x007FFFFE
@@ -67,7 +69,7 @@ DATE_TIME_SIZE = 7
 
 
 def _signed(value: int, bits: int) -> int:
-    """Two's complement of the low `bits` bits (devices.md §1.1: both fields are signed)."""
+    """Two's complement of the low `bits` bits (11073 SFLOAT/FLOAT: both fields are signed)."""
     value &= (1 << bits) - 1
     return value - (1 << bits) if value & (1 << (bits - 1)) else value
 
@@ -190,7 +192,7 @@ def float_bytes(value: Decimal | None) -> bytes:
 def decode_date_time(data: bytes, offset: int = 0) -> dt.datetime | None:
     """GSS Date Time (7 bytes at `offset`) -> naive device wall-clock time.
 
-    devices.md §1.3: year 0, month 0 or day 0 means the device does not know the date;
+    GSS "Date Time": year 0, month 0 or day 0 means the device does not know the date;
     the reading is kept and its device time is unknown (None). A field outside its range
     makes the frame invalid: DecodeError at the offending byte.
     """
@@ -224,7 +226,7 @@ def decode_date_time(data: bytes, offset: int = 0) -> dt.datetime | None:
 
 
 def encode_date_time(when: dt.datetime | None) -> bytes:
-    """Naive device time -> 7 bytes; None -> all zero ("not known", devices.md §1.3)."""
+    """Naive device time -> 7 bytes; None -> all zero ("not known" in GSS "Date Time")."""
     if when is None:
         return bytes(DATE_TIME_SIZE)
     return struct.pack(

@@ -1,10 +1,10 @@
-"""Driver ids (DESIGN.md §4) -> their pure decoder and framer.
+"""Driver ids (docs/contracts.md "CLI") -> their pure decoder and framer.
 
 The one place that knows which driver reads which bytes: the decode CLI (through
 device_drivers.capture, which reads a capture with the same framer and decoder), the
 daemon's device set-up and the demo all ask here, so a driver added here is usable
 everywhere.
-Every DESIGN.md driver id is here (edge_agent.config.DEVICE_DRIVERS; a test keeps the
+Every contract driver id is here (edge_agent.config.DEVICE_DRIVERS; a test keeps the
 two equal). Transports: "serial" (a tty), "ble" (GATT notifications), "tcp" (a listener)
 and "folder" (ECG carts' files, one file one frame; most carts can also send them over
 a serial line, cut by the driver's framer).
@@ -65,7 +65,7 @@ class SerialLine:
 
 @dataclass(frozen=True, slots=True)
 class Quirk:
-    """A vendor's device behind a standard driver id (devices.md §3), chosen by `model`."""
+    """A vendor's device behind a standard driver id (docs/protocols/ble-vendor-formats.md), by `model`."""
 
     summary: str
     characteristics: tuple[str, ...]
@@ -136,7 +136,7 @@ def _per_device(decode: Decoder) -> Callable[[str | None], Decoder]:
 def _resent_if_time_stamped(time_stamp_flag: int) -> Callable[[str, bytes], str | None]:
     """The resend key of a profile whose frames may carry the device's time stamp.
 
-    devices.md §2.7: a device replaying its memory sends the same reading again; the
+    A device replaying its memory (docs/protocols/ble-health-profiles.md) sends the same reading again; the
     same device time and values (the very same bytes, time stamp included) are the same
     reading. Without a time stamp two equal frames may be two real measurements, so no
     key: both are kept.

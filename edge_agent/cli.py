@@ -62,7 +62,7 @@ DECODE_REPORTED = 10
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    """DESIGN.md §4: the capture read as the live path reads it (device_drivers.capture).
+    """docs/contracts.md "CLI": the capture read as the live path reads it (device_drivers.capture).
 
     Exit 0 when at least one whole valid frame decoded, 3 when none did, 2 for usage
     (unknown driver, text that is not hex); every rejected frame, bytes skipped and a
@@ -427,7 +427,7 @@ def cmd_prealert(args: argparse.Namespace) -> int:
 
 
 def cmd_news2(args: argparse.Namespace) -> int:
-    """NEWS2 from the values given (DESIGN.md §4), for scripting and checks."""
+    """NEWS2 from the values given (docs/contracts.md "CLI"), for scripting and checks."""
     from edge_agent.rules import news2
 
     try:

@@ -33,8 +33,8 @@ BLE_DRIVERS = frozenset(
 # share, a USB stick); all but DICOM carts may instead send the file over a serial `port`.
 FILE_DRIVERS = frozenset({"ecg-dicom", "ecg-scp", "ecg-aecg", "ecg-philips-xml"})
 FILE_SERIAL_DRIVERS = FILE_DRIVERS - {"ecg-dicom"}
-# Every DESIGN.md device driver id (device_drivers.registry.DRIVERS; a test keeps the
-# two equal).
+# Every device driver id of the contract (docs/contracts.md; device_drivers.registry.DRIVERS
+# holds the same ones, a test keeps the two equal).
 DEVICE_DRIVERS = SERIAL_DRIVERS | NETWORK_DRIVERS | BLE_DRIVERS | FILE_DRIVERS
 STATION_ROLES = frozenset({"clinic", "ambulance", "kiosk"})
 

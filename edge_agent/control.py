@@ -1,6 +1,6 @@
 """The control socket: how the CLI and the UI change state while the daemon is the writer.
 
-A Unix stream socket, one JSON object per line each way (DESIGN.md §2):
+A Unix stream socket, one JSON object per line each way (docs/contracts.md):
 
     request   {"op": "alerts.ack", "args": {"id": 7}, "session": null}
     answer    {"ok": true, "result": {...}}

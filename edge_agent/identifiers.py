@@ -1,9 +1,9 @@
 """Identifiers that become paths, MQTT topics or store keys: one strict rule for each.
 
-DESIGN.md §4: agent ids, MSH-10 control ids and device ids match a strict character set
-and length, checked where they enter (config, received topics, received messages, CLI
-arguments); paths are never built from message content. Every rule here is ASCII
-letters, digits, '-', '_' and '.', starting with a letter or a digit, so a valid id:
+docs/contracts.md "Identifiers": agent ids, MSH-10 control ids and device ids match a strict
+character set and length, checked where they enter (config, received topics, received
+messages, CLI arguments); paths are never built from message content. Every rule here is
+ASCII letters, digits, '-', '_' and '.', starting with a letter or a digit, so a valid id:
 
 - is one MQTT topic level (no '/', and none of the wildcards '+' and '#', MQTT 5.0
   §4.7.1; no NUL, §1.5.4) and one path component that is never '.' or '..';

@@ -1,10 +1,10 @@
 """IEEE 11073-10101 nomenclature: the codes this product speaks.
 
 A code is partition × 65536 + term code. Partitions: 2 SCADA (metrics), 4 DIM (units),
-8 INFRA (device specialisations). Term codes are taken from published nomenclature
-tables: the IEEE 11073-20601 nomenclature as reproduced in the open-source Antidote/
-Signove stacks and the NIST RTMMS export; the values in ../shared/reference/hl7-pcd.md
-were checked against them (e.g. MDC_PRESS_BLD_NONINV_SYS 150021, MDC_DIM_MMHG 266016).
+8 INFRA (device specialisations). Term codes are taken from published nomenclature tables:
+the IEEE 11073-20601 nomenclature as reproduced in the open-source Antidote/Signove stacks
+and the NIST RTMMS export, cross-checked with IHE PCD example messages (e.g.
+MDC_PRESS_BLD_NONINV_SYS 150021, MDC_DIM_MMHG 266016; docs/protocols/mdc-nomenclature.md).
 
 Add a code here, with its term code, before any driver or message builder uses it:
 callers look codes up by reference id and a missing one is a KeyError at import/test
@@ -48,7 +48,7 @@ _TERMS: tuple[Term, ...] = (
     _t(PART_SCADA, 18949, "MDC_PRESS_BLD_NONINV_SYS"),
     _t(PART_SCADA, 18950, "MDC_PRESS_BLD_NONINV_DIA"),
     _t(PART_SCADA, 18951, "MDC_PRESS_BLD_NONINV_MEAN"),
-    # Cuff pressure while a NIBP measurement runs (BLE 0x2A36, devices.md §2.1); the
+    # Cuff pressure while a NIBP measurement runs (BLE 0x2A36, BLS); the
     # CUFF_SYS/DIA/MEAN terms are 150301..150303, this is their base term.
     _t(PART_SCADA, 19228, "MDC_PRESS_CUFF"),
     _t(PART_SCADA, 19292, "MDC_TEMP_BODY"),
@@ -84,10 +84,10 @@ _TERMS: tuple[Term, ...] = (
     _t(PART_SCADA, 57664, "MDC_MASS_BODY_ACTUAL"),
     _t(PART_SCADA, 57668, "MDC_LEN_BODY_ACTUAL"),
     _t(PART_SCADA, 57680, "MDC_RATIO_MASS_BODY_LEN_SQ"),
-    # Masimo rainbow/SET parameters (devices.md §4.2). We found no published 11073-10101
-    # term for these, so they live in partition 2's private range (term codes 0xF000 and
-    # up, which 10101 leaves to implementers) with refids marked MDCX_ so nobody mistakes
-    # them for standard terms; the county platform must map them by agreement.
+    # Masimo rainbow/SET parameters (docs/protocols/masimo.md). We found no published
+    # 11073-10101 term for these, so they live in partition 2's private range (term codes
+    # 0xF000 and up, which 10101 leaves to implementers) with refids marked MDCX_ so nobody
+    # mistakes them for standard terms; the county platform must map them by agreement.
     _t(PART_SCADA, 0xF000, "MDCX_MASIMO_SPCO"),  # carboxyhaemoglobin saturation, %
     _t(PART_SCADA, 0xF001, "MDCX_MASIMO_SPMET"),  # methaemoglobin saturation, %
     _t(PART_SCADA, 0xF002, "MDCX_MASIMO_SPHB"),  # total haemoglobin, g/dL
@@ -151,11 +151,12 @@ _TERMS: tuple[Term, ...] = (
     _t(PART_SCADA, 20480, "MDC_RESP"),
     _t(PART_SCADA, 20498, "MDC_AWAY_RESP_RATE"),
     # --- hl7-mllp driver terms ---
-    # ble-glucose: glucose by sample type (BLE 0x2A18 type nibble, devices.md §2.5), IEEE
-    # 11073-10417 terms. Codes as in the 10417 nomenclature tables of open-source 11073
-    # managers (e.g. Java `Nomenclature.MDC_CONC_GLU_VENOUS_WHOLEBLOOD = 29120` ...
-    # `MDC_CONC_GLU_ISF = 29140`, next to the CAPILLARY terms above); the undetermined
-    # terms as in HL7 FHIR PHD device examples (160364, 160368) and 10101 enum tables.
+    # ble-glucose: glucose by sample type (BLE 0x2A18 type nibble, GSS "Glucose
+    # Measurement"), IEEE 11073-10417 terms. Codes as in the 10417 nomenclature tables of
+    # open-source 11073 managers (e.g. Java `Nomenclature.MDC_CONC_GLU_VENOUS_WHOLEBLOOD =
+    # 29120` ... `MDC_CONC_GLU_ISF = 29140`, next to the CAPILLARY terms above); the
+    # undetermined terms as in HL7 FHIR PHD device examples (160364, 160368) and 10101 enum
+    # tables.
     _t(PART_SCADA, 29120, "MDC_CONC_GLU_VENOUS_WHOLEBLOOD"),  # 160192
     _t(PART_SCADA, 29124, "MDC_CONC_GLU_VENOUS_PLASMA"),  # 160196
     _t(PART_SCADA, 29128, "MDC_CONC_GLU_ARTERIAL_WHOLEBLOOD"),  # 160200
@@ -168,18 +169,20 @@ _TERMS: tuple[Term, ...] = (
     # perfusion index Mindray's IHE export sends (150488). Published in IHE PCD ORU^R01
     # example messages (e.g. `150301^MDC_PRESS_CUFF_SYS^MDC ... 266016^MDC_DIM_MMHG^MDC`)
     # and Mindray's HL7 export as reproduced in open source (YiCare MR_IHE.cs mapping
-    # `150301^MDC_PRESS_CUFF_SYS^MDC` Sys, 150302 Dia, 150303 Mean; devices.md §4.6).
+    # `150301^MDC_PRESS_CUFF_SYS^MDC` Sys, 150302 Dia, 150303 Mean;
+    # docs/protocols/hl7-mllp-monitors.md).
     _t(PART_SCADA, 19229, "MDC_PRESS_CUFF_SYS"),  # 150301
     _t(PART_SCADA, 19230, "MDC_PRESS_CUFF_DIA"),  # 150302
     _t(PART_SCADA, 19231, "MDC_PRESS_CUFF_MEAN"),  # 150303
     _t(PART_SCADA, 19416, "MDC_BLD_PERF_INDEX"),  # 150488
     # --- scale-ascii driver terms ---
-    # BLE Heart Rate 0x2A37 RR intervals (devices.md §2.3), in ms: 147240 = 2 x 65536 +
-    # 16168, published in the MII Kardio FHIR IG example "mii-exa-kardio-ekg-rr-interval"
-    # (`$mdc#147240 "MDC_ECG_TIME_PD_RR_GL"`, valueQuantity in ms) and in the 10101 enums
-    # of open-source 11073 stacks (MDC_ECG_TIME_PD_RR_GL = 16168, partition SCADA).
+    # BLE Heart Rate 0x2A37 RR intervals (GSS "Heart Rate Measurement"), in ms: 147240 = 2 x
+    # 65536 + 16168, published in the MII Kardio FHIR IG example
+    # "mii-exa-kardio-ekg-rr-interval" (`$mdc#147240 "MDC_ECG_TIME_PD_RR_GL"`, valueQuantity
+    # in ms) and in the 10101 enums of open-source 11073 stacks (MDC_ECG_TIME_PD_RR_GL =
+    # 16168, partition SCADA).
     _t(PART_SCADA, 16168, "MDC_ECG_TIME_PD_RR_GL"),  # 147240
-    # --- 12-lead ECG cart measurements (ECG files, devices.md §5) ---
+    # --- 12-lead ECG cart measurements (ECG files, docs/protocols/ecg-files.md) ---
     # Global intervals: DICOM PS3.16 CID 3689 "ECG Global Waveform Duration" (MDC 2:15872
     # PR, 2:16156 QRS, 2:16160 QT, each with its MDC_..._GL reference id). QTc: 16164 as
     # in the 11073-20601 nomenclature headers of open-source managers (next to QT_GL

@@ -2,7 +2,7 @@
 
 Values are immutable data. Measured values are kept as `Decimal` from the wire to
 the store and into HL7 OBX-5, so 18.9 never becomes 18.899999 on the way
-(devices.md §1.1: keep mantissa and exponent until the value is stored).
+(keep mantissa and exponent until the value is stored: docs/protocols/ieee11073-numbers.md).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class Reading:
     result_status: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        """The decode CLI's line format (DESIGN.md §4)."""
+        """The decode CLI's line format (docs/contracts.md "CLI")."""
         return {
             "metric": self.metric,
             "value": None if self.value is None else float(self.value),

@@ -1,6 +1,6 @@
 """Every change a person makes to the box's store, as one named operation.
 
-The CLI and the UI never write the store beside the daemon (DESIGN.md §2: one writer).
+The CLI and the UI never write the store beside the daemon (docs/contracts.md: one writer).
 `perform` sends an operation to the running daemon over its control socket; only when
 no daemon holds the writer lock does it open the store itself, holding the lock for the
 length of the change. Either way the same function below does the work, with the

@@ -1,6 +1,6 @@
 """What a device's bad frames may cost the store, and what they say about its line.
 
-Bounded quarantine (DESIGN.md §2). Every frame a decoder rejects is counted, per device
+Bounded quarantine (docs/contracts.md). Every frame a decoder rejects is counted, per device
 and kind of reason, in `quarantine_tally`; only some keep their bytes (a `raw_frame` row
 and a `quarantine` row): the first KEEP_FIRST of each device, then one every
 SAMPLE_EVERY_S seconds, never more than KEEP_MAX per device. A port full of line noise

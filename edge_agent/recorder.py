@@ -261,7 +261,7 @@ class Recorder:
         message_id = None
         # A new alarm sends its frame's readings at once, ahead of the queue. An alarm
         # with no reading beside it (an IntelliVue alarm poll) stays a local alert: a
-        # PCD-01 ORU^R01 carries observations; alarms proper go as ORU^R40 (DESIGN.md),
+        # PCD-01 ORU^R01 carries observations; alarms proper go as ORU^R40 (docs/contracts.md),
         # which the alarm work adds.
         worth = _worth_sending(readings)
         if worth and (raised or self._upload_due(frame)):

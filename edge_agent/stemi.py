@@ -1,7 +1,7 @@
 """Does a 12-lead's interpretation say acute MI / STEMI? (the ECG pre-alert's trigger)
 
 The cart has read the ECG; the box does not second-guess it, it reads what the cart
-wrote. devices.md §5: the acute-MI statements are plain text ("ACUTE MI", "acute
+wrote. docs/protocols/ecg-files.md: acute-MI statements are plain text ("ACUTE MI", "acute
 infarct", "STEMI", "ST elevation ... consider acute injury"), coded in aECG and DICOM
 files, and Chinese carts write them in Chinese (急性心肌梗死, ST段抬高型心肌梗死,
 急性前壁心梗). A statement that negates ("no acute MI", "无急性心梗", "old infarct",

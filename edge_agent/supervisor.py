@@ -1,7 +1,7 @@
 """Keeping the daemon's tasks alive: a task that fails is reported and started again.
 
-One device's failure never stops another device, the recorder or the uplink (DESIGN.md
-§2). Each device's transport, the uplink, the strips and the BLE advertisement watcher
+One device's failure never stops another device, the recorder or the uplink (docs/contracts.md,
+data path). Each device's transport, the uplink, the strips and the BLE advertisement watcher
 run under the supervisor: an exception ends only that task, which is logged, reported
 (its device's state, or the `tasks` the daemon keeps in the store's meta for
 `edge-agent status`) and started again after a back-off that doubles with every

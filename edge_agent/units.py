@@ -1,6 +1,6 @@
 """Unit conversions the product makes, each exactly once, in Decimal.
 
-Factors are those of ../shared/reference/clinical.md "Units" (and devices.md §2.1, §2.5):
+Factors (docs/protocols/clinical-rules.md, units; the BLE profiles' kPa and mg/dL):
 1 kPa = 7.50062 mmHg; 1 mmol/L glucose = 18.016 mg/dL (molar mass 180.16 g/mol);
 °F = °C × 9/5 + 32. Chinese clinics, and the follow-up thresholds of the national basic
 public health service specification (3rd edition, 2017), read mmHg, mmol/L and °C:
@@ -38,13 +38,13 @@ MG_PER_DL = "MDC_DIM_MILLI_G_PER_DL"
 DEGC = "MDC_DIM_DEGC"
 FAHR = "MDC_DIM_FAHR"
 
-MMHG_PER_KPA = Decimal("7.50062")  # clinical.md "Units", devices.md §2.1
-MG_PER_DL_PER_MMOL_PER_L = Decimal("18.016")  # clinical.md "Units", devices.md §2.5
+MMHG_PER_KPA = Decimal("7.50062")  # 1 mmHg = 133.322 Pa
+MG_PER_DL_PER_MMOL_PER_L = Decimal("18.016")  # glucose, 180.16 g/mol
 
 BEAT_PER_MIN = "MDC_DIM_BEAT_PER_MIN"
 
 # The step each unit is rounded to: after a conversion, and before a rule compares
-# (clinical.md NEWS2 rounds "as measured": temperature to 0.1 °C, the others to whole
+# (RCP NEWS2 2017 rounds "as measured": temperature to 0.1 °C, the others to whole
 # numbers; the follow-up thresholds are read at the same steps).
 QUANTUM: dict[str, Decimal] = {
     MMHG: Decimal(1),

@@ -1,7 +1,7 @@
 """The MQTT 5 edge: paho-mqtt behind a small interface, events converted to our own values.
 
 paho runs its network loop in its own thread and keeps unsent messages in memory only,
-so nothing here is the queue: the SQLite outbox is (security-and-durability.md). This
+so nothing here is the queue: the SQLite outbox is (eclipse/paho.mqtt.python issues #223, #634). This
 module only publishes what it is given and reports what happened, as LinkEvent values
 passed to a callback that must be thread-safe (the uplink hands them to its event loop).
 """

@@ -1,9 +1,9 @@
 """MQTT 5 topics and message properties shared by the agent and the county gateway.
 
-Contract (DESIGN.md §4): QoS 1, persistent sessions, MSH-10 is the dedup key. Every
-topic is built from an agent id checked against edge_agent.identifiers.AGENT_ID, and
-the agent id of a received topic is checked the same way (`agent_in`), so no topic
-level is ever '..', a wildcard, empty or more than 64 characters.
+Contract (docs/contracts.md "MQTT topics"): QoS 1, persistent sessions, MSH-10 is the dedup
+key. Every topic is built from an agent id checked against edge_agent.identifiers.AGENT_ID,
+and the agent id of a received topic is checked the same way (`agent_in`), so no topic level
+is ever '..', a wildcard, empty or more than 64 characters.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def compression_of(content_type: str | None) -> str | None:
 
 GATEWAY_SHARE_GROUP = "county-gateway"
 
-# The last level of each topic an agent has (DESIGN.md §4).
+# The last level of each topic an agent has (docs/contracts.md).
 UP, ACK, STATE, DOWN = "up", "ack", "state", "down"
 KINDS = (UP, ACK, STATE, DOWN)
 # edge/v1/ + a 64-character agent id + /state: a received topic longer than this is not

@@ -1,4 +1,13 @@
-"""Blood Pressure 0x2A35 / 0x2A36 decoding (devices.md §2.1) and the BLE link/session."""
+"""Blood Pressure 0x2A35 / 0x2A36 decoding and the BLE link/session.
+
+Comments name where each vector comes from: BLS, HTS, HRS, PLXS, GLS, WSS = the
+Bluetooth SIG Blood Pressure, Health Thermometer, Heart Rate, Pulse Oximeter, Glucose and
+Weight Scale services with their GATT Specification Supplement field tables; SFLOAT,
+FLOAT, Date Time = the IEEE 11073-20601 / GSS types; "SIG rule" = what every SIG health
+characteristic obeys (flags first, optional fields in flag-bit order, reserved bits 0,
+trailing bytes ignored). The tables: docs/protocols/ble-health-profiles.md and
+docs/protocols/ieee11073-numbers.md.
+"""
 
 from __future__ import annotations
 
@@ -41,7 +50,7 @@ def summary(
 
 
 MEASUREMENTS = [
-    # §2.1 minimum frame: flags 0 (mmHg, nothing optional), SFLOAT 120 / 80 / 100
+    # BLS minimum frame: flags 0 (mmHg, nothing optional), SFLOAT 120 / 80 / 100
     (
         "00 7800 5000 6400",
         None,
@@ -51,8 +60,8 @@ MEASUREMENTS = [
             (MAP, Decimal(100), MMHG, ()),
         ],
     ),
-    # §2.1 all optional fields: flags 0x1E = time stamp, pulse, user id, status;
-    # Date Time 2023-11-22 10:00:00 (§1.3), pulse 72, user 1, status 0
+    # BLS all optional fields: flags 0x1E = time stamp, pulse, user id, status;
+    # Date Time 2023-11-22 10:00:00, pulse 72, user 1, status 0
     (
         "1e 7800 5000 6400 e707 0b 16 0a 00 00 4800 01 0000",
         T0,
@@ -63,7 +72,7 @@ MEASUREMENTS = [
             (PULSE, Decimal(72), BPM, ("user:1",)),
         ],
     ),
-    # §2.1 units bit = 1 -> kPa; 16.0 / 10.7 / 12.5 kPa (mantissa 160/107/125, exponent -1)
+    # BLS units bit = 1 -> kPa; 16.0 / 10.7 / 12.5 kPa (mantissa 160/107/125, exponent -1)
     # × 7.50062 = 120.00992 / 80.256634 / 93.75775 -> 120.0 / 80.3 / 93.8 mmHg
     (
         "01 a0f0 6bf0 7df0",
@@ -74,13 +83,13 @@ MEASUREMENTS = [
             (MAP, Decimal("93.8"), MMHG, ("converted-from-kPa",)),
         ],
     ),
-    # §2.1 "any of the three pressures may be NaN (cuffs that do not compute MAP)"
+    # BLS "any of the three pressures may be NaN (cuffs that do not compute MAP)"
     (
         "00 7800 5000 ff07",
         None,
         [(SYS, Decimal(120), MMHG, ()), (DIA, Decimal(80), MMHG, ()), (MAP, None, MMHG, ("nan",))],
     ),
-    # §1.1 negative exponent: 120.5 = 1205 × 10^-1 (word 0xF4B5), 79.5 = 795e-1 (0xF31B)
+    # SFLOAT negative exponent: 120.5 = 1205 × 10^-1 (word 0xF4B5), 79.5 = 795e-1 (0xF31B)
     (
         "00 b5f4 1bf3 6400",
         None,
@@ -90,7 +99,7 @@ MEASUREMENTS = [
             (MAP, Decimal(100), MMHG, ()),
         ],
     ),
-    # §2.1 pulse rate present (bit 2) as NRes (§1.1 word 0x0800)
+    # BLS pulse rate present (bit 2) as NRes (SFLOAT word 0x0800)
     (
         "04 7800 5000 6400 0008",
         None,
@@ -101,7 +110,7 @@ MEASUREMENTS = [
             (PULSE, None, BPM, ("nres",)),
         ],
     ),
-    # §2.1 status bits 0, 2, 5: body movement, irregular pulse, improper position (0x0025)
+    # BLS status bits 0, 2, 5: body movement, irregular pulse, improper position (0x0025)
     (
         "10 7800 5000 6400 2500",
         None,
@@ -110,7 +119,7 @@ MEASUREMENTS = [
             for m, v in ((SYS, Decimal(120)), (DIA, Decimal(80)), (MAP, Decimal(100)))
         ],
     ),
-    # §2.1 status bit 1 cuff too loose and bits 3-4 = 01 pulse above upper limit (0x000A)
+    # BLS status bit 1 cuff too loose and bits 3-4 = 01 pulse above upper limit (0x000A)
     (
         "10 7800 5000 6400 0a00",
         None,
@@ -119,7 +128,7 @@ MEASUREMENTS = [
             for m, v in ((SYS, Decimal(120)), (DIA, Decimal(80)), (MAP, Decimal(100)))
         ],
     ),
-    # §2.1 bits 3-4 = 10: below lower limit; reserved bits 6-15 set too (ignored)
+    # BLS bits 3-4 = 10: below lower limit; reserved bits 6-15 set too (ignored)
     (
         "10 7800 5000 6400 d0ff",
         None,
@@ -128,7 +137,7 @@ MEASUREMENTS = [
             for m, v in ((SYS, Decimal(120)), (DIA, Decimal(80)), (MAP, Decimal(100)))
         ],
     ),
-    # §2.1 bits 3-4 = 11 is reserved: no pulse-range flag
+    # BLS bits 3-4 = 11 is reserved: no pulse-range flag
     (
         "10 7800 5000 6400 1800",
         None,
@@ -138,7 +147,7 @@ MEASUREMENTS = [
             (MAP, Decimal(100), MMHG, ()),
         ],
     ),
-    # §2.1 user id 0xFF = unknown user: no user flag
+    # BLS user id 0xFF = unknown user: no user flag
     (
         "08 7800 5000 6400 ff",
         None,
@@ -148,7 +157,7 @@ MEASUREMENTS = [
             (MAP, Decimal(100), MMHG, ()),
         ],
     ),
-    # §1.3 time stamp of zeros: device clock not set -> device time unknown, reading kept
+    # Date Time of zeros: device clock not set -> device time unknown, reading kept
     (
         "02 7800 5000 6400 00000000000000",
         None,
@@ -158,7 +167,7 @@ MEASUREMENTS = [
             (MAP, Decimal(100), MMHG, ()),
         ],
     ),
-    # §2 general rules: bytes beyond what the flags promise are ignored
+    # SIG rule: bytes beyond what the flags promise are ignored
     (
         "00 7800 5000 6400 dead beef",
         None,
@@ -168,7 +177,7 @@ MEASUREMENTS = [
             (MAP, Decimal(100), MMHG, ()),
         ],
     ),
-    # §2.1 kPa with special: systolic +INF stays +INF, no conversion of a missing value
+    # BLS kPa with special: systolic +INF stays +INF, no conversion of a missing value
     (
         "01 fe07 6bf0 ff07",
         None,
@@ -191,7 +200,7 @@ def test_decode_measurement(
     assert not decoded.alarms and not decoded.waveforms
 
 
-# Per-field wire pieces from the §2.1 layout, written out by hand:
+# Per-field wire pieces from the BLS layout, written out by hand:
 _PRESSURES_MMHG = "7800 5000 6400"  # 120 / 80 / 100 mmHg
 _PRESSURES_KPA = "a0f0 6bf0 7df0"  # 16.0 / 10.7 / 12.5 kPa
 _TIME = "e707 0b 16 0a 00 00"  # 2023-11-22 10:00:00
@@ -202,7 +211,7 @@ _STATUS = "0100"  # body movement
 
 @pytest.mark.parametrize("flags", range(32))
 def test_every_flag_combination(flags: int) -> None:
-    """All 32 combinations of flag bits 0-4, each frame assembled in §2.1 field order."""
+    """All 32 combinations of flag bits 0-4, each frame assembled in BLS field order."""
     parts = [f"{flags:02x}", _PRESSURES_KPA if flags & 1 else _PRESSURES_MMHG]
     for bit, piece in ((2, _TIME), (4, _PULSE), (8, _USER), (16, _STATUS)):
         if flags & bit:
@@ -227,15 +236,15 @@ def test_every_flag_combination(flags: int) -> None:
 
 
 REJECTED = [
-    # §2 general rules: a flags byte is mandatory
+    # SIG rule: a flags byte is mandatory
     ("", 0, "empty"),
-    # §2.1 flag bits 5-7 reserved
+    # BLS flag bits 5-7 reserved
     ("20 7800 5000 6400", 0, "reserved"),
-    # §2.1 field notes: a vendor-prefixed frame (4 vendor bytes first) shows reserved bits
+    # BLS field notes: a vendor-prefixed frame (4 vendor bytes first) shows reserved bits
     ("fa 01 02 03 00 7800 5000 6400", 0, "reserved"),
-    # §2.1 7-byte minimum: MAP cut short
+    # BLS 7-byte minimum: MAP cut short
     ("00 7800 5000 64", 5, "mean arterial pressure"),
-    # §2 general rules: shorter than the flags promise (time stamp)
+    # SIG rule: shorter than the flags promise (time stamp)
     ("02 7800 5000 6400 e707 0b 16", 7, "date time"),
     # pulse rate promised, missing
     ("04 7800 5000 6400", 7, "pulse rate"),
@@ -243,7 +252,7 @@ REJECTED = [
     ("0c 7800 5000 6400 4800", 9, "user id"),
     # status promised, one byte of two
     ("10 7800 5000 6400 01", 7, "measurement status"),
-    # §1.3 month 13 in the time stamp invalidates the frame (month is frame byte 9)
+    # Date Time month 13 in the time stamp invalidates the frame (month is frame byte 9)
     ("02 7800 5000 6400 e707 0d 16 0a 00 00", 9, "month 13"),
 ]
 
@@ -258,14 +267,14 @@ def test_rejected_measurements(hex_frame: str, offset: int, reason: str) -> None
 
 
 INTERMEDIATES = [
-    # §2.1 Intermediate Cuff Pressure: cuff pressure in the systolic field, NaN elsewhere
+    # BLS Intermediate Cuff Pressure: cuff pressure in the systolic field, NaN elsewhere
     ("00 9600 ff07 ff07", [("MDC_PRESS_CUFF", Decimal(150), MMHG, ("intermediate",))]),
-    # §2.1 in kPa: 20.0 kPa × 7.50062 = 150.0124 -> 150.0 mmHg
+    # BLS in kPa: 20.0 kPa × 7.50062 = 150.0124 -> 150.0 mmHg
     (
         "01 c8f0 ff07 ff07",
         [("MDC_PRESS_CUFF", Decimal("150.0"), MMHG, ("intermediate", "converted-from-kPa"))],
     ),
-    # §2.1 same layout: a pulse rate during deflation
+    # BLS same layout: a pulse rate during deflation
     (
         "04 5000 ff07 ff07 4500",
         [
@@ -283,7 +292,7 @@ def test_decode_intermediate(hex_frame: str, expected: list[object]) -> None:
 
 def test_intermediate_rejects_like_measurement() -> None:
     with pytest.raises(DecodeError):
-        decode_intermediate(frame("80 9600 ff07 ff07"))  # §2.1 reserved flag bit 7
+        decode_intermediate(frame("80 9600 ff07 ff07"))  # BLS reserved flag bit 7
 
 
 def test_encode_measurement_matches_hand_built_frame() -> None:
@@ -315,7 +324,7 @@ def test_decoder_for(channel: str | None, decoder: object) -> None:
 
 
 def test_decoder_for_unknown_characteristic_quarantines() -> None:
-    decode = decoder_for("00002a49-0000-1000-8000-00805f9b34fb")  # BP Feature, §2.1
+    decode = decoder_for("00002a49-0000-1000-8000-00805f9b34fb")  # BP Feature, BLS
     with pytest.raises(DecodeError, match="not part of the Blood Pressure service"):
         decode(frame("00 7800 5000 6400"))
 

@@ -1,7 +1,15 @@
-"""Glucose service 0x1808 (devices.md §2.5): records, contexts, RACP downloads, Current Time.
+"""Glucose service 0x1808: records, contexts, RACP downloads, Current Time.
 
-Vectors are built by hand from the §2.5 / §1.3 layouts; the simulated meter sends real
+Vectors are built by hand from the GLS and Date Time layouts; the simulated meter sends real
 0x2A18 / 0x2A34 / 0x2A52 bytes and only the radio is fake.
+
+Comments name where each vector comes from: BLS, HTS, HRS, PLXS, GLS, WSS = the
+Bluetooth SIG Blood Pressure, Health Thermometer, Heart Rate, Pulse Oximeter, Glucose and
+Weight Scale services with their GATT Specification Supplement field tables; SFLOAT,
+FLOAT, Date Time = the IEEE 11073-20601 / GSS types; "SIG rule" = what every SIG health
+characteristic obeys (flags first, optional fields in flag-bit order, reserved bits 0,
+trailing bytes ignored). The tables: docs/protocols/ble-health-profiles.md and
+docs/protocols/ieee11073-numbers.md.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from edge_agent import mdc
 from edge_agent.model import DecodeError, Frame
 
 T0 = dt.datetime(2024, 3, 1, 7, 0, 0)
-_T0 = "e807 03 01 07 00 00"  # §1.3 Date Time 2024-03-01 07:00:00
+_T0 = "e807 03 01 07 00 00"  # GSS Date Time 2024-03-01 07:00:00
 MMOL = "MDC_DIM_MILLI_MOLE_PER_L"
 CAP_WB, CAP_PLASMA = "MDC_CONC_GLU_CAPILLARY_WHOLEBLOOD", "MDC_CONC_GLU_CAPILLARY_PLASMA"
 
@@ -119,7 +127,7 @@ def test_out_of_range_results_and_meter_faults_are_alarms() -> None:
 
 @pytest.mark.parametrize("flags", range(0x20))
 def test_every_measurement_flag_combination(flags: int) -> None:
-    """Each defined flag bit adds exactly its field (§2.5 layout), in bit order."""
+    """Each defined flag bit adds exactly its field (GLS layout), in bit order."""
     offset = -90 if flags & glucose.FLAG_TIME_OFFSET else None
     data = glucose.encode_measurement(
         300,
@@ -199,7 +207,7 @@ def test_bad_measurements_are_rejected_with_a_reason(hex_frame: str, reason: str
 
 
 def test_mg_per_dl_conversion_is_exact_decimal_rounding() -> None:
-    # 1 mmol/L = 18.016 mg/dL (clinical.md): the fasting and 2-hour diabetes thresholds.
+    # 1 mmol/L = 18.016 mg/dL (glucose 180.16 g/mol): the fasting and 2-hour diabetes thresholds.
     assert glucose.mg_per_dl_to_mmol_per_l(Decimal(126)) == Decimal("6.99")
     assert glucose.mg_per_dl_to_mmol_per_l(Decimal(200)) == Decimal("11.10")
     assert glucose.mg_per_dl_to_mmol_per_l(Decimal("18.016")) == Decimal("1.00")

@@ -1,4 +1,15 @@
-"""Pulse Oximeter 0x2A5E / 0x2A5F / 0x2A60 (devices.md §2.4) and BerryMed BCI (devices.md §3)."""
+"""Pulse Oximeter 0x2A5E / 0x2A5F / 0x2A60 and BerryMed BCI packets.
+
+Comments name where each vector comes from: BLS, HTS, HRS, PLXS, GLS, WSS = the
+Bluetooth SIG Blood Pressure, Health Thermometer, Heart Rate, Pulse Oximeter, Glucose and
+Weight Scale services with their GATT Specification Supplement field tables; SFLOAT,
+FLOAT, Date Time = the IEEE 11073-20601 / GSS types; "SIG rule" = what every SIG health
+characteristic obeys (flags first, optional fields in flag-bit order, reserved bits 0,
+trailing bytes ignored). The tables: docs/protocols/ble-health-profiles.md and
+docs/protocols/ieee11073-numbers.md.
+BCI = the BerryMed / OEM oximeter packet as public code documents it
+(docs/protocols/ble-vendor-formats.md).
+"""
 
 from __future__ import annotations
 
@@ -71,7 +82,7 @@ def test_every_metric_and_unit_is_an_mdc_term() -> None:
 
 # --- 0x2A5E spot-check -------------------------------------------------------------------
 
-# Measurement status bits 5, 6, 9, 12, 14 as flags, in bit order (§2.4).
+# Measurement status bits 5, 6, 9, 12, 14 as flags, in bit order (PLXS).
 _QUALIFIERS = (
     "measurement-ongoing",
     "early-estimate",
@@ -79,7 +90,7 @@ _QUALIFIERS = (
     "calibration-ongoing",
     "questionable",
 )
-# Device and sensor status bits 0, 2-10 as flags, in bit order (§2.4).
+# Device and sensor status bits 0, 2-10 as flags, in bit order (PLXS).
 _SIGNAL_FLAGS = (
     "extended-display-update",
     "signal-processing-irregularity",
@@ -94,16 +105,16 @@ _SIGNAL_FLAGS = (
 )
 
 SPOT_CHECKS: list[tuple[str, dt.datetime | None, list[Row], list[str]]] = [
-    # §2.4 minimum frame: flags 0, SpO2 SFLOAT 97 %, pulse rate SFLOAT 72 /min
+    # PLXS minimum frame: flags 0, SpO2 SFLOAT 97 %, pulse rate SFLOAT 72 /min
     ("00 6100 4800", None, [(SPO2, Decimal(97), PCT, ()), (PR, Decimal(72), BPM, ())], []),
-    # §2.4 + §1.1 negative exponent: SpO2 97.5 = 975e-1 (word 0xF3CF), PR 72.0 = 720e-1 (0xF2D0)
+    # PLXS + SFLOAT negative exponent: SpO2 97.5 = 975e-1 (word 0xF3CF), PR 72.0 = 720e-1 (0xF2D0)
     (
         "00 cff3 d0f2",
         None,
         [(SPO2, Decimal("97.5"), PCT, ()), (PR, Decimal("72.0"), BPM, ())],
         [],
     ),
-    # §2.4 all fields (flags 0x0F): time stamp 2023-11-22 10:00:00 (§1.3), measurement
+    # PLXS all fields (flags 0x0F): time stamp (Date Time) 2023-11-22 10:00:00, measurement
     # status 0x0080 validated, device status 0, PAI 2.5 % (25e-1, word 0xF019)
     (
         "0f 6100 4800 e707 0b 16 0a 00 00 8000 000000 19f0",
@@ -115,7 +126,7 @@ SPOT_CHECKS: list[tuple[str, dt.datetime | None, list[Row], list[str]]] = [
         ],
         [],
     ),
-    # §2.4 bit 4 device clock not set, §1.3: the time stamp means nothing -> None + flag
+    # PLXS bit 4 device clock not set, Date Time: the time stamp means nothing -> None + flag
     (
         "11 6100 4800 e707 0b 16 0a 00 00",
         None,
@@ -125,30 +136,30 @@ SPOT_CHECKS: list[tuple[str, dt.datetime | None, list[Row], list[str]]] = [
         ],
         [],
     ),
-    # §1.3 all-zero time stamp = device time unknown; the readings are kept
+    # Date Time all-zero time stamp = device time unknown; the readings are kept
     (
         "01 6100 4800 00000000000000",
         None,
         [(SPO2, Decimal(97), PCT, ()), (PR, Decimal(72), BPM, ())],
         [],
     ),
-    # §1.1 specials: SpO2 NaN (0x07FF), PR NRes (0x0800)
+    # SFLOAT specials: SpO2 NaN (0x07FF), PR NRes (0x0800)
     ("00 ff07 0008", None, [(SPO2, None, PCT, ("nan",)), (PR, None, BPM, ("nres",))], []),
-    # §1.1 specials: +INF (0x07FE), -INF (0x0802); PAI reserved (0x0801)
+    # SFLOAT specials: +INF (0x07FE), -INF (0x0802); PAI reserved (0x0801)
     (
         "08 fe07 0208 0108",
         None,
         [(SPO2, None, PCT, ("+inf",)), (PR, None, BPM, ("-inf",)), (PAI, None, PCT, ("reserved",))],
         [],
     ),
-    # §2.4 measurement status bit 15 invalid measurement: values voided, flagged
+    # PLXS measurement status bit 15 invalid measurement: values voided, flagged
     (
         "02 6100 4800 0080",
         None,
         [(SPO2, None, PCT, ("invalid-measurement",)), (PR, None, BPM, ("invalid-measurement",))],
         [],
     ),
-    # §2.4 measurement status bit 13 measurement unavailable: values voided, flagged
+    # PLXS measurement status bit 13 measurement unavailable: values voided, flagged
     (
         "02 6100 4800 0020",
         None,
@@ -158,7 +169,7 @@ SPOT_CHECKS: list[tuple[str, dt.datetime | None, list[Row], list[str]]] = [
         ],
         [],
     ),
-    # §2.4 measurement status bits 5, 6, 9, 12, 14 (0x5260): qualifiers only
+    # PLXS measurement status bits 5, 6, 9, 12, 14 (0x5260): qualifiers only
     (
         "02 6100 4800 6052",
         None,
@@ -168,7 +179,7 @@ SPOT_CHECKS: list[tuple[str, dt.datetime | None, list[Row], list[str]]] = [
         ],
         [],
     ),
-    # §2.4 measurement status bits 7, 8: validated, fully qualified (0x0180)
+    # PLXS measurement status bits 7, 8: validated, fully qualified (0x0180)
     (
         "02 6100 4800 8001",
         None,
@@ -178,20 +189,20 @@ SPOT_CHECKS: list[tuple[str, dt.datetime | None, list[Row], list[str]]] = [
         ],
         [],
     ),
-    # §2.4 measurement status bits 0-4 reserved: ignored
+    # PLXS measurement status bits 0-4 reserved: ignored
     ("02 6100 4800 1f00", None, [(SPO2, Decimal(97), PCT, ()), (PR, Decimal(72), BPM, ())], []),
-    # §2.4 "Demonstration/testing data must never reach a patient record": bit 10 demo
+    # PLXS "Demonstration/testing data must never reach a patient record": bit 10 demo
     ("02 6100 4800 0004", None, [], ["PLX_DEMONSTRATION_DATA"]),
-    # §2.4 bit 11 testing data (with PAI present: still nothing)
+    # PLXS bit 11 testing data (with PAI present: still nothing)
     ("0a 6100 4800 0008 1900", None, [], ["PLX_TESTING_DATA"]),
-    # §2.4 device status bit 15 sensor disconnected (NaN values, as devices send them)
+    # PLXS device status bit 15 sensor disconnected (NaN values, as devices send them)
     (
         "04 ff07 ff07 008000",
         None,
         [(SPO2, None, PCT, ("nan",)), (PR, None, BPM, ("nan",))],
         ["PLX_SENSOR_DISCONNECTED"],
     ),
-    # §2.4 device status bits 1, 11-14: equipment malfunction, sensor off patient, unknown
+    # PLXS device status bits 1, 11-14: equipment malfunction, sensor off patient, unknown
     # sensor, displaced, malfunctioning (0x007802) -> alarms
     (
         "04 ff07 ff07 027800",
@@ -205,7 +216,7 @@ SPOT_CHECKS: list[tuple[str, dt.datetime | None, list[Row], list[str]]] = [
             "PLX_SENSOR_MALFUNCTION",
         ],
     ),
-    # §2.4 device status signal-quality bits 0, 2-10 (0x07FD) -> flags on every reading
+    # PLXS device status signal-quality bits 0, 2-10 (0x07FD) -> flags on every reading
     (
         "04 6100 4800 fd0700",
         None,
@@ -215,9 +226,9 @@ SPOT_CHECKS: list[tuple[str, dt.datetime | None, list[Row], list[str]]] = [
         ],
         [],
     ),
-    # §2.4 device status bits 16-23 reserved: ignored
+    # PLXS device status bits 16-23 reserved: ignored
     ("04 6100 4800 0000ff", None, [(SPO2, Decimal(97), PCT, ()), (PR, Decimal(72), BPM, ())], []),
-    # §2 general rules: bytes beyond what the flags promise are ignored
+    # SIG rule: bytes beyond what the flags promise are ignored
     ("00 6100 4800 aabb", None, [(SPO2, Decimal(97), PCT, ()), (PR, Decimal(72), BPM, ())], []),
 ]
 
@@ -242,7 +253,7 @@ def test_demo_and_testing_alarms_are_the_module_constants() -> None:
         assert isinstance(alarm, DeviceAlarm) and alarm.priority == "medium"
 
 
-# Per-field wire pieces of §2.4, written out by hand:
+# Per-field wire pieces of PLXS, written out by hand:
 _SPO2_PR = "6100 4800"  # 97 % / 72 /min
 _TIME = "e707 0b 16 0a 00 00"  # 2023-11-22 10:00:00
 _MSTATUS = "8000"  # validated
@@ -254,7 +265,7 @@ _SLOW = "6200 4700"  # 98 / 71
 
 @pytest.mark.parametrize("flags", range(32))
 def test_spot_check_every_flag_combination(flags: int) -> None:
-    """All 32 combinations of flag bits 0-4, each frame assembled in §2.4 field order."""
+    """All 32 combinations of flag bits 0-4, each frame assembled in PLXS field order."""
     parts = [f"{flags:02x}", _SPO2_PR]
     for bit, piece in ((1, _TIME), (2, _MSTATUS), (4, _DSTATUS), (8, _PAI)):
         if flags & bit:
@@ -283,13 +294,13 @@ def test_spot_check_every_flag_combination(flags: int) -> None:
 
 
 REJECTED_SPOT = [
-    # §2 general rules: a flags byte is mandatory
+    # SIG rule: a flags byte is mandatory
     ("", 0, "empty"),
-    # §2.4 flag bits 5-7 reserved (each alone)
+    # PLXS flag bits 5-7 reserved (each alone)
     ("20 6100 4800", 0, "reserved"),
     ("40 6100 4800", 0, "reserved"),
     ("80 6100 4800", 0, "reserved"),
-    # §2.4 SpO2 and PR are mandatory: SpO2 cut short, PR missing, PR cut short
+    # PLXS SpO2 and PR are mandatory: SpO2 cut short, PR missing, PR cut short
     ("00 61", 1, "SpO2"),
     ("00 6100", 3, "pulse rate"),
     ("00 6100 48", 3, "pulse rate"),
@@ -301,7 +312,7 @@ REJECTED_SPOT = [
     ("06 6100 4800 8000 00", 7, "device and sensor status"),
     ("08 6100 4800", 5, "pulse amplitude index"),
     ("0e 6100 4800 8000 000000 19", 10, "pulse amplitude index"),
-    # §1.3 a field outside its range invalidates the frame: minute 60 at frame byte 10
+    # Date Time a field outside its range invalidates the frame: minute 60 at frame byte 10
     ("01 6100 4800 e707 0b 16 0a 3c 00", 10, "minute 60"),
 ]
 
@@ -317,9 +328,9 @@ def test_rejected_spot_checks(hex_frame: str, offset: int, reason: str) -> None:
 # --- 0x2A5F continuous -------------------------------------------------------------------
 
 CONTINUOUS: list[tuple[str, bool, list[Row], list[str]]] = [
-    # §2.4 minimum frame: flags 0, SpO2PR-Normal 97 / 72; every reading "continuous"
+    # PLXS minimum frame: flags 0, SpO2PR-Normal 97 / 72; every reading "continuous"
     ("00 6100 4800", False, [(SPO2, Decimal(97), PCT, (C,)), (PR, Decimal(72), BPM, (C,))], []),
-    # §2.4 all fields (0x1F): normal, fast 96/73, slow 98/71, status validated, device
+    # PLXS all fields (0x1F): normal, fast 96/73, slow 98/71, status validated, device
     # status 0, PAI 2.5; fast/slow left out by default
     (
         "1f 6100 4800 6000 4900 6200 4700 8000 000000 19f0",
@@ -346,7 +357,7 @@ CONTINUOUS: list[tuple[str, bool, list[Row], list[str]]] = [
         ],
         [],
     ),
-    # §2.4 slow only (bit 1), its SpO2 NaN (§1.1)
+    # PLXS slow only (bit 1), its SpO2 NaN (SFLOAT)
     (
         "02 6100 4800 ff07 4700",
         True,
@@ -358,9 +369,9 @@ CONTINUOUS: list[tuple[str, bool, list[Row], list[str]]] = [
         ],
         [],
     ),
-    # §1.1 specials in the normal pair
+    # SFLOAT specials in the normal pair
     ("00 ff07 0008", False, [(SPO2, None, PCT, (C, "nan")), (PR, None, BPM, (C, "nres"))], []),
-    # §2.4 status bit 15 invalid measurement voids every value, fast ones too
+    # PLXS status bit 15 invalid measurement voids every value, fast ones too
     (
         "05 6100 4800 6000 4900 0080",
         True,
@@ -372,16 +383,16 @@ CONTINUOUS: list[tuple[str, bool, list[Row], list[str]]] = [
         ],
         [],
     ),
-    # §2.4 demonstration data: no readings, an alarm
+    # PLXS demonstration data: no readings, an alarm
     ("04 6100 4800 0004", False, [], ["PLX_DEMONSTRATION_DATA"]),
-    # §2.4 device status bit 11 sensor unconnected to user (probe off the finger)
+    # PLXS device status bit 11 sensor unconnected to user (probe off the finger)
     (
         "08 ff07 ff07 000800",
         False,
         [(SPO2, None, PCT, (C, "nan")), (PR, None, BPM, (C, "nan"))],
         ["PLX_SENSOR_OFF_PATIENT"],
     ),
-    # §2.4 device status bit 5 low perfusion + PAI 0.3 % (3e-1, word 0xF003)
+    # PLXS device status bit 5 low perfusion + PAI 0.3 % (3e-1, word 0xF003)
     (
         "18 6100 4800 200000 03f0",
         False,
@@ -401,13 +412,13 @@ def test_decode_continuous(
 ) -> None:
     decoded = decode_continuous(frame(hex_frame), extras=extras)
     assert summary(decoded.readings) == expected
-    assert all(r.device_time is None for r in decoded.readings)  # §2.4: no time stamp
+    assert all(r.device_time is None for r in decoded.readings)  # PLXS: no time stamp
     assert alarm_codes(decoded) == alarms
 
 
 @pytest.mark.parametrize("flags", range(32))
 def test_continuous_every_flag_combination(flags: int) -> None:
-    """All 32 combinations of flag bits 0-4, each frame assembled in §2.4 field order."""
+    """All 32 combinations of flag bits 0-4, each frame assembled in PLXS field order."""
     parts = [f"{flags:02x}", _SPO2_PR]
     for bit, piece in ((1, _FAST), (2, _SLOW), (4, _MSTATUS), (8, _DSTATUS), (16, _PAI)):
         if flags & bit:
@@ -442,7 +453,7 @@ def test_continuous_every_flag_combination(flags: int) -> None:
 
 REJECTED_CONTINUOUS = [
     ("", 0, "empty"),
-    # §2.4 flag bits 5-7 reserved
+    # PLXS flag bits 5-7 reserved
     ("20 6100 4800", 0, "reserved"),
     ("e0 6100 4800", 0, "reserved"),
     # SpO2PR-Normal is mandatory
@@ -470,17 +481,17 @@ def test_rejected_continuous(hex_frame: str, offset: int, reason: str) -> None:
 # --- 0x2A60 features ---------------------------------------------------------------------
 
 FEATURES = [
-    # §2.4 nothing supported
+    # PLXS nothing supported
     ("0000", PlxFeatures()),
-    # §2.4 bits 2, 3: storage and spot-check time stamp, no status fields follow
+    # PLXS bits 2, 3: storage and spot-check time stamp, no status fields follow
     ("0c00", PlxFeatures(measurement_storage=True, spot_time_stamp=True)),
-    # §2.4 bits 4-7: fast, slow, PAI, multiple bonds
+    # PLXS bits 4-7: fast, slow, PAI, multiple bonds
     ("f000", PlxFeatures(fast=True, slow=True, pulse_amplitude_index=True, multiple_bonds=True)),
-    # §2.4 bit 0: supported measurement status (uint16) follows
+    # PLXS bit 0: supported measurement status (uint16) follows
     ("0100 e0ff", PlxFeatures(measurement_status=True, supported_measurement_status=0xFFE0)),
-    # §2.4 bit 1: supported device and sensor status (uint24) follows
+    # PLXS bit 1: supported device and sensor status (uint24) follows
     ("0200 ffff00", PlxFeatures(device_status=True, supported_device_status=0xFFFF)),
-    # §2.4 all eight bits, both status fields in order
+    # PLXS all eight bits, both status fields in order
     (
         "ff00 e0ff 28a000",
         PlxFeatures(
@@ -496,7 +507,7 @@ FEATURES = [
             supported_device_status=0xA028,
         ),
     ),
-    # §2.4 bits 8-15 reserved: ignored; trailing bytes ignored (§2 general rules)
+    # PLXS bits 8-15 reserved: ignored; trailing bytes ignored (SIG rule)
     ("00ff", PlxFeatures()),
     ("0800 aa", PlxFeatures(spot_time_stamp=True)),
 ]
@@ -691,14 +702,14 @@ def test_encoders_refuse_what_does_not_fit() -> None:
     )
 
 
-# --- BerryMed BCI (devices.md §3) --------------------------------------------------------
+# --- BerryMed BCI (docs/protocols/ble-vendor-formats.md) --------------------------------------
 
 PLETH = "MDC_PULS_OXIM_PLETH"
 
 PACKETS: list[tuple[str, list[Row], int, list[DeviceAlarm]]] = [
-    # §3: sync + signal strength 5 (0x85), pleth 50, bar graph 3, PR 72, SpO2 98
+    # BCI: sync + signal strength 5 (0x85), pleth 50, bar graph 3, PR 72, SpO2 98
     ("85 32 03 48 62", [(SPO2, Decimal(98), PCT, (C,)), (PR, Decimal(72), BPM, (C,))], 50, []),
-    # §3 bit-7-of-PR quirk: PR 150 = 0x96 -> byte 3 0x16, byte 2 0x40 set (bar graph 3)
+    # BCI bit-7-of-PR quirk: PR 150 = 0x96 -> byte 3 0x16, byte 2 0x40 set (bar graph 3)
     ("85 32 43 16 62", [(SPO2, Decimal(98), PCT, (C,)), (PR, Decimal(150), BPM, (C,))], 50, []),
     # PR 128: byte 3 0, only the byte-2 bit
     ("80 10 40 00 5f", [(SPO2, Decimal(95), PCT, (C,)), (PR, Decimal(128), BPM, (C,))], 16, []),
@@ -706,14 +717,14 @@ PACKETS: list[tuple[str, list[Row], int, list[DeviceAlarm]]] = [
     ("80 10 40 7e 5f", [(SPO2, Decimal(95), PCT, (C,)), (PR, Decimal(254), BPM, (C,))], 16, []),
     # PR 127 (byte-2 bit clear) is a rate, not the invalid value
     ("80 10 00 7f 5f", [(SPO2, Decimal(95), PCT, (C,)), (PR, Decimal(127), BPM, (C,))], 16, []),
-    # §3 PR 255 = invalid (0x7F + the byte-2 bit)
+    # BCI PR 255 = invalid (0x7F + the byte-2 bit)
     (
         "80 10 40 7f 5f",
         [(SPO2, Decimal(95), PCT, (C,)), (PR, None, BPM, (C, "unavailable"))],
         16,
         [],
     ),
-    # §3 SpO2 127 = invalid
+    # BCI SpO2 127 = invalid
     (
         "80 10 00 48 7f",
         [(SPO2, None, PCT, (C, "unavailable")), (PR, Decimal(72), BPM, (C,))],
@@ -723,28 +734,28 @@ PACKETS: list[tuple[str, list[Row], int, list[DeviceAlarm]]] = [
     # SpO2 0 and 100 are values (the ends of 0..100)
     ("80 00 00 48 00", [(SPO2, Decimal(0), PCT, (C,)), (PR, Decimal(72), BPM, (C,))], 0, []),
     ("80 64 00 48 64", [(SPO2, Decimal(100), PCT, (C,)), (PR, Decimal(72), BPM, (C,))], 100, []),
-    # §3 byte 0 0x20 probe unplugged, both values invalid
+    # BCI byte 0 0x20 probe unplugged, both values invalid
     (
         "a0 00 40 7f 7f",
         [(SPO2, None, PCT, (C, "unavailable")), (PR, None, BPM, (C, "unavailable"))],
         0,
         [ALARM_PROBE_UNPLUGGED],
     ),
-    # §3 byte 2 0x10 no finger
+    # BCI byte 2 0x10 no finger
     (
         "80 00 50 7f 7f",
         [(SPO2, None, PCT, (C, "unavailable")), (PR, None, BPM, (C, "unavailable"))],
         0,
         [ALARM_NO_FINGER],
     ),
-    # §3 byte 2 0x20 searching for pulse: a flag on the readings
+    # BCI byte 2 0x20 searching for pulse: a flag on the readings
     (
         "80 20 20 48 62",
         [(SPO2, Decimal(98), PCT, (C, "searching")), (PR, Decimal(72), BPM, (C, "searching"))],
         32,
         [],
     ),
-    # §3 pulse beep (0x40) and the disputed 0x10 bit are not reported
+    # BCI pulse beep (0x40) and the disputed 0x10 bit are not reported
     ("d5 32 03 48 62", [(SPO2, Decimal(98), PCT, (C,)), (PR, Decimal(72), BPM, (C,))], 50, []),
     # pleth uses 7 bits: 127 is kept as sent
     ("8f 7f 0f 48 62", [(SPO2, Decimal(98), PCT, (C,)), (PR, Decimal(72), BPM, (C,))], 127, []),
@@ -768,16 +779,16 @@ def test_decode_berrymed_packet(
 
 
 REJECTED_PACKETS = [
-    # §3 packets are 5 bytes
+    # BCI packets are 5 bytes
     ("", 0, "0 bytes"),
     ("85 32 03 48", 4, "4 bytes"),
     ("85 32 03 48 62 00", 5, "6 bytes"),
-    # §3 only byte 0 has bit 7 set
+    # BCI only byte 0 has bit 7 set
     ("05 32 03 48 62", 0, "bit 7 clear"),
     ("85 b2 03 48 62", 1, "bit 7 set"),
     ("85 32 03 c8 62", 3, "bit 7 set"),
     ("85 32 03 48 e2", 4, "bit 7 set"),
-    # §3 SpO2 0-100 or 127: anything else means the bytes are not this layout
+    # BCI SpO2 0-100 or 127: anything else means the bytes are not this layout
     ("85 32 03 48 65", 4, "SpO2 101"),
     ("85 32 03 48 7e", 4, "SpO2 126"),
 ]
@@ -814,9 +825,9 @@ def test_decode_packets_aggregates_a_run() -> None:
 
 
 NOTIFICATIONS: list[tuple[str, tuple[int, ...]]] = [
-    # §3 several packets in one notification
+    # BCI several packets in one notification
     (f"{_P1} {_P2} {_P3} {_P4}", (48, 49, 50, 51)),
-    # §3 split packets: a tail from the previous notification and a head for the next
+    # BCI split packets: a tail from the previous notification and a head for the next
     (f"49 62 {_P1} {_P2} 85 33", (48, 49)),
     ("48 62", ()),  # only a tail: nothing
     ("85 32 03", ()),  # only a head: nothing

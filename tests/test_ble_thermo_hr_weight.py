@@ -1,5 +1,14 @@
-"""Health Thermometer 0x2A1C/0x2A1E (devices.md §2.2), Heart Rate 0x2A37 (§2.3) and
-Weight Scale 0x2A9D/0x2A9E (§2.6) decoding, with the §1.4 thermometer quirks."""
+"""Health Thermometer 0x2A1C/0x2A1E, Heart Rate 0x2A37 and Weight Scale 0x2A9D/0x2A9E
+decoding, with the thermometer quirks (IEEE-754 singles, an inverted unit bit).
+
+Comments name where each vector comes from: BLS, HTS, HRS, PLXS, GLS, WSS = the
+Bluetooth SIG Blood Pressure, Health Thermometer, Heart Rate, Pulse Oximeter, Glucose and
+Weight Scale services with their GATT Specification Supplement field tables; SFLOAT,
+FLOAT, Date Time = the IEEE 11073-20601 / GSS types; "SIG rule" = what every SIG health
+characteristic obeys (flags first, optional fields in flag-bit order, reserved bits 0,
+trailing bytes ignored). The tables: docs/protocols/ble-health-profiles.md and
+docs/protocols/ieee11073-numbers.md.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +26,7 @@ from edge_agent import mdc
 from edge_agent.model import Decoded, DecodeError, Reading
 
 T0 = dt.datetime(2023, 11, 22, 10, 0, 0)
-_TIME = "e707 0b 16 0a 00 00"  # §1.3 Date Time 2023-11-22 10:00:00
+_TIME = "e707 0b 16 0a 00 00"  # GSS Date Time 2023-11-22 10:00:00
 
 DEGC = "MDC_DIM_DEGC"
 BODY, ORAL = "MDC_TEMP_BODY", "MDC_TEMP_ORAL"
@@ -69,13 +78,13 @@ def test_every_metric_and_unit_is_an_mdc_term() -> None:
 # --- Health Thermometer --------------------------------------------------------------
 
 TEMPERATURES = [
-    # §1.2 worked example: FLOAT 72 01 00 FF = 370 × 10^-1 = 37.0 °C, minimum frame
+    # FLOAT worked example: FLOAT 72 01 00 FF = 370 × 10^-1 = 37.0 °C, minimum frame
     ("00 72 01 00 ff", None, [(BODY, Decimal("37.0"), DEGC, ())]),
-    # §1.2 exponent -2: 3655 × 10^-2 = 36.55 °C
+    # FLOAT exponent -2: 3655 × 10^-2 = 36.55 °C
     ("00 47 0e 00 fe", None, [(BODY, Decimal("36.55"), DEGC, ())]),
-    # §1.2 negative mantissa (24-bit two's complement 0xFFFFCE = -50) × 10^-1 = -5.0 °C
+    # FLOAT negative mantissa (24-bit two's complement 0xFFFFCE = -50) × 10^-1 = -5.0 °C
     ("00 ce ff ff ff", None, [(BODY, Decimal("-5.0"), DEGC, ())]),
-    # §2.2 bit 0 = °F: 98.6 °F (986e-1) -> (98.6 - 32) × 5/9 = 37 -> 37.00 (one digit finer)
+    # HTS bit 0 = °F: 98.6 °F (986e-1) -> (98.6 - 32) × 5/9 = 37 -> 37.00 (one digit finer)
     ("01 da 03 00 ff", None, [(BODY, Decimal("37.00"), DEGC, ("converted-from-F",))]),
     # °F at 0.1: 100.4 °F -> 38.00 °C
     ("01 ec 03 00 ff", None, [(BODY, Decimal("38.00"), DEGC, ("converted-from-F",))]),
@@ -87,17 +96,17 @@ TEMPERATURES = [
     ("01 d8 ff ff 00", None, [(BODY, Decimal("-40.0"), DEGC, ("converted-from-F",))]),
     # upper plausibility bound, inclusive: 100.0 °C
     ("00 e8 03 00 ff", None, [(BODY, Decimal("100.0"), DEGC, ())]),
-    # §2.2 bit 1 time stamp (§1.3 Date Time)
+    # HTS bit 1 time stamp (GSS Date Time)
     (f"02 72 01 00 ff {_TIME}", T0, [(BODY, Decimal("37.0"), DEGC, ())]),
-    # §1.3 time stamp of zeros: device clock not set -> time unknown, reading kept
+    # Date Time of zeros: device clock not set -> time unknown, reading kept
     ("02 72 01 00 ff 00000000000000", None, [(BODY, Decimal("37.0"), DEGC, ())]),
-    # §2.2 bit 2 temperature type 6 = mouth -> MDC_TEMP_ORAL
+    # HTS bit 2 temperature type 6 = mouth -> MDC_TEMP_ORAL
     ("04 72 01 00 ff 06", None, [(ORAL, Decimal("37.0"), DEGC, ())]),
-    # §2.2 type 2 = body (general)
+    # HTS type 2 = body (general)
     ("04 72 01 00 ff 02", None, [(BODY, Decimal("37.0"), DEGC, ())]),
-    # §2.2 type 0 is not defined: general body temperature, code kept as a flag
+    # HTS type 0 is not defined: general body temperature, code kept as a flag
     ("04 72 01 00 ff 00", None, [(BODY, Decimal("37.0"), DEGC, ("temperature-type:0",))]),
-    # §2.2 type 10..255 reserved: the same
+    # HTS type 10..255 reserved: the same
     ("04 72 01 00 ff 0a", None, [(BODY, Decimal("37.0"), DEGC, ("temperature-type:10",))]),
     # all optional fields: °F, time stamp, type 9 = tympanum
     (
@@ -105,7 +114,7 @@ TEMPERATURES = [
         T0,
         [("MDC_TEMP_TYMP", Decimal("37.00"), DEGC, ("converted-from-F",))],
     ),
-    # §1.2 specials: NaN, NRes, +INF, -INF -> no value, flag; no plausibility check
+    # FLOAT specials: NaN, NRes, +INF, -INF -> no value, flag; no plausibility check
     ("00 ff ff 7f 00", None, [(BODY, None, DEGC, ("nan",))]),
     ("00 00 00 80 00", None, [(BODY, None, DEGC, ("nres",))]),
     ("00 fe ff 7f 00", None, [(BODY, None, DEGC, ("+inf",))]),
@@ -113,7 +122,7 @@ TEMPERATURES = [
     ("00 01 00 80 00", None, [(BODY, None, DEGC, ("reserved",))]),
     # a special in °F keeps its conversion flag, as the BP driver does for kPa
     ("01 ff ff 7f 00", None, [(BODY, None, DEGC, ("nan", "converted-from-F"))]),
-    # §2 general rules: bytes beyond what the flags promise are ignored
+    # SIG rule: bytes beyond what the flags promise are ignored
     ("00 72 01 00 ff dead beef", None, [(BODY, Decimal("37.0"), DEGC, ())]),
 ]
 
@@ -129,7 +138,7 @@ def test_decode_temperature(hex_frame: str, time: dt.datetime | None, expected: 
 @pytest.mark.parametrize(
     ("code", "metric"),
     [
-        # §2.2 temperature type codes (Nordic HealthThermometerTypes) -> 10408 site terms
+        # HTS temperature type codes (Nordic HealthThermometerTypes) -> 10408 site terms
         (1, "MDC_TEMP_AXILLA"),
         (2, "MDC_TEMP_BODY"),
         (3, "MDC_TEMP_EAR"),
@@ -147,7 +156,7 @@ def test_temperature_type_sites(code: int, metric: str) -> None:
 
 
 def test_intermediate_temperature_is_flagged_progress() -> None:
-    # §2.2 0x2A1E has the 0x2A1C layout; edge_agent.recorder drops "intermediate" readings
+    # HTS 0x2A1E has the 0x2A1C layout; edge_agent.recorder drops "intermediate" readings
     from edge_agent.recorder import PROGRESS_FLAG
 
     decoded = thermometer.decode_intermediate(frame("05 da 03 00 ff 03"))
@@ -165,7 +174,7 @@ _TYPE = "06"  # mouth
 @pytest.mark.parametrize("intermediate", [False, True])
 @pytest.mark.parametrize("flags", range(8))
 def test_every_thermometer_flag_combination(flags: int, intermediate: bool) -> None:
-    """All 8 combinations of flag bits 0-2, each frame assembled in §2.2 field order."""
+    """All 8 combinations of flag bits 0-2, each frame assembled in HTS field order."""
     parts = [f"{flags:02x}", _TEMP_F if flags & 1 else _TEMP_C]
     for bit, piece in ((2, _TIME), (4, _TYPE)):
         if flags & bit:
@@ -189,21 +198,21 @@ def test_every_thermometer_flag_combination(flags: int, intermediate: bool) -> N
 
 
 REJECTED_TEMPERATURES = [
-    # §2 general rules: a flags byte is mandatory
+    # SIG rule: a flags byte is mandatory
     ("", 0, "empty"),
-    # §2.2 flag bits 3-7 reserved
+    # HTS flag bits 3-7 reserved
     ("08 72 01 00 ff", 0, "reserved"),
     ("80 72 01 00 ff", 0, "reserved"),
-    # §2.2 5-byte minimum: FLOAT cut short
+    # HTS 5-byte minimum: FLOAT cut short
     ("00 72 01 00", 1, "temperature"),
     ("00", 1, "temperature"),
-    # §2 general rules: time stamp promised, cut short
+    # SIG rule: time stamp promised, cut short
     ("02 72 01 00 ff e7 07 0b", 5, "date time"),
     # temperature type promised, missing (after a time stamp)
     (f"06 72 01 00 ff {_TIME}", 12, "temperature type"),
-    # §1.3 month 13 invalidates the frame (month is frame byte 7)
+    # Date Time month 13 invalidates the frame (month is frame byte 7)
     ("02 72 01 00 ff e7 07 0d 16 0a 00 00", 7, "month 13"),
-    # §1.4 an IEEE-754 37.5 (00 00 16 42) read as FLOAT: 1441792 × 10^66 -> quarantined
+    # IEEE-754 quirk an IEEE-754 37.5 (00 00 16 42) read as FLOAT: 1441792 × 10^66 -> quarantined
     ("00 00 00 16 42", 1, "outside"),
     # plausibility: 150.0 °C and 213 °F (100.56 °C) are no thermometer reading
     ("00 dc 05 00 ff", 1, "outside"),
@@ -224,7 +233,7 @@ def test_rejected_temperatures(hex_frame: str, offset: int, reason: str) -> None
 
 
 IEEE754_TEMPERATURES = [
-    # §1.4 quirk: IEEE-754 single 36.6 (66 66 12 42), read as the shortest decimal
+    # IEEE-754 quirk quirk: IEEE-754 single 36.6 (66 66 12 42), read as the shortest decimal
     ("00 66 66 12 42", [(BODY, Decimal("36.6"), DEGC, ())]),
     # 37.5 is exact in binary
     ("00 00 00 16 42", [(BODY, Decimal("37.5"), DEGC, ())]),
@@ -252,7 +261,7 @@ def test_ieee754_quirk(hex_frame: str, expected: Summary) -> None:
 @pytest.mark.parametrize(
     ("hex_frame", "offset", "reason"),
     [
-        # §1.4 the other way round: an 11073 37.0 read as IEEE-754 is about -1.7e38
+        # IEEE-754 quirk the other way round: an 11073 37.0 read as IEEE-754 is about -1.7e38
         ("00 72 01 00 ff", 1, "outside"),
         ("00 72 01 00", 1, "truncated"),
         ("08 00 00 16 42", 0, "reserved"),
@@ -266,7 +275,7 @@ def test_ieee754_quirk_rejects(hex_frame: str, offset: int, reason: str) -> None
 
 
 INVERTED_UNIT_TEMPERATURES = [
-    # §2.1 field notes, inverted unit bit: bit 0 = 1 means °C for these devices
+    # BLS field notes, inverted unit bit: bit 0 = 1 means °C for these devices
     ("01 72 01 00 ff", [(BODY, Decimal("37.0"), DEGC, ())]),
     # and bit 0 = 0 means °F
     ("00 da 03 00 ff", [(BODY, Decimal("37.00"), DEGC, ("converted-from-F",))]),
@@ -425,23 +434,23 @@ def test_ieee754_round_trip(value: Decimal, intermediate: bool) -> None:
 # --- Heart Rate -----------------------------------------------------------------------
 
 HEART_RATES = [
-    # §2.3 minimum frame: flags 0 (uint8 rate), 72 /min
+    # HRS minimum frame: flags 0 (uint8 rate), 72 /min
     ("00 48", [(HR, Decimal(72), BPM, ())]),
-    # §2.3 bit 0: uint16 rate
+    # HRS bit 0: uint16 rate
     ("01 48 00", [(HR, Decimal(72), BPM, ())]),
     ("01 2c 01", [(HR, Decimal(300), BPM, ())]),
-    # §2.3 rate 0 is a value, not a special
+    # HRS rate 0 is a value, not a special
     ("00 00", [(HR, Decimal(0), BPM, ())]),
-    # §2.3 contact status 1 (bits 1-2 = 01): not supported -> nothing
+    # HRS contact status 1 (bits 1-2 = 01): not supported -> nothing
     ("02 48", [(HR, Decimal(72), BPM, ())]),
-    # §2.3 contact status 2: supported, no contact -> flagged
+    # HRS contact status 2: supported, no contact -> flagged
     ("04 48", [(HR, Decimal(72), BPM, ("no-sensor-contact",))]),
-    # §2.3 contact status 3: contact -> nothing
+    # HRS contact status 3: contact -> nothing
     ("06 48", [(HR, Decimal(72), BPM, ())]),
-    # §2.3 bit 3 energy expended 1000 kJ; 0xFFFF is the counter's ceiling, still a value
+    # HRS bit 3 energy expended 1000 kJ; 0xFFFF is the counter's ceiling, still a value
     ("08 48 e8 03", [(HR, Decimal(72), BPM, ("energy-expended-kJ:1000",))]),
     ("08 48 ff ff", [(HR, Decimal(72), BPM, ("energy-expended-kJ:65535",))]),
-    # §2.3 bit 4 RR intervals, 1/1024 s: 1024 -> 1000 ms, 800 -> 781.25 ms
+    # HRS bit 4 RR intervals, 1/1024 s: 1024 -> 1000 ms, 800 -> 781.25 ms
     ("10 48 00 04", [(HR, Decimal(72), BPM, ()), (RR, Decimal(1000), MS, ())]),
     (
         "10 48 00 04 20 03",
@@ -456,7 +465,7 @@ HEART_RATES = [
             (RR, Decimal("63999.0234375"), MS, ()),
         ],
     ),
-    # §2.3 an odd trailing byte after the RR intervals is ignored (as Nordic does)
+    # HRS an odd trailing byte after the RR intervals is ignored (as Nordic does)
     ("10 48 00 04 20", [(HR, Decimal(72), BPM, ()), (RR, Decimal(1000), MS, ())]),
     # all fields: contact 3, energy 10 kJ, one RR; no contact flag
     (
@@ -471,7 +480,7 @@ HEART_RATES = [
             (RR, Decimal(1000), MS, ("no-sensor-contact",)),
         ],
     ),
-    # §2 general rules: trailing bytes without the RR flag are ignored
+    # SIG rule: trailing bytes without the RR flag are ignored
     ("00 48 de ad", [(HR, Decimal(72), BPM, ())]),
 ]
 
@@ -490,7 +499,7 @@ _RRS = "00 04 20 03"  # 1000 ms, 781.25 ms
 
 @pytest.mark.parametrize("flags", range(32))
 def test_every_heart_rate_flag_combination(flags: int) -> None:
-    """All 32 combinations of flag bits 0-4, each frame assembled in §2.3 field order."""
+    """All 32 combinations of flag bits 0-4, each frame assembled in HRS field order."""
     parts = [f"{flags:02x}", _RATE16 if flags & 1 else _RATE8]
     for bit, piece in ((8, _ENERGY), (16, _RRS)):
         if flags & bit:
@@ -517,7 +526,7 @@ def test_every_heart_rate_flag_combination(flags: int) -> None:
 
 REJECTED_HEART_RATES = [
     ("", 0, "empty"),
-    # §2.3 flag bits 5-7 reserved
+    # HRS flag bits 5-7 reserved
     ("20 48", 0, "reserved"),
     ("80 48", 0, "reserved"),
     # rate missing / uint16 rate cut short
@@ -525,7 +534,7 @@ REJECTED_HEART_RATES = [
     ("01 48", 1, "heart rate"),
     # energy promised, one byte of two
     ("08 48 e8", 2, "energy expended"),
-    # §2.3 RR flag set: at least one RR interval must follow
+    # HRS RR flag set: at least one RR interval must follow
     ("10 48", 2, "RR interval"),
     ("10 48 00", 2, "RR interval"),
     ("18 48 e8 03", 4, "RR interval"),
@@ -602,22 +611,22 @@ def test_heart_rate_round_trip(
 # --- Weight Scale ---------------------------------------------------------------------
 
 WEIGHTS = [
-    # §2.6 minimum frame: flags 0 (SI), weight 14000 × 0.005 kg = 70.000 kg
+    # WSS minimum frame: flags 0 (SI), weight 14000 × 0.005 kg = 70.000 kg
     ("00 b0 36", None, [(MASS, Decimal("70.000"), KG, ())]),
-    # §2.6 largest weight 0xFFFE × 0.005 = 327.670 kg
+    # WSS largest weight 0xFFFE × 0.005 = 327.670 kg
     ("00 fe ff", None, [(MASS, Decimal("327.670"), KG, ())]),
-    # §2.6 bit 0 imperial: 15432 × 0.01 lb = 154.32 lb × 0.45359237 = 69.9983745384 -> 69.998
+    # WSS bit 0 imperial: 15432 × 0.01 lb = 154.32 lb × 0.45359237 = 69.9983745384 -> 69.998
     ("01 48 3c", None, [(MASS, Decimal("69.998"), KG, ("converted-from-lb",))]),
     # 220.46 lb = 99.9989738902 kg -> 99.999
     ("01 1e 56", None, [(MASS, Decimal("99.999"), KG, ("converted-from-lb",))]),
-    # §2.6 bit 1 time stamp
+    # WSS bit 1 time stamp
     (f"02 b0 36 {_TIME}", T0, [(MASS, Decimal("70.000"), KG, ())]),
-    # §1.3 zero time stamp: time unknown, reading kept
+    # Date Time zero time stamp: time unknown, reading kept
     ("02 b0 36 00000000000000", None, [(MASS, Decimal("70.000"), KG, ())]),
-    # §2.6 bit 2 user id 1; 0xFF = unknown user -> no flag
+    # WSS bit 2 user id 1; 0xFF = unknown user -> no flag
     ("04 b0 36 01", None, [(MASS, Decimal("70.000"), KG, ("user:1",))]),
     ("04 b0 36 ff", None, [(MASS, Decimal("70.000"), KG, ())]),
-    # §2.6 bit 3 BMI (229 × 0.1 = 22.9 kg/m²) and height (1750 mm = 175.0 cm)
+    # WSS bit 3 BMI (229 × 0.1 = 22.9 kg/m²) and height (1750 mm = 175.0 cm)
     (
         "08 b0 36 e5 00 d6 06",
         None,
@@ -647,7 +656,7 @@ WEIGHTS = [
             (HEIGHT, Decimal("175.0"), CM, ("user:2",)),
         ],
     ),
-    # §2.6 special weight 0xFFFF: measurement unsuccessful -> no value
+    # WSS special weight 0xFFFF: measurement unsuccessful -> no value
     ("00 ff ff", None, [(MASS, None, KG, ("measurement-unsuccessful",))]),
     # ... with the time stamp and user id it may still carry
     (
@@ -659,7 +668,7 @@ WEIGHTS = [
     ("01 ff ff", None, [(MASS, None, KG, ("measurement-unsuccessful", "converted-from-lb"))]),
     # weight 0 is a value
     ("00 00 00", None, [(MASS, Decimal("0.000"), KG, ())]),
-    # §2 general rules: trailing bytes ignored
+    # SIG rule: trailing bytes ignored
     ("00 b0 36 dead", None, [(MASS, Decimal("70.000"), KG, ())]),
 ]
 
@@ -678,7 +687,7 @@ _BMI_HEIGHT_SI, _BMI_HEIGHT_IN = "e5 00 d6 06", "e5 00 b2 02"  # 22.9; 1.750 m /
 
 @pytest.mark.parametrize("flags", range(16))
 def test_every_weight_flag_combination(flags: int) -> None:
-    """All 16 combinations of flag bits 0-3, each frame assembled in §2.6 field order."""
+    """All 16 combinations of flag bits 0-3, each frame assembled in WSS field order."""
     imperial = bool(flags & 1)
     parts = [f"{flags:02x}", _WEIGHT_LB if imperial else _WEIGHT_SI]
     if flags & 2:
@@ -713,7 +722,7 @@ def test_every_weight_flag_combination(flags: int) -> None:
 
 REJECTED_WEIGHTS = [
     ("", 0, "empty"),
-    # §2.6 flag bits 4-7 reserved
+    # WSS flag bits 4-7 reserved
     ("10 b0 36", 0, "reserved"),
     ("80 b0 36", 0, "reserved"),
     # weight cut short
@@ -723,12 +732,12 @@ REJECTED_WEIGHTS = [
     ("02 b0 36 e7 07", 3, "date time"),
     # user id promised, missing (after a time stamp)
     (f"06 b0 36 {_TIME}", 10, "user id"),
-    # §2.6 BMI and height come together: height missing, BMI cut short
+    # WSS BMI and height come together: height missing, BMI cut short
     ("08 b0 36 e5 00 d6", 5, "height"),
     ("08 b0 36 e5", 3, "BMI"),
-    # §2.6 weight 0xFFFF allows only time stamp and user id: BMI/height is inconsistent
+    # WSS weight 0xFFFF allows only time stamp and user id: BMI/height is inconsistent
     ("08 ff ff e5 00 d6 06", 0, "measurement unsuccessful"),
-    # §1.3 month 13 (frame byte 5)
+    # Date Time month 13 (frame byte 5)
     ("02 b0 36 e7 07 0d 16 0a 00 00", 5, "month 13"),
 ]
 
@@ -743,7 +752,7 @@ def test_rejected_weights(hex_frame: str, offset: int, reason: str) -> None:
 
 
 FEATURES = [
-    # §2.6 Feature: time stamp, multiple users, BMI; weight resolution 7 (0.005 kg /
+    # WSS Feature: time stamp, multiple users, BMI; weight resolution 7 (0.005 kg /
     # 0.01 lb, bits 3-6), height resolution 3 (0.001 m / 0.1 in, bits 7-9) = 0x000001BF
     (
         "bf 01 00 00",

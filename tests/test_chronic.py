@@ -1,7 +1,8 @@
 """edge_agent.rules.chronic: hypertension and type 2 diabetes follow-up.
 
-Every threshold row cites clinical.md (national basic public health service
-specification, 3rd edition, 2017): the edges are tested on both sides.
+Every threshold row cites the national basic public health service specification, 3rd
+edition, 2017 (国家基本公共卫生服务规范 第三版: 高血压 / 2型糖尿病患者健康管理服务规范, as
+docs/protocols/clinical-rules.md sets them out): the edges are tested on both sides.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ DM: chronic.Disease = chronic.DIABETES
 @pytest.mark.parametrize(
     ("sbp", "dbp", "urgent", "controlled", "days"),
     [
-        # clinical.md hypertension: urgent referral at systolic >= 180 and/or diastolic >= 110
+        # 3rd edition, hypertension: urgent referral at systolic >= 180 and/or diastolic >= 110
         ("179", "80", False, False, 14),
         ("180", "80", True, False, 14),
         ("130", "109", False, False, 14),
@@ -71,7 +72,7 @@ def test_assess_bp_reasons_name_the_values() -> None:
 @pytest.mark.parametrize(
     ("glucose", "urgent", "controlled", "days"),
     [
-        # clinical.md diabetes: urgent at fasting >= 16.7 or <= 3.9 mmol/L
+        # 3rd edition, diabetes: urgent at fasting >= 16.7 or <= 3.9 mmol/L
         ("16.6", False, False, 14),
         ("16.7", True, False, 14),
         ("25", True, False, 14),
@@ -139,7 +140,7 @@ DM_OK: dict[str, Any] = {
         (DM, {"fasting_glucose": D("3.9")}, chronic.URGENT_REFERRAL),
         (DM, {"fasting_glucose": D("6.9")}, chronic.CONTROLLED),
         (DM, {"fasting_glucose": D("7.0")}, chronic.UNCONTROLLED),
-        # clinical.md diabetes: heart rate > 100 at rest, temperature > 39 °C (strict)
+        # 3rd edition, diabetes: heart rate > 100 at rest, temperature > 39 °C (strict)
         (DM, {"heart_rate": D(100)}, chronic.CONTROLLED),
         (DM, {"heart_rate": D(101)}, chronic.URGENT_REFERRAL),
         (DM, {"heart_rate": D("100.4")}, chronic.CONTROLLED),
@@ -197,7 +198,7 @@ def test_every_urgent_finding_is_a_reason() -> None:
 
 # --- danger signs ----------------------------------------------------------------------------
 
-# clinical.md, hypertension urgent referral, word for word in order.
+# 3rd edition, hypertension urgent referral, sign by sign in order.
 HTN_DANGER_SIGNS = [
     Sign.ALTERED_CONSCIOUSNESS,
     Sign.SEVERE_HEADACHE_OR_DIZZINESS,
@@ -210,7 +211,7 @@ HTN_DANGER_SIGNS = [
     Sign.PREGNANT_OR_LACTATING_BP_HIGH,
     Sign.CANNOT_HANDLE,
 ]
-# clinical.md, diabetes urgent referral (the numeric ones are tested above).
+# 3rd edition, diabetes urgent referral (the numeric ones are tested above).
 DM_DANGER_SIGNS = [
     Sign.ALTERED_CONSCIOUSNESS,
     Sign.FRUITY_BREATH,
@@ -459,7 +460,7 @@ DIABETIC = frozenset({DM})
         ("MDC_CONC_GLU_CONTROL", "2.0", MMOL, ("control-solution",), DIABETIC, None),
         ("MDC_CONC_GLU_CONTROL", "20.0", MMOL, FASTING, DIABETIC, None),
         (GLU, "2.0", MMOL, ("control-solution",), NOBODY, None),
-        # Temperature > 39 °C: urgent for a diabetes patient (clinical.md), body sites only.
+        # Temperature > 39 °C: urgent for a diabetes patient (3rd edition), body sites only.
         ("MDC_TEMP_BODY", "39.0", DEGC, (), DIABETIC, None),
         ("MDC_TEMP_BODY", "39.1", DEGC, (), DIABETIC, "TEMP_URGENT"),
         ("MDC_TEMP_AXILLA", "39.05", DEGC, (), DIABETIC, "TEMP_URGENT"),

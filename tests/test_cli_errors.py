@@ -1,4 +1,4 @@
-"""The CLI's contract for people and scripts (DESIGN.md §4): `--config` before or after
+"""The CLI's contract for people and scripts (docs/contracts.md): `--config` before or after
 the subcommand, a closed stdout is not an error, and every failure is one `error:` line
 with its exit status, never a traceback. Run as the real `edge-agent` console script."""
 

@@ -1,4 +1,5 @@
-"""Configuration: the DESIGN.md keys, and one clear line per problem naming the key."""
+"""Configuration: the keys docs/contracts.md names, and one clear line per problem naming
+the key."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def test_design_example_parses() -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        # DESIGN.md §4: mqtt:// only with allow_insecure = true
+        # docs/contracts.md: mqtt:// only with allow_insecure = true
         (
             ("mqtts://county.example:8883", "mqtt://county.example:1883"),
             "config uplink.broker: mqtt:// needs allow_insecure = true (use mqtts:// for the county broker)",

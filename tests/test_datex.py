@@ -1,8 +1,9 @@
-"""GE/Datex-Ohmeda S/5 computer interface (devices.md §4.4): framing, records, requests,
+"""GE/Datex-Ohmeda S/5 computer interface: framing, records, requests,
 conversation, simulator and the serial edge over a real pty.
 
-Test vectors are built here byte by byte from the §4.4 layout (header table, group
-table), independently of the driver's own encoder, with the offsets named in comments.
+Test vectors are built here byte by byte from the layout of GE's "S/5 Computer Interface
+Specification" (header table, group table; docs/protocols/datex-s5.md), independently of the
+driver's own encoder, with the offsets named in comments.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ PCT, DEGC = "MDC_DIM_PERCENT", "MDC_DIM_DEGC"
 LIVE = 0x3  # status bit 0 module exists | bit 1 measurement active
 
 
-# --- vectors from the §4.4 layout --------------------------------------------------------
+# --- vectors from the S/5 layout --------------------------------------------------------
 
 
 def header(
@@ -105,7 +106,7 @@ def values(decoded: Decoded) -> dict[str, tuple[Decimal | None, str, tuple[str, 
 
 
 def test_worked_checksum_and_stuffing_example() -> None:
-    # §4.4: record 10 20 7E sums to 0xAE; on the wire 7E 10 20 7D 5E AE 7E.
+    # S/5 spec: record 10 20 7E sums to 0xAE; on the wire 7E 10 20 7D 5E AE 7E.
     wire = bytes.fromhex("7E10207D5EAE7E")
     assert datex.checksum(b"\x10\x20\x7e") == 0xAE
     assert encode_frame(b"\x10\x20\x7e") == wire

@@ -1,4 +1,4 @@
-"""`edge-agent decode DRIVER HEX... | --file PATH` exactly as DESIGN.md §4 specifies.
+"""`edge-agent decode DRIVER HEX... | --file PATH` exactly as docs/contracts.md specifies.
 
 For serial and network drivers the HEX arguments (or the file) are one byte stream, cut
 into frames as the live port does; every whole valid frame is decoded, every rejected
@@ -32,7 +32,7 @@ def decode(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ble_bp_hex_prints_one_json_object_per_reading() -> None:
-    # devices.md §2.1: flags 0x1E, 120/80/100 mmHg, 2026-11-22 10:00:00, pulse 72, user 1
+    # BP measurement 0x2A35: flags 0x1E, 120/80/100 mmHg, 2026-11-22 10:00:00, pulse 72, user 1
     result = decode("ble-bp", "1E7800500064 00EA070B160A0000 4800 01 0000".replace(" ", ""))
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]

@@ -1,5 +1,6 @@
-"""HL7 aECG files (devices.md §5.4): hand-written documents, unit conversions, a 12-lead
-round trip, refusals with their messages, and fuzzing (only DecodeError may escape)."""
+"""HL7 aECG files (HL7 v3 Annotated ECG; docs/protocols/ecg-files.md): hand-written
+documents, unit conversions, a 12-lead round trip, refusals with their messages, and fuzzing
+(only DecodeError may escape)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from device_drivers.ecg.record import (
 )
 from edge_agent.model import DecodeError, Statement
 
-# --- a document written by hand after devices.md §5.4 ----------------------------------
+# --- a document written by hand after HL7 aECG ----------------------------------
 # Three leads at 0.005 mV per digit with origin -0.1 mV, 2 ms between samples, a
 # non-standard VCG lead (skipped), global measurements in the rhythm series (PR nested in a
 # group, in seconds) and in the representative-beat series, a beat-bound QT (skipped),
@@ -336,7 +337,7 @@ def annotation(code: str, value: str) -> str:
     [
         ('"2.5" unit="uV"', Decimal("2.5")),  # FDA sample carts (Mortara ELI 250)
         ('"0.005" unit="mV"', Decimal(5)),
-        ('"4.88" unit="uV"', Decimal("4.88")),  # GE MUSE's usual resolution (§5.5)
+        ('"4.88" unit="uV"', Decimal("4.88")),  # GE MUSE's usual resolution (nagyl1999/muse2csv)
         ('"0.00000488" unit="V"', Decimal("4.88")),
         ('"2500" unit="nV"', Decimal("2.5")),
         ('"1E-3" unit="mV"', Decimal(1)),

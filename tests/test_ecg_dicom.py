@@ -1,4 +1,4 @@
-"""DICOM 12-lead ECG Waveform Storage (devices.md §5.1): the pydicom sample file checked
+"""DICOM 12-lead ECG Waveform Storage (PS3.3 C.10.9): the pydicom sample file checked
 sample by sample against pydicom's own reader, round trips, scale handling, annotations,
 errors and fuzzing."""
 
@@ -40,7 +40,7 @@ from device_drivers.ecg.record import (
 )
 from edge_agent.model import DecodeError, Statement
 
-SAMPLE_PATH = Path(examples.get_path("waveform"))  # Mortara ELI 250, devices.md §6
+SAMPLE_PATH = Path(examples.get_path("waveform"))  # Mortara ELI 250 (pydicom.examples)
 SAMPLE = SAMPLE_PATH.read_bytes()
 CT_IMAGE = Path(examples.get_path("ct")).read_bytes()
 # Where the sample's WaveformSequence data begins: flips before it hit the header,
@@ -135,7 +135,7 @@ def physical_uv(record: EcgRecord, lead: str) -> np.ndarray:
     )
 
 
-# --- the pydicom sample file (devices.md §6) -------------------------------------------
+# --- the pydicom sample file (pydicom.examples.waveform) --------------------------------------
 
 
 def test_sample_matches_pydicom_sample_by_sample() -> None:

@@ -1,8 +1,8 @@
-"""Philips XML 12-lead ECG files (devices.md §5.3): LZW, XLI, the document, the oracle.
+"""Philips XML 12-lead ECG files (docs/protocols/ecg-files.md): LZW, XLI, the document, the oracle.
 
-Hand vectors are built here from the §5.3 layout (10-bit codes written out as bit
-strings, int16 halves, the un-prediction worked by hand), independently of the module's
-encoder. Whole files made by our encoder are read back by sierraecg (PyPI, MIT), an
+Hand vectors are built here from the layout sierra-ecg-tools documents (10-bit codes written
+out as bit strings, int16 halves, the un-prediction worked by hand), independently of the
+module's encoder. Whole files made by our encoder are read back by sierraecg (PyPI, MIT), an
 independent reader, and compared sample by sample.
 """
 
@@ -38,7 +38,7 @@ def pack_codes(codes: list[int]) -> bytes:
 
 
 def chunk(lzw: bytes, start: int = 0) -> bytes:
-    """§5.3 chunk header: LZW size int32 LE, 2 unused bytes, start value int16 LE."""
+    """XLI chunk header: LZW size int32 LE, 2 unused bytes, start value int16 LE."""
     return struct.pack("<iHh", len(lzw), 0, start) + lzw
 
 
@@ -232,7 +232,7 @@ def test_limb_residuals_invert_the_rebuild() -> None:
 
 def test_rebuild_uses_floor_for_negative_odd_half_sums() -> None:
     # I + II = -3: floor gives -2, so aVR = 2 with residual 0 (C and C# truncate to -1,
-    # giving aVR = 1: the one-unit difference devices.md §5.3 describes).
+    # giving aVR = 1: the one-unit difference between the sierra-ecg-tools ports).
     leads = {"I": [-1], "II": [-2], "III": [0], "aVR": [0], "aVL": [0], "aVF": [0]}
     px.rebuild_limb_leads(leads)
     assert leads == {"I": [-1], "II": [-2], "III": [-1], "aVR": [2], "aVL": [0], "aVF": [-2]}

@@ -1,4 +1,4 @@
-"""SCP-ECG (devices.md §5.2): CRC, hand-built records read and written byte for byte, the
+"""SCP-ECG (EN 1064 / ISO 11073-91064): CRC, hand-built records read and written byte for byte, the
 default and custom Huffman tables, difference encoding, 12-lead round trips, refusals
 with their reasons, and fuzzing that lets only DecodeError out."""
 
@@ -37,7 +37,7 @@ from device_drivers.ecg.scp import (
 )
 from edge_agent.model import DecodeError, Statement
 
-# --- building records by hand, from the layout in devices.md §5.2 -------------------------
+# --- building records by hand, from the EN 1064 layout (docs/protocols/ecg-files.md) ----------
 # Independent of the module's writer: binascii's CRC-HQX started at 0xFFFF is
 # CRC-16/CCITT-FALSE.
 
@@ -188,7 +188,7 @@ TINY_BYTES = build_record(TINY_BODIES)
 
 
 def test_crc_check_value() -> None:
-    # devices.md §5.2 worked check value for CRC-16/CCITT-FALSE
+    # the standard check value of CRC-16/CCITT-FALSE
     assert crc_ccitt(b"123456789") == 0x29B1
     assert crc_ccitt(b"") == 0xFFFF
 
@@ -230,7 +230,7 @@ def test_decode_gives_readings_waveforms_statements() -> None:
 # --- Huffman coding --------------------------------------------------------------------------
 
 DEFAULT_TABLE_ROWS = [
-    # devices.md §5.2 default table, one row per code (MSB first)
+    # EN 1064 default Huffman table, one row per code (MSB first)
     ("0", 0),
     ("100", 1),
     ("101", -1),
@@ -487,7 +487,7 @@ def test_unknown_lead_codes_are_left_out() -> None:
         (1000, Decimal(1000)),
         (2000, Decimal(500)),
         (4000, Decimal(250)),
-        (1667, Decimal(600)),  # devices.md §5.2: 1667 µs is nominally 600 Hz
+        (1667, Decimal(600)),  # 1667 µs is nominally 600 Hz
         (3333, Decimal(300)),
         (1500, Decimal(10**6) / Decimal(1500)),  # 666.67 Hz: no whole rate rounds to 1500
     ],
@@ -559,7 +559,7 @@ def test_section1_sex_and_age(tags: str, sex: str | None, age: tuple[int, str] |
     ) == age
 
 
-# --- refusals ----------------------------------------------------------------------------------
+# --- refusals ---------------------------------------------------------------------------------
 
 
 def with_record_crc(data: bytes | bytearray) -> bytes:
@@ -679,7 +679,7 @@ def test_first_differences_fit_where_second_do_not() -> None:
     assert parse_scp(encode_scp(record, differences=1)) == record
 
 
-# --- fuzzing -------------------------------------------------------------------------------------
+# --- fuzzing ----------------------------------------------------------------------------------
 
 FUZZ_BASES = [
     TINY_BYTES,

@@ -3,7 +3,7 @@
 Any box can publish anything on its own topic, past the broker's ACL: a 12-lead whose
 MSH-10 is `../../../../outside/PWNED` made the gateway write PWNED.png and .pdf outside
 its folder, and `edge/v1/../up` was stored as agent `..`. Identifiers are checked where
-they enter (DESIGN.md §4); paths come from the store's own row ids.
+they enter (docs/contracts.md); paths come from the store's own row ids.
 """
 
 from __future__ import annotations

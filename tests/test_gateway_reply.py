@@ -1,4 +1,4 @@
-"""`edge-agent gateway reply` goes through the running gateway (DESIGN.md §2: the same
+"""`edge-agent gateway reply` goes through the running gateway (docs/contracts.md: the same
 one-writer rule holds for the gateway's store); with no gateway running it publishes
 and records itself, under the store's writer lock."""
 

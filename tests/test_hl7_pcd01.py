@@ -115,7 +115,7 @@ def test_msh_header() -> None:
     assert msh[5] == "COUNTY_PLATFORM"
     assert msh[7] == "20261122100005+0800"
     assert msh[9] == "ORU^R01^ORU_R01"
-    assert msh[10] == "c0ffee-0001"  # the dedup key (DESIGN.md §4)
+    assert msh[10] == "c0ffee-0001"  # the dedup key (docs/contracts.md)
     assert msh[11] == "P"
     assert msh[12] == "2.6"
     assert (msh[15], msh[16]) == ("AL", "NE")

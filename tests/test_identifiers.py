@@ -1,6 +1,6 @@
 """Identifiers that become paths, topics or keys: one rule each, checked where they enter.
 
-The oracle for the property tests is the rule as DESIGN.md §4 and edge_agent.identifiers
+The oracle for the property tests is the rule as docs/contracts.md and edge_agent.identifiers
 state it in words (1 to N of ASCII letters, digits, '-', '_', '.', the first a letter or
 digit), written here with sets, not with the module's regular expression.
 """
@@ -52,7 +52,7 @@ NEAR_IDS = st.text(
 @pytest.mark.parametrize(
     ("rule", "value", "valid"),
     [
-        (AGENT_ID, "amb-017", True),  # DESIGN.md §4's example
+        (AGENT_ID, "amb-017", True),  # the contract's example
         (AGENT_ID, "clinic_3.village-12", True),
         (AGENT_ID, "a" * 64, True),
         (AGENT_ID, "a" * 65, False),

@@ -1,4 +1,9 @@
-"""IEEE 11073-20601 SFLOAT / FLOAT / Date Time codecs (devices.md §1)."""
+"""IEEE 11073-20601 SFLOAT / FLOAT / Date Time codecs.
+
+Comments name the type a vector exercises: SFLOAT and FLOAT as IEEE 11073-20601 defines
+them, Date Time as the Bluetooth GATT Specification Supplement does; the worked examples
+and tables are in docs/protocols/ieee11073-numbers.md.
+"""
 
 from __future__ import annotations
 
@@ -22,29 +27,29 @@ from device_drivers.ieee11073 import (
 from edge_agent.model import DecodeError
 
 SFLOAT_VECTORS = [
-    # devices.md §1.1 worked example: bytes 2C F1 -> exponent -1, mantissa 300
+    # SFLOAT worked example: 2C F1 -> exponent -1, mantissa 300
     ("2cf1", Decimal("30.0"), None),
-    # devices.md §1.1 table: the five reserved words (exponent 0)
+    # SFLOAT reserved words: the five reserved words (exponent 0)
     ("ff07", None, "nan"),
     ("0008", None, "nres"),
     ("fe07", None, "+inf"),
     ("0208", None, "-inf"),
     ("0108", None, "reserved"),
-    # §1.1: 12-bit mantissa, exponent 0: 120 mmHg as cuffs commonly send it
+    # SFLOAT: 12-bit mantissa, exponent 0: 120 mmHg as cuffs commonly send it
     ("7800", Decimal("120"), None),
-    # §1.1: negative mantissa (two's complement 0xFFF = -1), exponent 0
+    # SFLOAT: negative mantissa (two's complement 0xFFF = -1), exponent 0
     ("ff0f", Decimal("-1"), None),
-    # §1.1: smallest exponent -8, mantissa 1
+    # SFLOAT: smallest exponent -8, mantissa 1
     ("0180", Decimal("1E-8"), None),
-    # §1.1: largest exponent +7 -> integer form, not 1E+7
+    # SFLOAT: largest exponent +7 -> integer form, not 1E+7
     ("0170", Decimal("10000000"), None),
-    # §1.1: exponent -2 (0xE), mantissa 0x7FD = 2045 -> 20.45
+    # SFLOAT: exponent -2 (0xE), mantissa 0x7FD = 2045 -> 20.45
     ("fde7", Decimal("20.45"), None),
-    # §1.1: exponent -1, mantissa -2048+... 0x800 with exponent != 0 is a number, not NRes
+    # SFLOAT: exponent -1, mantissa -2048+... 0x800 with exponent != 0 is a number, not NRes
     ("00f8", Decimal("-204.8"), None),
-    # §1.1: exponent 1, mantissa 12 -> 120 in integer form
+    # SFLOAT: exponent 1, mantissa 12 -> 120 in integer form
     ("0c10", Decimal("120"), None),
-    # §1.1 notes: 18.9 stays 18.9 (mantissa 189, exponent -1), no binary-float noise
+    # SFLOAT note: 18.9 stays 18.9 (mantissa 189, exponent -1), no binary-float noise
     ("bdf0", Decimal("18.9"), None),
 ]
 
@@ -59,19 +64,19 @@ def test_decode_sfloat(hex_le: str, value: Decimal | None, flag: str | None) -> 
 
 
 FLOAT_VECTORS = [
-    # devices.md §1.2 worked example: bytes 72 01 00 FF -> 370 × 10^-1
+    # FLOAT worked example: bytes 72 01 00 FF -> 370 × 10^-1
     ("720100ff", Decimal("37.0"), None),
-    # devices.md §1.2: reserved words
+    # FLOAT: reserved words
     ("ffff7f00", None, "nan"),
     ("00008000", None, "nres"),
     ("feff7f00", None, "+inf"),
     ("02008000", None, "-inf"),
     ("01008000", None, "reserved"),
-    # §1.2: 24-bit negative mantissa -1, exponent -2
+    # FLOAT: 24-bit negative mantissa -1, exponent -2
     ("fffffffe", Decimal("-0.01"), None),
-    # §1.2: exponent -4 (0xFC), mantissa 54 -> 0.0054 (glucose in kg/L units looks like this)
+    # FLOAT: exponent -4 (0xFC), mantissa 54 -> 0.0054 (glucose in kg/L units looks like this)
     ("360000fc", Decimal("0.0054"), None),
-    # §1.2: exponent +2 -> integer form
+    # FLOAT: exponent +2 -> integer form
     ("05000002", Decimal("500"), None),
 ]
 
@@ -83,14 +88,14 @@ def test_decode_float32(hex_le: str, value: Decimal | None, flag: str | None) ->
 
 
 ENCODE_SFLOAT = [
-    # resolution kept: 120.0 -> mantissa 1200, exponent -1 (§1.1 notes: same quantity,
+    # resolution kept: 120.0 -> mantissa 1200, exponent -1 (SFLOAT note: same quantity,
     # different encodings; we keep the sender's)
     (Decimal("120.0"), 0xF4B0),
     (Decimal("120"), 0x0078),
     # too many digits for 12 bits: trailing zeros traded for exponent
     (Decimal("3000"), 0x112C),
     (Decimal("-1"), 0x0FFF),
-    # specials (§1.1 table)
+    # specials (SFLOAT reserved words)
     (None, 0x07FF),
     (Decimal("NaN"), 0x07FF),
     (Decimal("Infinity"), 0x07FE),
@@ -106,7 +111,7 @@ def test_encode_sfloat(value: Decimal | None, word: int) -> None:
 @pytest.mark.parametrize(
     "value",
     [
-        Decimal("20.47"),  # mantissa 2047 is a special pattern's mantissa (§1.1)
+        Decimal("20.47"),  # mantissa 2047 is a special pattern's mantissa (SFLOAT)
         Decimal("12345"),  # five significant digits do not fit 12 bits
         Decimal("1E-9"),  # exponent below -8
         Decimal("1.5E+11"),  # 15 × 10^10: exponent stays above 7 within 12 bits
@@ -118,7 +123,7 @@ def test_encode_sfloat_refuses_to_round(value: Decimal) -> None:
 
 
 def test_encode_float_specials_and_value() -> None:
-    # devices.md §1.2 reserved words and worked example
+    # FLOAT reserved words and worked example
     assert encode_float(None) == 0x007FFFFF
     assert encode_float(Decimal("Infinity")) == 0x007FFFFE
     assert encode_float(Decimal("-Infinity")) == 0x00800002
@@ -163,15 +168,15 @@ def test_float_round_trip(mantissa: int, exponent: int) -> None:
 
 
 DATE_TIME_VECTORS = [
-    # GSS Date Time (devices.md §1.3): 2023-11-22 10:00:00, year little-endian e7 07
+    # GSS Date Time: 2023-11-22 10:00:00, year little-endian e7 07
     ("e7070b160a0000", dt.datetime(2023, 11, 22, 10, 0, 0)),
-    # §1.3: year 0 = not known -> device time unknown
+    # Date Time: year 0 = not known -> device time unknown
     ("00000b160a0000", None),
-    # §1.3: month 0 = not known
+    # Date Time: month 0 = not known
     ("e707001600000a", None),
-    # §1.3: day 0 = not known
+    # Date Time: day 0 = not known
     ("e7070b00173b3b", None),
-    # §1.3: 2024 is a leap year: 29 February exists
+    # Date Time: 2024 is a leap year: 29 February exists
     ("e807021d173b3b", dt.datetime(2024, 2, 29, 23, 59, 59)),
 ]
 
@@ -184,13 +189,13 @@ def test_decode_date_time(hex_bytes: str, expected: dt.datetime | None) -> None:
 @pytest.mark.parametrize(
     ("hex_bytes", "offset"),
     [
-        ("e7070d160a0000", 2),  # §1.3: month 13 invalidates the frame
-        ("e7070b200a0000", 3),  # §1.3: day 32
-        ("e7070b16180000", 4),  # §1.3: hour 24
-        ("e7070b160a3c00", 5),  # §1.3: minute 60
-        ("e7070b160a003c", 6),  # §1.3: second 60
-        ("0a000b160a0000", 0),  # §1.3: year 10 is below 1582
-        ("e707021e000000", 3),  # §1.3: 30 February does not exist
+        ("e7070d160a0000", 2),  # Date Time: month 13 invalidates the frame
+        ("e7070b200a0000", 3),  # Date Time: day 32
+        ("e7070b16180000", 4),  # Date Time: hour 24
+        ("e7070b160a3c00", 5),  # Date Time: minute 60
+        ("e7070b160a003c", 6),  # Date Time: second 60
+        ("0a000b160a0000", 0),  # Date Time: year 10 is below 1582
+        ("e707021e000000", 3),  # Date Time: 30 February does not exist
         ("e7070b160a00", 0),  # 6 bytes: truncated
     ],
 )

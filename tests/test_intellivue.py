@@ -1,4 +1,4 @@
-"""Philips IntelliVue Data Export over MIB/RS-232 (devices.md §4.3): framing, types,
+"""Philips IntelliVue Data Export over MIB/RS-232 (docs/protocols/intellivue.md): framing, types,
 messages, decoder, conversation, simulator and the serial edge.
 
 Vectors are built field by field from the Data Export Interface Programming Guide's
@@ -111,7 +111,7 @@ def _user_data_whose_fcs_needs_escaping() -> bytes:
 
 
 def test_fcs_bytes_are_escaped_too() -> None:
-    # devices.md §4.3 quirk: VSCaptureMP leaves header and FCS unescaped.
+    # VSCaptureMP's quirk: its sender leaves header and FCS unescaped.
     data = _user_data_whose_fcs_needs_escaping()
     wire = encode_frame(data)
     assert wire[0] == 0xC0 and wire[-1] == 0xC1

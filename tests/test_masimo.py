@@ -1,4 +1,8 @@
-"""Masimo Radical-5/7, Rad-8 ASCII output (devices.md §4.2): decoder, framer, simulator, serial port."""
+"""Masimo Radical-5/7, Rad-8 ASCII output: decoder, framer, simulator, serial port.
+
+Layouts from the monitors' serial output ("ASCII 1") as docs/protocols/masimo.md sets
+them out.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ SPO2, PR, PI = "MDC_PULS_OXIM_SAT_O2", "MDC_PULS_OXIM_PULS_RATE", "MDC_PULS_OXIM
 PCT, BPM = "MDC_DIM_PERCENT", "MDC_DIM_BEAT_PER_MIN"
 T = dt.datetime(2026, 11, 22, 10, 0, 5)
 
-# §4.2 field sets, written out by hand as each model prints them.
+# Field sets (docs/protocols/masimo.md), written out by hand as each model prints them.
 RADICAL_7 = (
     b"11/22/26 10:00:05 SN=0000012345 SPO2=097% BPM=072 PI=02.34 SPCO=01.5% "
     b"SPMET=00.8% DESAT=00 PIDELTA=+05 PVI=014 ALARM=0000 EXC=000800\r\n"

@@ -15,7 +15,7 @@ def test_no_reference_id_or_code_twice() -> None:
 
 
 def test_partitions_and_known_codes() -> None:
-    # hl7-pcd.md's checked values
+    # values checked against IHE PCD examples and 11073 tables (docs/protocols/mdc-nomenclature.md)
     assert mdc.code("MDC_PULS_OXIM_SAT_O2") == 150456
     assert mdc.code("MDC_PRESS_BLD_NONINV_SYS") == 150021
     assert mdc.code("MDC_DIM_MMHG") == 266016

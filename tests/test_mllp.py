@@ -1,4 +1,4 @@
-"""HL7 ORU^R01 over MLLP from monitors (devices.md §4.6, hl7-pcd.md): framer, reader,
+"""HL7 ORU^R01 over MLLP from monitors (docs/protocols/hl7-mllp-monitors.md): framer, reader,
 ACKs, the TCP listener and the simulated monitor, on real sockets on 127.0.0.1."""
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ def msg(*segments: str) -> bytes:
 
 
 # A Mindray monitor in its IHE PCD-01 export mode, written out by hand after the public
-# sample messages of that export (devices.md §4.6; field positions per hl7-pcd.md).
+# sample messages of that export (field positions per IHE PCD TF-2;
+# docs/protocols/hl7-mllp-monitors.md).
 MINDRAY_IHE = "\r".join(
     [
         # MSH: MSH-3 model^EUI-64^EUI-64 (00A037 is Mindray's IEEE OUI), MSH-7 with the
@@ -91,7 +92,7 @@ MINDRAY_IHE = "\r".join(
 )
 
 # Mindray "Patient Data Share" flavour: v2.3.1, vendor ids in OBX-3, no units, OBR-7
-# without an offset (hl7-pcd.md; ids as in caowm/pds-server).
+# without an offset (ids as in caowm/pds-server).
 MINDRAY_PDS = "\r".join(
     [
         "MSH|^~\\&|||||||ORU^R01|106|P|2.3.1|",  # no sender names, control id 106
@@ -120,7 +121,7 @@ V23_UCUM = msg(
     "OBX|7|NM|150364^MDC_TEMP_BODY^MDC||98.6|degF|||||F",
 )
 
-# hl7-pcd.md's PCD-01 hierarchy: MDS row, compound container, then the metric.
+# PCD-01 containment (IHE PCD TF-2 Appendix B.8.4): MDS row, compound container, metric.
 PCD01_HIERARCHY = msg(
     "MSH|^~\\&|BP_CUFF^0123456789ABCDEF^EUI-64||EDGE||20261122100005+0000||ORU^R01^ORU_R01"
     "|P1|P|2.6|||NE|AL",
@@ -846,7 +847,7 @@ async def test_simulator_resends_on_the_same_connection_when_no_ack_comes() -> N
 
 # --- what the monitor said: offsets, character sets, EUI-64, PID, OBX-4/11 (issue 11) -------
 
-# A monitor on a UTC clock, its own offset in OBX-14 (hl7-pcd.md: DTM with +ZZZZ).
+# A monitor on a UTC clock, its own offset in OBX-14 (HL7 v2.6 Ch. 2A.22: DTM with +ZZZZ).
 UTC_MONITOR = msg(
     "MSH|^~\\&|MON^00A037009B000001^EUI-64||||20261203084600+0000||ORU^R01^ORU_R01|Z1|P|2.6"
     "|||AL|NE||UNICODE UTF-8",

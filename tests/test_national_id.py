@@ -1,4 +1,4 @@
-"""GB 11643-1999 resident identity numbers (reference clinical.md)."""
+"""GB 11643-1999 resident identity numbers (docs/protocols/national-id.md)."""
 
 from __future__ import annotations
 

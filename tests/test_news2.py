@@ -1,7 +1,8 @@
-"""NEWS2 (edge_agent.rules.news2) against shared/reference/clinical.md, RCP NEWS2 2017.
+"""NEWS2 (edge_agent.rules.news2) against the RCP's NEWS2 report (2017).
 
-Every band edge is tested from both sides; the source of each expected score is the
-clinical.md table row named in the case's comment.
+Every band edge is tested from both sides; the source of each expected score is the row
+of the RCP NEWS2 scoring-system chart named in the case's comment (the chart as
+docs/protocols/clinical-rules.md sets it out).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def _rank(risk: str) -> int:
 
 # --- band edges, one parameter at a time ----------------------------------------------------
 
-# (inputs, part name, expected points). Row names are clinical.md's NEWS2 table rows.
+# (inputs, part name, expected points). Row names are the RCP NEWS2 chart's rows.
 BAND_EDGES: list[tuple[News2Inputs, str, int]] = [
     # respiration rate: <=8 3 | 9-11 1 | 12-20 0 | 21-24 2 | >=25 3
     *[
@@ -133,13 +134,13 @@ def test_band_edges(inputs: News2Inputs, part: str, points: int) -> None:
     assert not result.complete and part not in result.missing
 
 
-# --- rounding as measured (clinical.md: temperature to 0.1 °C, others whole) -----------------
+# --- rounding as measured (temperature to 0.1 °C, others whole) ---------------------------
 
 
 @pytest.mark.parametrize(
     ("inputs", "part", "value", "points"),
     [
-        (News2Inputs(temp=D("35.05")), "temperature", 35.1, 1),  # clinical.md's own example
+        (News2Inputs(temp=D("35.05")), "temperature", 35.1, 1),  # docs/protocols/clinical-rules.md
         (News2Inputs(temp=D("35.04")), "temperature", 35.0, 3),
         (News2Inputs(temp=D("36.05")), "temperature", 36.1, 0),
         (News2Inputs(temp=D("38.05")), "temperature", 38.1, 1),
@@ -162,7 +163,7 @@ def test_rounding_before_banding(inputs: News2Inputs, part: str, value: Any, poi
     assert type(shown["value"]) is type(value)  # whole numbers as ints, temperature a float
 
 
-# --- aggregate thresholds (clinical.md "Aggregate") -------------------------------------------
+# --- aggregate thresholds (RCP NEWS2 thresholds and triggers) ----------------------------
 
 NORMAL = News2Inputs(
     rr=D(16), spo2=D(98), scale=1, oxygen=False, sbp=D(120), hr=D(70), acvpu="A", temp=D("37.0")

@@ -43,7 +43,7 @@ BPM, PCT = "MDC_DIM_BEAT_PER_MIN", "MDC_DIM_PERCENT"
 UNAVAILABLE = ("unavailable",)
 
 # --- hand-built byte vectors (independent of the module's encoders) --------------------
-# §4.1: DF2 frame = 01 status pleth data checksum; DF7 frame = status pleth-MSB pleth-LSB
+# Nonin spec: DF2 frame = 01 status pleth data checksum; DF7 frame = status pleth-MSB pleth-LSB
 # data checksum; checksum = sum of bytes 1-4 mod 256; status bit 7 always 1, bit 0 SYNC.
 
 
@@ -95,7 +95,7 @@ DECODERS: dict[int, Callable[[bytes], Decoded]] = {
 
 
 def test_worked_checksum_example() -> None:
-    # §4.1: 01 80 37 5F -> 0x01 + 0x80 + 0x37 + 0x5F = 0x117 -> checksum byte 0x17
+    # Nonin spec: 01 80 37 5F -> 0x01 + 0x80 + 0x37 + 0x5F = 0x117 -> checksum byte 0x17
     assert checksum(bytes.fromhex("0180375F")) == 0x17
     assert encode_frame_df2(0x80, 0x37, 0x5F) == bytes.fromhex("0180375F17")
     assert frame2(0x80, 0x37, 0x5F) == bytes.fromhex("0180375F17")
@@ -106,7 +106,7 @@ def test_worked_checksum_example() -> None:
     ("hr_msb", "hr_lsb", "spo2", "want_hr", "want_spo2"),
     [
         (0x00, 0x48, 0x61, Decimal(72), Decimal(97)),  # plain values
-        (0x01, 0x48, 0x61, Decimal(200), Decimal(97)),  # §4.1: 1 x 128 + 72; not 0x148 = 328
+        (0x01, 0x48, 0x61, Decimal(200), Decimal(97)),  # Nonin spec: 1 x 128 + 72; not 0x148 = 328
         (0x02, 0x00, 0x5A, Decimal(256), Decimal(90)),  # OpenICE's MSB x 256 + LSB says 512
         (0x01, 0x7F, 0x64, Decimal(255), Decimal(100)),
         (0x00, 0x00, 0x00, Decimal(0), Decimal(0)),
@@ -234,7 +234,7 @@ def test_extras_are_flagged_readings_of_the_same_metrics() -> None:
 @pytest.mark.parametrize(
     ("hex_record", "hr", "spo2", "codes", "flags"),
     [
-        # status (bit 7 set), HR bits 6-0, SpO2, STAT2 (§4.1)
+        # status (bit 7 set), HR bits 6-0, SpO2, STAT2 (Nonin spec)
         ("80486100", Decimal(72), Decimal(97), [], ()),
         ("81486100", Decimal(200), Decimal(97), [], ()),  # status bits 1-0 = HR bits 8-7
         ("82006100", Decimal(256), Decimal(97), [], ()),

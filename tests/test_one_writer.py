@@ -1,4 +1,4 @@
-"""One writer (DESIGN.md §2), for real: `edge-agent demo` (simulated monitors on ptys, a
+"""One writer (docs/contracts.md), for real: `edge-agent demo` (simulated monitors on ptys, a
 real Mosquitto, the county gateway, the agent) while people keep changing things from
 the CLI, every writing command at once and over and over. Each command goes through the
 running agent's control socket; the agent keeps running, nothing is ever "database is

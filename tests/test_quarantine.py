@@ -1,6 +1,6 @@
 """Bounded quarantine and the reject watch: real SQLite store, the real recorder, the CLI.
 
-DESIGN.md §2: "Quarantine is bounded per device: the first bad frames and a sample after
+docs/contracts.md: "Quarantine is bounded per device: the first bad frames and a sample after
 that keep their bytes, the rest only their count (a port full of line noise must not
 fill the disk)." A port that produces mostly rejects is reported as "wrong driver or
 baud rate" until good frames return.

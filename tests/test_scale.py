@@ -48,7 +48,7 @@ def test_metrics_and_units_are_published_terms() -> None:
 # --- presets: one row per line, each with where its layout comes from --------------------
 
 STABLE: list[tuple[str, bytes, dict[str, Row]]] = [
-    # hw-station: W:/H: labelled line (project device survey), CR LF kept as the wire has it
+    # hw-station: W:/H: labelled line (docs/protocols/scales.md), CR LF kept as the wire has it
     (
         "hw-station",
         b"W:065.4kg H:175.0cm\r\n",

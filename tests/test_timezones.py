@@ -106,7 +106,7 @@ def dtm(when: dt.datetime) -> str:
 
 
 def monitor_message(control: str, when: dt.datetime, rows: list[tuple[str, str, str]]) -> bytes:
-    """An IHE PCD-01 ORU^R01 as a monitor pushes it (hl7-pcd.md), OBX-14 in `when`'s zone."""
+    """An IHE PCD-01 ORU^R01 as a monitor pushes it (IHE PCD-01), OBX-14 in `when`'s zone."""
     stamp = dtm(when)
     segments = [
         f"MSH|^~\\&|MON^00A037009B000001^EUI-64||||{stamp}||ORU^R01^ORU_R01|{control}|P|2.6"

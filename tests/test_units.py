@@ -1,7 +1,7 @@
-"""edge_agent.units: the product's unit conversions (clinical.md "Units").
+"""edge_agent.units: the product's unit conversions (docs/protocols/clinical-rules.md).
 
-Known values are worked by hand from the factors clinical.md gives (1 kPa = 7.50062 mmHg,
-1 mmol/L = 18.016 mg/dL, °F = °C × 9/5 + 32) and the quanta units.py states.
+Known values are worked by hand from the factors (1 kPa = 7.50062 mmHg, 1 mmol/L = 18.016
+mg/dL, °F = °C × 9/5 + 32) and the quanta units.py states.
 """
 
 from __future__ import annotations

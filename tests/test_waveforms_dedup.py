@@ -61,7 +61,7 @@ def test_codec_round_trip_is_exact(samples: list[int]) -> None:
 
 
 def test_a_short_pleth_packet_costs_about_a_byte_a_sample() -> None:
-    # 25 samples of a Nonin DF7 packet (devices.md §4.1): a smooth 16-bit curve
+    # 25 samples of a Nonin DF7 packet (Nonin data format #7): a smooth 16-bit curve
     pleth = [30000 + 40 * i - i * i for i in range(25)]
     encoding, blob = encode_samples(pleth)
     assert encoding == VARINT

@@ -1,4 +1,4 @@
-"""The terminal UI: one Textual app, a mode per place it serves (DESIGN.md §1).
+"""The terminal UI: one Textual app, a mode per place it serves (docs/contracts.md, users).
 
 clinic and ambulance show the vitals screen of the local store; kiosk is the same
 screen locked for residents (no command palette, no quit key: staff close it from the

@@ -1,9 +1,10 @@
 """BerryMed BM1000 family and OEM fingertip oximeters: the "BCI protocol" over BLE.
 
-Facts from devices.md §3 (BCI protocol row; sources adafruit
+Facts from public code (the vendor's protocol sheet is not published): adafruit
 `adafruit_ble_berrymed_pulse_oximeter` (MIT), zh2x/BCI_Protocol,
-ehborisov/BerryMed-Pulse-Oximeter-tool): a transparent-UART service streams 5-byte packets,
-about 60 a second, and only byte 0 of a packet has bit 7 set.
+ehborisov/BerryMed-Pulse-Oximeter-tool; docs/protocols/ble-vendor-formats.md: a
+transparent-UART service streams 5-byte packets, about 60 a second, and only byte 0 of a
+packet has bit 7 set.
 
 | byte | bits |
 |---|---|
@@ -52,7 +53,7 @@ WRITE_UUID = "49535343-8841-43f4-a8d4-ecbe34729bb3"
 CHARACTERISTICS = (NOTIFY_UUID,)
 
 PACKET_LEN = 5
-PLETH_RATE_HZ = 60.0  # devices.md §3: ~60 packets/s, one sample each
+PLETH_RATE_HZ = 60.0  # ~60 packets/s, one sample each (the BCI sources above)
 
 # Byte 0.
 SYNC = 0x80
@@ -69,7 +70,7 @@ BAR_GRAPH = 0x0F
 PULSE_RATE_INVALID = 255
 SPO2_INVALID = 127
 SPO2_MAX = 100
-PLETH_MAX = 0x7F  # 7 bits; devices.md gives 0-100 as the range used
+PLETH_MAX = 0x7F  # 7 bits; the BCI sources give 0-100 as the range used
 
 SPO2 = "MDC_PULS_OXIM_SAT_O2"
 PULSE_RATE = "MDC_PULS_OXIM_PULS_RATE"

@@ -1,12 +1,14 @@
 """Bluetooth SIG Blood Pressure service 0x1810: measurement 0x2A35, cuff progress 0x2A36.
 
-Layout (devices.md §2.1): flags, systolic, diastolic and mean arterial pressure as SFLOAT
-(7 bytes minimum), then the optional fields in flag-bit order: time stamp (bit 1, Date
-Time 7 B), pulse rate (bit 2, SFLOAT), user id (bit 3, uint8), measurement status
-(bit 4, uint16). Flag bits 5-7 are reserved and must be 0: a frame that sets them is
-most likely a vendor-prefixed frame (devices.md §2.1 field notes) and is rejected rather
-than read as nonsense. Bytes beyond what the flags promise are ignored (§2 general rules:
-forward compatibility).
+Layout (Bluetooth SIG Blood Pressure Service; GSS "Blood Pressure Measurement"; the
+tables in docs/protocols/ble-health-profiles.md): flags, systolic, diastolic and mean
+arterial pressure as SFLOAT (7 bytes minimum), then the optional fields in flag-bit order:
+time stamp (bit 1, Date Time 7 B), pulse rate (bit 2, SFLOAT), user id (bit 3, uint8),
+measurement status (bit 4, uint16). Flag bits 5-7 are reserved and must be 0: a frame that
+sets them is most likely a vendor-prefixed frame (pauldemarco/flutter_blue issue #687; field
+notes in docs/protocols/ble-health-profiles.md) and is rejected rather than read as
+nonsense. Bytes beyond what the flags promise are ignored (forward compatibility, as every
+SIG health characteristic allows).
 
 Units: the store and the county platform get mmHg. A kPa frame (flag bit 0 = 1; the spec
 says 1 = kPa, whatever some apps believed) is converted exactly with Decimal at
@@ -42,10 +44,10 @@ FLAG_USER_ID = 0x08
 FLAG_STATUS = 0x10
 FLAGS_RESERVED = 0xE0
 
-KPA_TO_MMHG = Decimal("7.50062")  # devices.md §2.1
+KPA_TO_MMHG = Decimal("7.50062")  # 1 mmHg = 133.322 Pa (docs/protocols/clinical-rules.md)
 CONVERTED_FLAG = "converted-from-kPa"
 INTERMEDIATE_FLAG = "intermediate"  # edge_agent.recorder treats it as progress
-UNKNOWN_USER = 0xFF  # devices.md §2.1: 0xFF = unknown user -> no user flag
+UNKNOWN_USER = 0xFF  # GSS "Blood Pressure Measurement": 0xFF = unknown user -> no user flag
 
 SYSTOLIC = "MDC_PRESS_BLD_NONINV_SYS"
 DIASTOLIC = "MDC_PRESS_BLD_NONINV_DIA"
@@ -55,9 +57,9 @@ PULSE = "MDC_PULS_RATE_NON_INV"
 MMHG = "MDC_DIM_MMHG"
 BPM = "MDC_DIM_BEAT_PER_MIN"
 
-# Measurement status bits (devices.md §2.1). Bits 3-4 are a two-bit pulse-rate range;
-# bits 6-15 are reserved and ignored: the status is advice about a valid reading, and a
-# later spec revision may define them.
+# Measurement status bits (GSS "Blood Pressure Measurement", Measurement Status field).
+# Bits 3-4 are a two-bit pulse-rate range; bits 6-15 are reserved and ignored: the status is
+# advice about a valid reading, and a later spec revision may define them.
 STATUS_BODY_MOVEMENT = 0x0001
 STATUS_CUFF_TOO_LOOSE = 0x0002
 STATUS_IRREGULAR_PULSE = 0x0004
@@ -177,9 +179,10 @@ def decode_intermediate(data: bytes) -> Decoded:
     """An Intermediate Cuff Pressure (0x2A36) frame -> the current cuff pressure.
 
     Same layout as 0x2A35; the cuff pressure sits in the systolic field and the other two
-    pressures carry NaN (devices.md §2.1), so only the cuff pressure (and a pulse rate,
-    when sent) is reported, every reading flagged "intermediate": it is progress for the
-    screen, never a stored result (Nordic's IntermediateCuffPressure callback does the same).
+    pressures carry NaN (GSS "Intermediate Cuff Pressure"), so only the cuff pressure (and
+    a pulse rate, when sent) is reported, every reading flagged "intermediate": it is
+    progress for the screen, never a stored result (Nordic's IntermediateCuffPressure
+    callback does the same).
     """
     parsed = _Parsed(data)
     trail = _trail(parsed)

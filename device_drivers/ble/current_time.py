@@ -1,4 +1,5 @@
-"""Bluetooth SIG Current Time Service 0x1805: setting a device's clock (devices.md §1.3).
+"""Bluetooth SIG Current Time Service 0x1805: setting a device's clock (Bluetooth SIG Current
+Time Service; GSS "Current Time"; docs/protocols/ieee11073-numbers.md).
 
 Cuffs, meters, scales and thermometers stamp their readings with their own clock, which
 is often wrong (never set, or drifted since the batteries were changed). Writing the
@@ -6,7 +7,7 @@ Current Time characteristic 0x2A2B when the device connects puts the clinic's ti
 the readings that follow. Pure encode/decode here; the BLE session makes the write
 (session.BleTransport `set_clock`) and the device edge reads the box's clock.
 
-Layout: Date Time (7 bytes, §1.3), day of week (1 = Monday .. 7 = Sunday, 0 unknown),
+Layout: Date Time (7 bytes, GSS "Date Time"), day of week (1 = Monday .. 7 = Sunday, 0 unknown),
 fractions of a second in 1/256 s, and the adjust-reason bit field.
 """
 
@@ -51,7 +52,7 @@ class CurrentTime:
 
 
 def encode_current_time(when: dt.datetime, adjust_reason: int = ADJUST_EXTERNAL_REFERENCE) -> bytes:
-    """The 10-byte Current Time value that sets a device clock to `when` (devices.md §1.3).
+    """The 10-byte Current Time value that sets a device clock to `when` (GSS "Current Time").
 
     `when` is the naive wall-clock time the device should show (the clinic's local time):
     the characteristic has no time zone, so an aware datetime is refused rather than

@@ -1,4 +1,4 @@
-"""Bluetooth SIG Glucose service 0x1808 and the Current Time Service 0x1805 (devices.md §2.5, §1.3).
+"""Bluetooth SIG Glucose service 0x1808 and the Current Time Service 0x1805 (GLS, CTS).
 
 A glucose meter keeps its results and hands them over on request: the agent writes a
 Record Access Control Point (RACP, 0x2A52) request, the meter notifies each stored record
@@ -7,20 +7,20 @@ one, and ends the transfer with an RACP response-code indication. This module ho
 pure decoders and encoders of those characteristics and `GlucoseConversation`, the pure
 state machine of one download (transport.GattConversation): no I/O, no clocks.
 
-Measurement (devices.md §2.5): flags, sequence number uint16, base time (Date Time, §1.3),
-then in flag-bit order time offset (bit 0, sint16 minutes, added to the base time), the
-concentration SFLOAT and the type-and-location byte (bit 1), the sensor status
-annunciation (bit 3, uint16). Bit 2 picks the unit (0 kg/L, 1 mol/L), bit 4 says a 0x2A34
-frame with the same sequence number follows. Bits 5-7 are reserved: a frame that sets
-them is rejected, as the blood pressure driver does. Bytes beyond the flags' promise are
-ignored (forward compatibility).
+Measurement (GSS "Glucose Measurement"; docs/protocols/ble-health-profiles.md): flags,
+sequence number uint16, base time (GSS Date Time), then in flag-bit order time offset (bit
+0, sint16 minutes, added to the base time), the concentration SFLOAT and the
+type-and-location byte (bit 1), the sensor status annunciation (bit 3, uint16). Bit 2 picks
+the unit (0 kg/L, 1 mol/L), bit 4 says a 0x2A34 frame with the same sequence number follows.
+Bits 5-7 are reserved: a frame that sets them is rejected, as the blood pressure driver
+does. Bytes beyond the flags' promise are ignored (forward compatibility).
 
 Units: the store and the county platform get mmol/L, what Chinese clinics read
-(clinical.md "Units"). mol/L × 1000 is exact. kg/L is what mg/dL meters send
-(kg/L × 100 000 = mg/dL), converted with the molar mass devices.md §2.5 and clinical.md
-give: 1 mmol/L = 18.016 mg/dL (glucose 180.16 g/mol), in Decimal, rounded half-up to
-0.01 mmol/L. That is finer than the meter's own 1 mg/dL step (0.056 mmol/L), so nothing
-real is lost, and every converted reading carries the flag "converted-from-mg/dL".
+(docs/protocols/clinical-rules.md, units). mol/L × 1000 is exact. kg/L is what mg/dL
+meters send (kg/L × 100 000 = mg/dL), converted with the molar mass of glucose: 1 mmol/L =
+18.016 mg/dL (glucose 180.16 g/mol), in Decimal, rounded half-up to 0.01 mmol/L. That is
+finer than the meter's own 1 mg/dL step (0.056 mmol/L), so nothing real is lost, and every
+converted reading carries the flag "converted-from-mg/dL".
 
 Sequence numbers are how records are matched and resumed: every reading of a record
 carries the flag "seq:<n>", and `dedup_key` gives the transport a key per characteristic
@@ -31,10 +31,11 @@ Context frames (0x2A34) are recorded as frames of their own, right before the re
 belong to (GlucoseConversation.release holds a record that promises a context until the
 context comes). Their categorical fields (meal, tester, health, carbohydrate, exercise,
 medication) become flags; `RecordDecoder`, one per meter, puts them on the record's
-glucose reading, because the meal decides which diabetes threshold applies (devices.md
-§2.5). Only HbA1c has a SCADA term (MDC_CONC_HBA1C) and becomes a reading of its own,
-carrying the same flags. The other context terms of IEEE 11073-10417 (MDC_CTXT_GLU_MEAL
-...) live in the PHD disease management partition, which edge_agent.mdc does not hold.
+glucose reading, because the meal decides which diabetes threshold applies
+(docs/protocols/clinical-rules.md). Only HbA1c has a SCADA term (MDC_CONC_HBA1C) and becomes
+a reading of its own, carrying the same flags. The other context terms of IEEE 11073-10417
+(MDC_CTXT_GLU_MEAL ...) live in the PHD disease management partition, which edge_agent.mdc
+does not hold.
 """
 
 from __future__ import annotations
@@ -64,8 +65,9 @@ CONTEXT_UUID = uuid16(0x2A34)
 FEATURE_UUID = uuid16(0x2A51)
 RACP_UUID = uuid16(0x2A52)
 
-# What the transport subscribes to (devices.md §2.5 flow step 1): 0x2A18 and 0x2A34 are
-# notified, 0x2A52 indicated; bleak's start_notify enables either kind.
+# What the transport subscribes to (GLP record transfer, step 1 in
+# docs/protocols/ble-health-profiles.md): 0x2A18 and 0x2A34 are notified, 0x2A52 indicated;
+# bleak's start_notify enables either kind.
 CHARACTERISTICS = (MEASUREMENT_UUID, CONTEXT_UUID, RACP_UUID)
 
 # --- Glucose Measurement 0x2A18 ------------------------------------------------------------
@@ -84,8 +86,8 @@ GLUCOSE_GENERIC = "MDC_CONC_GLU_GEN"
 GLUCOSE_CONTROL = "MDC_CONC_GLU_CONTROL"
 HBA1C = "MDC_CONC_HBA1C"
 
-MG_PER_DL_PER_MMOL_PER_L = Decimal("18.016")  # devices.md §2.5, clinical.md: 180.16 g/mol
-MG_PER_DL_PER_KG_PER_L = 100_000  # devices.md §2.5: kg/L × 100 000 = mg/dL
+MG_PER_DL_PER_MMOL_PER_L = Decimal("18.016")  # molar mass of glucose, 180.16 g/mol
+MG_PER_DL_PER_KG_PER_L = 100_000  # 1 kg/L = 10^6 mg / 10 dL = 100 000 mg/dL
 MMOL_STEP = Decimal("0.01")
 CONVERTED_FLAG = "converted-from-mg/dL"
 CONTROL_FLAG = "control-solution"
@@ -113,7 +115,7 @@ _SAMPLE_TYPES: dict[int, str] = {
     9: "MDC_CONC_GLU_ISF",
     TYPE_CONTROL_SOLUTION: GLUCOSE_CONTROL,
 }
-# Sample location (high nibble, devices.md §2.5). 15 = not available: no flag.
+# Sample location (high nibble, GSS "Glucose Measurement"). 15 = not available: no flag.
 _LOCATIONS: dict[int, str] = {
     1: "finger",
     2: "alternate-site",
@@ -122,10 +124,10 @@ _LOCATIONS: dict[int, str] = {
     5: "subcutaneous",
 }
 
-# Sensor status annunciation, in the SIG GLS / GSS order (devices.md §2.5). Nordic's
-# GlucoseStatus swaps bits 5 and 6; the GSS text, the Wireshark btatt dissector and the
-# SIG characteristic XML all give 5 = higher, 6 = lower, so that is what is read here.
-# Bits 12-15 are reserved and ignored (advice about a valid reading, not a new layout).
+# Sensor status annunciation, in the SIG GLS / GSS order. Nordic's GlucoseStatus swaps bits
+# 5 and 6; the GSS text, the Wireshark btatt dissector and the SIG characteristic XML all
+# give 5 = higher, 6 = lower, so that is what is read here. Bits 12-15 are reserved and
+# ignored (advice about a valid reading, not a new layout).
 STATUS_BATTERY_LOW = 0x0001
 STATUS_SENSOR_MALFUNCTION = 0x0002
 STATUS_SAMPLE_SIZE = 0x0004
@@ -321,7 +323,8 @@ def decode_measurement(data: bytes) -> Decoded:
         if m.location != LOCATION_NOT_AVAILABLE:
             flags.append(f"location:{_LOCATIONS.get(m.location, m.location)}")
         # A control-solution check is a test of the meter, not the patient's glucose:
-        # its own metric keeps it out of the patient's series (devices.md §2.5).
+        # its own metric keeps it out of the patient's series (GSS sample type 10 /
+        # location 4, control solution).
         if m.sample_type == TYPE_CONTROL_SOLUTION or m.location == LOCATION_CONTROL_SOLUTION:
             metric = GLUCOSE_CONTROL
             flags.append(CONTROL_FLAG)
@@ -351,7 +354,7 @@ def encode_measurement(
 
     `concentration` is in the frame's unit (kg/L, or mol/L when `mol_per_l`); None leaves
     the field out, Decimal("NaN") sends NaN. `base_time` None sends the all-zero Date
-    Time (clock not set, §1.3).
+    Time (clock not set, GSS "Date Time").
     """
     flags = FLAG_CONTEXT_FOLLOWS if context_follows else 0
     body = struct.pack("<H", sequence) + encode_date_time(base_time)
@@ -438,8 +441,9 @@ class GlucoseContext:
 def parse_context(data: bytes) -> GlucoseContext:
     """A 0x2A34 frame -> its fields; DecodeError (with the offset) for a bad frame.
 
-    Layout (devices.md §2.5): flags, sequence number, [extended flags], then the fields
-    in flag-bit order. All eight flag bits are defined, so none is rejected as reserved.
+    Layout (GSS "Glucose Measurement Context"): flags, sequence number, [extended flags],
+    then the fields in flag-bit order. All eight flag bits are defined, so none is rejected
+    as reserved.
     """
     if not data:
         raise DecodeError("empty frame: no flags byte", 0)
@@ -527,7 +531,7 @@ def context_flags(context: GlucoseContext) -> tuple[str, ...]:
     if context.medication is not None:
         medication_id, amount = context.medication
         flags.append(f"medication:{_MEDICATIONS.get(medication_id, medication_id)}")
-        # kg -> mg is 10^6; litres -> mL is 10^3 (devices.md §2.5: bit 5 picks the unit).
+        # kg -> mg is 10^6; litres -> mL is 10^3 (context flag bit 5 picks the unit).
         if context.medication_litres:
             flags.append(_amount("medication-ml", amount, 3))
         else:
@@ -558,12 +562,12 @@ def _context_decoded(context: GlucoseContext) -> Decoded:
 class RecordDecoder:
     """One meter's decoder: a record's context joins the record's glucose reading.
 
-    devices.md §2.5: the meal decides which diabetes threshold applies, so it belongs
-    on the reading. The session records a context right before its record
-    (GlucoseConversation.release), so this decoder keeps the last context it decoded
-    and puts its fields on the next record's reading when the sequence numbers match:
-    "meal:fasting", "tester:self", ... replace "context-follows". Anything else forgets
-    it. One instance per paired meter (the registry makes it per device).
+    The meal decides which diabetes threshold applies (docs/protocols/clinical-rules.md),
+    so it belongs on the reading. The session records a context right before its record
+    (GlucoseConversation.release), so this decoder keeps the last context it decoded and
+    puts its fields on the next record's reading when the sequence numbers match:
+    "meal:fasting", "tester:self", ... replace "context-follows". Anything else forgets it.
+    One instance per paired meter (the registry makes it per device).
     """
 
     def __init__(self) -> None:
@@ -719,7 +723,7 @@ def sequence_filter(*values: int) -> bytes:
 
 
 def report_all() -> bytes:
-    """Report stored records: all (devices.md §2.5 flow step 3, first contact)."""
+    """Report stored records: all (first contact; GLS RACP op 1, operator 1)."""
     return encode_racp(OP_REPORT_RECORDS, OPERATOR_ALL)
 
 
@@ -777,7 +781,7 @@ class RacpResult:
 
     @property
     def ok(self) -> bool:
-        """Success, or no records found, which devices.md §2.5 step 4 calls normal."""
+        """Success, or no records found, which is a normal end of a transfer (RACP op 6)."""
         return self.code in (RESPONSE_SUCCESS, RESPONSE_NO_RECORDS)
 
     def describe(self) -> str:
@@ -795,8 +799,9 @@ class RacpCount:
 def decode_racp_response(data: bytes) -> RacpResult | RacpCount:
     """An RACP indication from the meter -> a result or a record count.
 
-    The count is a uint16 (devices.md §2.5); 1- and 4-byte counts from non-conforming
-    meters are read too, as Nordic's parser does, since the count is only advice.
+    The count is a uint16 (GSS "Record Access Control Point"); 1- and 4-byte counts from
+    non-conforming meters are read too, as Nordic's parser does, since the count is only
+    advice.
     """
     if len(data) < 2:
         raise DecodeError(f"truncated: RACP indication needs 2 bytes, frame has {len(data)}", 0)
@@ -855,10 +860,11 @@ class GlucoseConversation:
     """One connection's download of stored records over RACP (transport.GattConversation).
 
     - opened: "report stored records: all" on first contact (`last_sequence` None), else
-      "sequence number >= last_sequence + 1" (devices.md §2.5 flow step 3). With
-      `ask_count`, the number of those records is asked first (step 2), and a count of
-      zero ends the conversation. (The meter's clock is set by the session before this
-      opens: session.BleTransport `set_clock`, current_time.py.)
+      "sequence number >= last_sequence + 1" (step 3 of the download in
+      docs/protocols/ble-health-profiles.md). With `ask_count`, the number of those records
+      is asked first (step 2), and a count of zero ends the conversation. (The meter's clock
+      is set by the session before this opens: session.BleTransport `set_clock`,
+      current_time.py.)
     - received: 0x2A18 records move `last_sequence`; the response-code indication ends
       the conversation: "success" or "no records found" normally, anything else with
       `error` set. "Operator/operand not supported" to a "since" request falls back to
@@ -1024,10 +1030,11 @@ class RecordDownloads:
 
     Each connection gets a GlucoseConversation that starts where the previous one got
     to, so a meter carried out of range mid-transfer is asked only for what is left
-    when it comes back (devices.md §2.5 step 6). The resume point lives as long as the
-    daemon: after a restart the first download asks for all records again and the
-    recorder drops what it already holds by `dedup_key`, which also makes a meter whose
-    numbering restarted (memory reset, a replaced meter under the same pairing) safe.
+    when it comes back (step 6 of the download in docs/protocols/ble-health-profiles.md).
+    The resume point lives as long as the daemon: after a restart the first download asks
+    for all records again and the recorder drops what it already holds by `dedup_key`, which
+    also makes a meter whose numbering restarted (memory reset, a replaced meter under the
+    same pairing) safe.
     """
 
     def __init__(self, last_sequence: int | None = None, *, ask_count: bool = False) -> None:

@@ -1,10 +1,11 @@
 """Bluetooth SIG Heart Rate service 0x180D: Heart Rate Measurement 0x2A37.
 
-Layout (devices.md §2.3): flags, heart rate (uint8, or uint16 when flag bit 0 is set),
+Layout (Bluetooth SIG Heart Rate Service; GSS "Heart Rate Measurement";
+docs/protocols/ble-health-profiles.md): flags, heart rate (uint8, or uint16 when flag bit 0 is set),
 then energy expended (bit 3, uint16 kJ) and RR intervals (bit 4: every remaining whole
 uint16, each in 1/1024 s; at least one when the bit is set). Flag bits 1-2 are the sensor
-contact status. Bits 5-7 are reserved and must be 0 (§2 general rules): such a frame is
-rejected. Bytes the flags do not account for are ignored; with RR intervals present that
+contact status. Bits 5-7 are reserved and must be 0 (as in every SIG health characteristic): such a
+frame is rejected. Bytes the flags do not account for are ignored; with RR intervals present that
 can only be one odd trailing byte, which Nordic's parser ignores too.
 
 Readings:
@@ -12,7 +13,7 @@ Readings:
   measuring R waves through skin electrodes (hence "sensor contact" and RR intervals); an
   optical band reports the same characteristic, and the profile does not say which it is
   (Body Sensor Location 0x2A38 is a separate read), so one term for all, the one
-  hl7-pcd.md's PCD examples use.
+  IHE PCD example messages use (147842, docs/protocols/mdc-nomenclature.md).
 - each RR interval as its own MDC_ECG_TIME_PD_RR_GL reading in ms, in frame order. A term
   exists (edge_agent.mdc, 147240), so the intervals stay queryable data, not flag text.
   1/1024 s = 125/128 ms, so ms = ticks × 125 / 128 is exact in Decimal (at most 7

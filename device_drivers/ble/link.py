@@ -31,8 +31,9 @@ class BleakLink:
         self.address = address
         self._timeout_s = timeout_s
         # Bond (pair and encrypt) before using the link, if not bonded already: glucose
-        # meters refuse RACP on an unencrypted link (devices.md §2.5 step 1). BlueZ keeps
-        # the bond, so only the first connection pairs (Just Works, no PIN on such meters).
+        # meters refuse RACP on an unencrypted link (docs/protocols/ble-health-profiles.md,
+        # RACP). BlueZ keeps the bond, so only the first connection pairs (Just Works, no
+        # PIN on such meters).
         self._bond = bond
         self._client: BleakClient | None = None
 

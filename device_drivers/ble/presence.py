@@ -3,8 +3,8 @@
 Home cuffs, meters and scales sleep and advertise only for a while after a measurement.
 Twenty sessions each polling with connection attempts would keep the radio busy and
 wake the CPU for nothing; instead one watcher listens to advertisements and wakes the
-session whose device just appeared (devices.md §2.7: have the subscriptions in place
-within a second of the device showing up).
+session whose device just appeared (docs/protocols/ble-health-profiles.md, link
+behaviour: have the subscriptions in place within a second of the device showing up).
 
 bleak stays at this edge: `BleakAdvertisements` imports it when it starts, and turns
 each advertisement into our own `Advertisement` value; tests feed `saw()` directly.
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
-# Health services a scan reports (Bluetooth SIG assigned numbers, devices.md §2; the
-# BerryMed/BCI transparent UART service, devices.md §3).
+# Health services a scan reports (Bluetooth SIG Assigned Numbers, GATT services; the
+# BerryMed/BCI transparent UART service, docs/protocols/ble-vendor-formats.md).
 HEALTH_SERVICES = {
     "00001810-0000-1000-8000-00805f9b34fb": "blood pressure",
     "00001809-0000-1000-8000-00805f9b34fb": "health thermometer",

@@ -1,6 +1,8 @@
 """Bluetooth SIG Pulse Oximeter service 0x1822: spot-check 0x2A5E, continuous 0x2A5F, features 0x2A60.
 
-Layouts (devices.md §2.4; numbers and times §1):
+Layouts (Bluetooth SIG Pulse Oximeter Service; GSS "PLX Spot-Check Measurement", "PLX
+Continuous Measurement", "PLX Features"; docs/protocols/ble-health-profiles.md; numbers
+and times: IEEE 11073-20601 SFLOAT and GSS Date Time, docs/protocols/ieee11073-numbers.md):
 
 - Spot-check (0x2A5E, indicate; driver `ble-plx-spot`): flags, SpO2 SFLOAT (%), pulse rate
   SFLOAT (/min), then in flag-bit order: time stamp (bit 0, Date Time 7 B), measurement
@@ -13,21 +15,23 @@ Layouts (devices.md §2.4; numbers and times §1):
 - Features (0x2A60, read): uint16 feature bits, then the supported measurement status
   (uint16, when bit 0) and the supported device and sensor status (uint24, when bit 1).
 
-As for blood pressure (§2.1), flag bits 5-7 are reserved and a frame that sets them is
+As for blood pressure, flag bits 5-7 are reserved and a frame that sets them is
 rejected (it is not the layout we know, so its offsets are guesses); bytes beyond what the
-flags promise are ignored (§2 general rules). Reserved *status* bits are ignored: a status
-is advice about a valid reading and a later revision may define them.
+flags promise are ignored (as in every SIG health characteristic). Reserved *status* bits
+are ignored: a status is advice about a valid reading and a later revision may define them.
 
 Metrics: SpO2 -> MDC_PULS_OXIM_SAT_O2 (%), pulse rate -> MDC_PULS_OXIM_PULS_RATE (/min),
 pulse amplitude index -> MDC_PULS_OXIM_PERF_REL (%): the PAI is the PLX name of the
 relative perfusion (perfusion index) that IEEE 11073-10404, the PHD oximeter PLX mirrors,
-reports under that term. SFLOAT specials give no value and their flag (§1.1).
+reports under that term. SFLOAT specials give no value and their flag (IEEE 11073-20601
+SFLOAT reserved values).
 
 Decisions (what the status words do to a reading):
 
 - Demonstration or testing data (measurement status bits 10, 11): "must never reach a
-  patient record" (§2.4). The frame gives no readings, only a device alarm saying why, so
-  the recorder keeps the raw bytes and raises a visible alert but stores no observation.
+  patient record" (PLXS measurement status: data for demonstration / for testing). The
+  frame gives no readings, only a device alarm saying why, so the recorder keeps the raw
+  bytes and raises a visible alert but stores no observation.
 - Measurement unavailable (bit 13) and invalid measurement detected (bit 15): the device
   says its numbers are not measurements, so every reading of the frame loses its value
   (None, like an SFLOAT NaN) and carries the flag; the recorder keeps them locally and
@@ -41,7 +45,7 @@ Decisions (what the status words do to a reading):
   interference, ...) qualify the numbers and become flags on every reading.
 - Spot-check bit 4 (clock not set): the time stamp is the device's idea of a time it never
   knew, so the reading's device time is None (the recorder uses the receive time) and the
-  readings carry "device-clock-not-set" (§1.3).
+  readings carry "device-clock-not-set" (docs/protocols/ieee11073-numbers.md, Date Time).
 - Continuous readings are flagged "continuous": they arrive about once a second or
   faster, and the driver's upload interval (registry `upload_every_s`) thins what goes up.
   The fast and slow averages are the same quantities averaged differently; a consumer that
@@ -72,19 +76,19 @@ SERVICE_UUID = "00001822-0000-1000-8000-00805f9b34fb"
 SPOT_UUID = "00002a5e-0000-1000-8000-00805f9b34fb"
 CONTINUOUS_UUID = "00002a5f-0000-1000-8000-00805f9b34fb"
 FEATURES_UUID = "00002a60-0000-1000-8000-00805f9b34fb"
-# Stored spot-checks are fetched through the RACP (write + indicate, devices.md §2.4); that
+# Stored spot-checks are fetched through the RACP (write + indicate, PLXS); that
 # needs a conversation, so the drivers subscribe to the measurement characteristics only.
 RACP_UUID = "00002a52-0000-1000-8000-00805f9b34fb"
 SPOT_CHARACTERISTICS = (SPOT_UUID,)
 CONTINUOUS_CHARACTERISTICS = (CONTINUOUS_UUID,)
 
-# Spot-check flags (devices.md §2.4).
+# Spot-check flags (GSS "PLX Spot-Check Measurement").
 SPOT_TIME_STAMP = 0x01
 SPOT_MEASUREMENT_STATUS = 0x02
 SPOT_DEVICE_STATUS = 0x04
 SPOT_PULSE_AMPLITUDE = 0x08
 SPOT_CLOCK_NOT_SET = 0x10
-# Continuous flags (devices.md §2.4).
+# Continuous flags (GSS "PLX Continuous Measurement").
 CONT_FAST = 0x01
 CONT_SLOW = 0x02
 CONT_MEASUREMENT_STATUS = 0x04
@@ -309,7 +313,7 @@ def decode_spot_check(data: bytes) -> Decoded:
         amplitude = sfloat_at(data, offset, "pulse amplitude index")
     lead: tuple[str, ...] = ()
     if flags & SPOT_CLOCK_NOT_SET:
-        # §1.3: a clock that was never set gives a time that means nothing.
+        # Flag bit 4: a clock that was never set gives a time that means nothing.
         time = None
         lead = (CLOCK_NOT_SET_FLAG,)
     status = _Status.of(measurement, device)

@@ -133,7 +133,7 @@ class BleTransport:
     async def _try_set_clock(
         self, link: NotifyingLink, set_clock: Callable[[], tuple[str, bytes]]
     ) -> None:
-        """Current Time Service: set the device clock when it allows it (devices.md §1.3).
+        """Current Time Service: set the device clock when it allows it (GSS "Current Time").
 
         Many cuffs and meters have no CTS, or refuse the write until bonded; that is not
         a reason to drop a link that is about to deliver readings.

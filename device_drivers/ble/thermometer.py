@@ -1,28 +1,30 @@
 """Bluetooth SIG Health Thermometer service 0x1809: measurement 0x2A1C, intermediate 0x2A1E.
 
-Layout (devices.md §2.2): flags, temperature as an 11073 FLOAT (§1.2, 5 bytes minimum),
-then the optional fields in flag-bit order: time stamp (bit 1, Date Time 7 B, §1.3) and
-temperature type (bit 2, uint8). Flag bit 0 is the unit: 0 = °C, 1 = °F. Bits 3-7 are
-reserved and must be 0 (§2 general rules): such a frame is rejected, not guessed at.
+Layout (Bluetooth SIG Health Thermometer Service; GSS "Temperature Measurement";
+docs/protocols/ble-health-profiles.md): flags, temperature as an IEEE 11073-20601 FLOAT
+(5 bytes minimum), then the optional fields in flag-bit order: time stamp (bit 1, GSS Date
+Time 7 B) and temperature type (bit 2, uint8). Flag bit 0 is the unit: 0 = °C, 1 = °F.
+Bits 3-7 are reserved and must be 0: such a frame is rejected, not guessed at.
 Bytes beyond what the flags promise are ignored (forward compatibility).
 
-Units: the store gets °C, as Chinese clinics use it (clinical.md "Units"). A °F frame is
-converted with Decimal, °C = (°F − 32) × 5/9, which has no finite decimal expansion, so
-the result is rounded half-up to one digit finer than the frame's own resolution (a step
-of 0.1 °F is 0.056 °C, so 0.01 °C keeps it), never coarser than 0.1 °C (the resolution
-clinical.md bands temperature at) nor finer than 0.0001 °C (no thermometer resolves
-more). Every converted reading carries "converted-from-F".
+Units: the store gets °C, as Chinese clinics use it. A °F frame is converted with Decimal,
+°C = (°F − 32) × 5/9, which has no finite decimal expansion, so the result is rounded
+half-up to one digit finer than the frame's own resolution (a step of 0.1 °F is 0.056 °C, so
+0.01 °C keeps it), never coarser than 0.1 °C (the resolution NEWS2 bands temperature at) nor
+finer than 0.0001 °C (no thermometer resolves more). Every converted reading carries
+"converted-from-F".
 
 Site: the temperature type byte picks the MDC body-site metric (`SITE_METRICS`); no type
 byte, or a code the spec does not define, gives MDC_TEMP_BODY.
 
-Vendor quirks (devices.md §1.4): some cheap thermometers send an IEEE-754 single where
-the SIG requires an 11073 FLOAT, and some apps and devices read unit bit 0 the wrong way
-round (§2.1 field notes). Neither can be told from one frame, so each is a named decoder
-chosen per device through `QUIRKS` / `decoder_for(channel, quirk)`, never guessed per
-frame. Any decoder rejects a temperature outside `PLAUSIBLE_C`: that is the symptom of a
-wrong quirk setting (an IEEE-754 37.5 read as FLOAT is about 1.4e72), and §1.4 says to
-quarantine such values rather than store them.
+Vendor quirks (docs/protocols/ieee11073-numbers.md, pitfalls): some cheap thermometers send
+an IEEE-754 single where the SIG requires an 11073 FLOAT, and some apps and devices read
+unit bit 0 the wrong way round (the blood pressure field notes in
+docs/protocols/ble-health-profiles.md). Neither can be told from one frame, so each is a
+named decoder chosen per device through `QUIRKS` / `decoder_for(channel, quirk)`, never
+guessed per frame. Any decoder rejects a temperature outside `PLAUSIBLE_C`: that is the
+symptom of a wrong quirk setting (an IEEE-754 37.5 read as FLOAT is about 1.4e72), and such
+values are quarantined rather than stored.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from edge_agent.model import Decoded, DecodeError, Reading
 
 MEASUREMENT_UUID = "00002a1c-0000-1000-8000-00805f9b34fb"
 INTERMEDIATE_UUID = "00002a1e-0000-1000-8000-00805f9b34fb"
-# Subscribe to both: the measurement is indicated, the intermediate one notified (§2.2).
+# Subscribe to both: the measurement is indicated, the intermediate one notified (HTS).
 CHARACTERISTICS = (MEASUREMENT_UUID, INTERMEDIATE_UUID)
 
 FLAG_FAHRENHEIT = 0x01
@@ -63,10 +65,10 @@ INTERMEDIATE_FLAG = "intermediate"  # edge_agent.recorder treats it as progress
 CELSIUS = "MDC_DIM_DEGC"
 BODY = "MDC_TEMP_BODY"
 
-# devices.md §2.2 temperature type codes -> MDC body-site metrics. §2.2 points to
-# hl7-pcd.md for the site terms; we take its reference ids but not its term numbers:
-# hl7-pcd.md gives ORAL/AXILLA/RECT as 19308/19312/19316, yet 19308 and 19316 are
-# MDC_TEMP_NASOPH and MDC_TEMP_SKIN in edge_agent.mdc (cited there from ISiK/Mindray).
+# GSS "Temperature Type" codes -> MDC body-site metrics (docs/protocols/mdc-nomenclature.md,
+# temperature sites). Terms 19308 and 19316, which one earlier table gave for oral and
+# rectal, are MDC_TEMP_NASOPH and MDC_TEMP_SKIN in edge_agent.mdc (cited there from
+# ISiK/Mindray).
 # The thermometer site terms that Bluetooth HTP transcodes to are those of the 11073-10408
 # thermometer specialization (57348.. in mdc.py, the only table that also has ear, finger,
 # GI tract and toe), and drivers name metrics by reference id, so mdc.py's codes apply.
@@ -178,7 +180,7 @@ def _readings(parsed: TemperatureMeasurement, lead: tuple[str, ...]) -> Decoded:
         if not PLAUSIBLE_C[0] <= celsius <= PLAUSIBLE_C[1]:
             raise DecodeError(
                 f"temperature {celsius:.6g} °C outside {PLAUSIBLE_C[0]}..{PLAUSIBLE_C[1]}:"
-                " wrong number format for this device (devices.md §1.4 quirks)?",
+                " wrong number format for this device (docs/protocols/ieee11073-numbers.md)?",
                 1,
             )
     if parsed.fahrenheit:
@@ -211,22 +213,22 @@ def decode_intermediate(data: bytes) -> Decoded:
 
 
 def decode_measurement_ieee754(data: bytes) -> Decoded:
-    """Quirk: 0x2A1C with an IEEE-754 single in place of the FLOAT (devices.md §1.4)."""
+    """Quirk: 0x2A1C with an IEEE-754 single in place of the FLOAT (weliem/bluez_inc #43)."""
     return _readings(parse_measurement(data, ieee754=True), ())
 
 
 def decode_intermediate_ieee754(data: bytes) -> Decoded:
-    """Quirk: 0x2A1E with an IEEE-754 single in place of the FLOAT (devices.md §1.4)."""
+    """Quirk: 0x2A1E with an IEEE-754 single in place of the FLOAT (weliem/bluez_inc #43)."""
     return _readings(parse_measurement(data, ieee754=True), (INTERMEDIATE_FLAG,))
 
 
 def decode_measurement_inverted_unit(data: bytes) -> Decoded:
-    """Quirk: 0x2A1C whose unit bit 0 means °C when set (devices.md §2.1 field notes)."""
+    """Quirk: 0x2A1C whose unit bit 0 means °C when set (HTS says 1 = °F)."""
     return _readings(parse_measurement(data, inverted_unit=True), ())
 
 
 def decode_intermediate_inverted_unit(data: bytes) -> Decoded:
-    """Quirk: 0x2A1E whose unit bit 0 means °C when set (devices.md §2.1 field notes)."""
+    """Quirk: 0x2A1E whose unit bit 0 means °C when set (HTS says 1 = °F)."""
     return _readings(parse_measurement(data, inverted_unit=True), (INTERMEDIATE_FLAG,))
 
 
@@ -276,7 +278,7 @@ def _selector(measurement: Decoder, intermediate: Decoder) -> Callable[[str | No
 
 _STANDARD = _selector(decode_measurement, decode_intermediate)
 
-# Per-device quirk switches (devices.md §1.4): quirk name -> decoder_for of that variant.
+# Per-device quirk switches (docs/protocols/ieee11073-numbers.md): quirk -> decoder_for.
 QUIRKS: dict[str, Callable[[str | None], Decoder]] = {
     QUIRK_IEEE754: _selector(decode_measurement_ieee754, decode_intermediate_ieee754),
     QUIRK_INVERTED_UNIT: _selector(

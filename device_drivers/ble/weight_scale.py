@@ -1,16 +1,18 @@
 """Bluetooth SIG Weight Scale service 0x181D: Weight Measurement 0x2A9D, Feature 0x2A9E.
 
-Layout (devices.md §2.6): flags, weight uint16 (3 bytes minimum), then in flag-bit order
-time stamp (bit 1, Date Time 7 B, §1.3), user id (bit 2, uint8, 0xFF = unknown user) and
-BMI + height (bit 3: one bit for both, uint16 each; PyPI bluetooth-sig's two-flag reading
-is wrong, §1.4). Flag bit 0 is the unit system: 0 = SI (kg, m), 1 = imperial (lb, in).
-Bits 4-7 are reserved and must be 0: such a frame is rejected (§2 general rules). Bytes
-beyond what the flags promise are ignored.
+Layout (Bluetooth SIG Weight Scale Service; GSS "Weight Measurement";
+docs/protocols/ble-health-profiles.md): flags, weight uint16 (3 bytes minimum), then in
+flag-bit order time stamp (bit 1, GSS Date Time 7 B), user id (bit 2, uint8, 0xFF = unknown
+user) and BMI + height (bit 3: one bit for both, uint16 each; PyPI bluetooth-sig's
+two-flag reading is wrong). Flag bit 0 is the unit system: 0 = SI (kg, m), 1 = imperial
+(lb, in). Bits 4-7 are reserved and must be 0: such a frame is rejected (as in every SIG
+health characteristic). Bytes beyond what the flags promise are ignored.
 
 Resolutions are the fixed ones of the field definitions: weight 0.005 kg or 0.01 lb,
 height 0.001 m or 0.1 in, BMI 0.1 kg/m² in both systems. The Feature characteristic's
 resolution bits describe the scale's precision, not a different scaling (most scales in
-the field use the default, §2.6); `decode_feature` reads them for the log.
+the field use the default; docs/protocols/ble-health-profiles.md); `decode_feature` reads
+them for the log.
 
 Units: the store gets kg and cm, as Chinese clinics use them. Imperial frames are
 converted with Decimal at the exact definitions 1 lb = 0.45359237 kg and 1 in = 2.54 cm.
@@ -18,9 +20,10 @@ Height converts exactly (0.1 in = 0.254 cm). Weight's exact product has 10 decim
 rounded half-up to 0.001 kg: one step of 0.01 lb is 4.5 g, so 1 g loses nothing real.
 Converted readings carry "converted-from-lb" (weight) or "converted-from-in" (height).
 
-Special value: weight 0xFFFF is "measurement unsuccessful" (§2.6): a weight reading with
-no value and the flag "measurement-unsuccessful"; then only time stamp and user id may be
-present, so such a frame that also sets the BMI/height bit is rejected as inconsistent.
+Special value: weight 0xFFFF is "measurement unsuccessful" (GSS "Weight Measurement"): a
+weight reading with no value and the flag "measurement-unsuccessful"; then only time stamp
+and user id may be present, so such a frame that also sets the BMI/height bit is rejected as
+inconsistent.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ FLAG_BMI_HEIGHT = 0x08
 FLAGS_RESERVED = 0xF0
 
 WEIGHT_UNSUCCESSFUL = 0xFFFF
-UNKNOWN_USER = 0xFF  # devices.md §2.6: 0xFF = unknown user -> no user flag
+UNKNOWN_USER = 0xFF  # GSS "Weight Measurement": 0xFF = unknown user -> no user flag
 
 KG_PER_STEP = Decimal("0.005")
 LB_PER_STEP = Decimal("0.01")
@@ -207,7 +210,7 @@ def encode_measurement(
     return bytes([flags]) + body
 
 
-# Weight Scale Feature 0x2A9E resolution codes (devices.md §2.6): code -> (kg, lb) step.
+# Weight Scale Feature 0x2A9E resolution codes (GSS "Weight Scale Feature"): code -> (kg, lb) step.
 _WEIGHT_RESOLUTIONS: dict[int, tuple[Decimal, Decimal]] = {
     1: (Decimal("0.5"), Decimal(1)),
     2: (Decimal("0.2"), Decimal("0.5")),
@@ -241,7 +244,7 @@ class WeightScaleFeature:
 
 
 def decode_feature(data: bytes) -> WeightScaleFeature:
-    """A Weight Scale Feature value (uint32, devices.md §2.6); bits 10-31 are reserved."""
+    """A Weight Scale Feature value (uint32, GSS "Weight Scale Feature"); bits 10-31 reserved."""
     if len(data) < 4:
         raise DecodeError(f"truncated: weight scale feature needs 4 bytes, has {len(data)}", 0)
     bits = int.from_bytes(data[:4], "little")

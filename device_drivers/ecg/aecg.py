@@ -1,4 +1,7 @@
-"""HL7 v3 Annotated ECG (aECG) files (devices.md §5.4): bytes in, `EcgRecord` out, and back.
+"""HL7 v3 Annotated ECG (aECG) files: bytes in, `EcgRecord` out, and back.
+
+Sources: HL7 Version 3 Standard: Annotated ECG; FDA/aecg-python (CC0) and its schema copy;
+docs/protocols/ecg-files.md.
 
 An aECG file is XML in the namespace urn:hl7-org:v3 (files without the namespace are read
 too). The parts this module reads:

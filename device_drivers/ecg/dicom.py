@@ -1,4 +1,6 @@
-"""DICOM 12-lead ECG Waveform Storage files (devices.md §5.1), without I/O.
+"""DICOM 12-lead ECG Waveform Storage files (DICOM PS3.3 C.10.9, C.10.10), without I/O.
+
+The layout the code reads: docs/protocols/ecg-files.md.
 
 What is read, from a DICOM Part 10 file (pydicom parses the container, this module reads
 the waveform itself so no numpy is needed at run time):

@@ -1,4 +1,7 @@
-"""Philips resting-ECG XML (PageWriter, HeartStart MRx, "SierraECG"), devices.md §5.3.
+"""Philips resting-ECG XML (PageWriter, HeartStart MRx, "SierraECG").
+
+Source: sixlettervariables/sierra-ecg-tools (MIT), the public reader of these files;
+docs/protocols/ecg-files.md.
 
 A document is `restingecgdata` in the namespace http://www3.medical.philips.com (files
 without the namespace are read too), UTF-8 or UTF-16 with a byte-order mark: the bytes go

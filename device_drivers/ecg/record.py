@@ -1,4 +1,4 @@
-"""One 12-lead ECG as every cart file format carries it (devices.md §5), without I/O.
+"""One 12-lead ECG as every cart file format carries it (docs/protocols/ecg-files.md), no I/O.
 
 Each format module (dicom, scp, aecg, philips_xml) parses its bytes into an `EcgRecord`
 and writes one back (for tests and for carts simulated in the demo); `to_decoded` turns
@@ -10,8 +10,8 @@ microvolts per unit, a Decimal: 4.88 and 2.5 are not binary fractions) and `offs
 (aECG origin); physical value = offset_uv + uv_per_unit × sample. That keeps a round trip
 exact, and the store keeps the integers (waveform_segment).
 
-Lead names are the usual ones; their codes are the SCP-ECG / IEEE 11073-10101 lead codes
-devices.md §5 gives (I = 1, II = 2, V1..V6 = 3..8, III = 61, aVR = 62, aVL = 63,
+Lead names are the usual ones; their codes are the SCP-ECG (EN 1064 lead definition) /
+IEEE 11073-10101 lead codes (I = 1, II = 2, V1..V6 = 3..8, III = 61, aVR = 62, aVL = 63,
 aVF = 64) and their waveform metrics MDC_ECG_ELEC_POTL_<lead> (term 256 + lead code).
 """
 
@@ -203,8 +203,9 @@ def to_decoded(record: EcgRecord) -> Decoded:
 
 
 def limb_lead_errors(record: EcgRecord, tolerance_units: int = 1) -> list[str]:
-    """Einthoven/Goldberger self-check (devices.md §5): III = II − I, aVR = −(I + II)/2,
-    aVL = I − II/2, aVF = II − I/2, each within `tolerance_units` at every sample.
+    """Einthoven/Goldberger self-check (docs/protocols/ecg-files.md): III = II − I,
+    aVR = −(I + II)/2, aVL = I − II/2, aVF = II − I/2, each within `tolerance_units` at
+    every sample.
 
     Returns one line per lead that breaks it (empty: consistent). A decoder that mixed
     up leads, byte order or scale fails here even when each lead looks like an ECG.

@@ -1,11 +1,12 @@
 """SCP-ECG (EN 1064 / ISO 11073-91064) 12-lead files, read and written without I/O.
 
-Facts from devices.md §5.2. A record is a CRC (uint16, over byte 2 to the end), a record
-length (uint32, the file size) and sections; all numbers little-endian. Every section
-starts with a 16-byte header: CRC of the section from its byte 2, section id, section
-length (header included, even), section and protocol version, 6 reserved bytes. Section 0
-at byte 6 points at the others: 10-byte entries id / length / 1-based byte position.
-CRC-16/CCITT-FALSE throughout ("123456789" -> 0x29B1).
+Facts from EN 1064:2005+A1:2007 (ISO 11073-91064), as docs/protocols/ecg-files.md sets
+them out. A record is a CRC (uint16, over byte 2 to the end), a record length (uint32, the
+file size) and sections; all numbers little-endian. Every section starts with a 16-byte
+header: CRC of the section from its byte 2, section id, section length (header included,
+even), section and protocol version, 6 reserved bytes. Section 0 at byte 6 points at the
+others: 10-byte entries id / length / 1-based byte position. CRC-16/CCITT-FALSE throughout
+("123456789" -> 0x29B1).
 
 What `parse_scp` reads:
 - section 1, tagged patient and acquisition data: patient ID (tag 2), last and first name
@@ -150,8 +151,9 @@ class HuffmanTable:
 
 
 def _default_table() -> HuffmanTable:
-    # devices.md §5.2: 0 -> 0; 1^k 0 0 -> +k and 1^k 0 1 -> -k for k = 1..8; 1^9 0 and 1^10
-    # are followed by the value as an 8-bit and a 16-bit two's complement number.
+    # EN 1064 default Huffman table: 0 -> 0; 1^k 0 0 -> +k and 1^k 0 1 -> -k for k = 1..8;
+    # 1^9 0 and 1^10 are followed by the value as an 8-bit and a 16-bit two's complement
+    # number.
     codes: dict[str, HuffmanCode] = {"0": (0, 0, 0)}
     for k in range(1, 9):
         codes["1" * k + "00"] = (k, 0, 0)
@@ -300,7 +302,7 @@ def _huffman_tables(data: bytes, section: _Section) -> tuple[HuffmanTable, ...]:
 
 def undo_differences(values: Sequence[int], order: int) -> list[int]:
     """Samples from stored values: order 0 as is, 1 a running sum, 2 the first two values
-    literal then x[n] = d[n] + 2·x[n−1] − x[n−2] (devices.md §5.2)."""
+    literal then x[n] = d[n] + 2·x[n−1] − x[n−2] (EN 1064 difference encoding)."""
     if order == 0:
         return list(values)
     if order == 1:
@@ -975,7 +977,7 @@ def _statement_section(statements: Sequence[Statement], when: dt.datetime | None
 
 
 def encode_scp(record: EcgRecord, *, huffman: bool = True, differences: int = 2) -> bytes:
-    """An SCP-ECG 2.0 record of `record` (devices.md §5.2): default Huffman table when
+    """An SCP-ECG 2.0 record of `record` (EN 1064): default Huffman table when
     `huffman` else plain int16, `differences` 0/1/2. ValueError for what SCP-ECG cannot
     hold exactly: a resolution that is not a whole number of nV, a rate no whole µs
     interval reads back as, a stored value outside int16, a non-standard lead name,

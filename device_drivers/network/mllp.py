@@ -1,10 +1,11 @@
 """HL7 v2 ORU^R01 pushed by monitors over MLLP/TCP (driver id `hl7-mllp`).
 
-devices.md §4.6: Mindray monitors and central stations, and other Chinese monitors, push
-HL7 v2 ORU^R01 over MLLP (start block 0x0B, end block 0x1C 0x0D); hl7-pcd.md gives the
-content (IHE PCD-01: OBX-3 `code^refid^MDC`, OBX-6 MDC or UCUM unit, OBX-11 status,
-OBX-14 time) and the MLLP rules: answer every frame with an ACK, cap the frame size, keep
-a connection that sent garbage usable. Four parts, pure first, I/O last:
+Mindray monitors and central stations (Mindray "Patient Data Share Protocol"), and other
+Chinese monitors, push HL7 v2 ORU^R01 over MLLP (HL7 MLLP: start block 0x0B, end block 0x1C
+0x0D); the content is IHE PCD TF-2's PCD-01 (docs/protocols/hl7-mllp-monitors.md: OBX-3
+`code^refid^MDC`, OBX-6 MDC or UCUM unit, OBX-11 status, OBX-14 time), and the page gives
+the listener's rules: answer every frame with an ACK, cap the frame size, keep a connection
+that sent garbage usable. Four parts, pure first, I/O last:
 
 - `MllpFramer`: blocks out of a byte stream, no I/O.
 - `decode_message`: a pure, tolerant reader of what monitors really send (v2.3-2.6).
@@ -16,7 +17,7 @@ What the reader decides, and why:
 - Unknown OBX rows are skipped, not fatal: a monitor must not lose a whole message
   because one row carries a parameter our MDC table does not know (a newer firmware, a
   vendor code). The raw frame is always stored by the recorder, so a skipped row is
-  kept, just not turned into a Reading (hl7-pcd.md: keep unknown ids, never drop them).
+  kept, just not turned into a Reading (an unknown id is kept, never dropped).
   A message with no usable OBX at all is rejected (quarantine, AE).
 - A row is usable when OBX-3 names a metric edge_agent.mdc knows (by MDC code, by
   reference id, or by a published vendor id, see MINDRAY_PDS) and OBX-6 names a unit we
@@ -266,8 +267,8 @@ class _VendorParam:
 
 
 # Mindray "Patient Data Share" vendor parameter ids in OBX-3 (`101^HR`), keyed by id and
-# label together so another vendor's `101^...` never matches (hl7-pcd.md, mapping as in
-# the public caowm/pds-server project).
+# label together so another vendor's `101^...` never matches (mapping as in the public
+# caowm/pds-server project; docs/protocols/hl7-mllp-monitors.md).
 MINDRAY_PDS: dict[tuple[str, str], _VendorParam] = {
     ("101", "HR"): _VendorParam("MDC_ECG_HEART_RATE", "MDC_DIM_BEAT_PER_MIN"),
     ("151", "RR"): _VendorParam("MDC_RESP_RATE", "MDC_DIM_RESP_PER_MIN"),
@@ -995,7 +996,7 @@ class _Client:
 
 
 class MllpListener:
-    """The TCP server monitors push to (devices.md §4.6). Thin: frames, records, answers.
+    """The TCP server monitors push to (HL7 MLLP). Thin: frames, records, answers.
 
     Per connection, messages are answered in order: AR at once when MSH is unusable
     (the frame is still emitted, without a dedup key, so the bytes land in quarantine);

@@ -1,22 +1,24 @@
 """GE / Datex-Ohmeda S/5 computer interface ("datex-s5"): framing, records, requests.
 
-Monitors: AS/3, CS/3, S/5, Cardiocap/5, CARESCAPE B-series (devices.md §4.4, after GE's
-"S/5 Computer Interface Specification" M1017617 and "S/5 DRI Specification" 8005313).
+Monitors: AS/3, CS/3, S/5, Cardiocap/5, CARESCAPE B-series. Source: GE's "S/5 Computer
+Interface Specification" M1017617 and "S/5 DRI Specification" 8005313 ("the
+specification" below); the tables the code uses are in docs/protocols/datex-s5.md.
 
 The monitor sends nothing until asked: `S5Conversation` sends a displayed-values request
 (and, if configured, a waveform request) when the port opens and again when the monitor
 falls silent. Everything else here is pure: bytes in, frames / readings out.
 
-Wire format (§4.4): `7E | record | checksum | 7E`. A 0x7E or 0x7D in the record **or the
-checksum** goes out as 0x7D followed by the byte with bit 5 cleared. The checksum is the
-8-bit sum of the record bytes before escaping. `FrameReader` cuts the stream at every
-0x7E and undoes the escapes; it emits the unescaped body *including* the checksum byte,
-so a frame with a wrong checksum still reaches the recorder, where `decode_frame` rejects
-it with a `DecodeError` and the bytes are kept in quarantine (never silently dropped).
+Wire format (the specification's framing): `7E | record | checksum | 7E`. A 0x7E or 0x7D in
+the record **or the checksum** goes out as 0x7D followed by the byte with bit 5 cleared. The
+checksum is the 8-bit sum of the record bytes before escaping. `FrameReader` cuts the stream
+at every 0x7E and undoes the escapes; it emits the unescaped body *including* the checksum
+byte, so a frame with a wrong checksum still reaches the recorder, where `decode_frame`
+rejects it with a `DecodeError` and the bytes are kept in quarantine (never silently
+dropped).
 
-Record (little-endian, packed, §4.4 table): a 40-byte header (r_len, r_nbr, dri_level,
-plug_id, r_time, reserved, r_maintype, 8 subrecord descriptors {sr_offset, sr_type}
-ended by sr_type 0xFF) and a data area the sr_offsets point into.
+Record (little-endian, packed, the specification's record header): a 40-byte header (r_len,
+r_nbr, dri_level, plug_id, r_time, reserved, r_maintype, 8 subrecord descriptors {sr_offset,
+sr_type} ended by sr_type 0xFF) and a data area the sr_offsets point into.
 
 - Main type 0 (physiological database): subrecords 1 displayed values, 2 10-s trend,
   3 60-s trend (the trends are flagged "trend"), each 278 bytes: time, 270 bytes of
@@ -26,21 +28,21 @@ ended by sr_type 0xFF) and a data area the sr_offsets point into.
   hemodynamic module reports all six pressure channels as existing whether or not a
   transducer is plugged in.
 - Main type 1 (waveforms): each subrecord is {act_len int16, status uint16, label
-  uint16} and act_len int16 samples. This layout is not in devices.md; it is the
-  `wf_hdr` struct as VSCapture (xeonfusion/VSCapture, LGPL, read only), wei2374/
-  monitor_serial `datex.h` and a Go DRI implementation all read it. Sample rates and units
-  (ECG 300/s in µV; invasive pressures 100/s in 1/100 mmHg; pleth 100/s in 1/100 %;
-  gases 25/s in 1/100 %) are as the same sources quote the DRI specification's table.
-  Caveat: VSCapture scales ECG by 0.01 where the Go source says µV; we follow the latter
-  and have no capture to settle it (devices.md: no raw S/5 capture is published).
+  uint16} and act_len int16 samples. This layout was not checked in the specification
+  first-hand; it is the `wf_hdr` struct as VSCapture (xeonfusion/VSCapture, LGPL, read
+  only), wei2374/monitor_serial `datex.h` and a Go DRI implementation all read it. Sample
+  rates and units (ECG 300/s in µV; invasive pressures 100/s in 1/100 mmHg; pleth 100/s in
+  1/100 %; gases 25/s in 1/100 %) are as the same sources quote the DRI specification's
+  table. Caveat: VSCapture scales ECG by 0.01 where the Go source says µV; we follow the
+  latter and have no capture to settle it (no raw S/5 capture is published).
 - Main types 4, 5, 8 (alarms, network, anaesthesia record) exist only on the network
   interface: a record of those types is valid but not decoded here (empty result).
 
-Values are int16 in the units of the §4.4 group table, kept exact as Decimal
-(1/100 mmHg -> mmHg by moving the decimal point). Anything <= -32001 is a marker, never a
-measurement: the reading then has value None and a flag naming the marker ("invalid",
-"not-updated", "discontinuity", "under-range", "over-range", "not-calibrated", or
-"marker" for an undocumented one).
+Values are int16 in the units of the specification's basic-class group table, kept exact as
+Decimal (1/100 mmHg -> mmHg by moving the decimal point). Anything <= -32001 is a marker,
+never a measurement: the reading then has value None and a flag naming the marker
+("invalid", "not-updated", "discontinuity", "under-range", "over-range", "not-calibrated",
+or "marker" for an undocumented one).
 
 Time: r_time and the subrecord time are "seconds since 1970-01-01" on the monitor's own
 clock, which has no time zone setting: the count is the monitor's wall clock, not UTC.
@@ -48,7 +50,7 @@ It is decoded as a naive datetime of that wall clock (model.Reading: device_time
 device's own clock, naive); 0 means "no time" (None).
 
 EtCO2/FiCO2 arrive in 1/100 % with the ambient pressure in 1/10 mmHg; they are reported
-in mmHg (et % x ambient mmHg / 100, §4.4, rounded to 0.1 mmHg), or in % when the monitor
+in mmHg (et % x ambient mmHg / 100, rounded to 0.1 mmHg), or in % when the monitor
 gives no ambient pressure, so no value is ever lost for want of the other.
 """
 
@@ -66,7 +68,7 @@ import serial
 from device_drivers.serial.port import SerialSettings
 from edge_agent.model import Decoded, DecodeError, Reading, Waveform
 
-# --- line and framing (§4.4) -------------------------------------------------------------
+# --- line and framing (the specification; docs/protocols/datex-s5.md) --------------------
 
 # 19200 8E1 with RTS/CTS; "the settings cannot be changed on the monitor". CARESCAPE
 # with software >= 3 can also run 115200 (a config baudrate overrides the speed).
@@ -146,7 +148,7 @@ class FrameReader:
 
 
 def checksum(record: bytes) -> int:
-    """§4.4: the 8-bit sum of the record bytes, before escaping."""
+    """The 8-bit sum of the record bytes, before escaping (the specification's checksum)."""
     return sum(record) & 0xFF
 
 
@@ -162,7 +164,7 @@ def encode_frame(record: bytes) -> bytes:
     return bytes(out)
 
 
-# --- records (§4.4 header table) ---------------------------------------------------------
+# --- records (the specification's record header) -----------------------------------------
 
 MT_PHDB = 0
 MT_WAVE = 1
@@ -264,8 +266,8 @@ def encode_record(
     """A record (no checksum, not framed): header + the subrecords back to back.
 
     Used for the requests we send and by the simulator for what the monitor sends.
-    Descriptors after the 0xFF end marker are zero, as the reserved fields (§4.4: "zero
-    when sending").
+    Descriptors after the 0xFF end marker are zero, as the reserved fields ("zero when
+    sending", the specification's header table).
     """
     if len(subrecords) > MAX_SUBRECORDS:
         raise ValueError(f"a record holds at most {MAX_SUBRECORDS} subrecords")
@@ -284,7 +286,7 @@ def encode_record(
     return header + bytes(descriptors) + bytes(data)
 
 
-# --- requests (§4.4 request subrecord, waveform request) ---------------------------------
+# --- requests (the specification's request subrecord, waveform request) -----------------
 
 PHDB_REQUEST = 0
 PHDB_DISPLAYED = 1
@@ -304,7 +306,7 @@ CLASS_EXT3 = 0x0008
 # A monitor may ignore a request at a level it does not support; the newest first gets
 # the most a monitor can give (the basic class layout is the same at every level).
 DEFAULT_LEVELS: tuple[int, ...] = (11, 10, 9, 8, 7, 6, 5, 4, 3, 2)
-# Displayed values at the shortest period the monitor allows (§4.4: >= 5 s).
+# Displayed values at the shortest period the monitor allows (tx_ival >= 5 s).
 DEFAULT_INTERVAL_S = 5
 
 _PHDB_REQUEST = struct.Struct("<BhIh")  # 9 bytes
@@ -370,7 +372,7 @@ def encode_request_waves(wave_ids: Iterable[int], start: bool = True, *, level: 
 
 # --- values ------------------------------------------------------------------------------
 
-MARKER_LIMIT = -32001  # §4.4: anything <= -32001 is a marker, never a measurement
+MARKER_LIMIT = -32001  # anything <= -32001 is a marker, never a measurement
 MARKERS: dict[int, str] = {
     -32767: "invalid",
     -32766: "not-updated",
@@ -477,7 +479,7 @@ HR_SOURCES: dict[int, str] = {
 # ECG label: the lead of channels 1-3 in 4-bit nibbles.
 ECG_LEADS: dict[int, str] = {1: "I", 2: "II", 3: "III", 4: "aVR", 5: "aVL", 6: "aVF", 7: "V"}
 
-# Offsets of the basic class groups in the 270 bytes of class data (§4.4 group table).
+# Offsets of the basic class groups in the 270 bytes of class data (the group table).
 _ECG = 0
 _P1_TO_P4 = (16, 30, 44, 58)
 _NIBP = 72
@@ -725,9 +727,9 @@ class S5Conversation:
       the monitor allows) at the first of `levels`, plus the waveform request if `waves`
       is given (off by default: ECG + pleth are ~400 samples/s, a recorder row every few
       hundred milliseconds; turn it on where waveforms are wanted).
-    - probing: a monitor answers only levels it supports (§4.4), so with no answer for
-      `answer_timeout_s` the requests go out again at the next level, round and round
-      (a monitor still booting is found when it comes up).
+    - probing: a monitor answers only levels it supports (the specification), so with no
+      answer for `answer_timeout_s` the requests go out again at the next level, round and
+      round (a monitor still booting is found when it comes up).
     - locked: the first good record fixes the level. Nothing for `silence_s` (a reboot
       drops the subscription, a cable was replugged) sends the requests again and goes
       back to probing from that level.

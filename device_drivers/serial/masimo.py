@@ -1,10 +1,11 @@
 """Masimo Radical-5 / Radical-7 / Rad-8 serial ASCII output ("ASCII 1"), one line a second.
 
-devices.md §4.2: 9600 8N1; each line is `MM/dd/yy HH:mm:ss` then space-separated
-`NAME=value` fields, ended by CR LF. The field set differs by model and software (Rad-8
-has no PVI, rainbow Radical-7s add SPHB, SPOC, EXC1 ...), so fields are read by name,
-never by column: a fixed pattern (OpenICE's) misses Rad-8 lines. Unknown names are
-skipped so a newer firmware's extra field does not cost the whole line.
+Masimo operator's manuals (serial output "ASCII 1") and MD PnP / OpenICE's Radical
+parsers, as docs/protocols/masimo.md sets them out: 9600 8N1; each line is `MM/dd/yy
+HH:mm:ss` then space-separated `NAME=value` fields, ended by CR LF. The field set differs by
+model and software (Rad-8 has no PVI, rainbow Radical-7s add SPHB, SPOC, EXC1 ...), so
+fields are read by name, never by column: a fixed pattern (OpenICE's) misses Rad-8 lines.
+Unknown names are skipped so a newer firmware's extra field does not cost the whole line.
 
 What gets rejected (-> quarantine, with the byte offset): non-ASCII or control bytes,
 a line without its leading time stamp (the tail of a line cut by a buffer overrun or a
@@ -13,7 +14,8 @@ malformed or implausible numbers, and lines with no field we know.
 
 Dashes (`---`, `--.-`, `+--`) mean "not available now" (probe off, still searching):
 such a field gives a reading with no value and the flag "unavailable", so the trend shows
-the gap. ALARM and EXC are hex bit fields mapped to DeviceAlarm per the bit tables in §4.2.
+the gap. ALARM and EXC are hex bit fields mapped to DeviceAlarm per the bit tables in
+docs/protocols/masimo.md (MD PnP `poxrad_discrete.h`).
 """
 
 from __future__ import annotations
@@ -79,8 +81,8 @@ class _Field:
 
 
 # Ranges are the plausible span of each quantity (wider than Masimo's display ranges):
-# a value outside them is a corrupted line, not a measurement (devices.md §1.4's advice:
-# quarantine implausible values rather than storing them).
+# a value outside them is a corrupted line, not a measurement: quarantine implausible
+# values rather than storing them (docs/protocols/masimo.md).
 FIELDS: dict[str, _Field] = {
     "SPO2": _Field("MDC_PULS_OXIM_SAT_O2", "MDC_DIM_PERCENT", Decimal(0), Decimal(100)),
     "BPM": _Field("MDC_PULS_OXIM_PULS_RATE", "MDC_DIM_BEAT_PER_MIN", Decimal(0), Decimal(300)),
@@ -93,8 +95,9 @@ FIELDS: dict[str, _Field] = {
     "PVI": _Field("MDCX_MASIMO_PVI", "MDC_DIM_PERCENT", Decimal(0), Decimal(100)),
 }
 
-# devices.md §4.2 ALARM bits: (code, priority, text). 0x0010 "alarm active" is the
-# summary of the others and is reported on its own only when no cause bit is set.
+# ALARM bits (MD PnP `poxrad_discrete.h`; docs/protocols/masimo.md): (code, priority, text).
+# 0x0010 "alarm active" is the summary of the others and is reported on its own only when no
+# cause bit is set.
 ALARM_BITS: dict[int, tuple[str, str, str]] = {
     0x0001: ("MASIMO_SPO2_HIGH", "high", "SpO2 high"),
     0x0002: ("MASIMO_SPO2_LOW", "high", "SpO2 low"),
@@ -118,8 +121,8 @@ _PHYSIOLOGICAL = frozenset(
 )
 _ALARM_ACTIVE_ONLY = ("MASIMO_ALARM_ACTIVE", "medium", "alarm active (cause not reported)")
 
-# devices.md §4.2 EXC bits. 0x000800 "Masimo SET" is the normal full-SET mode, not a
-# problem, and is never reported.
+# EXC bits (MD PnP `poxrad_discrete.h`; docs/protocols/masimo.md). 0x000800 "Masimo SET" is
+# the normal full-SET mode, not a problem, and is never reported.
 EXC_BITS: dict[int, tuple[str, str, str]] = {
     0x000001: ("MASIMO_EXC_NO_SENSOR", "medium", "no sensor"),
     0x000002: ("MASIMO_EXC_DEFECTIVE_SENSOR", "medium", "defective sensor"),
@@ -175,7 +178,7 @@ def _time_stamp(tokens: list[re.Match[str]]) -> dt.datetime:
     month, day, year = (int(g) for g in date.groups())
     hour, minute, second = (int(g) for g in clock.groups())
     try:
-        # Two-digit year (§4.2): these monitors were made from 2000 on.
+        # Two-digit year (MM/dd/yy): these monitors were made from 2000 on.
         return dt.datetime(2000 + year, month, day, hour, minute, second)  # device wall clock
     except ValueError as exc:
         raise DecodeError(
@@ -258,7 +261,7 @@ def decode_line(line: bytes) -> Decoded:
 
 
 MODELS: dict[str, tuple[str, ...]] = {
-    # devices.md §4.2 field sets by model, in the order the monitors print them.
+    # Field sets by model (docs/protocols/masimo.md), in the order the monitors print them.
     "radical-5": ("SPO2", "BPM", "PI", "ALARM", "EXC"),
     "radical-7": (
         "SN", "SPO2", "BPM", "PI", "SPCO", "SPMET", "DESAT", "PIDELTA", "PVI", "ALARM", "EXC",
@@ -268,7 +271,7 @@ MODELS: dict[str, tuple[str, ...]] = {
 
 
 def _format(name: str, value: Decimal | int | None) -> str:
-    """One field's value in the monitor's own fixed-width format (§4.2)."""
+    """One field's value in the monitor's own fixed-width format (docs/protocols/masimo.md)."""
     if name == "SPO2":
         return "---%" if value is None else f"{int(value):03d}%"
     if name in ("BPM", "PVI"):

@@ -130,7 +130,7 @@ _NUM = r"\d+(?:\.\d+)?"
 PRESETS: dict[str, LinePattern] = {
     # Chinese ultrasonic height-weight stations (超声波身高体重秤) in health huts: one line
     # per resident, "W:065.4kg H:175.0cm", optionally " BMI:21.4". Source: the labelled
-    # W/H layout named in the project's device survey; no vendor manual with this layout
+    # W/H layout such stations print (docs/protocols/scales.md); no vendor manual with this layout
     # was found in the public corpus searched, so check the station's manual before
     # deployment (a different layout is a pattern in the config, not new code). The
     # station prints only after its own stability check, hence no status field.

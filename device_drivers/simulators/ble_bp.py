@@ -2,7 +2,7 @@
 
 No radio exists here, so this is the one fake in the chain, and it fakes only the radio:
 the bytes are real 0x2A35 / 0x2A36 notifications built by the driver's own encoder
-(devices.md §2.1), with the cuff's clock, pulse, user id and measurement status.
+(GSS "Blood Pressure Measurement"), with the cuff's clock, pulse, user id and measurement status.
 
 It behaves like the home cuffs village doctors hand out: every `every_s` seconds it takes
 a measurement and keeps it in its memory (a real cuff holds ~100); it can only be

@@ -1,6 +1,6 @@
 """A simulated GE/Datex-Ohmeda S/5 monitor answering computer-interface requests on a pty.
 
-Like the real monitor (devices.md §4.4) it sends nothing until asked. `S5Monitor` is the
+Like the real monitor (docs/protocols/datex-s5.md) it sends nothing until asked. `S5Monitor` is the
 monitor's pure logic: requests in, framed records out, on a clock the caller passes in;
 `run` puts it on a pseudo-terminal master, so the agent reads the slave end with the same
 SerialTransport, FrameReader, S5Conversation and decoder it uses on /dev/ttyUSB0.
@@ -62,7 +62,7 @@ NOT_UPDATED = -32766
 EXISTS_ACTIVE = 0x3
 NIBP_EVERY_S = 300.0
 WAVE_CHUNK_S = 0.2
-REQUEST_HOLDOFF_S = 5.0  # §4.4: a second request within 5 s is ignored
+REQUEST_HOLDOFF_S = 5.0  # the S/5 ignores a second request within 5 s
 
 
 class _Walk:
@@ -170,7 +170,7 @@ class S5Monitor:
         except DecodeError:
             return  # the monitor drops what it cannot read
         if header.dri_level not in LEVELS or header.dri_level > self.supported_level:
-            return  # a level this monitor does not speak: no answer (§4.4)
+            return  # a level this monitor does not speak: no answer (as real monitors do)
         if len(header.subrecords) != 1 or header.subrecords[0][0] != PHDB_REQUEST:
             return
         at = header.subrecords[0][1]
@@ -255,7 +255,7 @@ class S5Monitor:
         )
 
     def basic_class(self, now: float) -> bytes:
-        """The 270 bytes of basic-class data (§4.4 group table) for the present moment."""
+        """The 270 bytes of basic-class data (the group table) for the present moment."""
         v = self._vitals = self._step()
         rng = self._rng
         hr = round(v.hr)

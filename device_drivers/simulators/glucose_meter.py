@@ -1,11 +1,11 @@
 """A simulated BLE glucose meter (Glucose service 0x1808) behind the link interface.
 
 Only the radio is fake: the bytes are real 0x2A18 / 0x2A34 notifications and 0x2A52
-indications built by the driver's own encoders (devices.md §2.5). Like the meters village
-doctors hand out, it keeps its results in memory with increasing sequence numbers and
-sends nothing by itself: the agent asks over the Record Access Control Point, and the
-meter answers with the requested records (each measurement followed by its context when
-it has one) and then the RACP response code.
+indications built by the driver's own encoders (GLS; docs/protocols/ble-health-profiles.md).
+Like the meters village doctors hand out, it keeps its results in memory with increasing
+sequence numbers and sends nothing by itself: the agent asks over the Record Access Control
+Point, and the meter answers with the requested records (each measurement followed by its
+context when it has one) and then the RACP response code.
 
 Test knobs: `drop_after` hangs up after that many records in one connection (a meter
 carried out of range mid-transfer), `supports_since=False` answers "operator not

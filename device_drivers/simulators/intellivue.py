@@ -4,7 +4,7 @@ The agent opens the pty's slave end as it would the MIB/RS-232 port of an MP/MX 
 (same SerialTransport, FrameReader, conversation and decoder), so the demo and the
 end-to-end tests run the real path. No capture of a real monitor is published (VSCaptureMP
 issue #6), so this plays the monitor's side as the Data Export Interface Programming Guide
-describes it (devices.md §4.3), built with the driver's own message builders:
+describes it (docs/protocols/intellivue.md), built with the driver's own message builders:
 
 - association request -> association response granting what it supports (1 s numerics,
   real-time waves), then the MDS Create event report, repeated every `mds_retry_s` until

@@ -2,10 +2,10 @@
 
 The agent reads the pty's slave end exactly as it reads /dev/ttyUSB0 from a real monitor
 (same SerialTransport, same framer, same decoder), so the demo and the end-to-end tests
-exercise the real path. Lines follow devices.md §4.2 and are built by the driver's own
-`encode_line`, values drifting like a resting patient's, with an occasional probe-off
-spell (dashes + EXC "sensor off") and desaturation alarm. With `noise=True` some lines
-are garbage bytes, which the agent must quarantine, never drop and never crash on.
+exercise the real path. Lines follow docs/protocols/masimo.md and are built by the driver's
+own `encode_line`, values drifting like a resting patient's, with an occasional probe-off
+spell (dashes + EXC "sensor off") and desaturation alarm. With `noise=True` some lines are
+garbage bytes, which the agent must quarantine, never drop and never crash on.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""A simulated bedside monitor that pushes HL7 ORU^R01 over MLLP/TCP (devices.md §4.6).
+"""A simulated bedside monitor that pushes HL7 ORU^R01 over MLLP/TCP.
+
+The protocol: docs/protocols/hl7-mllp-monitors.md.
 
 It behaves like the monitors the `hl7-mllp` driver serves: it connects to the box, sends
-one PCD-01-style ORU^R01 (hl7-pcd.md: OBX-3 `code^refid^MDC`, OBX-6 MDC units, OBX-14
+one PCD-01-style ORU^R01 (IHE PCD TF-2: OBX-3 `code^refid^MDC`, OBX-6 MDC units, OBX-14
 time with the monitor's UTC offset) per period with HR, SpO2, pulse rate, NIBP, resp
 rate and temperature, and waits for the ACK. No ACK within `resend_after_s`: it sends the
 same message again, same MSH-10, as real senders do (so the box must deduplicate). A

@@ -2,11 +2,12 @@
 
 The agent reads the pty's slave end as it reads /dev/ttyUSB0 from a real OEM III module or
 WristOx2 (same SerialTransport, framer and decoder), so the demo and the end-to-end tests
-exercise the real path. Bytes follow devices.md §4.1 and are built by the driver's own
-encoders: a resting patient whose pulse rate and SpO2 drift, a pleth wave at the pulse
-rate, perfusion bits only during the pulse (as OEM III sets them), now and then an
-artifact spell and a probe-off spell (sensor disconnected, then out of track while the
-oximeter searches, values missing throughout).
+exercise the real path. Bytes follow Nonin's data format #2 / #7 / #8
+(docs/protocols/nonin.md) and are built by the driver's own encoders: a resting patient
+whose pulse rate and SpO2 drift, a pleth wave at the pulse rate, perfusion bits only during
+the pulse (as OEM III sets them), now and then an artifact spell and a probe-off spell
+(sensor disconnected, then out of track while the oximeter searches, values missing
+throughout).
 
 Timing is the device's: DF2/DF7 write one 5-byte frame every 1/75 s (3 packets a second),
 DF8 one 4-byte record a second; `rate_factor` speeds both up for tests. Nonin's 8N1 line

@@ -2,7 +2,7 @@
 
 The criteria are those of the national basic public health service specification,
 3rd edition (国家基本公共卫生服务规范（第三版）, 2017), "高血压患者健康管理" and
-"2型糖尿病患者健康管理", as ../shared/reference/clinical.md sets them out:
+"2型糖尿病患者健康管理" (docs/protocols/clinical-rules.md):
 
 - Urgent referral (follow-up within 2 weeks of it): systolic >= 180 and/or diastolic
   >= 110 mmHg (both diseases); fasting glucose >= 16.7 or <= 3.9 mmol/L, resting heart
@@ -67,7 +67,7 @@ INCOMPLETE = "incomplete"
 CONTROLLED_DAYS = 90  # "3 months"
 SOON_DAYS = 14  # "within 2 weeks": uncontrolled, referred, or after urgent referral
 
-# Thresholds (clinical.md), in mmHg, mmol/L, beats/min, °C.
+# Thresholds (规范 第三版, docs/protocols/clinical-rules.md), in mmHg, mmol/L, beats/min, °C.
 SBP_URGENT = Decimal(180)
 DBP_URGENT = Decimal(110)
 SBP_CONTROLLED_BELOW = Decimal(140)
@@ -100,7 +100,7 @@ _MEASUREMENT_TEXT: dict[str, tuple[str, str]] = {
 class Sign(StrEnum):
     """What the doctor asks about and ticks; the values are what the UI and CLI pass."""
 
-    # Danger signs (clinical.md; 3rd edition, 高血压/2型糖尿病 "危急情况").
+    # Danger signs (3rd edition, 高血压/2型糖尿病 "危急情况"; docs/protocols/clinical-rules.md).
     ALTERED_CONSCIOUSNESS = "altered-consciousness"
     SEVERE_HEADACHE_OR_DIZZINESS = "severe-headache-or-dizziness"
     NAUSEA_VOMITING = "nausea-vomiting"
@@ -119,7 +119,7 @@ class Sign(StrEnum):
     NEW_VISUAL_LOSS = "new-visual-loss"
     SEVERE_FOOT_INFECTION = "severe-foot-infection"
     PREGNANT_OR_LACTATING_GLUCOSE_HIGH = "pregnant-or-lactating-glucose-high"
-    # Not urgent, but a visit with them is not "controlled" (clinical.md: controlled
+    # Not urgent, but a visit with them is not "controlled" (3rd edition: controlled
     # means no adverse reaction and no new complications).
     ADVERSE_DRUG_REACTION = "adverse-drug-reaction"
     NEW_OR_WORSE_COMPLICATION = "new-or-worse-complication"

@@ -1,6 +1,6 @@
 """The clinical rules as the recorder runs them: per frame, in the frame's transaction.
 
-Two kinds of rule (DESIGN.md: "rules: early-warning scores, thresholds -> alerts"):
+Two kinds of rule (docs/contracts.md "Data path": early-warning scores, thresholds -> alerts):
 - follow-up thresholds (chronic.reading_alerts): what one reading proves on its own, a BP
   of 185 or a glucose of 3.5. A frame whose readings could have proved a condition but
   do not (the next BP is 150/90) clears it.

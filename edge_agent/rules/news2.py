@@ -1,7 +1,8 @@
 """NEWS2, the National Early Warning Score 2 (Royal College of Physicians, 2017).
 
-The band table, the aggregate rules and the rounding rule are those of
-shared/reference/clinical.md ("NEWS2"), which reproduces the RCP NEWS2 chart (2017):
+The band table, the aggregate rules and the rounding rule are those of the RCP's NEWS2
+report (2017), its scoring-system and thresholds-and-triggers charts, as
+docs/protocols/clinical-rules.md sets them out:
 
 - Each measured value is rounded as measured before banding: temperature to 0.1 °C,
   the others to whole numbers, half-way values away from zero (Decimal ROUND_HALF_UP:
@@ -21,7 +22,7 @@ says so. On scale 2 an SpO2 of 93 % or more with air/oxygen unknown is scored at
 on-air value (0, the least it can be) and marked `lower_bound`.
 
 Pure: no clock, no I/O. `from_readings` picks the parameters out of the latest device
-readings; `add_arguments`/`run` are the `edge-agent news2` command (DESIGN.md §4).
+readings; `add_arguments`/`run` are the `edge-agent news2` command (docs/contracts.md "CLI").
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ ACVPU: tuple[str, ...] = ("A", "C", "V", "P", "U")
 _TENTH = Decimal("0.1")
 
 # Unit conversions are edge_agent.units' (done once, product-wide): kPa to whole mmHg
-# and °F to 0.1 °C, the steps NEWS2 rounds to anyway (clinical.md).
+# and °F to 0.1 °C, the steps NEWS2 rounds to anyway (docs/protocols/clinical-rules.md).
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,7 @@ def _bands(above: int, *bands: tuple[str, int]) -> _Bands:
     return _Bands(tuple((Decimal(v), s) for v, s in bands), above)
 
 
-# clinical.md "NEWS2" table, row by row.
+# The RCP NEWS2 scoring-system chart, row by row (docs/protocols/clinical-rules.md).
 _RESPIRATION = _bands(3, ("8", 3), ("11", 1), ("20", 0), ("24", 2))  # >=25: 3
 _SPO2_SCALE_1 = _bands(0, ("91", 3), ("93", 2), ("95", 1))  # >=96: 0
 _SPO2_SCALE_2_AIR = _bands(0, ("83", 3), ("85", 2), ("87", 1))  # 88-92, >=93 on air: 0
@@ -191,7 +192,7 @@ class News2Result:
         return not self.missing
 
     def as_json(self) -> dict[str, Any]:
-        """The `edge-agent news2` output (DESIGN.md §4), numbers as ints/floats."""
+        """The `edge-agent news2` output (docs/contracts.md "CLI"), numbers as ints/floats."""
         return {
             "score": self.score,
             "risk": self.risk,
@@ -204,7 +205,7 @@ class News2Result:
 
 def risk_level(total: int, highest_part: int) -> str:
     """The clinical response level for an aggregate `total` whose largest single
-    parameter score is `highest_part` (clinical.md "Aggregate")."""
+    parameter score is `highest_part` (RCP NEWS2 thresholds and triggers)."""
     if total >= 7:
         return HIGH
     if total >= 5:

@@ -1,8 +1,8 @@
 """The box's SQLite store: the only module that writes SQL strings.
 
 One process owns one writer connection (Debian 12's SQLite 3.40 can corrupt a WAL
-database when two connections write or checkpoint concurrently; reference
-security-and-durability.md). WAL mode, synchronous=FULL: a commit that returned is on
+database when two connections write or checkpoint concurrently; SQLite 3.51.3 release
+notes, docs/protocols/durability.md). WAL mode, synchronous=FULL: a commit that returned is on
 the SD card, so anything acked to a device or shown as saved survives power loss.
 Readers (status CLI, TUI) open their own read-only connections.
 """

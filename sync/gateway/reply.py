@@ -1,4 +1,4 @@
-"""The ER's answer to an ambulance: "received", "cath lab ready" (DESIGN.md §4 down topic).
+"""The ER's answer to an ambulance: "received", "cath lab ready" (docs/contracts.md, down topic).
 
 `edge-agent gateway reply` publishes one JSON notice on edge/v1/{agent}/down (QoS 1; the
 agent's persistent session keeps it while the ambulance is in a dead zone) and records

@@ -507,7 +507,7 @@ class GatewayStore:
     # --- reads ------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        """`edge-agent gateway status --json` (DESIGN.md §4)."""
+        """`edge-agent gateway status --json` (docs/contracts.md "CLI")."""
         one = self.conn.execute
         agents = {
             str(agent): int(n)

@@ -1,10 +1,10 @@
 """ADT^A14 "pending admit": the ambulance's pre-arrival notice to the receiving ER.
 
-DESIGN.md §4 names ADT for the pre-arrival notice. A14 (HL7 v2.6 Ch. 3.3.14, structure
-ADT_A05) says "this patient is expected": who (PID), which door (PV1-3 point of care:
-the destination ER), why (PV2-3 admit reason: the complaint, "STEMI on 12-lead ECG:
-..."), when (PV2-8 expected admit date/time: the ETA). It goes first in the outbox,
-before the 12-lead it is about, so the cath lab can be called while the ECG uploads.
+docs/contracts.md "HL7 profile" names ADT for the pre-arrival notice. A14 (HL7 v2.6 Ch.
+3.3.14, structure ADT_A05) says "this patient is expected": who (PID), which door (PV1-3
+point of care: the destination ER), why (PV2-3 admit reason: the complaint, "STEMI on
+12-lead ECG: ..."), when (PV2-8 expected admit date/time: the ETA). It goes first in the
+outbox, before the 12-lead it is about, so the cath lab can be called while the ECG uploads.
 
     MSH  EDGE_AGENT | <agent> | COUNTY_PLATFORM | ... | ADT^A14^ADT_A05 | <MSH-10> | P | 2.6
     EVN  | <recorded time>

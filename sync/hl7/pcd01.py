@@ -258,7 +258,7 @@ def oru_r01_rows(
                 11: "P",
                 12: VERSION,
                 # Accept acknowledgement always (the gateway ACKs on the ack topic,
-                # DESIGN.md §4); no application-level acknowledgement (PCD TF-2
+                # docs/contracts.md); no application-level acknowledgement (PCD TF-2
                 # §3.1.4.1: AL / NE).
                 15: "AL",
                 16: "NE",

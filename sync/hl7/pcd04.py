@@ -1,8 +1,8 @@
 """IHE PCD-04 "Report Alert": the ORU^R40 a box sends when an alert starts or ends.
 
-DESIGN.md §4: alarms go as ORU^R40. PCD-04 uses the ORU_R01 message structure with
-event R40 (MSH-9 `ORU^R40^ORU_R01`), one OBR per alert (OBR-4 MDC_EVT_ALARM) and the
-alert described by OBX rows under sub-id 1.0.0.1.n:
+docs/contracts.md "HL7 profile": alarms go as ORU^R40. PCD-04 uses the ORU_R01 message
+structure with event R40 (MSH-9 `ORU^R40^ORU_R01`), one OBR per alert (OBR-4 MDC_EVT_ALARM)
+and the alert described by OBX rows under sub-id 1.0.0.1.n:
 
     OBX 1 | CWE | 196616^MDC_EVT_ALARM^MDC     | .1 | <code>^<text>^99EDGE  | OBX-8 PH~SP
     OBX 2 | NM  | <the reading's metric>        | .2 | <value> | <unit>       (when known)

@@ -1,4 +1,4 @@
-"""Philips IntelliVue MP/MX Data Export over the MIB/RS-232 port (devices.md §4.3).
+"""Philips IntelliVue MP/MX Data Export over the MIB/RS-232 port (docs/protocols/intellivue.md).
 
 The monitor only talks when asked: the agent associates, answers the MDS Create event,
 polls numerics, alarms and (extended poll) waves, and keeps the association alive. The

@@ -1,4 +1,6 @@
-"""The agent's side of an IntelliVue data export session, without I/O (devices.md §4.3).
+"""The agent's side of an IntelliVue data export session, without I/O.
+
+The protocol: docs/protocols/intellivue.md.
 
 Guide "Communication Flow": association request -> association response -> the monitor
 sends the MDS Create event report, which must be answered -> polls. The monitor ends an

@@ -1,4 +1,4 @@
-"""IntelliVue frames -> readings, waveforms and alarms (devices.md §4.3).
+"""IntelliVue frames -> readings, waveforms and alarms (docs/protocols/intellivue.md).
 
 `decode_frame` is the pure decoder the recorder calls on every recorded frame: it checks
 the frame (framing.unframe), parses the message (messages.parse_user_data) and, for poll

@@ -1,4 +1,4 @@
-"""IntelliVue MIB/RS-232 framing: C0 | header | user data | FCS | C1 (devices.md §4.3).
+"""IntelliVue MIB/RS-232 framing: C0 | header | user data | FCS | C1 (docs/protocols/intellivue.md).
 
 The Data Export Interface Programming Guide ("Protocol Stack: Serial" / "Transport
 Layer") wraps every user-data message in a frame:
@@ -83,7 +83,7 @@ def escape(data: bytes) -> bytes:
 def encode_frame(user_data: bytes) -> bytes:
     """One wire frame for `user_data`: header, FCS and transparency over all of it.
 
-    VSCaptureMP escapes only the user data (devices.md §4.3 quirk); here the header and
+    VSCaptureMP escapes only the user data (its sender's quirk); here the header and
     the FCS are escaped too, so a length or FCS byte equal to C0/C1/7D stays legal.
     """
     if len(user_data) > 0xFFFF:

@@ -1,4 +1,4 @@
-"""IntelliVue Data Export messages: constants, values and builders (devices.md §4.3).
+"""IntelliVue Data Export messages: constants, values and builders (docs/protocols/intellivue.md).
 
 Layouts follow the Philips "Data Export Interface Programming Guide": "Association
 Control" (request, response, refuse, release, abort), "Data Export Protocol" (SPpdu,

@@ -1,4 +1,4 @@
-"""Parsing IntelliVue Data Export user data into typed messages (devices.md §4.3).
+"""Parsing IntelliVue Data Export user data into typed messages (docs/protocols/intellivue.md).
 
 One entry point, `parse_user_data`, for what either side sends: association control
 (the session byte 0x0D/0x0E/0x0C/0x09/0x0A/0x19, with the poll profile of requests and

@@ -1,10 +1,10 @@
-"""IntelliVue basic data types (devices.md §4.3; guide "Data Types" / "Basic Data Types").
+"""IntelliVue basic data types (Philips Data Export guide, "Data Types" / "Basic Data Types").
 
 Everything on the wire is big-endian. This module knows:
 - FLOATType: a 32-bit number, signed 8-bit exponent over a signed 24-bit mantissa
   (value = mantissa x 10^exponent), with the special patterns NaN 0x007FFFFF,
   NRes 0x00800000, +INF 0x007FFFFE, -INF 0x00800002 (as 11073-20601 FLOAT, big-endian).
-  Values stay `Decimal` (devices.md §1.1), never binary floats.
+  Values stay `Decimal` (docs/protocols/ieee11073-numbers.md), never binary floats.
 - AbsoluteTime: 8 BCD bytes century, year, month, day, hour, minute, second, fraction
   (hundredths). The guide says monitors that do not support it send all 0xFF.
 - RelativeTime: u32 in 1/8 ms (125 us) ticks since an arbitrary monitor epoch.
@@ -94,7 +94,7 @@ def decode_float(raw: int) -> tuple[Decimal | None, str | None]:
     """(value, None) for a number, (None, flag) for NaN/NRes/+INF/-INF.
 
     0xFF0002D0 -> Decimal("72.0"): exponent -1, mantissa 720. VSCaptureMP returns the
-    NaN pattern as the number 8388607 (devices.md §4.3 quirk); here it is never a value.
+    NaN pattern as the number 8388607 (its FloatType quirk); here it is never a value.
     """
     special = _FLOAT_SPECIAL.get(raw)
     if special is not None:

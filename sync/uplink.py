@@ -27,14 +27,8 @@ from edge_agent.store import OutboxRow, Store
 from sync import topics
 from sync.hl7.ack import parse_ack
 from sync.hl7.errors import Hl7Error
-from sync.mqtt_link import (
-    Connected,
-    Disconnected,
-    LinkDown,
-    LinkEvent,
-    PublishDone,
-    Received,
-)
+from sync.mqtt_client import Connected, Disconnected, PublishDone, Received
+from sync.mqtt_link import LinkDown, LinkEvent
 from sync.outbox_messages import MessageBuildError, build_message
 
 log = logging.getLogger(__name__)
@@ -43,6 +37,8 @@ MAX_BACKOFF_S = 300.0
 
 
 class Link(Protocol):
+    """The MQTT link as the uplink uses it (sync.mqtt_link.MqttLink; tests script one)."""
+
     @property
     def connected(self) -> bool: ...
 
@@ -55,10 +51,11 @@ class Link(Protocol):
         topic: str,
         payload: bytes,
         *,
-        qos: int = 1,
         retain: bool = False,
         content_type: str | None = None,
-    ) -> int: ...
+    ) -> int:
+        """QoS 1; the id its PublishDone will carry. LinkDown when not connected."""
+        ...
 
 
 LinkFactory = Callable[[Callable[[LinkEvent], None]], Link]

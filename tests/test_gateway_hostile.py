@@ -42,6 +42,7 @@ from sync.gateway.store import GatewayStore
 from sync.hl7.ack import AckResult, parse_ack
 from sync.hl7.inbound import parse_inbound
 from sync.hl7.pcd01 import DeviceIdentity, build_oru_r01
+from sync.mqtt_client import Delivery
 from sync.uplink import wire_payload
 
 TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
@@ -468,8 +469,7 @@ def test_the_gateway_stores_a_message_exactly_when_its_ids_are_valid(
                 topic=f"edge/v1/{level}/up",
                 payload=oru(control_id, agent=level).encode("utf-8", "surrogatepass"),
                 content_type=None,
-                mid=1,
-                qos=1,
+                delivery=Delivery(packet_id=1, qos=1),
                 received_wall_ns=1,
             )
             with store.transaction():

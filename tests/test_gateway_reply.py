@@ -21,6 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge_agent import control
 from edge_agent.local_broker import LocalBroker
 from sync import topics
+from sync.gateway.reply import publish_reply
 from sync.gateway.service import Gateway
 from sync.gateway.store import GatewayStore
 
@@ -181,3 +182,28 @@ def test_without_a_running_gateway_the_command_sends_and_records_itself(
     assert done.returncode == 0, done.stderr
     assert ambulance.arrived.wait(10)
     assert replies(db) == [(AGENT, "R1", "received", None, "急诊科")]
+
+
+def test_a_reply_the_broker_refuses_is_not_recorded(tmp_path: Path) -> None:
+    """PUBACK 0x87 (the broker's ACL forbids the down topic) is a refusal, not a send:
+    through the gateway and from the command alike."""
+    acl = tmp_path / "acl"
+    acl.write_text("topic read edge/v1/+/up\ntopic write edge/v1/+/ack\n")
+    broker = LocalBroker(tmp_path / "broker", extra_config=(f"acl_file {acl}",)).start()
+    db = tmp_path / "gateway.sqlite3"
+    gateway = Gateway(broker.url, db, client_id="er-gateway")
+    gateway.start()
+    try:
+        gateway.wait_connected(10)
+        args = {"agent": AGENT, "ref": "R1", "status": "received"}
+        with pytest.raises(control.OpError, match="refused it: 0x87 Not authorized") as refused:
+            control.call(gateway.control_path, "reply", args)
+        assert refused.value.status == control.STATUS_FAILED
+    finally:
+        gateway.stop()
+    try:
+        with pytest.raises(OSError, match="broker refused it: Not authorized"):
+            publish_reply(broker.url, AGENT, b"{}")
+    finally:
+        broker.stop()
+    assert replies(db) == []

@@ -18,7 +18,8 @@ from edge_agent.recorder import Recorder
 from edge_agent.store import Store
 from sync import topics
 from sync.hl7.ack import build_ack
-from sync.mqtt_link import Connected, LinkEvent, LinkSettings, MqttLink, PublishDone, Received
+from sync.mqtt_client import Connected, PublishDone, Received
+from sync.mqtt_link import LinkEvent, LinkSettings, MqttLink
 from sync.uplink import Link, Uplink
 
 CLOCK = SystemClock(boot_id="uplink-boot")

@@ -15,21 +15,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-
 from edge_agent.control import STATUS_USAGE, Caller, OpError
 from edge_agent.identifiers import AGENT_ID, CONTROL_ID, IdentifierError
 from sync import topics
 from sync.gateway.service import broker_address
+from sync.mqtt_client import MqttClient, MqttSettings, NotSent
 
 if TYPE_CHECKING:
     from sync.gateway.store import GatewayStore
@@ -140,31 +135,24 @@ def publish_reply(broker_url: str, agent: str, payload: bytes, *, timeout_s: flo
     except IdentifierError as exc:
         raise ValueError(f"reply --agent: {exc}") from None
     host, port, tls = broker_address(broker_url)
-    done = threading.Event()
-    failure: list[str] = []
-    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    if tls:
-        client.tls_set()
-
-    def on_publish(_c: mqtt.Client, _u: Any, _mid: int, reason: Any, _p: Any) -> None:
-        if getattr(reason, "is_failure", False):
-            failure.append(str(reason))
-        done.set()
-
-    client.on_publish = on_publish
-    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]  # untyped in paho
-    props.ContentType = topics.CONTENT_TYPE_JSON
+    # A one-shot client: the broker names it and keeps no session (the ambulance's
+    # session keeps the notice, not ours).
+    client = MqttClient(MqttSettings(host=host, port=port, tls=tls), lambda _event: None)
     try:
-        client.connect(host, port, keepalive=30)
+        client.connect()
     except OSError as exc:
         raise OSError(f"gateway reply: cannot reach {host}:{port}: {exc}") from None
-    client.loop_start()
     try:
-        client.publish(topic, payload, qos=1, properties=props)
-        if not done.wait(timeout_s):
-            raise OSError(f"gateway reply: no PUBACK from {host}:{port} within {timeout_s:g} s")
-        if failure:
-            raise OSError(f"gateway reply: broker refused it: {failure[0]}")
+        done = client.publish_and_wait(
+            topic, payload, content_type=topics.CONTENT_TYPE_JSON, timeout_s=timeout_s
+        )
+    except NotSent as exc:
+        raise OSError(f"gateway reply: not sent to {host}:{port}: {exc}") from None
+    except TimeoutError:
+        raise OSError(
+            f"gateway reply: no PUBACK from {host}:{port} within {timeout_s:g} s"
+        ) from None
     finally:
-        client.disconnect()
-        client.loop_stop()
+        client.stop()
+    if done.failed:
+        raise OSError(f"gateway reply: broker refused it: {done.reason}")

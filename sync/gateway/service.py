@@ -5,12 +5,13 @@ Order of events for each message, chosen so a crash anywhere loses nothing:
   2. the message is parsed and validated (hl7apy strict) and stored, or kept as rejected,
      in one durable transaction together with the other messages of its batch;
   3. the HL7 ACK (AA / AE / AR, MSA-2 = its MSH-10) is published on edge/v1/{agent}/ack;
-  4. only then is the inbound PUBLISH acknowledged (PUBACK, paho manual ack).
+  4. only then is the inbound PUBLISH acknowledged (PUBACK: the MQTT client's manual ack).
 A gateway killed between 2 and 4 gets the message again from the broker; the dedup on
 (agent, MSH-10) turns that into a repeated ACK, not a second row.
 
-paho's network thread only queues what arrives; one worker thread owns the store (one
-writer) and processes whatever has queued up as one batch: one fsync for many messages.
+The MQTT client's network thread only queues what arrives; one worker thread owns the
+store (one writer) and processes whatever has queued up as one batch: one fsync for many
+messages.
 The gateway holds the writer lock on its store (edge_agent.writer_lock) while it runs;
 `edge-agent gateway reply` reaches it over its control socket (edge_agent.control), and
 the reply is recorded by the same worker, then published with the gateway's own client.
@@ -26,7 +27,6 @@ import datetime as dt
 import logging
 import os
 import queue
-import ssl
 import threading
 import time
 import zlib
@@ -36,12 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
 from device_drivers.ecg.record import EcgRecord
 from edge_agent import control
@@ -56,6 +50,16 @@ from sync.gateway.store import GatewayStore, Outcome, sqlite_path
 from sync.hl7.ack import build_ack
 from sync.hl7.errors import DATA_TYPE_ERROR, Hl7Error
 from sync.hl7.inbound import MAX_MESSAGE_BYTES, InboundMessage, parse_inbound
+from sync.mqtt_client import (
+    Delivery,
+    Disconnected,
+    MqttClient,
+    MqttEvent,
+    MqttSettings,
+    NotSent,
+    Received,
+    Subscribed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +90,7 @@ class _Inbound:
     topic: str
     payload: bytes
     content_type: str | None
-    mid: int
-    qos: int
+    delivery: Delivery | None  # acknowledged once stored and answered
     received_wall_ns: int
 
 
@@ -110,10 +113,6 @@ class _Rendered:
     png: str | None
     pdf: str | None
     error: str | None
-
-
-def _props(packet_type: int) -> Properties:
-    return Properties(packet_type)  # type: ignore[no-untyped-call]  # paho leaves it untyped
 
 
 def _inflate(data: bytes, limit: int) -> bytes:
@@ -190,20 +189,22 @@ class Gateway:
         self._control_thread: threading.Thread | None = None
         self._control_loop: asyncio.AbstractEventLoop | None = None
         self._control_stop: asyncio.Event | None = None
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=mqtt.MQTTv5,
-            manual_ack=True,
+        self._client = MqttClient(
+            MqttSettings(
+                host=self.host,
+                port=self.port,
+                client_id=self.client_id,
+                tls=tls,
+                ca_file=Path(ca_file) if ca_file else None,
+                clean_start=False,
+                session_expiry_s=session_expiry_s,
+                subscriptions=(self.subscription,),
+                manual_ack=True,
+                reconnect_min_s=1,
+                reconnect_max_s=10,
+            ),
+            self._on_mqtt,
         )
-        client.reconnect_delay_set(min_delay=1, max_delay=10)
-        if tls:
-            client.tls_set_context(ssl.create_default_context(cafile=ca_file))
-        client.on_connect = self._on_connect
-        client.on_subscribe = self._on_subscribe
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        self._client = client
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -225,12 +226,7 @@ class Gateway:
             target=self._render_work, name="gateway-sheets", daemon=True
         )
         self._renderer.start()
-        props = _props(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = self.session_expiry_s
-        self._client.connect_async(
-            self.host, self.port, keepalive=30, clean_start=False, properties=props
-        )
-        self._client.loop_start()
+        self._client.start()
 
     def wait_connected(self, timeout_s: float) -> None:
         if not self._subscribed.wait(timeout_s):
@@ -241,8 +237,7 @@ class Gateway:
     def stop(self) -> None:
         """Messages not yet acknowledged stay with the broker and come again next start."""
         self._stop_control()
-        self._client.disconnect()
-        self._client.loop_stop()
+        self._client.stop()
         if self._renderer is not None:
             self._to_render.put(None)  # sheets already queued are drawn and recorded
             self._renderer.join(timeout=30)
@@ -324,79 +319,46 @@ class Gateway:
         return done
 
     def publish_down(self, agent: str, payload: bytes) -> None:
-        """A notice on the agent's down topic (QoS 1); OpError unless the broker takes it."""
-        props = _props(PacketTypes.PUBLISH)
-        props.ContentType = topics.CONTENT_TYPE_JSON
-        info = self._client.publish(topics.down(agent), payload, qos=1, properties=props)
+        """A notice on the agent's down topic (QoS 1); OpError unless the broker takes it
+        (a PUBACK whose reason code is a failure, 0x87 not authorised, is a refusal)."""
         try:
-            info.wait_for_publish(timeout=PUBACK_WAIT_S)
-        except (RuntimeError, ValueError) as exc:
+            done = self._client.publish_and_wait(
+                topics.down(agent),
+                payload,
+                content_type=topics.CONTENT_TYPE_JSON,
+                timeout_s=PUBACK_WAIT_S,
+            )
+        except NotSent as exc:
             raise control.OpError(f"not sent: {exc}") from None
-        if not info.is_published():
+        except TimeoutError:
             raise control.OpError(
                 f"the broker did not take it within {PUBACK_WAIT_S:g} s; not recorded (the"
                 " gateway's client may still send it when it is connected again)"
+            ) from None
+        if done.failed:
+            raise control.OpError(
+                f"the broker refused it: 0x{done.reason_code:02X} {done.reason}; not recorded"
             )
 
-    # --- paho's thread -------------------------------------------------------------------
+    # --- the MQTT client's network thread ---------------------------------------------
 
-    def _on_connect(
-        self,
-        client: mqtt.Client,
-        userdata: Any,
-        flags: mqtt.ConnectFlags,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        if reason_code.is_failure:
-            log.warning("gateway: broker refused the connection: %s", reason_code)
-            return
-        log.info("gateway connected (session present: %s)", flags.session_present)
-        client.subscribe(self.subscription, qos=1)
-
-    def _on_subscribe(
-        self,
-        client: mqtt.Client,
-        userdata: Any,
-        mid: int,
-        reason_codes: list[ReasonCode],
-        properties: Properties | None,
-    ) -> None:
-        if all(not rc.is_failure for rc in reason_codes):
-            self._subscribed.set()
-        else:
-            log.error("gateway: subscription to %s refused: %s", self.subscription, reason_codes)
-
-    def _on_disconnect(
-        self,
-        client: mqtt.Client,
-        userdata: Any,
-        flags: mqtt.DisconnectFlags,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        self._subscribed.clear()
-        log.info("gateway disconnected: %s", reason_code)
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        props = message.properties
-        content_type = None
-        if props is not None and hasattr(props, "ContentType"):
-            content_type = str(props.ContentType)
-        try:
-            topic = message.topic
-        except UnicodeDecodeError:  # MQTT wants UTF-8 (§1.5.4); raising here kills paho's loop
-            topic = "<topic that is not UTF-8>"
-        self._queue.put(
-            _Inbound(
-                topic=topic,
-                payload=bytes(message.payload),
-                content_type=content_type,
-                mid=message.mid,
-                qos=message.qos,
-                received_wall_ns=time.time_ns(),
+    def _on_mqtt(self, event: MqttEvent) -> None:
+        """Only queues what arrives (the worker stores it) and follows the subscription."""
+        if isinstance(event, Received):
+            self._queue.put(
+                _Inbound(
+                    topic=event.topic,
+                    payload=event.payload,
+                    content_type=event.content_type,
+                    delivery=event.delivery,
+                    received_wall_ns=time.time_ns(),
+                )
             )
-        )
+        elif isinstance(event, Subscribed):
+            if event.ok:
+                self._subscribed.set()
+        elif isinstance(event, Disconnected):
+            self._subscribed.clear()
 
     # --- the worker: the only thread that touches the store --------------------------------
 
@@ -450,8 +412,8 @@ class Gateway:
         for inbound, outcome in results:
             if outcome is not None:
                 self._answer(outcome)
-            if inbound.qos > 0:
-                self._client.ack(inbound.mid, inbound.qos)
+            if inbound.delivery is not None:
+                self._client.acknowledge(inbound.delivery)
         # After the ACKs: the box knows its 12-lead arrived; the sheet follows.
         for accepted in self._accepted:
             self._to_render.put(accepted)
@@ -649,8 +611,13 @@ class Gateway:
             # batch would come again and fail again). The box sends it again.
             log.error("gateway: no ACK for %s from %s: %s", outcome.control_id, outcome.agent, exc)
             return
-        props = _props(PacketTypes.PUBLISH)
-        props.ContentType = topics.CONTENT_TYPE_HL7
-        self._client.publish(
-            topics.ack(outcome.agent), ack.encode("utf-8"), qos=1, properties=props
-        )
+        try:
+            self._client.publish(
+                topics.ack(outcome.agent), ack.encode("utf-8"), content_type=topics.CONTENT_TYPE_HL7
+            )
+        except NotSent as exc:
+            # Stored already: the box sends the message again when no ACK comes, and the
+            # broker delivers it again when its PUBACK is lost with the connection.
+            log.warning(
+                "gateway: ACK for %s to %s not sent: %s", outcome.control_id, outcome.agent, exc
+            )

@@ -39,6 +39,7 @@ from device_drivers.serial.intellivue.parse import parse_user_data
 from device_drivers.serial.intellivue.types import encode_absolute_time, encode_list, ticks
 from device_drivers.simulators.pty import open_pty
 from device_drivers.simulators.station_clock import DEFAULT_ZONE, device_wall_clock
+from device_drivers.simulators.vital_walk import VitalWalk
 from edge_agent.model import DecodeError
 
 __all__ = ["Monitor", "open_pty", "run"]
@@ -55,24 +56,6 @@ SA_EXT_VAL_RANGE = 0x1000
 SUPPORTED_OPTIONS = msg.POLL_EXT_PERIOD_NU_1SEC | msg.POLL_EXT_PERIOD_RTSA | msg.POLL_EXT_ENUM
 WAVE_RESULT_S = 0.256  # real-time waves: one result per 256 ms
 ECG_ZERO = 8192  # 14-bit samples, 0.005 mV each: 8192 is 0 mV
-
-
-class _Walk:
-    """A bounded random walk: vital signs drift, they do not jump."""
-
-    def __init__(
-        self, rng: random.Random, start: float, low: float, high: float, step: float
-    ) -> None:
-        self._rng = rng
-        self.value = start
-        self._centre, self._low, self._high, self._step = start, low, high, step
-
-    def next(self) -> float:
-        self.value += (
-            self._rng.uniform(-self._step, self._step) + (self._centre - self.value) * 0.05
-        )
-        self.value = min(self._high, max(self._low, self.value))
-        return self.value
 
 
 @dataclass
@@ -115,12 +98,12 @@ class Monitor:
         self._mds_tries = 0
         self._invoke_id = 0
         self._subscriptions: list[_Subscription] = []
-        rng = self._rng
-        self._hr = _Walk(rng, 72, 50, 120, 1.0)
-        self._spo2 = _Walk(rng, 97, 85, 100, 0.5)
-        self._rr = _Walk(rng, 14, 8, 25, 0.5)
-        self._temp = _Walk(rng, 36.8, 35.5, 38.5, 0.02)
-        self._etco2 = _Walk(rng, 38, 30, 46, 0.5)
+        # The resting patient: value, low, high, largest step per numerics poll.
+        self._hr = VitalWalk.resting(72, 50, 120, 1.0)  # /min
+        self._spo2 = VitalWalk.resting(97, 85, 100, 0.5)  # %
+        self._rr = VitalWalk.resting(14, 8, 25, 0.5)  # /min
+        self._temp = VitalWalk.resting(36.8, 35.5, 38.5, 0.02)  # °C
+        self._etco2 = VitalWalk.resting(38, 30, 46, 0.5)  # mmHg
         self._nibp = (Decimal(118), Decimal(76), Decimal(90))
         self._phase = 0.0  # cardiac cycle phase of the next wave sample, in beats
         self._last_numerics: dict[int, Decimal] = {}
@@ -336,22 +319,27 @@ class Monitor:
     # --- the patient --------------------------------------------------------------------
 
     def _numerics(self) -> list[tuple[int, list[tuple[int, bytes]]]]:
-        hr = Decimal(round(self._hr.next()))
-        spo2 = Decimal(round(self._spo2.next()))
+        rng = self._rng
+        self._hr, self._spo2 = self._hr.stepped(rng), self._spo2.stepped(rng)
+        hr, spo2 = Decimal(round(self._hr.value)), Decimal(round(self._spo2.value))
         # A short desaturation now and then, so the alarm path runs too.
-        if self._rng.random() < 0.03:
-            spo2 = Decimal(self._rng.randint(86, 89))
-        if self._rng.random() < 0.02:  # an NIBP cycle finished
-            sys_ = Decimal(self._rng.randint(108, 132))
-            dia = Decimal(self._rng.randint(66, 84))
+        if rng.random() < 0.03:
+            spo2 = Decimal(rng.randint(86, 89))
+        if rng.random() < 0.02:  # an NIBP cycle finished
+            sys_ = Decimal(rng.randint(108, 132))
+            dia = Decimal(rng.randint(66, 84))
             self._nibp = (sys_, dia, ((sys_ + 2 * dia) / 3).quantize(Decimal(1)))
+        # Drawn before RR, temperature and EtCO2 move: the order a seed's stream has.
+        pleth_pr = hr + rng.choice((-1, 0, 0, 1))
+        self._rr, self._temp = self._rr.stepped(rng), self._temp.stepped(rng)
+        self._etco2 = self._etco2.stepped(rng)
         values = {
             HR: (hr, BPM),
             SPO2: (spo2, PERCENT),
-            PLETH_PR: (hr + self._rng.choice((-1, 0, 0, 1)), BPM),
-            RESP_RATE: (Decimal(round(self._rr.next())), RPM),
-            TEMP: (Decimal(f"{self._temp.next():.1f}"), DEGC),
-            ETCO2: (Decimal(round(self._etco2.next())), MMHG),
+            PLETH_PR: (pleth_pr, BPM),
+            RESP_RATE: (Decimal(round(self._rr.value)), RPM),
+            TEMP: (Decimal(f"{self._temp.value:.1f}"), DEGC),
+            ETCO2: (Decimal(round(self._etco2.value)), MMHG),
             AWAY_RR: (Decimal(round(self._rr.value)), RPM),
         }
         self._last_numerics = {k: v for k, (v, _) in values.items()}

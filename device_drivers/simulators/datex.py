@@ -50,7 +50,7 @@ from device_drivers.serial.datex import (
     parse_header,
     record_of,
 )
-from device_drivers.simulators.pty import open_pty
+from device_drivers.simulators.pty import open_pty, read_agent
 from device_drivers.simulators.station_clock import DEFAULT_ZONE, device_wall_clock
 from device_drivers.simulators.vital_walk import VitalWalk
 from edge_agent.model import DecodeError
@@ -417,16 +417,12 @@ async def run(
             loop.add_reader(master_fd, readable)
 
     def readable() -> None:
-        try:
-            data = os.read(master_fd, 4096)
-        except BlockingIOError:
-            return
-        except OSError:
-            # EIO: nobody has the slave end open (the agent is between reopens). The
-            # master then stays "readable" (hang-up), so look again a little later
-            # instead of spinning.
+        data = read_agent(master_fd)
+        if data is None:  # hung up: look again a little later
             loop.remove_reader(master_fd)
             loop.call_later(0.05, listen)
+            return
+        if not data:
             return
         for frame in reader.feed(data):
             monitor.handle(frame, loop.time())

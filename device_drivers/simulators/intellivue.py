@@ -37,7 +37,7 @@ from device_drivers.serial.intellivue import messages as msg
 from device_drivers.serial.intellivue.framing import FrameReader, encode_frame, unframe
 from device_drivers.serial.intellivue.parse import parse_user_data
 from device_drivers.serial.intellivue.types import encode_absolute_time, encode_list, ticks
-from device_drivers.simulators.pty import open_pty
+from device_drivers.simulators.pty import open_pty, read_agent
 from device_drivers.simulators.station_clock import DEFAULT_ZONE, device_wall_clock
 from device_drivers.simulators.vital_walk import VitalWalk
 from edge_agent.model import DecodeError
@@ -245,32 +245,25 @@ class Monitor:
         if sub.next_at >= sub.until and now >= sub.until:
             # The period is over: the last linked result, then the closing result.
             self._subscriptions.remove(sub)
-            out.append(
-                msg.poll_result(
-                    sub.invoke_id,
-                    sub.poll_number,
-                    sub.obj_class,
-                    [],
-                    extended=True,
-                    sequence_no=sub.sequence_no,
-                    linked=(msg.RORLS_LAST, (sub.count + 1) & 0xFF),
-                    rel_time=self._rel(now),
-                    attr_group=sub.attr_group,
-                )
-            )
-            out.append(
-                msg.poll_result(
-                    sub.invoke_id,
-                    sub.poll_number,
-                    sub.obj_class,
-                    [],
-                    extended=True,
-                    sequence_no=sub.sequence_no,
-                    rel_time=self._rel(now),
-                    attr_group=sub.attr_group,
-                )
-            )
+            last = (msg.RORLS_LAST, (sub.count + 1) & 0xFF)
+            out += [self._empty_result(sub, now, last), self._empty_result(sub, now, None)]
         return out
+
+    def _empty_result(
+        self, sub: _Subscription, now: float, linked: tuple[int, int] | None
+    ) -> bytes:
+        """A result with no objects: the last linked one, or (`linked` None) the closing one."""
+        return msg.poll_result(
+            sub.invoke_id,
+            sub.poll_number,
+            sub.obj_class,
+            [],
+            extended=True,
+            sequence_no=sub.sequence_no,
+            linked=linked,
+            rel_time=self._rel(now),
+            attr_group=sub.attr_group,
+        )
 
     def _result(
         self,
@@ -493,13 +486,8 @@ async def run(
 
     def readable() -> None:
         nonlocal reading
-        try:
-            data = os.read(master_fd, 4096)
-        except BlockingIOError:
-            return
-        except OSError:
-            # EIO: no one holds the slave open (the agent closed the port). Stop
-            # listening for a moment instead of spinning on a hung-up fd.
+        data = read_agent(master_fd)
+        if data is None:  # the agent closed the port: listen again on the next tick
             loop.remove_reader(master_fd)
             reading = False
             return

@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from waiting import until
 
 from edge_agent.alerts import KIND_ORU_R40, PRIORITY_ALERT
 from edge_agent.clock import SystemClock
@@ -249,10 +250,11 @@ async def test_an_alert_reaches_the_county_gateway_and_is_acked(
         stop = asyncio.Event()
         task = asyncio.create_task(uplink.run(stop))
         try:
-            for _ in range(200):
-                if all(s == "delivered" for _, _, s in b.alert_messages()):
-                    break
-                await asyncio.sleep(0.05)
+            await until(
+                lambda: all(s == "delivered" for _, _, s in b.alert_messages()),
+                20,
+                "the alert's start and end delivered",
+            )
         finally:
             stop.set()
             await task

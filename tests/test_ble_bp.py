@@ -19,6 +19,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from waiting import until
 
 from device_drivers import registry
 from device_drivers.ble.blood_pressure import (
@@ -461,14 +462,11 @@ async def test_scripted_link_reconnects_and_delivers_with_channel() -> None:
 async def test_scripted_link_waits_for_subscription() -> None:
     link = ScriptedLink([(MEASUREMENT_UUID, b"\x00")])
     await link.connect()
-    await asyncio.sleep(0.02)
+    await asyncio.sleep(0.02)  # time itself: 20 ms of the link's pump, unsubscribed
     assert link.remaining == 1  # nothing sent before the subscription
     got: list[bytes] = []
     await link.start_notify(MEASUREMENT_UUID, got.append)
-    for _ in range(100):
-        if got:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: bool(got), 5, "the notification")
     assert got == [b"\x00"]
     await link.disconnect()
     assert not link.is_connected
@@ -503,8 +501,12 @@ class _HangingLink:
     is_connected = False
     disconnects = 0
 
+    def __init__(self, connecting: asyncio.Event) -> None:
+        self._connecting = connecting
+
     async def connect(self) -> None:
-        await asyncio.sleep(3600)
+        self._connecting.set()
+        await asyncio.Event().wait()  # never set: the answer that does not come
 
     async def start_notify(self, characteristic: str, callback: object) -> None:
         raise AssertionError("never connected")
@@ -517,10 +519,10 @@ class _HangingLink:
 
 
 async def test_session_stops_promptly_while_a_connect_hangs() -> None:
-    stop = asyncio.Event()
-    transport = BleTransport(_HangingLink, [MEASUREMENT_UUID])
+    stop, connecting = asyncio.Event(), asyncio.Event()
+    transport = BleTransport(lambda: _HangingLink(connecting), [MEASUREMENT_UUID])
     task = asyncio.create_task(transport.run(lambda f, c: None, lambda s, d: None, stop))
-    await asyncio.sleep(0.1)
+    await asyncio.wait_for(connecting.wait(), 5)  # the session is inside connect()
     stop.set()
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -543,10 +545,7 @@ async def test_simulated_cuff_sends_its_memory_then_hangs_up() -> None:
     await link.connect()
     for characteristic in CHARACTERISTICS:
         await link.start_notify(characteristic, lambda d, c=characteristic: got.append((c, d)))
-    for _ in range(100):
-        if not link.is_connected:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: not link.is_connected, 5, "the cuff to hang up")
     assert not link.is_connected  # it hung up by itself
     measurements = [decode_measurement(d) for c, d in got if c == MEASUREMENT_UUID]
     progress = [decode_intermediate(d) for c, d in got if c == INTERMEDIATE_UUID]

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from waiting import until
 
 from device_drivers.ble.link import ScriptedLink
 from device_drivers.ble.presence import Advertisement, AdvertisementWatcher
@@ -37,18 +38,15 @@ async def test_a_session_connects_only_when_its_device_advertises() -> None:
     task = asyncio.create_task(
         transport.run(lambda d, c, **_: frames.append(d), lambda s, d: None, stop)
     )
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # time itself: 20 retry periods in which nothing may connect
     assert link.connect_calls == 0  # asleep: not polled with connection attempts
     watcher.saw(ad("AA:BB:CC:DD:EE:FF"))  # somebody else's device
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # time itself: 10 retry periods, still no attempt
     assert link.connect_calls == 0
     watcher.saw(ad(ADDRESS.lower()))
-    for _ in range(100):
-        if frames:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: bool(frames), 5, "the frame after the advertisement")
     assert frames == [b"\x01"] and link.connect_calls == 1
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # time itself: 20 retry periods after the drop, no attempt
     assert link.connect_calls == 1  # after the drop it waits for the next advertisement
     stop.set()
     await asyncio.wait_for(task, 2)
@@ -62,7 +60,7 @@ async def test_a_recent_sighting_counts_and_stop_ends_the_wait() -> None:
     assert await watcher.wait_seen(ADDRESS, stop)  # seen 0 s ago
     now[0] += 20
     waiter = asyncio.create_task(watcher.wait_seen(ADDRESS, stop))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # time itself: a while with no new sighting
     assert not waiter.done()  # that sighting was used; a new one is needed
     stop.set()
     assert await waiter is False

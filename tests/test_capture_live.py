@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from waiting import until
 
 from device_drivers import capture, registry
 from device_drivers.serial import datex, nonin, scale
@@ -199,17 +200,6 @@ class Box:
 
     async def write(self, data: bytes) -> None:
         await write_within(self.master_fd, data, self.stop, give_up_s=120)
-
-
-async def until(condition: Callable[[], bool], timeout_s: float) -> None:
-    """Until the store shows `condition` (read through its own connection: the daemon's
-    commits have no event a test can wait on), polled every 50 ms."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not condition():
-        if loop.time() > deadline:
-            return  # the assertions after the wait say what is missing
-        await asyncio.sleep(0.05)
 
 
 # --- 1 MiB of line noise on a DF8 port (issue 11) -------------------------------------------

@@ -14,8 +14,7 @@ import socket
 import sqlite3
 import stat
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from waiting import wait_until
 
 from edge_agent import control, operations
 from edge_agent.clock import SystemClock
@@ -209,24 +209,17 @@ def test_connections_beyond_the_limit_are_told_to_come_back(tmp_path: Path) -> N
     try:
         for sock in idle:
             sock.connect(str(s.path))
-        until(lambda: len(s.server._connections) == 2)
+        wait_until(lambda: len(s.server._connections) == 2, 5, "both connections held")
         with pytest.raises(control.OpError, match="busy"):
             control.call(s.path, "ping", {})
         for sock in idle:
             sock.close()
-        until(lambda: not s.server._connections)
+        wait_until(lambda: not s.server._connections, 5, "the connections closed")
         assert control.call(s.path, "ping", {})["agent"] == "box-1"
     finally:
         for sock in idle:
             sock.close()
         s.close()
-
-
-def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)  # polling the condition
 
 
 def test_a_stale_socket_file_is_replaced_but_nothing_else(tmp_path: Path) -> None:

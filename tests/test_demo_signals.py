@@ -11,10 +11,10 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 
 EDGE_AGENT = Path(sys.executable).with_name("edge-agent")
 
@@ -31,14 +31,16 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
-def wait_for_line(path: Path, pattern: str, timeout_s: float) -> re.Match[str]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        match = re.search(pattern, path.read_text(encoding="utf-8", errors="replace"))
-        if match:
-            return match
-        time.sleep(0.1)  # polling the output for the line
-    raise AssertionError(f"no {pattern!r} in {path.read_text(errors='replace')[-2000:]}")
+def wait_for_line(path: Path, pattern: str, timeout_s: float) -> None:
+    def text() -> str:
+        return path.read_text(encoding="utf-8", errors="replace")
+
+    wait_until(
+        lambda: re.search(pattern, text()) is not None,
+        timeout_s,
+        lambda: f"{pattern!r} in {text()[-2000:]}",
+        every_s=0.1,
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
@@ -98,13 +100,13 @@ def test_the_terminal_ui_demo_logs_to_a_file_and_stops_on_sigterm(tmp_path: Path
     reader = threading.Thread(target=read_screen, daemon=True)
     reader.start()
     try:
-        deadline = time.monotonic() + 60
-        logs = []
-        while time.monotonic() < deadline:
+
+        def stemi_logged() -> bool:
             logs = list(tmp.glob("edge-agent-demo-*.log"))
-            if logs and "STEMI 12-lead" in logs[0].read_text(errors="replace"):
-                break
-            time.sleep(0.2)  # polling for the log file and its line
+            return bool(logs) and "STEMI 12-lead" in logs[0].read_text(errors="replace")
+
+        wait_until(stemi_logged, 60, "the STEMI 12-lead in the demo's log", every_s=0.2)
+        logs = list(tmp.glob("edge-agent-demo-*.log"))
         assert logs, "no log file"
         assert "生命体征".encode() in screen  # the UI is up, in Chinese
         demo.send_signal(signal.SIGTERM)

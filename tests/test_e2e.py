@@ -12,11 +12,11 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 
 from device_drivers.simulators import masimo as masimo_sim
 from edge_agent.demo import DemoChain
@@ -25,15 +25,6 @@ from edge_agent.store import open_readonly
 from sync.gateway.service import Gateway
 from sync.gateway.store import GatewayStore
 from sync.hl7.eui64 import derived_eui64
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def agent_counts(db: Path) -> dict[str, int]:
@@ -101,7 +92,7 @@ def chain(tmp_path: Path, broker: LocalBroker) -> Iterator[DemoChain]:
 
 def test_pty_and_ble_to_gateway_exactly_once(chain: DemoChain) -> None:
     chain.start()
-    wait_for(lambda: agent_counts(chain.agent_db)["delivered"] >= 40, 30, "40 delivered messages")
+    wait_until(lambda: agent_counts(chain.agent_db)["delivered"] >= 40, 30, "40 delivered messages")
     chain.stop_devices()
     assert chain.wait_drained(20)
     chain.stop()
@@ -134,14 +125,25 @@ def test_pty_and_ble_to_gateway_exactly_once(chain: DemoChain) -> None:
 
 def test_broker_outage_loses_nothing_and_stores_nothing_twice(chain: DemoChain) -> None:
     chain.start()
-    wait_for(lambda: agent_counts(chain.agent_db)["delivered"] >= 10, 30, "first deliveries")
+    wait_until(lambda: agent_counts(chain.agent_db)["delivered"] >= 10, 30, "first deliveries")
     chain.broker.stop()
     before = agent_counts(chain.agent_db)
-    time.sleep(3)  # readings keep coming in while the county is unreachable
+
+    def backlog() -> int:
+        now = agent_counts(chain.agent_db)
+        return now["pending"] + now["sent"]
+
+    # Readings keep coming in while the county is unreachable.
+    wait_until(lambda: backlog() > before["pending"] + before["sent"], 30, "readings queued")
     during = agent_counts(chain.agent_db)
     assert during["pending"] + during["sent"] > before["pending"] + before["sent"]
     chain.broker.start()  # same port, persistent sessions restored from its store
-    time.sleep(1)
+    # The devices go on until the box delivers again: readings taken while it reconnects.
+    wait_until(
+        lambda: agent_counts(chain.agent_db)["delivered"] > during["delivered"],
+        45,
+        "deliveries after the outage",
+    )
     chain.stop_devices()
     assert chain.wait_drained(45), agent_counts(chain.agent_db)
     chain.stop()
@@ -195,11 +197,11 @@ def test_sigkill_mid_stream_then_restart_delivers_each_committed_reading_once(
     log = tmp_path / "agent.log"
     agent = _start_agent(cfg, log)
     try:
-        wait_for(lambda: agent_counts(db)["delivered"] >= 5, 30, "first deliveries")
+        wait_until(lambda: agent_counts(db)["delivered"] >= 5, 30, "first deliveries")
         # Kill it while something is not yet delivered. The uplink can drain the backlog
         # between our look and the signal (rarely, at 25 lines/s): then look and kill again.
         for _attempt in range(5):
-            wait_for(
+            wait_until(
                 lambda: agent_counts(db)["pending"] + agent_counts(db)["sent"] > 0,
                 10,
                 "a backlog",
@@ -212,10 +214,15 @@ def test_sigkill_mid_stream_then_restart_delivers_each_committed_reading_once(
             agent = _start_agent(cfg, log)
         assert any(s != "delivered" for s in killed_at.values())
         agent = _start_agent(cfg, log)
-        time.sleep(2)
+        # The monitor goes on until the restarted agent records it again.
+        wait_until(
+            lambda: len(agent_message_ids(db)) > len(killed_at),
+            30,
+            "the restarted agent to record new readings",
+        )
         writer.terminate()
         writer.wait(10)
-        wait_for(
+        wait_until(
             lambda: agent_counts(db)["pending"] + agent_counts(db)["sent"] == 0,
             45,
             "the restarted agent to drain its outbox",
@@ -247,7 +254,7 @@ def test_gateway_rejection_is_kept_and_shown(tmp_path: Path, broker: LocalBroker
     )
     chain.start()
     try:
-        wait_for(lambda: agent_counts(chain.agent_db)["delivered"] >= 2, 30, "first deliveries")
+        wait_until(lambda: agent_counts(chain.agent_db)["delivered"] >= 2, 30, "first deliveries")
         assert chain.agent is not None and chain.agent.store is not None
         # Corrupt one pending payload the way a buggy firmware update might.
         loop = chain._loop
@@ -264,7 +271,7 @@ def test_gateway_rejection_is_kept_and_shown(tmp_path: Path, broker: LocalBroker
             chain.agent.uplink.wake()  # type: ignore[union-attr]
 
         loop.call_soon_threadsafe(corrupt)
-        wait_for(lambda: agent_counts(chain.agent_db)["rejected"] == 1, 20, "the rejection")
+        wait_until(lambda: agent_counts(chain.agent_db)["rejected"] == 1, 20, "the rejection")
     finally:
         chain.stop()
     store = open_readonly(chain.agent_db)
@@ -299,7 +306,7 @@ def test_every_simulated_monitor_reaches_the_county(tmp_path: Path, broker: Loca
     chain = DemoChain(tmp_path, cuff_every_s=2, broker=broker)
     chain.start()
     try:
-        wait_for(
+        wait_until(
             lambda: (
                 _gateway_devices(chain.gateway_db)
                 >= {

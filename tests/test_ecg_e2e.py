@@ -13,7 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_e2e import agent_counts, wait_for
+from test_e2e import agent_counts
+from waiting import wait_until
 
 from device_drivers.ecg import scp
 from device_drivers.ecg.record import STANDARD_LEADS
@@ -89,9 +90,9 @@ def test_a_stemi_12_lead_reaches_the_er_and_the_er_answers(
     try:
         record = synthetic_12_lead(stemi=True, seed=3)
         write_file(folder, "ECG0001.SCP", scp.encode_scp(record))
-        wait_for(lambda: agent_counts(agent_db)["delivered"] >= 2, 40, "ECG and notice delivered")
+        wait_until(lambda: agent_counts(agent_db)["delivered"] >= 2, 40, "ECG and notice delivered")
         status = _gateway_status(gateway_db)
-        wait_for(lambda: len(_gateway_status(gateway_db)["ecgs"]) == 1, 20, "the sheet drawn")  # type: ignore[arg-type]
+        wait_until(lambda: len(_gateway_status(gateway_db)["ecgs"]) == 1, 20, "the sheet drawn")  # type: ignore[arg-type]
         status = _gateway_status(gateway_db)
         (ecg,) = status["ecgs"]  # type: ignore[misc]
         assert ecg["stemi"] is True and ecg["render_error"] is None, ecg
@@ -138,7 +139,7 @@ def test_a_stemi_12_lead_reaches_the_er_and_the_er_answers(
             out = cli("status", "--json", "--config", str(cfg))
             return out.returncode == 0 and bool(json.loads(out.stdout)["er_replies"])
 
-        wait_for(answered, 20, "the ER's reply at the box")
+        wait_until(answered, 20, "the ER's reply at the box")
         box = json.loads(cli("status", "--json", "--config", str(cfg)).stdout)
         (answer,) = box["er_replies"]
         assert (answer["ref"], answer["status"], answer["text"]) == (
@@ -238,7 +239,7 @@ def test_a_sheet_not_drawn_before_a_stop_is_drawn_at_the_next_start(
     gateway = Gateway(broker.url, db, client_id="redraw-gateway", sheets_dir=tmp_path / "sheets")
     gateway.start()
     try:
-        wait_for(lambda: len(_gateway_status(db)["ecgs"]) == 1, 20, "the sheet drawn at start")  # type: ignore[arg-type]
+        wait_until(lambda: len(_gateway_status(db)["ecgs"]) == 1, 20, "the sheet drawn at start")  # type: ignore[arg-type]
     finally:
         gateway.stop()
     (ecg,) = _gateway_status(db)["ecgs"]  # type: ignore[misc]

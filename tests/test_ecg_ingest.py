@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from waiting import until
 
 from device_drivers import capture, registry
 from device_drivers.ecg import aecg, dicom, philips_xml, scp
@@ -306,7 +307,7 @@ async def test_a_missing_folder_is_disconnected_until_it_appears(tmp_path: Path)
     try:
         await until(lambda: bool(sink.states))
         assert sink.states == [("disconnected", f"{stick}: not mounted / not found")]
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # time itself: five polls of a missing folder
         assert len(sink.states) == 1  # said once, polled on
         stick.mkdir()
         (stick / "ECG1.DCM").write_bytes(b"DICM-ish")
@@ -372,7 +373,7 @@ async def test_the_next_file_waits_for_the_commit(tmp_path: Path) -> None:
     await transport.poll(sink.emit, sink.on_state, stop)
     second_poll = asyncio.create_task(transport.poll(sink.emit, sink.on_state, stop))
     await until(lambda: bool(sink.frames))
-    await asyncio.sleep(0.02)
+    await asyncio.sleep(0.02)  # time itself: the second poll holds while nothing commits
     assert sink.channels == ["1.scp"]  # not read until the first is durably recorded
     sink.futures[0].set_result("decoded")
     await until(lambda: len(sink.frames) == 2)
@@ -391,14 +392,6 @@ def test_dicom_folder_patterns() -> None:
         "x.dicom",
     ]
     assert not any(transport.wanted(n) for n in ("DICOMDIR", ".hidden", "ecg.xml", "a.scp"))
-
-
-async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not condition():
-        assert loop.time() < deadline, "timed out"
-        await asyncio.sleep(0.005)
 
 
 # --- registry and config ---------------------------------------------------------------

@@ -27,10 +27,10 @@ from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from test_e2e import wait_for
 from test_ecg_uplink import waves
 from test_gateway import oru
 from test_identifiers import NEAR_IDS, by_the_words
+from waiting import wait_until
 
 from device_drivers.simulators.ecg_cart import synthetic_12_lead
 from edge_agent.identifiers import AGENT_ID, CONTROL_ID, IdentifierError
@@ -159,7 +159,7 @@ def test_msh10_path_traversal_writes_nothing_outside_the_sheets_folder(
         # The honest 12-lead after it: its sheet is drawn after anything queued before.
         sender.publish(f"edge/v1/{AGENT}/up", *twelve_lead("ECG-AFTER"))
         _, accepted = sender.ack()
-        wait_for(lambda: sheets_recorded(db) >= 1, 30, "the honest 12-lead's sheet")
+        wait_until(lambda: sheets_recorded(db) >= 1, 30, "the honest 12-lead's sheet")
     finally:
         gateway.stop()
     assert list(outside.iterdir()) == []
@@ -204,7 +204,7 @@ def test_a_topic_whose_agent_is_not_a_valid_id_is_refused_not_stored_as_that_age
         sender.publish(topic, payload, content_type)
         sender.publish(f"edge/v1/{AGENT}/up", *twelve_lead("ECG-2"))
         _, after = sender.ack()  # the message after it is answered: the first was handled
-        wait_for(lambda: sheets_recorded(db) >= 1, 30, "the honest 12-lead's sheet")
+        wait_until(lambda: sheets_recorded(db) >= 1, 30, "the honest 12-lead's sheet")
     finally:
         gateway.stop()
     assert (after.code, after.acked) == ("AA", "ECG-2")
@@ -228,7 +228,7 @@ def test_one_ambulance_cannot_overwrite_another_ones_sheet(
     try:
         sender.publish("edge/v1/amb-001/up", *twelve_lead("ECG-SAME", "amb-001", seed=1))
         assert sender.ack()[1].code == "AA"
-        wait_for(lambda: sheets_recorded(db) == 1, 30, "amb-001's sheet")
+        wait_until(lambda: sheets_recorded(db) == 1, 30, "amb-001's sheet")
         ((first_png,),) = read(db, "SELECT png_path FROM ecg")
         before = digest(Path(first_png))
         # the same MSH-10 from another ambulance is its own message and its own sheet
@@ -239,7 +239,7 @@ def test_one_ambulance_cannot_overwrite_another_ones_sheet(
         assert sender.ack()[1].code == "AR"
         sender.publish("edge/v1/amb-002/up", *twelve_lead("..%2Famb-001%2F1", "amb-002"))
         assert sender.ack()[1].code == "AR"
-        wait_for(lambda: sheets_recorded(db) == 2, 30, "amb-002's sheet")
+        wait_until(lambda: sheets_recorded(db) == 2, 30, "amb-002's sheet")
     finally:
         gateway.stop()
     rows = read(db, "SELECT agent, control_id, png_path FROM ecg ORDER BY message_id")
@@ -271,7 +271,7 @@ def test_symlinks_planted_in_the_sheets_folder_are_never_written_through(
         sender.publish(f"edge/v1/{AGENT}/up", *twelve_lead("ECG-1"))
         sender.publish("edge/v1/amb-002/up", *twelve_lead("ECG-2", "amb-002"))
         codes = sorted(sender.ack()[1].code for _ in range(2))
-        wait_for(lambda: sheets_recorded(db) == 2, 30, "both sheets recorded")
+        wait_until(lambda: sheets_recorded(db) == 2, 30, "both sheets recorded")
     finally:
         gateway.stop()
     assert codes == ["AA", "AA"]  # the messages are stored whatever the disk holds
@@ -303,7 +303,7 @@ def test_a_stored_row_with_an_invalid_agent_is_not_drawn_on_restart(
         store.close()
     gateway = start_gateway(broker, db, sheets)
     try:
-        wait_for(lambda: sheets_recorded(db) == 1, 30, "the redraw recorded")
+        wait_until(lambda: sheets_recorded(db) == 1, 30, "the redraw recorded")
     finally:
         gateway.stop()
     ((png, error),) = read(db, "SELECT png_path, render_error FROM ecg")

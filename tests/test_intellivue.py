@@ -17,6 +17,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from waiting import until
 
 from device_drivers.serial.intellivue import SERIAL_SETTINGS, serial_settings
 from device_drivers.serial.intellivue import messages as msg
@@ -1254,7 +1255,7 @@ async def test_the_transport_releases_the_association_when_the_agent_stops() -> 
         await asyncio.wait_for(numerics.wait(), 10)
         stop.set()  # the agent shuts down
         await asyncio.wait_for(agent, 5)
-        await asyncio.sleep(0.3)  # the release request reaches the monitor
+        await until(lambda: monitor.releases == 1, 5, "the release request at the monitor")
         assert conversations[0].state == "releasing"
         assert monitor.releases == 1 and monitor.state == "idle"
     finally:

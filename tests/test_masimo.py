@@ -16,6 +16,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from waiting import until
 
 from device_drivers.serial.masimo import (
     MAX_LINE,
@@ -307,11 +308,11 @@ async def test_serial_transport_reopens_after_unplug(tmp_path: object) -> None:
             while len(frames) < want and loop.time() < deadline:
                 if any(s == "connected" for s, _ in states[-1:]):
                     os.write(master_fd, RADICAL_5)
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # the simulated monitor's line period, 20 lines/s
             os.close(master_fd)  # unplug
             os.unlink(link)
             assert len(frames) >= want, states
-            await asyncio.sleep(0.3)
+            await until(lambda: states[-1][0] == "disconnected", 5, "the unplug seen")
     finally:
         stop.set()
         await asyncio.wait_for(task, 5)

@@ -15,6 +15,7 @@ from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from waiting import until
 
 from device_drivers.network.mllp import (
     OVERSIZED_MARK,
@@ -733,7 +734,11 @@ async def test_client_leaving_mid_message_loses_nothing_committed() -> None:
         quick = await Client.open(listener.port)
         await quick.send(frame_message(oru("C3")))
         await quick.close()
-        await asyncio.sleep(0.3)
+        await until(
+            lambda: len(sink.pending) == 2 and all(f.done() for f in sink.pending),
+            5,
+            "C3 handed over and committed",
+        )
         later = await Client.open(listener.port)
         assert (await later.exchange(oru("C4"))).code == "AA"
         await later.close()

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from waiting import until
 
 from device_drivers.network.admission import ConnectionLimits, admit
 from device_drivers.network.mllp import MllpFramer, MllpListener, frame_message
@@ -128,10 +129,9 @@ async def test_a_monitor_gets_in_past_1000_idle_connections_and_stays(
         monitor = asyncio.create_task(
             mllp_monitor.run("127.0.0.1", listener.port, seed=5, rate_hz=5, count=10, log=log)
         )
-        while not log.acks:
-            await asyncio.sleep(0.01)  # the monitor's first ACK (bounded by wait_for below)
-            assert loop.time() - started < 10, "no ACK for the monitor within 10 s"
+        await until(lambda: bool(log.acks), 10, "the monitor's first ACK", every_s=0.01)
         first_ack_s = loop.time() - started
+        assert first_ack_s < 10, "no ACK for the monitor within 10 s"
         # The flood goes on while the monitor works: it is never the one dropped.
         idle += [await connect(listener.port, sources[i % 250]) for i in range(300)]
         await asyncio.wait_for(monitor, 20)
@@ -139,10 +139,8 @@ async def test_a_monitor_gets_in_past_1000_idle_connections_and_stays(
         assert len(set(log.sent)) == 10
         assert listener.open_connections <= 64 and listener.refused == 0
         assert listener.dropped >= 1300 - 64
-        for _ in range(100):  # the last commit is at most one commit interval away
-            if recorded_frames(agent) >= 10:
-                break
-            await asyncio.sleep(0.05)
+        # The last commit is at most one commit interval away.
+        await until(lambda: recorded_frames(agent) >= 10, 10, "the ten frames recorded")
         assert recorded_frames(agent) == 10
         print(f"first ACK through 1000 idle connections after {first_ack_s * 1000:.0f} ms")
         await close_all(idle)
@@ -158,8 +156,7 @@ async def test_one_address_holds_at_most_its_limit_and_busy_ones_are_kept(
         half = frame_message(mllp_monitor_message("HALF-1"))
         busy[1].write(half[:40])  # mid-message: never the one dropped
         await busy[1].drain()
-        while listener.busy_connections < 1:  # the listener has read those bytes
-            await asyncio.sleep(0.01)
+        await until(lambda: listener.busy_connections >= 1, 5, "the listener to read them")
         idle = await connect(port, "127.0.3.1")
         newest = await connect(port, "127.0.3.1")
         assert await closed_by_the_listener(idle, 5)  # the idle one made room
@@ -227,12 +224,12 @@ async def test_a_slowloris_is_ended_by_the_message_deadline(
         assert closed
         elapsed = loop.time() - first_byte
         assert 1.0 <= elapsed < 3.0, elapsed
-        for _ in range(60):
-            detail = (agent.store.device("mllp-1") or {}).get("state_detail") or ""
-            if "no whole message within 1 s" in detail:
-                break
-            await asyncio.sleep(0.05)
-        assert "no whole message within 1 s" in detail
+
+        def detail() -> str:
+            return (agent.store.device("mllp-1") or {}).get("state_detail") or ""
+
+        await until(lambda: "no whole message within 1 s" in detail(), 10, "the device state")
+        assert "no whole message within 1 s" in detail()
         writer.close()
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import until
 
 from device_drivers.registry import driver as registry_driver
 from device_drivers.serial.port import SerialTransport
@@ -77,17 +78,22 @@ async def test_unplug_and_replug_resumes_within_seconds(
             plugged_at = loop.time()
             sim_stop = asyncio.Event()
             monitor = asyncio.create_task(simulate(master_fd, sim_stop))
-            while round_ not in seen and loop.time() - plugged_at < 25:
-                await asyncio.sleep(0.05)
-            resumed_s = loop.time() - plugged_at
-            sim_stop.set()
-            monitor.cancel()
-            await asyncio.gather(monitor, return_exceptions=True)
-            os.close(master_fd)  # pulled out
-            link.unlink()
+            try:
+                await until(
+                    lambda plug=round_: plug in seen,
+                    25,
+                    lambda plug=round_: f"round {plug}: a {metric} ({states})",
+                )
+                resumed_s = loop.time() - plugged_at
+            finally:
+                sim_stop.set()
+                monitor.cancel()
+                await asyncio.gather(monitor, return_exceptions=True)
+                os.close(master_fd)  # pulled out
+                link.unlink()
             assert round_ in seen, f"round {round_}: no {metric} within 25 s ({states})"
             assert resumed_s < 5
-            await asyncio.sleep(0.3)
+            await until(lambda: states[-1] == "disconnected", 5, "the unplug seen")
     finally:
         stop.set()
         await asyncio.wait_for(task, 5)

@@ -753,7 +753,7 @@ async def test_simulator_writes_at_the_device_byte_rate() -> None:
     stop = asyncio.Event()
     try:
         task = asyncio.create_task(sim.run(master_fd, fmt=2, stop=stop))
-        await asyncio.sleep(0.6)
+        await asyncio.sleep(0.6)  # time itself: the byte rate is what is measured
         stop.set()
         await asyncio.wait_for(task, 2)
         received = b""

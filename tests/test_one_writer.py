@@ -18,8 +18,9 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
+
+from waiting import wait_until
 
 from edge_agent.national_id import check_character
 from edge_agent.store import open_readonly
@@ -34,14 +35,6 @@ def national_id(n: int) -> str:
     """A valid GB 11643 number: Beijing Dongcheng (110101), born 1950-01-01, sequence n."""
     first17 = f"11010119500101{n:03d}"
     return first17 + check_character(first17)
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.1)  # polling the condition
 
 
 class Commands:
@@ -97,13 +90,13 @@ def test_every_writing_command_goes_through_the_busy_daemon(tmp_path: Path) -> N
     db = data / "agent" / "edge-agent.sqlite3"
     run = Commands(cfg)
     try:
-        wait_for(
+        wait_until(
             lambda: cfg.exists() and (data / "agent" / "run" / "control.sock").exists(),
             60,
             "the demo",
         )
-        wait_for(lambda: run("status", "--json").returncode == 0, 30, "status")
-        wait_for(
+        wait_until(lambda: run("status", "--json").returncode == 0, 30, "status")
+        wait_until(
             lambda: json.loads(run("status", "--json").stdout)["outbox"]["delivered"] > 0,
             60,
             "deliveries",
@@ -128,7 +121,7 @@ def test_every_writing_command_goes_through_the_busy_daemon(tmp_path: Path) -> N
             t.join()
         assert demo.poll() is None, log.read_text(errors="replace")[-3000:]
         delivered_then = json.loads(run("status", "--json").stdout)["outbox"]["delivered"]
-        wait_for(
+        wait_until(
             lambda: (
                 json.loads(run("status", "--json").stdout)["outbox"]["delivered"] > delivered_then
             ),

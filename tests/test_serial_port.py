@@ -13,10 +13,11 @@ import contextlib
 import ctypes
 import errno
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from waiting import until
 
 from device_drivers.serial.masimo import LineFramer
 from device_drivers.serial.port import SerialSettings, SerialTransport
@@ -49,15 +50,6 @@ def point(link: Path, target: str) -> None:
         tmp.unlink()
     tmp.symlink_to(target)
     tmp.replace(link)
-
-
-async def until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)  # polling the condition
 
 
 async def test_a_port_that_keeps_failing_is_retried_with_growing_back_off(

@@ -7,6 +7,8 @@ import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 
+from waiting import until
+
 from edge_agent.clock import SystemClock
 from edge_agent.model import Decoded, Frame, Reading, Waveform
 from edge_agent.recorder import PRIORITY_STRIPS, Recorder
@@ -86,7 +88,7 @@ async def test_the_strip_task_queues_on_its_period_and_wakes_the_uplink(tmp_path
         task = asyncio.create_task(
             run_strips(store, clock, 0.2, stop, wake=lambda: woken.append(dt.datetime.now()))
         )
-        await asyncio.sleep(0.5)
+        await until(lambda: bool(woken), 5, "a strip queued on the 0.2 s period")
         stop.set()
         await asyncio.wait_for(task, 2)
         assert len(woken) >= 1

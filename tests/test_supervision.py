@@ -21,6 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from waiting import until, wait_until
 
 from device_drivers.ble.blood_pressure import MEASUREMENT_UUID, encode_measurement
 from device_drivers.ble.link import ScriptedLink
@@ -44,14 +45,6 @@ import asyncio, sys
 from device_drivers.simulators import masimo
 asyncio.run(masimo.run(int(sys.argv[1]), model="radical-7", rate_hz=20, seed=int(sys.argv[2])))
 """
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.05)  # polling the condition
 
 
 class Monitor:
@@ -165,20 +158,22 @@ def test_a_yanked_port_reconnects_while_the_other_monitor_and_the_uplink_go_on(
     log = tmp_path / "agent.log"
     daemon = start_daemon(cfg, log)
     try:
-        wait_for(lambda: frames(db, "monitor-a") > 5 and frames(db, "monitor-b") > 5, 30, "both")
-        wait_for(lambda: delivered(db) > 0, 30, "first deliveries")
+        wait_until(lambda: frames(db, "monitor-a") > 5 and frames(db, "monitor-b") > 5, 30, "both")
+        wait_until(lambda: delivered(db) > 0, 30, "first deliveries")
         a.yank()  # mid-stream: the slave's reads end in EIO / end of file
-        wait_for(lambda: devices(db)["monitor-a"]["state"] == "disconnected", 10, "A disconnected")
+        wait_until(
+            lambda: devices(db)["monitor-a"]["state"] == "disconnected", 10, "A disconnected"
+        )
         assert "device gone" in str(devices(db)["monitor-a"]["state_detail"])
         b_before, sent_before = frames(db, "monitor-b"), delivered(db)
-        wait_for(lambda: frames(db, "monitor-b") > b_before + 20, 20, "B recorded on")
-        wait_for(lambda: delivered(db) > sent_before + 5, 20, "the uplink delivering on")
+        wait_until(lambda: frames(db, "monitor-b") > b_before + 20, 20, "B recorded on")
+        wait_until(lambda: delivered(db) > sent_before + 5, 20, "the uplink delivering on")
         a_before, b_before = frames(db, "monitor-a"), frames(db, "monitor-b")
-        wait_for(lambda: frames(db, "monitor-b") > b_before + 10, 20, "B recorded on")
+        wait_until(lambda: frames(db, "monitor-b") > b_before + 10, 20, "B recorded on")
         assert frames(db, "monitor-a") == a_before  # nothing from the yanked one
         assert daemon.poll() is None
         a.plug()  # a new adapter at the same udev name
-        wait_for(lambda: frames(db, "monitor-a") > a_before + 5, 20, "A recorded again")
+        wait_until(lambda: frames(db, "monitor-a") > a_before + 5, 20, "A recorded again")
         assert devices(db)["monitor-a"]["state"] == "connected"
     finally:
         daemon.send_signal(signal.SIGTERM)
@@ -228,23 +223,27 @@ async def test_a_device_task_that_fails_is_restarted_with_back_off_and_reported(
         masimo_sim.run(master, model="radical-7", rate_hz=10, seed=4, stop=sim_stop)
     )
 
-    async def until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not condition():
+    async def until_alive(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+        def running_and() -> bool:
             assert not run.done(), f"the agent stopped: {run.exception()!r}"
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            await asyncio.sleep(0.05)
+            return condition()
+
+        await until(running_and, timeout_s, what)
 
     try:
-        await until(lambda: devices(db).get("cuff-1", {}).get("state") == "failed", 10, "failed")
+        await until_alive(
+            lambda: devices(db).get("cuff-1", {}).get("state") == "failed", 10, "failed"
+        )
         detail = str(devices(db)["cuff-1"]["state_detail"])
         assert "EOFError: D-Bus connection closed" in detail and "again in 1 s" in detail
         during = frames(db, "monitor-1"), delivered(db)
-        await until(lambda: "again in 2 s" in str(devices(db)["cuff-1"]["state_detail"]), 5, "2 s")
+        await until_alive(
+            lambda: "again in 2 s" in str(devices(db)["cuff-1"]["state_detail"]), 5, "2 s"
+        )
         # While the cuff's task is down and waiting, the monitor is recorded and sent.
-        await until(lambda: frames(db, "monitor-1") > during[0] + 5, 10, "the monitor")
-        await until(lambda: delivered(db) > during[1], 10, "deliveries")
-        await until(lambda: frames(db, "cuff-1") == 1, 10, "the cuff's reading")
+        await until_alive(lambda: frames(db, "monitor-1") > during[0] + 5, 10, "the monitor")
+        await until_alive(lambda: delivered(db) > during[1], 10, "deliveries")
+        await until_alive(lambda: frames(db, "cuff-1") == 1, 10, "the cuff's reading")
         assert link.failures == 0 and link.connections == 1  # two failed, the third took
     finally:
         sim_stop.set()
@@ -286,7 +285,7 @@ def lock_the_store_under_a_running_daemon(
     daemon = start_daemon(cfg, log)
     blocker = None
     try:
-        wait_for(lambda: frames(db, "monitor-1") > 5, 30, "frames recorded")
+        wait_until(lambda: frames(db, "monitor-1") > 5, 30, "frames recorded")
         blocker = sqlite3.connect(db, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")
         then(daemon)
@@ -323,7 +322,7 @@ def test_sigterm_while_the_store_is_being_written_by_a_command(
     assert lock.try_acquire(Holder(role="cli", pid=os.getpid(), command="patients.add"))
     daemon = start_daemon(cfg, log)
     try:
-        wait_for(lambda: "waiting for it" in log.read_text(), 10, "the daemon to wait")
+        wait_until(lambda: "waiting for it" in log.read_text(), 10, "the daemon to wait")
         assert "patients.add" in log.read_text()
         daemon.send_signal(signal.SIGTERM)
         signalled = time.monotonic()
@@ -359,7 +358,7 @@ def test_a_second_daemon_on_the_same_store_says_who_holds_it(
     cfg, db, _monitor = monitor_daemon
     first = start_daemon(cfg, tmp_path / "first.log")
     try:
-        wait_for(lambda: frames(db, "monitor-1") > 0, 30, "the first daemon")
+        wait_until(lambda: frames(db, "monitor-1") > 0, 30, "the first daemon")
         second = subprocess.run(
             [str(EDGE_AGENT), "run", "--config", str(cfg)],
             capture_output=True,

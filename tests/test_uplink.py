@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from waiting import until
 
 from edge_agent.clock import SystemClock, new_message_id
 from edge_agent.local_broker import LocalBroker
@@ -113,14 +114,6 @@ async def running(uplink: Uplink) -> AsyncIterator[asyncio.Event]:
         await task
 
 
-async def until(condition: Callable[[], bool], timeout_s: float = 10) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
 def status_of(store: Store, message_id: str) -> str:
     row = store.outbox_row(message_id)
     assert row is not None
@@ -141,7 +134,7 @@ async def test_only_ack_aa_delivers_and_ae_rejects_with_reason(store: Store) -> 
         link = links[0]
         for _payload, mid in link.up():
             link.on_event(PublishDone(mid, 0, "Success"))
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # time itself: a while after the PUBACKs, no ACK yet
         assert {status_of(store, i) for i in ids} == {"sent"}  # a PUBACK is not a delivery
         link.on_event(ack_for(ids[0], "AA"))
         link.on_event(ack_for(ids[1], "AE", "OBX-5 not numeric"))
@@ -166,7 +159,7 @@ async def test_puback_failure_is_not_a_delivery(store: Store) -> None:
         link.on_event(PublishDone(link.up()[0][1], 0x87, "Not authorized"))
         await until(lambda: uplink.stats.puback_failures == 1)
         # even an ACK-less wait does not make it delivered; it waits for its retry
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # time itself: a while of that wait
         assert status_of(store, message_id) == "pending"
     assert "0x87" in (uplink.stats.last_error or "")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from waiting import until
 
 from edge_agent.clock import SystemClock
 from edge_agent.config import embedded_defaults
@@ -228,10 +229,7 @@ async def test_emit_resolves_after_the_durable_commit(tmp_path: Path) -> None:
     agent = Agent(config, store, CLOCK, [device], lambda _on_event: _NoLink())  # type: ignore[arg-type,return-value]
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
-    for _ in range(100):
-        if transport.outcomes:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: bool(transport.outcomes), 10, "the batch recorded")
     stop.set()
     await task
     store.close()

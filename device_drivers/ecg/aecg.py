@@ -74,8 +74,11 @@ from device_drivers.ecg.record import (
     LEAD_CODES,
     MEASUREMENTS,
     EcgRecord,
+    NoCommonResolution,
+    ScaledLead,
     age_between,
     lead_name,
+    on_finest_resolution,
     sex_code,
     to_decoded,
 )
@@ -167,14 +170,6 @@ _DIGITS_PER_LINE = 20
 
 
 # --- reading ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Lead:
-    name: str
-    origin_uv: Decimal
-    scale_uv: Decimal
-    samples: list[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,12 +270,12 @@ def _rhythm_series(root: ET.Element) -> ET.Element:
     raise DecodeError("aECG: no rhythm series (component/series coded RHYTHM): not an ECG")
 
 
-def _sequences(series: ET.Element) -> tuple[_TimeBase, list[_Lead]]:
+def _sequences(series: ET.Element) -> tuple[_TimeBase, list[ScaledLead]]:
     sets = series.findall("component/sequenceSet")
     if not sets:
         raise DecodeError("aECG: the rhythm series has no sequenceSet")
     time_base: _TimeBase | None = None
-    leads: list[_Lead] = []
+    leads: list[ScaledLead] = []
     for sequence_set in sets:
         set_time: _TimeBase | None = None
         for sequence in sequence_set.findall("component/sequence"):
@@ -332,7 +327,7 @@ def _time_sequence(sequence: ET.Element, code: str) -> _TimeBase:
     return _TimeBase(head, rate)
 
 
-def _lead(sequence: ET.Element, name: str) -> _Lead:
+def _lead(sequence: ET.Element, name: str) -> ScaledLead:
     where = f"lead {name}"
     value = _required(sequence, "value", where)
     origin = value.find("origin")
@@ -344,7 +339,8 @@ def _lead(sequence: ET.Element, name: str) -> _Lead:
     # int() also takes "1_000" and non-ASCII digits; a cart writes neither.
     if text.isascii() and "_" not in text:
         try:
-            return _Lead(name, origin_uv, scale_uv, [int(token) for token in text.split()])
+            samples = tuple([int(token) for token in text.split()])
+            return ScaledLead(name, samples, scale_uv, origin_uv)
         except ValueError:
             pass
     for index, token in enumerate(text.split()):
@@ -364,40 +360,26 @@ def _is_int(token: str) -> bool:
 
 
 def _common_resolution(
-    leads: Sequence[_Lead],
+    leads: Sequence[ScaledLead],
 ) -> tuple[dict[str, tuple[int, ...]], Decimal, Decimal]:
     """One scale and origin for all leads: the finest scale, the commonest origin."""
-    finest = min(leads, key=lambda lead: lead.scale_uv)
-    scale = finest.scale_uv
-    origin = Counter(lead.origin_uv for lead in leads).most_common(1)[0][0]
-    samples: dict[str, tuple[int, ...]] = {}
-    for lead in leads:
-        factor = _whole_quotient(lead.scale_uv, scale)
-        if factor is None:
-            raise DecodeError(
-                f"aECG: lead {lead.name} scale {lead.scale_uv} uV is not a whole multiple of "
-                f"lead {finest.name} scale {scale} uV; the leads cannot share one resolution"
-            )
-        shift = _whole_quotient(lead.origin_uv - origin, scale)
-        if shift is None:
-            raise DecodeError(
-                f"aECG: lead {lead.name} origin {lead.origin_uv} uV is not a whole number of "
-                f"{scale} uV steps from origin {origin} uV; the leads cannot share one origin"
-            )
-        if factor == 1 and shift == 0:
-            samples[lead.name] = tuple(lead.samples)
-        else:
-            samples[lead.name] = tuple(factor * d + shift for d in lead.samples)
-    return samples, _tidy(scale), _tidy(origin)
-
-
-def _whole_quotient(dividend: Decimal, divisor: Decimal) -> int | None:
-    """dividend / divisor when that is exactly an integer, else None."""
+    origin = Counter(lead.offset_uv for lead in leads).most_common(1)[0][0]
     try:
-        quotient = _EXACT.divide(dividend, divisor)
-    except DecimalException:
-        return None
-    return int(quotient) if quotient == quotient.to_integral_value() else None
+        samples, scale = on_finest_resolution(leads, origin)
+    except NoCommonResolution as error:
+        lead, finest = error.lead, error.finest
+        if error.part == "scale":
+            raise DecodeError(
+                f"aECG: lead {lead.name} scale {lead.uv_per_unit} uV is not a whole multiple "
+                f"of lead {finest.name} scale {finest.uv_per_unit} uV; the leads cannot share "
+                "one resolution"
+            ) from None
+        raise DecodeError(
+            f"aECG: lead {lead.name} origin {lead.offset_uv} uV is not a whole number of "
+            f"{finest.uv_per_unit} uV steps from origin {origin} uV; the leads cannot share "
+            "one origin"
+        ) from None
+    return samples, _tidy(scale), _tidy(origin)
 
 
 def _annotations(series: ET.Element) -> tuple[dict[str, Decimal], tuple[Statement, ...]]:

@@ -62,8 +62,11 @@ from device_drivers.ecg.record import (
     LEAD_CODES,
     MEASUREMENTS,
     EcgRecord,
+    NoCommonResolution,
+    ScaledLead,
     age_between,
     lead_name,
+    on_finest_resolution,
     patient_age,
     sex_code,
     to_decoded,
@@ -308,15 +311,15 @@ def _read_group(
         )
     values = struct.unpack_from(f"{'<' if little_endian else '>'}{channels * samples}{code}", data)
 
-    found: list[tuple[str, tuple[int, ...], Decimal, Decimal]] = []
+    found: list[ScaledLead] = []
     for index, definition in enumerate(definitions):
         name = _lead_of(definition)
         if name is None:
             continue
-        if any(name == other for other, *_ in found):
+        if any(name == lead.name for lead in found):
             raise DecodeError(f"{where}: lead {name} appears twice")
         uv, baseline = _channel_scale(definition, f"{where} channel {index + 1} ({name})")
-        found.append((name, values[index::channels], uv, baseline))
+        found.append(ScaledLead(name, values[index::channels], uv, baseline))
     if not found:
         raise DecodeError(f"{where}: no channel is one of the 12 standard ECG leads")
     uv_per_unit, offset_uv, leads = _common_scale(found, where)
@@ -367,41 +370,21 @@ def _channel_scale(definition: Dataset, where: str) -> tuple[Decimal, Decimal]:
 
 
 def _common_scale(
-    found: list[tuple[str, tuple[int, ...], Decimal, Decimal]], where: str
+    found: list[ScaledLead], where: str
 ) -> tuple[Decimal, Decimal, dict[str, tuple[int, ...]]]:
     """One µV-per-unit and offset for all leads: the finest resolution and the first
     lead's baseline; other leads' samples rescaled exactly, or DecodeError."""
-    finest = min(uv for _, _, uv, _ in found)
-    offset = found[0][3]
-    leads: dict[str, tuple[int, ...]] = {}
-    for name, samples, uv, baseline in found:
-        factor = _whole(uv, finest)
-        try:
-            gap: Decimal | None = _EXACT.subtract(baseline, offset)
-        except ArithmeticError:  # exponents too far apart to subtract exactly
-            gap = None
-        shift = None if gap is None else _whole(gap, finest)
-        if factor is None or shift is None:
-            raise DecodeError(
-                f"{where}: lead {name} ({uv} µV per unit, baseline {baseline} µV) cannot be "
-                f"put exactly on the finest lead's scale ({finest} µV, baseline {offset} µV)"
-            )
-        if factor == 1 and shift == 0:
-            leads[name] = samples
-        else:
-            leads[name] = tuple(s * factor + shift for s in samples)
-    return finest, offset, leads
-
-
-def _whole(numerator: Decimal, denominator: Decimal) -> int | None:
-    """numerator / denominator when it is an integer, else None."""
+    offset = found[0].offset_uv
     try:
-        quotient = _EXACT.divide(numerator, denominator)
-    except ArithmeticError:
-        return None
-    if quotient != quotient.to_integral_value():
-        return None
-    return int(quotient)
+        leads, finest = on_finest_resolution(found, offset)
+    except NoCommonResolution as error:
+        lead = error.lead
+        raise DecodeError(
+            f"{where}: lead {lead.name} ({lead.uv_per_unit} µV per unit, baseline "
+            f"{lead.offset_uv} µV) cannot be put exactly on the finest lead's scale "
+            f"({error.finest.uv_per_unit} µV, baseline {offset} µV)"
+        ) from None
+    return finest, offset, leads
 
 
 def _annotations(

@@ -18,9 +18,10 @@ aVF = 64) and their waveform metrics MDC_ECG_ELEC_POTL_<lead> (term 256 + lead c
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow
+from typing import Literal
 
 from edge_agent.model import Decoded, Reading, RecordingContext, Statement, Waveform
 
@@ -164,6 +165,78 @@ class EcgRecord:
         names = [n for n in STANDARD_LEADS if n in self.leads]
         names += [n for n in self.leads if n not in STANDARD_LEADS]
         return [(n, tuple(self.leads[n])) for n in names]
+
+
+# Exact or refused: a resolution or offset that would need rounding raises (Inexact). The
+# precision holds any quotient of two numbers a cart file can write (aECG's longest, 200
+# characters, included).
+_EXACT = Context(prec=1000, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
+
+
+@dataclass(frozen=True, slots=True)
+class ScaledLead:
+    """One lead as its file stores it: integers of `uv_per_unit` µV each, with sample 0
+    at `offset_uv` (a DICOM channel's baseline, an aECG origin)."""
+
+    name: str
+    samples: tuple[int, ...]
+    uv_per_unit: Decimal
+    offset_uv: Decimal
+
+
+class NoCommonResolution(ValueError):
+    """`lead` cannot be put exactly on `finest`'s resolution (`part` "scale": its
+    resolution is no whole multiple of the finest) or on the record's offset (`part`
+    "offset": not a whole number of finest steps away). Each format says it in its words."""
+
+    def __init__(
+        self,
+        lead: ScaledLead,
+        finest: ScaledLead,
+        offset_uv: Decimal,
+        part: Literal["scale", "offset"],
+    ) -> None:
+        super().__init__(f"lead {lead.name}: no common {part} with lead {finest.name}")
+        self.lead, self.finest, self.offset_uv, self.part = lead, finest, offset_uv, part
+
+
+def on_finest_resolution(
+    leads: Sequence[ScaledLead], offset_uv: Decimal
+) -> tuple[dict[str, tuple[int, ...]], Decimal]:
+    """The leads' samples on one resolution, the finest lead's, and one offset, exactly:
+    (samples by lead name, that resolution in µV per unit). A lead's sample s becomes
+    s × k + d, k its resolution over the finest, d its offset's distance from `offset_uv`
+    in finest steps; both must be integers, or NoCommonResolution names the first lead
+    (in order) for which one is not. EcgRecord has one resolution and one offset, and
+    a sample never becomes a rounded one."""
+    finest = min(leads, key=lambda lead: lead.uv_per_unit)
+    resolution = finest.uv_per_unit
+    samples: dict[str, tuple[int, ...]] = {}
+    for lead in leads:
+        factor = _whole_quotient(lead.uv_per_unit, resolution)
+        if factor is None:
+            raise NoCommonResolution(lead, finest, offset_uv, "scale")
+        try:
+            gap: Decimal | None = _EXACT.subtract(lead.offset_uv, offset_uv)
+        except ArithmeticError:  # exponents too far apart to subtract exactly
+            gap = None
+        shift = None if gap is None else _whole_quotient(gap, resolution)
+        if shift is None:
+            raise NoCommonResolution(lead, finest, offset_uv, "offset")
+        if factor == 1 and shift == 0:
+            samples[lead.name] = lead.samples
+        else:
+            samples[lead.name] = tuple(s * factor + shift for s in lead.samples)
+    return samples, resolution
+
+
+def _whole_quotient(dividend: Decimal, divisor: Decimal) -> int | None:
+    """dividend / divisor when that is exactly an integer, else None."""
+    try:
+        quotient = _EXACT.divide(dividend, divisor)
+    except ArithmeticError:
+        return None
+    return int(quotient) if quotient == quotient.to_integral_value() else None
 
 
 def to_decoded(record: EcgRecord) -> Decoded:

@@ -29,6 +29,7 @@ from device_drivers.ble.blood_pressure import (
     encode_measurement,
 )
 from device_drivers.simulators.station_clock import DEFAULT_ZONE, device_wall_clock
+from device_drivers.simulators.vital_walk import VitalWalk
 
 CHARACTERISTICS = (MEASUREMENT_UUID, INTERMEDIATE_UUID)
 MEMORY_SIZE = 100  # readings a cuff keeps; the oldest is overwritten after that
@@ -53,9 +54,11 @@ class SimulatedCuff:
         self._memory: deque[bytes] = deque(maxlen=MEMORY_SIZE)
         self._progress: list[bytes] = []
         self._has_data = asyncio.Event()
-        self._systolic = 138.0  # a treated hypertensive patient's resting value
-        self._diastolic = 86.0
-        self._pulse = 74.0
+        # A treated hypertensive patient: each measurement the last one plus a move (no
+        # pull: minutes or hours lie between two), within bounds a cuff can show.
+        self._systolic = VitalWalk.resting(138.0, 95.0, 200.0, 6, pull=0)  # mmHg
+        self._diastolic = VitalWalk.resting(86.0, 55.0, 120.0, 4, pull=0)  # mmHg
+        self._pulse = VitalWalk.resting(74.0, 48.0, 130.0, 3, pull=0)  # /min
         self.measurements = 0  # taken
         self.sent = 0  # measurements notified to a subscriber
 
@@ -66,10 +69,10 @@ class SimulatedCuff:
     def measure(self) -> bytes:
         """Take one measurement now: store it, return its 0x2A35 frame."""
         rng = self._rng
-        self._systolic = min(200.0, max(95.0, self._systolic + rng.uniform(-6, 6)))
-        self._diastolic = min(120.0, max(55.0, self._diastolic + rng.uniform(-4, 4)))
-        self._pulse = min(130.0, max(48.0, self._pulse + rng.uniform(-3, 3)))
-        systolic, diastolic = round(self._systolic), round(self._diastolic)
+        self._systolic = self._systolic.stepped(rng)
+        self._diastolic = self._diastolic.stepped(rng)
+        self._pulse = self._pulse.stepped(rng)
+        systolic, diastolic = round(self._systolic.value), round(self._diastolic.value)
         mean = round(diastolic + (systolic - diastolic) / 3)
         status = STATUS_IRREGULAR_PULSE if rng.random() < 0.05 else 0
         frame = encode_measurement(
@@ -77,7 +80,7 @@ class SimulatedCuff:
             Decimal(diastolic),
             Decimal(mean),
             time=self._clock,
-            pulse=Decimal(round(self._pulse)),
+            pulse=Decimal(round(self._pulse.value)),
             user=USER_ID,
             status=status,
         )

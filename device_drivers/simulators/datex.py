@@ -50,8 +50,9 @@ from device_drivers.serial.datex import (
     parse_header,
     record_of,
 )
-from device_drivers.simulators.pty import open_pty
+from device_drivers.simulators.pty import open_pty, read_agent
 from device_drivers.simulators.station_clock import DEFAULT_ZONE, device_wall_clock
+from device_drivers.simulators.vital_walk import VitalWalk
 from edge_agent.model import DecodeError
 
 __all__ = ["S5Monitor", "open_pty", "run"]
@@ -63,24 +64,6 @@ EXISTS_ACTIVE = 0x3
 NIBP_EVERY_S = 300.0
 WAVE_CHUNK_S = 0.2
 REQUEST_HOLDOFF_S = 5.0  # the S/5 ignores a second request within 5 s
-
-
-class _Walk:
-    """A bounded random walk pulled back to its resting value: vitals drift, not jump."""
-
-    def __init__(
-        self, rng: random.Random, start: float, low: float, high: float, step: float
-    ) -> None:
-        self._rng = rng
-        self.value = start
-        self._centre = start
-        self._low, self._high, self._step = low, high, step
-
-    def next(self) -> float:
-        pull = (self._centre - self.value) * 0.05
-        self.value += self._rng.uniform(-self._step, self._step) + pull
-        self.value = min(self._high, max(self._low, self.value))
-        return self.value
 
 
 def _group(status: int, label: int, *values: int) -> bytes:
@@ -102,6 +85,21 @@ class _Vitals:
     spo2: float
     etco2: float
     rr: float
+
+
+# The resting patient, one walk per _Vitals field (value, low, high, largest step per
+# displayed-values update), in the units the records carry before scaling.
+_RESTING: dict[str, VitalWalk] = {
+    "hr": VitalWalk.resting(72, 50, 120, 1.2),
+    "sys": VitalWalk.resting(122, 95, 160, 1.5),
+    "dia": VitalWalk.resting(76, 55, 95, 1.0),
+    "cvp": VitalWalk.resting(6, 2, 12, 0.3),
+    "t_eso": VitalWalk.resting(36.9, 36.0, 38.0, 0.02),
+    "t_skin": VitalWalk.resting(34.2, 32.0, 35.5, 0.05),
+    "spo2": VitalWalk.resting(97.5, 90, 100, 0.3),
+    "etco2": VitalWalk.resting(5.1, 4.2, 6.0, 0.05),
+    "rr": VitalWalk.resting(14, 10, 22, 0.5),
+}
 
 
 class S5Monitor:
@@ -134,16 +132,7 @@ class S5Monitor:
         self._accepted_at: float | None = None
         self._waves: tuple[int, list[int], float] | None = None
         self._wave_t = 0.0  # monitor seconds of waveform already sent
-        rng = self._rng
-        self._hr = _Walk(rng, 72, 50, 120, 1.2)
-        self._sys = _Walk(rng, 122, 95, 160, 1.5)
-        self._dia = _Walk(rng, 76, 55, 95, 1.0)
-        self._cvp = _Walk(rng, 6, 2, 12, 0.3)
-        self._t_eso = _Walk(rng, 36.9, 36.0, 38.0, 0.02)
-        self._t_skin = _Walk(rng, 34.2, 32.0, 35.5, 0.05)
-        self._spo2 = _Walk(rng, 97.5, 90, 100, 0.3)
-        self._etco2 = _Walk(rng, 5.1, 4.2, 6.0, 0.05)
-        self._rr = _Walk(rng, 14, 10, 22, 0.5)
+        self._walks = dict(_RESTING)
         self._nibp: tuple[int, int, int, int] | None = None
         self._nibp_at = -math.inf
         self._vitals = self._step()
@@ -242,17 +231,9 @@ class S5Monitor:
         return out
 
     def _step(self) -> _Vitals:
-        return _Vitals(
-            hr=self._hr.next(),
-            sys=self._sys.next(),
-            dia=self._dia.next(),
-            cvp=self._cvp.next(),
-            t_eso=self._t_eso.next(),
-            t_skin=self._t_skin.next(),
-            spo2=self._spo2.next(),
-            etco2=self._etco2.next(),
-            rr=self._rr.next(),
-        )
+        # One step of every vital, in _RESTING's order (the order they draw from the seed).
+        self._walks = {name: walk.stepped(self._rng) for name, walk in self._walks.items()}
+        return _Vitals(**{name: walk.value for name, walk in self._walks.items()})
 
     def basic_class(self, now: float) -> bytes:
         """The 270 bytes of basic-class data (the group table) for the present moment."""
@@ -436,16 +417,12 @@ async def run(
             loop.add_reader(master_fd, readable)
 
     def readable() -> None:
-        try:
-            data = os.read(master_fd, 4096)
-        except BlockingIOError:
-            return
-        except OSError:
-            # EIO: nobody has the slave end open (the agent is between reopens). The
-            # master then stays "readable" (hang-up), so look again a little later
-            # instead of spinning.
+        data = read_agent(master_fd)
+        if data is None:  # hung up: look again a little later
             loop.remove_reader(master_fd)
             loop.call_later(0.05, listen)
+            return
+        if not data:
             return
         for frame in reader.feed(data):
             monitor.handle(frame, loop.time())

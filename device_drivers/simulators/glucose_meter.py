@@ -62,6 +62,7 @@ from device_drivers.ble.glucose import (
     encode_racp_response,
 )
 from device_drivers.simulators.station_clock import DEFAULT_ZONE, device_wall_clock
+from device_drivers.simulators.vital_walk import VitalWalk
 from edge_agent.model import DecodeError
 
 TESTER_SELF = 1
@@ -104,7 +105,9 @@ class SimulatedMeter:
             start = device_wall_clock(tz) - self._every * (records + 1)
         self._clock = (start or dt.datetime(2024, 3, 1, 7, 0, 0)).replace(microsecond=0)
         self._mol_per_l = mol_per_l
-        self._mmol = 7.2  # a type 2 patient on treatment, fasting around 7 mmol/L
+        # A type 2 patient on treatment, fasting around 7 mmol/L: each result the last
+        # one plus a move (no pull: hours lie between two), within what a meter shows.
+        self._mmol = VitalWalk.resting(7.2, 3.0, 25.0, 1.5, pull=0)
         self._next_sequence = first_sequence
         self.memory: list[StoredRecord] = []
         self.drop_after = drop_after
@@ -124,15 +127,15 @@ class SimulatedMeter:
     def measure(self) -> int:
         """Take one measurement now: store it (every other one with a meal context)."""
         rng = self._rng
-        self._mmol = min(25.0, max(3.0, self._mmol + rng.uniform(-1.5, 1.5)))
+        self._mmol = self._mmol.stepped(rng)
         sequence = self._next_sequence
         self._next_sequence += 1
         if self._mol_per_l:
             # Meters sold in China show mmol/L to 0.1: 6.3 mmol/L = 63 × 10^-4 mol/L.
-            concentration = Decimal(round(self._mmol * 10)).scaleb(-4)
+            concentration = Decimal(round(self._mmol.value * 10)).scaleb(-4)
         else:
             # A mg/dL meter sends whole mg/dL as kg/L: 114 mg/dL = 114 × 10^-5 kg/L.
-            concentration = Decimal(round(self._mmol * 18.016)).scaleb(-5)
+            concentration = Decimal(round(self._mmol.value * 18.016)).scaleb(-5)
         if self._live and self._stored_done:
             # A result taken now carries the meter's clock now (the station's local
             # time), never the next `every` step: that ran hours into the future.

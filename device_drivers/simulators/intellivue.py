@@ -37,8 +37,9 @@ from device_drivers.serial.intellivue import messages as msg
 from device_drivers.serial.intellivue.framing import FrameReader, encode_frame, unframe
 from device_drivers.serial.intellivue.parse import parse_user_data
 from device_drivers.serial.intellivue.types import encode_absolute_time, encode_list, ticks
-from device_drivers.simulators.pty import open_pty
+from device_drivers.simulators.pty import open_pty, read_agent
 from device_drivers.simulators.station_clock import DEFAULT_ZONE, device_wall_clock
+from device_drivers.simulators.vital_walk import VitalWalk
 from edge_agent.model import DecodeError
 
 __all__ = ["Monitor", "open_pty", "run"]
@@ -55,24 +56,6 @@ SA_EXT_VAL_RANGE = 0x1000
 SUPPORTED_OPTIONS = msg.POLL_EXT_PERIOD_NU_1SEC | msg.POLL_EXT_PERIOD_RTSA | msg.POLL_EXT_ENUM
 WAVE_RESULT_S = 0.256  # real-time waves: one result per 256 ms
 ECG_ZERO = 8192  # 14-bit samples, 0.005 mV each: 8192 is 0 mV
-
-
-class _Walk:
-    """A bounded random walk: vital signs drift, they do not jump."""
-
-    def __init__(
-        self, rng: random.Random, start: float, low: float, high: float, step: float
-    ) -> None:
-        self._rng = rng
-        self.value = start
-        self._centre, self._low, self._high, self._step = start, low, high, step
-
-    def next(self) -> float:
-        self.value += (
-            self._rng.uniform(-self._step, self._step) + (self._centre - self.value) * 0.05
-        )
-        self.value = min(self._high, max(self._low, self.value))
-        return self.value
 
 
 @dataclass
@@ -115,12 +98,12 @@ class Monitor:
         self._mds_tries = 0
         self._invoke_id = 0
         self._subscriptions: list[_Subscription] = []
-        rng = self._rng
-        self._hr = _Walk(rng, 72, 50, 120, 1.0)
-        self._spo2 = _Walk(rng, 97, 85, 100, 0.5)
-        self._rr = _Walk(rng, 14, 8, 25, 0.5)
-        self._temp = _Walk(rng, 36.8, 35.5, 38.5, 0.02)
-        self._etco2 = _Walk(rng, 38, 30, 46, 0.5)
+        # The resting patient: value, low, high, largest step per numerics poll.
+        self._hr = VitalWalk.resting(72, 50, 120, 1.0)  # /min
+        self._spo2 = VitalWalk.resting(97, 85, 100, 0.5)  # %
+        self._rr = VitalWalk.resting(14, 8, 25, 0.5)  # /min
+        self._temp = VitalWalk.resting(36.8, 35.5, 38.5, 0.02)  # °C
+        self._etco2 = VitalWalk.resting(38, 30, 46, 0.5)  # mmHg
         self._nibp = (Decimal(118), Decimal(76), Decimal(90))
         self._phase = 0.0  # cardiac cycle phase of the next wave sample, in beats
         self._last_numerics: dict[int, Decimal] = {}
@@ -262,32 +245,25 @@ class Monitor:
         if sub.next_at >= sub.until and now >= sub.until:
             # The period is over: the last linked result, then the closing result.
             self._subscriptions.remove(sub)
-            out.append(
-                msg.poll_result(
-                    sub.invoke_id,
-                    sub.poll_number,
-                    sub.obj_class,
-                    [],
-                    extended=True,
-                    sequence_no=sub.sequence_no,
-                    linked=(msg.RORLS_LAST, (sub.count + 1) & 0xFF),
-                    rel_time=self._rel(now),
-                    attr_group=sub.attr_group,
-                )
-            )
-            out.append(
-                msg.poll_result(
-                    sub.invoke_id,
-                    sub.poll_number,
-                    sub.obj_class,
-                    [],
-                    extended=True,
-                    sequence_no=sub.sequence_no,
-                    rel_time=self._rel(now),
-                    attr_group=sub.attr_group,
-                )
-            )
+            last = (msg.RORLS_LAST, (sub.count + 1) & 0xFF)
+            out += [self._empty_result(sub, now, last), self._empty_result(sub, now, None)]
         return out
+
+    def _empty_result(
+        self, sub: _Subscription, now: float, linked: tuple[int, int] | None
+    ) -> bytes:
+        """A result with no objects: the last linked one, or (`linked` None) the closing one."""
+        return msg.poll_result(
+            sub.invoke_id,
+            sub.poll_number,
+            sub.obj_class,
+            [],
+            extended=True,
+            sequence_no=sub.sequence_no,
+            linked=linked,
+            rel_time=self._rel(now),
+            attr_group=sub.attr_group,
+        )
 
     def _result(
         self,
@@ -336,22 +312,27 @@ class Monitor:
     # --- the patient --------------------------------------------------------------------
 
     def _numerics(self) -> list[tuple[int, list[tuple[int, bytes]]]]:
-        hr = Decimal(round(self._hr.next()))
-        spo2 = Decimal(round(self._spo2.next()))
+        rng = self._rng
+        self._hr, self._spo2 = self._hr.stepped(rng), self._spo2.stepped(rng)
+        hr, spo2 = Decimal(round(self._hr.value)), Decimal(round(self._spo2.value))
         # A short desaturation now and then, so the alarm path runs too.
-        if self._rng.random() < 0.03:
-            spo2 = Decimal(self._rng.randint(86, 89))
-        if self._rng.random() < 0.02:  # an NIBP cycle finished
-            sys_ = Decimal(self._rng.randint(108, 132))
-            dia = Decimal(self._rng.randint(66, 84))
+        if rng.random() < 0.03:
+            spo2 = Decimal(rng.randint(86, 89))
+        if rng.random() < 0.02:  # an NIBP cycle finished
+            sys_ = Decimal(rng.randint(108, 132))
+            dia = Decimal(rng.randint(66, 84))
             self._nibp = (sys_, dia, ((sys_ + 2 * dia) / 3).quantize(Decimal(1)))
+        # Drawn before RR, temperature and EtCO2 move: the order a seed's stream has.
+        pleth_pr = hr + rng.choice((-1, 0, 0, 1))
+        self._rr, self._temp = self._rr.stepped(rng), self._temp.stepped(rng)
+        self._etco2 = self._etco2.stepped(rng)
         values = {
             HR: (hr, BPM),
             SPO2: (spo2, PERCENT),
-            PLETH_PR: (hr + self._rng.choice((-1, 0, 0, 1)), BPM),
-            RESP_RATE: (Decimal(round(self._rr.next())), RPM),
-            TEMP: (Decimal(f"{self._temp.next():.1f}"), DEGC),
-            ETCO2: (Decimal(round(self._etco2.next())), MMHG),
+            PLETH_PR: (pleth_pr, BPM),
+            RESP_RATE: (Decimal(round(self._rr.value)), RPM),
+            TEMP: (Decimal(f"{self._temp.value:.1f}"), DEGC),
+            ETCO2: (Decimal(round(self._etco2.value)), MMHG),
             AWAY_RR: (Decimal(round(self._rr.value)), RPM),
         }
         self._last_numerics = {k: v for k, (v, _) in values.items()}
@@ -505,13 +486,8 @@ async def run(
 
     def readable() -> None:
         nonlocal reading
-        try:
-            data = os.read(master_fd, 4096)
-        except BlockingIOError:
-            return
-        except OSError:
-            # EIO: no one holds the slave open (the agent closed the port). Stop
-            # listening for a moment instead of spinning on a hung-up fd.
+        data = read_agent(master_fd)
+        if data is None:  # the agent closed the port: listen again on the next tick
             loop.remove_reader(master_fd)
             reading = False
             return

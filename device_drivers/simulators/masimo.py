@@ -27,31 +27,13 @@ from device_drivers.serial.masimo import (
 )
 from device_drivers.simulators.pty import open_pty, write_within
 from device_drivers.simulators.station_clock import DEFAULT_ZONE, device_wall_clock
+from device_drivers.simulators.vital_walk import VitalWalk
 
 __all__ = ["garbage_line", "lines", "open_pty", "run"]
 
 _SPO2_LOW_ALARM = 0x0002
 _EXC_SENSOR_OFF = 0x000020
 _EXC_PULSE_SEARCH = 0x000008
-
-
-class _Walk:
-    """A bounded random walk: vital signs drift, they do not jump."""
-
-    def __init__(
-        self, rng: random.Random, start: float, low: float, high: float, step: float
-    ) -> None:
-        self._rng = rng
-        self.value = start
-        self._low, self._high, self._step = low, high, step
-        self._centre = start
-
-    def next(self) -> float:
-        # A slight pull back to the resting value keeps the walk from sticking to a bound.
-        pull = (self._centre - self.value) * 0.05
-        self.value += self._rng.uniform(-self._step, self._step) + pull
-        self.value = min(self._high, max(self._low, self.value))
-        return self.value
 
 
 def lines(
@@ -66,12 +48,13 @@ def lines(
         raise ValueError(f"unknown Masimo model {model!r} (known: {', '.join(MODELS)})")
     rng = random.Random(seed)
     clock = (start or device_wall_clock(tz)).replace(microsecond=0)  # the monitor's wall clock
-    spo2 = _Walk(rng, 97, 86, 100, 0.6)
-    bpm = _Walk(rng, 76, 48, 140, 1.5)
-    pi = _Walk(rng, 2.4, 0.2, 12.0, 0.15)
-    spco = _Walk(rng, 1.5, 0.0, 9.0, 0.1)
-    spmet = _Walk(rng, 0.8, 0.1, 3.0, 0.05)
-    pvi = _Walk(rng, 14, 4, 35, 0.8)
+    # A resting patient: value, low, high, largest step per line.
+    spo2 = VitalWalk.resting(97, 86, 100, 0.6)  # %
+    bpm = VitalWalk.resting(76, 48, 140, 1.5)  # /min
+    pi = VitalWalk.resting(2.4, 0.2, 12.0, 0.15)  # perfusion index, %
+    spco = VitalWalk.resting(1.5, 0.0, 9.0, 0.1)  # %
+    spmet = VitalWalk.resting(0.8, 0.1, 3.0, 0.05)  # %
+    pvi = VitalWalk.resting(14, 4, 35, 0.8)  # %
     probe_off = 0
     serial_number = f"{rng.randrange(10**10):010d}"
     while True:
@@ -83,19 +66,24 @@ def lines(
             probe_off -= 1
             exc = _EXC_SENSOR_OFF | (_EXC_PULSE_SEARCH if probe_off == 0 else 0)
         else:
-            sat = round(spo2.next())
+            # In this order: the order a seed's lines draw in.
+            spo2, bpm, pi = spo2.stepped(rng), bpm.stepped(rng), pi.stepped(rng)
+            desat, pi_delta = rng.choice((0, 0, 0, 1)), rng.randint(-15, 15)
+            pvi = pvi.stepped(rng)
+            sat = round(spo2.value)
             values = {
                 "SPO2": sat,
-                "BPM": round(bpm.next()),
-                "PI": Decimal(f"{pi.next():.2f}"),
-                "DESAT": rng.choice((0, 0, 0, 1)),
-                "PIDELTA": rng.randint(-15, 15),
-                "PVI": round(pvi.next()),
+                "BPM": round(bpm.value),
+                "PI": Decimal(f"{pi.value:.2f}"),
+                "DESAT": desat,
+                "PIDELTA": pi_delta,
+                "PVI": round(pvi.value),
             }
             if model == "radical-7":
                 # rainbow parameters; a Rad-8 without the licence prints dashes.
-                values["SPCO"] = Decimal(f"{spco.next():.1f}")
-                values["SPMET"] = Decimal(f"{spmet.next():.1f}")
+                spco, spmet = spco.stepped(rng), spmet.stepped(rng)
+                values["SPCO"] = Decimal(f"{spco.value:.1f}")
+                values["SPMET"] = Decimal(f"{spmet.value:.1f}")
             if sat < 90:
                 alarm = _SPO2_LOW_ALARM | ALARM_ACTIVE
         yield encode_line(

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from device_drivers.network.mllp import MllpFramer, frame_message
 from device_drivers.simulators.station_clock import DEFAULT_ZONE, station_now
+from device_drivers.simulators.vital_walk import VitalWalk
 from edge_agent.mdc import term
 from sync.hl7 import er7
 from sync.hl7.ack import parse_ack
@@ -45,22 +46,6 @@ class MonitorLog:
         return [code for _, code in self.acks]
 
 
-class _Walk:
-    """A bounded random walk: vital signs drift, they do not jump."""
-
-    def __init__(self, rng: random.Random, start: float, low: float, high: float, step: float):
-        self._rng = rng
-        self.value = start
-        self._centre = start
-        self._low, self._high, self._step = low, high, step
-
-    def next(self) -> float:
-        pull = (self._centre - self.value) * 0.05
-        self.value += self._rng.uniform(-self._step, self._step) + pull
-        self.value = min(self._high, max(self._low, self.value))
-        return self.value
-
-
 def _obx(set_id: int, refid: str, where: str, value: str, unit: str, when: str) -> str:
     return f"OBX|{set_id}|NM|{term(refid).coded}|{where}|{value}|{term(unit).coded}|||||R|||{when}"
 
@@ -80,11 +65,12 @@ def messages(
     """
     rng = random.Random(seed)
     device = eui64 or f"{rng.getrandbits(64):016X}"
-    hr = _Walk(rng, 78, 45, 150, 1.5)
-    spo2 = _Walk(rng, 97, 86, 100, 0.5)
-    sys_bp = _Walk(rng, 124, 85, 190, 2.0)
-    resp = _Walk(rng, 16, 8, 32, 0.6)
-    temp = _Walk(rng, 36.8, 35.5, 39.5, 0.03)
+    # A patient at rest: value, low, high, largest step per message.
+    hr = VitalWalk.resting(78, 45, 150, 1.5)  # /min
+    spo2 = VitalWalk.resting(97, 86, 100, 0.5)  # %
+    sys_bp = VitalWalk.resting(124, 85, 190, 2.0)  # mmHg
+    resp = VitalWalk.resting(16, 8, 32, 0.6)  # /min
+    temp = VitalWalk.resting(36.8, 35.5, 39.5, 0.03)  # °C
     number = 0
     step = dt.timedelta(seconds=1)
     fixed = clock
@@ -93,8 +79,11 @@ def messages(
         now = fixed + step * (number - 1) if fixed is not None else station_now(tz)
         when = format_dtm(now.replace(microsecond=0))
         control = f"SIM{seed:04d}{number:08d}"
-        heart = round(hr.next())
-        systolic = round(sys_bp.next())
+        # In this order: the order a seed's messages draw in.
+        hr, sys_bp, spo2 = hr.stepped(rng), sys_bp.stepped(rng), spo2.stepped(rng)
+        heart, systolic = round(hr.value), round(sys_bp.value)
+        pulse_rate = heart + rng.choice((-1, 0, 0, 1))
+        resp, temp = resp.stepped(rng), temp.stepped(rng)
         diastolic = round(systolic * 0.62)
         mean = round(diastolic + (systolic - diastolic) / 3)
         app = er7.join([SENDING_APP, device, "EUI-64"], "^")
@@ -110,7 +99,7 @@ def messages(
                 2,
                 "MDC_PULS_OXIM_SAT_O2",
                 "1.2.1.1",
-                str(round(spo2.next())),
+                str(round(spo2.value)),
                 "MDC_DIM_PERCENT",
                 when,
             ),
@@ -118,7 +107,7 @@ def messages(
                 3,
                 "MDC_PULS_OXIM_PULS_RATE",
                 "1.2.1.2",
-                str(heart + rng.choice((-1, 0, 0, 1))),
+                str(pulse_rate),
                 "MDC_DIM_BEAT_PER_MIN",
                 when,
             ),
@@ -126,9 +115,9 @@ def messages(
             _obx(5, "MDC_PRESS_BLD_NONINV_DIA", "1.3.1.2", str(diastolic), "MDC_DIM_MMHG", when),
             _obx(6, "MDC_PRESS_BLD_NONINV_MEAN", "1.3.1.3", str(mean), "MDC_DIM_MMHG", when),
             _obx(
-                7, "MDC_RESP_RATE", "1.4.1.1", str(round(resp.next())), "MDC_DIM_RESP_PER_MIN", when
+                7, "MDC_RESP_RATE", "1.4.1.1", str(round(resp.value)), "MDC_DIM_RESP_PER_MIN", when
             ),
-            _obx(8, "MDC_TEMP_BODY", "1.5.1.1", f"{temp.next():.1f}", "MDC_DIM_DEGC", when),
+            _obx(8, "MDC_TEMP_BODY", "1.5.1.1", f"{temp.value:.1f}", "MDC_DIM_DEGC", when),
         ]
         yield control, "\r".join(segments) + "\r"
 

@@ -46,28 +46,12 @@ from device_drivers.serial.nonin import (
     encode_record_df8,
 )
 from device_drivers.simulators.pty import open_pty
+from device_drivers.simulators.vital_walk import VitalWalk
 
 __all__ = ["FORMATS", "corrupt", "open_pty", "packets", "run"]
 
 FORMATS = (2, 7, 8)
 NOISE_RATE = 0.05  # share of packets / records damaged when noise is on
-
-
-class _Walk:
-    """A bounded random walk pulled back to its resting value: vital signs drift."""
-
-    def __init__(
-        self, rng: random.Random, start: float, low: float, high: float, step: float
-    ) -> None:
-        self._rng = rng
-        self.value = self._centre = start
-        self._low, self._high, self._step = low, high, step
-
-    def next(self) -> float:
-        pull = (self._centre - self.value) * 0.05
-        self.value += self._rng.uniform(-self._step, self._step) + pull
-        self.value = min(self._high, max(self._low, self.value))
-        return self.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +68,15 @@ class _Second:
 class _Patient:
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
-        self._hr = _Walk(rng, 72, 55, 110, 1.2)
-        self._spo2 = _Walk(rng, 97, 91, 100, 0.4)
+        # At rest: value, low, high, largest step per second.
+        self._hr = VitalWalk.resting(72, 55, 110, 1.2)  # /min
+        self._spo2 = VitalWalk.resting(97, 91, 100, 0.4)  # %
         self._off = self._searching = self._artifact = 0  # seconds left in each spell
 
     def second(self) -> _Second:
         rng = self._rng
-        hr, spo2 = round(self._hr.next()), round(self._spo2.next())
+        self._hr, self._spo2 = self._hr.stepped(rng), self._spo2.stepped(rng)
+        hr, spo2 = round(self._hr.value), round(self._spo2.value)
         if self._off:
             self._off -= 1
             if not self._off:

@@ -1,4 +1,5 @@
-"""What every simulator does with its pseudo-terminal: open it, write to it without blocking.
+"""What every simulator does with its pseudo-terminal: open it, write to it without
+blocking, read what the agent wrote.
 
 The agent opens the slave end by path, exactly as it opens /dev/ttyUSB0, so the
 simulators exercise the real serial transport.
@@ -26,6 +27,19 @@ def open_pty() -> tuple[int, str]:
     finally:
         os.close(slave_fd)
     return master_fd, slave_path
+
+
+def read_agent(master_fd: int) -> bytes | None:
+    """What the agent has written so far (b"" when nothing yet, on a non-blocking master
+    fd), or None when nobody holds the slave end open (EIO: the agent is between
+    reopens). The master then stays "readable" (hang-up): a caller stops listening for
+    a while instead of spinning."""
+    try:
+        return os.read(master_fd, 4096)
+    except BlockingIOError:
+        return b""
+    except OSError:
+        return None
 
 
 def _wake(room: asyncio.Future[None]) -> None:

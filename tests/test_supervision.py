@@ -73,6 +73,9 @@ class Monitor:
         assert self.proc is not None
         self.proc.kill()
         self.proc.wait(10)
+        # udev removes the name with the adapter. Left behind, it would point at a freed
+        # /dev/pts/N that the next pty on this machine (another test's) may get.
+        self.link.unlink(missing_ok=True)
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -111,8 +111,8 @@ def attackers(n: int) -> list[str]:
 
 
 def recorded_frames(agent: Agent) -> int:
-    device = agent.store.device("mllp-1")
-    return int(device["frames"]) if device else 0
+    device = agent.store.devices.get("mllp-1")
+    return device.frames if device else 0
 
 
 async def test_a_monitor_gets_in_past_1000_idle_connections_and_stays(
@@ -228,7 +228,8 @@ async def test_a_slowloris_is_ended_by_the_message_deadline(
         elapsed = loop.time() - first_byte
         assert 1.0 <= elapsed < 3.0, elapsed
         for _ in range(60):
-            detail = (agent.store.device("mllp-1") or {}).get("state_detail") or ""
+            device = agent.store.devices.get("mllp-1")
+            detail = (device.state_detail if device else None) or ""
             if "no whole message within 1 s" in detail:
                 break
             await asyncio.sleep(0.05)

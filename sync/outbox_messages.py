@@ -164,12 +164,12 @@ def stable_eui64(
     """A device's EUI-64, made and kept the first time it is asked for: the stored one,
     else its BLE address's (EUI-48 -> EUI-64), else one derived from the agent's id and
     its own (sync.hl7.eui64). Kept in its device row; the box itself ("station", a rule
-    alert's source) has none and gets the derived one, the same while `agent.id` is."""
-    row = device_row if device_row is not None else store.devices.get(device_id)
-    kept = normalise_eui64((row.eui64 if row is not None else None) or "")
+    alert's source) has none and gets the derived one, the same while `agent.id` is.
+    `device_row` is its row as the caller read it (None: it has none)."""
+    kept = normalise_eui64((device_row.eui64 if device_row is not None else None) or "")
     if kept is not None:
         return kept
-    own = from_eui48((row.address if row is not None else None) or "")
+    own = from_eui48((device_row.address if device_row is not None else None) or "")
     eui64, source = (own, "device") if own is not None else (None, "derived")
     if eui64 is None:
         eui64 = derived_eui64(agent_id, device_id)

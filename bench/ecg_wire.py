@@ -35,7 +35,7 @@ from edge_agent.clock import SystemClock
 from edge_agent.local_broker import LocalBroker, free_port
 from edge_agent.model import Frame
 from edge_agent.recorder import Recorder
-from edge_agent.store import Store
+from edge_agent.store import StoreWriter
 from sync import topics
 from sync.gateway.service import Gateway
 from sync.mqtt_link import LinkEvent, LinkSettings, MqttLink
@@ -115,7 +115,7 @@ class ShapedProxy:
 
 async def deliver_once(broker: LocalBroker, proxy: ShapedProxy, workdir: Path) -> float:
     """Seconds from a pending 12-lead to its ACK AA, through the shaped link."""
-    store = Store.open(workdir / "agent.sqlite3")
+    store = StoreWriter.open(workdir / "agent.sqlite3")
     clock = SystemClock.create()
     record = synthetic_12_lead(seed=7, stemi=False)
     with store.transaction():
@@ -137,7 +137,7 @@ async def deliver_once(broker: LocalBroker, proxy: ShapedProxy, workdir: Path) -
     task = asyncio.create_task(uplink.run(stop))
     try:
         while True:
-            row = store.outbox_row(done.message_id or "")
+            row = store.outbox.get(done.message_id or "")
             if row is not None and row.status == "delivered":
                 return time.perf_counter() - start
             if time.perf_counter() - start > 120:
@@ -153,12 +153,12 @@ def sizes() -> tuple[int, int, int, float]:
     """(raw int16 bytes, ER7 bytes, compressed bytes, ms of CPU to build + compress)."""
     record = synthetic_12_lead(seed=7)
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store.open(Path(tmp) / "a.sqlite3")
+        store = StoreWriter.open(Path(tmp) / "a.sqlite3")
         clock = SystemClock.create()
         with store.transaction():
             frame = Frame("cart-1", "ecg-scp", b"x", clock.wall_ns(), clock.mono_ns(), "b")
             done = Recorder(store).record(frame, lambda _b: to_decoded(record))
-        row = store.outbox_row(done.message_id or "")
+        row = store.outbox.get(done.message_id or "")
         assert row is not None
         cpu0 = time.process_time()
         text = build_message(store, row, agent_id=AGENT, tz="Asia/Shanghai", now_wall_ns=1)

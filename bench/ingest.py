@@ -27,7 +27,7 @@ from edge_agent.clock import SystemClock
 from edge_agent.model import Frame
 from edge_agent.recorder import Recorder
 from edge_agent.rules.engine import ClinicalRules
-from edge_agent.store import Store
+from edge_agent.store import StoreWriter
 
 
 def make_frames(n: int) -> list[bytes]:
@@ -38,7 +38,7 @@ def make_frames(n: int) -> list[bytes]:
 def bench_recorder(
     path: Path, frames: list[bytes], batch: int, *, rules: bool = False
 ) -> tuple[float, int]:
-    store = Store.open(path)
+    store = StoreWriter.open(path)
     clock = SystemClock.create()
     recorder = Recorder(store, rules=ClinicalRules() if rules else None)
     decode = registry.decoder("masimo-ascii")

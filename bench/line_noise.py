@@ -32,7 +32,7 @@ from device_drivers.simulators.pty import open_pty, write_within
 from edge_agent.config import DeviceConfig, embedded_defaults
 from edge_agent.daemon import bootstrap
 from edge_agent.devices import runtime_for
-from edge_agent.store import Store
+from edge_agent.store import StoreWriter
 
 SERIAL = sorted(d.id for d in registry.DRIVERS.values() if d.transport == "serial")
 
@@ -70,7 +70,7 @@ async def through_the_daemon(driver: str, noise: bytes, work: Path) -> dict[str,
     agent = bootstrap(config, devices=[runtime])
     db = config.agent.db_path
     empty = work / f"empty-{driver}.sqlite3"
-    Store.open(empty).close()
+    StoreWriter.open(empty).close()
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
     await asyncio.sleep(0.5)

@@ -36,7 +36,7 @@ from edge_agent.clock import SystemClock
 from edge_agent.config import DeviceConfig, embedded_defaults
 from edge_agent.daemon import Agent
 from edge_agent.devices import runtime_for
-from edge_agent.store import Store
+from edge_agent.store import StoreWriter
 
 _SIMULATORS = """
 import asyncio, sys
@@ -97,13 +97,13 @@ async def run_agent(
         runtime_for(DeviceConfig(id=f"{prefix[k]}-{i}", driver=k, port=slave))
         for i, (k, _, slave) in enumerate(pairs)
     ]
-    store = Store.open(config.agent.db_path)
+    store = StoreWriter.open(config.agent.db_path)
     agent = Agent(config, store, SystemClock.create(), devices, lambda _on_event: _NoUplink())  # type: ignore[arg-type,return-value]
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
     try:
         await asyncio.sleep(warmup_s)
-        samples0 = store.waveform_stats()["samples"]
+        samples0 = store.frames.waveform_stats()["samples"]
         cpu0, wall0 = _cpu_s(), time.perf_counter()
         rss_peak = _rss_mb()
         end = wall0 + seconds
@@ -111,9 +111,9 @@ async def run_agent(
             await asyncio.sleep(1.0)
             rss_peak = max(rss_peak, _rss_mb())
         cpu1, wall1 = _cpu_s(), time.perf_counter()
-        samples1 = store.waveform_stats()["samples"]
+        samples1 = store.frames.waveform_stats()["samples"]
         frames = store.conn.execute("SELECT COUNT(*) FROM raw_frame").fetchone()[0]
-        readings = store.observation_count()
+        readings = store.frames.observation_count()
     finally:
         stop.set()
         await task

@@ -90,9 +90,9 @@ def bench_ours(broker: LocalBroker, workdir: Path, n: int) -> tuple[float, list[
     agent = bootstrap(config, devices=[])
     record_frames(agent, n)
     # Probe-off lines (all dashes) are kept on the box but not sent: count what is due.
-    due = sum(agent.store.outbox_counts().values())
-    elapsed = run_agent_until(agent, lambda: agent.store.outbox_counts()["delivered"] >= due, 300)
-    delivered = agent.store.outbox_counts()["delivered"]
+    due = sum(agent.store.outbox.counts().values())
+    elapsed = run_agent_until(agent, lambda: agent.store.outbox.counts()["delivered"] >= due, 300)
+    delivered = agent.store.outbox.counts()["delivered"]
     payloads = [r[0] for r in agent.store.conn.execute("SELECT payload FROM outbox")]
     agent.store.close()
     if delivered < due:
@@ -158,11 +158,11 @@ def bench_latency(broker: LocalBroker, workdir: Path, rate: float, seconds: floa
     run_agent_until(
         agent,
         lambda: (
-            agent.store.outbox_counts()["pending"] == 0 and agent.store.outbox_counts()["sent"] == 0
+            agent.store.outbox.counts()["pending"] == 0 and agent.store.outbox.counts()["sent"] == 0
         ),
         30,
     )
-    latencies = agent.store.delivery_latencies_ms()
+    latencies = agent.store.status.delivery_latencies_ms()
     agent.store.close()
     return latencies
 

@@ -20,7 +20,7 @@ from decimal import Decimal
 
 from edge_agent.clock import new_message_id
 from edge_agent.model import Frame
-from edge_agent.store import AlertRow, Store
+from edge_agent.store import AlertRow, StoreWriter
 
 KIND_ORU_R40 = "oru_r40"
 PRIORITY_ALERT = 0  # issue 6: alerts travel at the top priority, with STEMI notices
@@ -47,7 +47,7 @@ def subject_for(encounter_id: int | None, device_id: str) -> str:
 
 
 def raise_finding(
-    store: Store,
+    store: StoreWriter,
     frame: Frame,
     finding: Finding,
     *,
@@ -57,13 +57,13 @@ def raise_finding(
     new_id: Callable[[int], str] = new_message_id,
 ) -> int | None:
     """Open an alert for the finding, or mark the open one seen. Returns a new alert's id."""
-    current = store.open_alert(subject, finding.condition_key)
+    current = store.alerts.open_for(subject, finding.condition_key)
     if current is not None and current.code == finding.code:
-        store.touch_alert(current.id, frame.received_wall_ns)
+        store.alerts.touch(current.id, frame.received_wall_ns)
         return None
     if current is not None:  # the same condition at another level
         _end(store, frame, current, new_id)
-    alert_id = store.insert_alert(
+    alert_id = store.alerts.insert(
         AlertRow(
             id=0,
             raw_frame_id=raw_frame_id,
@@ -88,7 +88,7 @@ def raise_finding(
 
 
 def clear_condition(
-    store: Store,
+    store: StoreWriter,
     frame: Frame,
     *,
     subject: str,
@@ -96,23 +96,23 @@ def clear_condition(
     new_id: Callable[[int], str] = new_message_id,
 ) -> int | None:
     """The condition has gone: end its open alert (if any). Returns the alert's id."""
-    current = store.open_alert(subject, condition_key)
+    current = store.alerts.open_for(subject, condition_key)
     if current is None:
         return None
     _end(store, frame, current, new_id)
     return current.id
 
 
-def _end(store: Store, frame: Frame, alert: AlertRow, new_id: Callable[[int], str]) -> None:
-    store.clear_alert(alert.id, frame.received_wall_ns)
+def _end(store: StoreWriter, frame: Frame, alert: AlertRow, new_id: Callable[[int], str]) -> None:
+    store.alerts.clear(alert.id, frame.received_wall_ns)
     _queue(store, frame, alert.id, "end", new_id)
 
 
 def _queue(
-    store: Store, frame: Frame, alert_id: int, phase: str, new_id: Callable[[int], str]
+    store: StoreWriter, frame: Frame, alert_id: int, phase: str, new_id: Callable[[int], str]
 ) -> None:
     message_id = new_id(frame.received_wall_ns)
-    store.insert_outbox(
+    store.outbox.insert(
         message_id,
         kind=KIND_ORU_R40,
         priority=PRIORITY_ALERT,
@@ -121,4 +121,4 @@ def _queue(
         created_mono_ns=frame.received_mono_ns,
         boot_id=frame.boot_id,
     )
-    store.link_alert_message(message_id, alert_id, phase)
+    store.alerts.link_message(message_id, alert_id, phase)

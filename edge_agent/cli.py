@@ -24,7 +24,7 @@ from edge_agent import config as config_mod
 
 if TYPE_CHECKING:
     from edge_agent.config import Config
-    from edge_agent.store import Store
+    from edge_agent.store import StoreReader
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -179,7 +179,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         # The box's NEWS2 now (every reading of the box, an ambulance's one patient).
         rules = ClinicalRules(news2_window_s=cfg.rules.news2_window_s, tz=cfg.agent.timezone)
         status["news2"] = rules.news2_now(store, time.time_ns(), None).as_json()
-        tasks = store.get_meta(META_TASKS)
+        tasks = store.meta.get(META_TASKS)
     finally:
         store.close()
     # Is the daemon there (the writer lock held), and how are its tasks (supervisor)?
@@ -205,7 +205,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _reader(args: argparse.Namespace) -> tuple[Store, Config]:
+def _reader(args: argparse.Namespace) -> tuple[StoreReader, Config]:
     """The box's store opened read-only (the daemon may be writing), and the config."""
     from edge_agent.store import StoreError, open_readonly
 
@@ -294,7 +294,7 @@ def cmd_devices_forget(args: argparse.Namespace) -> int:
 def cmd_readings_unassigned(args: argparse.Namespace) -> int:
     store, _cfg = _reader(args)
     try:
-        rows = store.held_frames(args.device)
+        rows = store.outbox.held_frames(args.device)
     finally:
         store.close()
     for row in rows:
@@ -329,7 +329,7 @@ def cmd_patients_add(args: argparse.Namespace) -> int:
 def cmd_patients_list(args: argparse.Namespace) -> int:
     store, _ = _reader(args)
     try:
-        for p in store.patients():
+        for p in store.patients.all():
             print(
                 json.dumps(
                     {
@@ -464,7 +464,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     """Open alerts (or all with --all), newest first: JSON lines, or a table for people."""
     store, _ = _reader(args)
     try:
-        rows = store.alerts(include_cleared=args.all, limit=args.limit)
+        rows = store.alerts.recent(include_cleared=args.all, limit=args.limit)
     finally:
         store.close()
     for alert in rows:

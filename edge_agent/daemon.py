@@ -35,7 +35,7 @@ from edge_agent.model import Frame
 from edge_agent.recorder import Decoder, Recorded, Recorder
 from edge_agent.rules.engine import ClinicalRules
 from edge_agent.shutdown import Shutdown
-from edge_agent.store import Store, StoreError
+from edge_agent.store import StoreError, StoreWriter
 from edge_agent.strips import run_strips
 from edge_agent.supervisor import META_TASKS, Supervisor, TaskReport
 from edge_agent.writer_lock import Holder, WriterLock, WriterLockBusy
@@ -70,7 +70,7 @@ class DeviceRuntime:
 @dataclass
 class Agent:
     config: Config
-    store: Store
+    store: StoreWriter
     clock: Clock
     devices: list[DeviceRuntime]
     link_factory: LinkFactory
@@ -140,7 +140,7 @@ class Agent:
     def _state_for(self, device: DeviceRuntime) -> Callable[[str, str], None]:
         def on_state(state: str, detail: str) -> None:
             with self.store.transaction():
-                self.store.set_device_state(device.config.id, state, detail, self.clock.wall_ns())
+                self.store.devices.set_state(device.config.id, state, detail, self.clock.wall_ns())
 
         return on_state
 
@@ -207,7 +207,7 @@ class Agent:
         self.tasks[r.name] = r
         states = {n: t.as_json() for n, t in self.tasks.items()}
         with self.store.transaction():
-            self.store.set_meta(META_TASKS, json.dumps(states))
+            self.store.meta.set(META_TASKS, json.dumps(states))
 
     def _supervise(self, stop: asyncio.Event) -> list[asyncio.Task[None]]:
         supervisor = Supervisor(stop)
@@ -245,11 +245,11 @@ class Agent:
 
     async def run(self, stop: asyncio.Event) -> None:
         with self.store.transaction():
-            self.store.set_meta("agent_id", self.config.agent.id)
-            self.store.set_meta(META_TASKS, "{}")
+            self.store.meta.set("agent_id", self.config.agent.id)
+            self.store.meta.set(META_TASKS, "{}")
             for device in self.devices:
                 dev = device.config
-                self.store.upsert_device(
+                self.store.devices.upsert(
                     dev.id,
                     driver=dev.driver,
                     transport=dev.transport,
@@ -372,7 +372,7 @@ def bootstrap(
         give_up=give_up,
     )
     try:
-        store = Store.open(config.agent.db_path)
+        store = StoreWriter.open(config.agent.db_path)
     except BaseException:
         lock.release()
         raise

@@ -258,7 +258,7 @@ class DemoChain:
                 time.sleep(0.25)  # longer than the 200 ms commit interval
             reader = open_readonly(self.agent_db)
             try:
-                counts = reader.outbox_counts()
+                counts = reader.outbox.counts()
             finally:
                 reader.close()
             if counts != previous or counts["pending"] or counts["sent"]:
@@ -286,10 +286,10 @@ class DemoChain:
 
         reader = open_readonly(self.agent_db)
         try:
-            counts = reader.outbox_counts()
-            recorded, taken, delivered = reader.reading_delivery_counts()
-            latencies = reader.delivery_latencies_ms()
-            quarantined = reader.quarantine_count()
+            counts = reader.outbox.counts()
+            readings = reader.status.reading_delivery()
+            latencies = reader.status.delivery_latencies_ms()
+            quarantined = reader.quarantine.count()
         finally:
             reader.close()
         gw = GatewayStore.open_readonly(str(self.gateway_db))
@@ -298,9 +298,9 @@ class DemoChain:
         finally:
             gw.close()
         return DemoSummary(
-            recorded=recorded,
-            taken=taken,
-            delivered=delivered,
+            recorded=readings.recorded,
+            taken=readings.chosen,
+            delivered=readings.delivered,
             messages=sum(counts.values()),
             messages_delivered=counts["delivered"],
             gateway_messages=int(gw_status["messages"]),

@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from edge_agent import units
 from edge_agent.rules import chronic
-from edge_agent.store import Store
+from edge_agent.store import StoreReader
 
 HEART_RATE_METRICS = ("MDC_PULS_RATE_NON_INV", "MDC_ECG_HEART_RATE", "MDC_PULS_OXIM_PULS_RATE")
 GLUCOSE_METRICS = (
@@ -34,7 +34,7 @@ class FollowUpError(ValueError):
 
 
 def judge(
-    store: Store,
+    store: StoreReader,
     *,
     national_id: str,
     disease: str,
@@ -45,14 +45,16 @@ def judge(
 ) -> dict[str, Any]:
     if disease not in chronic.DISEASES:
         raise FollowUpError(f"followup --disease {disease}: hypertension or diabetes")
-    person = store.patient_by_national_id(national_id)
+    person = store.patients.by_national_id(national_id)
     if person is None:
         raise FollowUpError(f"followup: {national_id} is not registered (edge-agent patients add)")
     now = time.time_ns() if now_wall_ns is None else now_wall_ns
     since = now - int(days * 86400e9)
 
     def newest(metrics: Iterable[str], flag: str | None = None) -> tuple[Decimal, str] | None:
-        found = store.latest_readings(tuple(metrics), since, None, patient_id=person.id, flag=flag)
+        found = store.frames.latest_readings(
+            tuple(metrics), since, None, patient_id=person.id, flag=flag
+        )
         best = max(found.values(), key=lambda pair: pair[1], default=None)
         if best is None or best[0].value is None:
             return None

@@ -31,7 +31,7 @@ from edge_agent.model import Frame
 from edge_agent.national_id import NationalIdError
 from edge_agent.recorder import Recorder
 from edge_agent.rules.engine import ClinicalRules, news2_subject
-from edge_agent.store import Store, StoreError
+from edge_agent.store import StoreError, StoreWriter
 from edge_agent.writer_lock import Holder, WriterLock, read_holder
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ MAX_TEXT = 1000  # any free-text argument (names, complaints, destinations)
 class Services:
     """What an operation may use: the writer store and the box's clock and config."""
 
-    store: Store
+    store: StoreWriter
     clock: Clock
     config: Config
     wake_uplink: Callable[[], None] = field(default=lambda: None)
@@ -161,12 +161,12 @@ def _visit_observe(s: Services, caller: Caller, a: dict[str, Any]) -> Done:
     if acvpu not in (None, "A", "C", "V", "P", "U"):
         raise OpError("visit observe: ACVPU is one of A C V P U", STATUS_USAGE)
     store = s.store
-    encounter = store.current_encounter(a["device"])
+    encounter = store.patients.current_encounter(a["device"])
     encounter_id = None if encounter is None else encounter.id
     rules = _rules(s.config)
     stamp = _stamp(s, a["device"])
     subject = news2_subject(encounter_id)
-    store.add_news2_observation(
+    store.patients.add_news2_observation(
         subject,
         scale=a["spo2_scale"],
         oxygen=a["oxygen"],
@@ -194,8 +194,8 @@ def _readings_assign(s: Services, caller: Caller, a: dict[str, Any]) -> Done:
 def _alerts_ack(s: Services, caller: Caller, a: dict[str, Any]) -> Done:
     """Who acknowledged an alert, and when (kept with it; the alert stays until cleared)."""
     store = s.store
-    known = store.ack_alert(a["id"], caller.user, s.clock.wall_ns())
-    alert = store.alert(a["id"])
+    known = store.alerts.ack(a["id"], caller.user, s.clock.wall_ns())
+    alert = store.alerts.get(a["id"])
     if not known or alert is None:
         raise OpError(f"alerts ack {a['id']}: no such alert", STATUS_USAGE)
     return Done(alert.as_json(), f"alert:{a['id']}")
@@ -216,7 +216,7 @@ def _prealert(s: Services, caller: Caller, a: dict[str, Any]) -> Done:
         raise OpError("prealert --destination: name the receiving ER", STATUS_USAGE)
     if a["stemi"] and "STEMI" not in complaint.upper():
         complaint = f"STEMI: {complaint}"
-    encounter = s.store.current_encounter(a["device"])
+    encounter = s.store.patients.current_encounter(a["device"])
     message_id = Recorder(s.store).prealert(
         _stamp(s, a["device"]),
         encounter_id=None if encounter is None else encounter.id,
@@ -307,7 +307,7 @@ def run(services: Services, op: str, args: Mapping[str, Any], caller: Caller) ->
     try:
         with store.transaction():
             done = fn(services, caller, checked)
-            store.record_operation(
+            store.operation_log.record(
                 op,
                 user=caller.user,
                 uid=caller.uid,
@@ -394,7 +394,7 @@ def _locally(
     config: Config, op: str, args: Mapping[str, Any], clock: Clock | None
 ) -> dict[str, Any]:
     try:
-        store = Store.open(config.agent.db_path)
+        store = StoreWriter.open(config.agent.db_path)
     except StoreError as exc:
         raise OpError(str(exc), STATUS_FAILED) from None
     try:

@@ -15,7 +15,7 @@ from typing import Any
 from edge_agent.clock import Clock
 from edge_agent.config import BLE_DRIVERS, Config, DeviceConfig
 from edge_agent.identifiers import DEVICE_ID, shown
-from edge_agent.store import Store
+from edge_agent.store import StoreReader, StoreWriter
 
 _ADDRESS = re.compile(r"^([0-9A-F]{2}:){5}[0-9A-F]{2}$")
 
@@ -33,7 +33,7 @@ class Paired:
 
 
 def pair(
-    store: Store,
+    store: StoreWriter,
     clock: Clock,
     config: Config,
     *,
@@ -62,32 +62,32 @@ def pair(
                 f"pair: {configured.id} ({configured.address or configured.port}) is in the config"
                 " file already; change it there"
             )
-    for other in store.paired_devices():
-        if other["device_id"] == device_id and other["address"] != address:
-            raise PairingError(f"pair: device id {device_id} is taken by {other['address']}")
+    for other in store.devices.paired():
+        if other.device_id == device_id and other.address != address:
+            raise PairingError(f"pair: device id {device_id} is taken by {other.address}")
     with store.transaction():
-        store.pair_device(
+        store.devices.pair(
             address, device_id=device_id, driver=driver, name=name, wall_ns=clock.wall_ns()
         )
     return Paired(address, device_id, driver, name)
 
 
-def forget(store: Store, address: str) -> bool:
+def forget(store: StoreWriter, address: str) -> bool:
     with store.transaction():
-        return store.forget_device(address.strip())
+        return store.devices.forget(address.strip())
 
 
-def paired_configs(store: Store) -> list[DeviceConfig]:
+def paired_configs(store: StoreReader) -> list[DeviceConfig]:
     """Paired devices as the daemon's device entries."""
     return [
-        DeviceConfig(id=row["device_id"], driver=row["driver"], address=row["address"])
-        for row in store.paired_devices()
+        DeviceConfig(id=row.device_id, driver=row.driver, address=row.address)
+        for row in store.devices.paired()
     ]
 
 
-def device_list(config: Config, store: Store) -> list[dict[str, Any]]:
+def device_list(config: Config, store: StoreReader) -> list[dict[str, Any]]:
     """Configured and paired devices with their last known state (`devices list`)."""
-    states = {d["id"]: d for d in store.devices()}
+    states = {d["id"]: d for d in store.devices.all()}
     rows: list[dict[str, Any]] = []
     for device in config.devices:
         rows.append(
@@ -98,19 +98,19 @@ def device_list(config: Config, store: Store) -> list[dict[str, Any]]:
                 "source": "config",
             }
         )
-    for row in store.paired_devices():
+    for paired in store.devices.paired():
         rows.append(
             {
-                "id": row["device_id"],
-                "driver": row["driver"],
-                "where": row["address"],
+                "id": paired.device_id,
+                "driver": paired.driver,
+                "where": paired.address,
                 "source": "paired",
-                "name": row["name"],
+                "name": paired.name,
             }
         )
     for row in rows:
-        state = states.get(row["id"], {})
-        row["state"] = state.get("state")
-        row["frames"] = state.get("frames", 0)
-        row["last_frame_wall_ns"] = state.get("last_frame_wall_ns")
+        state = states.get(row["id"])
+        row["state"] = None if state is None else state["state"]
+        row["frames"] = 0 if state is None else state["frames"]
+        row["last_frame_wall_ns"] = None if state is None else state["last_frame_wall_ns"]
     return rows

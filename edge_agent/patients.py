@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from edge_agent import national_id
 from edge_agent.clock import Clock
-from edge_agent.store import PatientRow, Store
+from edge_agent.store import PatientRow, StoreWriter
 
 PATIENT_CLASSES = {"O": "outpatient", "E": "emergency", "I": "inpatient", "P": "preadmit"}
 
@@ -26,7 +26,12 @@ class Registration:
 
 
 def register(
-    store: Store, clock: Clock, *, national_id_number: str, name: str, phone: str | None = None
+    store: StoreWriter,
+    clock: Clock,
+    *,
+    national_id_number: str,
+    name: str,
+    phone: str | None = None,
 ) -> Registration:
     """Add a resident; the same national id twice returns the existing record."""
     parsed = national_id.parse(national_id_number)
@@ -38,10 +43,10 @@ def register(
     if phone is not None and not phone.replace("-", "").replace("+", "").isdigit():
         raise PatientError(f"patient phone {phone!r}: digits only (with optional + and -)")
     with store.transaction():
-        existing = store.patient_by_national_id(parsed.number)
+        existing = store.patients.by_national_id(parsed.number)
         if existing is not None:
             return Registration(existing, created=False)
-        patient_id = store.add_patient(
+        patient_id = store.patients.add(
             national_id=parsed.number,
             name=clean_name,
             phone=phone,
@@ -49,13 +54,13 @@ def register(
             birth_date=parsed.birth_date.isoformat(),
             wall_ns=clock.wall_ns(),
         )
-    row = store.patient(patient_id)
+    row = store.patients.get(patient_id)
     assert row is not None
     return Registration(row, created=True)
 
 
 def start_visit(
-    store: Store,
+    store: StoreWriter,
     clock: Clock,
     *,
     national_id_number: str,
@@ -66,10 +71,10 @@ def start_visit(
         raise PatientError(f"patient class {patient_class!r}: one of {', '.join(PATIENT_CLASSES)}")
     number = national_id.parse(national_id_number).number
     with store.transaction():
-        patient = store.patient_by_national_id(number)
+        patient = store.patients.by_national_id(number)
         if patient is None:
             raise PatientError(f"national id {number}: not registered (edge-agent patients add)")
-        return store.open_encounter(
+        return store.patients.open_encounter(
             patient_id=patient.id,
             station=station,
             patient_class=patient_class,
@@ -77,13 +82,13 @@ def start_visit(
         )
 
 
-def end_visit(store: Store, clock: Clock, *, station: str = "*") -> int:
+def end_visit(store: StoreWriter, clock: Clock, *, station: str = "*") -> int:
     with store.transaction():
-        return store.close_encounters(station, clock.wall_ns())
+        return store.patients.close_encounters(station, clock.wall_ns())
 
 
 def assign_readings(
-    store: Store,
+    store: StoreWriter,
     clock: Clock,
     *,
     national_id_number: str,
@@ -103,21 +108,27 @@ def assign_readings(
         )
     number = national_id.parse(national_id_number).number
     with store.transaction():
-        patient = store.patient_by_national_id(number)
+        patient = store.patients.by_national_id(number)
         if patient is None:
             raise PatientError(f"national id {number}: not registered (edge-agent patients add)")
-        held = {row["frame_id"]: row for row in store.held_frames()}
+        held = {row["frame_id"]: row for row in store.outbox.held_frames()}
         wanted = [f for f in frame_ids if f in held]
         if not wanted:
             raise PatientError(
                 f"readings assign: none of frames {', '.join(map(str, frame_ids))} is waiting"
             )
         stations = {held[f]["device_id"] for f in wanted}
-        encounter_id = store.open_encounter(
+        encounter_id = store.patients.open_encounter(
             patient_id=patient.id,
             station=stations.pop() if len(stations) == 1 else "*",
             patient_class=patient_class,
             wall_ns=min(held[f]["received_wall_ns"] for f in wanted),
             ended_wall_ns=clock.wall_ns(),
         )
-        return store.assign_frames(wanted, encounter_id)
+        assigned = 0
+        for frame_id in wanted:
+            # Only a frame still held is bound and released (a second assign is a no-op).
+            if store.outbox.release_held(frame_id):
+                store.frames.assign_encounter(frame_id, encounter_id)
+                assigned += 1
+        return assigned

@@ -42,7 +42,7 @@ from edge_agent.model import (
 )
 from edge_agent.quarantine import QuarantineBudget, RejectWatch
 from edge_agent.stemi import acute_mi_statement
-from edge_agent.store import EncounterRow, Store
+from edge_agent.store import EncounterRow, StoreWriter
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class RuleEngine(Protocol):
 
     def evaluate(
         self,
-        store: Store,
+        store: StoreWriter,
         frame: Frame,
         raw_frame_id: int,
         encounter_id: int | None,
@@ -134,7 +134,7 @@ class Recorder:
 
     def __init__(
         self,
-        store: Store,
+        store: StoreWriter,
         *,
         new_id: Callable[[int], str] = new_message_id,
         upload_every_s: Mapping[str, float] | None = None,
@@ -177,12 +177,14 @@ class Recorder:
     def _record_one(self, frame: Frame, decoder: Decoder) -> Recorded:
         store = self._store
         channel = frame.extra.get("channel")
-        if frame.dedup_key is not None and store.seen_dedup_key(frame.device_id, frame.dedup_key):
+        if frame.dedup_key is not None and store.frames.seen_dedup_key(
+            frame.device_id, frame.dedup_key
+        ):
             # The bytes are kept (what the device sent, when), the readings are not
             # counted twice.
-            raw_id = store.insert_raw_frame(frame, channel)
-            store.set_frame_outcome(raw_id, "duplicate")
-            store.count_frame(frame, quarantined=False)
+            raw_id = store.frames.insert(frame, channel)
+            store.frames.set_outcome(raw_id, "duplicate")
+            store.devices.count_frame(frame, quarantined=False)
             return Recorded(raw_id, "duplicate", 0, None)
         try:
             decoded = decoder(frame.data)
@@ -197,7 +199,7 @@ class Recorder:
                     "decoder for %s crashed on frame %d", frame.driver, recorded.raw_frame_id
                 )
             return recorded
-        raw_id = store.insert_raw_frame(frame, channel)
+        raw_id = store.frames.insert(frame, channel)
         self._line_outcome(frame, None)
 
         if frame.driver in ECG_DRIVERS:
@@ -205,12 +207,12 @@ class Recorder:
         readings = [r for r in decoded.readings if PROGRESS_FLAG not in r.flags]
         if not readings and not decoded.alarms and not decoded.waveforms:
             outcome = "progress" if decoded.readings else "empty"
-            store.set_frame_outcome(raw_id, outcome)
-            store.count_frame(frame, quarantined=False)
+            store.frames.set_outcome(raw_id, outcome)
+            store.devices.count_frame(frame, quarantined=False)
             return Recorded(raw_id, outcome, 0, None)
         readings = self._flag_skewed_clocks(frame, readings)
 
-        encounter = store.current_encounter(frame.device_id)
+        encounter = store.patients.current_encounter(frame.device_id)
         named = _national_id(decoded.patient)
         conflict = encounter is not None and self._names_someone_else(named, encounter)
         self._record_source(raw_id, decoded, named, conflict)
@@ -227,12 +229,12 @@ class Recorder:
             encounter = None
         encounter_id = None if encounter is None else encounter.id
         if encounter_id is not None:
-            store.set_frame_encounter(raw_id, encounter_id)
+            store.frames.set_encounter(raw_id, encounter_id)
         if readings:
-            store.insert_observations(raw_id, frame, encounter_id, readings)
+            store.frames.insert_observations(raw_id, frame, encounter_id, readings)
         if decoded.waveforms:
             # Monitor waves: stored for the trend and the hand-off; not sent per frame.
-            store.insert_waveforms(raw_id, frame, encounter_id, decoded.waveforms)
+            store.frames.insert_waveforms(raw_id, frame, encounter_id, decoded.waveforms)
         raised, ended = self._alarm_changes(frame.device_id, readings, decoded)
         device_subject = alerts.subject_for(None, frame.device_id)
         for alarm in raised:
@@ -267,7 +269,7 @@ class Recorder:
         if worth and (raised or self._upload_due(frame)):
             message_id = self._new_id(frame.received_wall_ns)
             self._last_upload_ns[frame.device_id] = frame.received_wall_ns
-            store.insert_outbox(
+            store.outbox.insert(
                 message_id,
                 held=conflict or (encounter is None and frame.driver in PERSONAL_DRIVERS),
                 held_reason=HELD_PATIENT_CONFLICT if conflict else HELD_NO_VISIT,
@@ -278,8 +280,8 @@ class Recorder:
                 created_mono_ns=frame.received_mono_ns,
                 boot_id=frame.boot_id,
             )
-        store.set_frame_outcome(raw_id, "decoded")
-        store.count_frame(frame, quarantined=False)
+        store.frames.set_outcome(raw_id, "decoded")
+        store.devices.count_frame(frame, quarantined=False)
         return Recorded(raw_id, "decoded", len(readings), message_id)
 
     def _record_ecg(self, raw_id: int, frame: Frame, decoded: Decoded) -> Recorded:
@@ -289,24 +291,24 @@ class Recorder:
         raised and a pre-arrival notice to the ER goes first of all (prealert table)."""
         store = self._store
         if not decoded.waveforms:
-            store.set_frame_outcome(raw_id, "empty")
-            store.count_frame(frame, quarantined=False)
+            store.frames.set_outcome(raw_id, "empty")
+            store.devices.count_frame(frame, quarantined=False)
             return Recorded(raw_id, "empty", 0, None, "no leads in the ECG file")
-        encounter = store.current_encounter(frame.device_id)
+        encounter = store.patients.current_encounter(frame.device_id)
         encounter_id = None if encounter is None else encounter.id
         if encounter_id is not None:
-            store.set_frame_encounter(raw_id, encounter_id)
+            store.frames.set_encounter(raw_id, encounter_id)
         readings = self._flag_skewed_clocks(frame, list(decoded.readings))
         if readings:
-            store.insert_observations(raw_id, frame, encounter_id, readings)
-        store.insert_waveforms(raw_id, frame, encounter_id, decoded.waveforms)
+            store.frames.insert_observations(raw_id, frame, encounter_id, readings)
+        store.frames.insert_waveforms(raw_id, frame, encounter_id, decoded.waveforms)
         if decoded.statements:
-            store.insert_statements(raw_id, frame, encounter_id, decoded.statements)
+            store.ecg.insert_statements(raw_id, frame, encounter_id, decoded.statements)
         if decoded.context:
-            store.insert_ecg_context(raw_id, decoded.context)
+            store.ecg.insert_context(raw_id, decoded.context)
         acute = acute_mi_statement(decoded.statements)
         message_id = self._new_id(frame.received_wall_ns)
-        store.insert_outbox(
+        store.outbox.insert(
             message_id,
             kind=KIND_ORU_R01,
             priority=PRIORITY_STEMI if acute else PRIORITY_ECG,
@@ -339,8 +341,8 @@ class Recorder:
                 source="ecg",
                 complaint=f"STEMI on 12-lead ECG: {acute.text}",
             )
-        store.set_frame_outcome(raw_id, "decoded")
-        store.count_frame(frame, quarantined=False)
+        store.frames.set_outcome(raw_id, "decoded")
+        store.devices.count_frame(frame, quarantined=False)
         return Recorded(raw_id, "decoded", len(readings), message_id)
 
     def prealert(
@@ -360,7 +362,7 @@ class Recorder:
         `frame` only gives the time and boot the notice is dated with. The crew's own
         notice (`edge-agent prealert`) uses the same path with source "crew"."""
         message_id = self._new_id(frame.received_wall_ns)
-        self._store.insert_outbox(
+        self._store.outbox.insert(
             message_id,
             kind=KIND_ADT_A14,
             priority=PRIORITY_STEMI,
@@ -369,7 +371,7 @@ class Recorder:
             created_mono_ns=frame.received_mono_ns,
             boot_id=frame.boot_id,
         )
-        self._store.insert_prealert(
+        self._store.prealerts.insert(
             outbox_id=message_id,
             encounter_id=encounter_id,
             ecg_frame_id=ecg_frame_id,
@@ -407,7 +409,7 @@ class Recorder:
         the resident identity number it names, whether that conflicted with the visit)."""
         if decoded.device_eui64 is None and decoded.patient is None:
             return
-        self._store.insert_frame_source(
+        self._store.frames.insert_source(
             raw_id,
             device_eui64=decoded.device_eui64,
             patient=decoded.patient,
@@ -421,7 +423,7 @@ class Recorder:
         readings stay with the visit, and the monitor's PID is kept beside them."""
         if named is None:
             return False
-        resident = self._store.patient(encounter.patient_id)
+        resident = self._store.patients.get(encounter.patient_id)
         return resident is not None and resident.national_id.upper() != named
 
     def _alarm_changes(
@@ -450,19 +452,19 @@ class Recorder:
         """A rejected frame: counted always, its bytes kept within the device's budget."""
         store, budget, device = self._store, self._budget, frame.device_id
         if not budget.known(device):
-            budget.load(device, store.quarantine_kept(device), store.quarantine_reason_keys(device))
+            budget.load(device, store.quarantine.kept(device), store.quarantine.reason_keys(device))
         keep = budget.keep(device, frame.received_wall_ns)
         raw_id: int | None = None
         if keep:
-            raw_id = store.insert_raw_frame(frame, channel)
-            store.insert_quarantine(raw_id, frame, reason, offset)
-            store.set_frame_outcome(raw_id, "quarantined")
+            raw_id = store.frames.insert(frame, channel)
+            store.quarantine.insert(raw_id, frame, reason, offset)
+            store.frames.set_outcome(raw_id, "quarantined")
             # Bounded like the rows: a port of noise must not fill the log either.
             log.warning(
                 "quarantined frame %d from %s (%s): %s", raw_id, device, frame.driver, reason
             )
-        store.tally_quarantine(frame, budget.key(device, reason), reason, kept=keep)
-        store.count_frame(frame, quarantined=True)
+        store.quarantine.tally(frame, budget.key(device, reason), reason, kept=keep)
+        store.devices.count_frame(frame, quarantined=True)
         self._line_outcome(frame, reason)
         return Recorded(raw_id, "quarantined", 0, None, reason)
 
@@ -475,12 +477,12 @@ class Recorder:
         device = frame.device_id
         change = self._watch.note(device, rejected is not None)
         if change is False:
-            self._store.mark_line_clear(device, frame.received_wall_ns)
+            self._store.devices.mark_line_clear(device, frame.received_wall_ns)
             log.info("%s: valid frames again", device)
         elif rejected is not None and self._watch.rejecting(device):
             # Also while it goes on: a reopened port ("connected") is still read wrong.
             detail = self._watch.detail(device, rejected)
-            self._store.mark_line_rejecting(device, detail, frame.received_wall_ns)
+            self._store.devices.mark_line_rejecting(device, detail, frame.received_wall_ns)
             if change:
                 log.warning("%s (%s): %s", device, frame.driver, detail)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from edge_agent.store import Store
+from edge_agent.store import NoticeRow, StoreReader
 
 
-def er_replies(notices: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def er_replies(notices: list[NoticeRow]) -> list[dict[str, Any]]:
     """The ER's replies among the down-topic notices (sync.gateway.reply), newest first."""
     replies = []
     for notice in notices:
@@ -21,11 +21,11 @@ def er_replies(notices: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return replies
 
 
-def prealerts(store: Store, limit: int = 5) -> list[dict[str, Any]]:
+def prealerts(store: StoreReader, limit: int = 5) -> list[dict[str, Any]]:
     """The newest pre-arrival notices and how far their ADT^A14 got."""
     out = []
-    for a in store.prealerts(limit=limit):
-        row = store.outbox_row(a.outbox_id)
+    for a in store.prealerts.recent(limit=limit):
+        row = store.outbox.get(a.outbox_id)
         out.append(
             {
                 "id": a.outbox_id,
@@ -40,12 +40,12 @@ def prealerts(store: Store, limit: int = 5) -> list[dict[str, Any]]:
     return out
 
 
-def collect(store: Store) -> dict[str, Any]:
-    counts = store.outbox_counts()
-    notices = store.notices(limit=20)
-    quarantine = store.quarantine_counts()
+def collect(store: StoreReader) -> dict[str, Any]:
+    counts = store.outbox.counts()
+    notices = store.prealerts.notices(limit=20)
+    quarantine = store.quarantine.counts()
     return {
-        "agent": store.get_meta("agent_id"),
+        "agent": store.meta.get("agent_id"),
         "outbox": {
             # "sent" rows still wait for the gateway's ACK: to a user they are pending.
             "pending": counts["pending"] + counts["sent"],
@@ -56,21 +56,21 @@ def collect(store: Store) -> dict[str, Any]:
             # (`edge-agent readings unassigned` lists them), by reason: no visit open,
             # or a monitor naming another patient than the open visit's resident.
             "held": counts["held"],
-            "held_reasons": store.held_counts(),
+            "held_reasons": store.outbox.held_counts(),
         },
-        "observations": store.observation_count(),
+        "observations": store.frames.observation_count(),
         # Every bad frame; of them "kept" with their bytes, the rest only "counted"
         # (edge_agent.quarantine's per-device budget).
         "quarantine": quarantine["kept"] + quarantine["counted"],
         "quarantine_counts": quarantine,
-        "quarantine_reasons": store.quarantine_reasons(limit=10),
-        "devices": store.devices(),
-        "rejected": store.rejected_outbox(limit=10),
-        "recent_quarantine": store.recent_quarantine(limit=5),
+        "quarantine_reasons": store.quarantine.reasons(limit=10),
+        "devices": store.devices.all(),
+        "rejected": store.outbox.rejected(limit=10),
+        "recent_quarantine": store.quarantine.recent(limit=5),
         "notices": notices[:10],
         "er_replies": er_replies(notices),
         "prealerts": prealerts(store),
-        "alerts": [a.as_json() for a in store.alerts(limit=10)],
+        "alerts": [a.as_json() for a in store.alerts.recent(limit=10)],
         "schema_version": store.schema_version(),
     }
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from edge_agent.clock import Clock, new_message_id
 from edge_agent.recorder import PRIORITY_STRIPS
-from edge_agent.store import Store
+from edge_agent.store import StoreWriter
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ STRIP_SECONDS = 10.0
 
 
 def queue_strips(
-    store: Store,
+    store: StoreWriter,
     clock: Clock,
     *,
     since_wall_ns: int,
@@ -39,9 +39,9 @@ def queue_strips(
     now = clock.wall_ns()
     queued = []
     with store.transaction():
-        for device_id, last_wall_ns in store.wave_devices_since(since_wall_ns):
+        for device_id, last_wall_ns in store.frames.wave_devices_since(since_wall_ns):
             message_id = new_id(now)
-            store.insert_outbox(
+            store.outbox.insert(
                 message_id,
                 kind=KIND_STRIP,
                 priority=PRIORITY_STRIPS,
@@ -51,13 +51,18 @@ def queue_strips(
                 boot_id=clock.boot_id,
             )
             end = last_wall_ns + 1
-            store.insert_strip(message_id, device_id, end - int(seconds * 1e9), end)
+            store.frames.insert_strip(message_id, device_id, end - int(seconds * 1e9), end)
             queued.append(message_id)
     return queued
 
 
 async def run_strips(
-    store: Store, clock: Clock, every_s: float, stop: asyncio.Event, *, wake: Callable[[], None]
+    store: StoreWriter,
+    clock: Clock,
+    every_s: float,
+    stop: asyncio.Event,
+    *,
+    wake: Callable[[], None],
 ) -> None:
     """Queue strips every `every_s` seconds until `stop`; `wake` nudges the uplink."""
     if every_s <= 0:

@@ -26,7 +26,7 @@ from decimal import Decimal
 
 from edge_agent.clock import DEVICE_CLOCK_SKEW_FLAG, device_instant, wall_datetime
 from edge_agent.model import Waveform
-from edge_agent.store import ObservationRow, OutboxRow, Store
+from edge_agent.store import DeviceRow, ObservationRow, OutboxRow, StoreWriter
 from sync.hl7.adt import PrearrivalNotice, build_adt_a14
 from sync.hl7.eui64 import derived_eui64, from_eui48, normalise_eui64
 from sync.hl7.pcd01 import (
@@ -73,7 +73,9 @@ def _observed_at(obs: ObservationRow, tz: str) -> dt.datetime:
     return wall_datetime(obs.received_wall_ns, tz)
 
 
-def build_message(store: Store, row: OutboxRow, *, agent_id: str, tz: str, now_wall_ns: int) -> str:
+def build_message(
+    store: StoreWriter, row: OutboxRow, *, agent_id: str, tz: str, now_wall_ns: int
+) -> str:
     if row.kind == KIND_ADT_A14:
         return build_prearrival(store, row, agent_id=agent_id, tz=tz, now_wall_ns=now_wall_ns)
     if row.kind == KIND_STRIP:
@@ -82,30 +84,31 @@ def build_message(store: Store, row: OutboxRow, *, agent_id: str, tz: str, now_w
         return build_alert(store, row, agent_id=agent_id, tz=tz, now_wall_ns=now_wall_ns)
     if row.raw_frame_id is None:
         raise MessageBuildError(f"outbox {row.id}: no frame to report")
-    observations = store.observations_for_frame(row.raw_frame_id)
-    frame = store.raw_frame(row.raw_frame_id) or {}
-    ecg = str(frame.get("driver") or "").startswith("ecg-")
+    observations = store.frames.observations(row.raw_frame_id)
+    frame = store.frames.get(row.raw_frame_id)
+    ecg = frame is not None and frame.driver.startswith("ecg-")
     # A 12-lead goes up whole: its leads and the cart's statements with its measurements.
-    waveforms = store.waveforms_for_frame(row.raw_frame_id) if ecg else []
-    statements = [s.text for s in store.statements_for_frame(row.raw_frame_id)] if ecg else []
+    waveforms = store.frames.waveforms(row.raw_frame_id) if ecg else []
+    statements = [s.text for s in store.ecg.statements(row.raw_frame_id)] if ecg else []
     # ... and the cart's model and the patient's sex and age as the cart had them.
-    context = store.ecg_context_for_frame(row.raw_frame_id) if ecg else None
+    context = store.ecg.context(row.raw_frame_id) if ecg else None
     if not observations and not waveforms:
         raise MessageBuildError(f"outbox {row.id}: frame {row.raw_frame_id} has no readings")
-    device_id = observations[0].device_id if observations else str(frame.get("device_id"))
-    source = store.frame_source(row.raw_frame_id)
+    if observations:
+        device_id, encounter_id = observations[0].device_id, observations[0].encounter_id
+    else:
+        assert frame is not None  # leads without readings: a 12-lead's frame (ecg above)
+        device_id, encounter_id = frame.device_id, frame.encounter_id
+    source = store.frames.source(row.raw_frame_id)
     device = _device_identity(
         store,
         device_id,
-        frame.get("driver"),
+        None if frame is None else frame.driver,
         agent_id=agent_id,
         named=None if source is None else source.device_eui64,
     )
-    encounter_id = observations[0].encounter_id if observations else frame.get("encounter_id")
-    patient = _frame_patient(
-        store, row.raw_frame_id, encounter_id if isinstance(encounter_id, int) else None
-    )
-    received = int(frame.get("received_wall_ns") or now_wall_ns)
+    patient = _frame_patient(store, row.raw_frame_id, encounter_id)
+    received = (frame.received_wall_ns if frame is not None else 0) or now_wall_ns
     stored = [
         StoredObservation(
             metric=o.metric,
@@ -136,7 +139,7 @@ def build_message(store: Store, row: OutboxRow, *, agent_id: str, tz: str, now_w
 
 
 def _device_identity(
-    store: Store,
+    store: StoreWriter,
     device_id: str,
     driver: str | None,
     *,
@@ -144,8 +147,8 @@ def _device_identity(
     named: str | None = None,
 ) -> DeviceIdentity:
     """The device and its EUI-64 (module docstring): `named` is the one its frame gave."""
-    device_row = store.device(device_id) or {}
-    driver = str(device_row.get("driver") or driver or "unknown")
+    device_row = store.devices.get(device_id)
+    driver = (device_row.driver if device_row is not None else None) or driver or "unknown"
     eui64 = normalise_eui64(named) or stable_eui64(store, device_id, device_row, agent_id)
     return DeviceIdentity(
         device_id=device_id,
@@ -156,30 +159,32 @@ def _device_identity(
 
 
 def stable_eui64(
-    store: Store, device_id: str, device_row: dict[str, object] | None, agent_id: str
+    store: StoreWriter, device_id: str, device_row: DeviceRow | None, agent_id: str
 ) -> str:
     """A device's EUI-64, made and kept the first time it is asked for: the stored one,
     else its BLE address's (EUI-48 -> EUI-64), else one derived from the agent's id and
     its own (sync.hl7.eui64). Kept in its device row; the box itself ("station", a rule
-    alert's source) has none and gets the derived one, the same while `agent.id` is."""
-    row = device_row if device_row is not None else (store.device(device_id) or {})
-    kept = normalise_eui64(str(row.get("eui64") or ""))
+    alert's source) has none and gets the derived one, the same while `agent.id` is.
+    `device_row` is its row as the caller read it (None: it has none)."""
+    kept = normalise_eui64((device_row.eui64 if device_row is not None else None) or "")
     if kept is not None:
         return kept
-    own = from_eui48(str(row.get("address") or ""))
+    own = from_eui48((device_row.address if device_row is not None else None) or "")
     eui64, source = (own, "device") if own is not None else (None, "derived")
     if eui64 is None:
         eui64 = derived_eui64(agent_id, device_id)
-    store.set_device_eui64(device_id, eui64, source=source)
+    store.devices.set_eui64(device_id, eui64, source=source)
     return eui64
 
 
-def build_alert(store: Store, row: OutboxRow, *, agent_id: str, tz: str, now_wall_ns: int) -> str:
+def build_alert(
+    store: StoreWriter, row: OutboxRow, *, agent_id: str, tz: str, now_wall_ns: int
+) -> str:
     """An alert starting or ending (edge_agent.alerts), as IHE PCD-04 ORU^R40."""
-    found = store.alert_message(row.id)
+    found = store.alerts.for_message(row.id)
     if found is None:
         raise MessageBuildError(f"outbox {row.id}: no alert for it")
-    alert, phase = found
+    alert, phase = found.alert, found.phase
     # The patient the readings carry (module docstring): the alert's visit, else the
     # frame that raised it (a device alarm: the visit open for that device then, or the
     # patient the monitor named when none was).
@@ -190,12 +195,11 @@ def build_alert(store: Store, row: OutboxRow, *, agent_id: str, tz: str, now_wal
     if encounter_id is not None or alert.raw_frame_id is None:
         patient = _patient(store, encounter_id)
     else:
-        frame = store.raw_frame(alert.raw_frame_id) or {}
-        bound = frame.get("encounter_id")
+        frame = store.frames.get(alert.raw_frame_id)
         patient = _frame_patient(
-            store, alert.raw_frame_id, bound if isinstance(bound, int) else None
+            store, alert.raw_frame_id, None if frame is None else frame.encounter_id
         )
-        source = store.frame_source(alert.raw_frame_id)
+        source = store.frames.source(alert.raw_frame_id)
         named_eui64 = None if source is None else source.device_eui64
     at_ns = alert.raised_wall_ns if phase == "start" else alert.cleared_wall_ns or now_wall_ns
     try:
@@ -228,16 +232,18 @@ def build_alert(store: Store, row: OutboxRow, *, agent_id: str, tz: str, now_wal
         raise MessageBuildError(f"outbox {row.id}: {exc.args[0]}") from None
 
 
-def build_strip(store: Store, row: OutboxRow, *, agent_id: str, tz: str, now_wall_ns: int) -> str:
+def build_strip(
+    store: StoreWriter, row: OutboxRow, *, agent_id: str, tz: str, now_wall_ns: int
+) -> str:
     """A monitor's last seconds of waves (edge_agent.strips), as NA rows."""
-    window = store.strip_for_outbox(row.id)
+    window = store.frames.strip_for_outbox(row.id)
     if window is None:
         raise MessageBuildError(f"outbox {row.id}: no strip window for it")
-    device_id, start_ns, end_ns = window
-    waveforms = [w for w in store.waves_between(device_id, start_ns, end_ns) if w.samples]
+    device_id, start_ns, end_ns = window.device_id, window.from_wall_ns, window.to_wall_ns
+    waveforms = [w for w in store.frames.waves_between(device_id, start_ns, end_ns) if w.samples]
     if not waveforms:
         raise MessageBuildError(f"outbox {row.id}: {device_id} stored no waves in the window")
-    encounter = store.current_encounter(device_id)
+    encounter = store.patients.current_encounter(device_id)
     try:
         message: str = build_oru_r01(
             control_id=row.id,
@@ -253,11 +259,11 @@ def build_strip(store: Store, row: OutboxRow, *, agent_id: str, tz: str, now_wal
     return message
 
 
-def _patient(store: Store, encounter_id: int | None) -> PatientIdentity | None:
+def _patient(store: StoreWriter, encounter_id: int | None) -> PatientIdentity | None:
     if encounter_id is None:
         return None
-    encounter = store.encounter(encounter_id)
-    person = None if encounter is None else store.patient(encounter.patient_id)
+    encounter = store.patients.encounter(encounter_id)
+    person = None if encounter is None else store.patients.get(encounter.patient_id)
     if encounter is None or person is None:
         return None
     return PatientIdentity(
@@ -270,14 +276,14 @@ def _patient(store: Store, encounter_id: int | None) -> PatientIdentity | None:
 
 
 def _frame_patient(
-    store: Store, raw_frame_id: int, encounter_id: int | None
+    store: StoreWriter, raw_frame_id: int, encounter_id: int | None
 ) -> PatientIdentity | None:
     """Whose readings a frame's are: its visit's resident; else, with no visit open, the
     patient the device named (an HL7 monitor's PID), unless that conflicted with the
     visit open then (held: nobody's until assigned)."""
     if encounter_id is not None:
         return _patient(store, encounter_id)
-    source = store.frame_source(raw_frame_id)
+    source = store.frames.source(raw_frame_id)
     if source is None or source.patient is None or source.conflict:
         return None
     named = source.patient
@@ -318,10 +324,10 @@ def _stored_waveform(w: Waveform, tz: str, received_wall_ns: int, row_id: str) -
 
 
 def build_prearrival(
-    store: Store, row: OutboxRow, *, agent_id: str, tz: str, now_wall_ns: int
+    store: StoreWriter, row: OutboxRow, *, agent_id: str, tz: str, now_wall_ns: int
 ) -> str:
     """The ADT^A14 of a pre-arrival notice (recorder.prealert / `edge-agent prealert`)."""
-    notice = store.prealert_for_outbox(row.id)
+    notice = store.prealerts.for_outbox(row.id)
     if notice is None:
         raise MessageBuildError(f"outbox {row.id}: no pre-arrival notice for it")
     patient = _patient(store, notice.encounter_id)

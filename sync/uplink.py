@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from edge_agent.clock import Clock
-from edge_agent.store import OutboxRow, Store
+from edge_agent.store import OutboxRow, StoreWriter
 from sync import topics
 from sync.hl7.ack import parse_ack
 from sync.hl7.errors import Hl7Error
@@ -96,7 +96,7 @@ def wire_payload(message: str) -> tuple[bytes, str]:
 
 @dataclass
 class Uplink:
-    store: Store
+    store: StoreWriter
     link_factory: LinkFactory
     agent_id: str
     clock: Clock
@@ -131,7 +131,7 @@ class Uplink:
         self._loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue()
         with self.store.transaction():
-            requeued = self.store.requeue_unacked()
+            requeued = self.store.outbox.requeue_unacked()
         if requeued:
             log.info("%d message(s) were in flight at the last stop: sending again", requeued)
         link = self.link_factory(self._post)
@@ -201,8 +201,8 @@ class Uplink:
             error = f"broker refused publish: 0x{event.reason_code:02X} {event.reason}"
             self.stats.last_error = error
             log.warning("outbox %s: %s", message_id, error)
-            row = self.store.outbox_row(message_id)
-            self.store.mark_retry(
+            row = self.store.outbox.get(message_id)
+            self.store.outbox.mark_retry(
                 message_id,
                 error=error,
                 next_attempt_wall_ns=self.clock.wall_ns()
@@ -216,7 +216,7 @@ class Uplink:
             self._on_ack(event.payload)
         elif event.topic == topics.down(self.agent_id):
             self.stats.notices += 1
-            self.store.add_notice(
+            self.store.prealerts.add_notice(
                 event.topic, event.payload.decode("utf-8", "replace"), self.clock.wall_ns()
             )
         else:
@@ -229,7 +229,7 @@ class Uplink:
             log.warning("unreadable ACK from the gateway: %s", exc)
             return
         self._in_flight.pop(ack.acked, None)
-        known = self.store.mark_acked(
+        known = self.store.outbox.mark_acked(
             ack.acked,
             code=ack.code,
             text=ack.text,
@@ -257,7 +257,7 @@ class Uplink:
             self.stats.ack_timeouts += 1
             del self._in_flight[message_id]
             self._by_mid.pop(flight.mid, None)
-            self.store.mark_retry(
+            self.store.outbox.mark_retry(
                 message_id, error=f"no ACK within {self.ack_timeout_s:g} s", next_attempt_wall_ns=0
             )
 
@@ -266,7 +266,7 @@ class Uplink:
         if room <= 0:
             return
         now_wall = self.clock.wall_ns()
-        for row in self.store.due_outbox(now_wall, room, exclude=tuple(self._in_flight)):
+        for row in self.store.outbox.due(now_wall, room, exclude=tuple(self._in_flight)):
             payload = row.payload or self._build(row, now_wall)
             if payload is None:
                 continue
@@ -276,7 +276,7 @@ class Uplink:
             except LinkDown as exc:
                 self.stats.last_error = str(exc)
                 return
-            self.store.mark_sent(row.id, now_wall)
+            self.store.outbox.mark_sent(row.id, now_wall)
             self._in_flight[row.id] = _InFlight(mid=mid, sent_mono_ns=self.clock.mono_ns())
             self._by_mid[mid] = row.id
             self.stats.published += 1
@@ -289,7 +289,7 @@ class Uplink:
         except MessageBuildError as exc:
             # A row that can never become a message is a local rejection, kept and shown.
             log.error("%s", exc)
-            self.store.mark_acked(
+            self.store.outbox.mark_acked(
                 row.id,
                 code="AR",
                 text=f"local: {exc}",
@@ -299,7 +299,7 @@ class Uplink:
             )
             self.stats.rejected += 1
             return None
-        self.store.set_payload(row.id, payload)
+        self.store.outbox.set_payload(row.id, payload)
         return payload
 
     @staticmethod

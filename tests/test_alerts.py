@@ -25,7 +25,7 @@ from edge_agent.local_broker import LocalBroker
 from edge_agent.model import Decoded, DeviceAlarm, Frame, Reading
 from edge_agent.recorder import Recorder
 from edge_agent.rules.engine import ClinicalRules
-from edge_agent.store import Store
+from edge_agent.store import StoreWriter
 from sync import topics
 from sync.gateway.service import Gateway
 from sync.gateway.store import GatewayStore
@@ -52,7 +52,7 @@ class Box:
     """A store and a recorder with the rules, recording frames as the daemon does."""
 
     def __init__(self, path: Path) -> None:
-        self.store = Store.open(path)
+        self.store = StoreWriter.open(path)
         self.clock = SystemClock.create()
         self.recorder = Recorder(self.store, rules=ClinicalRules(news2_window_s=900))
 
@@ -69,7 +69,7 @@ class Box:
         ).fetchall()
 
     def message(self, outbox_id: str) -> str:
-        row = self.store.outbox_row(outbox_id)
+        row = self.store.outbox.get(outbox_id)
         assert row is not None
         return build_message(
             self.store, row, agent_id=AGENT, tz="Asia/Shanghai", now_wall_ns=self.clock.wall_ns()
@@ -97,7 +97,7 @@ def box(tmp_path: Path) -> Box:
 def test_an_urgent_bp_is_one_alert_while_it_lasts_and_ends_when_it_goes(box: Box) -> None:
     box.record("cuff-1", "ble-bp", bp(185, 95))
     box.record("cuff-1", "ble-bp", bp(192, 112))  # still urgent: the same alert, seen again
-    (alert,) = box.store.alerts()
+    (alert,) = box.store.alerts.recent()
     assert (alert.code, alert.priority, alert.state, alert.source) == (
         "RULE_BP_URGENT",
         "high",
@@ -108,19 +108,19 @@ def test_an_urgent_bp_is_one_alert_while_it_lasts_and_ends_when_it_goes(box: Box
     assert alert.text == "收缩压 185 mmHg ≥ 180 mmHg，需紧急转诊"
     assert alert.last_seen_wall_ns is not None and alert.last_seen_wall_ns > alert.raised_wall_ns
     box.record("cuff-1", "ble-bp", bp(150, 92))  # below the urgent thresholds: gone
-    assert box.store.alerts() == []
+    assert box.store.alerts.recent() == []
     assert box.alert_messages() == [
         ("RULE_BP_URGENT", "start", "pending"),
         ("RULE_BP_URGENT", "end", "pending"),
     ]
-    rows = [r for r in box.store.due_outbox(box.clock.wall_ns() + 1, 20) if r.kind == KIND_ORU_R40]
+    rows = [r for r in box.store.outbox.due(box.clock.wall_ns() + 1, 20) if r.kind == KIND_ORU_R40]
     assert {r.priority for r in rows} == {PRIORITY_ALERT}
 
 
 def test_an_alert_message_is_pcd04_and_reads_back(box: Box) -> None:
     box.record("cuff-1", "ble-bp", bp(185, 95))
     (start,) = [
-        r for r in box.store.due_outbox(box.clock.wall_ns() + 1, 20) if r.kind == KIND_ORU_R40
+        r for r in box.store.outbox.due(box.clock.wall_ns() + 1, 20) if r.kind == KIND_ORU_R40
     ]
     text = box.message(start.id)
     assert "|ORU^R40^ORU_R01|" in text
@@ -158,7 +158,7 @@ def test_a_hypoglycaemia_and_its_recovery(box: Box) -> None:
         ("RULE_GLU_HIGH_URGENT", "start"),
     ]
     box.record("glu-1", "ble-glucose", glucose("6.1", "meal:fasting", "control-solution"))
-    assert [a.code for a in box.store.alerts()] == ["RULE_GLU_HIGH_URGENT"]  # a meter check
+    assert [a.code for a in box.store.alerts.recent()] == ["RULE_GLU_HIGH_URGENT"]  # a meter check
 
 
 def test_a_device_alarm_is_raised_once_and_ended_when_the_device_drops_it(box: Box) -> None:
@@ -182,7 +182,7 @@ def test_news2_from_the_monitor_raises_an_alert_naming_what_is_missing(box: Box)
         )
     )
     box.record("monitor-1", "intellivue", vitals)
-    news = [a for a in box.store.alerts() if a.code.startswith("NEWS2")]
+    news = [a for a in box.store.alerts.recent() if a.code.startswith("NEWS2")]
     assert [(a.code, a.priority, a.value) for a in news] == [("NEWS2_HIGH", "high", "9")]
     assert news[0].text.startswith("NEWS2 9分，高风险") and "缺" in news[0].text
     assert "missing air_or_oxygen" in (news[0].text_en or "")
@@ -293,7 +293,7 @@ def test_the_crews_observations_complete_news2_and_move_its_alert(tmp_path: Path
             )
         ),
     )
-    assert [a.code for a in b.store.alerts()] == ["NEWS2_LOW_MEDIUM"]  # SpO2 90 on scale 1
+    assert [a.code for a in b.store.alerts.recent()] == ["NEWS2_LOW_MEDIUM"]  # SpO2 90 on scale 1
     b.store.close()
 
     def observe(*args: str) -> dict[str, object]:
@@ -318,16 +318,16 @@ def test_the_crews_observations_complete_news2_and_move_its_alert(tmp_path: Path
 
     news = observe("--spo2-scale", "2", "--air", "--acvpu", "A", "--user", "张医生")
     assert (news["score"], news["risk"], news["complete"], news["scale"]) == (1, "low", True, 2)
-    store = Store.open(tmp_path / "agent" / "edge-agent.sqlite3")
+    store = StoreWriter.open(tmp_path / "agent" / "edge-agent.sqlite3")
     try:
-        assert store.alerts() == []  # the low-medium alert has ended
+        assert store.alerts.recent() == []  # the low-medium alert has ended
     finally:
         store.close()
     news = observe("--acvpu", "c")  # the scale stays with the patient
     assert (news["score"], news["risk"], news["scale"]) == (4, "low-medium", 2)
-    store = Store.open(tmp_path / "agent" / "edge-agent.sqlite3")
+    store = StoreWriter.open(tmp_path / "agent" / "edge-agent.sqlite3")
     try:
-        assert [a.code for a in store.alerts()] == ["NEWS2_LOW_MEDIUM"]
+        assert [a.code for a in store.alerts.recent()] == ["NEWS2_LOW_MEDIUM"]
     finally:
         store.close()
 
@@ -346,7 +346,7 @@ def test_alert_type_says_whether_it_is_about_the_patient_or_the_device(box: Box)
     }
     box.record("monitor-1", "masimo-ascii", Decoded(readings=(spo2,), alarms=decoded.alarms))
     kinds = {}
-    for row in box.store.due_outbox(box.clock.wall_ns() + 1, 20):
+    for row in box.store.outbox.due(box.clock.wall_ns() + 1, 20):
         if row.kind == KIND_ORU_R40:
             alert = parse_inbound(box.message(row.id)).alert
             assert alert is not None

@@ -522,7 +522,7 @@ async def test_resent_records_are_stored_once(tmp_path: Path) -> None:
     """A meter that only knows "all records" resends everything: the store keeps one copy."""
     from edge_agent.clock import SystemClock
     from edge_agent.recorder import Recorder
-    from edge_agent.store import Store
+    from edge_agent.store import StoreWriter
 
     meter = SimulatedMeter(records=4, seed=9, supports_since=False)
     downloads = glucose.RecordDownloads()
@@ -532,7 +532,7 @@ async def test_resent_records_are_stored_once(tmp_path: Path) -> None:
     assert meter.requests == [frame("01 01"), frame("01 03 01 0500"), frame("01 01")]
     assert second.measurements() == [1, 2, 3, 4, 5] and downloads.errors == []
 
-    store = Store.open(tmp_path / "agent.db")
+    store = StoreWriter.open(tmp_path / "agent.db")
     clock = SystemClock(boot_id="b")
     recorder = Recorder(store)
     decoder_for = registry.driver("ble-glucose").decoders()  # this meter's own
@@ -551,7 +551,7 @@ async def test_resent_records_are_stored_once(tmp_path: Path) -> None:
                 dedup_key=key,
             )
             outcomes.append(recorder.record(item, decoder_for(channel)).outcome)
-        rows = store.db.execute(
+        rows = store.conn.execute(
             "SELECT flags FROM observation WHERE metric LIKE 'MDC_CONC_GLU%' ORDER BY id"
         ).fetchall()
         glucose_rows = len(rows)

@@ -256,11 +256,11 @@ def test_a_personal_reading_without_a_visit_waits_for_a_doctor(station: Path) ->
     from edge_agent.config import load
     from edge_agent.model import Frame
     from edge_agent.recorder import Recorder
-    from edge_agent.store import Store
+    from edge_agent.store import StoreWriter
 
     cfg = load(station)
     clock = SystemClock(boot_id="b")
-    store = Store.open(cfg.agent.db_path)
+    store = StoreWriter.open(cfg.agent.db_path)
     cuff = blood_pressure.encode_measurement(Decimal(150), Decimal(95), Decimal(113))
     monitor_line = b"11/22/26 10:00:05 SPO2=097% BPM=072"
     from device_drivers.serial.masimo import decode_line
@@ -271,9 +271,9 @@ def test_a_personal_reading_without_a_visit_waits_for_a_doctor(station: Path) ->
     recorder = Recorder(store)
     held = recorder.record(frame("cuff-1", "ble-bp", cuff), blood_pressure.decode_measurement)
     sent = recorder.record(frame("monitor-1", "masimo-ascii", monitor_line), decode_line)
-    counts = store.outbox_counts()
+    counts = store.outbox.counts()
     assert (counts["held"], counts["pending"]) == (1, 1)  # the monitor's goes up regardless
-    assert [r.id for r in store.due_outbox(clock.wall_ns(), 10)] == [sent.message_id]
+    assert [r.id for r in store.outbox.due(clock.wall_ns(), 10)] == [sent.message_id]
     store.close()
 
     rows = [json.loads(x) for x in cli(station, "readings", "unassigned").stdout.splitlines()]
@@ -291,12 +291,12 @@ def test_a_personal_reading_without_a_visit_waits_for_a_doctor(station: Path) ->
     ok = cli(station, "readings", "assign", "--national-id", nid, str(held.raw_frame_id), "999")
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout) == {"assigned": 1}
-    store = Store.open(cfg.agent.db_path)
+    store = StoreWriter.open(cfg.agent.db_path)
     try:
-        assert store.outbox_counts()["held"] == 0
-        bound = store.observations_for_frame(held.raw_frame_id)
+        assert store.outbox.counts()["held"] == 0
+        bound = store.frames.observations(held.raw_frame_id)
         assert all(o.encounter_id is not None for o in bound)
-        open_visit = store.current_encounter("cuff-1")
+        open_visit = store.patients.current_encounter("cuff-1")
         assert open_visit is None  # the recorded visit is closed: later readings still wait
     finally:
         store.close()
@@ -376,7 +376,7 @@ def test_a_replayed_time_stamped_reading_is_recorded_once(tmp_path: Path) -> Non
     from edge_agent.clock import SystemClock
     from edge_agent.model import Frame
     from edge_agent.recorder import Recorder
-    from edge_agent.store import Store
+    from edge_agent.store import StoreWriter
 
     key = driver("ble-bp").dedup_key
     assert key is not None
@@ -387,7 +387,7 @@ def test_a_replayed_time_stamped_reading_is_recorded_once(tmp_path: Path) -> Non
     uuid = blood_pressure.MEASUREMENT_UUID
     assert key(uuid, plain) is None  # two equal readings without a time may both be real
     clock = SystemClock(boot_id="b")
-    store = Store.open(tmp_path / "a.sqlite3")
+    store = StoreWriter.open(tmp_path / "a.sqlite3")
     recorder = Recorder(store)
     outcomes = [
         recorder.record(

@@ -44,7 +44,7 @@ from edge_agent.daemon import bootstrap
 from edge_agent.devices import runtime_for
 from edge_agent.model import Frame
 from edge_agent.recorder import PROGRESS_FLAG, Recorder
-from edge_agent.store import Store
+from edge_agent.store import StoreWriter
 
 SERIAL_DRIVERS = sorted(d.id for d in registry.DRIVERS.values() if d.transport == "serial")
 START = dt.datetime(2026, 11, 22, 10, 0, 0)
@@ -306,7 +306,7 @@ def live(driver: str, reads: list[bytes], db: Path) -> list[dict[str, object]]:
     framer = spec.framer()
     decoder = spec.decoders(None, None)(None)
     clock = SystemClock(boot_id="b")
-    store = Store.open(db)
+    store = StoreWriter.open(db)
     try:
         recorder = Recorder(store)
         batch: list[tuple[Frame, Callable[[bytes], object]]] = []
@@ -319,7 +319,7 @@ def live(driver: str, reads: list[bytes], db: Path) -> list[dict[str, object]]:
             batch = []
         return [
             *stored_readings(db),
-            {"quarantined": store.quarantine_count()},
+            {"quarantined": store.quarantine.count()},
         ]
     finally:
         store.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.store import Store
+from edge_agent.store import StoreWriter
 
 EDGE_AGENT = Path(sys.executable).with_name("edge-agent")
 
@@ -46,7 +46,7 @@ allow_insecure = true
 """,
         encoding="utf-8",
     )
-    Store.open(tmp_path / "data" / "edge-agent.sqlite3").close()
+    StoreWriter.open(tmp_path / "data" / "edge-agent.sqlite3").close()
     return cfg
 
 

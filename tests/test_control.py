@@ -30,7 +30,7 @@ from edge_agent.config import from_dict
 from edge_agent.model import Decoded, Frame, Reading
 from edge_agent.recorder import Recorder
 from edge_agent.rules.engine import ClinicalRules
-from edge_agent.store import Store
+from edge_agent.store import StoreWriter
 
 CLOCK = SystemClock(boot_id="control-test")
 ME = pwd.getpwuid(os.getuid()).pw_name
@@ -42,7 +42,7 @@ class Served:
 
     def __init__(self, tmp: Path, **server_options: Any) -> None:
         self.db = tmp / "data" / "edge-agent.sqlite3"
-        self.store = Store.open(self.db)
+        self.store = StoreWriter.open(self.db)
         config = from_dict(
             {
                 "agent": {"id": "box-1", "data_dir": str(tmp / "data")},
@@ -81,7 +81,7 @@ class Served:
         self.store.close()
 
 
-def seed(store: Store) -> int:
+def seed(store: StoreWriter) -> int:
     """A resident, an open visit and one urgent-BP alert to act on; the alert's id."""
     from edge_agent import patients
 
@@ -95,7 +95,7 @@ def seed(store: Store) -> int:
     )
     frame = Frame("cuff-1", "ble-bp", b"bp", CLOCK.wall_ns(), CLOCK.mono_ns(), CLOCK.boot_id)
     Recorder(store, rules=ClinicalRules()).record(frame, lambda _: decoded)
-    (alert,) = store.alerts()
+    (alert,) = store.alerts.recent()
     return alert.id
 
 
@@ -144,7 +144,7 @@ def test_an_operation_is_done_for_the_os_user_of_the_peer(served: Served) -> Non
     alert_id = seed(served.store)
     result = control.call(served.path, "alerts.ack", {"id": alert_id})
     assert (result["id"], result["ack_user"], result["state"]) == (alert_id, ME, "acknowledged")
-    log = served.store.operations()
+    log = served.store.operation_log.recent()
     assert [(o["op"], o["user"], o["uid"], o["subject"]) for o in log] == [
         ("alerts.ack", ME, os.getuid(), f"alert:{alert_id}")
     ]
@@ -290,11 +290,11 @@ _LINES = st.one_of(
 def test_random_input_gets_one_answer_per_line_or_a_close(
     served: Served, lines: list[bytes]
 ) -> None:
-    if not served.store.patients():
+    if not served.store.patients.all():
         seed(served.store)
     data = b"".join(line.replace(b"\n", b" ") + b"\n" for line in lines)
     before = dump(served.db)
-    logged_before = len(served.store.operations(10_000))
+    logged_before = len(served.store.operation_log.recent(10_000))
     answers = exchange(served.path, data)
     assert len(answers) == len(lines)  # one answer per line, none lost or doubled
     succeeded = 0
@@ -306,7 +306,7 @@ def test_random_input_gets_one_answer_per_line_or_a_close(
             succeeded += 1
         else:
             assert body["status"] in (1, 2) and "\n" not in body["error"]
-    logged = len(served.store.operations(10_000)) - logged_before
+    logged = len(served.store.operation_log.recent(10_000)) - logged_before
     if not succeeded:
         assert dump(served.db) == before
     else:

@@ -33,7 +33,7 @@ def agent_counts(db: Path) -> dict[str, int]:
         return empty
     store = open_readonly(db)
     try:
-        return store.outbox_counts()
+        return store.outbox.counts()
     except sqlite3.OperationalError:
         return empty  # the agent has created the file but not yet its schema
     finally:
@@ -103,9 +103,9 @@ def test_pty_and_ble_to_gateway_exactly_once(chain: DemoChain) -> None:
     assert summary.quarantined > 0
     store = open_readonly(chain.agent_db)
     try:
-        drivers = {d["id"]: d for d in store.devices()}
+        drivers = {d["id"]: d for d in store.devices.all()}
         assert drivers["monitor-1"]["frames"] > 0 and drivers["cuff-1"]["frames"] > 0
-        metrics = {o.metric for o in store.latest_observations(500)}
+        metrics = {o.metric for o in store.frames.latest_observations(500)}
     finally:
         store.close()
     assert {"MDC_PULS_OXIM_SAT_O2", "MDC_PRESS_BLD_NONINV_SYS"} <= metrics
@@ -276,7 +276,7 @@ def test_gateway_rejection_is_kept_and_shown(tmp_path: Path, broker: LocalBroker
         chain.stop()
     store = open_readonly(chain.agent_db)
     try:
-        rejected = store.rejected_outbox()
+        rejected = store.outbox.rejected()
     finally:
         store.close()
     assert rejected[0]["id"] == "BROKEN-0001" and rejected[0]["ack_code"] in ("AE", "AR")
@@ -328,9 +328,9 @@ def test_every_simulated_monitor_reaches_the_county(tmp_path: Path, broker: Loca
     assert_exactly_once(chain.agent_db, chain.gateway_db)
     store = open_readonly(chain.agent_db)
     try:
-        waves = store.waveform_stats()
-        metrics = {o.metric for o in store.latest_by_metric()}
-        states = {d["id"]: d["state"] for d in store.devices()}
+        waves = store.frames.waveform_stats()
+        metrics = {o.metric for o in store.frames.latest_by_metric()}
+        states = {d["id"]: d["state"] for d in store.devices.all()}
     finally:
         store.close()
     assert waves["segments"] > 0 and waves["bytes"] < waves["samples"] * 2  # < raw int16

@@ -624,7 +624,7 @@ async def test_a_cart_folder_through_the_agent_records_each_ecg_once(tmp_path: P
 
     from edge_agent.clock import SystemClock
     from edge_agent.daemon import Agent, DeviceRuntime
-    from edge_agent.store import Store
+    from edge_agent.store import StoreWriter
 
     cfg = config.embedded_defaults(data_dir=tmp_path / "data", broker="mqtt://127.0.0.1:1")
     share = tmp_path / "share"
@@ -640,7 +640,7 @@ async def test_a_cart_folder_through_the_agent_records_each_ecg_once(tmp_path: P
 
         def stop(self, **_: object) -> None: ...
 
-    store = Store.open(cfg.agent.db_path)
+    store = StoreWriter.open(cfg.agent.db_path)
     agent = Agent(cfg, store, SystemClock(boot_id="b"), [device], lambda _on_event: NoLink())  # type: ignore[arg-type,return-value]
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))

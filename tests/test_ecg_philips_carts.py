@@ -41,7 +41,7 @@ from device_drivers.ecg.record import MAX_AGE, STANDARD_LEADS, limb_lead_errors
 from edge_agent.clock import SystemClock
 from edge_agent.model import DecodeError, Frame, RecordingContext
 from edge_agent.recorder import Recorder
-from edge_agent.store import Store
+from edge_agent.store import StoreWriter
 from sync.gateway import ecg_sheet
 from sync.gateway.ecg import ecg_from_message
 from sync.hl7.inbound import parse_inbound
@@ -519,7 +519,7 @@ def test_our_writer_keeps_model_sex_and_age(version: str) -> None:
 
 
 def test_a_carts_file_reaches_the_gateways_sheet(tmp_path: Path) -> None:
-    store = Store.open(tmp_path / "agent.db")
+    store = StoreWriter.open(tmp_path / "agent.db")
     clock = SystemClock.create()
     data = heartstart_103(PAYLOAD)
     frame = Frame(
@@ -530,8 +530,8 @@ def test_a_carts_file_reaches_the_gateways_sheet(tmp_path: Path) -> None:
             done = Recorder(store).record(frame, px.decode_philips_xml)
         assert done.outcome == "decoded"
         context = RecordingContext("HeartstartMRx", "M", 50, "MDC_DIM_YR")
-        assert store.ecg_context_for_frame(done.raw_frame_id) == context
-        row = next(r for r in store.due_outbox(clock.wall_ns() + 1, 10) if r.kind == "oru_r01")
+        assert store.ecg.context(done.raw_frame_id) == context
+        row = next(r for r in store.outbox.due(clock.wall_ns() + 1, 10) if r.kind == "oru_r01")
         text = build_message(
             store, row, agent_id="amb-017", tz="Asia/Shanghai", now_wall_ns=clock.wall_ns()
         )

@@ -35,7 +35,7 @@ from edge_agent.recorder import (
     Recorder,
 )
 from edge_agent.stemi import acute_mi_statement
-from edge_agent.store import Store
+from edge_agent.store import StoreWriter
 from sync import topics
 from sync.gateway.ecg import NotAnEcg, ecg_from_message
 from sync.gateway.service import _inflate
@@ -216,21 +216,21 @@ def ecg_frame(clock: SystemClock, data: bytes = b"<file bytes>") -> Frame:
 
 
 def test_a_12_lead_is_stored_whole_and_queued_ahead_of_vitals(tmp_path: Path) -> None:
-    store = Store.open(tmp_path / "agent.db")
+    store = StoreWriter.open(tmp_path / "agent.db")
     clock = SystemClock.create()
     record = twelve_lead(2.0)
     try:
         recorder = Recorder(store)
         with store.transaction():
             done = recorder.record(ecg_frame(clock), lambda _b: to_decoded(record))
-        row = store.outbox_row(done.message_id or "")
+        row = store.outbox.get(done.message_id or "")
         assert row is not None and row.priority == PRIORITY_ECG
-        stored = store.waveforms_for_frame(done.raw_frame_id)
+        stored = store.frames.waveforms(done.raw_frame_id)
         assert {w.metric: w.samples for w in stored} == {
             w.metric: w.samples for w in to_decoded(record).waveforms
         }
-        assert [s.text for s in store.statements_for_frame(done.raw_frame_id)] == ["Sinus rhythm"]
-        assert store.prealerts() == []
+        assert [s.text for s in store.ecg.statements(done.raw_frame_id)] == ["Sinus rhythm"]
+        assert store.prealerts.recent() == []
         text = build_message(
             store, row, agent_id="amb-017", tz="Asia/Shanghai", now_wall_ns=clock.wall_ns()
         )
@@ -242,7 +242,7 @@ def test_a_12_lead_is_stored_whole_and_queued_ahead_of_vitals(tmp_path: Path) ->
 
 
 def test_a_stemi_12_lead_raises_the_alarm_and_a_pre_arrival_notice_first(tmp_path: Path) -> None:
-    store = Store.open(tmp_path / "agent.db")
+    store = StoreWriter.open(tmp_path / "agent.db")
     clock = SystemClock.create()
     record = twelve_lead(
         1.0, statements=("Sinus rhythm", "Anterior infarct, possibly acute", "*** ACUTE MI ***")
@@ -250,12 +250,12 @@ def test_a_stemi_12_lead_raises_the_alarm_and_a_pre_arrival_notice_first(tmp_pat
     try:
         with store.transaction():
             done = Recorder(store).record(ecg_frame(clock), lambda _b: to_decoded(record))
-        due = store.due_outbox(clock.wall_ns() + 1, 10)
+        due = store.outbox.due(clock.wall_ns() + 1, 10)
         assert [r.priority for r in due] == [PRIORITY_STEMI, PRIORITY_STEMI, PRIORITY_STEMI]
         assert sorted(r.kind for r in due) == sorted(["oru_r01", KIND_ADT_A14, "oru_r40"])
         alerts = store.conn.execute("SELECT code, priority, text_en FROM alert").fetchall()
         assert alerts == [(STEMI_ALARM_CODE, "high", "12-lead: Anterior infarct, possibly acute")]
-        (notice,) = store.prealerts()
+        (notice,) = store.prealerts.recent()
         assert notice.stemi and notice.source == "ecg" and notice.ecg_frame_id == done.raw_frame_id
         adt = next(r for r in due if r.kind == KIND_ADT_A14)
         text = build_message(
@@ -274,7 +274,7 @@ def test_a_stemi_12_lead_raises_the_alarm_and_a_pre_arrival_notice_first(tmp_pat
 def test_an_ecg_file_without_leads_is_kept_but_not_sent(tmp_path: Path) -> None:
     from edge_agent.model import Decoded
 
-    store = Store.open(tmp_path / "agent.db")
+    store = StoreWriter.open(tmp_path / "agent.db")
     clock = SystemClock.create()
     try:
         with store.transaction():

@@ -12,7 +12,7 @@ from edge_agent.clock import SystemClock
 from edge_agent.model import Decoded, Frame, Reading
 from edge_agent.patients import register, start_visit
 from edge_agent.recorder import Recorder
-from edge_agent.store import Store
+from edge_agent.store import StoreWriter
 
 NID = "11010519491231002X"
 
@@ -29,12 +29,12 @@ def _box(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _record(db: Path, *readings: Reading, visit: bool = True) -> None:
-    store = Store.open(db)
+    store = StoreWriter.open(db)
     clock = SystemClock.create()
     try:
-        if visit and store.patient_by_national_id(NID) is None:
+        if visit and store.patients.by_national_id(NID) is None:
             register(store, clock, national_id_number=NID, name="王秀英")
-        if visit and store.current_encounter("cuff-1") is None:
+        if visit and store.patients.current_encounter("cuff-1") is None:
             start_visit(store, clock, national_id_number=NID, patient_class="O")
         frame = Frame("cuff-1", "ble-bp", b"f", clock.wall_ns(), clock.mono_ns(), clock.boot_id)
         with store.transaction():

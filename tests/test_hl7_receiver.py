@@ -30,7 +30,7 @@ from edge_agent.clock import SystemClock
 from edge_agent.model import HELD_PATIENT_CONFLICT, OUTBOX_HELD, Decoded, Frame
 from edge_agent.recorder import Recorded, Recorder
 from edge_agent.rules.engine import ClinicalRules
-from edge_agent.store import Store
+from edge_agent.store import StoreWriter
 from sync.hl7 import eui64
 from sync.hl7.ack import build_ack
 from sync.hl7.inbound import parse_inbound
@@ -46,7 +46,7 @@ EUI64_EI = re.compile(r"([0-9A-F]{16})\^\^\1\^EUI-64")
 class Box:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.store = Store.open(path)
+        self.store = StoreWriter.open(path)
         self.clock = SystemClock.create()
         self.recorder = Recorder(self.store, rules=ClinicalRules(news2_window_s=900))
 
@@ -63,7 +63,7 @@ class Box:
         )
 
     def build(self, message_id: str) -> str:
-        row = self.store.outbox_row(message_id)
+        row = self.store.outbox.get(message_id)
         assert row is not None
         text = build_message(
             self.store, row, agent_id=AGENT, tz="Asia/Shanghai", now_wall_ns=self.clock.wall_ns()
@@ -236,7 +236,7 @@ def test_every_device_has_a_stable_eui64(tmp_path: Path) -> None:
     (derived, kept, the same after a restart), a BLE cuff (its address, EUI-48 -> 64) and
     an MLLP monitor (its own, from MSH-3)."""
     b = Box(tmp_path / "agent.db")
-    b.store.upsert_device("cuff-1", driver="ble-bp", transport="ble", address="C4:7C:8D:6A:00:17")
+    b.store.devices.upsert("cuff-1", driver="ble-bp", transport="ble", address="C4:7C:8D:6A:00:17")
     from device_drivers.ble.blood_pressure import MEASUREMENT_UUID
 
     # GATT Blood Pressure Measurement (0x2A35): flags time stamp + pulse, 120/80/96 mmHg
@@ -254,15 +254,15 @@ def test_every_device_has_a_stable_eui64(tmp_path: Path) -> None:
         assert len(obx18) == 1 and EUI64_EI.fullmatch(obx18.pop() or "")
         equipment.append(fields(b.build(rec.message_id), "OBX")[0][18].split("^")[0])
     assert equipment == [_derived(AGENT, "monitor-1"), "C47C8DFFFE6A0017", "00A037009B000001"]
-    kept = b.store.device("monitor-1")
-    assert kept is not None and (kept["eui64"], kept["eui64_source"]) == (equipment[0], "derived")
+    kept = b.store.devices.get("monitor-1")
+    assert kept is not None and (kept.eui64, kept.eui64_source) == (equipment[0], "derived")
     b.store.close()
     # A restart (and a rename of the box) keeps the EUI-64 once made.
     again = Box(tmp_path / "agent.db")
     try:
         rec = again.record("monitor-1", "masimo-ascii", masimo_line(), decoder("masimo-ascii"))
         assert rec.message_id is not None
-        row = again.store.outbox_row(rec.message_id)
+        row = again.store.outbox.get(rec.message_id)
         assert row is not None
         text = build_message(
             again.store, row, agent_id="renamed-1", tz="Asia/Shanghai", now_wall_ns=0
@@ -327,7 +327,7 @@ def test_a_monitors_pid_naming_the_visits_resident_goes_with_the_visit(box: Box)
     pid = f"PID|||{RESIDENT[0]}^^^CHN^NNCHN||王^秀英"
     rec = box.record("mllp-1", "hl7-mllp", mllp_message("F2", pid, [SPO2_ROW]), decoder("hl7-mllp"))
     assert rec.message_id is not None
-    row = box.store.outbox_row(rec.message_id)
+    row = box.store.outbox.get(rec.message_id)
     assert row is not None and row.status == "pending"
     assert fields(box.build(rec.message_id), "PID")[0][3] == f"{RESIDENT[0]}^^^CHN^NNCHN"
 
@@ -347,9 +347,9 @@ def test_a_monitor_naming_someone_else_is_held_for_the_crew_to_assign(tmp_path: 
     pid = f"PID|||{OTHER[0]}||李^四"
     rec = b.record("mllp-1", "hl7-mllp", mllp_message("H1", pid, [SPO2_ROW]), decoder("hl7-mllp"))
     assert rec.message_id is not None
-    row = b.store.outbox_row(rec.message_id)
+    row = b.store.outbox.get(rec.message_id)
     assert row is not None and row.status == OUTBOX_HELD
-    assert [o.encounter_id for o in b.store.observations_for_frame(rec.raw_frame_id)] == [None]
+    assert [o.encounter_id for o in b.store.frames.observations(rec.raw_frame_id)] == [None]
     assert fields(b.build(rec.message_id), "PID") == []  # nobody's until assigned
     b.store.close()
 
@@ -373,7 +373,7 @@ def test_a_monitor_naming_someone_else_is_held_for_the_crew_to_assign(tmp_path: 
     cli("readings", "assign", "--national-id", OTHER[0], str(held["frame_id"]))
     b = Box(data_dir / "edge-agent.sqlite3")
     try:
-        row = b.store.outbox_row(rec.message_id)
+        row = b.store.outbox.get(rec.message_id)
         assert row is not None and row.status == "pending"
         assert fields(b.build(rec.message_id), "PID")[0][3] == f"{OTHER[0]}^^^CHN^NNCHN"
     finally:
@@ -386,12 +386,12 @@ def test_an_alert_the_crew_raised_adds_no_device(box: Box) -> None:
     box.record("monitor-1", "masimo-ascii", masimo_line(84), decoder("masimo-ascii"))
     stamp = Frame("*", "crew", b"", box.clock.wall_ns(), box.clock.mono_ns(), "boot")
     rules = ClinicalRules(news2_window_s=900)
-    box.store.add_news2_observation(
+    box.store.patients.add_news2_observation(
         "station", scale=None, oxygen=None, acvpu="C", by="crew", wall_ns=stamp.received_wall_ns
     )
     rules.reassess_news2(box.store, stamp, None)
-    crew_alerts = [a for a in box.store.alerts(include_cleared=True) if a.device_id == "*"]
+    crew_alerts = [a for a in box.store.alerts.recent(include_cleared=True) if a.device_id == "*"]
     assert crew_alerts
     for message in box.messages(KIND_ORU_R40):
         assert EUI64_EI.fullmatch(fields(message, "OBX")[0][18])
-    assert {d["id"] for d in box.store.devices()} == {"monitor-1"}
+    assert {d["id"] for d in box.store.devices.all()} == {"monitor-1"}

@@ -112,8 +112,8 @@ def attackers(n: int) -> list[str]:
 
 
 def recorded_frames(agent: Agent) -> int:
-    device = agent.store.device("mllp-1")
-    return int(device["frames"]) if device else 0
+    device = agent.store.devices.get("mllp-1")
+    return device.frames if device else 0
 
 
 async def test_a_monitor_gets_in_past_1000_idle_connections_and_stays(
@@ -226,7 +226,8 @@ async def test_a_slowloris_is_ended_by_the_message_deadline(
         assert 1.0 <= elapsed < 3.0, elapsed
 
         def detail() -> str:
-            return (agent.store.device("mllp-1") or {}).get("state_detail") or ""
+            device = agent.store.devices.get("mllp-1")
+            return (device.state_detail if device else None) or ""
 
         await until(lambda: "no whole message within 1 s" in detail(), 10, "the device state")
         assert "no whole message within 1 s" in detail()

@@ -23,7 +23,7 @@ from edge_agent import quarantine
 from edge_agent.model import Decoded, DecodeError, Frame, Reading
 from edge_agent.quarantine import QuarantineBudget, RejectWatch, reason_key
 from edge_agent.recorder import LINE_DRIVERS, Recorder
-from edge_agent.store import Store
+from edge_agent.store import StoreWriter
 
 SECOND = 1_000_000_000
 
@@ -43,17 +43,17 @@ def bad(data: bytes) -> Decoded:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store.open(tmp_path / "agent.sqlite3")
+def store(tmp_path: Path) -> StoreWriter:
+    s = StoreWriter.open(tmp_path / "agent.sqlite3")
     yield s
     s.close()
 
 
-def rows(store: Store, table: str) -> int:
+def rows(store: StoreWriter, table: str) -> int:
     return int(store.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
 
-def test_only_the_first_bad_frames_and_a_sample_keep_their_bytes(store: Store) -> None:
+def test_only_the_first_bad_frames_and_a_sample_keep_their_bytes(store: StoreWriter) -> None:
     budget = QuarantineBudget(keep_first=3, sample_every_s=60, keep_max=5)
     recorder = Recorder(store, quarantine=budget)
     results = [recorder.record(frame(bytes([i, 1, 2, 3]), i), bad) for i in range(100)]
@@ -62,15 +62,15 @@ def test_only_the_first_bad_frames_and_a_sample_keep_their_bytes(store: Store) -
     # 0-2 the first three; 3 the first sample; 63 the next, a minute later; then the cap
     assert kept == [0, 1, 2, 3, 63]
     assert rows(store, "quarantine") == rows(store, "raw_frame") == 5
-    assert [r["data_hex"] for r in store.recent_quarantine()][-1] == "00010203"
-    (tally,) = store.quarantine_reasons()
+    assert [r["data_hex"] for r in store.quarantine.recent()][-1] == "00010203"
+    (tally,) = store.quarantine.reasons()
     assert (tally["frames"], tally["kept"], tally["bytes"]) == (100, 5, 400)
     assert tally["reason"] == "checksum 0x…, expected 0x… in '…'"
     assert tally["last_reason"] == "checksum 0x63, expected 0x17 in '63010203'"
-    assert store.quarantine_counts() == {"kept": 5, "counted": 95}
-    assert store.quarantine_count() == 100
-    dev = store.device("spo2-1")
-    assert dev is not None and (dev["frames"], dev["quarantined"]) == (100, 100)
+    assert store.quarantine.counts() == {"kept": 5, "counted": 95}
+    assert store.quarantine.count() == 100
+    dev = store.devices.get("spo2-1")
+    assert dev is not None and (dev.frames, dev.quarantined) == (100, 100)
     # a frame that decodes is kept whole, whatever the budget says
     ok = recorder.record(frame(b"good", 101), good)
     assert ok.outcome == "decoded" and ok.raw_frame_id is not None
@@ -80,7 +80,7 @@ def test_only_the_first_bad_frames_and_a_sample_keep_their_bytes(store: Store) -
     assert stored.fetchone() == (b"good", "decoded")
 
 
-def test_the_budget_survives_a_restart_and_is_per_device(store: Store) -> None:
+def test_the_budget_survives_a_restart_and_is_per_device(store: StoreWriter) -> None:
     first = Recorder(store, quarantine=QuarantineBudget(keep_first=2, keep_max=2))
     for i in range(4):
         first.record(frame(b"\x01", i), bad)
@@ -90,10 +90,10 @@ def test_the_budget_survives_a_restart_and_is_per_device(store: Store) -> None:
     # another device has its own budget
     other = again.record(frame(b"\x03", 11, device="spo2-2"), bad)
     assert other.raw_frame_id is not None
-    assert store.quarantine_counts() == {"kept": 3, "counted": 3}
+    assert store.quarantine.counts() == {"kept": 3, "counted": 3}
 
 
-def test_reasons_are_counted_by_kind_and_their_number_is_capped(store: Store) -> None:
+def test_reasons_are_counted_by_kind_and_their_number_is_capped(store: StoreWriter) -> None:
     recorder = Recorder(store, quarantine=QuarantineBudget(keep_first=0, keep_max=0))
 
     def quoting(data: bytes) -> Decoded:
@@ -103,7 +103,7 @@ def test_reasons_are_counted_by_kind_and_their_number_is_capped(store: Store) ->
         word = "".join(chr(ord("a") + int(d)) for d in str(n))
         recorder.record(frame(word.encode(), n, driver="masimo-ascii"), quoting)
         recorder.record(frame(bytes([n]), n, driver="masimo-ascii"), bad)
-    reasons = {r["reason"]: r["frames"] for r in store.quarantine_reasons(limit=100)}
+    reasons = {r["reason"]: r["frames"] for r in store.quarantine.reasons(limit=100)}
     assert reasons == {
         "unexpected text '…' at #": quarantine.MAX_REASONS + 10,
         "checksum 0x…, expected 0x… in '…'": quarantine.MAX_REASONS + 10,
@@ -115,7 +115,7 @@ def test_reasons_are_counted_by_kind_and_their_number_is_capped(store: Store) ->
     for n in range(quarantine.MAX_REASONS + 5):
         word = "".join(chr(ord("a") + int(d)) for d in str(n))
         recorder.record(frame(word.encode(), n, device="odd-1", driver="masimo-ascii"), unique)
-    odd = [r for r in store.quarantine_reasons(limit=100) if r["device_id"] == "odd-1"]
+    odd = [r for r in store.quarantine.reasons(limit=100) if r["device_id"] == "odd-1"]
     assert len(odd) == quarantine.MAX_REASONS + 1
     assert {r["frames"] for r in odd if r["reason"] == quarantine.OTHER_REASONS} == {5}
 
@@ -128,20 +128,20 @@ def test_reason_keys_never_keep_digits_or_quoted_input(reason: str) -> None:
     assert reason_key(reason.replace("7", "3")) == key
 
 
-def line_state(store: Store, device: str = "spo2-1") -> tuple[str, str]:
-    dev = store.device(device)
+def line_state(store: StoreWriter, device: str = "spo2-1") -> tuple[str, str]:
+    dev = store.devices.get(device)
     assert dev is not None
-    return dev["state"], dev["state_detail"] or ""
+    return dev.state, dev.state_detail or ""
 
 
-def connected(store: Store, device: str = "spo2-1", driver: str = "nonin-df8") -> None:
+def connected(store: StoreWriter, device: str = "spo2-1", driver: str = "nonin-df8") -> None:
     with store.transaction():
-        store.upsert_device(device, driver=driver, transport="serial", port="/dev/ttyUSB0")
-        store.set_device_state(device, "connected", "/dev/ttyUSB0", 1)
+        store.devices.upsert(device, driver=driver, transport="serial", port="/dev/ttyUSB0")
+        store.devices.set_state(device, "connected", "/dev/ttyUSB0", 1)
 
 
 def test_a_port_of_mostly_rejects_says_wrong_driver_or_baud_rate_until_good_frames_return(
-    store: Store,
+    store: StoreWriter,
 ) -> None:
     connected(store)
     recorder = Recorder(store)
@@ -155,7 +155,7 @@ def test_a_port_of_mostly_rejects_says_wrong_driver_or_baud_rate_until_good_fram
     assert "checksum 0x00" in detail
     # the transport reopened the port: still read wrong, so said again at the next reject
     with store.transaction():
-        store.set_device_state("spo2-1", "connected", "/dev/ttyUSB0", 2)
+        store.devices.set_state("spo2-1", "connected", "/dev/ttyUSB0", 2)
     recorder.record(frame(b"\x00", 10), bad)
     assert line_state(store)[0] == "rejecting"
     for i in range(quarantine.CLEAR_RUN - 1):
@@ -163,11 +163,11 @@ def test_a_port_of_mostly_rejects_says_wrong_driver_or_baud_rate_until_good_fram
         assert line_state(store)[0] == "rejecting"
     recorder.record(frame(b"ok", 30), good)
     assert line_state(store) == ("connected", "/dev/ttyUSB0")
-    assert store.observation_count() == quarantine.CLEAR_RUN
+    assert store.frames.observation_count() == quarantine.CLEAR_RUN
 
 
 def test_an_odd_bad_frame_is_no_verdict_and_an_unplugged_port_stays_disconnected(
-    store: Store,
+    store: StoreWriter,
 ) -> None:
     connected(store)
     recorder = Recorder(store)
@@ -178,12 +178,12 @@ def test_an_odd_bad_frame_is_no_verdict_and_an_unplugged_port_stays_disconnected
         recorder.record(frame(b"\x00", 300 + i), bad)
     assert line_state(store)[0] == "rejecting"
     with store.transaction():
-        store.set_device_state("spo2-1", "disconnected", "device gone (end of file)", 3)
+        store.devices.set_state("spo2-1", "disconnected", "device gone (end of file)", 3)
     recorder.record(frame(b"\x00", 400), bad)  # recorded after the unplug was reported
     assert line_state(store) == ("disconnected", "device gone (end of file)")
 
 
-def test_only_serial_line_drivers_are_watched(store: Store) -> None:
+def test_only_serial_line_drivers_are_watched(store: StoreWriter) -> None:
     connected(store, "cuff-1", "ble-bp")
     recorder = Recorder(store)
     for i in range(30):
@@ -225,7 +225,7 @@ def test_status_shows_kept_and_counted_and_the_line_verdict(tmp_path: Path) -> N
         '[uplink]\nbroker = "mqtt://127.0.0.1:1"\nallow_insecure = true\n',
         encoding="utf-8",
     )
-    store = Store.open(data / "edge-agent.sqlite3")
+    store = StoreWriter.open(data / "edge-agent.sqlite3")
     connected(store)
     recorder = Recorder(store, quarantine=QuarantineBudget(keep_first=4, keep_max=4))
     for i in range(40):

@@ -12,7 +12,7 @@ from edge_agent.clock import SystemClock, new_message_id
 from edge_agent.model import Decoded, DecodeError, DeviceAlarm, Frame, Reading
 from edge_agent.patients import register, start_visit
 from edge_agent.recorder import Recorder
-from edge_agent.store import Store, StoreError, open_readonly
+from edge_agent.store import StoreError, StoreWriter, open_readonly
 from edge_agent.store.schema import LATEST_VERSION, MIGRATIONS
 
 CLOCK = SystemClock(boot_id="test-boot")
@@ -40,14 +40,14 @@ def crash(_: bytes) -> Decoded:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store.open(tmp_path / "agent.sqlite3")
+def store(tmp_path: Path) -> StoreWriter:
+    s = StoreWriter.open(tmp_path / "agent.sqlite3")
     yield s
     s.close()
 
 
 def test_pragmas_and_migrations(tmp_path: Path) -> None:
-    s = Store.open(tmp_path / "a.sqlite3")
+    s = StoreWriter.open(tmp_path / "a.sqlite3")
     assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert s.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     tables = {r[0] for r in s.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -67,42 +67,42 @@ def test_pragmas_and_migrations(tmp_path: Path) -> None:
     s.conn.execute("INSERT INTO schema_version VALUES (99, 'from the future', 0)")
     s.close()
     with pytest.raises(StoreError, match="newer than this program"):
-        Store.open(tmp_path / "a.sqlite3")
+        StoreWriter.open(tmp_path / "a.sqlite3")
 
 
-def test_decoded_frame_is_one_transaction(store: Store) -> None:
+def test_decoded_frame_is_one_transaction(store: StoreWriter) -> None:
     result = Recorder(store).record(frame(b"line"), spo2)
     assert result.outcome == "decoded" and result.observations == 2 and result.message_id
     raw = store.conn.execute(
         "SELECT data, outcome, boot_id, received_mono_ns FROM raw_frame"
     ).fetchall()
     assert raw[0][:3] == (b"line", "decoded", "test-boot") and raw[0][3] > 0
-    obs = store.observations_for_frame(result.raw_frame_id)
+    obs = store.frames.observations(result.raw_frame_id)
     assert [(o.metric, o.value) for o in obs] == [
         ("MDC_PULS_OXIM_SAT_O2", "97"),
         ("MDC_PULS_OXIM_PULS_RATE", "72"),
     ]
-    row = store.outbox_row(result.message_id)
+    row = store.outbox.get(result.message_id)
     assert row is not None and row.status == "pending" and row.raw_frame_id == result.raw_frame_id
 
 
-def test_bad_frames_are_quarantined_with_their_bytes(store: Store) -> None:
+def test_bad_frames_are_quarantined_with_their_bytes(store: StoreWriter) -> None:
     rec = Recorder(store)
     bad = rec.record(frame(b"\x01\x02garbage"), reject)
     buggy = rec.record(frame(b"xx"), crash)
     assert (bad.outcome, buggy.outcome) == ("quarantined", "quarantined")
-    rows = store.recent_quarantine()
+    rows = store.quarantine.recent()
     assert {r["reason"] for r in rows} == {
         "checksum mismatch",
         "decoder fault: ZeroDivisionError: bug",
     }
     assert {r["data_hex"] for r in rows} == {"010267617262616765", "7878"}
-    assert store.outbox_counts()["pending"] == 0
-    dev = store.device("monitor-1")
-    assert dev is not None and dev["frames"] == 2 and dev["quarantined"] == 2
+    assert store.outbox.counts()["pending"] == 0
+    dev = store.devices.get("monitor-1")
+    assert dev is not None and dev.frames == 2 and dev.quarantined == 2
 
 
-def test_group_commit_is_all_or_nothing(store: Store) -> None:
+def test_group_commit_is_all_or_nothing(store: StoreWriter) -> None:
     rec = Recorder(store)
     ids = iter([new_message_id(), "DUPLICATE", "DUPLICATE"])
     rec_dup = Recorder(store, new_id=lambda _: next(ids))
@@ -111,10 +111,10 @@ def test_group_commit_is_all_or_nothing(store: Store) -> None:
         rec_dup.record_many([(frame(b"a"), spo2), (frame(b"b"), spo2), (frame(b"c"), spo2)])
     # the failed batch left nothing behind, and what was stored before is intact
     assert [r[0] for r in store.conn.execute("SELECT data FROM raw_frame")] == [b"before"]
-    assert store.observation_count() == 2
+    assert store.frames.observation_count() == 2
 
 
-def test_progress_frames_and_all_dash_lines(store: Store) -> None:
+def test_progress_frames_and_all_dash_lines(store: StoreWriter) -> None:
     def cuff(_: bytes) -> Decoded:
         return Decoded(
             readings=(
@@ -135,24 +135,24 @@ def test_progress_frames_and_all_dash_lines(store: Store) -> None:
     assert rec.record(frame(b"cuff", "cuff-1", "ble-bp"), cuff).outcome == "progress"
     off = rec.record(frame(b"---"), probe_off)
     assert off.outcome == "decoded" and off.message_id is None  # kept locally, not sent up
-    assert store.observation_count() == 1
+    assert store.frames.observation_count() == 1
 
 
-def test_device_alarms_raise_priority(store: Store) -> None:
+def test_device_alarms_raise_priority(store: StoreWriter) -> None:
     def alarm(_: bytes) -> Decoded:
         return Decoded(
             readings=spo2(b"").readings, alarms=(DeviceAlarm("spo2-low", "high", "SpO2 low"),)
         )
 
     result = Recorder(store).record(frame(b"alarm"), alarm)
-    row = store.outbox_row(result.message_id or "")
+    row = store.outbox.get(result.message_id or "")
     assert row is not None and row.priority == 1
     assert store.conn.execute("SELECT code, priority, state FROM alert").fetchall() == [
         ("spo2-low", "high", "active")
     ]
 
 
-def test_readings_bind_to_the_open_visit_never_guessed(store: Store) -> None:
+def test_readings_bind_to_the_open_visit_never_guessed(store: StoreWriter) -> None:
     rec = Recorder(store)
     unassigned = rec.record(frame(b"1"), spo2)
     register(store, CLOCK, national_id_number="11010519491231002X", name="张三")
@@ -166,42 +166,42 @@ def test_readings_bind_to_the_open_visit_never_guessed(store: Store) -> None:
     assigned = rec.record(frame(b"2"), spo2)
     other = rec.record(frame(b"3", device="cuff-1", driver="ble-bp"), spo2)
     enc = [
-        store.observations_for_frame(r.raw_frame_id)[0].encounter_id
+        store.frames.observations(r.raw_frame_id)[0].encounter_id
         for r in (unassigned, assigned, other)
     ]
     assert enc == [None, visit, None]
 
 
-def test_outbox_life_cycle(store: Store) -> None:
+def test_outbox_life_cycle(store: StoreWriter) -> None:
     rec = Recorder(store)
     a = rec.record(frame(b"a"), spo2).message_id
     b = rec.record(frame(b"b"), spo2).message_id
     assert a and b
-    assert [r.id for r in store.due_outbox(CLOCK.wall_ns(), 10)] == [a, b]
-    store.mark_sent(a, 1)
-    assert [r.id for r in store.due_outbox(CLOCK.wall_ns(), 10)] == [b]
-    assert store.mark_acked(a, code="AA", text="", wall_ns=2, mono_ns=2, boot_id="x")
-    assert not store.mark_acked(
+    assert [r.id for r in store.outbox.due(CLOCK.wall_ns(), 10)] == [a, b]
+    store.outbox.mark_sent(a, 1)
+    assert [r.id for r in store.outbox.due(CLOCK.wall_ns(), 10)] == [b]
+    assert store.outbox.mark_acked(a, code="AA", text="", wall_ns=2, mono_ns=2, boot_id="x")
+    assert not store.outbox.mark_acked(
         a, code="AA", text="", wall_ns=3, mono_ns=3, boot_id="x"
     )  # duplicate ACK
-    store.mark_sent(b, 1)
-    assert store.requeue_unacked() == 1  # restart: b goes out again
-    assert store.mark_acked(b, code="AE", text="bad OBX", wall_ns=2, mono_ns=2, boot_id="x")
-    assert store.outbox_counts() == {
+    store.outbox.mark_sent(b, 1)
+    assert store.outbox.requeue_unacked() == 1  # restart: b goes out again
+    assert store.outbox.mark_acked(b, code="AE", text="bad OBX", wall_ns=2, mono_ns=2, boot_id="x")
+    assert store.outbox.counts() == {
         "pending": 0,
         "sent": 0,
         "delivered": 1,
         "rejected": 1,
         "held": 0,
     }
-    assert store.rejected_outbox()[0]["ack_text"] == "bad OBX"
+    assert store.outbox.rejected()[0]["ack_text"] == "bad OBX"
 
 
-def test_readonly_reader_sees_commits(store: Store) -> None:
+def test_readonly_reader_sees_commits(store: StoreWriter) -> None:
     Recorder(store).record(frame(b"a"), spo2)
     reader = open_readonly(store.path)
     try:
-        assert reader.observation_count() == 2
+        assert reader.frames.observation_count() == 2
         with pytest.raises(sqlite3.OperationalError):
             reader.conn.execute("DELETE FROM observation")
     finally:
@@ -231,12 +231,12 @@ def test_a_version_1_store_is_migrated_on_open_and_keeps_its_rows(tmp_path: Path
     )
     db.conn.commit()
     db.conn.close()
-    s = Store.open(path)
+    s = StoreWriter.open(path)
     try:
         assert s.schema_version() == LATEST_VERSION
         columns = {r[1] for r in s.conn.execute("PRAGMA table_info(raw_frame)")}
         assert "dedup_key" in columns
         assert s.conn.execute("SELECT COUNT(*) FROM raw_frame").fetchone()[0] == 1
-        assert s.waveform_stats() == {"segments": 0, "samples": 0, "bytes": 0}
+        assert s.frames.waveform_stats() == {"segments": 0, "samples": 0, "bytes": 0}
     finally:
         s.close()

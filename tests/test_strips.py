@@ -12,7 +12,7 @@ from waiting import until
 from edge_agent.clock import SystemClock
 from edge_agent.model import Decoded, Frame, Reading, Waveform
 from edge_agent.recorder import PRIORITY_STRIPS, Recorder
-from edge_agent.store import Store
+from edge_agent.store import StoreWriter
 from edge_agent.strips import KIND_STRIP, queue_strips, run_strips
 from sync.gateway.ecg import ecg_from_message
 from sync.hl7.inbound import parse_inbound
@@ -33,7 +33,7 @@ def _packet(n: int) -> Decoded:
 
 
 def test_a_strip_carries_each_signal_joined_and_goes_last(tmp_path: Path) -> None:
-    store = Store.open(tmp_path / "agent.db")
+    store = StoreWriter.open(tmp_path / "agent.db")
     clock = SystemClock.create()
     try:
         recorder = Recorder(store)
@@ -44,7 +44,7 @@ def test_a_strip_carries_each_signal_joined_and_goes_last(tmp_path: Path) -> Non
                 )
                 recorder.record(frame, lambda _b, n=n: _packet(n))
         (strip_id,) = queue_strips(store, clock, since_wall_ns=clock.wall_ns() - 60 * 10**9)
-        rows = store.due_outbox(clock.wall_ns() + 1, 10)
+        rows = store.outbox.due(clock.wall_ns() + 1, 10)
         assert rows[-1].id == strip_id  # behind the monitor's own numerics
         strip = rows[-1]
         assert (strip.kind, strip.priority) == (KIND_STRIP, PRIORITY_STRIPS)
@@ -62,7 +62,7 @@ def test_a_strip_carries_each_signal_joined_and_goes_last(tmp_path: Path) -> Non
 
 
 def test_no_waves_no_strip_and_12_leads_are_not_strips(tmp_path: Path) -> None:
-    store = Store.open(tmp_path / "agent.db")
+    store = StoreWriter.open(tmp_path / "agent.db")
     clock = SystemClock.create()
     try:
         assert queue_strips(store, clock, since_wall_ns=clock.wall_ns() - 60 * 10**9) == []
@@ -77,7 +77,7 @@ def test_no_waves_no_strip_and_12_leads_are_not_strips(tmp_path: Path) -> None:
 
 
 async def test_the_strip_task_queues_on_its_period_and_wakes_the_uplink(tmp_path: Path) -> None:
-    store = Store.open(tmp_path / "agent.db")
+    store = StoreWriter.open(tmp_path / "agent.db")
     clock = SystemClock.create()
     woken: list[dt.datetime] = []
     try:
@@ -92,7 +92,7 @@ async def test_the_strip_task_queues_on_its_period_and_wakes_the_uplink(tmp_path
         stop.set()
         await asyncio.wait_for(task, 2)
         assert len(woken) >= 1
-        assert store.outbox_counts()["pending"] >= 2  # the numerics + at least one strip
+        assert store.outbox.counts()["pending"] >= 2  # the numerics + at least one strip
         await run_strips(store, clock, 0, stop, wake=lambda: None)  # 0: off, returns at once
     finally:
         store.close()

@@ -118,7 +118,7 @@ def devices(db: Path) -> dict[str, dict[str, object]]:
         return {}
     store = open_readonly(db)
     try:
-        return {d["id"]: d for d in store.devices()}
+        return {d["id"]: d for d in store.devices.all()}
     except sqlite3.OperationalError:
         return {}  # the daemon has created the file, not yet its schema
     finally:
@@ -128,7 +128,7 @@ def devices(db: Path) -> dict[str, dict[str, object]]:
 def delivered(db: Path) -> int:
     store = open_readonly(db)
     try:
-        return store.outbox_counts()["delivered"]
+        return store.outbox.counts()["delivered"]
     except sqlite3.OperationalError:
         return 0
     finally:

@@ -33,7 +33,7 @@ from edge_agent.clock import DEVICE_CLOCK_SKEW_FLAG, SystemClock
 from edge_agent.model import Decoded, Frame
 from edge_agent.recorder import Recorded, Recorder
 from edge_agent.rules.engine import ClinicalRules
-from edge_agent.store import Store
+from edge_agent.store import StoreWriter
 from sync.hl7.timestamps import parse_dtm
 from sync.outbox_messages import build_message
 
@@ -54,7 +54,7 @@ class Box:
     def __init__(
         self, path: Path, *, tz: str = "Asia/Shanghai", synchronised: bool = False
     ) -> None:
-        self.store = Store.open(path)
+        self.store = StoreWriter.open(path)
         self.clock = SystemClock.create()
         self.tz = tz
         self.recorder = Recorder(
@@ -85,7 +85,7 @@ class Box:
 
     def message(self, recorded: Recorded) -> str:
         assert recorded.message_id is not None
-        row = self.store.outbox_row(recorded.message_id)
+        row = self.store.outbox.get(recorded.message_id)
         assert row is not None
         text = build_message(
             self.store, row, agent_id=AGENT, tz=self.tz, now_wall_ns=self.clock.wall_ns()
@@ -150,7 +150,7 @@ def test_a_monitors_explicit_utc_offset_goes_upstream_unshifted(box: Box) -> Non
     recorded = box.record("mllp-1", "hl7-mllp", monitor_message("T1", when, [SPO2]), mllp_decoder())
     (row,) = obx_rows(box.message(recorded))
     assert parse_dtm(row[14]) == when  # the same instant, whatever offset it is written in
-    stored = box.store.observations_for_frame(recorded.raw_frame_id)[0].device_time
+    stored = box.store.frames.observations(recorded.raw_frame_id)[0].device_time
     assert stored == "2026-12-03T08:46:00+00:00"  # the offset is kept in the store too
 
 
@@ -189,7 +189,7 @@ def test_any_explicit_offset_keeps_its_instant_through_store_and_message(
         recorded = b.record(
             "mllp-1", "hl7-mllp", monitor_message("P1", when, [SPO2]), mllp_decoder()
         )
-        stored = b.store.observations_for_frame(recorded.raw_frame_id)[0].device_time
+        stored = b.store.frames.observations(recorded.raw_frame_id)[0].device_time
         (row,) = obx_rows(b.message(recorded))
     finally:
         b.store.close()
@@ -216,7 +216,7 @@ def test_a_skewed_monitor_clock_is_flagged_and_keeps_both_times(tmp_path: Path) 
             masimo_decoder(),
             wall_ns=received_ns,
         )
-        observations = b.store.observations_for_frame(recorded.raw_frame_id)
+        observations = b.store.frames.observations(recorded.raw_frame_id)
         rows = obx_rows(b.message(recorded))
     finally:
         b.store.close()
@@ -243,7 +243,7 @@ def test_skew_is_judged_only_on_a_synchronised_box_and_within_five_minutes(tmp_p
         ]
         for target, line, flagged in cases:
             rec = target.record("monitor-1", "masimo-ascii", line, masimo_decoder(), wall_ns=now_ns)
-            got = target.store.observations_for_frame(rec.raw_frame_id)
+            got = target.store.frames.observations(rec.raw_frame_id)
             assert {DEVICE_CLOCK_SKEW_FLAG in o.flags for o in got} == {flagged}
     finally:
         unsynced.store.close()
@@ -268,7 +268,7 @@ def test_an_old_time_from_a_meters_memory_is_not_skew_but_a_future_one_is(tmp_pa
             flags.append(
                 {
                     DEVICE_CLOCK_SKEW_FLAG in o.flags
-                    for o in b.store.observations_for_frame(rec.raw_frame_id)
+                    for o in b.store.frames.observations(rec.raw_frame_id)
                 }
             )
     finally:

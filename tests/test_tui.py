@@ -11,7 +11,7 @@ from textual.widgets import Label, Static
 from edge_agent.clock import SystemClock
 from edge_agent.model import Decoded, DeviceAlarm, Frame, Reading
 from edge_agent.recorder import Recorder
-from edge_agent.store import Store
+from edge_agent.store import StoreWriter
 from tui import i18n
 from tui.app import EdgeAgentApp, app_for
 from tui.screens.vitals import VitalsScreen
@@ -21,12 +21,12 @@ CLOCK = SystemClock(boot_id="tui-boot")
 
 
 def seeded_store(path: Path) -> None:
-    store = Store.open(path)
+    store = StoreWriter.open(path)
     with store.transaction():
-        store.upsert_device(
+        store.devices.upsert(
             "monitor-1", driver="masimo-ascii", transport="serial", port="/dev/ttyUSB0"
         )
-        store.set_device_state("monitor-1", "connected", "", CLOCK.wall_ns())
+        store.devices.set_state("monitor-1", "connected", "", CLOCK.wall_ns())
     decoded = Decoded(
         readings=(
             Reading("MDC_PULS_OXIM_SAT_O2", Decimal("97"), "MDC_DIM_PERCENT"),
@@ -128,7 +128,7 @@ class RunningAgent:
                 "uplink": {"broker": "mqtt://127.0.0.1:9", "allow_insecure": True},
             }
         )
-        self.store = Store.open(data_dir / "edge-agent.sqlite3")
+        self.store = StoreWriter.open(data_dir / "edge-agent.sqlite3")
         services = operations.Services(self.store, CLOCK, config)
         server = control.ControlServer(self.socket, operations.handler(services))
         ready = threading.Event()
@@ -156,7 +156,7 @@ class RunningAgent:
 
 def store_with_a_fresh_and_an_old_value(path: Path) -> None:
     """SpO2 just now; a cuff's BP two minutes ago."""
-    store = Store.open(path)
+    store = StoreWriter.open(path)
     recorder = Recorder(store)
     now = CLOCK.wall_ns()
     for device, driver, when, reading in [
@@ -317,8 +317,8 @@ async def test_times_are_shown_in_the_clinics_zone_not_the_machines(tmp_path: Pa
     assert clock_text(at, "UTC") == "2026-12-03 08:46:00"
     db = tmp_path / "agent.sqlite3"
     seeded_store(db)
-    store = Store.open(db)
-    taken = store.latest_observations(1)[0].received_wall_ns
+    store = StoreWriter.open(db)
+    taken = store.frames.latest_observations(1)[0].received_wall_ns
     store.close()
     previous = os.environ.get("TZ")
     os.environ["TZ"] = "UTC"

@@ -16,7 +16,7 @@ from edge_agent.clock import SystemClock, new_message_id
 from edge_agent.local_broker import LocalBroker
 from edge_agent.model import Decoded, Frame, Reading
 from edge_agent.recorder import Recorder
-from edge_agent.store import Store
+from edge_agent.store import StoreWriter
 from sync import topics
 from sync.hl7.ack import build_ack
 from sync.mqtt_client import Connected, PublishDone, Received
@@ -31,7 +31,7 @@ def spo2(_: bytes) -> Decoded:
     return Decoded(readings=(Reading("MDC_PULS_OXIM_SAT_O2", Decimal("97"), "MDC_DIM_PERCENT"),))
 
 
-def record(store: Store, n: int) -> list[str]:
+def record(store: StoreWriter, n: int) -> list[str]:
     recorder = Recorder(store)
     ids = []
     for i in range(n):
@@ -97,8 +97,8 @@ def ack_for(control_id: str, code: str, text: str = "") -> Received:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store.open(tmp_path / "agent.sqlite3")
+def store(tmp_path: Path) -> StoreWriter:
+    s = StoreWriter.open(tmp_path / "agent.sqlite3")
     yield s
     s.close()
 
@@ -114,13 +114,13 @@ async def running(uplink: Uplink) -> AsyncIterator[asyncio.Event]:
         await task
 
 
-def status_of(store: Store, message_id: str) -> str:
-    row = store.outbox_row(message_id)
+def status_of(store: StoreWriter, message_id: str) -> str:
+    row = store.outbox.get(message_id)
     assert row is not None
     return row.status
 
 
-async def test_only_ack_aa_delivers_and_ae_rejects_with_reason(store: Store) -> None:
+async def test_only_ack_aa_delivers_and_ae_rejects_with_reason(store: StoreWriter) -> None:
     ids = record(store, 2)
     links: list[ScriptedLink] = []
 
@@ -140,11 +140,11 @@ async def test_only_ack_aa_delivers_and_ae_rejects_with_reason(store: Store) -> 
         link.on_event(ack_for(ids[1], "AE", "OBX-5 not numeric"))
         await until(lambda: status_of(store, ids[1]) == "rejected")
     assert status_of(store, ids[0]) == "delivered"
-    rejected = store.rejected_outbox()
+    rejected = store.outbox.rejected()
     assert rejected[0]["id"] == ids[1] and rejected[0]["ack_text"] == "OBX-5 not numeric"
 
 
-async def test_puback_failure_is_not_a_delivery(store: Store) -> None:
+async def test_puback_failure_is_not_a_delivery(store: StoreWriter) -> None:
     [message_id] = record(store, 1)
     links: list[ScriptedLink] = []
 
@@ -164,7 +164,7 @@ async def test_puback_failure_is_not_a_delivery(store: Store) -> None:
     assert "0x87" in (uplink.stats.last_error or "")
 
 
-async def test_silence_means_the_same_message_again(store: Store) -> None:
+async def test_silence_means_the_same_message_again(store: StoreWriter) -> None:
     [message_id] = record(store, 1)
     links: list[ScriptedLink] = []
 
@@ -186,7 +186,7 @@ async def test_silence_means_the_same_message_again(store: Store) -> None:
 
 
 async def test_real_broker_refusing_a_publish_gives_puback_0x87(
-    tmp_path: Path, store: Store
+    tmp_path: Path, store: StoreWriter
 ) -> None:
     """Mosquitto with an ACL that forbids the up topic answers PUBACK 0x87 to MQTT 5."""
     acl = tmp_path / "acl"

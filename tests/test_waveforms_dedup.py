@@ -20,7 +20,7 @@ from edge_agent.config import embedded_defaults
 from edge_agent.daemon import Agent, DeviceRuntime
 from edge_agent.model import Decoded, DecodeError, Frame, Reading, Waveform
 from edge_agent.recorder import Recorder
-from edge_agent.store import Store
+from edge_agent.store import StoreWriter
 from edge_agent.waveform_codec import (
     VARINT,
     VARINT_ZLIB,
@@ -46,8 +46,8 @@ def frame(data: bytes, device: str = "monitor-1", dedup_key: str | None = None) 
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store.open(tmp_path / "agent.sqlite3")
+def store(tmp_path: Path) -> StoreWriter:
+    s = StoreWriter.open(tmp_path / "agent.sqlite3")
     yield s
     s.close()
 
@@ -123,11 +123,11 @@ def waves_only(_: bytes) -> Decoded:
     return Decoded(waveforms=(Waveform("MDC_PULS_OXIM_PLETH", 75.0, "MDC_DIM_DIMLESS", (1, 2, 3)),))
 
 
-def test_waveforms_are_stored_as_segments_and_read_back_exactly(store: Store) -> None:
+def test_waveforms_are_stored_as_segments_and_read_back_exactly(store: StoreWriter) -> None:
     recorded = Recorder(store).record_many([(frame(b"poll-1"), ecg_and_hr)] * 3)
     assert [r.outcome for r in recorded] == ["decoded"] * 3
     assert all(r.message_id for r in recorded)  # the numerics still go up
-    segments = store.waveform_segments("monitor-1", "MDC_ECG_ELEC_POTL_II")
+    segments = store.frames.waveform_segments("monitor-1", "MDC_ECG_ELEC_POTL_II")
     assert len(segments) == 3
     wave = segments[0].waveform
     assert wave.samples == tuple(range(-250, 250))
@@ -138,25 +138,27 @@ def test_waveforms_are_stored_as_segments_and_read_back_exactly(store: Store) ->
         T0,
     )
     assert wave.physical(0) == Decimal("-1220.00")
-    stats = store.waveform_stats()
+    stats = store.frames.waveform_stats()
     assert stats["segments"] == 6 and stats["samples"] == 3 * (500 + 125)
     assert stats["bytes"] < stats["samples"] * 2  # smaller than raw int16
 
 
-def test_a_frame_with_only_waves_is_decoded_but_sends_nothing(store: Store) -> None:
+def test_a_frame_with_only_waves_is_decoded_but_sends_nothing(store: StoreWriter) -> None:
     recorded = Recorder(store).record(frame(b"wave"), waves_only)
     assert (recorded.outcome, recorded.message_id) == ("decoded", None)
-    assert store.waveform_segments("monitor-1", "MDC_PULS_OXIM_PLETH")[0].waveform.samples == (
+    assert store.frames.waveform_segments("monitor-1", "MDC_PULS_OXIM_PLETH")[
+        0
+    ].waveform.samples == (
         1,
         2,
         3,
     )
 
 
-def test_waveform_rows_need_their_frame(store: Store) -> None:
+def test_waveform_rows_need_their_frame(store: StoreWriter) -> None:
     with pytest.raises(sqlite3.IntegrityError), store.transaction():
         store.conn.execute("PRAGMA foreign_keys = ON")
-        store.insert_waveforms(999, frame(b"x"), None, waves_only(b"").waveforms)
+        store.frames.insert_waveforms(999, frame(b"x"), None, waves_only(b"").waveforms)
 
 
 # --- recorder: dedup ---------------------------------------------------------------------
@@ -170,7 +172,7 @@ def reject(_: bytes) -> Decoded:
     raise DecodeError("bad", 0)
 
 
-def test_a_resent_frame_is_kept_but_counted_once(store: Store) -> None:
+def test_a_resent_frame_is_kept_but_counted_once(store: StoreWriter) -> None:
     recorder = Recorder(store)
     first = recorder.record(frame(b"MSH...1", dedup_key="MON1/MSG-1"), hr)
     again = recorder.record(frame(b"MSH...1", dedup_key="MON1/MSG-1"), hr)
@@ -181,12 +183,12 @@ def test_a_resent_frame_is_kept_but_counted_once(store: Store) -> None:
         "decoded",
     ]
     assert again.message_id is None
-    assert store.observation_count() == 2
+    assert store.frames.observation_count() == 2
     outcomes = [r[0] for r in store.conn.execute("SELECT outcome FROM raw_frame ORDER BY id")]
     assert outcomes == ["decoded", "duplicate", "decoded"]  # the resent bytes are kept
 
 
-def test_a_quarantined_frame_does_not_block_a_good_resend(store: Store) -> None:
+def test_a_quarantined_frame_does_not_block_a_good_resend(store: StoreWriter) -> None:
     recorder = Recorder(store)
     assert recorder.record(frame(b"bad", dedup_key="K"), reject).outcome == "quarantined"
     assert recorder.record(frame(b"good", dedup_key="K"), hr).outcome == "decoded"
@@ -225,7 +227,7 @@ async def test_emit_resolves_after_the_durable_commit(tmp_path: Path) -> None:
 
         def stop(self, **_: object) -> None: ...
 
-    store = Store.open(config.agent.db_path)
+    store = StoreWriter.open(config.agent.db_path)
     agent = Agent(config, store, CLOCK, [device], lambda _on_event: _NoLink())  # type: ignore[arg-type,return-value]
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
@@ -257,21 +259,21 @@ def with_alarm(*codes: str):  # type: ignore[no-untyped-def]
 
 
 def test_numerics_of_a_fast_device_go_up_once_a_second_but_all_are_stored(
-    store: Store,
+    store: StoreWriter,
 ) -> None:
     recorder = Recorder(store, upload_every_s={"spo2-1": 1.0})
     second = 1_000_000_000
     times = [0, second // 3, 2 * second // 3, second, second + second // 3, 3 * second]
     sent = [recorder.record(_at(t), hr).message_id is not None for t in times]
     assert sent == [True, False, False, True, False, True]
-    assert store.observation_count() == len(times)  # the box keeps every reading
+    assert store.frames.observation_count() == len(times)  # the box keeps every reading
     # A wall clock stepped back (no RTC) does not silence the device.
     assert recorder.record(_at(second), hr).message_id is not None
     # Other devices are not throttled.
     assert all(Recorder(store).record(_at(t, "cuff"), hr).message_id for t in (1, 2, 3))
 
 
-def test_a_repeated_alarm_is_raised_and_sent_once_until_it_clears(store: Store) -> None:
+def test_a_repeated_alarm_is_raised_and_sent_once_until_it_clears(store: StoreWriter) -> None:
     recorder = Recorder(store, upload_every_s={"spo2-1": 60.0})
     second = 1_000_000_000
     script = [
@@ -292,7 +294,7 @@ def test_a_repeated_alarm_is_raised_and_sent_once_until_it_clears(store: Store) 
     assert priorities[1] < priorities[0]  # alarm messages jump the queue
 
 
-def test_an_alarm_without_readings_is_a_local_alert_only(store: Store) -> None:
+def test_an_alarm_without_readings_is_a_local_alert_only(store: StoreWriter) -> None:
     from edge_agent.model import DeviceAlarm
 
     def alarm_poll(_: bytes) -> Decoded:
@@ -300,4 +302,4 @@ def test_an_alarm_without_readings_is_a_local_alert_only(store: Store) -> None:
 
     recorded = Recorder(store).record(_at(1, "mp50-1"), alarm_poll)
     assert (recorded.outcome, recorded.message_id) == ("decoded", None)
-    assert store.recent_alerts()[0]["code"] == "INTELLIVUE_PATIENT_HR_HIGH"
+    assert store.alerts.summaries()[0]["code"] == "INTELLIVUE_PATIENT_HR_HIGH"

@@ -12,11 +12,16 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from edge_agent import control
-from edge_agent.store import ObservationRow, open_readonly
-from edge_agent.store.store import StoreError
+from edge_agent.store import (
+    AlertSummary,
+    DeviceReport,
+    ObservationRow,
+    StoreError,
+    StoreReader,
+    open_readonly,
+)
 from edge_agent.writer_lock import LOCK_NAME, is_held, read_holder
 
 # The daemon is ...
@@ -31,10 +36,10 @@ PING_TIMEOUT_S = 1.0
 class Snapshot:
     exists: bool
     latest: tuple[ObservationRow, ...] = ()
-    devices: tuple[dict[str, Any], ...] = ()
+    devices: tuple[DeviceReport, ...] = ()
     outbox: dict[str, int] = field(default_factory=dict)
     quarantine: int = 0
-    alerts: tuple[dict[str, Any], ...] = ()
+    alerts: tuple[AlertSummary, ...] = ()
     agent: str = AGENT_UNKNOWN
     taken_wall_ns: int = 0
 
@@ -75,14 +80,14 @@ def load(db_path: Path) -> Snapshot:
         store.close()
 
 
-def _read(store: Any, agent: str, now: int) -> Snapshot:
+def _read(store: StoreReader, agent: str, now: int) -> Snapshot:
     return Snapshot(
         exists=True,
-        latest=tuple(store.latest_by_metric()),
-        devices=tuple(store.devices()),
-        outbox=store.outbox_counts(),
-        quarantine=store.quarantine_count(),
-        alerts=tuple(store.recent_alerts(5)),
+        latest=tuple(store.frames.latest_by_metric()),
+        devices=tuple(store.devices.all()),
+        outbox=store.outbox.counts(),
+        quarantine=store.quarantine.count(),
+        alerts=tuple(store.alerts.summaries(5)),
         agent=agent,
         taken_wall_ns=now,
     )

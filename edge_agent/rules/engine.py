@@ -28,7 +28,7 @@ from edge_agent import alerts
 from edge_agent.clock import DEVICE_CLOCK_SKEW_FLAG, device_instant, new_message_id
 from edge_agent.model import Frame, Reading
 from edge_agent.rules import chronic, news2
-from edge_agent.store import Store
+from edge_agent.store import StoreReader, StoreWriter
 
 NEWS2_KEY = "NEWS2"
 NEWS2_METRICS = news2.SOURCE_METRICS
@@ -69,7 +69,7 @@ class ClinicalRules:
 
     def evaluate(
         self,
-        store: Store,
+        store: StoreWriter,
         frame: Frame,
         raw_frame_id: int,
         encounter_id: int | None,
@@ -110,32 +110,32 @@ class ClinicalRules:
             self._news2(store, frame, raw_frame_id, encounter_id)
 
     def news2_now(
-        self, store: Store, now_wall_ns: int, encounter_id: int | None
+        self, store: StoreReader, now_wall_ns: int, encounter_id: int | None
     ) -> news2.News2Result:
         """NEWS2 from the newest readings within the window, with the scale, air/oxygen
         and ACVPU the crew or doctor recorded (`edge-agent visit observe`); also for
         `edge-agent status`."""
         since = now_wall_ns - int(self.news2_window_s * 1e9)
-        latest = store.latest_readings(NEWS2_METRICS, since, encounter_id)
+        latest = store.frames.latest_readings(NEWS2_METRICS, since, encounter_id)
         received = {m: self._instant(ns) for m, (_, ns) in latest.items()}
-        scale, oxygen, acvpu = store.news2_context(news2_subject(encounter_id), since)
+        observed = store.patients.news2_context(news2_subject(encounter_id), since)
         inputs = news2.from_readings(
             {m: self._comparable(r) for m, (r, _) in latest.items()},
             now=self._instant(now_wall_ns),
             window_s=self.news2_window_s,
-            scale=scale,
-            oxygen=oxygen,
-            acvpu=acvpu,
+            scale=observed.scale,
+            oxygen=observed.oxygen,
+            acvpu=observed.acvpu,
             received_at=received,
         )
         return news2.score(inputs)
 
-    def reassess_news2(self, store: Store, frame: Frame, encounter_id: int | None) -> None:
+    def reassess_news2(self, store: StoreWriter, frame: Frame, encounter_id: int | None) -> None:
         """NEWS2 again after something that is not a reading changed (ACVPU, oxygen)."""
         self._news2(store, frame, None, encounter_id)
 
     def _news2(
-        self, store: Store, frame: Frame, raw_frame_id: int | None, encounter_id: int | None
+        self, store: StoreWriter, frame: Frame, raw_frame_id: int | None, encounter_id: int | None
     ) -> None:
         subject = news2_subject(encounter_id)
         result = self.news2_now(store, frame.received_wall_ns, encounter_id)

@@ -183,8 +183,9 @@ class VitalsScreen(Screen[None]):
             state = i18n.text(f"state.{d['state']}", self.language)
             where = d.get("port") or d.get("address") or ""
             line = f"{d['id']} ({d['driver']} {where}): {state} · {d['frames']} {self.t('frames')}"
-            if d.get("last_frame_wall_ns"):
-                age = age_text((now_ns - d["last_frame_wall_ns"]) / 1e9, self.language)
+            last_frame_wall_ns = d["last_frame_wall_ns"]
+            if last_frame_wall_ns:
+                age = age_text((now_ns - last_frame_wall_ns) / 1e9, self.language)
                 line += f" · {self.t('devices.last', age=age)}"
             lines.append(line)
         return "\n".join(lines)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from device_drivers import registry
 from device_drivers.transport import FrameSink, Outcome, StateSink
 from edge_agent import operations, sd_notify
 from edge_agent.clock import Clock, SystemClock
@@ -64,7 +65,6 @@ class DeviceRuntime:
     config: DeviceConfig
     transport: Transport
     decoder_for: Callable[[str | None], Decoder]
-    upload_every_s: float = 0.0  # registry.Driver.upload_every_s
 
 
 @dataclass
@@ -98,7 +98,9 @@ class Agent:
     def __post_init__(self) -> None:
         self.recorder = Recorder(
             self.store,
-            upload_every_s={d.config.id: d.upload_every_s for d in self.devices},
+            upload_every_s={
+                d.config.id: registry.driver(d.config.driver).uplink.every_s for d in self.devices
+            },
             rules=ClinicalRules(
                 news2_window_s=self.config.rules.news2_window_s, tz=self.config.agent.timezone
             ),

@@ -33,8 +33,7 @@ from device_drivers.simulators import nonin as nonin_sim
 from device_drivers.simulators import scale as scale_sim
 from device_drivers.simulators.pty import open_pty
 from edge_agent.config import DeviceConfig
-from edge_agent.daemon import DeviceRuntime
-from edge_agent.devices import runtime_for
+from edge_agent.devices import DeviceRuntime, runtime_for
 
 CUFF_ADDRESS = "C4:7C:8D:6A:00:17"
 GLUCOSE_METER_ADDRESS = "C4:7C:8D:6A:00:21"

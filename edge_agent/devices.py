@@ -8,6 +8,10 @@ over RS-232, a SerialTransport with the driver's file framer). All of it comes f
 driver's declaration (device_drivers.declaration), the decoder too: chosen per frame by
 channel (the BLE characteristic a notification came on) and configured per device where
 the driver needs it (a scale's line format).
+
+`DeviceRuntime` lives here, with what builds it: the daemon imports it from this module
+and never the other way round (an import-linter contract in pyproject.toml keeps it so);
+`daemon.bootstrap` builds the graph.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import datetime as dt
 import functools
 import zoneinfo
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from device_drivers import registry
 from device_drivers.ble import current_time
@@ -23,6 +28,7 @@ from device_drivers.ble.link import BleakLink
 from device_drivers.ble.session import BleTransport, NotifyingLink, Presence
 from device_drivers.declaration import (
     BlePeripheral,
+    DecoderFor,
     FileFolder,
     SerialLine,
     SerialPort,
@@ -32,7 +38,15 @@ from device_drivers.network.admission import ConnectionLimits
 from device_drivers.serial.port import SerialSettings, SerialTransport
 from device_drivers.transport import Transport
 from edge_agent.config import DeviceConfig
-from edge_agent.daemon import DeviceRuntime
+
+
+@dataclass
+class DeviceRuntime:
+    """A configured device: where its bytes come from and how they are decoded."""
+
+    config: DeviceConfig
+    transport: Transport
+    decoder_for: DecoderFor
 
 
 def serial_settings(config: DeviceConfig, spec: registry.Driver) -> SerialSettings:

@@ -632,7 +632,8 @@ async def test_a_cart_folder_through_the_agent_records_each_ecg_once(tmp_path: P
     import sqlite3
 
     from edge_agent.clock import SystemClock
-    from edge_agent.daemon import Agent, DeviceRuntime
+    from edge_agent.daemon import Agent
+    from edge_agent.devices import DeviceRuntime
     from edge_agent.store import Store
 
     cfg = config.embedded_defaults(data_dir=tmp_path / "data", broker="mqtt://127.0.0.1:1")

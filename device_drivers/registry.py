@@ -1,420 +1,178 @@
-"""Driver ids (docs/contracts.md "CLI") -> their pure decoder and framer.
+"""Driver ids (docs/contracts.md "CLI") -> their declarations: the one list of drivers.
 
-The one place that knows which driver reads which bytes: the decode CLI (through
-device_drivers.capture, which reads a capture with the same framer and decoder), the
-daemon's device set-up and the demo all ask here, so a driver added here is usable
-everywhere.
-Every contract driver id is here (edge_agent.config.DEVICE_DRIVERS; a test keeps the
-two equal). Transports: "serial" (a tty), "ble" (GATT notifications), "tcp" (a listener)
-and "folder" (ECG carts' files, one file one frame; most carts can also send them over
-a serial line, cut by the driver's framer).
+Every driver declares itself once, next to its decoder (`DECLARATIONS` at the end of
+its module; device_drivers.declaration says what a declaration holds). This module
+collects them from the explicit list below, `BUILT_IN`, and is what the rest of the box
+asks: config check, the device set-up, the recorder, the uplink, BLE presence, the
+store's strip query, the decode CLI and the demo. A driver whose module is on that list
+is usable everywhere, and nothing else needs to know its id.
+
+`register` adds a driver at run time (a site's own driver, a test's), `unregister`
+takes one added so away again; the built-in ones stay. `DRIVERS` is a read-only mapping
+that follows both.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import importlib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Iterator, Mapping
 
-from device_drivers.ble import (
-    berrymed,
-    blood_pressure,
-    glucose,
-    heart_rate,
-    pulse_oximeter,
-    thermometer,
-    weight_scale,
+from device_drivers.declaration import (
+    BlePeripheral,
+    Decoder,
+    Driver,
+    NetworkListener,
+    TransportKind,
 )
-from device_drivers.ecg import framing as ecg_framing
-from device_drivers.files.folder import NO_EXTENSION
-from device_drivers.network import mllp
 from device_drivers.network.admission import ConnectionLimits
-from device_drivers.serial import datex, intellivue, masimo, nonin, scale
-from device_drivers.transport import (
-    Conversation,
-    Framer,
-    FrameSink,
-    GattConversation,
-    StateSink,
-)
+from device_drivers.transport import Framer, Transport
 from edge_agent.model import Decoded
 
-Decoder = Callable[[bytes], Decoded]
+__all__ = [
+    "BUILT_IN",
+    "DRIVERS",
+    "Decoder",
+    "Driver",
+    "advertised_services",
+    "decode",
+    "decoder",
+    "decoder_for_channel",
+    "driver",
+    "framer",
+    "ids",
+    "listener",
+    "recording_drivers",
+    "register",
+    "unregister",
+]
 
-
-class _WholeFrames:
-    """The framer of a transport that already delivers whole frames (BLE notifications)."""
-
-    def feed(self, data: bytes) -> list[bytes]:
-        return [data] if data else []
-
-
-@dataclass(frozen=True, slots=True)
-class SerialLine:
-    """A device's fixed serial settings (a config `baudrate` may override the speed)."""
-
-    baudrate: int = 9600
-    bytesize: int = 8
-    parity: str = "N"  # pyserial: N, E, O
-    stopbits: float = 1
-    rtscts: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Quirk:
-    """A vendor's device behind a standard driver id (docs/protocols/ble-vendor-formats.md), by `model`."""
-
-    summary: str
-    characteristics: tuple[str, ...]
-    decoders: Callable[[], Callable[[str | None], Decoder]]  # per device: its own state
-
-
-@dataclass(frozen=True, slots=True)
-class Driver:
-    id: str
-    transport: str  # "serial" | "ble" | "tcp" | "folder"
-    summary: str
-    decoder_for: Callable[[str | None], Decoder]
-    framer: Callable[[], Framer]
-    characteristics: tuple[str, ...] = ()  # BLE: what to subscribe to
-    line: SerialLine = SerialLine()
-    # Serial devices that must be asked (association, data requests, keep-alive).
-    conversation: Callable[[], Conversation] | None = None
-    # Drivers whose decoding depends on the device's config (a scale's line format):
-    # (model, pattern) -> decoder_for. None: `decoder_for` serves every device.
-    configured: Callable[[str | None, str | None], Callable[[str | None], Decoder]] | None = None
-    # Numerics of a device that reports faster than the county needs them (a Nonin at
-    # 3 packets/s) go up at most this often; every reading is still stored on the box.
-    # 0: every frame with a value goes up. Alarms go up whenever they change.
-    upload_every_s: float = 0.0
-    # BLE: a request/response exchange after subscribing (glucose RACP). Called once per
-    # device, it gives that device's conversation factory (one conversation per
-    # connection, so a download resumes where the last connection dropped).
-    gatt_conversation: Callable[[], Callable[[], GattConversation]] | None = None
-    # BLE: the key that makes a resent reading (a meter replaying its memory) a duplicate.
-    dedup_key: Callable[[str, bytes], str | None] | None = None
-    # BLE: the device stamps readings with its own clock; set it (Current Time 0x2A2B)
-    # on every connection, where the device offers it.
-    sets_clock: bool = False
-    # BLE: the device only talks over an encrypted link; bond on connect.
-    bonds: bool = False
-    quirks: Mapping[str, Quirk] = field(default_factory=dict)
-    # Folder: which files are this driver's (globs, case-insensitive; folder.NO_EXTENSION
-    # for names without one) and which of those are not (a DICOM medium's index).
-    file_patterns: tuple[str, ...] = ()
-    file_exclude: tuple[str, ...] = ()
-    # Folder: the cart can also send its files over RS-232 (a `port` instead of a
-    # `folder`); `framer` then cuts the stream into files and `line` is the default line.
-    also_serial: bool = False
-    # Python packages the decoder imports on first use (the `ecg` extra), so that
-    # `config check` can say they are missing before the first ECG is quarantined.
-    packages: tuple[str, ...] = ()
-
-    def characteristics_for(self, model: str | None) -> tuple[str, ...]:
-        quirk = self.quirks.get(model or "")
-        return quirk.characteristics if quirk else self.characteristics
-
-    def decoders(
-        self, model: str | None = None, pattern: str | None = None
-    ) -> Callable[[str | None], Decoder]:
-        """decoder_for, as configured for one device."""
-        quirk = self.quirks.get(model or "")
-        if quirk is not None:
-            return quirk.decoders()
-        if self.configured is None:
-            return self.decoder_for
-        return self.configured(model, pattern)
-
-
-def _per_device(decode: Decoder) -> Callable[[str | None], Decoder]:
-    return lambda _channel: decode
-
-
-def _resent_if_time_stamped(time_stamp_flag: int) -> Callable[[str, bytes], str | None]:
-    """The resend key of a profile whose frames may carry the device's time stamp.
-
-    A device replaying its memory (docs/protocols/ble-health-profiles.md) sends the same reading again; the
-    same device time and values (the very same bytes, time stamp included) are the same
-    reading. Without a time stamp two equal frames may be two real measurements, so no
-    key: both are kept.
-    """
-
-    def key(characteristic: str, data: bytes) -> str | None:
-        if data and data[0] & time_stamp_flag:
-            return f"{characteristic[4:8]}:{data.hex()}"
-        return None
-
-    return key
-
-
-def _thermometer_quirk(name: str) -> Quirk:
-    def decoders() -> Callable[[str | None], Decoder]:
-        return lambda channel: thermometer.decoder_for(channel, quirk=name)
-
-    return Quirk(f"thermometer firmware quirk: {name}", thermometer.CHARACTERISTICS, decoders)
-
-
-def _berrymed_decoders() -> Callable[[str | None], Decoder]:
-    """BCI packets split across notifications are joined by one framer per device."""
-    framer = berrymed.PacketFramer()
-
-    def decode(data: bytes) -> Decoded:
-        return berrymed.decode_packets(framer.feed(data))
-
-    return lambda _channel: decode
-
-
-def _scale_decoders(model: str | None, pattern: str | None) -> Callable[[str | None], Decoder]:
-    """A scale's line format: its own `pattern`, else the preset named by `model`."""
-    line_format = scale.pattern_from_config(pattern or model or scale.DEFAULT_PRESET)
-    decode = scale.decoder(line_format)
-    return lambda _channel: decode
-
-
-# 12-lead ECG files. The format modules are imported on the first file, not with the
-# registry: the daemon of a box without a cart never loads them (nor pydicom).
-def _lazy(module: str, function: str) -> Decoder:
-    """A decoder that imports `device_drivers.ecg.<module>` on its first frame."""
-
-    def decode(frame: bytes) -> Decoded:
-        found: Decoder = getattr(importlib.import_module(f"device_drivers.ecg.{module}"), function)
-        return found(frame)
-
-    return decode
-
-
-_decode_scp = _lazy("scp", "decode_scp")
-_decode_aecg = _lazy("aecg", "decode_aecg")
-_decode_philips_xml = _lazy("philips_xml", "decode_philips_xml")
-_decode_dicom = _lazy("dicom", "decode_dicom")
-
-
-# What a cart's serial output usually runs at; `baudrate` in the config when it differs.
-_ECG_SERIAL_LINE = SerialLine(baudrate=115200)
-
-
-DRIVERS: dict[str, Driver] = {
-    "masimo-ascii": Driver(
-        id="masimo-ascii",
-        transport="serial",
-        summary="Masimo Radical-5/7, Rad-8 serial ASCII (one line a second)",
-        decoder_for=lambda _channel: masimo.decode_line,
-        framer=masimo.LineFramer,
-    ),
-    "nonin-df2": Driver(
-        id="nonin-df2",
-        transport="serial",
-        summary="Nonin OEM III Data Format #2: 5-byte frames, 3 packets/s, 8-bit pleth",
-        decoder_for=lambda _channel: nonin.decode_packet_df2,
-        framer=functools.partial(nonin.PacketFramer, 2),
-        upload_every_s=1.0,
-    ),
-    "nonin-df7": Driver(
-        id="nonin-df7",
-        transport="serial",
-        summary="Nonin Data Format #7: 5-byte frames, 3 packets/s, 16-bit pleth",
-        decoder_for=lambda _channel: nonin.decode_packet_df7,
-        framer=functools.partial(nonin.PacketFramer, 7),
-        upload_every_s=1.0,
-    ),
-    "nonin-df8": Driver(
-        id="nonin-df8",
-        transport="serial",
-        summary="Nonin Data Format #8: one 4-byte record a second",
-        decoder_for=lambda _channel: nonin.decode_record_df8,
-        framer=nonin.RecordFramer,
-    ),
-    "datex-s5": Driver(
-        id="datex-s5",
-        transport="serial",
-        summary="GE/Datex-Ohmeda S/5 computer interface: displayed values, ECG and pleth waves",
-        decoder_for=lambda _channel: datex.decode_frame,
-        framer=datex.FrameReader,
-        line=SerialLine(baudrate=19200, bytesize=8, parity="E", stopbits=1, rtscts=True),
-        # ECG 300/s + pleth 100/s: within the 600 samples/s the 19200 baud line carries.
-        # A monitor answers a request at a level it supports within a second; probing
-        # from level 11 down at 3 s a level finds a '03 (level 8) S/5 in ~10 s.
-        conversation=functools.partial(
-            datex.S5Conversation,
-            waves=(datex.WAVE_ECG1, datex.WAVE_PLETH),
-            tick_s=1.0,
-            answer_timeout_s=3.0,
-        ),
-    ),
-    "intellivue": Driver(
-        id="intellivue",
-        transport="serial",
-        summary="Philips IntelliVue Data Export (MIB/RS-232): numerics, waves, alarms by poll",
-        decoder_for=lambda _channel: intellivue.decode_frame,
-        framer=intellivue.FrameReader,
-        line=SerialLine(baudrate=115200),
-        # Per monitor: wave calibration comes once a second, samples every 256 ms.
-        configured=lambda _model, _pattern: _per_device(intellivue.CalibratedDecoder()),
-        conversation=intellivue.IntelliVueConversation,
-        upload_every_s=1.0,
-    ),
-    "hl7-mllp": Driver(
-        id="hl7-mllp",
-        transport="tcp",
-        summary="monitors and central stations pushing HL7 v2 ORU^R01 over MLLP/TCP",
-        decoder_for=lambda _channel: mllp.decode_message,
-        framer=mllp.MllpFramer,
-    ),
-    "scale-ascii": Driver(
-        id="scale-ascii",
-        transport="serial",
-        summary="health-hut height/weight stations and weighing indicators, ASCII lines",
-        decoder_for=_scale_decoders(None, None),
-        framer=masimo.LineFramer,
-        configured=_scale_decoders,
-    ),
-    "ble-plx-spot": Driver(
-        id="ble-plx-spot",
-        transport="ble",
-        summary="Bluetooth SIG Pulse Oximeter 0x1822: spot-check measurement 0x2A5E",
-        decoder_for=pulse_oximeter.spot_decoder_for,
-        framer=_WholeFrames,
-        characteristics=pulse_oximeter.SPOT_CHARACTERISTICS,
-        dedup_key=_resent_if_time_stamped(pulse_oximeter.SPOT_TIME_STAMP),
-        sets_clock=True,
-    ),
-    "ble-plx-cont": Driver(
-        id="ble-plx-cont",
-        transport="ble",
-        summary="Bluetooth SIG Pulse Oximeter 0x1822: continuous measurement 0x2A5F",
-        decoder_for=pulse_oximeter.continuous_decoder_for,
-        framer=_WholeFrames,
-        characteristics=pulse_oximeter.CONTINUOUS_CHARACTERISTICS,
-        upload_every_s=1.0,
-        quirks={
-            "berrymed": Quirk(
-                "BerryMed BM1000 and OEM fingertip oximeters: BCI 5-byte packets, ~60/s",
-                berrymed.CHARACTERISTICS,
-                _berrymed_decoders,
-            )
-        },
-    ),
-    "ble-bp": Driver(
-        id="ble-bp",
-        transport="ble",
-        summary="Bluetooth SIG Blood Pressure 0x2A35 / intermediate cuff 0x2A36",
-        decoder_for=blood_pressure.decoder_for,
-        framer=_WholeFrames,
-        characteristics=(blood_pressure.MEASUREMENT_UUID, blood_pressure.INTERMEDIATE_UUID),
-        dedup_key=_resent_if_time_stamped(blood_pressure.FLAG_TIME_STAMP),
-        sets_clock=True,
-    ),
-    "ble-glucose": Driver(
-        id="ble-glucose",
-        transport="ble",
-        summary="Bluetooth SIG Glucose 0x1808: stored records over RACP 0x2A52, context 0x2A34",
-        decoder_for=glucose.decoder_for,
-        framer=_WholeFrames,
-        characteristics=glucose.CHARACTERISTICS,
-        # Per meter: a record's context joins its reading (glucose.RecordDecoder).
-        configured=lambda _model, _pattern: glucose.RecordDecoder().decoder_for,
-        gatt_conversation=glucose.RecordDownloads,
-        dedup_key=glucose.dedup_key,
-        sets_clock=True,
-        bonds=True,
-    ),
-    "ble-thermo": Driver(
-        id="ble-thermo",
-        transport="ble",
-        summary="Bluetooth SIG Health Thermometer 0x1809: 0x2A1C (and intermediate 0x2A1E)",
-        decoder_for=thermometer.decoder_for,
-        framer=_WholeFrames,
-        characteristics=thermometer.CHARACTERISTICS,
-        dedup_key=_resent_if_time_stamped(thermometer.FLAG_TIME_STAMP),
-        sets_clock=True,
-        quirks={name: _thermometer_quirk(name) for name in thermometer.QUIRKS},
-    ),
-    "ble-hr": Driver(
-        id="ble-hr",
-        transport="ble",
-        summary="Bluetooth SIG Heart Rate 0x180D: 0x2A37 (rate, contact, energy, RR intervals)",
-        decoder_for=heart_rate.decoder_for,
-        framer=_WholeFrames,
-        characteristics=heart_rate.CHARACTERISTICS,
-        upload_every_s=1.0,
-    ),
-    "ble-weight": Driver(
-        id="ble-weight",
-        transport="ble",
-        summary="Bluetooth SIG Weight Scale 0x181D: 0x2A9D (kg/lb, BMI, height)",
-        decoder_for=weight_scale.decoder_for,
-        framer=_WholeFrames,
-        characteristics=weight_scale.CHARACTERISTICS,
-        dedup_key=_resent_if_time_stamped(weight_scale.FLAG_TIME_STAMP),
-        sets_clock=True,
-    ),
-    "ecg-scp": Driver(
-        id="ecg-scp",
-        transport="folder",
-        summary="12-lead ECG carts: SCP-ECG (EN 1064) files from a folder, or sent over RS-232",
-        decoder_for=_per_device(_decode_scp),
-        framer=ecg_framing.ScpFramer,
-        line=_ECG_SERIAL_LINE,
-        file_patterns=("*.scp",),
-        also_serial=True,
-    ),
-    "ecg-aecg": Driver(
-        id="ecg-aecg",
-        transport="folder",
-        summary="12-lead ECG carts: HL7 aECG XML files from a folder, or sent over RS-232",
-        decoder_for=_per_device(_decode_aecg),
-        framer=functools.partial(ecg_framing.XmlFramer, b"</AnnotatedECG>"),
-        line=_ECG_SERIAL_LINE,
-        file_patterns=("*.xml",),
-        also_serial=True,
-        packages=("defusedxml",),
-    ),
-    "ecg-philips-xml": Driver(
-        id="ecg-philips-xml",
-        transport="folder",
-        summary="Philips PageWriter/TC carts: Philips XML (XLI leads) from a folder, or RS-232",
-        decoder_for=_per_device(_decode_philips_xml),
-        framer=functools.partial(ecg_framing.XmlFramer, b"</restingecgdata>"),
-        line=_ECG_SERIAL_LINE,
-        file_patterns=("*.xml",),
-        also_serial=True,
-        packages=("defusedxml",),
-    ),
-    "ecg-dicom": Driver(
-        id="ecg-dicom",
-        transport="folder",
-        summary="12-lead ECG carts: DICOM 12-lead waveform files from a folder (share, USB stick)",
-        decoder_for=_per_device(_decode_dicom),
-        framer=_WholeFrames,  # never on a serial line: the config wants a folder
-        file_patterns=("*.dcm", "*.dicom", NO_EXTENSION),
-        file_exclude=("DICOMDIR",),
-        packages=("pydicom",),
-    ),
+# The built-in drivers and the module that declares each (its `DECLARATIONS`). A module
+# is imported when one of its drivers is first asked for: `config check` of a box with
+# a Masimo and a cuff loads those two, not the MLLP listener nor the ECG formats.
+BUILT_IN: Mapping[str, str] = {
+    "masimo-ascii": "device_drivers.serial.masimo",
+    "nonin-df2": "device_drivers.serial.nonin",
+    "nonin-df7": "device_drivers.serial.nonin",
+    "nonin-df8": "device_drivers.serial.nonin",
+    "datex-s5": "device_drivers.serial.datex",
+    "intellivue": "device_drivers.serial.intellivue",
+    "hl7-mllp": "device_drivers.network.mllp",
+    "scale-ascii": "device_drivers.serial.scale",
+    "ble-plx-spot": "device_drivers.ble.pulse_oximeter",
+    "ble-plx-cont": "device_drivers.ble.pulse_oximeter",
+    "ble-bp": "device_drivers.ble.blood_pressure",
+    "ble-glucose": "device_drivers.ble.glucose",
+    "ble-thermo": "device_drivers.ble.thermometer",
+    "ble-hr": "device_drivers.ble.heart_rate",
+    "ble-weight": "device_drivers.ble.weight_scale",
+    "ecg-scp": "device_drivers.ecg.carts",
+    "ecg-aecg": "device_drivers.ecg.carts",
+    "ecg-philips-xml": "device_drivers.ecg.carts",
+    "ecg-dicom": "device_drivers.ecg.carts",
 }
 
 
+class _Drivers(Mapping[str, Driver]):
+    """Every driver by id: the built-in ones (loaded from their module on first use),
+    then those `register` added. Read-only to everyone else."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[str, Driver] = {}
+        self._added: dict[str, Driver] = {}
+
+    def __getitem__(self, driver_id: str) -> Driver:
+        found = self._loaded.get(driver_id) or self._added.get(driver_id)
+        if found is None:
+            self._load(BUILT_IN[driver_id])  # KeyError: no such driver
+            found = self._loaded[driver_id]
+        return found
+
+    def __contains__(self, driver_id: object) -> bool:
+        return driver_id in BUILT_IN or driver_id in self._added
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*BUILT_IN, *self._added])
+
+    def __len__(self) -> int:
+        return len(BUILT_IN) + len(self._added)
+
+    def _load(self, name: str) -> None:
+        """A module's declarations, which must be the drivers BUILT_IN names for it."""
+        declared = getattr(importlib.import_module(name), "DECLARATIONS", None)
+        if not isinstance(declared, tuple) or not all(isinstance(d, Driver) for d in declared):
+            raise TypeError(f"{name}.DECLARATIONS must be a tuple of driver declarations")
+        expected = {i for i, module in BUILT_IN.items() if module == name}
+        if sorted(d.id for d in declared) != sorted(expected):
+            raise ValueError(f"{name} declares {sorted(d.id for d in declared)}, not {expected}")
+        self._loaded.update((d.id, d) for d in declared)
+
+    def add(self, declaration: Driver) -> None:
+        if declaration.id in self:
+            raise ValueError(f"driver {declaration.id} is known already")
+        self._added[declaration.id] = declaration
+
+    def remove(self, driver_id: str) -> None:
+        if driver_id not in self._added:
+            raise KeyError(f"driver {driver_id!r} was not registered at run time")
+        del self._added[driver_id]
+
+
+_drivers = _Drivers()
+
+# Every driver by id, the run-time ones included (read-only: `register` adds).
+DRIVERS: Mapping[str, Driver] = _drivers
+
+
 def driver(driver_id: str) -> Driver:
-    try:
-        return DRIVERS[driver_id]
-    except KeyError:
-        known = ", ".join(sorted(DRIVERS))
-        raise KeyError(f"unknown driver {driver_id!r} (known: {known})") from None
+    if driver_id not in _drivers:
+        known = ", ".join(sorted(_drivers))
+        raise KeyError(f"unknown driver {driver_id!r} (known: {known})")
+    return _drivers[driver_id]
 
 
-class Listener(Protocol):
-    async def run(self, emit: FrameSink, on_state: StateSink, stop: asyncio.Event) -> None: ...
+def register(declaration: Driver) -> None:
+    """Make a driver known from now on, as if it were built in (ValueError if its id is
+    taken). It was checked as every declaration is, when it was made."""
+    _drivers.add(declaration)
+
+
+def unregister(driver_id: str) -> None:
+    """Forget a driver `register` added (KeyError for a built-in or unknown one)."""
+    _drivers.remove(driver_id)
+
+
+def ids(transport: TransportKind | None = None) -> list[str]:
+    """Driver ids, sorted; only those of one transport kind if given."""
+    if transport is None:
+        return sorted(_drivers)
+    return sorted(d.id for d in _drivers.values() if d.transport == transport)
+
+
+def recording_drivers() -> tuple[str, ...]:
+    """Drivers whose frames are whole recordings (12-lead carts' files), sorted."""
+    return tuple(sorted(d.id for d in _drivers.values() if d.yields.recording))
+
+
+def advertised_services() -> dict[str, str]:
+    """BLE service UUID -> its name, for every service a driver's devices advertise."""
+    services: dict[str, str] = {}
+    for d in _drivers.values():
+        if isinstance(d.source, BlePeripheral):
+            services[d.source.service.uuid] = d.source.service.name
+            for quirk in d.source.quirks.values():
+                if quirk.service is not None:
+                    services[quirk.service.uuid] = quirk.service.name
+    return services
 
 
 def listener(
     driver_id: str, host: str, port: int, *, limits: ConnectionLimits | None = None
-) -> Listener:
+) -> Transport:
     """The network transport of a `tcp` driver, listening on host:port."""
-    if driver(driver_id).transport != "tcp":
+    source = driver(driver_id).source
+    if not isinstance(source, NetworkListener):
         raise KeyError(f"driver {driver_id!r} does not listen on the network")
-    return mllp.MllpListener(host, port, limits=limits)
+    return source.listener(host, port, limits or source.limits)
 
 
 def decoder_for_channel(driver_id: str, channel: str | None) -> Decoder:

@@ -1,7 +1,7 @@
-"""What every transport (serial port, BLE link, TCP listener) shares with the daemon.
+"""What every transport (serial port, BLE link, TCP listener, folder) shares with the daemon.
 
-Transports are thin async edges. They hand raw frames to a `FrameSink` (the daemon's
-recorder queue) and report link state to a `StateSink`. A driver whose device must be
+Transports are thin async edges (`Transport`). They hand raw frames to a `FrameSink`
+(the daemon's recorder queue) and report link state to a `StateSink`. A driver whose device must be
 spoken to (an association, a data request, a keep-alive, an HL7 ACK) supplies a
 `Conversation`: pure logic that says which bytes to write and when; the transport only
 writes them.
@@ -41,6 +41,22 @@ class FrameSink(Protocol):
 
 class StateSink(Protocol):
     def __call__(self, state: str, detail: str, /) -> None: ...
+
+
+class Transport(Protocol):
+    """One device's running edge (a serial port, a BLE session, a TCP listener, a watched
+    folder): reads until `stop` is set, handing frames to `emit` and its state to
+    `on_state`. The daemon runs one per device (edge_agent.devices builds them)."""
+
+    async def run(self, emit: FrameSink, on_state: StateSink, stop: asyncio.Event) -> None: ...
+
+
+class WholeFrames:
+    """The framer of a transport that already delivers whole frames (BLE notifications,
+    a file read from a folder)."""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        return [data] if data else []
 
 
 class Conversation(Protocol):

@@ -3,6 +3,12 @@
 Every problem is reported as `config <key>: <what is wrong>` so a village doctor's
 installer can fix the line without reading code. `load()` collects all problems and
 raises one ConfigError listing them, one per line.
+
+A `[[device]]` entry is checked against its driver's declaration (device_drivers.
+declaration, through the registry, which is imported only when a config has devices):
+which drivers exist, which keys its transport needs (port, address, listen, folder),
+which it takes (listener limits, a line pattern, a folder or a port), which `model`
+values it understands and which packages its decoder needs.
 """
 
 from __future__ import annotations
@@ -11,31 +17,19 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from edge_agent.identifiers import AGENT_ID, DEVICE_ID, IdentifierRule, shown
+
+if TYPE_CHECKING:
+    from device_drivers.declaration import Driver
 
 DEFAULT_CONFIG_PATH = Path("/etc/edge-agent/edge-agent.toml")
 
 _LISTEN_RE = re.compile(r"^[A-Za-z0-9.:\[\]-]+:\d{1,5}$")
 _BLE_ADDRESS_RE = re.compile(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$")
 
-SERIAL_DRIVERS = frozenset(
-    {"masimo-ascii", "nonin-df2", "nonin-df7", "nonin-df8", "intellivue", "datex-s5", "scale-ascii"}
-)
-# Devices that connect to the box over the network (monitors pushing HL7 over MLLP).
-NETWORK_DRIVERS = frozenset({"hl7-mllp"})
-BLE_DRIVERS = frozenset(
-    {"ble-bp", "ble-thermo", "ble-hr", "ble-plx-spot", "ble-plx-cont", "ble-glucose", "ble-weight"}
-)
-# 12-lead ECG carts: each ECG is a file the box reads from a `folder` (the cart's export
-# share, a USB stick); all but DICOM carts may instead send the file over a serial `port`.
-FILE_DRIVERS = frozenset({"ecg-dicom", "ecg-scp", "ecg-aecg", "ecg-philips-xml"})
-FILE_SERIAL_DRIVERS = FILE_DRIVERS - {"ecg-dicom"}
-# Every device driver id of the contract (docs/contracts.md; device_drivers.registry.DRIVERS
-# holds the same ones, a test keeps the two equal).
-DEVICE_DRIVERS = SERIAL_DRIVERS | NETWORK_DRIVERS | BLE_DRIVERS | FILE_DRIVERS
 STATION_ROLES = frozenset({"clinic", "ambulance", "kiosk"})
 
 
@@ -173,61 +167,46 @@ def parse(text: str, *, source: str = "<string>") -> Config:
     return from_dict(raw, source=source)
 
 
-def _ble_quirks(driver: str) -> list[str]:
-    from device_drivers.registry import driver as registry_driver
+def _declaration(driver: str) -> Driver | None:
+    """The driver's declaration, None for a driver the registry does not know."""
+    from device_drivers import registry
 
-    return sorted(registry_driver(driver).quirks)
+    return registry.DRIVERS.get(driver)
 
 
-def _missing_packages(driver: str) -> list[str]:
+def _known_drivers() -> list[str]:
+    from device_drivers import registry
+
+    return registry.ids()
+
+
+def _missing_packages(spec: Driver) -> list[str]:
     """Python packages a driver's decoder needs that are not installed here."""
     import importlib.util
 
-    from device_drivers.registry import driver as registry_driver
-
-    return [p for p in registry_driver(driver).packages if importlib.util.find_spec(p) is None]
-
-
-def _scale_presets() -> list[str]:
-    from device_drivers.serial import scale
-
-    return sorted(scale.PRESETS)
+    return [p for p in spec.packages if importlib.util.find_spec(p) is None]
 
 
 def decoding_problems(driver: str, model: str | None, pattern: str | None) -> list[tuple[str, str]]:
     """What is wrong with a device's `model` / `pattern` for its driver, as (key, problem)
     pairs: the config's `[[device]]` entries and `edge-agent decode --model/--pattern`."""
+    spec = _declaration(driver)
     problems: list[tuple[str, str]] = []
-    if driver in BLE_DRIVERS and model is not None:
-        quirks = _ble_quirks(driver)
-        if model not in quirks:
-            known = ", ".join(quirks) or "none"
-            problems.append(("model", f"{model!r} is not a quirk of {driver} (known: {known})"))
-    if driver == "scale-ascii" and model is not None:
-        presets = _scale_presets()
-        if model not in presets:
-            problems.append(
-                ("model", f"{model!r} is not a scale preset (known: {', '.join(presets)})")
-            )
+    if spec is not None and model is not None:
+        problem = spec.model_problem(model)
+        if problem is not None:
+            problems.append(("model", problem))
     if pattern is not None:
-        if driver != "scale-ascii":
-            problems.append(("pattern", "only scale-ascii devices take a line pattern"))
+        if spec is None or spec.pattern is None:
+            from device_drivers import registry
+
+            takers = ", ".join(d.id for d in registry.DRIVERS.values() if d.pattern is not None)
+            problems.append(("pattern", f"only {takers} devices take a line pattern"))
         else:
-            problem = _scale_pattern_problem(pattern)
+            problem = spec.pattern(pattern)
             if problem:
                 problems.append(("pattern", problem))
     return problems
-
-
-def _scale_pattern_problem(pattern: str) -> str | None:
-    """Why a scale line pattern cannot work, or None (the driver knows the rules)."""
-    from device_drivers.serial import scale
-
-    try:
-        scale.pattern_from_config(pattern)
-    except ValueError as exc:
-        return str(exc)
-    return None
 
 
 class _Checker:
@@ -294,32 +273,40 @@ class _Checker:
 
 
 def _check_file_device(
-    c: _Checker, key: str, driver: str, *, folder: str | None, port: str | None
+    c: _Checker, key: str, spec: Driver, *, folder: str | None, port: str | None
 ) -> None:
-    """An ECG cart reads from a folder, or (all but DICOM) from a serial port."""
-    if driver not in FILE_SERIAL_DRIVERS:
+    """A cart reads files from a folder or, if its driver has a serial line (all but
+    DICOM carts), from a serial port."""
+    from device_drivers.declaration import FileFolder
+
+    source, driver = spec.source, spec.id
+    assert isinstance(source, FileFolder)
+    example = source.example
+    if source.serial is None:
         if port:
+            because = f" ({source.not_serial_because})" if source.not_serial_because else ""
             c.bad(
                 f"{key}.port",
-                f"driver {driver} reads files from a folder, not a serial port"
-                ' (DICOM is not sent over RS-232): set folder = "/media/ecg"',
+                f"driver {driver} reads files from a folder, not a serial port{because}:"
+                f' set folder = "{example}"',
             )
         elif not folder:
-            c.bad(f"{key}.folder", f'driver {driver} reads files: set folder = "/media/ecg"')
+            c.bad(f"{key}.folder", f'driver {driver} reads files: set folder = "{example}"')
     elif folder and port:
         c.bad(f"{key}.port", f"driver {driver} reads a folder or a serial port, not both")
     elif not folder and not port:
         c.bad(
             f"{key}.folder",
-            f'driver {driver} reads files: set folder = "/media/ecg"'
+            f'driver {driver} reads files: set folder = "{example}"'
             ' (or port = "/dev/ttyUSB0" for a cart that sends them over RS-232)',
         )
     if folder and not folder.startswith("/"):
-        c.bad(f"{key}.folder", f"{folder!r} must be an absolute path (e.g. /media/ecg)")
+        c.bad(f"{key}.folder", f"{folder!r} must be an absolute path (e.g. {example})")
 
 
 # [[device]] keys of network drivers: (lowest, highest, integer). Defaults are the
-# listener's own (device_drivers.network.admission.ConnectionLimits: 64, 4, 300 s, 60 s).
+# driver's (its declaration's NetworkListener.limits, by default the listener's own:
+# device_drivers.network.admission.ConnectionLimits: 64, 4, 300 s, 60 s).
 LISTENER_KEYS: dict[str, tuple[float, float, bool]] = {
     "max_connections": (1, 1024, True),
     "max_connections_per_address": (1, 1024, True),
@@ -328,10 +315,15 @@ LISTENER_KEYS: dict[str, tuple[float, float, bool]] = {
 }
 
 
-def _listener_limits(c: _Checker, entry: dict[str, Any], key: str, driver: str) -> dict[str, Any]:
+def _listener_limits(
+    c: _Checker, entry: dict[str, Any], key: str, driver: str, spec: Driver | None
+) -> dict[str, Any]:
     """The connection-limit keys of a network device, checked; {} for other drivers."""
+    from device_drivers.declaration import NetworkListener
+
     given = [name for name in LISTENER_KEYS if name in entry]
-    if driver not in NETWORK_DRIVERS:
+    listener = None if spec is None else spec.source
+    if not isinstance(listener, NetworkListener):
         for name in given:
             c.bad(f"{key}.{name}", f"driver {driver} does not listen on the network")
         return {}
@@ -346,13 +338,73 @@ def _listener_limits(c: _Checker, entry: dict[str, Any], key: str, driver: str) 
         number = c.number(entry, key, name, low, low, high)
         if len(c.problems) == before:
             limits[name] = int(number) if integer else number
-    total = limits.get("max_connections", 64)
+    total = limits.get("max_connections", listener.limits.max_connections)
     per_address = limits.get("max_connections_per_address", 0)
     if per_address > total:
         c.bad(
             f"{key}.max_connections_per_address",
             f"{per_address} is more than max_connections ({total})",
         )
+    return limits
+
+
+def _check_device_keys(
+    c: _Checker,
+    key: str,
+    driver: str,
+    spec: Driver | None,
+    entry: dict[str, Any],
+    *,
+    listen: str | None,
+    port: str | None,
+    address: str | None,
+    folder: str | None,
+    model: str | None,
+    pattern: str | None,
+) -> dict[str, Any]:
+    """A `[[device]]` entry's keys, as its driver's declaration has them (Driver.takes,
+    its source's `requires`).
+
+    A key that belongs to another transport (listen and the listener limits, folder, a
+    line pattern) is refused; keys no transport refuses (a port or address left in an
+    entry, a baudrate) are not, so config files that passed before keep passing. Returns
+    the checked listener limits."""
+    from device_drivers.declaration import FileFolder
+
+    takes = frozenset[str]() if spec is None else spec.takes
+    requires = () if spec is None else spec.source.requires
+    if listen and "listen" not in takes:
+        c.bad(f"{key}.listen", f"driver {driver} does not listen on the network")
+    elif "listen" in requires and not listen:
+        c.bad(
+            f"{key}.listen",
+            f'driver {driver} listens on the network: set listen = "0.0.0.0:2575"',
+        )
+    elif listen and (
+        not _LISTEN_RE.match(listen) or not 0 < int(listen.rpartition(":")[2]) < 65536
+    ):
+        c.bad(f"{key}.listen", f"{listen!r} is not host:port (e.g. 0.0.0.0:2575)")
+    limits = _listener_limits(c, entry, key, driver, spec)
+    for name, problem in decoding_problems(driver, model, pattern):
+        c.bad(f"{key}.{name}", problem)
+    if "port" in requires and not port:
+        c.bad(f"{key}.port", f'driver {driver} reads a serial port: set port = "/dev/ttyUSB0"')
+    if spec is not None and isinstance(spec.source, FileFolder):
+        _check_file_device(c, key, spec, folder=folder, port=port)
+    elif folder:
+        c.bad(f"{key}.folder", f"driver {driver} does not read files from a folder")
+    missing = [] if spec is None else _missing_packages(spec)
+    if spec is not None and missing:
+        c.bad(
+            f"{key}.driver",
+            f"driver {driver} needs the Python package {', '.join(missing)}"
+            f" (pip install the '{spec.extra}' extra; bash scripts/setup.sh does)",
+        )
+    if "address" in requires:
+        if not address:
+            c.bad(f"{key}.address", f'driver {driver} needs the BLE address ("AA:BB:CC:DD:EE:FF")')
+        elif not _BLE_ADDRESS_RE.match(address):
+            c.bad(f"{key}.address", f"{address!r} is not a BLE address like AA:BB:CC:DD:EE:FF")
     return limits
 
 
@@ -488,42 +540,23 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
         model = c.optional_string(entry, key, "model")
         pattern = c.optional_string(entry, key, "pattern")
         folder = c.optional_string(entry, key, "folder")
-        if driver and driver not in DEVICE_DRIVERS:
-            known = ", ".join(sorted(DEVICE_DRIVERS))
+        spec = _declaration(driver) if driver else None
+        if driver and spec is None:
+            known = ", ".join(_known_drivers())
             c.bad(f"{key}.driver", f"{driver!r} is not a device driver (known: {known})")
-        if driver in NETWORK_DRIVERS:
-            if not listen:
-                c.bad(
-                    f"{key}.listen",
-                    f'driver {driver} listens on the network: set listen = "0.0.0.0:2575"',
-                )
-            elif not _LISTEN_RE.match(listen) or not 0 < int(listen.rpartition(":")[2]) < 65536:
-                c.bad(f"{key}.listen", f"{listen!r} is not host:port (e.g. 0.0.0.0:2575)")
-        elif listen:
-            c.bad(f"{key}.listen", f"driver {driver} does not listen on the network")
-        limits = _listener_limits(c, entry, key, driver)
-        for name, problem in decoding_problems(driver, model, pattern):
-            c.bad(f"{key}.{name}", problem)
-        if driver in SERIAL_DRIVERS and not port:
-            c.bad(f"{key}.port", f'driver {driver} reads a serial port: set port = "/dev/ttyUSB0"')
-        if driver in FILE_DRIVERS:
-            _check_file_device(c, key, driver, folder=folder, port=port)
-            missing = _missing_packages(driver)
-            if missing:
-                c.bad(
-                    f"{key}.driver",
-                    f"driver {driver} needs the Python package {', '.join(missing)}"
-                    " (pip install the 'ecg' extra; bash scripts/setup.sh does)",
-                )
-        elif folder:
-            c.bad(f"{key}.folder", f"driver {driver} does not read files from a folder")
-        if driver in BLE_DRIVERS:
-            if not address:
-                c.bad(
-                    f"{key}.address", f'driver {driver} needs the BLE address ("AA:BB:CC:DD:EE:FF")'
-                )
-            elif not _BLE_ADDRESS_RE.match(address):
-                c.bad(f"{key}.address", f"{address!r} is not a BLE address like AA:BB:CC:DD:EE:FF")
+        limits = _check_device_keys(
+            c,
+            key,
+            driver,
+            spec,
+            entry,
+            listen=listen,
+            port=port,
+            address=address,
+            folder=folder,
+            model=model,
+            pattern=pattern,
+        )
         baud = entry.get("baudrate")
         if baud is not None and (isinstance(baud, bool) or not isinstance(baud, int) or baud <= 0):
             c.bad(f"{key}.baudrate", "must be a positive integer")

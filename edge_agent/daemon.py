@@ -24,13 +24,15 @@ import os
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from device_drivers.transport import FrameSink, Outcome, StateSink
+from device_drivers import registry
+from device_drivers.transport import FrameSink, Outcome
 from edge_agent import operations, sd_notify
 from edge_agent.clock import Clock, SystemClock
-from edge_agent.config import Config, DeviceConfig
+from edge_agent.config import Config
 from edge_agent.control import ControlServer
+from edge_agent.devices import DeviceRuntime, runtime_for
 from edge_agent.model import Frame
 from edge_agent.recorder import Decoder, Recorded, Recorder
 from edge_agent.rules.engine import ClinicalRules
@@ -51,20 +53,6 @@ LOCK_WAIT_S = 10.0
 TASK_STOP_S = 3.0
 # The state a device shows while its task is waiting to be started again.
 STATE_FAILED = "failed"
-
-
-class Transport(Protocol):
-    async def run(self, emit: FrameSink, on_state: StateSink, stop: asyncio.Event) -> None: ...
-
-
-@dataclass
-class DeviceRuntime:
-    """A configured device: where its bytes come from and how they are decoded."""
-
-    config: DeviceConfig
-    transport: Transport
-    decoder_for: Callable[[str | None], Decoder]
-    upload_every_s: float = 0.0  # registry.Driver.upload_every_s
 
 
 @dataclass
@@ -98,7 +86,9 @@ class Agent:
     def __post_init__(self) -> None:
         self.recorder = Recorder(
             self.store,
-            upload_every_s={d.config.id: d.upload_every_s for d in self.devices},
+            upload_every_s={
+                d.config.id: registry.driver(d.config.driver).uplink.every_s for d in self.devices
+            },
             rules=ClinicalRules(
                 news2_window_s=self.config.rules.news2_window_s, tz=self.config.agent.timezone
             ),
@@ -361,7 +351,6 @@ def bootstrap(
     devices pair`), the BLE ones sharing one advertisement watcher.
     """
     from device_drivers.ble.presence import AdvertisementWatcher, BleakAdvertisements
-    from edge_agent.devices import runtime_for
     from edge_agent.pairing import paired_configs
 
     control_path = operations.socket_path(config)

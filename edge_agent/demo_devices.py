@@ -1,18 +1,18 @@
 """The demo's simulated devices: each a simulator on a real pty (or link) + the real driver path.
 
-Serial devices are set up exactly as the daemon sets up a configured device
-(`devices.runtime_for`: the driver's line settings, framer, conversation and decoder),
+Every device is set up exactly as the daemon sets up a configured one, from its
+driver's declaration (`devices.runtime_for`: the line settings, framer, conversation and
+decoder; a BLE device's characteristics, resend key, clock setting and GATT exchange);
 only the port is a pseudo-terminal whose other end a simulator writes real protocol
 frames to. The BLE cuff and glucose meter are the fakes (no radio here): simulated links
 that send real 0x2A35/0x2A36 and 0x2A18/0x2A34/0x2A52 bytes, the meter answering the
-agent's RACP requests.
+agent's RACP requests (the cuff refuses the Current Time write, as many cuffs do).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import shutil
 import tempfile
@@ -21,10 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from device_drivers import registry
-from device_drivers.ble.session import BleTransport
 from device_drivers.network.mllp import MllpListener
-from device_drivers.registry import decoder_for_channel
 from device_drivers.simulators import ble_bp as ble_bp_sim
 from device_drivers.simulators import datex as datex_sim
 from device_drivers.simulators import ecg_cart as ecg_cart_sim
@@ -36,8 +33,7 @@ from device_drivers.simulators import nonin as nonin_sim
 from device_drivers.simulators import scale as scale_sim
 from device_drivers.simulators.pty import open_pty
 from edge_agent.config import DeviceConfig
-from edge_agent.daemon import DeviceRuntime
-from edge_agent.devices import local_clock_write, runtime_for
+from edge_agent.devices import DeviceRuntime, runtime_for
 
 CUFF_ADDRESS = "C4:7C:8D:6A:00:17"
 GLUCOSE_METER_ADDRESS = "C4:7C:8D:6A:00:21"
@@ -112,11 +108,7 @@ def masimo(rates: DemoRates) -> SimulatedDevice:
 def cuff(rates: DemoRates) -> SimulatedDevice:
     simulated = ble_bp_sim.SimulatedCuff(seed=17, every_s=rates.cuff_every_s, tz=rates.timezone)
     config = DeviceConfig(id="cuff-1", driver="ble-bp", address=CUFF_ADDRESS)
-    runtime = DeviceRuntime(
-        config,
-        BleTransport(simulated.link, ble_bp_sim.CHARACTERISTICS),
-        lambda channel: decoder_for_channel("ble-bp", channel),
-    )
+    runtime = runtime_for(config, tz=rates.timezone, ble_link=simulated.link)
     return SimulatedDevice(runtime, simulated.run)
 
 
@@ -135,17 +127,8 @@ def glucose_meter(rates: DemoRates) -> SimulatedDevice:
         live=True,
         tz=rates.timezone,
     )
-    spec = registry.driver("ble-glucose")
-    config = DeviceConfig(id="glucose-1", driver=spec.id, address=GLUCOSE_METER_ADDRESS)
-    downloads = spec.gatt_conversation() if spec.gatt_conversation else None
-    transport = BleTransport(
-        simulated.link,
-        spec.characteristics,
-        conversation_factory=downloads,
-        dedup_key=spec.dedup_key,
-        set_clock=functools.partial(local_clock_write, rates.timezone),
-    )
-    runtime = DeviceRuntime(config, transport, spec.decoders())
+    config = DeviceConfig(id="glucose-1", driver="ble-glucose", address=GLUCOSE_METER_ADDRESS)
+    runtime = runtime_for(config, tz=rates.timezone, ble_link=simulated.link)
     return SimulatedDevice(runtime, lambda stop: simulated.run(stop, rates.glucose_every_s))
 
 

@@ -4,9 +4,14 @@ A serial device gets a SerialTransport on its port with its driver's line settin
 framer and (for monitors that must be asked) conversation; a BLE device gets a
 BleTransport whose link is bleak (imported only when it connects); a network device gets
 its listener; an ECG cart gets a FolderTransport on its folder (or, sending its files
-over RS-232, a SerialTransport with the driver's file framer). The decoder comes from
-the driver registry, chosen per frame by channel (the BLE characteristic a notification
-came on) and configured per device where the driver needs it (a scale's line format).
+over RS-232, a SerialTransport with the driver's file framer). All of it comes from the
+driver's declaration (device_drivers.declaration), the decoder too: chosen per frame by
+channel (the BLE characteristic a notification came on) and configured per device where
+the driver needs it (a scale's line format).
+
+`DeviceRuntime` lives here, with what builds it: the daemon imports it from this module
+and never the other way round (an import-linter contract in pyproject.toml keeps it so);
+`daemon.bootstrap` builds the graph.
 """
 
 from __future__ import annotations
@@ -14,22 +19,40 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import zoneinfo
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from device_drivers import registry
 from device_drivers.ble import current_time
 from device_drivers.ble.link import BleakLink
-from device_drivers.ble.session import BleTransport, Presence
+from device_drivers.ble.session import BleTransport, NotifyingLink, Presence
+from device_drivers.declaration import (
+    BlePeripheral,
+    DecoderFor,
+    FileFolder,
+    SerialLine,
+    SerialPort,
+)
 from device_drivers.files.folder import FolderTransport, content_key
 from device_drivers.network.admission import ConnectionLimits
 from device_drivers.serial.port import SerialSettings, SerialTransport
+from device_drivers.transport import Transport
 from edge_agent.config import DeviceConfig
-from edge_agent.daemon import DeviceRuntime, Transport
+
+
+@dataclass
+class DeviceRuntime:
+    """A configured device: where its bytes come from and how they are decoded."""
+
+    config: DeviceConfig
+    transport: Transport
+    decoder_for: DecoderFor
 
 
 def serial_settings(config: DeviceConfig, spec: registry.Driver) -> SerialSettings:
-    if config.port is None:
+    line = _serial_line(spec)
+    if config.port is None or line is None:
         raise ValueError(f"device {config.id}: driver {config.driver} needs a serial port")
-    line = spec.line
     return SerialSettings(
         port=config.port,
         baudrate=config.baudrate or line.baudrate,
@@ -40,9 +63,21 @@ def serial_settings(config: DeviceConfig, spec: registry.Driver) -> SerialSettin
     )
 
 
-def connection_limits(config: DeviceConfig) -> ConnectionLimits:
-    """A network device's listener limits: the configured keys over the defaults."""
-    default = ConnectionLimits()
+def _serial_line(spec: registry.Driver) -> SerialLine | None:
+    source = spec.source
+    if isinstance(source, SerialPort):
+        return source.line
+    if isinstance(source, FileFolder):
+        return source.serial
+    return None
+
+
+def connection_limits(
+    config: DeviceConfig, default: ConnectionLimits | None = None
+) -> ConnectionLimits:
+    """A network device's listener limits: the configured keys over the driver's
+    defaults (`default`, else the listener's own)."""
+    default = default or ConnectionLimits()
     total = config.max_connections or default.max_connections
     return ConnectionLimits(
         max_connections=total,
@@ -66,46 +101,52 @@ def local_clock_write(tz: str = "Asia/Shanghai") -> tuple[str, bytes]:
 
 
 def runtime_for(
-    config: DeviceConfig, *, presence: Presence | None = None, tz: str = "Asia/Shanghai"
+    config: DeviceConfig,
+    *,
+    presence: Presence | None = None,
+    tz: str = "Asia/Shanghai",
+    ble_link: Callable[[], NotifyingLink] | None = None,
 ) -> DeviceRuntime:
-    """The transport and decoders for one `[[device]]` entry (already validated).
+    """The transport and decoders for one `[[device]]` entry (already validated), as
+    its driver's declaration says.
 
     BLE sessions given the shared advertisement watcher (`presence`) connect when their
     device advertises instead of polling it with connection attempts. `tz`:
-    `agent.timezone`, what a device's clock is set to.
+    `agent.timezone`, what a device's clock is set to. `ble_link`: the link to a BLE
+    device instead of bleak's (the demo's simulated devices).
     """
     spec = registry.driver(config.driver)
+    source = spec.source
     transport: Transport
-    if spec.transport == "folder" and config.folder is not None:
-        transport = FolderTransport(config.folder, spec.file_patterns, exclude=spec.file_exclude)
-    elif spec.transport == "folder" and spec.also_serial:
-        # A cart sending its files over RS-232: the same file by cable or by stick has
-        # the same key, so it is recorded once.
+    if isinstance(source, FileFolder):
+        if config.folder is not None:
+            transport = FolderTransport(config.folder, source.patterns, exclude=source.exclude)
+        elif source.serial is not None:
+            # A cart sending its files over RS-232: the same file by cable or by stick
+            # has the same key, so it is recorded once.
+            transport = SerialTransport(
+                serial_settings(config, spec), spec.framer, dedup_key=content_key
+            )
+        else:
+            raise ValueError(f"device {config.id}: driver {config.driver} needs a folder")
+    elif isinstance(source, SerialPort):
         transport = SerialTransport(
-            serial_settings(config, spec), spec.framer, dedup_key=content_key
+            serial_settings(config, spec), spec.framer, conversation_factory=source.conversation
         )
-    elif spec.transport == "folder":
-        raise ValueError(f"device {config.id}: driver {config.driver} needs a folder")
-    elif spec.transport == "serial":
-        transport = SerialTransport(
-            serial_settings(config, spec), spec.framer, conversation_factory=spec.conversation
-        )
-    elif spec.transport == "ble":
-        address = config.address
+    elif isinstance(source, BlePeripheral):
+        address, bond = config.address, source.bonds
         if address is None:
             raise ValueError(f"device {config.id}: driver {config.driver} needs a BLE address")
         transport = BleTransport(
-            lambda: BleakLink(address, bond=spec.bonds),
-            spec.characteristics_for(config.model),
-            conversation_factory=spec.gatt_conversation() if spec.gatt_conversation else None,
-            dedup_key=spec.dedup_key,
+            ble_link or (lambda: BleakLink(address, bond=bond)),
+            source.characteristics_for(config.model),
+            conversation_factory=source.gatt_conversation() if source.gatt_conversation else None,
+            dedup_key=source.dedup_key,
             presence=presence,
             address=address,
-            set_clock=functools.partial(local_clock_write, tz) if spec.sets_clock else None,
+            set_clock=functools.partial(local_clock_write, tz) if source.sets_clock else None,
         )
     else:
         host, port = config.listen_address
-        transport = registry.listener(spec.id, host, port, limits=connection_limits(config))
-    return DeviceRuntime(
-        config, transport, spec.decoders(config.model, config.pattern), spec.upload_every_s
-    )
+        transport = source.listener(host, port, connection_limits(config, source.limits))
+    return DeviceRuntime(config, transport, spec.decoders(config.model, config.pattern))

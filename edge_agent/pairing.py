@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_agent.clock import Clock
-from edge_agent.config import BLE_DRIVERS, Config, DeviceConfig
+from edge_agent.config import Config, DeviceConfig
 from edge_agent.identifiers import DEVICE_ID, shown
 from edge_agent.store import StoreReader, StoreWriter
 
@@ -45,7 +45,9 @@ def pair(
     address = address.strip().upper()
     if not _ADDRESS.match(address):
         raise PairingError(f"pair: {address!r} is not a BLE address like AA:BB:CC:DD:EE:FF")
-    ble_available = sorted(BLE_DRIVERS)
+    from device_drivers import registry  # the drivers load only when a device is paired
+
+    ble_available = registry.ids("ble")
     if driver not in ble_available:
         raise PairingError(
             f"pair: {driver!r} is not a BLE driver of this release (available: {', '.join(ble_available)})"

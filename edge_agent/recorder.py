@@ -13,6 +13,14 @@ A serial port whose recent frames are mostly rejects is read with the wrong driv
 the wrong baud rate: its device state says so (`rejecting`, "wrong driver or baud rate:
 ...") until good frames return; nothing of such a stream is a reading, as nothing of it
 decodes.
+
+What a driver's frames are is its declaration's (device_drivers.declaration), read per
+frame: a whole recording (a 12-lead cart's file) or a frame of vitals; whether a reading
+with no visit open is held (personal devices); whether an old device time is a wrong
+clock (live results); whether the reject watch runs (serial ports). How often a device's
+vitals go up is its driver's too (`upload_every_s`, given per device by the daemon). A
+frame of a driver the registry does not know (none comes from a configured device) is
+treated as a monitor's.
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from device_drivers import registry
+from device_drivers.declaration import Binding, Driver, Results
 from edge_agent import alerts, national_id
 from edge_agent.clock import (
     DEVICE_CLOCK_SKEW_FLAG,
@@ -73,50 +83,11 @@ PRIORITY_STRIPS = 8
 KIND_ORU_R01 = "oru_r01"
 KIND_ADT_A14 = "adt_a14"  # pre-arrival notice to the receiving ER (issue 5)
 
-# 12-lead ECG carts (files from a folder or a serial port): their frames go up whole,
-# waveforms and statements included, ahead of any backlog.
-ECG_DRIVERS = frozenset({"ecg-dicom", "ecg-scp", "ecg-aecg", "ecg-philips-xml"})
 STEMI_ALARM_CODE = "ECG_STEMI"
-
-# Devices residents bring or share (home cuffs, meters, scales, health-hut stations): a
-# reading taken with no visit open is held for a doctor to assign. Monitors are not held:
-# an ambulance's unknown patient still reaches the ER, identified later.
-PERSONAL_DRIVERS = frozenset(
-    {
-        "ble-bp",
-        "ble-thermo",
-        "ble-hr",
-        "ble-plx-spot",
-        "ble-plx-cont",
-        "ble-glucose",
-        "ble-weight",
-        "scale-ascii",
-    }
-)
-
-# Drivers of serial ports that can be read with the wrong driver or baud rate (those with
-# transport "serial" in device_drivers.registry; a test keeps the two equal): their
-# reject ratio sets the device state. Not ECG carts: a file now and then is no window.
-LINE_DRIVERS = frozenset(
-    {
-        "nonin-df2",
-        "nonin-df7",
-        "nonin-df8",
-        "masimo-ascii",
-        "datex-s5",
-        "intellivue",
-        "scale-ascii",
-    }
-)
 
 # A reading flagged like this is a progress display (BLE intermediate cuff pressure),
 # not a result: the raw frame is kept, nothing is stored as a measurement or sent.
 PROGRESS_FLAG = "intermediate"
-
-# Devices that hand over stored results (a meter's or cuff's memory, a cart's file read
-# later) carry old times legitimately; the others (monitors) report what they measure
-# now, so an old time from them is a wrong clock too (clock.device_clock_skewed).
-STORED_RESULT_DRIVERS = PERSONAL_DRIVERS | ECG_DRIVERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,15 +125,26 @@ class Recorder:
         self._clock_synchronised = clock_synchronised or ClockSync()
         # Clinical rules (NEWS2, follow-up thresholds) judged in the same transaction.
         self._rules = rules
-        # Per device: numerics go up at most this often (registry.Driver.upload_every_s).
+        # Per device: numerics go up at most this often (its driver's Uplink.every_s,
+        # which the daemon gives for each device); not given: every frame.
         self._upload_every_ns = {
             device: int(seconds * 1e9) for device, seconds in (upload_every_s or {}).items()
         }
         self._last_upload_ns: dict[str, int] = {}
+        # Each driver's declaration, as the registry gave it (one dict look-up a frame).
+        self._declarations: dict[str, Driver] = {}
         # Per device: the alarm codes of its last frame. A monitor repeats an active alarm
         # in every frame (a Nonin 3 times a second); it becomes an alert and goes up once,
         # when it appears, not with every repetition.
         self._active_alarms: dict[str, frozenset[str]] = {}
+
+    def _declaration(self, driver_id: str) -> Driver | None:
+        spec = self._declarations.get(driver_id)
+        if spec is None:
+            spec = registry.DRIVERS.get(driver_id)
+            if spec is not None:
+                self._declarations[driver_id] = spec
+        return spec
 
     def record(self, frame: Frame, decoder: Decoder) -> Recorded:
         return self.record_many([(frame, decoder)])[0]
@@ -176,6 +158,7 @@ class Recorder:
 
     def _record_one(self, frame: Frame, decoder: Decoder) -> Recorded:
         store = self._store
+        spec = self._declaration(frame.driver)
         channel = frame.extra.get("channel")
         if frame.dedup_key is not None and store.frames.seen_dedup_key(
             frame.device_id, frame.dedup_key
@@ -189,10 +172,10 @@ class Recorder:
         try:
             decoded = decoder(frame.data)
         except DecodeError as exc:
-            return self._quarantine(frame, channel, exc.reason, exc.offset)
+            return self._quarantine(frame, spec, channel, exc.reason, exc.offset)
         except Exception as exc:
             recorded = self._quarantine(
-                frame, channel, f"decoder fault: {type(exc).__name__}: {exc}", None
+                frame, spec, channel, f"decoder fault: {type(exc).__name__}: {exc}", None
             )
             if recorded.raw_frame_id is not None:  # the traceback as often as the bytes
                 log.exception(
@@ -200,17 +183,17 @@ class Recorder:
                 )
             return recorded
         raw_id = store.frames.insert(frame, channel)
-        self._line_outcome(frame, None)
+        self._line_outcome(frame, spec, None)
 
-        if frame.driver in ECG_DRIVERS:
-            return self._record_ecg(raw_id, frame, decoded)
+        if spec is not None and spec.yields.recording:
+            return self._record_ecg(raw_id, frame, spec, decoded)
         readings = [r for r in decoded.readings if PROGRESS_FLAG not in r.flags]
         if not readings and not decoded.alarms and not decoded.waveforms:
             outcome = "progress" if decoded.readings else "empty"
             store.frames.set_outcome(raw_id, outcome)
             store.devices.count_frame(frame, quarantined=False)
             return Recorded(raw_id, outcome, 0, None)
-        readings = self._flag_skewed_clocks(frame, readings)
+        readings = self._flag_skewed_clocks(frame, spec, readings)
 
         encounter = store.patients.current_encounter(frame.device_id)
         named = _national_id(decoded.patient)
@@ -271,7 +254,8 @@ class Recorder:
             self._last_upload_ns[frame.device_id] = frame.received_wall_ns
             store.outbox.insert(
                 message_id,
-                held=conflict or (encounter is None and frame.driver in PERSONAL_DRIVERS),
+                held=conflict
+                or (encounter is None and spec is not None and spec.binding is Binding.PERSONAL),
                 held_reason=HELD_PATIENT_CONFLICT if conflict else HELD_NO_VISIT,
                 kind=KIND_ORU_R01,
                 priority=PRIORITY_ALARM if raised else PRIORITY_VITALS,
@@ -284,11 +268,12 @@ class Recorder:
         store.devices.count_frame(frame, quarantined=False)
         return Recorded(raw_id, "decoded", len(readings), message_id)
 
-    def _record_ecg(self, raw_id: int, frame: Frame, decoded: Decoded) -> Recorded:
-        """A 12-lead: measurements, leads, statements and the cart's model and patient
-        sex/age (ecg_context) stored; the whole ECG goes up
-        ahead of any backlog. If the cart's statements say acute MI / STEMI, an alert is
-        raised and a pre-arrival notice to the ER goes first of all (prealert table)."""
+    def _record_ecg(self, raw_id: int, frame: Frame, spec: Driver, decoded: Decoded) -> Recorded:
+        """A whole recording (a 12-lead): measurements, leads, statements and the cart's
+        model and patient sex/age (ecg_context) stored; the whole ECG goes up in its
+        lane, ahead of any backlog. If the cart's statements say acute MI / STEMI, an
+        alert is raised and a pre-arrival notice to the ER goes first of all (prealert
+        table)."""
         store = self._store
         if not decoded.waveforms:
             store.frames.set_outcome(raw_id, "empty")
@@ -298,7 +283,7 @@ class Recorder:
         encounter_id = None if encounter is None else encounter.id
         if encounter_id is not None:
             store.frames.set_encounter(raw_id, encounter_id)
-        readings = self._flag_skewed_clocks(frame, list(decoded.readings))
+        readings = self._flag_skewed_clocks(frame, spec, list(decoded.readings))
         if readings:
             store.frames.insert_observations(raw_id, frame, encounter_id, readings)
         store.frames.insert_waveforms(raw_id, frame, encounter_id, decoded.waveforms)
@@ -384,7 +369,9 @@ class Recorder:
         )
         return message_id
 
-    def _flag_skewed_clocks(self, frame: Frame, readings: list[Reading]) -> list[Reading]:
+    def _flag_skewed_clocks(
+        self, frame: Frame, spec: Driver | None, readings: list[Reading]
+    ) -> list[Reading]:
         """Readings whose device clock is more than 5 minutes off the box's (while the
         box's clock is synchronised) get DEVICE_CLOCK_SKEW_FLAG; both times are kept
         (device_time and the frame's received_wall_ns). Nothing is shifted here."""
@@ -392,7 +379,7 @@ class Recorder:
             return readings
         if not self._clock_synchronised():
             return readings
-        live = frame.driver not in STORED_RESULT_DRIVERS
+        live = spec is None or spec.results is Results.LIVE
         return [
             dataclasses.replace(r, flags=(*r.flags, DEVICE_CLOCK_SKEW_FLAG))
             if r.device_time is not None
@@ -447,7 +434,12 @@ class Recorder:
         return last is None or not 0 <= frame.received_wall_ns - last < every
 
     def _quarantine(
-        self, frame: Frame, channel: str | None, reason: str, offset: int | None
+        self,
+        frame: Frame,
+        spec: Driver | None,
+        channel: str | None,
+        reason: str,
+        offset: int | None,
     ) -> Recorded:
         """A rejected frame: counted always, its bytes kept within the device's budget."""
         store, budget, device = self._store, self._budget, frame.device_id
@@ -465,14 +457,16 @@ class Recorder:
             )
         store.quarantine.tally(frame, budget.key(device, reason), reason, kept=keep)
         store.devices.count_frame(frame, quarantined=True)
-        self._line_outcome(frame, reason)
+        self._line_outcome(frame, spec, reason)
         return Recorded(raw_id, "quarantined", 0, None, reason)
 
-    def _line_outcome(self, frame: Frame, rejected: str | None) -> None:
+    def _line_outcome(self, frame: Frame, spec: Driver | None, rejected: str | None) -> None:
         """Feed the reject watch of a serial device; write its state when it changes.
 
-        `rejected` is the reason of a rejected frame, None for a frame that decoded."""
-        if frame.driver not in LINE_DRIVERS:
+        `rejected` is the reason of a rejected frame, None for a frame that decoded. Not
+        ECG carts on a serial line (Driver.watches_rejects): a file now and then is no
+        window."""
+        if spec is None or not spec.watches_rejects:
             return
         device = frame.device_id
         change = self._watch.note(device, rejected is not None)

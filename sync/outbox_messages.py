@@ -24,6 +24,8 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from device_drivers import registry
+from device_drivers.declaration import Lane
 from edge_agent.clock import DEVICE_CLOCK_SKEW_FLAG, device_instant, wall_datetime
 from edge_agent.model import Waveform
 from edge_agent.store import DeviceRow, ObservationRow, OutboxRow, StoreWriter
@@ -44,20 +46,22 @@ KIND_ADT_A14 = "adt_a14"  # edge_agent.recorder.KIND_ADT_A14
 KIND_STRIP = "strip"  # edge_agent.strips.KIND_STRIP
 KIND_ORU_R40 = "oru_r40"  # edge_agent.alerts.KIND_ORU_R40
 
-# Which MDS-level device specialisation a driver's messages declare (OBR-4, MDS OBX).
-DRIVER_SPECIALISATION = {
-    "ble-bp": "MDC_DEV_SPEC_PROFILE_BP",
-    "ble-thermo": "MDC_DEV_SPEC_PROFILE_TEMP",
-    "ble-glucose": "MDC_DEV_SPEC_PROFILE_GLUCOSE",
-    "ble-weight": "MDC_DEV_SPEC_PROFILE_SCALE",
-    "scale-ascii": "MDC_DEV_SPEC_PROFILE_SCALE",
-    "ble-plx-spot": "MDC_DEV_SPEC_PROFILE_PULS_OXIM",
-    "ble-plx-cont": "MDC_DEV_SPEC_PROFILE_PULS_OXIM",
-    "masimo-ascii": "MDC_DEV_SPEC_PROFILE_PULS_OXIM",
-    "nonin-df2": "MDC_DEV_SPEC_PROFILE_PULS_OXIM",
-    "nonin-df7": "MDC_DEV_SPEC_PROFILE_PULS_OXIM",
-    "nonin-df8": "MDC_DEV_SPEC_PROFILE_PULS_OXIM",
-}
+# The MDS-level device specialisation (OBR-4, MDS OBX) of a device whose driver the
+# registry does not know (a row of a driver since removed): the generic monitor's.
+UNKNOWN_DRIVER_PROFILE = "MDC_DEV_SPEC_PROFILE_HYDRA"
+
+
+def device_profile(driver: str) -> str:
+    """The device specialisation a driver's messages declare (Driver.profile)."""
+    spec = registry.DRIVERS.get(driver)
+    return UNKNOWN_DRIVER_PROFILE if spec is None else spec.profile
+
+
+def _whole_recording(driver: object) -> bool:
+    """The frame is a whole recording (a 12-lead), sent up with its leads, statements
+    and context (Driver.uplink.lane)."""
+    spec = registry.DRIVERS.get(str(driver or ""))
+    return spec is not None and spec.uplink.lane is Lane.RECORDING
 
 
 class MessageBuildError(ValueError):
@@ -86,7 +90,7 @@ def build_message(
         raise MessageBuildError(f"outbox {row.id}: no frame to report")
     observations = store.frames.observations(row.raw_frame_id)
     frame = store.frames.get(row.raw_frame_id)
-    ecg = frame is not None and frame.driver.startswith("ecg-")
+    ecg = frame is not None and _whole_recording(frame.driver)
     # A 12-lead goes up whole: its leads and the cart's statements with its measurements.
     waveforms = store.frames.waveforms(row.raw_frame_id) if ecg else []
     statements = [s.text for s in store.ecg.statements(row.raw_frame_id)] if ecg else []
@@ -154,7 +158,7 @@ def _device_identity(
         device_id=device_id,
         driver=driver,
         eui64=eui64,
-        spec_refid=DRIVER_SPECIALISATION.get(driver, "MDC_DEV_SPEC_PROFILE_HYDRA"),
+        spec_refid=device_profile(driver),
     )
 
 

@@ -32,6 +32,7 @@ from device_drivers.ble.blood_pressure import (
 )
 from device_drivers.ble.link import BleakLink, ScriptedLink
 from device_drivers.ble.session import BleTransport
+from device_drivers.declaration import BlePeripheral
 from edge_agent.model import DecodeError, Reading
 
 SYS, DIA, MAP = "MDC_PRESS_BLD_NONINV_SYS", "MDC_PRESS_BLD_NONINV_DIA", "MDC_PRESS_BLD_NONINV_MEAN"
@@ -407,7 +408,9 @@ def test_bleak_link_bonds_when_asked_and_reports_a_refusal_as_oserror(
     with pytest.raises(OSError, match="AuthenticationFailed"):
         asyncio.run(BleakLink("AA:BB:CC:DD:EE:FF", bond=True).connect())
     assert [m["pair"] for m in made] == [False, True]
-    assert registry.driver("ble-glucose").bonds and not registry.driver("ble-bp").bonds
+    glucose_meter, cuff = registry.driver("ble-glucose").source, registry.driver("ble-bp").source
+    assert isinstance(glucose_meter, BlePeripheral) and isinstance(cuff, BlePeripheral)
+    assert glucose_meter.bonds and not cuff.bonds
 
 
 async def _run_until(

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from device_drivers import registry
 from device_drivers.ble import current_time, glucose
 from device_drivers.ble.session import BleTransport
+from device_drivers.declaration import BlePeripheral
 from device_drivers.simulators.glucose_meter import SimulatedMeter
 from edge_agent import mdc
 from edge_agent.model import DecodeError, Frame
@@ -427,14 +428,16 @@ def test_dedup_keys_name_the_characteristic_and_the_very_bytes(seq: int, tail: b
 
 def test_the_registry_routes_glucose_frames_by_characteristic() -> None:
     spec = registry.driver("ble-glucose")
-    assert spec.transport == "ble" and spec.sets_clock
-    assert spec.characteristics == (M, C, R)
+    ble = spec.source
+    assert isinstance(ble, BlePeripheral)
+    assert spec.transport == "ble" and ble.sets_clock
+    assert ble.characteristics == (M, C, R)
     assert spec.decoder_for(M) is glucose.decode_measurement
     assert spec.decoder_for("2A34") is glucose.decode_context
     with pytest.raises(DecodeError, match="not part of the Glucose service"):
         spec.decoder_for("2a19")(b"\x00")
-    assert spec.gatt_conversation is not None
-    a, b = spec.gatt_conversation(), spec.gatt_conversation()
+    assert ble.gatt_conversation is not None
+    a, b = ble.gatt_conversation(), ble.gatt_conversation()
     assert a is not b  # each paired meter keeps its own resume point
 
 

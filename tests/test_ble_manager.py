@@ -14,6 +14,7 @@ from waiting import until
 from device_drivers.ble.link import ScriptedLink
 from device_drivers.ble.presence import Advertisement, AdvertisementWatcher
 from device_drivers.ble.session import BleTransport
+from device_drivers.declaration import BlePeripheral
 
 ADDRESS = "C4:7C:8D:6A:00:17"
 NOTIFY = "00002a18-0000-1000-8000-00805f9b34fb"
@@ -378,7 +379,9 @@ def test_a_replayed_time_stamped_reading_is_recorded_once(tmp_path: Path) -> Non
     from edge_agent.recorder import Recorder
     from edge_agent.store import StoreWriter
 
-    key = driver("ble-bp").dedup_key
+    cuff = driver("ble-bp").source
+    assert isinstance(cuff, BlePeripheral)
+    key = cuff.dedup_key
     assert key is not None
     stamped = blood_pressure.encode_measurement(
         Decimal(130), Decimal(85), Decimal(100), time=dt.datetime(2026, 11, 22, 8, 30)

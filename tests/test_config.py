@@ -115,26 +115,31 @@ def test_config_check_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_device_drivers_are_the_registry() -> None:
+    """Config check knows exactly the registry's drivers and treats each by its transport:
+    the key each needs, and a port only for carts that can send files over RS-232."""
     from device_drivers.registry import DRIVERS
-    from edge_agent.config import (
-        BLE_DRIVERS,
-        DEVICE_DRIVERS,
-        FILE_DRIVERS,
-        FILE_SERIAL_DRIVERS,
-        NETWORK_DRIVERS,
-        SERIAL_DRIVERS,
-    )
 
-    assert set(DRIVERS) == DEVICE_DRIVERS
-    by_transport = {
-        "serial": SERIAL_DRIVERS,
-        "ble": BLE_DRIVERS,
-        "tcp": NETWORK_DRIVERS,
-        "folder": FILE_DRIVERS,
-    }
+    head = GOOD.split("[[device]]", maxsplit=1)[0] + '[[device]]\nid = "d"\n'
+
+    def problems(device: str) -> list[str]:
+        try:
+            parse(head + device)
+        except ConfigError as exc:
+            return [p for p in exc.problems if "needs the Python package" not in p]
+        return []
+
+    known = ", ".join(sorted(DRIVERS))
+    assert problems('driver = "nope"') == [
+        f"config device[0] (d).driver: 'nope' is not a device driver (known: {known})"
+    ]
+    by_transport = {"serial": "port", "ble": "address", "tcp": "listen", "folder": "folder"}
+    also_serial = {"ecg-scp", "ecg-aecg", "ecg-philips-xml"}
     for spec in DRIVERS.values():
-        assert spec.id in by_transport[spec.transport]
-        assert spec.also_serial == (spec.id in FILE_SERIAL_DRIVERS)
+        needed = [p.partition(":")[0] for p in problems(f'driver = "{spec.id}"')]
+        assert needed == [f"config device[0] (d).{by_transport[spec.transport]}"]
+        if spec.transport == "folder":
+            by_port = problems(f'driver = "{spec.id}"\nport = "/dev/ttyUSB0"')
+            assert (by_port == []) == (spec.id in also_serial)
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ import pytest
 from waiting import until
 
 from device_drivers import capture, registry
+from device_drivers.declaration import FileFolder
 from device_drivers.ecg import aecg, dicom, philips_xml, scp
 from device_drivers.ecg.framing import ScpFramer, XmlFramer
 from device_drivers.ecg.record import STANDARD_LEADS, EcgRecord
@@ -383,9 +384,10 @@ async def test_the_next_file_waits_for_the_commit(tmp_path: Path) -> None:
 
 
 def test_dicom_folder_patterns() -> None:
-    spec = registry.driver("ecg-dicom")
-    transport = FolderTransport("/media/ecg", spec.file_patterns, exclude=spec.file_exclude)
-    assert NO_EXTENSION in spec.file_patterns
+    files = registry.driver("ecg-dicom").source
+    assert isinstance(files, FileFolder)
+    transport = FolderTransport("/media/ecg", files.patterns, exclude=files.exclude)
+    assert NO_EXTENSION in files.patterns
     assert [n for n in ("IM000001", "ecg.DCM", "x.dicom") if transport.wanted(n)] == [
         "IM000001",
         "ecg.DCM",
@@ -623,14 +625,16 @@ async def test_a_cart_folder_through_the_agent_records_each_ecg_once(tmp_path: P
     import sqlite3
 
     from edge_agent.clock import SystemClock
-    from edge_agent.daemon import Agent, DeviceRuntime
+    from edge_agent.daemon import Agent
+    from edge_agent.devices import DeviceRuntime
     from edge_agent.store import StoreWriter
 
     cfg = config.embedded_defaults(data_dir=tmp_path / "data", broker="mqtt://127.0.0.1:1")
     share = tmp_path / "share"
     device_config = config.DeviceConfig(id="cart-1", driver="ecg-scp", folder=str(share))
     spec = registry.driver("ecg-scp")
-    transport = FolderTransport(share, spec.file_patterns, poll_s=0.02, settle_polls=1)
+    assert isinstance(spec.source, FileFolder)
+    transport = FolderTransport(share, spec.source.patterns, poll_s=0.02, settle_polls=1)
     device = DeviceRuntime(device_config, transport, spec.decoders())
 
     class NoLink:

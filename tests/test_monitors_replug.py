@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from waiting import until
 
+from device_drivers.declaration import SerialPort
 from device_drivers.registry import driver as registry_driver
 from device_drivers.serial.port import SerialTransport
 from device_drivers.simulators import datex as datex_sim
@@ -53,8 +54,9 @@ async def test_unplug_and_replug_resumes_within_seconds(
     link = tmp_path / "ttyMonitor"  # what /dev/edge/monitor-1 is to udev
     settings = serial_settings(DeviceConfig(id="m", driver=driver_id, port=str(link)), spec)
     settings.rtscts = False  # a pty has no RTS/CTS lines
+    assert isinstance(spec.source, SerialPort)
     transport = SerialTransport(
-        settings, spec.framer, reopen_s=0.2, conversation_factory=spec.conversation
+        settings, spec.framer, reopen_s=0.2, conversation_factory=spec.source.conversation
     )
     stop = asyncio.Event()
     seen: list[int] = []  # the plug round of each frame with the metric

@@ -22,7 +22,7 @@ from device_drivers import registry
 from edge_agent import quarantine
 from edge_agent.model import Decoded, DecodeError, Frame, Reading
 from edge_agent.quarantine import QuarantineBudget, RejectWatch, reason_key
-from edge_agent.recorder import LINE_DRIVERS, Recorder
+from edge_agent.recorder import Recorder
 from edge_agent.store import StoreWriter
 
 SECOND = 1_000_000_000
@@ -190,7 +190,8 @@ def test_only_serial_line_drivers_are_watched(store: StoreWriter) -> None:
         recorder.record(frame(b"\x00", i, device="cuff-1", driver="ble-bp"), bad)
     assert line_state(store, "cuff-1")[0] == "connected"
     serial = {d.id for d in registry.DRIVERS.values() if d.transport == "serial"}
-    assert serial == LINE_DRIVERS
+    watched = {d.id for d in registry.DRIVERS.values() if d.watches_rejects}
+    assert serial == watched
 
 
 @settings(max_examples=200)

@@ -30,8 +30,8 @@ from device_drivers.registry import decoder_for_channel
 from device_drivers.simulators import ble_bp
 from device_drivers.simulators import masimo as masimo_sim
 from edge_agent.config import DeviceConfig, embedded_defaults
-from edge_agent.daemon import DeviceRuntime, bootstrap
-from edge_agent.devices import runtime_for
+from edge_agent.daemon import bootstrap
+from edge_agent.devices import DeviceRuntime, runtime_for
 from edge_agent.local_broker import LocalBroker
 from edge_agent.store import open_readonly
 from edge_agent.writer_lock import Holder, WriterLock

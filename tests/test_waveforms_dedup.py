@@ -17,7 +17,8 @@ from waiting import until
 
 from edge_agent.clock import SystemClock
 from edge_agent.config import embedded_defaults
-from edge_agent.daemon import Agent, DeviceRuntime
+from edge_agent.daemon import Agent
+from edge_agent.devices import DeviceRuntime
 from edge_agent.model import Decoded, DecodeError, Frame, Reading, Waveform
 from edge_agent.recorder import Recorder
 from edge_agent.store import StoreWriter

@@ -45,6 +45,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
+from device_drivers.declaration import BleService, DecoderFor, Quirk, every_channel
 from edge_agent.model import Decoded, DecodeError, DeviceAlarm, Reading, Waveform
 
 SERVICE_UUID = "49535343-fe7d-4ae5-8fa9-9fafd205e455"
@@ -286,3 +287,22 @@ def encode_packet(
         if on:
             status |= bit
     return bytes((head, pleth, status, rate_value & 0x7F, spo2_value))
+
+
+def _decoders() -> DecoderFor:
+    """Per device: packets split across notifications are joined by its own framer."""
+    framer = PacketFramer()
+
+    def decode(data: bytes) -> Decoded:
+        return decode_packets(framer.feed(data))
+
+    return every_channel(decode)
+
+
+# A quirk of `ble-plx-cont` (pulse_oximeter.DECLARATIONS): config model = "berrymed".
+QUIRK = Quirk(
+    "BerryMed BM1000 and OEM fingertip oximeters: BCI 5-byte packets, ~60/s",
+    CHARACTERISTICS,
+    _decoders,
+    service=BleService(SERVICE_UUID, "BerryMed oximeter (BCI)"),
+)

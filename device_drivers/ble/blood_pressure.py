@@ -23,7 +23,16 @@ import datetime as dt
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 
-from device_drivers.ble.gatt import not_in_service, short_uuid
+from device_drivers.ble.gatt import not_in_service, short_uuid, uuid16
+from device_drivers.ble.resend import time_stamped
+from device_drivers.declaration import (
+    Binding,
+    BlePeripheral,
+    BleService,
+    Driver,
+    Results,
+    Yields,
+)
 from device_drivers.ieee11073 import (
     DATE_TIME_SIZE,
     decode_date_time,
@@ -32,6 +41,7 @@ from device_drivers.ieee11073 import (
     sfloat_bytes,
     uint_at,
 )
+from device_drivers.transport import WholeFrames
 from edge_agent.model import Decoded, DecodeError, Reading
 
 MEASUREMENT_UUID = "00002a35-0000-1000-8000-00805f9b34fb"
@@ -246,3 +256,23 @@ def decoder_for(channel: str | None) -> Callable[[bytes], Decoded]:
     if short == "2a36":
         return decode_intermediate
     return not_in_service(channel, "Blood Pressure")
+
+
+DECLARATIONS = (
+    Driver(
+        id="ble-bp",
+        summary="Bluetooth SIG Blood Pressure 0x2A35 / intermediate cuff 0x2A36",
+        source=BlePeripheral(
+            BleService(uuid16(0x1810), "blood pressure"),
+            (MEASUREMENT_UUID, INTERMEDIATE_UUID),
+            dedup_key=time_stamped(FLAG_TIME_STAMP),
+            sets_clock=True,
+        ),
+        framer=WholeFrames,
+        decoder_for=decoder_for,
+        yields=Yields(numerics=True),
+        profile="MDC_DEV_SPEC_PROFILE_BP",
+        binding=Binding.PERSONAL,
+        results=Results.STORED,
+    ),
+)

@@ -48,6 +48,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from device_drivers.ble.gatt import not_in_service, short_uuid, uuid16
+from device_drivers.declaration import (
+    Binding,
+    BlePeripheral,
+    BleService,
+    DecoderFor,
+    Driver,
+    Results,
+    Yields,
+)
 from device_drivers.ieee11073 import (
     DATE_TIME_SIZE,
     decode_date_time,
@@ -56,6 +65,7 @@ from device_drivers.ieee11073 import (
     sfloat_bytes,
     uint_at,
 )
+from device_drivers.transport import WholeFrames
 from edge_agent.model import Decoded, DecodeError, DeviceAlarm, Reading
 from edge_agent.units import mg_per_dl_to_mmol_per_l
 
@@ -1061,3 +1071,31 @@ class RecordDownloads:
         self._settle()
         self._current = GlucoseConversation(self._last, ask_count=self._ask_count)
         return self._current
+
+
+def _per_meter(_model: str | None, _pattern: str | None) -> DecoderFor:
+    """Per meter: a record's context joins its reading (RecordDecoder)."""
+    return RecordDecoder().decoder_for
+
+
+DECLARATIONS = (
+    Driver(
+        id="ble-glucose",
+        summary="Bluetooth SIG Glucose 0x1808: stored records over RACP 0x2A52, context 0x2A34",
+        source=BlePeripheral(
+            BleService(SERVICE_UUID, "glucose"),
+            CHARACTERISTICS,
+            dedup_key=dedup_key,
+            sets_clock=True,
+            bonds=True,
+            gatt_conversation=RecordDownloads,
+        ),
+        framer=WholeFrames,
+        decoder_for=decoder_for,
+        configured=_per_meter,
+        yields=Yields(numerics=True, alarms=True),
+        profile="MDC_DEV_SPEC_PROFILE_GLUCOSE",
+        binding=Binding.PERSONAL,
+        results=Results.STORED,
+    ),
+)

@@ -32,8 +32,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from device_drivers.ble.gatt import not_in_service, short_uuid
+from device_drivers.ble.gatt import not_in_service, short_uuid, uuid16
+from device_drivers.declaration import (
+    Binding,
+    BlePeripheral,
+    BleService,
+    Driver,
+    Results,
+    Uplink,
+    Yields,
+)
 from device_drivers.ieee11073 import uint_at
+from device_drivers.transport import WholeFrames
 from edge_agent.model import Decoded, DecodeError, Reading
 
 MEASUREMENT_UUID = "00002a37-0000-1000-8000-00805f9b34fb"
@@ -166,3 +176,22 @@ def decoder_for(channel: str | None) -> Callable[[bytes], Decoded]:
     if channel is None or short_uuid(channel) == "2a37":
         return decode_measurement
     return not_in_service(channel, "Heart Rate")
+
+
+DECLARATIONS = (
+    Driver(
+        id="ble-hr",
+        summary="Bluetooth SIG Heart Rate 0x180D: 0x2A37 (rate, contact, energy, RR intervals)",
+        source=BlePeripheral(BleService(uuid16(0x180D), "heart rate"), CHARACTERISTICS),
+        framer=WholeFrames,
+        decoder_for=decoder_for,
+        yields=Yields(numerics=True),
+        # The generic multi-parameter profile: edge_agent.mdc has no term for a
+        # heart-rate specialisation (IEEE 11073-10406's basic ECG would be a candidate).
+        profile="MDC_DEV_SPEC_PROFILE_HYDRA",
+        binding=Binding.PERSONAL,
+        results=Results.STORED,
+        # A strap notifies once a second or faster; one a second goes up.
+        uplink=Uplink(every_s=1.0),
+    ),
+)

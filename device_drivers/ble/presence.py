@@ -8,6 +8,10 @@ behaviour: have the subscriptions in place within a second of the device showing
 
 bleak stays at this edge: `BleakAdvertisements` imports it when it starts, and turns
 each advertisement into our own `Advertisement` value; tests feed `saw()` directly.
+
+Which services are health devices' is the drivers' to say: each BLE driver's declaration
+names the service its devices advertise (a vendor quirk its own), and
+`registry.advertised_services()` collects them, run-time drivers included.
 """
 
 from __future__ import annotations
@@ -19,19 +23,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-log = logging.getLogger(__name__)
+from device_drivers import registry
 
-# Health services a scan reports (Bluetooth SIG Assigned Numbers, GATT services; the
-# BerryMed/BCI transparent UART service, docs/protocols/ble-vendor-formats.md).
-HEALTH_SERVICES = {
-    "00001810-0000-1000-8000-00805f9b34fb": "blood pressure",
-    "00001809-0000-1000-8000-00805f9b34fb": "health thermometer",
-    "0000180d-0000-1000-8000-00805f9b34fb": "heart rate",
-    "00001822-0000-1000-8000-00805f9b34fb": "pulse oximeter",
-    "00001808-0000-1000-8000-00805f9b34fb": "glucose",
-    "0000181d-0000-1000-8000-00805f9b34fb": "weight scale",
-    "49535343-fe7d-4ae5-8fa9-9fafd205e455": "BerryMed oximeter (BCI)",
-}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +37,9 @@ class Advertisement:
 
     @property
     def health_services(self) -> tuple[str, ...]:
-        return tuple(HEALTH_SERVICES[s] for s in self.services if s in HEALTH_SERVICES)
+        """The names of the advertised services a driver's devices advertise."""
+        known = registry.advertised_services()
+        return tuple(known[s] for s in self.services if s in known)
 
 
 class AdvertisementWatcher:

@@ -47,7 +47,7 @@ Decisions (what the status words do to a reading):
   knew, so the reading's device time is None (the recorder uses the receive time) and the
   readings carry "device-clock-not-set" (docs/protocols/ieee11073-numbers.md, Date Time).
 - Continuous readings are flagged "continuous": they arrive about once a second or
-  faster, and the driver's upload interval (registry `upload_every_s`) thins what goes up.
+  faster, and the driver's upload interval (its declaration's `Uplink.every_s`) thins what goes up.
   The fast and slow averages are the same quantities averaged differently; a consumer that
   keeps "the latest SpO2" would flicker between them and they would triple the rows, so
   (as for Nonin's extra values) they are validated always but reported only with
@@ -61,7 +61,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from device_drivers.ble import berrymed
 from device_drivers.ble.gatt import not_in_service, short_uuid
+from device_drivers.ble.resend import time_stamped
+from device_drivers.declaration import (
+    Binding,
+    BlePeripheral,
+    BleService,
+    Driver,
+    Results,
+    Uplink,
+    Yields,
+)
 from device_drivers.ieee11073 import (
     DATE_TIME_SIZE,
     decode_date_time,
@@ -70,6 +81,7 @@ from device_drivers.ieee11073 import (
     sfloat_bytes,
     uint_at,
 )
+from device_drivers.transport import WholeFrames
 from edge_agent.model import Decoded, DecodeError, DeviceAlarm, Reading
 
 SERVICE_UUID = "00001822-0000-1000-8000-00805f9b34fb"
@@ -583,3 +595,40 @@ def spot_decoder_for(channel: str | None) -> Callable[[bytes], Decoded]:
 def continuous_decoder_for(channel: str | None) -> Callable[[bytes], Decoded]:
     """`decoder_for` of the `ble-plx-cont` driver (no channel = 0x2A5F)."""
     return decoder_for(channel, default=CONTINUOUS_UUID)
+
+
+_SERVICE = BleService(SERVICE_UUID, "pulse oximeter")
+
+DECLARATIONS = (
+    Driver(
+        id="ble-plx-spot",
+        summary="Bluetooth SIG Pulse Oximeter 0x1822: spot-check measurement 0x2A5E",
+        source=BlePeripheral(
+            _SERVICE,
+            SPOT_CHARACTERISTICS,
+            dedup_key=time_stamped(SPOT_TIME_STAMP),
+            sets_clock=True,
+        ),
+        framer=WholeFrames,
+        decoder_for=spot_decoder_for,
+        yields=Yields(numerics=True, alarms=True),
+        profile="MDC_DEV_SPEC_PROFILE_PULS_OXIM",
+        binding=Binding.PERSONAL,
+        results=Results.STORED,
+    ),
+    Driver(
+        id="ble-plx-cont",
+        summary="Bluetooth SIG Pulse Oximeter 0x1822: continuous measurement 0x2A5F",
+        source=BlePeripheral(
+            _SERVICE, CONTINUOUS_CHARACTERISTICS, quirks={"berrymed": berrymed.QUIRK}
+        ),
+        framer=WholeFrames,
+        decoder_for=continuous_decoder_for,
+        # Waves: a BerryMed's pleth (the standard continuous measurement has none).
+        yields=Yields(numerics=True, waves=True, alarms=True),
+        profile="MDC_DEV_SPEC_PROFILE_PULS_OXIM",
+        binding=Binding.PERSONAL,
+        results=Results.STORED,
+        uplink=Uplink(every_s=1.0),
+    ),
+)

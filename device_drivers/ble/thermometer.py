@@ -36,7 +36,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from device_drivers.ble.gatt import not_in_service, short_uuid
+from device_drivers.ble.gatt import not_in_service, short_uuid, uuid16
+from device_drivers.ble.resend import time_stamped
+from device_drivers.declaration import (
+    Binding,
+    BlePeripheral,
+    BleService,
+    DecoderFor,
+    Driver,
+    Quirk,
+    Results,
+    Yields,
+)
 from device_drivers.ieee11073 import (
     DATE_TIME_SIZE,
     FLAG_NAN,
@@ -48,6 +59,7 @@ from device_drivers.ieee11073 import (
     float_bytes,
     uint_at,
 )
+from device_drivers.transport import WholeFrames
 from edge_agent.model import Decoded, DecodeError, Reading
 
 MEASUREMENT_UUID = "00002a1c-0000-1000-8000-00805f9b34fb"
@@ -303,3 +315,31 @@ def decoder_for(channel: str | None, quirk: str | None = None) -> Decoder:
             f"unknown Health Thermometer quirk {quirk!r} (known: {', '.join(sorted(QUIRKS))})"
         )
     return select(channel)
+
+
+def _quirk(name: str) -> Quirk:
+    def decoders() -> DecoderFor:
+        return lambda channel: decoder_for(channel, quirk=name)
+
+    return Quirk(f"thermometer firmware quirk: {name}", CHARACTERISTICS, decoders)
+
+
+DECLARATIONS = (
+    Driver(
+        id="ble-thermo",
+        summary="Bluetooth SIG Health Thermometer 0x1809: 0x2A1C (and intermediate 0x2A1E)",
+        source=BlePeripheral(
+            BleService(uuid16(0x1809), "health thermometer"),
+            CHARACTERISTICS,
+            dedup_key=time_stamped(FLAG_TIME_STAMP),
+            sets_clock=True,
+            quirks={name: _quirk(name) for name in QUIRKS},
+        ),
+        framer=WholeFrames,
+        decoder_for=decoder_for,
+        yields=Yields(numerics=True),
+        profile="MDC_DEV_SPEC_PROFILE_TEMP",
+        binding=Binding.PERSONAL,
+        results=Results.STORED,
+    ),
+)

@@ -33,8 +33,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from device_drivers.ble.gatt import not_in_service, short_uuid
+from device_drivers.ble.gatt import not_in_service, short_uuid, uuid16
+from device_drivers.ble.resend import time_stamped
+from device_drivers.declaration import (
+    Binding,
+    BlePeripheral,
+    BleService,
+    Driver,
+    Results,
+    Yields,
+)
 from device_drivers.ieee11073 import DATE_TIME_SIZE, decode_date_time, encode_date_time, uint_at
+from device_drivers.transport import WholeFrames
 from edge_agent.model import Decoded, DecodeError, Reading
 
 MEASUREMENT_UUID = "00002a9d-0000-1000-8000-00805f9b34fb"
@@ -267,3 +277,23 @@ def decoder_for(channel: str | None) -> Callable[[bytes], Decoded]:
     if channel is None or short_uuid(channel) == "2a9d":
         return decode_measurement
     return not_in_service(channel, "Weight Scale")
+
+
+DECLARATIONS = (
+    Driver(
+        id="ble-weight",
+        summary="Bluetooth SIG Weight Scale 0x181D: 0x2A9D (kg/lb, BMI, height)",
+        source=BlePeripheral(
+            BleService(uuid16(0x181D), "weight scale"),
+            CHARACTERISTICS,
+            dedup_key=time_stamped(FLAG_TIME_STAMP),
+            sets_clock=True,
+        ),
+        framer=WholeFrames,
+        decoder_for=decoder_for,
+        yields=Yields(numerics=True),
+        profile="MDC_DEV_SPEC_PROFILE_SCALE",
+        binding=Binding.PERSONAL,
+        results=Results.STORED,
+    ),
+)

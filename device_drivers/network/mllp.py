@@ -62,6 +62,14 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from device_drivers.declaration import (
+    Binding,
+    Driver,
+    NetworkListener,
+    Results,
+    Yields,
+    every_channel,
+)
 from device_drivers.network.admission import ConnectionLimits, admit
 from device_drivers.transport import FrameSink, Outcome, StateSink
 from edge_agent import national_id
@@ -1308,3 +1316,22 @@ class _ThrottledEvents:
             on_state("client", detail)
         except Exception:  # reporting must not break serving (a store hiccup)
             log.exception("MLLP: reporting a connection event failed")
+
+
+def _listener(host: str, port: int, limits: ConnectionLimits) -> MllpListener:
+    return MllpListener(host, port, limits=limits)
+
+
+DECLARATIONS = (
+    Driver(
+        id="hl7-mllp",
+        summary="monitors and central stations pushing HL7 v2 ORU^R01 over MLLP/TCP",
+        source=NetworkListener(_listener),
+        framer=MllpFramer,
+        decoder_for=every_channel(decode_message),
+        yields=Yields(numerics=True),
+        profile="MDC_DEV_SPEC_PROFILE_HYDRA",
+        binding=Binding.MONITOR,
+        results=Results.LIVE,
+    ),
+)

@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -65,6 +66,15 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 import serial
 
+from device_drivers.declaration import (
+    Binding,
+    Driver,
+    Results,
+    SerialLine,
+    SerialPort,
+    Yields,
+    every_channel,
+)
 from device_drivers.serial.port import SerialSettings
 from edge_agent.model import Decoded, DecodeError, Reading, Waveform
 
@@ -798,3 +808,36 @@ class S5Conversation:
             return []
         self._index = (self._index + 1) % len(self._levels)
         return self._ask(now)
+
+
+DECLARATIONS = (
+    Driver(
+        id="datex-s5",
+        summary="GE/Datex-Ohmeda S/5 computer interface: displayed values, ECG and pleth waves",
+        source=SerialPort(
+            SerialLine(
+                baudrate=SERIAL_SETTINGS.baudrate,
+                bytesize=SERIAL_SETTINGS.bytesize,
+                parity=SERIAL_SETTINGS.parity,
+                stopbits=SERIAL_SETTINGS.stopbits,
+                rtscts=SERIAL_SETTINGS.rtscts,
+            ),
+            # ECG 300/s + pleth 100/s: within the 600 samples/s the 19200 baud line
+            # carries. A monitor answers a request at a level it supports within a
+            # second; probing from level 11 down at 3 s a level finds a '03 (level 8)
+            # S/5 in ~10 s.
+            conversation=functools.partial(
+                S5Conversation,
+                waves=(WAVE_ECG1, WAVE_PLETH),
+                tick_s=1.0,
+                answer_timeout_s=3.0,
+            ),
+        ),
+        framer=FrameReader,
+        decoder_for=every_channel(decode_frame),
+        yields=Yields(numerics=True, waves=True),
+        profile="MDC_DEV_SPEC_PROFILE_HYDRA",
+        binding=Binding.MONITOR,
+        results=Results.LIVE,
+    ),
+)

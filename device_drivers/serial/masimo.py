@@ -25,6 +25,15 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
+from device_drivers.declaration import (
+    Binding,
+    Driver,
+    Results,
+    SerialLine,
+    SerialPort,
+    Yields,
+    every_channel,
+)
 from edge_agent.model import Decoded, DecodeError, DeviceAlarm, Reading
 
 MAX_LINE = 512  # a Radical-7 line is ~150 bytes; anything longer is not a line
@@ -318,3 +327,19 @@ def encode_line(
         else:
             parts.append(f"{name}={_format(name, values.get(name))}")
     return (" ".join(parts) + "\r\n").encode("ascii")
+
+
+DECLARATIONS = (
+    Driver(
+        id="masimo-ascii",
+        summary="Masimo Radical-5/7, Rad-8 serial ASCII (one line a second)",
+        # Masimo's serial output "ASCII 1" (Radical-7 operator's manual): 9600 8N1.
+        source=SerialPort(SerialLine(baudrate=9600)),
+        framer=LineFramer,
+        decoder_for=every_channel(decode_line),
+        yields=Yields(numerics=True, alarms=True),
+        profile="MDC_DEV_SPEC_PROFILE_PULS_OXIM",
+        binding=Binding.MONITOR,
+        results=Results.LIVE,
+    ),
+)

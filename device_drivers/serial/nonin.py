@@ -36,26 +36,26 @@ capture exactly as the live port does.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
+from device_drivers.declaration import (
+    Binding,
+    Driver,
+    Results,
+    SerialLine,
+    SerialPort,
+    Uplink,
+    Yields,
+    every_channel,
+)
 from edge_agent.model import Decoded, DecodeError, DeviceAlarm, Reading, Waveform
-
-
-@dataclass(frozen=True, slots=True)
-class LineSettings:
-    """A serial line's character format, in pyserial's terms (parity "N" = none)."""
-
-    baudrate: int
-    bytesize: int
-    parity: str
-    stopbits: float
-
 
 # 9600 baud 8N1 for the binary formats (all three; the OEM III and 3150 specifications'
 # "Communication Rate", and OpenICE's DemoNoninPulseOx.java).
-SERIAL_SETTINGS = LineSettings(baudrate=9600, bytesize=8, parity="N", stopbits=1)
+SERIAL_SETTINGS = SerialLine(baudrate=9600, bytesize=8, parity="N", stopbits=1)
 
 FRAME_LEN = 5
 FRAMES_PER_PACKET = 25
@@ -765,3 +765,46 @@ def encode_record_df8(hr: int | None, spo2: int | None, status: int = 0, stat2: 
     return bytes(
         (DF8_STATUS_BIT7 | status | (hr_value >> 7), hr_value & 0x7F, _spo2_value(spo2), stat2)
     )
+
+
+# Numerics 3 times a second are more than the county needs: at most one a second goes up
+# (every packet is still stored on the box). DF8's one record a second goes up as it is.
+_ONCE_A_SECOND = Uplink(every_s=1.0)
+
+DECLARATIONS = (
+    Driver(
+        id="nonin-df2",
+        summary="Nonin OEM III Data Format #2: 5-byte frames, 3 packets/s, 8-bit pleth",
+        source=SerialPort(SERIAL_SETTINGS),
+        framer=functools.partial(PacketFramer, 2),
+        decoder_for=every_channel(decode_packet_df2),
+        yields=Yields(numerics=True, waves=True, alarms=True),
+        profile="MDC_DEV_SPEC_PROFILE_PULS_OXIM",
+        binding=Binding.MONITOR,
+        results=Results.LIVE,
+        uplink=_ONCE_A_SECOND,
+    ),
+    Driver(
+        id="nonin-df7",
+        summary="Nonin Data Format #7: 5-byte frames, 3 packets/s, 16-bit pleth",
+        source=SerialPort(SERIAL_SETTINGS),
+        framer=functools.partial(PacketFramer, 7),
+        decoder_for=every_channel(decode_packet_df7),
+        yields=Yields(numerics=True, waves=True, alarms=True),
+        profile="MDC_DEV_SPEC_PROFILE_PULS_OXIM",
+        binding=Binding.MONITOR,
+        results=Results.LIVE,
+        uplink=_ONCE_A_SECOND,
+    ),
+    Driver(
+        id="nonin-df8",
+        summary="Nonin Data Format #8: one 4-byte record a second",
+        source=SerialPort(SERIAL_SETTINGS),
+        framer=RecordFramer,
+        decoder_for=every_channel(decode_record_df8),
+        yields=Yields(numerics=True, alarms=True),
+        profile="MDC_DEV_SPEC_PROFILE_PULS_OXIM",
+        binding=Binding.MONITOR,
+        results=Results.LIVE,
+    ),
+)

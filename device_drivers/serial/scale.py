@@ -46,10 +46,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from device_drivers.declaration import (
+    Binding,
+    DecoderFor,
+    Driver,
+    ModelChoice,
+    Results,
+    SerialPort,
+    Yields,
+    every_channel,
+)
 from device_drivers.serial.masimo import MAX_LINE, LineFramer
 from edge_agent.model import Decoded, DecodeError, Reading
 
 __all__ = [
+    "DECLARATIONS",
     "DEFAULT_PRESET",
     "PRESETS",
     "LineFramer",
@@ -518,3 +529,35 @@ def encode_line(
         if h is not None:
             text += f" height={_fixed(h, _HEIGHT_PLACES[height_unit])}{height_unit}"
     return (text + "\r\n").encode("ascii")
+
+
+def configured_decoders(model: str | None, pattern: str | None) -> DecoderFor:
+    """A scale's line format: its own `pattern`, else the preset named by `model`."""
+    return every_channel(decoder(pattern_from_config(pattern or model or DEFAULT_PRESET)))
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why a config's line pattern cannot work (pattern_from_config's reason), or None."""
+    try:
+        pattern_from_config(pattern)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+DECLARATIONS = (
+    Driver(
+        id="scale-ascii",
+        summary="health-hut height/weight stations and weighing indicators, ASCII lines",
+        source=SerialPort(),
+        framer=LineFramer,
+        decoder_for=configured_decoders(None, None),
+        configured=configured_decoders,
+        model=ModelChoice("a scale preset", lambda: PRESETS),
+        pattern=pattern_problem,
+        yields=Yields(numerics=True),
+        profile="MDC_DEV_SPEC_PROFILE_SCALE",
+        binding=Binding.PERSONAL,
+        results=Results.STORED,
+    ),
+)

@@ -190,12 +190,17 @@ class FramesReader:
 
     def wave_devices_since(self, since_wall_ns: int) -> list[tuple[str, int]]:
         """Devices that stored waves since then (monitors streaming ECG, pleth), each with
-        the time its last wave arrived. ECG carts' files are not among them."""
+        the time its last wave arrived. Whole recordings (12-lead carts' files: the
+        drivers whose declaration says so) are not among them."""
+        from device_drivers import registry
+
+        recordings = registry.recording_drivers()
         rows = self._conn.execute(
             "SELECT w.device_id, MAX(w.received_wall_ns) FROM waveform_segment w"
             " JOIN raw_frame f ON f.id = w.raw_frame_id WHERE w.received_wall_ns >= ?"
-            " AND f.driver NOT LIKE 'ecg-%' GROUP BY w.device_id ORDER BY w.device_id",
-            (since_wall_ns,),
+            f" AND f.driver NOT IN ({', '.join('?' * len(recordings))})"
+            " GROUP BY w.device_id ORDER BY w.device_id",
+            (since_wall_ns, *recordings),
         ).fetchall()
         return [(r[0], int(r[1])) for r in rows]
 

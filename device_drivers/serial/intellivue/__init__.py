@@ -20,6 +20,17 @@ Serial line (VSCaptureMP Class3.cs, OpenICE DemoSerialIntellivue.java): 115200 b
 
 from __future__ import annotations
 
+from device_drivers.declaration import (
+    Binding,
+    DecoderFor,
+    Driver,
+    Results,
+    SerialLine,
+    SerialPort,
+    Uplink,
+    Yields,
+    every_channel,
+)
 from device_drivers.serial.intellivue.conversation import IntelliVueConversation
 from device_drivers.serial.intellivue.decode import (
     CalibratedDecoder,
@@ -43,24 +54,56 @@ from device_drivers.serial.intellivue.messages import (
 from device_drivers.serial.intellivue.parse import parse_user_data
 from device_drivers.serial.port import SerialSettings
 
-# What registry.SerialLine / SerialSettings take (pyserial values).
+SERIAL_LINE = SerialLine(baudrate=115200, bytesize=8, parity="N", stopbits=1, rtscts=False)
+# The same, as the keyword arguments SerialSettings takes (pyserial values).
 SERIAL_SETTINGS: dict[str, int | float | str | bool] = {
-    "baudrate": 115200,
-    "bytesize": 8,
-    "parity": "N",
-    "stopbits": 1,
-    "rtscts": False,
+    "baudrate": SERIAL_LINE.baudrate,
+    "bytesize": SERIAL_LINE.bytesize,
+    "parity": SERIAL_LINE.parity,
+    "stopbits": SERIAL_LINE.stopbits,
+    "rtscts": SERIAL_LINE.rtscts,
 }
 
 
 def serial_settings(port: str) -> SerialSettings:
     """The MIB/RS-232 port's line settings for `port`."""
+    line = SERIAL_LINE
     return SerialSettings(
-        port=port, baudrate=115200, bytesize=8, parity="N", stopbits=1, rtscts=False
+        port=port,
+        baudrate=line.baudrate,
+        bytesize=line.bytesize,
+        parity=line.parity,
+        stopbits=line.stopbits,
+        rtscts=line.rtscts,
     )
 
 
+def _calibrated(_model: str | None, _pattern: str | None) -> DecoderFor:
+    """Per monitor: wave calibration comes once a second, samples every 256 ms."""
+    return every_channel(CalibratedDecoder())
+
+
+DECLARATIONS = (
+    Driver(
+        id="intellivue",
+        summary="Philips IntelliVue Data Export (MIB/RS-232): numerics, waves, alarms by poll",
+        source=SerialPort(SERIAL_LINE, conversation=IntelliVueConversation),
+        framer=FrameReader,
+        decoder_for=every_channel(decode_frame),
+        configured=_calibrated,
+        yields=Yields(numerics=True, waves=True, alarms=True),
+        profile="MDC_DEV_SPEC_PROFILE_HYDRA",
+        binding=Binding.MONITOR,
+        results=Results.LIVE,
+        # Polled numerics arrive several times a second; one a second goes up.
+        uplink=Uplink(every_s=1.0),
+    ),
+)
+
+
 __all__ = [
+    "DECLARATIONS",
+    "SERIAL_LINE",
     "SERIAL_SETTINGS",
     "CalibratedDecoder",
     "FrameReader",

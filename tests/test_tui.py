@@ -329,10 +329,12 @@ async def test_times_are_shown_in_the_clinics_zone_not_the_machines(tmp_path: Pa
             app = EdgeAgentApp(mode="clinic", db_path=db, timezone=zone)
             async with app.run_test(size=(120, 40)) as pilot:
                 texts: list[str] = []
-                for _ in range(100):  # until the first refresh has drawn the tiles
+                # Until a refresh has drawn the tiles with their values (the tiles appear
+                # first, their labels are filled in after): at most 5 s.
+                for _ in range(100):
                     await pilot.pause(0.05)
                     texts = tile_texts(app.screen)  # type: ignore[arg-type]
-                    if texts:
+                    if any("97 %" in t for t in texts):
                         break
                 assert any(f" · {shown} · " in t for t in texts), (zone, shown, texts)
     finally:

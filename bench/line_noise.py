@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TypedDict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -60,7 +61,24 @@ def baseline_bytes(driver: str, noise: bytes, work: Path) -> int:
     return _size(db)
 
 
-async def through_the_daemon(driver: str, noise: bytes, work: Path) -> dict[str, object]:
+class Recorded(TypedDict):
+    """What the daemon made of the noise: counts from its store."""
+
+    frames: int
+    readings: int
+    alerts: int
+    outbox: int
+    kept: int
+    counted: int
+    state: str
+    seconds: float
+
+
+class NoiseRun(Recorded):
+    growth: int  # bytes the store grew by, WAL checkpointed
+
+
+async def through_the_daemon(driver: str, noise: bytes, work: Path) -> NoiseRun:
     master, slave = open_pty()
     os.set_blocking(master, False)
     config = embedded_defaults(data_dir=work / driver, broker="mqtt://127.0.0.1:1")
@@ -88,7 +106,7 @@ async def through_the_daemon(driver: str, noise: bytes, work: Path) -> dict[str,
     def one(sql: str) -> int:
         return int(conn.execute(sql).fetchone()[0] or 0)
 
-    row = {
+    row: Recorded = {
         "frames": last,
         "readings": one("SELECT COUNT(*) FROM observation"),
         "alerts": one("SELECT COUNT(*) FROM alert"),
@@ -103,8 +121,7 @@ async def through_the_daemon(driver: str, noise: bytes, work: Path) -> dict[str,
     await asyncio.wait_for(task, 60)
     agent.store.close()  # checkpoints the WAL: the size is the file's
     os.close(master)
-    row["growth"] = _size(db) - _size(empty)
-    return row
+    return {**row, "growth": _size(db) - _size(empty)}
 
 
 def main() -> None:
@@ -126,7 +143,7 @@ def main() -> None:
         for driver in args.drivers.split(","):
             row = asyncio.run(through_the_daemon(driver, noise, work))
             base = baseline_bytes(driver, noise, work)
-            growth = int(row["growth"])  # type: ignore[call-overload]
+            growth = row["growth"]
             print(
                 f"{driver:<13}{row['frames']:>8}{row['readings']:>9}{row['alerts']:>7}"
                 f"{row['outbox']:>7}{row['kept']:>6}{row['counted']:>9}  {row['state']!s:<10}"

@@ -24,8 +24,8 @@ import platform
 import resource
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -79,7 +79,7 @@ async def _bare_server(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
 
 
 @contextlib.asynccontextmanager
-async def _listening() -> Any:
+async def _listening() -> AsyncIterator[MllpListener]:
     listener = MllpListener("127.0.0.1", 0)
     stop = asyncio.Event()
     task = asyncio.create_task(listener.run(_no_store, lambda s, d: None, stop))

@@ -98,7 +98,7 @@ async def run_agent(
         for i, (k, _, slave) in enumerate(pairs)
     ]
     store = StoreWriter.open(config.agent.db_path)
-    agent = Agent(config, store, SystemClock.create(), devices, lambda _on_event: _NoUplink())  # type: ignore[arg-type,return-value]
+    agent = Agent(config, store, SystemClock.create(), devices, lambda _on_event: _NoUplink())
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
     try:
@@ -137,7 +137,7 @@ def raw_baseline(agent_db: Path, workdir: Path, batch: int) -> float:
         " encoding, data, received_wall_ns FROM waveform_segment"
     ).fetchall()
     source.close()
-    samples = sum(r[7] for r in rows)
+    samples: int = sum(r[7] for r in rows)  # sample_count
     conn = sqlite3.connect(workdir / "raw.sqlite3", isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")

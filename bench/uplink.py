@@ -24,17 +24,21 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from device_drivers import registry
 from device_drivers.simulators.masimo import lines
 from edge_agent.config import embedded_defaults
-from edge_agent.daemon import bootstrap
+from edge_agent.daemon import Agent, bootstrap
 from edge_agent.local_broker import LocalBroker
 from edge_agent.model import Frame
 
@@ -44,7 +48,7 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def record_frames(agent, n: int) -> None:  # type: ignore[no-untyped-def]
+def record_frames(agent: Agent, n: int) -> None:
     decode = registry.decoder("masimo-ascii")
     source = lines("radical-7", seed=11)
     clock = agent.clock
@@ -66,7 +70,12 @@ def record_frames(agent, n: int) -> None:  # type: ignore[no-untyped-def]
         agent.recorder.record_many(items[i : i + 100])
 
 
-def run_agent_until(agent, done, timeout_s: float, feeder=None) -> float:  # type: ignore[no-untyped-def]
+Feeder = Callable[[Agent], Coroutine[Any, Any, None]]
+
+
+def run_agent_until(
+    agent: Agent, done: Callable[[], bool], timeout_s: float, feeder: Feeder | None = None
+) -> float:
     async def main() -> float:
         stop = asyncio.Event()
         task = asyncio.create_task(agent.run(stop))
@@ -104,7 +113,13 @@ def bench_paho(broker: LocalBroker, payloads: list[str]) -> float:
     acked = threading.Event()
     count = 0
 
-    def on_publish(client, userdata, mid, reason_code, properties):  # type: ignore[no-untyped-def]
+    def on_publish(
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties,
+    ) -> None:
         nonlocal count
         count += 1
         if count == len(payloads):
@@ -138,7 +153,7 @@ def bench_latency(broker: LocalBroker, workdir: Path, rate: float, seconds: floa
     decode = registry.decoder("masimo-ascii")
     source = lines("radical-7", seed=12)
 
-    async def feeder(agent) -> None:  # type: ignore[no-untyped-def]
+    async def feeder(agent: Agent) -> None:
         clock = agent.clock
         while True:
             frame = Frame(

@@ -12,7 +12,7 @@ import os
 import pwd
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -88,7 +88,7 @@ def offline_box(tmp_path: Path) -> tuple[Path, Box]:
 
 
 @pytest.fixture
-def box(tmp_path: Path) -> Box:
+def box(tmp_path: Path) -> Iterator[Box]:
     b = Box(tmp_path / "agent.db")
     yield b
     b.store.close()

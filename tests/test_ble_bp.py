@@ -524,7 +524,11 @@ class _HangingLink:
 async def test_session_stops_promptly_while_a_connect_hangs() -> None:
     stop, connecting = asyncio.Event(), asyncio.Event()
     transport = BleTransport(lambda: _HangingLink(connecting), [MEASUREMENT_UUID])
-    task = asyncio.create_task(transport.run(lambda f, c: None, lambda s, d: None, stop))
+
+    def emit(data: bytes, channel: str | None, /, *, dedup_key: str | None = None) -> None:
+        pass  # no frame comes: the link never connects
+
+    task = asyncio.create_task(transport.run(emit, lambda s, d: None, stop))
     await asyncio.wait_for(connecting.wait(), 5)  # the session is inside connect()
     stop.set()
     loop = asyncio.get_running_loop()
@@ -547,13 +551,17 @@ async def test_simulated_cuff_sends_its_memory_then_hangs_up() -> None:
     link = cuff.link()
     await link.connect()
     for characteristic in CHARACTERISTICS:
-        await link.start_notify(characteristic, lambda d, c=characteristic: got.append((c, d)))
+
+        def on_notify(data: bytes, characteristic: str = characteristic) -> None:
+            got.append((characteristic, data))
+
+        await link.start_notify(characteristic, on_notify)
     await until(lambda: not link.is_connected, 5, "the cuff to hang up")
     assert not link.is_connected  # it hung up by itself
     measurements = [decode_measurement(d) for c, d in got if c == MEASUREMENT_UUID]
     progress = [decode_intermediate(d) for c, d in got if c == INTERMEDIATE_UUID]
     assert len(measurements) == 3 and cuff.sent == 3 and len(progress) == 3
-    times = [m.readings[0].device_time for m in measurements]
+    times = [t for m in measurements if (t := m.readings[0].device_time) is not None]
     assert times == sorted(times) and len(set(times)) == 3  # oldest first, distinct
     for m in measurements:
         sys_, dia, mean, pulse = (r.value for r in m.readings)

@@ -33,6 +33,7 @@ from device_drivers.declaration import BlePeripheral
 from device_drivers.simulators.glucose_meter import SimulatedMeter
 from edge_agent import mdc
 from edge_agent.model import DecodeError, Frame
+from edge_agent.units import mg_per_dl_to_mmol_per_l
 
 T0 = dt.datetime(2024, 3, 1, 7, 0, 0)
 _T0 = "e807 03 01 07 00 00"  # GSS Date Time 2024-03-01 07:00:00
@@ -209,9 +210,10 @@ def test_bad_measurements_are_rejected_with_a_reason(hex_frame: str, reason: str
 
 def test_mg_per_dl_conversion_is_exact_decimal_rounding() -> None:
     # 1 mmol/L = 18.016 mg/dL (glucose 180.16 g/mol): the fasting and 2-hour diabetes thresholds.
-    assert glucose.mg_per_dl_to_mmol_per_l(Decimal(126)) == Decimal("6.99")
-    assert glucose.mg_per_dl_to_mmol_per_l(Decimal(200)) == Decimal("11.10")
-    assert glucose.mg_per_dl_to_mmol_per_l(Decimal("18.016")) == Decimal("1.00")
+    # The driver converts with edge_agent.units (one conversion for the product).
+    assert mg_per_dl_to_mmol_per_l(Decimal(126)) == Decimal("6.99")
+    assert mg_per_dl_to_mmol_per_l(Decimal(200)) == Decimal("11.10")
+    assert mg_per_dl_to_mmol_per_l(Decimal("18.016")) == Decimal("1.00")
 
 
 @given(st.integers(1, 600), st.booleans())
@@ -290,7 +292,8 @@ def test_racp_requests_and_responses_on_the_wire() -> None:
     assert glucose.report_since(6) == frame("01 03 01 0600")
     assert glucose.encode_racp(glucose.OP_REPORT_NUMBER, glucose.OPERATOR_ALL) == frame("04 01")
     assert glucose.decode_racp_response(frame("06 00 01 01")) == glucose.RacpResult(1, 1)
-    assert glucose.decode_racp_response(frame("06 00 01 06")).ok  # type: ignore[union-attr]
+    refused = glucose.decode_racp_response(frame("06 00 01 06"))
+    assert isinstance(refused, glucose.RacpResult) and refused.ok
     assert glucose.decode_racp_response(frame("05 00 0700")) == glucose.RacpCount(7)
     assert glucose.decode_racp_response(frame("05 00 07")) == glucose.RacpCount(7)
     result = glucose.decode_racp_response(frame("06 00 01 04"))

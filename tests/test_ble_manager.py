@@ -113,7 +113,7 @@ async def test_the_session_converses_records_with_keys_and_hangs_up() -> None:
     transport = BleTransport(
         lambda: link,
         [NOTIFY, CONTROL],
-        conversation_factory=conversation,  # type: ignore[arg-type]
+        conversation_factory=conversation,
         dedup_key=lambda char, data: data.decode() if char == NOTIFY else None,
         retry_s=5,
         poll_s=0.01,
@@ -150,7 +150,7 @@ async def test_a_failed_control_point_write_drops_and_retries() -> None:
 
     transport = BleTransport(
         lambda: link, [NOTIFY], conversation_factory=Refusing, retry_s=0.01, poll_s=0.01
-    )  # type: ignore[arg-type]
+    )
     states: list[str] = []
     stop = asyncio.Event()
 
@@ -271,6 +271,7 @@ def test_a_personal_reading_without_a_visit_waits_for_a_doctor(station: Path) ->
 
     recorder = Recorder(store)
     held = recorder.record(frame("cuff-1", "ble-bp", cuff), blood_pressure.decode_measurement)
+    assert held.raw_frame_id is not None
     sent = recorder.record(frame("monitor-1", "masimo-ascii", monitor_line), decode_line)
     counts = store.outbox.counts()
     assert (counts["held"], counts["pending"]) == (1, 1)  # the monitor's goes up regardless

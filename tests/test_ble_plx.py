@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -995,11 +996,12 @@ def test_berrymed_encoder_matches_hand_built_packets() -> None:
     assert encode_packet(98, 72, 50, signal_strength=5, signal=True, beep=True) == frame(
         "d5 32 00 48 62"
     )
-    for bad in (
+    refused: list[Callable[[], bytes]] = [
         lambda: encode_packet(101, 72, 0),
         lambda: encode_packet(98, 256, 0),
         lambda: encode_packet(98, 72, 128),
         lambda: encode_packet(98, 72, 0, bar_graph=16),
-    ):
+    ]
+    for bad in refused:
         with pytest.raises(ValueError):
             bad()

@@ -19,9 +19,9 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 from hypothesis import given, settings
@@ -43,7 +43,7 @@ from edge_agent.config import DeviceConfig, embedded_defaults
 from edge_agent.daemon import bootstrap
 from edge_agent.devices import runtime_for
 from edge_agent.model import Frame
-from edge_agent.recorder import PROGRESS_FLAG, Recorder
+from edge_agent.recorder import PROGRESS_FLAG, Decoder, Recorder
 from edge_agent.store import StoreWriter
 
 SERIAL_DRIVERS = sorted(d.id for d in registry.DRIVERS.values() if d.transport == "serial")
@@ -104,7 +104,17 @@ def dirty_stream(driver: str, seed: int = 2) -> bytes:
     return bytes(out)
 
 
-def cli_decode(driver: str, path: Path) -> tuple[int, list[dict[str, object]], list[str]]:
+class ReadingLine(TypedDict):
+    """A reading as the decode CLI prints it (Reading.as_json, docs/contracts.md "CLI")."""
+
+    metric: str
+    value: float | None
+    unit: str
+    time: str | None
+    flags: list[str]
+
+
+def cli_decode(driver: str, path: Path) -> tuple[int, list[ReadingLine], list[str]]:
     result = subprocess.run(
         [sys.executable, "-m", "edge_agent.cli", "decode", driver, "--file", str(path)],
         capture_output=True,
@@ -115,7 +125,7 @@ def cli_decode(driver: str, path: Path) -> tuple[int, list[dict[str, object]], l
     return result.returncode, [r for r in rows if "metric" in r], result.stderr.splitlines()
 
 
-def stored_readings(db: Path) -> list[dict[str, object]]:
+def stored_readings(db: Path) -> list[ReadingLine]:
     conn = sqlite3.connect(db)
     try:
         rows = conn.execute(
@@ -264,7 +274,7 @@ async def test_decode_of_a_capture_is_what_the_daemon_records(driver: str, tmp_p
     got = counts(box.db, box.device)
     assert got["frames"] == len(pieces)
     assert got["quarantined"] == len([p for p in pieces if p.error is not None])
-    assert stored_readings(box.db) == [r for r in readings if PROGRESS_FLAG not in r["flags"]]  # type: ignore[operator]
+    assert stored_readings(box.db) == [r for r in readings if PROGRESS_FLAG not in r["flags"]]
 
 
 # --- hypothesis: the pipeline the daemon runs, reads split anywhere ---------------------------
@@ -299,7 +309,7 @@ def captures(draw: st.DrawFn, driver: str) -> tuple[bytes, list[bytes]]:
     return stream, [stream[a:b] for a, b in itertools.pairwise([0, *cuts, len(stream)])]
 
 
-def live(driver: str, reads: list[bytes], db: Path) -> list[dict[str, object]]:
+def live(driver: str, reads: list[bytes], db: Path) -> list[ReadingLine | dict[str, int]]:
     """What the daemon does with these reads: the transport's framer loop (one framer per
     connection), the device's decoder, group commits through the recorder."""
     spec = registry.driver(driver)
@@ -309,13 +319,13 @@ def live(driver: str, reads: list[bytes], db: Path) -> list[dict[str, object]]:
     store = StoreWriter.open(db)
     try:
         recorder = Recorder(store)
-        batch: list[tuple[Frame, Callable[[bytes], object]]] = []
+        batch: list[tuple[Frame, Decoder]] = []
         for data in reads:
             for piece in framer.feed(data):
                 batch.append(
                     (Frame("dev-1", driver, piece, clock.wall_ns(), clock.mono_ns(), "b"), decoder)
                 )
-            recorder.record_many(batch)  # type: ignore[arg-type]
+            recorder.record_many(batch)
             batch = []
         return [
             *stored_readings(db),
@@ -336,7 +346,8 @@ def test_decode_of_a_capture_gives_exactly_what_the_live_path_records(
     expected = [
         r.as_json()
         for p in result.decoded
-        for r in p.decoded.readings  # type: ignore[union-attr]
+        if p.decoded is not None  # Capture.decoded: the pieces that decoded
+        for r in p.decoded.readings
         if PROGRESS_FLAG not in r.flags
     ]
     with tempfile.TemporaryDirectory() as tmp:

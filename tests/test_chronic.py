@@ -276,6 +276,7 @@ def test_unknown_sign_is_named() -> None:
 
 def test_unknown_disease_and_negative_count_are_errors() -> None:
     with pytest.raises(ValueError, match="copd"):
+        # Outside the Disease literal on purpose: the check at run time is under test.
         chronic.follow_up_decision("copd", **HTN_OK)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="previous_uncontrolled"):
         chronic.follow_up_decision(HTN, **HTN_OK, previous_uncontrolled=-1)

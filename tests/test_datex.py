@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import os
 import struct
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -585,9 +586,9 @@ def test_waveform_request_bytes() -> None:
         lambda: datex.encode_request_phdb(4, 5),  # aux info cannot be requested
     ],
 )
-def test_bad_requests_are_refused(bad: object) -> None:
+def test_bad_requests_are_refused(bad: Callable[[], bytes]) -> None:
     with pytest.raises(ValueError):
-        bad()  # type: ignore[operator]
+        bad()
 
 
 def test_serial_settings() -> None:

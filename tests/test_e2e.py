@@ -255,20 +255,21 @@ def test_gateway_rejection_is_kept_and_shown(tmp_path: Path, broker: LocalBroker
     chain.start()
     try:
         wait_until(lambda: agent_counts(chain.agent_db)["delivered"] >= 2, 30, "first deliveries")
-        assert chain.agent is not None and chain.agent.store is not None
+        agent = chain.agent
+        assert agent is not None and agent.store is not None
         # Corrupt one pending payload the way a buggy firmware update might.
         loop = chain._loop
         assert loop is not None
 
         def corrupt() -> None:
-            store = chain.agent.store  # type: ignore[union-attr]
+            store = agent.store
             with store.transaction():
                 store.conn.execute(
                     "INSERT INTO outbox (id, kind, priority, status, created_wall_ns, attempts,"
                     " next_attempt_wall_ns, payload) VALUES ('BROKEN-0001', 'oru_r01', 0, 'pending',"
                     " 0, 0, 0, 'MSH|^~\\&|X||Y||20261122||ORU^R01^ORU_R01|BROKEN-0001|P|2.6\rOBX|x')"
                 )
-            chain.agent.uplink.wake()  # type: ignore[union-attr]
+            agent.uplink.wake()
 
         loop.call_soon_threadsafe(corrupt)
         wait_until(lambda: agent_counts(chain.agent_db)["rejected"] == 1, 20, "the rejection")

@@ -263,6 +263,11 @@ def records(draw: st.DrawFn) -> EcgRecord:
     text = st.text(st.characters(categories=("L", "N", "P", "S")), min_size=1, max_size=60)
     code = st.none() | st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789", min_size=1, max_size=40)
     statements = draw(st.lists(st.builds(Statement, text, code), max_size=4))
+    # An age comes with its unit, or neither is given.
+    patient_age, patient_age_unit = draw(
+        st.just((None, None))
+        | st.tuples(st.integers(0, 150), st.sampled_from(["MDC_DIM_YR", "MDC_DIM_DAY"]))
+    )
     return EcgRecord(
         leads=leads,
         rate_hz=draw(
@@ -277,15 +282,8 @@ def records(draw: st.DrawFn) -> EcgRecord:
         patient_name=draw(st.none() | st.sampled_from(["Anonymous", "王^小明", "DOE^JANE"])),
         device=draw(st.none() | st.just("ECG-1200G")),
         patient_sex=draw(st.sampled_from([None, "M", "F", "O"])),
-        **draw(
-            st.sampled_from([{}])
-            | st.fixed_dictionaries(
-                {
-                    "patient_age": st.integers(0, 150),
-                    "patient_age_unit": st.sampled_from(["MDC_DIM_YR", "MDC_DIM_DAY"]),
-                }
-            )
-        ),
+        patient_age=patient_age,
+        patient_age_unit=patient_age_unit,
     )
 
 

@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from test_e2e import agent_counts
 from waiting import wait_until
@@ -59,7 +60,7 @@ commit_interval_ms = 50
     return cfg
 
 
-def _gateway_status(db: Path) -> dict[str, object]:
+def _gateway_status(db: Path) -> dict[str, Any]:  # GatewayStore.status()'s type
     if not db.exists():
         return {"ecgs": [], "prearrivals": [], "messages": 0}
     store = GatewayStore.open_readonly(str(db))
@@ -92,13 +93,13 @@ def test_a_stemi_12_lead_reaches_the_er_and_the_er_answers(
         write_file(folder, "ECG0001.SCP", scp.encode_scp(record))
         wait_until(lambda: agent_counts(agent_db)["delivered"] >= 2, 40, "ECG and notice delivered")
         status = _gateway_status(gateway_db)
-        wait_until(lambda: len(_gateway_status(gateway_db)["ecgs"]) == 1, 20, "the sheet drawn")  # type: ignore[arg-type]
+        wait_until(lambda: len(_gateway_status(gateway_db)["ecgs"]) == 1, 20, "the sheet drawn")
         status = _gateway_status(gateway_db)
-        (ecg,) = status["ecgs"]  # type: ignore[misc]
+        (ecg,) = status["ecgs"]
         assert ecg["stemi"] is True and ecg["render_error"] is None, ecg
         assert Path(ecg["png_path"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert Path(ecg["pdf_path"]).read_bytes()[:5] == b"%PDF-"
-        (notice,) = status["prearrivals"]  # type: ignore[misc]
+        (notice,) = status["prearrivals"]
         assert notice["complaint"].startswith("STEMI on 12-lead ECG: ")
 
         # The 12-lead at the gateway is the cart's, lead for lead.
@@ -239,8 +240,8 @@ def test_a_sheet_not_drawn_before_a_stop_is_drawn_at_the_next_start(
     gateway = Gateway(broker.url, db, client_id="redraw-gateway", sheets_dir=tmp_path / "sheets")
     gateway.start()
     try:
-        wait_until(lambda: len(_gateway_status(db)["ecgs"]) == 1, 20, "the sheet drawn at start")  # type: ignore[arg-type]
+        wait_until(lambda: len(_gateway_status(db)["ecgs"]) == 1, 20, "the sheet drawn at start")
     finally:
         gateway.stop()
-    (ecg,) = _gateway_status(db)["ecgs"]  # type: ignore[misc]
+    (ecg,) = _gateway_status(db)["ecgs"]
     assert ecg["control_id"] == "ECG-UNDRAWN" and Path(ecg["png_path"]).is_file()

@@ -13,7 +13,9 @@ import subprocess
 import sys
 from collections.abc import Callable
 from decimal import Decimal
+from importlib.machinery import ModuleSpec
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from waiting import until
@@ -84,7 +86,12 @@ def scp_shaped(length: int, fill: int) -> bytes:
     return header + section0 + bytes([fill]) * (length - 22)
 
 
-def feed_split(framer_factory: Callable[[], ScpFramer | XmlFramer], stream: bytes, cut: int):  # type: ignore[no-untyped-def]
+Framer = TypeVar("Framer", ScpFramer, XmlFramer)
+
+
+def feed_split(
+    framer_factory: Callable[[], Framer], stream: bytes, cut: int
+) -> tuple[Framer, list[bytes]]:
     framer = framer_factory()
     return framer, framer.feed(stream[:cut]) + framer.feed(stream[cut:])
 
@@ -242,7 +249,8 @@ async def test_new_files_are_emitted_once_settled(tmp_path: Path) -> None:
     await polls(transport, sink, 2)
     assert sink.frames == []  # first sighting, then stable once: not yet
     await polls(transport, sink)
-    assert sorted(sink.channels) == ["0001.scp", "0002.SCP"]
+    # key=str: a missing channel (None) would fail the comparison, not the sort.
+    assert sorted(sink.channels, key=str) == ["0001.scp", "0002.SCP"]
     by_name = {channel: (data, key) for data, channel, key in sink.frames}
     assert by_name["0001.scp"] == (ecg, content_key(ecg))
     assert content_key(ecg).startswith("sha256:") and len(content_key(ecg)) == 7 + 64
@@ -323,7 +331,9 @@ async def test_a_missing_folder_is_disconnected_until_it_appears(tmp_path: Path)
         await asyncio.wait_for(task, 5)
 
 
-async def test_an_oversize_file_is_skipped_and_said(tmp_path: Path) -> None:
+async def test_an_oversize_file_is_skipped_and_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "huge.scp").write_bytes(b"\x00" * 101)
     (tmp_path / "ok.scp").write_bytes(b"\x00" * 100)
     transport = FolderTransport(tmp_path, ("*.scp",), settle_polls=1, max_bytes=100)
@@ -333,7 +343,7 @@ async def test_an_oversize_file_is_skipped_and_said(tmp_path: Path) -> None:
         assert relative != "huge.scp", "an oversize file must not be read"
         return (tmp_path / relative).read_bytes()
 
-    transport._read = never  # type: ignore[method-assign]
+    monkeypatch.setattr(transport, "_read", never)
     await polls(transport, sink, 4)
     assert sink.channels == ["ok.scp"]
     skipped = [d for s, d in sink.states if "huge.scp" in d]
@@ -342,7 +352,9 @@ async def test_an_oversize_file_is_skipped_and_said(tmp_path: Path) -> None:
     ]
 
 
-async def test_an_unreadable_file_is_tried_again(tmp_path: Path) -> None:
+async def test_an_unreadable_file_is_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "locked.xml").write_bytes(b"<restingecgdata/>")
     transport = FolderTransport(tmp_path, ("*.xml",), settle_polls=1)
     sink = Sink()
@@ -355,7 +367,7 @@ async def test_an_unreadable_file_is_tried_again(tmp_path: Path) -> None:
             raise PermissionError(13, "Permission denied")
         return real_read(relative, size)
 
-    transport._read = flaky  # type: ignore[method-assign]
+    monkeypatch.setattr(transport, "_read", flaky)
     await polls(transport, sink, 2)
     assert sink.frames == []
     await polls(transport, sink, 2)
@@ -517,8 +529,8 @@ def test_a_missing_format_package_is_a_config_problem(monkeypatch: pytest.Monkey
 
     real_find_spec = importlib.util.find_spec
 
-    def without_pydicom(name: str, *args: object) -> object:
-        return None if name == "pydicom" else real_find_spec(name, *args)  # type: ignore[arg-type]
+    def without_pydicom(name: str, package: str | None = None) -> ModuleSpec | None:
+        return None if name == "pydicom" else real_find_spec(name, package)
 
     monkeypatch.setattr(importlib.util, "find_spec", without_pydicom)
     with pytest.raises(config.ConfigError) as info:
@@ -644,8 +656,11 @@ async def test_a_cart_folder_through_the_agent_records_each_ecg_once(tmp_path: P
 
         def stop(self, **_: object) -> None: ...
 
+        def publish(self, *_: object, **__: object) -> int:
+            raise RuntimeError("no uplink in this test")
+
     store = StoreWriter.open(cfg.agent.db_path)
-    agent = Agent(cfg, store, SystemClock(boot_id="b"), [device], lambda _on_event: NoLink())  # type: ignore[arg-type,return-value]
+    agent = Agent(cfg, store, SystemClock(boot_id="b"), [device], lambda _on_event: NoLink())
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
     ecg = scp.encode_scp(twelve_lead())

@@ -27,6 +27,7 @@ import datetime as dt
 import math
 import random
 import struct
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -432,8 +433,8 @@ PAYLOAD = xli_payload(LEADS)
 
 
 @pytest.mark.parametrize("make", [heartstart_103, pagewriter_10401])
-def test_a_carts_file_decodes_every_lead(make: object) -> None:
-    record = px.parse_philips_xml(make(PAYLOAD))  # type: ignore[operator]
+def test_a_carts_file_decodes_every_lead(make: Callable[[bytes], bytes]) -> None:
+    record = px.parse_philips_xml(make(PAYLOAD))
     assert {name: list(values) for name, values in record.leads.items()} == LEADS
     assert record.sample_count == 5500
     assert limb_lead_errors(record) == []
@@ -528,7 +529,7 @@ def test_a_carts_file_reaches_the_gateways_sheet(tmp_path: Path) -> None:
     try:
         with store.transaction():
             done = Recorder(store).record(frame, px.decode_philips_xml)
-        assert done.outcome == "decoded"
+        assert done.outcome == "decoded" and done.raw_frame_id is not None
         context = RecordingContext("HeartstartMRx", "M", 50, "MDC_DIM_YR")
         assert store.ecg.context(done.raw_frame_id) == context
         row = next(r for r in store.outbox.due(clock.wall_ns() + 1, 10) if r.kind == "oru_r01")

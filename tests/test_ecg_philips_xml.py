@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import datetime as dt
 import random
 import struct
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import pytest
 import sierraecg
@@ -68,13 +71,20 @@ def consistent_leads(n: int, seed: int = 1) -> dict[str, tuple[int, ...]]:
     return {name: tuple(values) for name, values in leads.items()}
 
 
-def make_record(n: int = 5500, **changes: object) -> EcgRecord:
-    fields: dict[str, object] = {
-        "leads": changes.get("leads") or consistent_leads(n),
-        "rate_hz": Decimal(500),
-        "uv_per_unit": Decimal(5),
-        "start_time": dt.datetime(2024, 3, 1, 10, 14, 34),
-        "measurements": {
+class RecordChanges(TypedDict, total=False):
+    """What a test changes in make_record's record."""
+
+    leads: Mapping[str, tuple[int, ...]]
+    rate_hz: Decimal
+
+
+def make_record(n: int = 5500, **changes: Unpack[RecordChanges]) -> EcgRecord:
+    record = EcgRecord(
+        leads=changes.get("leads") or consistent_leads(n),
+        rate_hz=Decimal(500),
+        uv_per_unit=Decimal(5),
+        start_time=dt.datetime(2024, 3, 1, 10, 14, 34),
+        measurements={
             "heart_rate": Decimal(72),
             "rr": Decimal(833),
             "pr": Decimal(160),
@@ -85,17 +95,16 @@ def make_record(n: int = 5500, **changes: object) -> EcgRecord:
             "qrs_axis": Decimal(-12),
             "t_axis": Decimal(30),
         },
-        "statements": (
+        statements=(
             Statement("Sinus rhythm", "SR"),
             Statement("Anterior infarct, acute MI", "AMI"),
             Statement("Abnormal ECG"),
         ),
-        "patient_id": "110101199001011234",
-        "patient_name": "Wang Fang",
-        "device": "Philips Medical Products:PageWriter TC50:A.07.07",
-    }
-    fields |= changes
-    return EcgRecord(**fields)  # type: ignore[arg-type]
+        patient_id="110101199001011234",
+        patient_name="Wang Fang",
+        device="Philips Medical Products:PageWriter TC50:A.07.07",
+    )
+    return dataclasses.replace(record, **changes)
 
 
 SMALL = make_record(60)

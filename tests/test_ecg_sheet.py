@@ -178,7 +178,9 @@ def pixels(png: bytes) -> np.ndarray:
 
 
 def is_ink(image: np.ndarray) -> np.ndarray:
-    return np.all(image == ecg_sheet.INK, axis=-1)
+    # numpy's stubs give an array compared with a tuple as Any: say what it is here.
+    ink: np.ndarray = np.all(image == ecg_sheet.INK, axis=-1)
+    return ink
 
 
 def mm_to_px(mm: float, dpi: int) -> int:

@@ -225,6 +225,7 @@ def test_a_12_lead_is_stored_whole_and_queued_ahead_of_vitals(tmp_path: Path) ->
             done = recorder.record(ecg_frame(clock), lambda _b: to_decoded(record))
         row = store.outbox.get(done.message_id or "")
         assert row is not None and row.priority == PRIORITY_ECG
+        assert done.raw_frame_id is not None
         stored = store.frames.waveforms(done.raw_frame_id)
         assert {w.metric: w.samples for w in stored} == {
             w.metric: w.samples for w in to_decoded(record).waveforms
@@ -358,7 +359,7 @@ def test_pre_arrival_notices_validate_and_read_back(
 # --- the cart's model and the patient's sex and age, through the message -----------------
 
 _CONTEXT_TEXT = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)) | st.sampled_from("|^~&\\"),
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]) | st.sampled_from("|^~&\\"),
     max_size=90,
 )
 

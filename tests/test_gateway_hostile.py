@@ -91,7 +91,7 @@ class Sender:
 
     def publish(self, topic: str, payload: bytes | str, content_type: str | None = None) -> None:
         data = payload.encode() if isinstance(payload, str) else payload
-        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]  # paho leaves it untyped
         if content_type:
             props.ContentType = content_type
         info = self.client.publish(topic, data, qos=1, properties=props)

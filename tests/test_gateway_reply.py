@@ -147,13 +147,14 @@ def test_bad_replies_are_refused_by_the_gateway_in_one_line(
     gateway.start()
     try:
         gateway.wait_connected(10)
-        for args, message in [
+        refusals: list[tuple[dict[str, object], str]] = [
             ({"agent": "amb/017", "ref": "R", "status": "received"}, "agent id .amb/017. must be"),
             ({"agent": AGENT, "ref": "R", "status": "maybe"}, "expected one of"),
             ({"agent": AGENT, "ref": " ", "status": "received"}, "is empty"),
             ({"agent": AGENT, "ref": "R", "status": "received", "text": 5}, "must be text"),
             ({"agent": AGENT, "ref": "R", "status": "received", "sql": "x"}, "unknown argument"),
-        ]:
+        ]
+        for args, message in refusals:
             with pytest.raises(control.OpError, match=message) as refused:
                 control.call(gateway.control_path, "reply", args)
             assert refused.value.status == control.STATUS_USAGE

@@ -12,7 +12,7 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -33,7 +33,7 @@ from edge_agent.rules.engine import ClinicalRules
 from edge_agent.store import StoreWriter
 from sync.hl7 import eui64
 from sync.hl7.ack import build_ack
-from sync.hl7.inbound import parse_inbound
+from sync.hl7.inbound import InboundAlert, parse_inbound
 from sync.hl7.pcd04 import PCD04_PROFILE
 from sync.outbox_messages import KIND_ORU_R40, build_message
 
@@ -80,10 +80,17 @@ class Box:
 
 
 @pytest.fixture
-def box(tmp_path: Path) -> Box:
+def box(tmp_path: Path) -> Iterator[Box]:
     b = Box(tmp_path / "agent.db")
     yield b
     b.store.close()
+
+
+def alert_in(message: str) -> InboundAlert:
+    """The alarm an ORU^R40 carries."""
+    alert = parse_inbound(message).alert
+    assert alert is not None, message
+    return alert
 
 
 def fields(message: str, name: str) -> list[list[str]]:
@@ -169,9 +176,9 @@ def test_a_monitor_alarm_carries_the_patient_its_readings_carry(box: Box) -> Non
     assert alarm.outcome == "decoded"
     r01 = box.messages("oru_r01")
     r40 = box.messages(KIND_ORU_R40)
-    codes = {parse_inbound(m).alert.code: m for m in r40}  # type: ignore[union-attr]
+    codes = {alert_in(m).code: m for m in r40}
     assert {"MASIMO_SPO2_LOW", "INTELLIVUE_PATIENT_4BB8_301A"} <= set(codes)
-    assert parse_inbound(codes["INTELLIVUE_PATIENT_4BB8_301A"]).alert.text == "SpO2 86 < 90"  # type: ignore[union-attr]
+    assert alert_in(codes["INTELLIVUE_PATIENT_4BB8_301A"]).text == "SpO2 86 < 90"
     expected = f"{RESIDENT[0]}^^^CHN^NNCHN"
     assert [fields(m, "PID")[0][3] for m in r01] == [expected]
     for message in r40:
@@ -349,6 +356,7 @@ def test_a_monitor_naming_someone_else_is_held_for_the_crew_to_assign(tmp_path: 
     assert rec.message_id is not None
     row = b.store.outbox.get(rec.message_id)
     assert row is not None and row.status == OUTBOX_HELD
+    assert rec.raw_frame_id is not None
     assert [o.encounter_id for o in b.store.frames.observations(rec.raw_frame_id)] == [None]
     assert fields(b.build(rec.message_id), "PID") == []  # nobody's until assigned
     b.store.close()

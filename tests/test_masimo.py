@@ -173,8 +173,8 @@ def test_fuzz_decode_raises_only_decode_error(data: bytes) -> None:
     ),
     st.sampled_from(["radical-5", "radical-7", "rad-8"]),
 )
-def test_encode_decode_round_trip(fields: dict[str, object], model: str) -> None:
-    decoded = decode_line(encode_line(T, fields, model=model))  # type: ignore[arg-type]
+def test_encode_decode_round_trip(fields: dict[str, Decimal | int | None], model: str) -> None:
+    decoded = decode_line(encode_line(T, fields, model=model))
     got = values(decoded)
     for name, metric in (("SPO2", SPO2), ("BPM", PR), ("PI", PI)):
         assert got[metric][0] == (None if fields[name] is None else Decimal(str(fields[name])))
@@ -263,7 +263,7 @@ async def test_serial_transport_reads_the_simulator_over_a_real_pty() -> None:
     frames: list[bytes] = []
     states: list[str] = []
 
-    def emit(frame: bytes, channel: str | None) -> None:
+    def emit(frame: bytes, channel: str | None, /, *, dedup_key: str | None = None) -> None:
         frames.append(frame)
         if len(frames) >= 20:
             stop.set()
@@ -294,9 +294,11 @@ async def test_serial_transport_reopens_after_unplug(tmp_path: object) -> None:
     frames: list[bytes] = []
     states: list[tuple[str, str]] = []
     transport = SerialTransport(SerialSettings(port=link, baudrate=9600), LineFramer, reopen_s=0.1)
-    task = asyncio.create_task(
-        transport.run(lambda f, _c: frames.append(f), lambda s, d: states.append((s, d)), stop)
-    )
+
+    def emit(frame: bytes, channel: str | None, /, *, dedup_key: str | None = None) -> None:
+        frames.append(frame)
+
+    task = asyncio.create_task(transport.run(emit, lambda s, d: states.append((s, d)), stop))
     try:
         for round_ in range(2):
             master_fd, slave_path = sim.open_pty()

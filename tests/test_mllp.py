@@ -9,6 +9,7 @@ import datetime as dt
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from typing import TypedDict, Unpack
 
 import pytest
 from hl7apy.consts import VALIDATION_LEVEL
@@ -573,11 +574,20 @@ def _settle(fut: asyncio.Future[str], outcome: str) -> None:
         fut.set_result(outcome)
 
 
+class ListenerOptions(TypedDict, total=False):
+    """The MllpListener keyword arguments these tests set."""
+
+    max_bytes: int
+    ack_timeout_s: float
+
+
 @contextlib.asynccontextmanager
 async def serving(
-    sink: FakeSink, states: list[tuple[str, str]] | None = None, **kwargs: float
+    sink: FakeSink,
+    states: list[tuple[str, str]] | None = None,
+    **options: Unpack[ListenerOptions],
 ) -> AsyncIterator[MllpListener]:
-    listener = MllpListener("127.0.0.1", 0, **kwargs)  # type: ignore[arg-type]
+    listener = MllpListener("127.0.0.1", 0, **options)
     stop = asyncio.Event()
     seen = states if states is not None else []
     task = asyncio.create_task(listener.run(sink, lambda s, d: seen.append((s, d)), stop))
@@ -1039,7 +1049,7 @@ def test_any_declared_character_set_reads_back_exactly(case: tuple[str, str, str
 @given(
     st.lists(
         st.text(
-            alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",))
+            alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"])
             | st.sampled_from("|^~&"),
             max_size=300,
         ),

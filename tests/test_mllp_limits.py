@@ -17,6 +17,7 @@ import resource
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 from hypothesis import given
@@ -392,6 +393,15 @@ def test_when_full_the_new_connection_gets_in_if_anyone_is_idle(held: list[Conn]
         assert decision.drop == (min(idle, key=_key),)
 
 
+class Limits(TypedDict, total=False):
+    """ConnectionLimits' keyword arguments, any of them given."""
+
+    max_connections: int
+    max_connections_per_address: int
+    idle_timeout_s: float
+    message_timeout_s: float
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -401,6 +411,6 @@ def test_when_full_the_new_connection_gets_in_if_anyone_is_idle(held: list[Conn]
         ({"message_timeout_s": -1}, "message_timeout_s"),
     ],
 )
-def test_impossible_limits_are_refused(kwargs: dict[str, float], message: str) -> None:
+def test_impossible_limits_are_refused(kwargs: Limits, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        ConnectionLimits(**kwargs)  # type: ignore[arg-type]
+        ConnectionLimits(**kwargs)

@@ -80,12 +80,15 @@ async def test_unplug_and_replug_resumes_within_seconds(
             plugged_at = loop.time()
             sim_stop = asyncio.Event()
             monitor = asyncio.create_task(simulate(master_fd, sim_stop))
+
+            def arrived(plug: int = round_) -> bool:
+                return plug in seen
+
+            def awaited(plug: int = round_) -> str:
+                return f"round {plug}: a {metric} ({states})"
+
             try:
-                await until(
-                    lambda plug=round_: plug in seen,
-                    25,
-                    lambda plug=round_: f"round {plug}: a {metric} ({states})",
-                )
+                await until(arrived, 25, awaited)
                 resumed_s = loop.time() - plugged_at
             finally:
                 sim_stop.set()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def bad(data: bytes) -> Decoded:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> StoreWriter:
+def store(tmp_path: Path) -> Iterator[StoreWriter]:
     s = StoreWriter.open(tmp_path / "agent.sqlite3")
     yield s
     s.close()

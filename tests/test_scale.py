@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import os
 import random
+from collections.abc import Iterable
 from decimal import Decimal
+from typing import TypedDict
 
 import pytest
 from hypothesis import given
@@ -292,6 +294,16 @@ def test_rejected_lines(preset: str, line: bytes, offset: int, reason: str) -> N
 # --- configured patterns -----------------------------------------------------------------
 
 
+class PatternOptions(TypedDict, total=False):
+    """pattern_from_config's keyword arguments, any of them given."""
+
+    weight_unit: str
+    height_unit: str
+    stable: Iterable[str]
+    unstable: Iterable[str]
+    name: str
+
+
 @pytest.mark.parametrize(
     ("text", "kwargs", "message"),
     [
@@ -318,9 +330,9 @@ def test_rejected_lines(preset: str, line: bytes, offset: int, reason: str) -> N
         ("(?P<weight>" + "x" * 1000 + ")", {}, "1000 at most"),
     ],
 )
-def test_pattern_from_config_rejects(text: str, kwargs: dict[str, object], message: str) -> None:
+def test_pattern_from_config_rejects(text: str, kwargs: PatternOptions, message: str) -> None:
     with pytest.raises(ValueError) as info:
-        pattern_from_config(text, **kwargs)  # type: ignore[arg-type]
+        pattern_from_config(text, **kwargs)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
 
@@ -490,14 +502,16 @@ def test_simulated_residents_decode(preset: str) -> None:
         assert all(line.endswith(b"\r\n") for line in lines)
         decoded = [values(decode_line(line, PRESETS[preset])) for line in lines]
         final = decoded[-1]
-        assert final[MASS][1] == ()
-        assert D(30) < final[MASS][0] < D(130)  # type: ignore[operator]
+        weight, weight_flags = final[MASS]
+        assert weight_flags == ()
+        assert weight is not None and D(30) < weight < D(130)
         settling = decoded[:-1]
         assert len(settling) == (3 if PRESETS[preset].unstable else 0)
         assert all(d[MASS][1] == ("unstable", "intermediate") for d in settling)
         if preset in ("hw-station", "tanita", "kv"):
-            assert final[BMI][1] == ("derived",)
-            assert D(18) <= final[BMI][0] <= D(32)  # type: ignore[operator]
+            bmi, bmi_flags = final[BMI]
+            assert bmi_flags == ("derived",)
+            assert bmi is not None and D(18) <= bmi <= D(32)
 
 
 @pytest.mark.parametrize("preset", list(PRESETS))
@@ -520,7 +534,7 @@ async def test_serial_transport_reads_the_simulator_over_a_real_pty(preset: str)
     frames: list[bytes] = []
     states: list[str] = []
 
-    def emit(frame: bytes, channel: str | None) -> None:
+    def emit(frame: bytes, channel: str | None, /, *, dedup_key: str | None = None) -> None:
         frames.append(frame)
         if len(frames) >= 24:
             stop.set()

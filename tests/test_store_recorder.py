@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def crash(_: bytes) -> Decoded:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> StoreWriter:
+def store(tmp_path: Path) -> Iterator[StoreWriter]:
     s = StoreWriter.open(tmp_path / "agent.sqlite3")
     yield s
     s.close()
@@ -77,6 +78,7 @@ def test_decoded_frame_is_one_transaction(store: StoreWriter) -> None:
         "SELECT data, outcome, boot_id, received_mono_ns FROM raw_frame"
     ).fetchall()
     assert raw[0][:3] == (b"line", "decoded", "test-boot") and raw[0][3] > 0
+    assert result.raw_frame_id is not None
     obs = store.frames.observations(result.raw_frame_id)
     assert [(o.metric, o.value) for o in obs] == [
         ("MDC_PULS_OXIM_SAT_O2", "97"),
@@ -165,10 +167,10 @@ def test_readings_bind_to_the_open_visit_never_guessed(store: StoreWriter) -> No
     )
     assigned = rec.record(frame(b"2"), spo2)
     other = rec.record(frame(b"3", device="cuff-1", driver="ble-bp"), spo2)
-    enc = [
-        store.frames.observations(r.raw_frame_id)[0].encounter_id
-        for r in (unassigned, assigned, other)
-    ]
+    enc: list[int | None] = []
+    for r in (unassigned, assigned, other):
+        assert r.raw_frame_id is not None
+        enc.append(store.frames.observations(r.raw_frame_id)[0].encounter_id)
     assert enc == [None, visit, None]
 
 

@@ -42,7 +42,11 @@ def test_a_strip_carries_each_signal_joined_and_goes_last(tmp_path: Path) -> Non
                 frame = Frame(
                     "mp50-1", "intellivue", b"poll", clock.wall_ns(), clock.mono_ns(), "b"
                 )
-                recorder.record(frame, lambda _b, n=n: _packet(n))
+
+                def poll(_data: bytes, n: int = n) -> Decoded:
+                    return _packet(n)
+
+                recorder.record(frame, poll)
         (strip_id,) = queue_strips(store, clock, since_wall_ns=clock.wall_ns() - 60 * 10**9)
         rows = store.outbox.due(clock.wall_ns() + 1, 10)
         assert rows[-1].id == strip_id  # behind the monitor's own numerics

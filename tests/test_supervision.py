@@ -33,7 +33,7 @@ from edge_agent.config import DeviceConfig, embedded_defaults
 from edge_agent.daemon import bootstrap
 from edge_agent.devices import DeviceRuntime, runtime_for
 from edge_agent.local_broker import LocalBroker
-from edge_agent.store import open_readonly
+from edge_agent.store import DeviceReport, open_readonly
 from edge_agent.writer_lock import Holder, WriterLock
 from sync.gateway.service import Gateway
 from sync.gateway.store import GatewayStore
@@ -113,7 +113,7 @@ def start_daemon(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def devices(db: Path) -> dict[str, dict[str, object]]:
+def devices(db: Path) -> dict[str, DeviceReport]:
     if not db.exists():
         return {}
     store = open_readonly(db)
@@ -136,7 +136,13 @@ def delivered(db: Path) -> int:
 
 
 def frames(db: Path, device: str) -> int:
-    return int(devices(db).get(device, {}).get("frames") or 0)  # type: ignore[call-overload]
+    report = devices(db).get(device)
+    return 0 if report is None else report["frames"]
+
+
+def state(db: Path, device: str) -> str | None:
+    report = devices(db).get(device)
+    return None if report is None else report["state"]
 
 
 @pytest.fixture
@@ -234,9 +240,7 @@ async def test_a_device_task_that_fails_is_restarted_with_back_off_and_reported(
         await until(running_and, timeout_s, what)
 
     try:
-        await until_alive(
-            lambda: devices(db).get("cuff-1", {}).get("state") == "failed", 10, "failed"
-        )
+        await until_alive(lambda: state(db, "cuff-1") == "failed", 10, "failed")
         detail = str(devices(db)["cuff-1"]["state_detail"])
         assert "EOFError: D-Bus connection closed" in detail and "again in 1 s" in detail
         during = frames(db, "monitor-1"), delivered(db)

@@ -18,9 +18,15 @@ from edge_agent.cli import build_parser
 SYSTEMD = Path(__file__).resolve().parent.parent / "systemd"
 
 
+class _UnitFile(configparser.ConfigParser):
+    """A systemd unit read as INI: repeated keys allowed, key case kept."""
+
+    def optionxform(self, optionstr: str) -> str:
+        return optionstr
+
+
 def unit(name: str) -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(strict=False, interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser = _UnitFile(strict=False, interpolation=None)
     parser.read(SYSTEMD / name, encoding="utf-8")
     return parser
 

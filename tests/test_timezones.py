@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -134,7 +134,7 @@ def masimo_line(when: dt.datetime) -> bytes:
 
 
 @pytest.fixture
-def box(tmp_path: Path) -> Box:
+def box(tmp_path: Path) -> Iterator[Box]:
     b = Box(tmp_path / "agent.db")
     yield b
     b.store.close()
@@ -150,6 +150,7 @@ def test_a_monitors_explicit_utc_offset_goes_upstream_unshifted(box: Box) -> Non
     recorded = box.record("mllp-1", "hl7-mllp", monitor_message("T1", when, [SPO2]), mllp_decoder())
     (row,) = obx_rows(box.message(recorded))
     assert parse_dtm(row[14]) == when  # the same instant, whatever offset it is written in
+    assert recorded.raw_frame_id is not None
     stored = box.store.frames.observations(recorded.raw_frame_id)[0].device_time
     assert stored == "2026-12-03T08:46:00+00:00"  # the offset is kept in the store too
 
@@ -189,6 +190,7 @@ def test_any_explicit_offset_keeps_its_instant_through_store_and_message(
         recorded = b.record(
             "mllp-1", "hl7-mllp", monitor_message("P1", when, [SPO2]), mllp_decoder()
         )
+        assert recorded.raw_frame_id is not None
         stored = b.store.frames.observations(recorded.raw_frame_id)[0].device_time
         (row,) = obx_rows(b.message(recorded))
     finally:
@@ -216,6 +218,7 @@ def test_a_skewed_monitor_clock_is_flagged_and_keeps_both_times(tmp_path: Path) 
             masimo_decoder(),
             wall_ns=received_ns,
         )
+        assert recorded.raw_frame_id is not None
         observations = b.store.frames.observations(recorded.raw_frame_id)
         rows = obx_rows(b.message(recorded))
     finally:
@@ -243,6 +246,7 @@ def test_skew_is_judged_only_on_a_synchronised_box_and_within_five_minutes(tmp_p
         ]
         for target, line, flagged in cases:
             rec = target.record("monitor-1", "masimo-ascii", line, masimo_decoder(), wall_ns=now_ns)
+            assert rec.raw_frame_id is not None
             got = target.store.frames.observations(rec.raw_frame_id)
             assert {DEVICE_CLOCK_SKEW_FLAG in o.flags for o in got} == {flagged}
     finally:
@@ -265,6 +269,7 @@ def test_an_old_time_from_a_meters_memory_is_not_skew_but_a_future_one_is(tmp_pa
             rec = b.record(
                 "glucose-1", "ble-glucose", glucose_record(seq, when), decoder, wall_ns=now_ns
             )
+            assert rec.raw_frame_id is not None
             flags.append(
                 {
                     DEVICE_CLOCK_SKEW_FLAG in o.flags

@@ -43,6 +43,13 @@ def seeded_store(path: Path) -> None:
     store.close()
 
 
+def vitals(app: EdgeAgentApp) -> VitalsScreen:
+    """The app's current screen, which these tests expect to be the vitals screen."""
+    screen = app.screen
+    assert isinstance(screen, VitalsScreen), screen
+    return screen
+
+
 def tile_texts(screen: VitalsScreen) -> list[str]:
     return [
         " | ".join(str(label.render()) for label in tile.query(Label))
@@ -69,7 +76,7 @@ async def test_vitals_screen_shows_store_in_chinese_by_default(tmp_path: Path) -
         assert app.sub_title == "救护车"
         await pilot.press("l")  # switch to English
         await pilot.pause(0.5)
-        texts = tile_texts(app.screen)  # type: ignore[arg-type]
+        texts = tile_texts(vitals(app))
         assert any("SpO₂" in t for t in texts), texts
         await pilot.press("q")
     assert app.return_value == 0
@@ -164,7 +171,11 @@ def store_with_a_fresh_and_an_old_value(path: Path) -> None:
         ("cuff-1", "ble-bp", now - 125 * 10**9, Reading("MDC_PRESS_BLD_NONINV_SYS", Decimal("128"), "MDC_DIM_MMHG")),
     ]:  # fmt: skip
         frame = Frame(device, driver, b"x", when, CLOCK.mono_ns(), CLOCK.boot_id)
-        recorder.record(frame, lambda _, r=reading: Decoded(readings=(r,)))
+
+        def decode(_data: bytes, reading: Reading = reading) -> Decoded:
+            return Decoded(readings=(reading,))
+
+        recorder.record(frame, decode)
     store.close()
 
 
@@ -194,7 +205,7 @@ async def test_every_value_shows_its_age_and_an_old_one_is_drawn_stale(tmp_path:
             assert not banner.has_class("shown")
             await pilot.press("l")
             await pilot.pause(0.5)
-            shown = tiles(app.screen)  # type: ignore[arg-type]
+            shown = tiles(vitals(app))
             assert "2 min ago" in shown["cuff-1/MDC_PRESS_BLD_NONINV_SYS"][1]
             assert "not live" in shown["cuff-1/MDC_PRESS_BLD_NONINV_SYS"][1]
     finally:
@@ -228,7 +239,7 @@ async def test_an_agent_that_holds_the_store_but_does_not_answer_is_said(tmp_pat
             await pilot.pause(0.5)
             banner = app.screen.query_one("#agent-state", Static)
             assert "not answering" in str(banner.render())
-            assert all(stale for stale, _c in tiles(app.screen).values())  # type: ignore[arg-type]
+            assert all(stale for stale, _c in tiles(vitals(app)).values())
     finally:
         lock.release()
 
@@ -333,7 +344,7 @@ async def test_times_are_shown_in_the_clinics_zone_not_the_machines(tmp_path: Pa
                 # first, their labels are filled in after): at most 5 s.
                 for _ in range(100):
                     await pilot.pause(0.05)
-                    texts = tile_texts(app.screen)  # type: ignore[arg-type]
+                    texts = tile_texts(vitals(app))
                     if any("97 %" in t for t in texts):
                         break
                 assert any(f" · {shown} · " in t for t in texts), (zone, shown, texts)

@@ -216,7 +216,9 @@ def test_fahrenheit_round_trip_within_one_tenth(fahrenheit: Decimal) -> None:
 
 @given(_grid("1", 0, 1100))
 def test_glucose_conversion_matches_the_ble_driver(mg_per_dl: Decimal) -> None:
-    # The same 18.016 and the same half-up 0.01 mmol/L step as device_drivers/ble/glucose.py.
+    # The same 18.016 and the same half-up 0.01 mmol/L step as device_drivers/ble/glucose.py
+    # applies to a meter's kg/L concentration (1 mg/dL = 1e-5 kg/L, exact in an SFLOAT).
+    meter = glucose.encode_measurement(1, None, concentration=mg_per_dl.scaleb(-5))
     assert str(units.mg_per_dl_to_mmol_per_l(mg_per_dl)) == str(
-        glucose.mg_per_dl_to_mmol_per_l(mg_per_dl)
+        glucose.decode_measurement(meter).readings[0].value
     )

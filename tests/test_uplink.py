@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -97,7 +97,7 @@ def ack_for(control_id: str, code: str, text: str = "") -> Received:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> StoreWriter:
+def store(tmp_path: Path) -> Iterator[StoreWriter]:
     s = StoreWriter.open(tmp_path / "agent.sqlite3")
     yield s
     s.close()

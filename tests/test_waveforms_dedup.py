@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import sqlite3
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,12 +16,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from waiting import until
 
+from device_drivers.transport import FrameSink, Outcome, StateSink
 from edge_agent.clock import SystemClock
 from edge_agent.config import embedded_defaults
 from edge_agent.daemon import Agent
 from edge_agent.devices import DeviceRuntime
 from edge_agent.model import Decoded, DecodeError, Frame, Reading, Waveform
-from edge_agent.recorder import Recorder
+from edge_agent.recorder import Decoder, Recorder
 from edge_agent.store import StoreWriter
 from edge_agent.waveform_codec import (
     VARINT,
@@ -47,7 +49,7 @@ def frame(data: bytes, device: str = "monitor-1", dedup_key: str | None = None) 
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> StoreWriter:
+def store(tmp_path: Path) -> Iterator[StoreWriter]:
     s = StoreWriter.open(tmp_path / "agent.sqlite3")
     yield s
     s.close()
@@ -202,11 +204,15 @@ class _OneShot:
     """A transport that sends two frames and waits for their commit, like MLLP does."""
 
     def __init__(self) -> None:
-        self.outcomes: list[str] = []
+        self.outcomes: list[Outcome] = []
 
-    async def run(self, emit, on_state, stop) -> None:  # type: ignore[no-untyped-def]
+    async def run(self, emit: FrameSink, on_state: StateSink, stop: asyncio.Event) -> None:
         futures = [emit(b"ok", None, dedup_key="A"), emit(b"ok", None, dedup_key="A")]
-        self.outcomes = [await f for f in futures]
+        outcomes = []
+        for future in futures:
+            assert future is not None  # the daemon's sink tracks each commit
+            outcomes.append(await future)
+        self.outcomes = outcomes
         await stop.wait()
 
 
@@ -228,8 +234,11 @@ async def test_emit_resolves_after_the_durable_commit(tmp_path: Path) -> None:
 
         def stop(self, **_: object) -> None: ...
 
+        def publish(self, *_: object, **__: object) -> int:
+            raise RuntimeError("no uplink in this test")
+
     store = StoreWriter.open(config.agent.db_path)
-    agent = Agent(config, store, CLOCK, [device], lambda _on_event: _NoLink())  # type: ignore[arg-type,return-value]
+    agent = Agent(config, store, CLOCK, [device], lambda _on_event: _NoLink())
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
     await until(lambda: bool(transport.outcomes), 10, "the batch recorded")
@@ -247,7 +256,7 @@ def _at(ns: int, device: str = "spo2-1") -> Frame:
     return Frame(device, "nonin-df7", b"p", ns, ns, "b")
 
 
-def with_alarm(*codes: str):  # type: ignore[no-untyped-def]
+def with_alarm(*codes: str) -> Decoder:
     from edge_agent.model import DeviceAlarm
 
     def decode(_: bytes) -> Decoded:

@@ -115,7 +115,7 @@ def test_a_scan_names_the_services_of_registered_drivers_too() -> None:
         assert "toy-band" in registry.ids("ble")
     finally:
         registry.unregister("toy-band")
-    assert ad.health_services == ()
+    assert not ad.health_services
 
 
 def _toy(**changes: object) -> Driver:

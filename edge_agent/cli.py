@@ -239,10 +239,12 @@ def _no_free_text_user(args: argparse.Namespace, command: str) -> None:
 def cmd_devices_scan(args: argparse.Namespace) -> int:
     import asyncio
 
+    from device_drivers import registry
     from device_drivers.ble import presence
 
+    known = registry.advertised_services()
     try:
-        found = asyncio.run(presence.scan(args.seconds))
+        found = asyncio.run(presence.scan(args.seconds, known))
     except Exception as exc:  # bleak/BlueZ: no adapter, no D-Bus, permission
         raise CliError(
             f"devices scan: Bluetooth is not available here ({exc})", EXIT_FAILED
@@ -252,7 +254,7 @@ def cmd_devices_scan(args: argparse.Namespace) -> int:
             "address": ad.address,
             "name": ad.name,
             "rssi": ad.rssi,
-            "services": list(ad.health_services),
+            "services": list(ad.health_services(known)),
         }
         print(json.dumps(row, ensure_ascii=False))
     if not found:

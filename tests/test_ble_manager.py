@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from waiting import until
 
+from device_drivers import registry
 from device_drivers.ble.link import ScriptedLink
 from device_drivers.ble.presence import Advertisement, AdvertisementWatcher
 from device_drivers.ble.session import BleTransport
@@ -70,7 +71,7 @@ async def test_a_recent_sighting_counts_and_stop_ends_the_wait() -> None:
 def test_health_services_are_named() -> None:
     assert ad(
         services=("00001810-0000-1000-8000-00805f9b34fb", "0000180a-0000-1000-8000-00805f9b34fb")
-    ).health_services == ("blood pressure",)
+    ).health_services(registry.advertised_services()) == ("blood pressure",)
 
 
 # --- conversation and dedup keys through the session ----------------------------------------

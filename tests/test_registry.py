@@ -103,7 +103,7 @@ def test_config_takes_the_listener_keys_the_declarations_name() -> None:
 def test_a_scan_names_the_services_of_registered_drivers_too() -> None:
     service = "0000fff0-0000-1000-8000-00805f9b34fb"
     ad = presence.Advertisement("AA:BB:CC:DD:EE:FF", None, -60, (service,))
-    assert not ad.health_services
+    assert not ad.health_services(registry.advertised_services())
     band = dataclasses.replace(
         registry.driver("ble-hr"),
         id="toy-band",
@@ -111,11 +111,11 @@ def test_a_scan_names_the_services_of_registered_drivers_too() -> None:
     )
     registry.register(band)
     try:
-        assert ad.health_services == ("toy band",)
+        assert ad.health_services(registry.advertised_services()) == ("toy band",)
         assert "toy-band" in registry.ids("ble")
     finally:
         registry.unregister("toy-band")
-    assert not ad.health_services
+    assert not ad.health_services(registry.advertised_services())
 
 
 def _toy(**changes: object) -> Driver:

@@ -11,7 +11,9 @@ each advertisement into our own `Advertisement` value; tests feed `saw()` direct
 
 Which services are health devices' is the drivers' to say: each BLE driver's declaration
 names the service its devices advertise (a vendor quirk its own), and
-`registry.advertised_services()` collects them, run-time drivers included.
+`registry.advertised_services()` collects them, run-time drivers included; the caller
+hands that table to `Advertisement.health_services` (this transport sits below the
+registry, docs/architecture.md "Layers").
 """
 
 from __future__ import annotations
@@ -20,10 +22,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-
-from device_drivers import registry
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,9 @@ class Advertisement:
     rssi: int | None
     services: tuple[str, ...]  # lower-case 128-bit UUIDs
 
-    @property
-    def health_services(self) -> tuple[str, ...]:
-        """The names of the advertised services a driver's devices advertise."""
-        known = registry.advertised_services()
+    def health_services(self, known: Mapping[str, str]) -> tuple[str, ...]:
+        """The names of the advertised services that `known` (service UUID -> name: the
+        drivers' declarations, registry.advertised_services()) names."""
         return tuple(known[s] for s in self.services if s in known)
 
 
@@ -123,15 +122,16 @@ class BleakAdvertisements:
                 await scanner.stop()
 
 
-async def scan(seconds: float) -> list[Advertisement]:
-    """Nearby devices that advertise a health service, strongest first (`devices scan`)."""
+async def scan(seconds: float, known: Mapping[str, str]) -> list[Advertisement]:
+    """Nearby devices that advertise a service `known` names (the drivers' health
+    services, registry.advertised_services()), strongest first (`devices scan`)."""
     watcher = AdvertisementWatcher()
     found: dict[str, Advertisement] = {}
     original = watcher.saw
 
     def keep(advertisement: Advertisement) -> None:
         original(advertisement)
-        if advertisement.health_services or advertisement.address in found:
+        if advertisement.health_services(known) or advertisement.address in found:
             found[advertisement.address] = advertisement
 
     watcher.saw = keep  # type: ignore[method-assign]

@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -24,6 +24,7 @@ from edge_agent import config as config_mod
 
 if TYPE_CHECKING:
     from edge_agent.config import Config
+    from edge_agent.operations import Change
     from edge_agent.store import StoreReader
 
 EXIT_OK = 0
@@ -216,14 +217,14 @@ def _reader(args: argparse.Namespace) -> tuple[StoreReader, Config]:
         raise CliError(str(exc)) from None
 
 
-def _change(args: argparse.Namespace, op: str, op_args: Mapping[str, Any]) -> dict[str, Any]:
+def _change(args: argparse.Namespace, request: Change) -> dict[str, Any]:
     """One state change, by the running daemon or (none running) here under the lock."""
     from edge_agent import operations
     from edge_agent.control import OpError
 
     cfg = _load_config(args)
     try:
-        return operations.perform(cfg, op, op_args)
+        return operations.perform(cfg, request)
     except OpError as exc:
         raise CliError(str(exc), exc.status) from None
 
@@ -263,12 +264,10 @@ def cmd_devices_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_devices_pair(args: argparse.Namespace) -> int:
-    paired = _change(
-        args,
-        "devices.pair",
-        {"address": args.address, "driver": args.driver, "id": args.id, "name": args.name},
-    )
-    print(json.dumps(paired, ensure_ascii=False))
+    from edge_agent.operations import PairDevice
+
+    request = PairDevice(address=args.address, driver=args.driver, id=args.id, name=args.name)
+    print(json.dumps(_change(args, request), ensure_ascii=False))
     print("restart the agent (systemctl restart edge-agent) to connect to it", file=sys.stderr)
     return EXIT_OK
 
@@ -287,7 +286,9 @@ def cmd_devices_list(args: argparse.Namespace) -> int:
 
 
 def cmd_devices_forget(args: argparse.Namespace) -> int:
-    print(json.dumps(_change(args, "devices.forget", {"address": args.address})))
+    from edge_agent.operations import ForgetDevice
+
+    print(json.dumps(_change(args, ForgetDevice(address=args.address))))
     return EXIT_OK
 
 
@@ -303,26 +304,20 @@ def cmd_readings_unassigned(args: argparse.Namespace) -> int:
 
 
 def cmd_readings_assign(args: argparse.Namespace) -> int:
-    assigned = _change(
-        args,
-        "readings.assign",
-        {
-            "national_id": args.national_id,
-            "frames": args.frames,
-            "patient_class": args.patient_class,
-        },
+    from edge_agent.operations import AssignReadings
+
+    request = AssignReadings(
+        national_id=args.national_id, frames=tuple(args.frames), patient_class=args.patient_class
     )
-    print(json.dumps(assigned))
+    print(json.dumps(_change(args, request)))
     return EXIT_OK
 
 
 def cmd_patients_add(args: argparse.Namespace) -> int:
-    registered = _change(
-        args,
-        "patients.add",
-        {"national_id": args.national_id, "name": args.name, "phone": args.phone},
-    )
-    print(json.dumps(registered, ensure_ascii=False))
+    from edge_agent.operations import AddPatient
+
+    request = AddPatient(national_id=args.national_id, name=args.name, phone=args.phone)
+    print(json.dumps(_change(args, request), ensure_ascii=False))
     return EXIT_OK
 
 
@@ -349,40 +344,32 @@ def cmd_patients_list(args: argparse.Namespace) -> int:
 
 
 def cmd_visit_start(args: argparse.Namespace) -> int:
-    started = _change(
-        args,
-        "visit.start",
-        {
-            "national_id": args.national_id,
-            "device": args.device,
-            "patient_class": args.patient_class,
-        },
+    from edge_agent.operations import StartVisit
+
+    request = StartVisit(
+        national_id=args.national_id, device=args.device, patient_class=args.patient_class
     )
-    print(json.dumps(started, ensure_ascii=False))
+    print(json.dumps(_change(args, request), ensure_ascii=False))
     return EXIT_OK
 
 
 def cmd_visit_end(args: argparse.Namespace) -> int:
-    print(json.dumps(_change(args, "visit.end", {"device": args.device}), ensure_ascii=False))
+    from edge_agent.operations import EndVisit
+
+    print(json.dumps(_change(args, EndVisit(device=args.device)), ensure_ascii=False))
     return EXIT_OK
 
 
 def cmd_visit_observe(args: argparse.Namespace) -> int:
     """What NEWS2 needs that no device measures: SpO2 scale, air/oxygen, ACVPU."""
-    if args.spo2_scale is None and args.oxygen is None and args.acvpu is None:
-        raise CliError("visit observe: give --spo2-scale, --o2/--air or --acvpu")
-    _no_free_text_user(args, "visit observe")
-    result = _change(
-        args,
-        "visit.observe",
-        {
-            "device": args.device,
-            "spo2_scale": args.spo2_scale,
-            "oxygen": args.oxygen,
-            "acvpu": args.acvpu,
-        },
+    from edge_agent.operations import ObserveVisit
+
+    # Made first: an entry that says nothing is refused before the lock or the daemon.
+    request = ObserveVisit(
+        device=args.device, spo2_scale=args.spo2_scale, oxygen=args.oxygen, acvpu=args.acvpu
     )
-    print(json.dumps(result, ensure_ascii=False))
+    _no_free_text_user(args, "visit observe")
+    print(json.dumps(_change(args, request), ensure_ascii=False))
     return EXIT_OK
 
 
@@ -411,18 +398,16 @@ def cmd_gateway_reply(args: argparse.Namespace) -> int:
 
 def cmd_prealert(args: argparse.Namespace) -> int:
     """The crew's pre-arrival notice (ADT^A14), ahead of everything in the outbox."""
-    sent = _change(
-        args,
-        "prealert",
-        {
-            "destination": args.destination,
-            "complaint": args.complaint,
-            "eta": args.eta,
-            "stemi": args.stemi,
-            "device": args.device,
-        },
+    from edge_agent.operations import Prealert
+
+    request = Prealert(
+        destination=args.destination,
+        complaint=args.complaint,
+        eta=args.eta,
+        stemi=args.stemi,
+        device=args.device,
     )
-    print(json.dumps(sent, ensure_ascii=False))
+    print(json.dumps(_change(args, request), ensure_ascii=False))
     return EXIT_OK
 
 
@@ -483,8 +468,10 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 def cmd_alerts_ack(args: argparse.Namespace) -> int:
     """Who acknowledged an alert, and when (kept with it; the alert stays until cleared).
     Who: the OS user running the command (through the daemon: from the socket's peer)."""
+    from edge_agent.operations import AckAlert
+
     _no_free_text_user(args, "alerts ack")
-    print(json.dumps(_change(args, "alerts.ack", {"id": args.id}), ensure_ascii=False))
+    print(json.dumps(_change(args, AckAlert(id=args.id)), ensure_ascii=False))
     return EXIT_OK
 
 
@@ -835,19 +822,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         status: int = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
     except CliError as exc:
-        for line in str(exc).splitlines():
-            print(f"error: {line}", file=sys.stderr)
-        return exc.status
+        return _failed(str(exc), exc.status)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return _stdout_closed()
-    except Exception as exc:  # a bug or an unforeseen failure: still one line, exit 1
-        logging.getLogger(__name__).debug("%s failed", args.command, exc_info=exc)
-        from edge_agent.control import one_line
+    except Exception as exc:
+        from edge_agent.control import Refused, one_line
 
+        if isinstance(exc, Refused):  # a service refused what was asked: usage
+            return _failed(str(exc), EXIT_USAGE)
+        # A bug or an unforeseen failure: still one line, exit 1.
+        logging.getLogger(__name__).debug("%s failed", args.command, exc_info=exc)
         print(f"error: {args.command}: {one_line(f'{type(exc).__name__}: {exc}')}", file=sys.stderr)
         return EXIT_FAILED
+    return status
+
+
+def _failed(message: str, status: int) -> int:
+    for line in message.splitlines():
+        print(f"error: {line}", file=sys.stderr)
     return status
 
 

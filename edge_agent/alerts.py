@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from edge_agent.clock import new_message_id
-from edge_agent.control import Refused
-from edge_agent.model import Frame
+from edge_agent.model import Frame, Refused
 from edge_agent.store import AlertRow, StoreReader, StoreWriter
 
 KIND_ORU_R40 = "oru_r40"

@@ -21,7 +21,7 @@ from typing import Any
 
 from device_drivers import capture, registry
 from edge_agent.config import decoding_problems
-from edge_agent.control import Refused
+from edge_agent.model import Refused
 from edge_agent.quarantine import reason_key
 
 # Rejected frames of a capture reported one line each; past this, one line with counts.

@@ -702,7 +702,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return _stdout_closed()
     except Exception as exc:
-        from edge_agent.control import Refused, one_line
+        from edge_agent.control import one_line
+        from edge_agent.model import Refused
 
         if isinstance(exc, Refused):  # a service refused what was asked: usage
             return _failed(str(exc), EXIT_USAGE)

@@ -60,12 +60,6 @@ class OpError(Exception):
         self.status = status if status in (STATUS_USAGE, STATUS_FAILED) else STATUS_FAILED
 
 
-class Refused(ValueError):
-    """A service refusing a request for what it asks (a resident not registered, an
-    address that is not one): one line naming it, the caller's usage error (exit status
-    2) whether the request came through the socket (operations.run) or not (the CLI)."""
-
-
 class NotListening(ConnectionError):
     """Nobody answers on the socket path (no daemon, or it is starting or stopping)."""
 

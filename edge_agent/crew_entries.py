@@ -15,8 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edge_agent.clock import Clock
-from edge_agent.control import Refused
-from edge_agent.model import Frame
+from edge_agent.model import Frame, Refused
 from edge_agent.recorder import Recorder
 from edge_agent.rules.engine import ClinicalRules, news2_subject
 from edge_agent.rules.news2 import ACVPU, News2Result

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 from edge_agent import units
-from edge_agent.control import Refused
+from edge_agent.model import Refused
 from edge_agent.rules import chronic
 from edge_agent.store import StoreReader
 

@@ -32,7 +32,8 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from edge_agent import alerts, control, crew_entries, pairing, patients
 from edge_agent.clock import Clock, SystemClock
 from edge_agent.config import Config
-from edge_agent.control import STATUS_FAILED, STATUS_USAGE, Caller, OpError, Refused
+from edge_agent.control import STATUS_FAILED, STATUS_USAGE, Caller, OpError
+from edge_agent.model import Refused
 from edge_agent.national_id import NationalIdError
 from edge_agent.rules.engine import ClinicalRules
 from edge_agent.store import StoreError, StoreWriter

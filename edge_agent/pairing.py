@@ -14,8 +14,8 @@ from typing import Any
 
 from edge_agent.clock import Clock
 from edge_agent.config import BLE_DRIVERS, Config, DeviceConfig
-from edge_agent.control import Refused
 from edge_agent.identifiers import DEVICE_ID, shown
+from edge_agent.model import Refused
 from edge_agent.store import StoreReader, StoreWriter
 
 _ADDRESS = re.compile(r"^([0-9A-F]{2}:){5}[0-9A-F]{2}$")

@@ -13,7 +13,7 @@ from typing import Any
 
 from edge_agent import national_id
 from edge_agent.clock import Clock
-from edge_agent.control import Refused
+from edge_agent.model import Refused
 from edge_agent.store import HeldFrame, PatientRow, StoreReader, StoreWriter
 
 PATIENT_CLASSES = {"O": "outpatient", "E": "emergency", "I": "inpatient", "P": "preadmit"}

@@ -25,8 +25,8 @@ from edge_agent import (
 )
 from edge_agent.clock import SystemClock
 from edge_agent.config import Config, from_dict
-from edge_agent.control import Caller, OpError, Refused
-from edge_agent.model import Decoded, DecodeError, Frame, Reading
+from edge_agent.control import Caller, OpError
+from edge_agent.model import Decoded, DecodeError, Frame, Reading, Refused
 from edge_agent.recorder import Recorder
 from edge_agent.rules.engine import ClinicalRules
 from edge_agent.store import StoreWriter, open_readonly

@@ -45,7 +45,8 @@ SERVICES = {
 # the read-only store it hands to a service, the signal thread the daemon needs first.
 ALSO_ALLOWED = {
     "edge_agent.config": None,
-    "edge_agent.control": {"OpError", "Refused", "one_line"},
+    "edge_agent.control": {"OpError", "one_line"},
+    "edge_agent.model": {"Refused"},
     "edge_agent.store": {"StoreError", "StoreReader", "open_readonly"},
     "edge_agent.shutdown": {"Shutdown"},
 }

@@ -9,7 +9,9 @@ high) ends the old alert and starts a new one. When a reading shows the conditio
 gone, the alert is cleared. Starting and ending each queue an ORU^R40 (IHE PCD-04,
 sync.hl7.pcd04) at the top of the outbox. `edge-agent alerts ack` records who saw it.
 
-Everything here runs inside the recorder's transaction, with the frame that caused it.
+Raising and clearing run inside the recorder's transaction, with the frame that caused
+it. Listing (`edge-agent alerts`) reads a read-only store; acknowledging is the
+"alerts.ack" operation (edge_agent.operations).
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from edge_agent.clock import new_message_id
-from edge_agent.model import Frame
-from edge_agent.store import AlertRow, StoreWriter
+from edge_agent.model import Frame, Refused
+from edge_agent.store import AlertRow, StoreReader, StoreWriter
 
 KIND_ORU_R40 = "oru_r40"
 PRIORITY_ALERT = 0  # issue 6: alerts travel at the top priority, with STEMI notices
@@ -39,6 +41,10 @@ class Finding:
     value: Decimal | None = None
     unit: str | None = None
     physiological: bool = True  # about the patient (a rule's finding always is)
+
+
+class AlertError(Refused):
+    """An alert that cannot be acted on (no such alert): one line."""
 
 
 def subject_for(encounter_id: int | None, device_id: str) -> str:
@@ -122,3 +128,32 @@ def _queue(
         boot_id=frame.boot_id,
     )
     store.alerts.link_message(message_id, alert_id, phase)
+
+
+# --- what people do with them ----------------------------------------------------------
+
+
+def recent(store: StoreReader, *, include_cleared: bool = False, limit: int = 50) -> list[AlertRow]:
+    """The open alerts (all of them with `include_cleared`), newest first."""
+    return store.alerts.recent(include_cleared=include_cleared, limit=limit)
+
+
+def as_text(alert: AlertRow) -> str:
+    """One alert on one line, for people (`edge-agent alerts` without --json)."""
+    seen = f" ack {alert.ack_user}" if alert.ack_user else ""
+    value = f" {alert.value} {alert.unit or ''}" if alert.value else ""
+    return (
+        f"{alert.id:>5} {alert.priority:<6} {alert.state:<12} {alert.code}"
+        f" [{alert.device_id}]{value}: {alert.text}{seen}"
+    )
+
+
+def acknowledge(store: StoreWriter, alert_id: int, *, by: str, wall_ns: int) -> AlertRow:
+    """Who saw an alert, and when: kept with it (the first one who did); the alert stays
+    open until its condition ends. AlertError for an alert that does not exist."""
+    with store.transaction():
+        known = store.alerts.ack(alert_id, by, wall_ns)
+        alert = store.alerts.get(alert_id)
+    if not known or alert is None:
+        raise AlertError(f"alerts ack {alert_id}: no such alert")
+    return alert

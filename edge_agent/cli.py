@@ -1,22 +1,29 @@
 """`edge-agent`: every command is a thin call into a library function (tests call those).
 
+A command parses its arguments, loads the config, calls one service, prints what it
+returns (JSON lines or text) and maps its errors to an exit status; what it does lives
+in the service (docs/architecture.md "CLI, services and operations" lists which, and
+tests/test_cli_thin.py keeps it so). Commands that change the store are operations
+(edge_agent.operations): sent to the running daemon over its control socket, or done
+here under the writer lock when no daemon runs. Read-only commands open the store
+read-only and hand it to their service.
+
 Errors are one line on stderr starting `error:`, never a traceback. Exit status: 0 ok,
-1 failure while running, 2 bad usage/config/input, 3 a frame or file a decoder
-rejected; a reader that closed our stdout (`status | head`) ends it quietly (141).
-Commands that change the store are operations (edge_agent.operations): sent to the
-running daemon over its control socket, or done here under the writer lock when no
-daemon runs. Read-only commands open the store read-only.
+1 failure while running, 2 bad usage/config/input (a service's Refused included), 3 a
+frame or file a decoder rejected; a reader that closed our stdout (`status | head`)
+ends it quietly (141).
 The daemon path must not import textual: the TUI is imported only by `tui` and `demo`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -24,6 +31,7 @@ from edge_agent import config as config_mod
 
 if TYPE_CHECKING:
     from edge_agent.config import Config
+    from edge_agent.operations import Change
     from edge_agent.store import StoreReader
 
 EXIT_OK = 0
@@ -55,104 +63,27 @@ def _load_config(args: argparse.Namespace) -> config_mod.Config:
 
 
 # --- commands ---------------------------------------------------------------------------
-
-
-# Rejected frames of a capture reported one line each; past this, one line with counts.
-DECODE_REPORTED = 10
+# Each parses nothing more, calls one service (a read on a read-only store, or one
+# operation through `_change`), prints what it returns and maps its errors to an exit
+# status; a service's Refused (a usage error: exit 2) is mapped once, in `main`.
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    """docs/contracts.md "CLI": the capture read as the live path reads it (device_drivers.capture).
+    """docs/contracts.md "CLI": the capture read as the live path reads it (edge_agent.capture_report).
 
     Exit 0 when at least one whole valid frame decoded, 3 when none did, 2 for usage
     (unknown driver, text that is not hex); every rejected frame, bytes skipped and a
     trailing partial frame are reported on stderr, one line each (counted when many)."""
-    from collections import Counter
+    from edge_agent import capture_report
 
-    from device_drivers import capture, registry
-    from edge_agent.quarantine import reason_key
-
-    driver = args.driver
-    if driver not in registry.DRIVERS:
-        raise CliError(
-            f"decode: unknown driver {driver!r} (known: {', '.join(sorted(registry.DRIVERS))})"
-        )
-    if args.file and args.hex:
-        raise CliError("decode: give HEX or --file PATH, not both")
-    for name, wrong in config_mod.decoding_problems(driver, args.model, args.pattern):
-        raise CliError(f"decode --{name}: {wrong}")
-    shape = {"model": args.model, "pattern": args.pattern}
-    if args.file:
-        too_big = CliError(
-            f"decode --file {args.file}: larger than {capture.MAX_CAPTURE_BYTES >> 20} MiB;"
-            " cut the capture into parts"
-        )
-        try:
-            path = Path(args.file)
-            if path.stat().st_size > capture.MAX_CAPTURE_BYTES:
-                raise too_big
-            with path.open("rb") as stream:  # read at most the limit, even if it grows
-                data = stream.read(capture.MAX_CAPTURE_BYTES + 1)
-        except OSError as exc:
-            raise CliError(f"decode --file {args.file}: {exc.strerror}") from None
-        if len(data) > capture.MAX_CAPTURE_BYTES:
-            raise too_big
-        source = args.file
-        try:
-            result = capture.read_file(driver, data, **shape)
-        except capture.HexError as exc:
-            raise CliError(f"decode {driver} {source}: {exc}") from None
-    elif args.hex:
-        source = "hex"
-        try:
-            chunks = [capture.parse_hex(text) for text in args.hex]
-        except capture.HexError as exc:
-            raise CliError(f"decode {driver}: {exc}") from None
-        result = capture.read(driver, chunks, **shape)
-    else:
-        raise CliError("decode: give HEX or --file PATH")
-
-    def problem(where: str, text: str) -> None:
-        print(f"error: decode {driver} {where}: {text}", file=sys.stderr)
-
-    alone = len(result.pieces) == 1 and not result.trailing and not result.skipped
-    for piece in result.pieces:
-        if piece.decoded is not None:
-            for reading in piece.decoded.readings:
-                print(json.dumps(reading.as_json(), ensure_ascii=False))
-            for waveform in piece.decoded.waveforms:
-                print(json.dumps(waveform.as_json(), ensure_ascii=False))
-            for statement in piece.decoded.statements:
-                print(json.dumps(statement.as_json(), ensure_ascii=False))
-    rejected = result.rejected
-    for piece in rejected[:DECODE_REPORTED]:
-        assert piece.error is not None
-        problem(source if alone else f"{source} frame {piece.number}", str(piece.error))
-    if len(rejected) > DECODE_REPORTED:
-        rest = rejected[DECODE_REPORTED:]
-        kinds = Counter(reason_key(p.error.reason) for p in rest if p.error is not None)
-        example = {reason_key(p.error.reason): p.error.reason for p in rest if p.error}
-        counted = "; ".join(f"{n} x {example[kind]}" for kind, n in kinds.most_common(3))
-        others = len(kinds) - 3
-        problem(
-            source,
-            f"{len(rest)} more rejected frames ({sum(len(p.data) for p in rest)} bytes): "
-            + counted
-            + (f"; and {others} other reasons" if others > 0 else ""),
-        )
-    if result.skipped:
-        problem(source, f"{result.skipped} bytes outside any frame skipped (line noise?)")
-    if result.trailing:
-        problem(
-            source,
-            f"a partial frame after the last complete one: {result.trailing} bytes held, as"
-            " the live port holds them until the rest arrives (capture cut mid-frame?)",
-        )
-    if result.decoded:
-        return EXIT_OK
-    if not rejected and not result.skipped and not result.trailing:
-        problem(source, "no frame in the capture")
-    return EXIT_REJECTED
+    report = capture_report.decode(
+        args.driver, args.hex, args.file, model=args.model, pattern=args.pattern
+    )
+    for found in report.objects():
+        print(json.dumps(found, ensure_ascii=False))
+    for problem in report.problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return EXIT_OK if report.decoded else EXIT_REJECTED
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -166,34 +97,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    import time
+    from edge_agent import status as box_status
 
-    from edge_agent.rules.engine import ClinicalRules
-    from edge_agent.status import collect, render_text
-    from edge_agent.supervisor import META_TASKS
-    from edge_agent.writer_lock import LOCK_NAME, is_held
-
-    store, cfg = _reader(args)
-    try:
-        status = collect(store)
-        # The box's NEWS2 now (every reading of the box, an ambulance's one patient).
-        rules = ClinicalRules(news2_window_s=cfg.rules.news2_window_s, tz=cfg.agent.timezone)
-        status["news2"] = rules.news2_now(store, time.time_ns(), None).as_json()
-        tasks = store.meta.get(META_TASKS)
-    finally:
-        store.close()
-    # Is the daemon there (the writer lock held), and how are its tasks (supervisor)?
-    status["agent_running"] = is_held(cfg.agent.data_dir / LOCK_NAME)
-    status["tasks"] = json.loads(tasks) if tasks else {}
-    if args.json:
-        print(json.dumps(status, ensure_ascii=False))
-        return EXIT_OK
-    print(render_text(status))
-    running = {True: "running", False: "not running", None: "unknown (lock not readable)"}
-    print(f"agent daemon: {running[status['agent_running']]}")
-    for name, task in sorted(status["tasks"].items()):
-        if task.get("restarts"):
-            print(f"  task {name}: {task['state']}, {task['restarts']} restart(s): {task['error']}")
+    with _reading(args) as (store, cfg):
+        report = box_status.report(cfg, store)
+    print(json.dumps(report, ensure_ascii=False) if args.json else box_status.render_text(report))
     return EXIT_OK
 
 
@@ -205,25 +113,30 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _reader(args: argparse.Namespace) -> tuple[StoreReader, Config]:
+@contextlib.contextmanager
+def _reading(args: argparse.Namespace) -> Iterator[tuple[StoreReader, Config]]:
     """The box's store opened read-only (the daemon may be writing), and the config."""
     from edge_agent.store import StoreError, open_readonly
 
     cfg = _load_config(args)
     try:
-        return open_readonly(cfg.agent.db_path), cfg
+        store = open_readonly(cfg.agent.db_path)
     except StoreError as exc:
         raise CliError(str(exc)) from None
+    try:
+        yield store, cfg
+    finally:
+        store.close()
 
 
-def _change(args: argparse.Namespace, op: str, op_args: Mapping[str, Any]) -> dict[str, Any]:
+def _change(args: argparse.Namespace, request: Change) -> dict[str, Any]:
     """One state change, by the running daemon or (none running) here under the lock."""
     from edge_agent import operations
     from edge_agent.control import OpError
 
     cfg = _load_config(args)
     try:
-        return operations.perform(cfg, op, op_args)
+        return operations.perform(cfg, request)
     except OpError as exc:
         raise CliError(str(exc), exc.status) from None
 
@@ -237,25 +150,13 @@ def _no_free_text_user(args: argparse.Namespace, command: str) -> None:
 
 
 def cmd_devices_scan(args: argparse.Namespace) -> int:
-    import asyncio
+    from edge_agent import pairing
 
-    from device_drivers import registry
-    from device_drivers.ble import presence
-
-    known = registry.advertised_services()
     try:
-        found = asyncio.run(presence.scan(args.seconds, known))
-    except Exception as exc:  # bleak/BlueZ: no adapter, no D-Bus, permission
-        raise CliError(
-            f"devices scan: Bluetooth is not available here ({exc})", EXIT_FAILED
-        ) from None
-    for ad in found:
-        row = {
-            "address": ad.address,
-            "name": ad.name,
-            "rssi": ad.rssi,
-            "services": list(ad.health_services(known)),
-        }
+        found = pairing.nearby(args.seconds)
+    except pairing.BluetoothUnavailable as exc:
+        raise CliError(str(exc), EXIT_FAILED) from None
+    for row in found:
         print(json.dumps(row, ensure_ascii=False))
     if not found:
         print(
@@ -265,12 +166,10 @@ def cmd_devices_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_devices_pair(args: argparse.Namespace) -> int:
-    paired = _change(
-        args,
-        "devices.pair",
-        {"address": args.address, "driver": args.driver, "id": args.id, "name": args.name},
-    )
-    print(json.dumps(paired, ensure_ascii=False))
+    from edge_agent.operations import PairDevice
+
+    request = PairDevice(address=args.address, driver=args.driver, id=args.id, name=args.name)
+    print(json.dumps(_change(args, request), ensure_ascii=False))
     print("restart the agent (systemctl restart edge-agent) to connect to it", file=sys.stderr)
     return EXIT_OK
 
@@ -278,113 +177,85 @@ def cmd_devices_pair(args: argparse.Namespace) -> int:
 def cmd_devices_list(args: argparse.Namespace) -> int:
     from edge_agent import pairing
 
-    store, cfg = _reader(args)
-    try:
+    with _reading(args) as (store, cfg):
         rows = pairing.device_list(cfg, store)
-    finally:
-        store.close()
     for row in rows:
         print(json.dumps(row, ensure_ascii=False))
     return EXIT_OK
 
 
 def cmd_devices_forget(args: argparse.Namespace) -> int:
-    print(json.dumps(_change(args, "devices.forget", {"address": args.address})))
+    from edge_agent.operations import ForgetDevice
+
+    print(json.dumps(_change(args, ForgetDevice(address=args.address))))
     return EXIT_OK
 
 
 def cmd_readings_unassigned(args: argparse.Namespace) -> int:
-    store, _cfg = _reader(args)
-    try:
-        rows = store.outbox.held_frames(args.device)
-    finally:
-        store.close()
+    from edge_agent import patients
+
+    with _reading(args) as (store, _cfg):
+        rows = patients.held_readings(store, args.device)
     for row in rows:
         print(json.dumps(row, ensure_ascii=False))
     return EXIT_OK
 
 
 def cmd_readings_assign(args: argparse.Namespace) -> int:
-    assigned = _change(
-        args,
-        "readings.assign",
-        {
-            "national_id": args.national_id,
-            "frames": args.frames,
-            "patient_class": args.patient_class,
-        },
+    from edge_agent.operations import AssignReadings
+
+    request = AssignReadings(
+        national_id=args.national_id, frames=tuple(args.frames), patient_class=args.patient_class
     )
-    print(json.dumps(assigned))
+    print(json.dumps(_change(args, request)))
     return EXIT_OK
 
 
 def cmd_patients_add(args: argparse.Namespace) -> int:
-    registered = _change(
-        args,
-        "patients.add",
-        {"national_id": args.national_id, "name": args.name, "phone": args.phone},
-    )
-    print(json.dumps(registered, ensure_ascii=False))
+    from edge_agent.operations import AddPatient
+
+    request = AddPatient(national_id=args.national_id, name=args.name, phone=args.phone)
+    print(json.dumps(_change(args, request), ensure_ascii=False))
     return EXIT_OK
 
 
 def cmd_patients_list(args: argparse.Namespace) -> int:
-    store, _ = _reader(args)
-    try:
-        for p in store.patients.all():
-            print(
-                json.dumps(
-                    {
-                        "id": p.id,
-                        "national_id": p.national_id,
-                        "name": p.name,
-                        "sex": p.sex,
-                        "birth_date": p.birth_date,
-                        "phone": p.phone,
-                    },
-                    ensure_ascii=False,
-                )
-            )
-    finally:
-        store.close()
+    from edge_agent import patients
+
+    with _reading(args) as (store, _cfg):
+        rows = patients.residents(store)
+    for row in rows:
+        print(json.dumps(row, ensure_ascii=False))
     return EXIT_OK
 
 
 def cmd_visit_start(args: argparse.Namespace) -> int:
-    started = _change(
-        args,
-        "visit.start",
-        {
-            "national_id": args.national_id,
-            "device": args.device,
-            "patient_class": args.patient_class,
-        },
+    from edge_agent.operations import StartVisit
+
+    request = StartVisit(
+        national_id=args.national_id, device=args.device, patient_class=args.patient_class
     )
-    print(json.dumps(started, ensure_ascii=False))
+    print(json.dumps(_change(args, request), ensure_ascii=False))
     return EXIT_OK
 
 
 def cmd_visit_end(args: argparse.Namespace) -> int:
-    print(json.dumps(_change(args, "visit.end", {"device": args.device}), ensure_ascii=False))
+    from edge_agent.operations import EndVisit
+
+    print(json.dumps(_change(args, EndVisit(device=args.device)), ensure_ascii=False))
     return EXIT_OK
 
 
 def cmd_visit_observe(args: argparse.Namespace) -> int:
     """What NEWS2 needs that no device measures: SpO2 scale, air/oxygen, ACVPU."""
-    if args.spo2_scale is None and args.oxygen is None and args.acvpu is None:
-        raise CliError("visit observe: give --spo2-scale, --o2/--air or --acvpu")
-    _no_free_text_user(args, "visit observe")
-    result = _change(
-        args,
-        "visit.observe",
-        {
-            "device": args.device,
-            "spo2_scale": args.spo2_scale,
-            "oxygen": args.oxygen,
-            "acvpu": args.acvpu,
-        },
+    from edge_agent.operations import ObserveVisit
+
+    # Made first: an entry that says nothing is refused before the lock or the daemon.
+    request = ObserveVisit(
+        device=args.device, spo2_scale=args.spo2_scale, oxygen=args.oxygen, acvpu=args.acvpu
     )
-    print(json.dumps(result, ensure_ascii=False))
+    _no_free_text_user(args, "visit observe")
+    print(json.dumps(_change(args, request), ensure_ascii=False))
     return EXIT_OK
 
 
@@ -413,18 +284,16 @@ def cmd_gateway_reply(args: argparse.Namespace) -> int:
 
 def cmd_prealert(args: argparse.Namespace) -> int:
     """The crew's pre-arrival notice (ADT^A14), ahead of everything in the outbox."""
-    sent = _change(
-        args,
-        "prealert",
-        {
-            "destination": args.destination,
-            "complaint": args.complaint,
-            "eta": args.eta,
-            "stemi": args.stemi,
-            "device": args.device,
-        },
+    from edge_agent.operations import Prealert
+
+    request = Prealert(
+        destination=args.destination,
+        complaint=args.complaint,
+        eta=args.eta,
+        stemi=args.stemi,
+        device=args.device,
     )
-    print(json.dumps(sent, ensure_ascii=False))
+    print(json.dumps(_change(args, request), ensure_ascii=False))
     return EXIT_OK
 
 
@@ -442,11 +311,10 @@ def cmd_news2(args: argparse.Namespace) -> int:
 
 def cmd_followup(args: argparse.Namespace) -> int:
     """A chronic-disease follow-up visit judged from the patient's stored readings."""
-    from edge_agent.followup import FollowUpError, judge
+    from edge_agent import followup
 
-    store, _ = _reader(args)
-    try:
-        result = judge(
+    with _reading(args) as (store, _cfg):
+        result = followup.judge(
             store,
             national_id=args.national_id,
             disease=args.disease,
@@ -454,39 +322,30 @@ def cmd_followup(args: argparse.Namespace) -> int:
             previous_uncontrolled=args.previous_uncontrolled,
             days=args.days,
         )
-    except FollowUpError as exc:
-        raise CliError(str(exc)) from None
-    finally:
-        store.close()
     print(json.dumps(result, ensure_ascii=False))
     return EXIT_OK
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
     """Open alerts (or all with --all), newest first: JSON lines, or a table for people."""
-    store, _ = _reader(args)
-    try:
-        rows = store.alerts.recent(include_cleared=args.all, limit=args.limit)
-    finally:
-        store.close()
+    from edge_agent import alerts
+
+    with _reading(args) as (store, _cfg):
+        rows = alerts.recent(store, include_cleared=args.all, limit=args.limit)
     for alert in rows:
-        if args.json:
-            print(json.dumps(alert.as_json(), ensure_ascii=False))
-        else:
-            seen = f" ack {alert.ack_user}" if alert.ack_user else ""
-            value = f" {alert.value} {alert.unit or ''}" if alert.value else ""
-            print(
-                f"{alert.id:>5} {alert.priority:<6} {alert.state:<12} {alert.code}"
-                f" [{alert.device_id}]{value}: {alert.text}{seen}"
-            )
+        print(
+            json.dumps(alert.as_json(), ensure_ascii=False) if args.json else alerts.as_text(alert)
+        )
     return EXIT_OK
 
 
 def cmd_alerts_ack(args: argparse.Namespace) -> int:
     """Who acknowledged an alert, and when (kept with it; the alert stays until cleared).
     Who: the OS user running the command (through the daemon: from the socket's peer)."""
+    from edge_agent.operations import AckAlert
+
     _no_free_text_user(args, "alerts ack")
-    print(json.dumps(_change(args, "alerts.ack", {"id": args.id}), ensure_ascii=False))
+    print(json.dumps(_change(args, AckAlert(id=args.id)), ensure_ascii=False))
     return EXIT_OK
 
 
@@ -837,19 +696,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         status: int = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
     except CliError as exc:
-        for line in str(exc).splitlines():
-            print(f"error: {line}", file=sys.stderr)
-        return exc.status
+        return _failed(str(exc), exc.status)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return _stdout_closed()
-    except Exception as exc:  # a bug or an unforeseen failure: still one line, exit 1
-        logging.getLogger(__name__).debug("%s failed", args.command, exc_info=exc)
+    except Exception as exc:
         from edge_agent.control import one_line
+        from edge_agent.model import Refused
 
+        if isinstance(exc, Refused):  # a service refused what was asked: usage
+            return _failed(str(exc), EXIT_USAGE)
+        # A bug or an unforeseen failure: still one line, exit 1.
+        logging.getLogger(__name__).debug("%s failed", args.command, exc_info=exc)
         print(f"error: {args.command}: {one_line(f'{type(exc).__name__}: {exc}')}", file=sys.stderr)
         return EXIT_FAILED
+    return status
+
+
+def _failed(message: str, status: int) -> int:
+    for line in message.splitlines():
+        print(f"error: {line}", file=sys.stderr)
     return status
 
 

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 from edge_agent import units
+from edge_agent.model import Refused
 from edge_agent.rules import chronic
 from edge_agent.store import StoreReader
 
@@ -29,7 +30,7 @@ GLUCOSE_METRICS = (
 )
 
 
-class FollowUpError(ValueError):
+class FollowUpError(Refused):
     """The visit cannot be judged (unknown patient, bad sign): says why in one line."""
 
 

@@ -175,6 +175,13 @@ class Frame:
     dedup_key: str | None = None
 
 
+class Refused(ValueError):
+    """A service refusing what it was asked, for what it asks (a resident not
+    registered, an address that is not one): one line naming it. The caller's usage
+    error: the CLI exits 2 on it, the control socket answers it with status 2
+    (edge_agent.operations.run)."""
+
+
 class DecodeError(ValueError):
     """A frame that a decoder must reject. One line: where and what is wrong.
 

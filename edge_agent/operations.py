@@ -8,29 +8,34 @@ caller's identity given by the transport (the OS user from SO_PEERCRED, or this
 process's user) and never by a free-text option, and records who did it in the same
 transaction (`operation_log`).
 
-An operation takes validated arguments (types and sizes checked here, content by the
-domain functions) and returns the JSON the CLI prints.
+An operation's arguments are one typed request (a frozen dataclass below, named by its
+`op`); `run` checks what arrives (from the socket, or this process) against its fields
+here, the one place the types and sizes are checked, and the operation is one call of
+the service that owns the change (edge_agent.patients, .crew_entries, .alerts,
+.pairing), which checks the content and whose answer is the JSON the CLI prints.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sqlite3
 import time
+import types
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from edge_agent import control, pairing, patients
+from edge_agent import alerts, control, crew_entries, pairing, patients
 from edge_agent.clock import Clock, SystemClock
 from edge_agent.config import Config
 from edge_agent.control import STATUS_FAILED, STATUS_USAGE, Caller, OpError
-from edge_agent.model import Frame
+from edge_agent.model import Refused
 from edge_agent.national_id import NationalIdError
-from edge_agent.recorder import Recorder
-from edge_agent.rules.engine import ClinicalRules, news2_subject
+from edge_agent.rules.engine import ClinicalRules
 from edge_agent.store import StoreError, StoreWriter
 from edge_agent.writer_lock import Holder, WriterLock, read_holder
 
@@ -40,6 +45,7 @@ log = logging.getLogger(__name__)
 # writing, the daemon starting or stopping) looks again for this long.
 ROUTE_WAIT_S = 15.0
 MAX_TEXT = 1000  # any free-text argument (names, complaints, destinations)
+MAX_FRAMES = 10_000  # frame ids in one `readings assign`
 
 
 @dataclass
@@ -51,6 +57,11 @@ class Services:
     config: Config
     wake_uplink: Callable[[], None] = field(default=lambda: None)
 
+    def rules(self) -> ClinicalRules:
+        return ClinicalRules(
+            news2_window_s=self.config.rules.news2_window_s, tz=self.config.agent.timezone
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Done:
@@ -59,254 +70,295 @@ class Done:
     queued: bool = False  # it put rows in the outbox: wake the uplink
 
 
-# --- arguments -------------------------------------------------------------------------
+# --- the requests: one per operation, its arguments as fields ---------------------------
+# A field's type says what the socket may carry for it (str, int, bool, a tuple of ints
+# sent as a JSON list; `| None` or a default: it may be left out).
 
 
 @dataclass(frozen=True, slots=True)
-class Arg:
+class AddPatient:
+    op: ClassVar[str] = "patients.add"
+    national_id: str
     name: str
-    kind: type  # str | int | bool | list (of ints)
-    required: bool = False
-    default: Any = None
+    phone: str | None = None
 
 
-def _check_args(op: str, spec: tuple[Arg, ...], args: Mapping[str, Any]) -> dict[str, Any]:
-    known = {a.name for a in spec}
-    unknown = sorted(set(args) - known)
-    if unknown:
-        raise OpError(f"{op}: unknown argument {unknown[0]!r}", STATUS_USAGE)
-    out: dict[str, Any] = {}
-    for a in spec:
-        value = args.get(a.name)
-        if value is None:
-            if a.required:
-                raise OpError(f"{op}: argument {a.name!r} is missing", STATUS_USAGE)
-            out[a.name] = a.default
-            continue
-        if a.kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-            raise OpError(f"{op}: {a.name} must be a whole number", STATUS_USAGE)
-        if a.kind is bool and not isinstance(value, bool):
-            raise OpError(f"{op}: {a.name} must be true or false", STATUS_USAGE)
-        if a.kind is str:
-            if not isinstance(value, str):
-                raise OpError(f"{op}: {a.name} must be text", STATUS_USAGE)
-            if len(value) > MAX_TEXT or "\x00" in value:
-                raise OpError(
-                    f"{op}: {a.name} must be at most {MAX_TEXT} characters of text",
-                    STATUS_USAGE,
-                )
-        if a.kind is list and (
+@dataclass(frozen=True, slots=True)
+class StartVisit:
+    op: ClassVar[str] = "visit.start"
+    national_id: str
+    device: str = "*"
+    patient_class: str = "O"
+
+
+@dataclass(frozen=True, slots=True)
+class EndVisit:
+    op: ClassVar[str] = "visit.end"
+    device: str = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class ObserveVisit:
+    op: ClassVar[str] = "visit.observe"
+    device: str = "*"
+    spo2_scale: int | None = None
+    oxygen: bool | None = None
+    acvpu: str | None = None
+
+    def __post_init__(self) -> None:
+        # An entry that says nothing NEWS2 can use is refused where it is made: in the
+        # CLI before it takes the lock or asks the daemon, in the daemon on arrival.
+        crew_entries.check_observation(self.spo2_scale, self.oxygen, self.acvpu)
+
+
+@dataclass(frozen=True, slots=True)
+class AssignReadings:
+    op: ClassVar[str] = "readings.assign"
+    national_id: str
+    frames: tuple[int, ...]
+    patient_class: str = "O"
+
+
+@dataclass(frozen=True, slots=True)
+class AckAlert:
+    op: ClassVar[str] = "alerts.ack"
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Prealert:
+    op: ClassVar[str] = "prealert"
+    destination: str
+    complaint: str
+    eta: int | None = None
+    stemi: bool = False
+    device: str = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class PairDevice:
+    op: ClassVar[str] = "devices.pair"
+    address: str
+    driver: str
+    id: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetDevice:
+    op: ClassVar[str] = "devices.forget"
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Not a change: tells a UI that the daemon is there and answering."""
+
+    op: ClassVar[str] = "ping"
+
+
+Change = (
+    AddPatient
+    | StartVisit
+    | EndVisit
+    | ObserveVisit
+    | AssignReadings
+    | AckAlert
+    | Prealert
+    | PairDevice
+    | ForgetDevice
+)
+
+
+class _Request(Protocol):
+    op: ClassVar[str]
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
+
+R = TypeVar("R", bound=_Request)
+
+
+def _given_type(hint: Any) -> Any:
+    """What a field holds when it is given: `X | None` -> X, `tuple[int, ...]` -> tuple."""
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):
+        (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
+    return typing.get_origin(hint) or hint
+
+
+def _checked_value(op: str, name: str, kind: Any, value: object) -> object:
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise OpError(f"{op}: {name} must be a whole number", STATUS_USAGE)
+    if kind is bool and not isinstance(value, bool):
+        raise OpError(f"{op}: {name} must be true or false", STATUS_USAGE)
+    if kind is str:
+        if not isinstance(value, str):
+            raise OpError(f"{op}: {name} must be text", STATUS_USAGE)
+        if len(value) > MAX_TEXT or "\x00" in value:
+            raise OpError(
+                f"{op}: {name} must be at most {MAX_TEXT} characters of text", STATUS_USAGE
+            )
+    if kind is tuple:
+        if (
             not isinstance(value, list)
             or not value
-            or len(value) > 10_000
+            or len(value) > MAX_FRAMES
             or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
         ):
-            raise OpError(f"{op}: {a.name} must be a list of whole numbers", STATUS_USAGE)
-        out[a.name] = value
-    return out
+            raise OpError(f"{op}: {name} must be a list of whole numbers", STATUS_USAGE)
+        return tuple(value)
+    return value
 
 
-# --- the operations ---------------------------------------------------------------------
+def checked(request: type[R], args: Mapping[str, Any]) -> R:
+    """The request `args` make (JSON from the socket): OpError (usage) naming the first
+    argument that is unknown, missing, of the wrong type or too long."""
+    op = request.op
+    fields = dataclasses.fields(request)
+    unknown = sorted(set(args) - {f.name for f in fields})
+    if unknown:
+        raise OpError(f"{op}: unknown argument {unknown[0]!r}", STATUS_USAGE)
+    hints = typing.get_type_hints(request)
+    given: dict[str, object] = {}
+    for f in fields:
+        value = args.get(f.name)
+        if value is None:
+            if f.default is dataclasses.MISSING:
+                raise OpError(f"{op}: argument {f.name!r} is missing", STATUS_USAGE)
+            continue  # its default
+        given[f.name] = _checked_value(op, f.name, _given_type(hints[f.name]), value)
+    return request(**given)
 
 
-def _patients_add(s: Services, caller: Caller, a: dict[str, Any]) -> Done:
-    reg = patients.register(
-        s.store, s.clock, national_id_number=a["national_id"], name=a["name"], phone=a["phone"]
-    )
-    p = reg.patient
-    result = {
-        "id": p.id,
-        "national_id": p.national_id,
-        "name": p.name,
-        "sex": p.sex,
-        "birth_date": p.birth_date,
-        "created": reg.created,
+def as_args(request: Change) -> dict[str, Any]:
+    """A request as the socket carries it (JSON: a tuple goes as a list)."""
+    return {
+        f.name: list(value) if isinstance(value := getattr(request, f.name), tuple) else value
+        for f in dataclasses.fields(request)
     }
-    return Done(result, f"patient:{p.id}")
 
 
-def _visit_start(s: Services, caller: Caller, a: dict[str, Any]) -> Done:
+# --- the operations: each one call of the service that owns the change ------------------
+
+
+def _patients_add(s: Services, caller: Caller, r: AddPatient) -> Done:
+    registration = patients.register(
+        s.store, s.clock, national_id_number=r.national_id, name=r.name, phone=r.phone
+    )
+    return Done(registration.as_json(), f"patient:{registration.patient.id}")
+
+
+def _visit_start(s: Services, caller: Caller, r: StartVisit) -> Done:
     encounter = patients.start_visit(
         s.store,
         s.clock,
-        national_id_number=a["national_id"],
-        station=a["device"],
-        patient_class=a["patient_class"],
+        national_id_number=r.national_id,
+        station=r.device,
+        patient_class=r.patient_class,
     )
-    return Done({"encounter": encounter, "station": a["device"]}, f"encounter:{encounter}")
+    return Done({"encounter": encounter, "station": r.device}, f"encounter:{encounter}")
 
 
-def _visit_end(s: Services, caller: Caller, a: dict[str, Any]) -> Done:
-    ended = patients.end_visit(s.store, s.clock, station=a["device"])
-    return Done({"ended": ended, "station": a["device"]}, f"station:{a['device']}")
+def _visit_end(s: Services, caller: Caller, r: EndVisit) -> Done:
+    ended = patients.end_visit(s.store, s.clock, station=r.device)
+    return Done({"ended": ended, "station": r.device}, f"station:{r.device}")
 
 
-def _rules(config: Config) -> ClinicalRules:
-    return ClinicalRules(news2_window_s=config.rules.news2_window_s, tz=config.agent.timezone)
-
-
-def _stamp(s: Services, device: str) -> Frame:
-    """The time and boot an operation's rows are dated with (as a frame's would be)."""
-    clock = s.clock
-    return Frame(device, "crew", b"", clock.wall_ns(), clock.mono_ns(), clock.boot_id)
-
-
-def _visit_observe(s: Services, caller: Caller, a: dict[str, Any]) -> Done:
-    """What NEWS2 needs that no device measures: SpO2 scale, air/oxygen, ACVPU."""
-    if a["spo2_scale"] is None and a["oxygen"] is None and a["acvpu"] is None:
-        raise OpError("visit observe: give --spo2-scale, --o2/--air or --acvpu", STATUS_USAGE)
-    if a["spo2_scale"] not in (None, 1, 2):
-        raise OpError("visit observe: the SpO2 scale is 1 or 2", STATUS_USAGE)
-    acvpu = a["acvpu"].upper() if a["acvpu"] is not None else None
-    if acvpu not in (None, "A", "C", "V", "P", "U"):
-        raise OpError("visit observe: ACVPU is one of A C V P U", STATUS_USAGE)
-    store = s.store
-    encounter = store.patients.current_encounter(a["device"])
-    encounter_id = None if encounter is None else encounter.id
-    rules = _rules(s.config)
-    stamp = _stamp(s, a["device"])
-    subject = news2_subject(encounter_id)
-    store.patients.add_news2_observation(
-        subject,
-        scale=a["spo2_scale"],
-        oxygen=a["oxygen"],
-        acvpu=acvpu,
+def _visit_observe(s: Services, caller: Caller, r: ObserveVisit) -> Done:
+    observed = crew_entries.observe(
+        s.store,
+        s.clock,
+        s.rules(),
+        station=r.device,
+        scale=r.spo2_scale,
+        oxygen=r.oxygen,
+        acvpu=r.acvpu,
         by=caller.user,
-        wall_ns=stamp.received_wall_ns,
     )
-    rules.reassess_news2(store, stamp, encounter_id)  # an ACVPU of C is 3 points
-    result = rules.news2_now(store, stamp.received_wall_ns, encounter_id)
-    return Done(result.as_json(), subject, queued=True)
+    return Done(observed.news2.as_json(), observed.subject, queued=True)
 
 
-def _readings_assign(s: Services, caller: Caller, a: dict[str, Any]) -> Done:
+def _readings_assign(s: Services, caller: Caller, r: AssignReadings) -> Done:
     assigned = patients.assign_readings(
         s.store,
         s.clock,
-        national_id_number=a["national_id"],
-        frame_ids=a["frames"],
-        patient_class=a["patient_class"],
+        national_id_number=r.national_id,
+        frame_ids=list(r.frames),
+        patient_class=r.patient_class,
     )
-    frames = ",".join(map(str, a["frames"][:20]))
+    frames = ",".join(map(str, r.frames[:20]))
     return Done({"assigned": assigned}, f"frames:{frames}", queued=True)
 
 
-def _alerts_ack(s: Services, caller: Caller, a: dict[str, Any]) -> Done:
-    """Who acknowledged an alert, and when (kept with it; the alert stays until cleared)."""
-    store = s.store
-    known = store.alerts.ack(a["id"], caller.user, s.clock.wall_ns())
-    alert = store.alerts.get(a["id"])
-    if not known or alert is None:
-        raise OpError(f"alerts ack {a['id']}: no such alert", STATUS_USAGE)
-    return Done(alert.as_json(), f"alert:{a['id']}")
+def _alerts_ack(s: Services, caller: Caller, r: AckAlert) -> Done:
+    alert = alerts.acknowledge(s.store, r.id, by=caller.user, wall_ns=s.clock.wall_ns())
+    return Done(alert.as_json(), f"alert:{r.id}")
 
 
-def _prealert(s: Services, caller: Caller, a: dict[str, Any]) -> Done:
-    """The crew's pre-arrival notice (ADT^A14), ahead of everything in the outbox."""
-    eta = a["eta"]
-    if eta is not None and not 0 <= eta <= 24 * 60:
-        raise OpError(f"prealert --eta {eta}: minutes from now, 0 to 1440", STATUS_USAGE)
-    complaint = a["complaint"].strip()
-    if not complaint:
-        raise OpError(
-            "prealert --complaint: say why the patient is coming (e.g. 胸痛2小时)", STATUS_USAGE
-        )
-    destination = a["destination"].strip()
-    if not destination:
-        raise OpError("prealert --destination: name the receiving ER", STATUS_USAGE)
-    if a["stemi"] and "STEMI" not in complaint.upper():
-        complaint = f"STEMI: {complaint}"
-    encounter = s.store.patients.current_encounter(a["device"])
-    message_id = Recorder(s.store).prealert(
-        _stamp(s, a["device"]),
-        encounter_id=None if encounter is None else encounter.id,
-        ecg_frame_id=None,
-        stemi=a["stemi"],
-        source="crew",
-        complaint=complaint,
-        destination=destination,
-        eta_minutes=eta,
+def _prealert(s: Services, caller: Caller, r: Prealert) -> Done:
+    message_id = crew_entries.prealert(
+        s.store,
+        s.clock,
+        destination=r.destination,
+        complaint=r.complaint,
+        eta_minutes=r.eta,
+        stemi=r.stemi,
+        station=r.device,
     )
-    return Done({"prealert": message_id, "stemi": a["stemi"]}, f"outbox:{message_id}", True)
+    return Done({"prealert": message_id, "stemi": r.stemi}, f"outbox:{message_id}", True)
 
 
-def _devices_pair(s: Services, caller: Caller, a: dict[str, Any]) -> Done:
+def _devices_pair(s: Services, caller: Caller, r: PairDevice) -> Done:
     paired = pairing.pair(
         s.store,
         s.clock,
         s.config,
-        address=a["address"],
-        driver=a["driver"],
-        device_id=a["id"],
-        name=a["name"],
+        address=r.address,
+        driver=r.driver,
+        device_id=r.id,
+        name=r.name,
     )
-    result = {"paired": paired.address, "id": paired.device_id, "driver": paired.driver}
-    return Done(result, f"device:{paired.device_id}")
+    return Done(paired.as_json(), f"device:{paired.device_id}")
 
 
-def _devices_forget(s: Services, caller: Caller, a: dict[str, Any]) -> Done:
-    address = a["address"].strip().upper()
-    if not pairing.forget(s.store, address):
-        raise OpError(f"devices forget: {address} is not paired here", STATUS_USAGE)
+def _devices_forget(s: Services, caller: Caller, r: ForgetDevice) -> Done:
+    address = pairing.forget(s.store, r.address)
     return Done({"forgotten": address}, f"ble:{address}")
 
 
-Operation = Callable[[Services, Caller, dict[str, Any]], Done]
+@dataclass(frozen=True, slots=True)
+class Operation(Generic[R]):
+    request: type[R]
+    do: Callable[[Services, Caller, R], Done]
 
-_STATION = Arg("device", str, default="*")
-_CLASS = Arg("patient_class", str, default="O")
 
-# name -> (what it does, its arguments). Every state-changing CLI command is one of these.
-OPERATIONS: dict[str, tuple[Operation, tuple[Arg, ...]]] = {
-    "patients.add": (
-        _patients_add,
-        (Arg("national_id", str, True), Arg("name", str, True), Arg("phone", str)),
-    ),
-    "visit.start": (_visit_start, (Arg("national_id", str, True), _STATION, _CLASS)),
-    "visit.end": (_visit_end, (_STATION,)),
-    "visit.observe": (
-        _visit_observe,
-        (_STATION, Arg("spo2_scale", int), Arg("oxygen", bool), Arg("acvpu", str)),
-    ),
-    "readings.assign": (
-        _readings_assign,
-        (Arg("national_id", str, True), Arg("frames", list, True), _CLASS),
-    ),
-    "alerts.ack": (_alerts_ack, (Arg("id", int, True),)),
-    "prealert": (
-        _prealert,
-        (
-            Arg("destination", str, True),
-            Arg("complaint", str, True),
-            Arg("eta", int),
-            Arg("stemi", bool, default=False),
-            _STATION,
-        ),
-    ),
-    "devices.pair": (
-        _devices_pair,
-        (Arg("address", str, True), Arg("driver", str, True), Arg("id", str), Arg("name", str)),
-    ),
-    "devices.forget": (_devices_forget, (Arg("address", str, True),)),
+# name -> its request and what it does. Every state-changing CLI command is one of these.
+OPERATIONS: dict[str, Operation[Any]] = {
+    AddPatient.op: Operation(AddPatient, _patients_add),
+    StartVisit.op: Operation(StartVisit, _visit_start),
+    EndVisit.op: Operation(EndVisit, _visit_end),
+    ObserveVisit.op: Operation(ObserveVisit, _visit_observe),
+    AssignReadings.op: Operation(AssignReadings, _readings_assign),
+    AckAlert.op: Operation(AckAlert, _alerts_ack),
+    Prealert.op: Operation(Prealert, _prealert),
+    PairDevice.op: Operation(PairDevice, _devices_pair),
+    ForgetDevice.op: Operation(ForgetDevice, _devices_forget),
 }
-# Not a change: tells a UI that the daemon is there and answering.
-PING = "ping"
+PING = Ping.op
 
 
 def run(services: Services, op: str, args: Mapping[str, Any], caller: Caller) -> dict[str, Any]:
     """Do operation `op` for `caller` in one durable transaction, logged with who did it."""
     if op == PING:
-        _check_args(op, (), args)
+        checked(Ping, args)
         return {"agent": services.config.agent.id, "pid": os.getpid()}
-    entry = OPERATIONS.get(op)
-    if entry is None:
+    operation = OPERATIONS.get(op)
+    if operation is None:
         raise OpError(f"unknown operation {op!r}", STATUS_USAGE)
-    fn, spec = entry
-    checked = _check_args(op, spec, args)
     store = services.store
     try:
+        request = checked(operation.request, args)
         with store.transaction():
-            done = fn(services, caller, checked)
+            done = operation.do(services, caller, request)
             store.operation_log.record(
                 op,
                 user=caller.user,
@@ -314,7 +366,7 @@ def run(services: Services, op: str, args: Mapping[str, Any], caller: Caller) ->
                 subject=done.subject,
                 wall_ns=services.clock.wall_ns(),
             )
-    except (NationalIdError, patients.PatientError, pairing.PairingError) as exc:
+    except (NationalIdError, Refused) as exc:
         raise OpError(str(exc), STATUS_USAGE) from None
     except (StoreError, sqlite3.Error) as exc:
         raise OpError(f"{op}: the store failed: {exc}", STATUS_FAILED) from None
@@ -348,14 +400,14 @@ def socket_path(config: Config, environ: Mapping[str, str] | None = None) -> Pat
 
 def perform(
     config: Config,
-    op: str,
-    args: Mapping[str, Any],
+    request: Change,
     *,
     wait_s: float = ROUTE_WAIT_S,
     clock: Clock | None = None,
 ) -> dict[str, Any]:
-    """Operation `op` by whoever writes the store now: the running daemon (through its
+    """`request` done by whoever writes the store now: the running daemon (through its
     socket), or this process holding the writer lock when no daemon does."""
+    op, args = request.op, as_args(request)
     data_dir = config.agent.data_dir
     lock = WriterLock(data_dir)
     deadline = time.monotonic() + wait_s

@@ -1,9 +1,9 @@
-"""BLE devices paired at a station: `edge-agent devices pair | list | forget`.
+"""BLE devices paired at a station: `edge-agent devices scan | pair | list | forget`.
 
 A clinic's cuffs and meters change more often than its config file: a village doctor
 pairs a resident's new cuff from the terminal. Paired devices live in the store next to
 the configured ones, and the daemon reads both at start. The CLI is a thin layer over
-these functions.
+these functions (pair and forget through edge_agent.operations).
 """
 
 from __future__ import annotations
@@ -15,13 +15,18 @@ from typing import Any
 from edge_agent.clock import Clock
 from edge_agent.config import Config, DeviceConfig
 from edge_agent.identifiers import DEVICE_ID, shown
+from edge_agent.model import Refused
 from edge_agent.store import StoreReader, StoreWriter
 
 _ADDRESS = re.compile(r"^([0-9A-F]{2}:){5}[0-9A-F]{2}$")
 
 
-class PairingError(ValueError):
+class PairingError(Refused):
     """One line naming what is wrong with a pairing request."""
+
+
+class BluetoothUnavailable(RuntimeError):
+    """No scan is possible here (no adapter, no D-Bus, no permission): one line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +35,35 @@ class Paired:
     device_id: str
     driver: str
     name: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"paired": self.address, "id": self.device_id, "driver": self.driver}
+
+
+def nearby(seconds: float) -> list[dict[str, Any]]:
+    """Devices advertising a health service within `seconds`, strongest first: what a
+    doctor picks the address to pair from (`devices scan`)."""
+    import asyncio
+
+    from device_drivers import registry
+    from device_drivers.ble import presence
+
+    known = registry.advertised_services()
+    try:
+        found = asyncio.run(presence.scan(seconds, known))
+    except Exception as exc:  # bleak/BlueZ: no adapter, no D-Bus, permission
+        raise BluetoothUnavailable(
+            f"devices scan: Bluetooth is not available here ({exc})"
+        ) from None
+    return [
+        {
+            "address": ad.address,
+            "name": ad.name,
+            "rssi": ad.rssi,
+            "services": list(ad.health_services(known)),
+        }
+        for ad in found
+    ]
 
 
 def pair(
@@ -74,9 +108,13 @@ def pair(
     return Paired(address, device_id, driver, name)
 
 
-def forget(store: StoreWriter, address: str) -> bool:
+def forget(store: StoreWriter, address: str) -> str:
+    """Forget a paired device; its address as stored. PairingError if it is not paired."""
+    address = address.strip().upper()
     with store.transaction():
-        return store.devices.forget(address.strip())
+        if not store.devices.forget(address):
+            raise PairingError(f"devices forget: {address} is not paired here")
+    return address
 
 
 def paired_configs(store: StoreReader) -> list[DeviceConfig]:

@@ -1,21 +1,25 @@
-"""Registering residents and opening visits (encounters) at a station.
+"""Registering residents, opening visits (encounters) at a station, assigning readings.
 
 Readings are bound to the visit open at that station when they are recorded; with no
-open visit they stay unassigned (never guessed) until a doctor assigns them.
+open visit they stay unassigned (never guessed) until a doctor assigns them. The
+`patients`, `visit start|end` and `readings` commands are thin calls into these
+functions: the changes through edge_agent.operations, the lists on a read-only store.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from edge_agent import national_id
 from edge_agent.clock import Clock
-from edge_agent.store import PatientRow, StoreWriter
+from edge_agent.model import Refused
+from edge_agent.store import HeldFrame, PatientRow, StoreReader, StoreWriter
 
 PATIENT_CLASSES = {"O": "outpatient", "E": "emergency", "I": "inpatient", "P": "preadmit"}
 
 
-class PatientError(ValueError):
+class PatientError(Refused):
     pass
 
 
@@ -23,6 +27,39 @@ class PatientError(ValueError):
 class Registration:
     patient: PatientRow
     created: bool
+
+    def as_json(self) -> dict[str, Any]:
+        """What `patients add` prints (the phone stays out of the answer)."""
+        p = self.patient
+        return {
+            "id": p.id,
+            "national_id": p.national_id,
+            "name": p.name,
+            "sex": p.sex,
+            "birth_date": p.birth_date,
+            "created": self.created,
+        }
+
+
+def residents(store: StoreReader) -> list[dict[str, Any]]:
+    """Every registered resident, as `patients list` prints them."""
+    return [
+        {
+            "id": p.id,
+            "national_id": p.national_id,
+            "name": p.name,
+            "sex": p.sex,
+            "birth_date": p.birth_date,
+            "phone": p.phone,
+        }
+        for p in store.patients.all()
+    ]
+
+
+def held_readings(store: StoreReader, device: str | None = None) -> list[HeldFrame]:
+    """Readings that wait for a doctor to say whose they are (`readings unassigned`):
+    taken with no visit open, or from a monitor naming another resident."""
+    return store.outbox.held_frames(device)
 
 
 def register(

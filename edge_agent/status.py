@@ -1,11 +1,20 @@
-"""What `edge-agent status` reports: is the data safe, and did it reach the county?"""
+"""What `edge-agent status` reports: is the data safe, and did it reach the county?
+
+`report` is the whole answer (`status --json` prints it), `render_text` the same for
+people; the command only opens the store read-only and prints.
+"""
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
+from edge_agent.config import Config
+from edge_agent.rules.engine import ClinicalRules
 from edge_agent.store import NoticeRow, StoreReader
+from edge_agent.supervisor import META_TASKS
+from edge_agent.writer_lock import LOCK_NAME, is_held
 
 
 def er_replies(notices: list[NoticeRow]) -> list[dict[str, Any]]:
@@ -75,7 +84,25 @@ def collect(store: StoreReader) -> dict[str, Any]:
     }
 
 
+def report(config: Config, store: StoreReader, now_wall_ns: int | None = None) -> dict[str, Any]:
+    """`collect`, with the box's NEWS2 now (every reading of the box: an ambulance's one
+    patient), whether the daemon is there (it holds the writer lock) and how its
+    supervised tasks are (edge_agent.supervisor)."""
+    status = collect(store)
+    rules = ClinicalRules(news2_window_s=config.rules.news2_window_s, tz=config.agent.timezone)
+    now = time.time_ns() if now_wall_ns is None else now_wall_ns
+    status["news2"] = rules.news2_now(store, now, None).as_json()
+    tasks = store.meta.get(META_TASKS)
+    status["agent_running"] = is_held(config.agent.data_dir / LOCK_NAME)
+    status["tasks"] = json.loads(tasks) if tasks else {}
+    return status
+
+
+_RUNNING = {True: "running", False: "not running", None: "unknown (lock not readable)"}
+
+
 def render_text(status: dict[str, Any]) -> str:
+    """A `report` for people, one line per fact."""
     out = status["outbox"]
     q = status["quarantine_counts"]
     lines = [
@@ -119,4 +146,10 @@ def render_text(status: dict[str, Any]) -> str:
         )
     for r in status["er_replies"][:3]:
         lines.append(f"  ER reply to {r['ref']}: {r['status']} {r.get('text') or ''}")
+    lines.append(f"agent daemon: {_RUNNING[status['agent_running']]}")
+    for name, task in sorted(status["tasks"].items()):
+        if task.get("restarts"):
+            lines.append(
+                f"  task {name}: {task['state']}, {task['restarts']} restart(s): {task['error']}"
+            )
     return "\n".join(lines)

@@ -8,26 +8,31 @@ shows it next to the pre-arrival notice or 12-lead it answers (`ref` = that MSH-
 While the gateway runs it is its store's only writer: the reply goes to it over its
 control socket (operation "reply", Gateway._control_op), and it publishes with its own
 client and records the reply. Without a running gateway the command publishes itself
-and records under the store's writer lock.
+and records under the store's writer lock. `send` decides which; the command prints
+what it returns.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import json
+import os
+import time
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
-from edge_agent.control import STATUS_USAGE, Caller, OpError
+from edge_agent import control
+from edge_agent.control import STATUS_FAILED, STATUS_USAGE, Caller, OpError
 from edge_agent.identifiers import AGENT_ID, CONTROL_ID, IdentifierError
+from edge_agent.writer_lock import Holder, read_holder
 from sync import topics
-from sync.gateway.service import broker_address
+from sync.gateway.service import broker_address, control_path, lock_for
+from sync.gateway.store import GatewayStore, GatewayStoreError
 from sync.mqtt_client import MqttClient, MqttSettings, NotSent
-
-if TYPE_CHECKING:
-    from sync.gateway.store import GatewayStore
 
 REPLY_TYPE = "er-reply"
 REPLY_OP = "reply"
@@ -76,8 +81,6 @@ def make_reply(
 
 def reply_op_args(args: Mapping[str, Any], caller: Caller) -> Reply:
     """The "reply" operation's arguments, from the control socket (a boundary)."""
-    import time
-
     known = {"agent", "ref", "status", "text", "by"}
     unknown = sorted(set(args) - known)
     if unknown:
@@ -156,3 +159,89 @@ def publish_reply(broker_url: str, agent: str, payload: bytes, *, timeout_s: flo
         client.stop()
     if done.failed:
         raise OSError(f"gateway reply: broker refused it: {done.reason}")
+
+
+# --- `edge-agent gateway reply` ----------------------------------------------------------
+
+
+def send(
+    broker_url: str | None,
+    agent: str,
+    ref: str,
+    status: str,
+    *,
+    text: str | None,
+    by: str | None,
+    db: str | None,
+    wait_s: float = 15.0,
+) -> dict[str, Any]:
+    """Send the ER's reply to an ambulance; record it in the gateway store `db` if given.
+
+    With `db` and a gateway running on it, the gateway does both (its control socket);
+    otherwise this process publishes to `broker_url`, then records under the store's
+    writer lock. What was sent; OpError (one line, the exit status) if it was not."""
+    args = {"agent": agent, "ref": ref, "status": status, "text": text, "by": by}
+    if db is None:
+        return _send_here(broker_url, args, db=None)
+    try:
+        lock = lock_for(db)
+    except GatewayStoreError as exc:
+        raise OpError(str(exc), STATUS_USAGE) from None
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            mine = lock.try_acquire(Holder(role="cli", pid=os.getpid(), command="gateway reply"))
+        except OSError as exc:
+            raise OpError(
+                f"gateway store {db}: cannot take its writer lock ({exc})", STATUS_FAILED
+            ) from None
+        if mine:
+            try:
+                return _send_here(broker_url, args, db=db)
+            finally:
+                lock.release()
+        holder = read_holder(lock.path)
+        path = Path(holder.socket) if holder and holder.socket else control_path(db)
+        try:
+            return control.call(path, REPLY_OP, args)
+        except control.NotListening:
+            if time.monotonic() >= deadline:
+                who = holder.describe() if holder else "another process"
+                raise OpError(
+                    f"gateway store {db} is held by {who} and nobody answers on {path}",
+                    STATUS_FAILED,
+                ) from None
+            time.sleep(0.05)
+        except OpError as exc:
+            raise OpError(f"gateway reply: {exc}", exc.status) from None
+
+
+def _send_here(broker_url: str | None, args: dict[str, Any], *, db: str | None) -> dict[str, Any]:
+    """No gateway runs: publish the reply ourselves, then record it (holding the lock)."""
+    if broker_url is None:
+        raise OpError(
+            "gateway reply: no gateway is running on this store: give --broker URL", STATUS_USAGE
+        )
+    try:
+        reply = make_reply(
+            args["agent"],
+            args["ref"],
+            args["status"],
+            text=args["text"],
+            by=args["by"] or getpass.getuser(),
+            now_ns=time.time_ns(),
+        )
+        publish_reply(broker_url, reply.agent, reply.payload)
+    except (ValueError, OSError) as exc:
+        raise OpError(str(exc), STATUS_USAGE) from None
+    if db is not None:
+        try:
+            store = GatewayStore.open(db)
+        except GatewayStoreError as exc:
+            raise OpError(str(exc), STATUS_USAGE) from None
+        try:
+            with store.transaction():
+                reply.record(store)
+        finally:
+            store.close()
+    return reply.as_json()

@@ -1,0 +1,65 @@
+"""What `edge-agent gateway status` reports: what the county has stored, and from whom.
+
+`--json` prints the store's counts as docs/contracts.md "CLI" gives them (messages,
+duplicates, rejected, per agent, with the 12-leads, pre-arrival notices, alerts and ER
+replies received); the text adds the newest refused messages. Read on a read-only
+connection: a running gateway keeps writing meanwhile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sync.gateway.store import GatewayStore
+
+RECENT_REJECTED = 5
+SHOWN = 5  # of each list (notices, alerts, 12-leads) in the text
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayStatus:
+    report: dict[str, Any]  # GatewayStore.status(): what `--json` prints
+    rejected: tuple[dict[str, Any], ...]  # the newest refused messages, newest first
+
+    def as_text(self) -> str:
+        report = self.report
+        lines = [
+            f"messages stored: {report['messages']} ({report['observations']} observations)",
+            f"duplicates answered again: {report['duplicates']}",
+            f"rejected: {report['rejected']}",
+        ]
+        lines += [f"  {agent}: {n}" for agent, n in report["agents"].items()]
+        for r in self.rejected:
+            # A message refused for its topic has no agent, and one refused for its MSH-10
+            # no control id: say so instead of printing None (the topic names where it
+            # came in); one with no agent got no ACK, none can be addressed.
+            sender = r["agent"] or f"topic {r.get('topic') or '?'}"
+            what = r["control_id"] or "(no usable MSH-10)"
+            answer = r["ack_code"] if r["agent"] else "no ACK"
+            lines.append(f"  rejected {what} from {sender}: {answer} {r['reason']}")
+        for a in report["prearrivals"][:SHOWN]:
+            lines.append(
+                f"  pre-arrival {a['control_id']} from {a['agent']}: {a['complaint']}"
+                f" -> {a['destination'] or '?'} ETA {a['expected_at'] or '?'}"
+            )
+        for a in report["alerts"][:SHOWN]:
+            lines.append(
+                f"  alert {a['code']} {a['phase']} ({a['priority']}) from {a['agent']}:"
+                f" {a['text'] or a['text_en'] or ''}"
+            )
+        for e in report["ecgs"][:SHOWN]:
+            mark = "STEMI " if e["stemi"] else ""
+            sheet = e["pdf_path"] or e["render_error"] or "-"
+            lines.append(f"  {mark}12-lead {e['control_id']} from {e['agent']}: {sheet}")
+        return "\n".join(lines)
+
+
+def read(db: str) -> GatewayStatus:
+    """The status of the gateway store `db` (a path or URL); GatewayStoreError when it
+    cannot be opened."""
+    store = GatewayStore.open_readonly(db)
+    try:
+        return GatewayStatus(store.status(), tuple(store.recent_rejected(RECENT_REJECTED)))
+    finally:
+        store.close()

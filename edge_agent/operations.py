@@ -21,7 +21,6 @@ import dataclasses
 import logging
 import os
 import sqlite3
-import time
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -29,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from edge_agent import alerts, control, crew_entries, pairing, patients
+from edge_agent import alerts, control, crew_entries, pairing, patients, writer_route
 from edge_agent.clock import Clock, SystemClock
 from edge_agent.config import Config
 from edge_agent.control import STATUS_FAILED, STATUS_USAGE, Caller, OpError
@@ -37,7 +36,7 @@ from edge_agent.model import Refused
 from edge_agent.national_id import NationalIdError
 from edge_agent.rules.engine import ClinicalRules
 from edge_agent.store import StoreError, StoreWriter
-from edge_agent.writer_lock import Holder, WriterLock, read_holder
+from edge_agent.writer_lock import WriterLock
 
 log = logging.getLogger(__name__)
 
@@ -409,37 +408,16 @@ def perform(
     socket), or this process holding the writer lock when no daemon does."""
     op, args = request.op, as_args(request)
     data_dir = config.agent.data_dir
-    lock = WriterLock(data_dir)
-    deadline = time.monotonic() + wait_s
-    holder = None
-    while True:
-        try:
-            mine = lock.try_acquire(Holder(role="cli", pid=os.getpid(), command=op))
-        except OSError as exc:
-            mine = False
-            if not lock.path.exists():
-                raise OpError(f"store {data_dir}: cannot take its writer lock ({exc})") from None
-        if mine:
-            try:
-                return _locally(config, op, args, clock)
-            finally:
-                lock.release()
-        # Where the holder said it listens; else where the config says (not this
-        # process's $RUNTIME_DIRECTORY: a command is not the daemon's service).
-        holder = read_holder(lock.path)
-        configured = config.agent.control_dir / control.SOCKET_NAME
-        path = Path(holder.socket) if holder and holder.socket else configured
-        try:
-            return control.call(path, op, args)
-        except control.NotListening:
-            pass  # another CLI command writing, or the daemon starting or stopping
-        if time.monotonic() >= deadline:
-            who = holder.describe() if holder else "another process"
-            raise OpError(
-                f"{op}: the store in {data_dir} is held by {who}, and nobody answers on"
-                f" {path}; try again when it has finished"
-            )
-        time.sleep(0.05)
+    route = writer_route.Route(
+        lock=WriterLock(data_dir),
+        store=f"the store in {data_dir}",
+        # Where the config says the daemon listens, when the lock's holder does not say
+        # (not this process's $RUNTIME_DIRECTORY: a command is not the daemon's service).
+        socket=config.agent.control_dir / control.SOCKET_NAME,
+        command=op,
+        wait_s=wait_s,
+    )
+    return writer_route.change(route, op, args, lambda: _locally(config, op, args, clock))
 
 
 def _locally(

@@ -17,18 +17,15 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
-import os
 import time
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from edge_agent import control
-from edge_agent.control import STATUS_FAILED, STATUS_USAGE, Caller, OpError
+from edge_agent import writer_route
+from edge_agent.control import STATUS_USAGE, Caller, OpError
 from edge_agent.identifiers import AGENT_ID, CONTROL_ID, IdentifierError
-from edge_agent.writer_lock import Holder, read_holder
 from sync import topics
 from sync.gateway.service import broker_address, control_path, lock_for
 from sync.gateway.store import GatewayStore, GatewayStoreError
@@ -187,33 +184,15 @@ def send(
         lock = lock_for(db)
     except GatewayStoreError as exc:
         raise OpError(str(exc), STATUS_USAGE) from None
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            mine = lock.try_acquire(Holder(role="cli", pid=os.getpid(), command="gateway reply"))
-        except OSError as exc:
-            raise OpError(
-                f"gateway store {db}: cannot take its writer lock ({exc})", STATUS_FAILED
-            ) from None
-        if mine:
-            try:
-                return _send_here(broker_url, args, db=db)
-            finally:
-                lock.release()
-        holder = read_holder(lock.path)
-        path = Path(holder.socket) if holder and holder.socket else control_path(db)
-        try:
-            return control.call(path, REPLY_OP, args)
-        except control.NotListening:
-            if time.monotonic() >= deadline:
-                who = holder.describe() if holder else "another process"
-                raise OpError(
-                    f"gateway store {db} is held by {who} and nobody answers on {path}",
-                    STATUS_FAILED,
-                ) from None
-            time.sleep(0.05)
-        except OpError as exc:
-            raise OpError(f"gateway reply: {exc}", exc.status) from None
+    route = writer_route.Route(
+        lock=lock,
+        store=f"gateway store {db}",
+        socket=control_path(db),
+        command="gateway reply",
+        wait_s=wait_s,
+        refused_by="gateway reply: ",
+    )
+    return writer_route.change(route, REPLY_OP, args, lambda: _send_here(broker_url, args, db=db))
 
 
 def _send_here(broker_url: str | None, args: dict[str, Any], *, db: str | None) -> dict[str, Any]:

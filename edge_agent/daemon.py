@@ -89,9 +89,7 @@ class Agent:
             upload_every_s={
                 d.config.id: registry.driver(d.config.driver).uplink.every_s for d in self.devices
             },
-            rules=ClinicalRules(
-                news2_window_s=self.config.rules.news2_window_s, tz=self.config.agent.timezone
-            ),
+            rules=ClinicalRules.for_box(self.config),
             tz=self.config.agent.timezone,
         )
         self.uplink = Uplink(

@@ -57,9 +57,7 @@ class Services:
     wake_uplink: Callable[[], None] = field(default=lambda: None)
 
     def rules(self) -> ClinicalRules:
-        return ClinicalRules(
-            news2_window_s=self.config.rules.news2_window_s, tz=self.config.agent.timezone
-        )
+        return ClinicalRules.for_box(self.config)
 
 
 @dataclass(frozen=True, slots=True)

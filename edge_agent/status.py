@@ -89,7 +89,7 @@ def report(config: Config, store: StoreReader, now_wall_ns: int | None = None) -
     patient), whether the daemon is there (it holds the writer lock) and how its
     supervised tasks are (edge_agent.supervisor)."""
     status = collect(store)
-    rules = ClinicalRules(news2_window_s=config.rules.news2_window_s, tz=config.agent.timezone)
+    rules = ClinicalRules.for_box(config)
     now = time.time_ns() if now_wall_ns is None else now_wall_ns
     status["news2"] = rules.news2_now(store, now, None).as_json()
     tasks = store.meta.get(META_TASKS)

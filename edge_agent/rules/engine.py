@@ -23,12 +23,16 @@ import datetime as dt
 import zoneinfo
 from collections.abc import Callable, Sequence
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from edge_agent import alerts
 from edge_agent.clock import DEVICE_CLOCK_SKEW_FLAG, device_instant, new_message_id
 from edge_agent.model import Frame, Reading
 from edge_agent.rules import chronic, news2
 from edge_agent.store import StoreReader, StoreWriter
+
+if TYPE_CHECKING:
+    from edge_agent.config import Config
 
 NEWS2_KEY = "NEWS2"
 NEWS2_METRICS = news2.SOURCE_METRICS
@@ -66,6 +70,11 @@ class ClinicalRules:
         self._tz = zoneinfo.ZoneInfo(tz)
         self.diseases = diseases
         self._new_id = new_id
+
+    @classmethod
+    def for_box(cls, config: Config) -> ClinicalRules:
+        """The rules as a box's config sets them: `[rules]` window, `agent.timezone`."""
+        return cls(news2_window_s=config.rules.news2_window_s, tz=config.agent.timezone)
 
     def evaluate(
         self,

@@ -118,14 +118,11 @@ def _queue(
     store: StoreWriter, frame: Frame, alert_id: int, phase: str, new_id: Callable[[int], str]
 ) -> None:
     message_id = new_id(frame.received_wall_ns)
-    store.outbox.insert(
+    store.outbox.insert_for_frame(
         message_id,
+        frame,
         kind=KIND_ORU_R40,
         priority=PRIORITY_ALERT,
-        raw_frame_id=None,
-        created_wall_ns=frame.received_wall_ns,
-        created_mono_ns=frame.received_mono_ns,
-        boot_id=frame.boot_id,
     )
     store.alerts.link_message(message_id, alert_id, phase)
 

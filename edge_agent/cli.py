@@ -414,6 +414,11 @@ def _common_options(*, top: bool) -> _Parser:
 _LONG_RUNNING = {"run", "demo", ("gateway", "run")}
 
 
+def _actions(parser: argparse.ArgumentParser, dest: str) -> argparse._SubParsersAction[_Parser]:
+    """The ACTION sub-commands of one command (`config check`, `devices scan`, ...)."""
+    return parser.add_subparsers(parser_class=_Parser, dest=dest, required=True, metavar="ACTION")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _common_options(top=False)
 
@@ -465,16 +470,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("config", parents=[common], help="configuration tools")
-    csub = p.add_subparsers(
-        parser_class=_Parser, dest="config_command", required=True, metavar="ACTION"
-    )
+    csub = _actions(p, "config_command")
     c = csub.add_parser("check", parents=[common], help="validate the config file")
     c.set_defaults(func=cmd_config_check)
 
     p = sub.add_parser("devices", parents=[common], help="BLE health devices of this station")
-    dsub = p.add_subparsers(
-        parser_class=_Parser, dest="devices_command", required=True, metavar="ACTION"
-    )
+    dsub = _actions(p, "devices_command")
     c = dsub.add_parser(
         "scan", parents=[common], help="nearby devices advertising a health service"
     )
@@ -493,9 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_devices_forget)
 
     p = sub.add_parser("readings", parents=[common], help="readings waiting for a patient")
-    rsub = p.add_subparsers(
-        parser_class=_Parser, dest="readings_command", required=True, metavar="ACTION"
-    )
+    rsub = _actions(p, "readings_command")
     c = rsub.add_parser(
         "unassigned", parents=[common], help="personal-device readings taken with no visit open"
     )
@@ -508,9 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_readings_assign)
 
     p = sub.add_parser("patients", parents=[common], help="register residents")
-    psub = p.add_subparsers(
-        parser_class=_Parser, dest="patients_command", required=True, metavar="ACTION"
-    )
+    psub = _actions(p, "patients_command")
     c = psub.add_parser("add", parents=[common], help="register a resident by national id")
     c.add_argument("--national-id", required=True, metavar="ID")
     c.add_argument("--name", required=True)
@@ -520,9 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_patients_list)
 
     p = sub.add_parser("visit", parents=[common], help="bind readings at a station to a resident")
-    vsub = p.add_subparsers(
-        parser_class=_Parser, dest="visit_command", required=True, metavar="ACTION"
-    )
+    vsub = _actions(p, "visit_command")
     c = vsub.add_parser(
         "start", parents=[common], help="open a visit: readings go to this resident"
     )
@@ -554,9 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_visit_observe)
 
     p = sub.add_parser("gateway", parents=[common], help="the reference county gateway")
-    gsub = p.add_subparsers(
-        parser_class=_Parser, dest="gateway_command", required=True, metavar="ACTION"
-    )
+    gsub = _actions(p, "gateway_command")
     c = gsub.add_parser("run", parents=[common], help="receive, store once, ACK")
     c.add_argument("--broker", required=True, metavar="URL")
     c.add_argument("--db", required=True, metavar="URL_OR_PATH")

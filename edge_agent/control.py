@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 MAX_LINE = 64 * 1024
 READ_DEADLINE_S = 10.0
 MAX_CONNECTIONS = 8
+BUSY_READ_S = 0.5  # how long a refused connection may take to send its request
 SOCKET_NAME = "control.sock"
 SOCKET_MODE = 0o660  # the service's group (systemd/edge-agent.service) may connect
 # sockaddr_un.sun_path is 108 bytes on Linux, one of them the terminating NUL. A longer
@@ -265,6 +266,15 @@ class ControlServer:
         assert task is not None
         if len(self._connections) >= self._max_connections:
             self.refused += 1
+            # The request is read (briefly) before the answer: a client still sending
+            # would otherwise meet a closed socket (EPIPE) instead of "busy".
+            with contextlib.suppress(
+                asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError,
+                ConnectionError,
+                TimeoutError,
+            ):
+                await asyncio.wait_for(reader.readuntil(b"\n"), BUSY_READ_S)
             await _answer(writer, encode_error("the agent is busy: try again", STATUS_FAILED))
             await _close(writer)
             return

@@ -252,17 +252,15 @@ class Recorder:
         if worth and (raised or self._upload_due(frame)):
             message_id = self._new_id(frame.received_wall_ns)
             self._last_upload_ns[frame.device_id] = frame.received_wall_ns
-            store.outbox.insert(
+            store.outbox.insert_for_frame(
                 message_id,
+                frame,
                 held=conflict
                 or (encounter is None and spec is not None and spec.binding is Binding.PERSONAL),
                 held_reason=HELD_PATIENT_CONFLICT if conflict else HELD_NO_VISIT,
                 kind=KIND_ORU_R01,
                 priority=PRIORITY_ALARM if raised else PRIORITY_VITALS,
                 raw_frame_id=raw_id,
-                created_wall_ns=frame.received_wall_ns,
-                created_mono_ns=frame.received_mono_ns,
-                boot_id=frame.boot_id,
             )
         store.frames.set_outcome(raw_id, "decoded")
         store.devices.count_frame(frame, quarantined=False)
@@ -293,14 +291,12 @@ class Recorder:
             store.ecg.insert_context(raw_id, decoded.context)
         acute = acute_mi_statement(decoded.statements)
         message_id = self._new_id(frame.received_wall_ns)
-        store.outbox.insert(
+        store.outbox.insert_for_frame(
             message_id,
+            frame,
             kind=KIND_ORU_R01,
             priority=PRIORITY_STEMI if acute else PRIORITY_ECG,
             raw_frame_id=raw_id,
-            created_wall_ns=frame.received_wall_ns,
-            created_mono_ns=frame.received_mono_ns,
-            boot_id=frame.boot_id,
         )
         if acute is not None:
             alerts.raise_finding(
@@ -347,14 +343,11 @@ class Recorder:
         `frame` only gives the time and boot the notice is dated with. The crew's own
         notice (`edge-agent prealert`) uses the same path with source "crew"."""
         message_id = self._new_id(frame.received_wall_ns)
-        self._store.outbox.insert(
+        self._store.outbox.insert_for_frame(
             message_id,
+            frame,
             kind=KIND_ADT_A14,
             priority=PRIORITY_STEMI,
-            raw_frame_id=None,
-            created_wall_ns=frame.received_wall_ns,
-            created_mono_ns=frame.received_mono_ns,
-            boot_id=frame.boot_id,
         )
         self._store.prealerts.insert(
             outbox_id=message_id,

@@ -252,20 +252,15 @@ class MqttClient:
 
     def start(self) -> None:
         """Connect in the background; after any loss, again with back-off."""
-        self._stopping = False
-        self._client.connect_async(
-            self.settings.host,
-            self.settings.port,
-            keepalive=self.settings.keepalive_s,
-            clean_start=self.settings.clean_start,
-            properties=self._connect_properties(),
-        )
-        self._client.loop_start()
+        self._open(self._client.connect_async)
 
     def connect(self) -> None:
         """Connect now (OSError when the broker cannot be reached), then run as `start`."""
+        self._open(self._client.connect)
+
+    def _open(self, connect: Callable[..., object]) -> None:
         self._stopping = False
-        self._client.connect(
+        connect(
             self.settings.host,
             self.settings.port,
             keepalive=self.settings.keepalive_s,

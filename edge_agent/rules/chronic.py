@@ -264,39 +264,49 @@ def _fmt(value: Decimal) -> str:
     return format(value, "f")
 
 
-def _bp_urgent(sbp: Decimal | None, dbp: Decimal | None) -> Reason | None:
+def _bp_at_or_above(
+    sbp: Decimal | None,
+    dbp: Decimal | None,
+    limits: tuple[Decimal, Decimal],
+    outcome: Reason,
+) -> Reason | None:
+    """Which of systolic and diastolic reach their limit, joined, and the outcome."""
     parts: list[Reason] = []
-    if sbp is not None and sbp >= SBP_URGENT:
+    sbp_limit, dbp_limit = limits
+    if sbp is not None and sbp >= sbp_limit:
+        limit = _fmt(sbp_limit)
         parts.append(
-            Reason(f"收缩压 {_fmt(sbp)} mmHg ≥ 180 mmHg", f"systolic {_fmt(sbp)} mmHg >= 180")
+            Reason(
+                f"收缩压 {_fmt(sbp)} mmHg ≥ {limit} mmHg", f"systolic {_fmt(sbp)} mmHg >= {limit}"
+            )
         )
-    if dbp is not None and dbp >= DBP_URGENT:
+    if dbp is not None and dbp >= dbp_limit:
+        limit = _fmt(dbp_limit)
         parts.append(
-            Reason(f"舒张压 {_fmt(dbp)} mmHg ≥ 110 mmHg", f"diastolic {_fmt(dbp)} mmHg >= 110")
+            Reason(
+                f"舒张压 {_fmt(dbp)} mmHg ≥ {limit} mmHg", f"diastolic {_fmt(dbp)} mmHg >= {limit}"
+            )
         )
     if not parts:
         return None
     return Reason(
-        "、".join(p.zh for p in parts) + "，需紧急转诊",
-        ", ".join(p.en for p in parts) + ": urgent referral",
+        "、".join(p.zh for p in parts) + outcome.zh,
+        ", ".join(p.en for p in parts) + outcome.en,
+    )
+
+
+def _bp_urgent(sbp: Decimal | None, dbp: Decimal | None) -> Reason | None:
+    return _bp_at_or_above(
+        sbp, dbp, (SBP_URGENT, DBP_URGENT), Reason("，需紧急转诊", ": urgent referral")
     )
 
 
 def _bp_uncontrolled(sbp: Decimal | None, dbp: Decimal | None) -> Reason | None:
-    parts: list[Reason] = []
-    if sbp is not None and sbp >= SBP_CONTROLLED_BELOW:
-        parts.append(
-            Reason(f"收缩压 {_fmt(sbp)} mmHg ≥ 140 mmHg", f"systolic {_fmt(sbp)} mmHg >= 140")
-        )
-    if dbp is not None and dbp >= DBP_CONTROLLED_BELOW:
-        parts.append(
-            Reason(f"舒张压 {_fmt(dbp)} mmHg ≥ 90 mmHg", f"diastolic {_fmt(dbp)} mmHg >= 90")
-        )
-    if not parts:
-        return None
-    return Reason(
-        "、".join(p.zh for p in parts) + "，血压控制不满意",
-        ", ".join(p.en for p in parts) + ": BP not controlled",
+    return _bp_at_or_above(
+        sbp,
+        dbp,
+        (SBP_CONTROLLED_BELOW, DBP_CONTROLLED_BELOW),
+        Reason("，血压控制不满意", ": BP not controlled"),
     )
 
 

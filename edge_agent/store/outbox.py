@@ -20,6 +20,7 @@ from edge_agent.model import (
     OUTBOX_PENDING,
     OUTBOX_REJECTED,
     OUTBOX_SENT,
+    Frame,
 )
 from edge_agent.store.frames import FramesReader
 
@@ -206,6 +207,30 @@ class Outbox(OutboxReader):
                 boot_id,
                 (held_reason or HELD_NO_VISIT) if held else None,
             ),
+        )
+
+    def insert_for_frame(
+        self,
+        message_id: str,
+        frame: Frame,
+        *,
+        kind: str,
+        priority: int,
+        raw_frame_id: int | None = None,
+        held: bool = False,
+        held_reason: str | None = None,
+    ) -> None:
+        """A message about `frame`, dated with the time and boot it was received in."""
+        self.insert(
+            message_id,
+            kind=kind,
+            priority=priority,
+            raw_frame_id=raw_frame_id,
+            created_wall_ns=frame.received_wall_ns,
+            created_mono_ns=frame.received_mono_ns,
+            boot_id=frame.boot_id,
+            held=held,
+            held_reason=held_reason,
         )
 
     def release_held(self, raw_frame_id: int) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.core import Message
 
-from sync.hl7 import er7
+from sync.hl7 import er7, strict
 from sync.hl7.errors import (
     APPLICATION_INTERNAL_ERROR,
     ERROR_CODES,
@@ -104,16 +104,7 @@ def build_ack(
         err.err_4 = "E"  # HL7 table 0516: E error
         if message_text:
             err.err_8 = er7.escape(message_text)
-    try:
-        msg.validate()
-        ack: str = msg.to_er7()
-    except Exception as exc:  # hl7apy raises its own exceptions and ValueError alike
-        raise Hl7Error(
-            f"built ACK does not validate: {exc}",
-            control_id=control_id,
-            error_code=APPLICATION_INTERNAL_ERROR,
-        ) from exc
-    return ack
+    return strict.validated_er7(lambda: msg, what="ACK", control_id=control_id)
 
 
 def parse_ack(text: str) -> AckResult:

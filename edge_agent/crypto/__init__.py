@@ -1,0 +1,1 @@
+"""Cryptography of the box: the two suites (intl, sm), keys, sealed values, blind indexes."""

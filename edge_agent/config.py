@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from edge_agent.crypto.suites import SUITES
 from edge_agent.identifiers import AGENT_ID, DEVICE_ID, IdentifierRule, shown
 
 if TYPE_CHECKING:
@@ -139,12 +140,34 @@ class RulesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SecurityConfig:
+    # The crypto suite new values are sealed and the audit chain is hashed with
+    # (edge_agent.crypto.suites): "intl" or "sm". Old values keep the suite they name.
+    suite: str = "intl"
+    # The box's keys (edge-agent keys init); None: <data_dir>/keys/keyring.json. Only the
+    # service user may read it.
+    key_file: Path | None = None
+
+    def key_path(self, data_dir: Path) -> Path:
+        return self.key_file if self.key_file is not None else data_dir / "keys" / "keyring.json"
+
+
+@dataclass(frozen=True, slots=True)
+class UsersConfig:
+    # A crew's screen locks after this long untouched (a doctor's after 600 s, a kiosk's
+    # after 120 s); its numerics and alarms stay on, only personal data is hidden.
+    crew_idle_lock_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     agent: AgentConfig
     uplink: UplinkConfig
     devices: tuple[DeviceConfig, ...] = ()
     store: StoreConfig = field(default_factory=StoreConfig)
     rules: RulesConfig = field(default_factory=RulesConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    users: UsersConfig = field(default_factory=UsersConfig)
     source: str = "<embedded defaults>"
 
 
@@ -410,7 +433,7 @@ def _check_device_keys(
 
 def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
     c = _Checker()
-    c.unknown(raw, "", {"agent", "uplink", "device", "store", "rules"})
+    c.unknown(raw, "", {"agent", "uplink", "device", "store", "rules", "security", "users"})
 
     agent_raw = c.table(raw, "agent", required=True)
     c.unknown(agent_raw, "agent", {"id", "data_dir", "role", "timezone", "runtime_dir"})
@@ -588,6 +611,22 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
         news2_window_s=c.number(rules_raw, "rules", "news2_window_s", 900, 60, 24 * 3600)
     )
 
+    security_raw = c.table(raw, "security", required=False)
+    c.unknown(security_raw, "security", {"suite", "key_file"})
+    suite_name = c.string(security_raw, "security", "suite", "intl")
+    if suite_name and suite_name not in SUITES:
+        c.bad("security.suite", f"{suite_name!r} is not one of {', '.join(sorted(SUITES))}")
+    key_file = c.optional_string(security_raw, "security", "key_file")
+    if key_file and not key_file.startswith("/"):
+        c.bad("security.key_file", f"{key_file!r} must be an absolute path")
+    security = SecurityConfig(suite=suite_name, key_file=Path(key_file) if key_file else None)
+
+    users_raw = c.table(raw, "users", required=False)
+    c.unknown(users_raw, "users", {"crew_idle_lock_s"})
+    users = UsersConfig(
+        crew_idle_lock_s=c.number(users_raw, "users", "crew_idle_lock_s", 300, 30, 24 * 3600)
+    )
+
     if c.problems:
         raise ConfigError(c.problems)
     return Config(
@@ -602,6 +641,8 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
         devices=tuple(devices),
         store=store,
         rules=rules,
+        security=security,
+        users=users,
         source=source,
     )
 

@@ -194,3 +194,23 @@ def test_scale_with_a_preset_or_pattern_is_accepted() -> None:
     assert [(r.metric, str(r.value)) for r in decoded.readings] == [
         ("MDC_MASS_BODY_ACTUAL", "65.4")
     ]
+
+
+def test_security_and_users_sections() -> None:
+    base = '[agent]\nid = "box-1"\n[uplink]\nbroker = "mqtts://county.example:8883"\n'
+    cfg = config.parse(base)
+    assert cfg.security.suite == "intl"
+    assert cfg.security.key_path(Path("/d")) == Path("/d/keys/keyring.json")
+    assert cfg.users.crew_idle_lock_s == 300
+    cfg = config.parse(
+        base
+        + '[security]\nsuite = "sm"\nkey_file = "/k/ring.json"\n[users]\ncrew_idle_lock_s = 60\n'
+    )
+    assert (cfg.security.suite, cfg.security.key_path(Path("/d"))) == ("sm", Path("/k/ring.json"))
+    assert cfg.users.crew_idle_lock_s == 60
+    with pytest.raises(config.ConfigError) as info:
+        config.parse(base + '[security]\nsuite = "des"\nkey_file = "rel"\n[users]\nx = 1\n')
+    text = str(info.value)
+    assert "security.suite: 'des' is not one of intl, sm" in text
+    assert "security.key_file: 'rel' must be an absolute path" in text
+    assert "users" in text and "x" in text

@@ -77,6 +77,19 @@ def _cart(
     )
 
 
+def _xml_cart(id: str, summary: str, end_tag: bytes, module: str) -> Driver:
+    """An XML format: `*.xml` files, cut from a serial stream at the root's end tag and
+    parsed with defusedxml."""
+    return _cart(
+        id,
+        summary,
+        FileFolder(("*.xml",), EXAMPLE_FOLDER, serial=SERIAL_LINE),
+        functools.partial(framing.XmlFramer, end_tag),
+        module,
+        packages=("defusedxml",),
+    )
+
+
 DECLARATIONS = (
     _cart(
         "ecg-scp",
@@ -85,21 +98,17 @@ DECLARATIONS = (
         framing.ScpFramer,
         "scp",
     ),
-    _cart(
+    _xml_cart(
         "ecg-aecg",
         "12-lead ECG carts: HL7 aECG XML files from a folder, or sent over RS-232",
-        FileFolder(("*.xml",), EXAMPLE_FOLDER, serial=SERIAL_LINE),
-        functools.partial(framing.XmlFramer, b"</AnnotatedECG>"),
+        b"</AnnotatedECG>",
         "aecg",
-        packages=("defusedxml",),
     ),
-    _cart(
+    _xml_cart(
         "ecg-philips-xml",
         "Philips PageWriter/TC carts: Philips XML (XLI leads) from a folder, or RS-232",
-        FileFolder(("*.xml",), EXAMPLE_FOLDER, serial=SERIAL_LINE),
-        functools.partial(framing.XmlFramer, b"</restingecgdata>"),
+        b"</restingecgdata>",
         "philips_xml",
-        packages=("defusedxml",),
     ),
     _cart(
         "ecg-dicom",

@@ -28,6 +28,7 @@ from typing import Any
 
 import serial
 
+from device_drivers.declaration import SerialLine
 from device_drivers.transport import Conversation, Framer, FrameSink, StateSink
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,18 @@ class SerialSettings:
     parity: str = serial.PARITY_NONE
     stopbits: float = serial.STOPBITS_ONE
     rtscts: bool = False
+
+    @classmethod
+    def on(cls, port: str, line: SerialLine, baudrate: int | None = None) -> SerialSettings:
+        """A driver's declared line on one port (a config `baudrate` overrides its speed)."""
+        return cls(
+            port=port,
+            baudrate=baudrate or line.baudrate,
+            bytesize=line.bytesize,
+            parity=line.parity,
+            stopbits=line.stopbits,
+            rtscts=line.rtscts,
+        )
 
 
 class SerialTransport:

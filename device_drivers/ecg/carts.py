@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+from collections.abc import Callable
 
 from device_drivers.declaration import (
     Binding,
@@ -26,7 +27,7 @@ from device_drivers.declaration import (
 )
 from device_drivers.ecg import framing
 from device_drivers.files.folder import NO_EXTENSION
-from device_drivers.transport import WholeFrames
+from device_drivers.transport import Framer, WholeFrames
 from edge_agent.model import Decoded
 
 
@@ -49,64 +50,77 @@ EXAMPLE_FOLDER = "/media/ecg"
 _RECORDING = Yields(numerics=True, waves=True, recording=True)
 _WHOLE = Uplink(lane=Lane.RECORDING)
 
+
+def _cart(
+    id: str,
+    summary: str,
+    source: FileFolder,
+    framer: Callable[[], Framer],
+    module: str,
+    packages: tuple[str, ...] = (),
+) -> Driver:
+    """One format's declaration: what differs is its files, its framer and its module
+    (whose `decode_<module>` reads the file); every cart's recording is the same kind."""
+    return Driver(
+        id=id,
+        summary=summary,
+        source=source,
+        framer=framer,
+        decoder_for=every_channel(_lazy(module, f"decode_{module}")),
+        yields=_RECORDING,
+        profile="MDC_DEV_SPEC_PROFILE_HYDRA",
+        binding=Binding.CART,
+        results=Results.STORED,
+        uplink=_WHOLE,
+        packages=packages,
+        extra="ecg" if packages else "",
+    )
+
+
+def _xml_cart(id: str, summary: str, end_tag: bytes, module: str) -> Driver:
+    """An XML format: `*.xml` files, cut from a serial stream at the root's end tag and
+    parsed with defusedxml."""
+    return _cart(
+        id,
+        summary,
+        FileFolder(("*.xml",), EXAMPLE_FOLDER, serial=SERIAL_LINE),
+        functools.partial(framing.XmlFramer, end_tag),
+        module,
+        packages=("defusedxml",),
+    )
+
+
 DECLARATIONS = (
-    Driver(
-        id="ecg-scp",
-        summary="12-lead ECG carts: SCP-ECG (EN 1064) files from a folder, or sent over RS-232",
-        source=FileFolder(("*.scp",), EXAMPLE_FOLDER, serial=SERIAL_LINE),
-        framer=framing.ScpFramer,
-        decoder_for=every_channel(_lazy("scp", "decode_scp")),
-        yields=_RECORDING,
-        profile="MDC_DEV_SPEC_PROFILE_HYDRA",
-        binding=Binding.CART,
-        results=Results.STORED,
-        uplink=_WHOLE,
+    _cart(
+        "ecg-scp",
+        "12-lead ECG carts: SCP-ECG (EN 1064) files from a folder, or sent over RS-232",
+        FileFolder(("*.scp",), EXAMPLE_FOLDER, serial=SERIAL_LINE),
+        framing.ScpFramer,
+        "scp",
     ),
-    Driver(
-        id="ecg-aecg",
-        summary="12-lead ECG carts: HL7 aECG XML files from a folder, or sent over RS-232",
-        source=FileFolder(("*.xml",), EXAMPLE_FOLDER, serial=SERIAL_LINE),
-        framer=functools.partial(framing.XmlFramer, b"</AnnotatedECG>"),
-        decoder_for=every_channel(_lazy("aecg", "decode_aecg")),
-        yields=_RECORDING,
-        profile="MDC_DEV_SPEC_PROFILE_HYDRA",
-        binding=Binding.CART,
-        results=Results.STORED,
-        uplink=_WHOLE,
-        packages=("defusedxml",),
-        extra="ecg",
+    _xml_cart(
+        "ecg-aecg",
+        "12-lead ECG carts: HL7 aECG XML files from a folder, or sent over RS-232",
+        b"</AnnotatedECG>",
+        "aecg",
     ),
-    Driver(
-        id="ecg-philips-xml",
-        summary="Philips PageWriter/TC carts: Philips XML (XLI leads) from a folder, or RS-232",
-        source=FileFolder(("*.xml",), EXAMPLE_FOLDER, serial=SERIAL_LINE),
-        framer=functools.partial(framing.XmlFramer, b"</restingecgdata>"),
-        decoder_for=every_channel(_lazy("philips_xml", "decode_philips_xml")),
-        yields=_RECORDING,
-        profile="MDC_DEV_SPEC_PROFILE_HYDRA",
-        binding=Binding.CART,
-        results=Results.STORED,
-        uplink=_WHOLE,
-        packages=("defusedxml",),
-        extra="ecg",
+    _xml_cart(
+        "ecg-philips-xml",
+        "Philips PageWriter/TC carts: Philips XML (XLI leads) from a folder, or RS-232",
+        b"</restingecgdata>",
+        "philips_xml",
     ),
-    Driver(
-        id="ecg-dicom",
-        summary="12-lead ECG carts: DICOM 12-lead waveform files from a folder (share, USB stick)",
-        source=FileFolder(
+    _cart(
+        "ecg-dicom",
+        "12-lead ECG carts: DICOM 12-lead waveform files from a folder (share, USB stick)",
+        FileFolder(
             ("*.dcm", "*.dicom", NO_EXTENSION),
             EXAMPLE_FOLDER,
             exclude=("DICOMDIR",),
             not_serial_because="DICOM is not sent over RS-232",
         ),
-        framer=WholeFrames,  # never on a serial line: the config wants a folder
-        decoder_for=every_channel(_lazy("dicom", "decode_dicom")),
-        yields=_RECORDING,
-        profile="MDC_DEV_SPEC_PROFILE_HYDRA",
-        binding=Binding.CART,
-        results=Results.STORED,
-        uplink=_WHOLE,
+        WholeFrames,  # never on a serial line: the config wants a folder
+        "dicom",
         packages=("pydicom",),
-        extra="ecg",
     ),
 )

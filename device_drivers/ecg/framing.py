@@ -33,7 +33,21 @@ _SCP_MAX_SECTION_0 = _SCP_SECTION_HEADER + 10 * 1024
 _AFTER_TAG_NAME = frozenset(b" \t\r\n>/")
 
 
-class ScpFramer:
+class _FileStream:
+    """What a framer holds between feeds: the bytes of a file not yet complete
+    (`pending`, a file at most `max_bytes` long) and a count of the bytes it `dropped`."""
+
+    def __init__(self, max_bytes: int = MAX_FILE_BYTES) -> None:
+        self._max = max_bytes
+        self._buffer = bytearray()
+        self.dropped = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+
+class ScpFramer(_FileStream):
     """SCP-ECG records, each `record length` bytes from its first byte.
 
     A record starts where the length field is one a record can have (from the record
@@ -44,15 +58,6 @@ class ScpFramer:
     bytes pass the length checks easily; the CRC is what keeps garbage from swallowing
     the next real record.
     """
-
-    def __init__(self, max_bytes: int = MAX_FILE_BYTES) -> None:
-        self._max = max_bytes
-        self._buffer = bytearray()
-        self.dropped = 0
-
-    @property
-    def pending(self) -> int:
-        return len(self._buffer)
 
     def feed(self, data: bytes) -> list[bytes]:
         self._buffer += data
@@ -100,7 +105,7 @@ class ScpFramer:
         return length
 
 
-class XmlFramer:
+class XmlFramer(_FileStream):
     """XML documents ending with `end_tag` (aECG `</AnnotatedECG>`, Philips
     `</restingecgdata>`), each from its `<?xml` declaration (or, without one, its root
     start tag) through the end tag.
@@ -114,18 +119,12 @@ class XmlFramer:
     def __init__(self, end_tag: bytes, max_bytes: int = MAX_FILE_BYTES) -> None:
         if not (end_tag.startswith(b"</") and end_tag.endswith(b">")):
             raise ValueError(f"{end_tag!r} is not an XML end tag like b'</AnnotatedECG>'")
+        super().__init__(max_bytes)
         self._end = end_tag
         self._root = b"<" + end_tag[2:-1]
-        self._max = max_bytes
-        self._buffer = bytearray()
         self._in_document = False
         self._root_at: int | None = None  # where this document's root start tag is
         self._scanned = 0  # buffer bytes already searched for the end or a restart
-        self.dropped = 0
-
-    @property
-    def pending(self) -> int:
-        return len(self._buffer)
 
     def feed(self, data: bytes) -> list[bytes]:
         self._buffer += data

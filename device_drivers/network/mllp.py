@@ -57,7 +57,7 @@ import logging
 import math
 import re
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -834,17 +834,30 @@ def _mdc_term(code: str, refid: str) -> Term | None:
     return by_code or by_refid
 
 
+def _codings(raw: str, enc: er7.Encoding) -> Iterator[tuple[str, str, str]]:
+    """A CWE's (code, text, coding system) triples that name something: the primary
+    triple (CWE.1-3), then the alternate one (CWE.4-6)."""
+    for first in (1, 4):
+        code, text, system = (er7.component(raw, first + i, enc).strip() for i in range(3))
+        if code or text:
+            yield code, text, system
+
+
+def _mdc_coded(code: str, text: str, system: str, refid_prefix: str) -> Term | None:
+    """The MDC term a triple in the MDC system (or none named) gives; the text is taken
+    as the refid when it starts with `refid_prefix`, else a code spelt as a refid."""
+    if system.upper() not in ("MDC", ""):
+        return None
+    refid = text if text.startswith(refid_prefix) else (code if code.startswith("MDC") else "")
+    return _mdc_term(code, refid)
+
+
 def _metric(raw: str, enc: er7.Encoding) -> tuple[Term, str | None] | None:
     """(metric term, default unit) for an OBX-3 CWE; None when unknown."""
-    for first in (1, 4):  # the primary triple, then the alternate one (CWE.4-6)
-        code, text, system = (er7.component(raw, first + i, enc).strip() for i in range(3))
-        if not (code or text):
-            continue
-        if system.upper() in ("MDC", ""):
-            refid = text if text.startswith("MDC") else (code if code.startswith("MDC") else "")
-            found = _mdc_term(code, refid)
-            if found is not None:
-                return found, None
+    for code, text, system in _codings(raw, enc):
+        found = _mdc_coded(code, text, system, "MDC")
+        if found is not None:
+            return found, None
         vendor = MINDRAY_PDS.get((code, text)) if not system else None
         if vendor is not None and vendor.metric in BY_REFID:
             return BY_REFID[vendor.metric], vendor.unit
@@ -853,15 +866,10 @@ def _metric(raw: str, enc: er7.Encoding) -> tuple[Term, str | None] | None:
 
 def _unit(raw: str, enc: er7.Encoding, metric: str) -> str | None:
     """The MDC unit refid an OBX-6 CWE names (MDC triple, or a UCUM/common spelling)."""
-    for first in (1, 4):
-        code, text, system = (er7.component(raw, first + i, enc).strip() for i in range(3))
-        if not (code or text):
-            continue
-        if system.upper() in ("MDC", ""):
-            refid = text if text.startswith("MDC_DIM") else (code if code.startswith("MDC") else "")
-            found = _mdc_term(code, refid)
-            if found is not None and found.refid.startswith("MDC_DIM"):
-                return found.refid
+    for code, text, system in _codings(raw, enc):
+        found = _mdc_coded(code, text, system, "MDC_DIM")
+        if found is not None and found.refid.startswith("MDC_DIM"):
+            return found.refid
         for spelling in (code, text):
             if spelling in _PER_MINUTE:
                 return "MDC_DIM_RESP_PER_MIN" if "RESP" in metric else "MDC_DIM_BEAT_PER_MIN"

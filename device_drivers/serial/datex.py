@@ -82,14 +82,14 @@ from edge_agent.model import Decoded, DecodeError, Reading, Waveform
 
 # 19200 8E1 with RTS/CTS; "the settings cannot be changed on the monitor". CARESCAPE
 # with software >= 3 can also run 115200 (a config baudrate overrides the speed).
-SERIAL_SETTINGS = SerialSettings(
-    port="",
+SERIAL_LINE = SerialLine(
     baudrate=19200,
     bytesize=serial.EIGHTBITS,
     parity=serial.PARITY_EVEN,
     stopbits=serial.STOPBITS_ONE,
     rtscts=True,
 )
+SERIAL_SETTINGS = SerialSettings.on("", SERIAL_LINE)
 
 
 def serial_settings(port: str) -> SerialSettings:
@@ -815,13 +815,7 @@ DECLARATIONS = (
         id="datex-s5",
         summary="GE/Datex-Ohmeda S/5 computer interface: displayed values, ECG and pleth waves",
         source=SerialPort(
-            SerialLine(
-                baudrate=SERIAL_SETTINGS.baudrate,
-                bytesize=SERIAL_SETTINGS.bytesize,
-                parity=SERIAL_SETTINGS.parity,
-                stopbits=SERIAL_SETTINGS.stopbits,
-                rtscts=SERIAL_SETTINGS.rtscts,
-            ),
+            SERIAL_LINE,
             # ECG 300/s + pleth 100/s: within the 600 samples/s the 19200 baud line
             # carries. A monitor answers a request at a level it supports within a
             # second; probing from level 11 down at 3 s a level finds a '03 (level 8)

@@ -43,6 +43,7 @@ from decimal import Decimal
 
 from device_drivers.declaration import (
     Binding,
+    Decoder,
     Driver,
     Results,
     SerialLine,
@@ -51,6 +52,7 @@ from device_drivers.declaration import (
     Yields,
     every_channel,
 )
+from device_drivers.transport import Framer
 from edge_agent.model import Decoded, DecodeError, DeviceAlarm, Reading, Waveform
 
 # 9600 baud 8N1 for the binary formats (all three; the OEM III and 3150 specifications'
@@ -770,41 +772,51 @@ def encode_record_df8(hr: int | None, spo2: int | None, status: int = 0, stat2: 
 # Numerics 3 times a second are more than the county needs: at most one a second goes up
 # (every packet is still stored on the box). DF8's one record a second goes up as it is.
 _ONCE_A_SECOND = Uplink(every_s=1.0)
+_PACKETS = Yields(numerics=True, waves=True, alarms=True)
+
+
+def _oximeter(
+    id: str,
+    summary: str,
+    framer: Callable[[], Framer],
+    decode: Decoder,
+    yields: Yields = _PACKETS,
+    uplink: Uplink = _ONCE_A_SECOND,
+) -> Driver:
+    """One data format's declaration: the same port, profile and binding for all three."""
+    return Driver(
+        id=id,
+        summary=summary,
+        source=SerialPort(SERIAL_SETTINGS),
+        framer=framer,
+        decoder_for=every_channel(decode),
+        yields=yields,
+        profile="MDC_DEV_SPEC_PROFILE_PULS_OXIM",
+        binding=Binding.MONITOR,
+        results=Results.LIVE,
+        uplink=uplink,
+    )
+
 
 DECLARATIONS = (
-    Driver(
-        id="nonin-df2",
-        summary="Nonin OEM III Data Format #2: 5-byte frames, 3 packets/s, 8-bit pleth",
-        source=SerialPort(SERIAL_SETTINGS),
-        framer=functools.partial(PacketFramer, 2),
-        decoder_for=every_channel(decode_packet_df2),
-        yields=Yields(numerics=True, waves=True, alarms=True),
-        profile="MDC_DEV_SPEC_PROFILE_PULS_OXIM",
-        binding=Binding.MONITOR,
-        results=Results.LIVE,
-        uplink=_ONCE_A_SECOND,
+    _oximeter(
+        "nonin-df2",
+        "Nonin OEM III Data Format #2: 5-byte frames, 3 packets/s, 8-bit pleth",
+        functools.partial(PacketFramer, 2),
+        decode_packet_df2,
     ),
-    Driver(
-        id="nonin-df7",
-        summary="Nonin Data Format #7: 5-byte frames, 3 packets/s, 16-bit pleth",
-        source=SerialPort(SERIAL_SETTINGS),
-        framer=functools.partial(PacketFramer, 7),
-        decoder_for=every_channel(decode_packet_df7),
-        yields=Yields(numerics=True, waves=True, alarms=True),
-        profile="MDC_DEV_SPEC_PROFILE_PULS_OXIM",
-        binding=Binding.MONITOR,
-        results=Results.LIVE,
-        uplink=_ONCE_A_SECOND,
+    _oximeter(
+        "nonin-df7",
+        "Nonin Data Format #7: 5-byte frames, 3 packets/s, 16-bit pleth",
+        functools.partial(PacketFramer, 7),
+        decode_packet_df7,
     ),
-    Driver(
-        id="nonin-df8",
-        summary="Nonin Data Format #8: one 4-byte record a second",
-        source=SerialPort(SERIAL_SETTINGS),
-        framer=RecordFramer,
-        decoder_for=every_channel(decode_record_df8),
+    _oximeter(
+        "nonin-df8",
+        "Nonin Data Format #8: one 4-byte record a second",
+        RecordFramer,
+        decode_record_df8,
         yields=Yields(numerics=True, alarms=True),
-        profile="MDC_DEV_SPEC_PROFILE_PULS_OXIM",
-        binding=Binding.MONITOR,
-        results=Results.LIVE,
+        uplink=Uplink(),
     ),
 )

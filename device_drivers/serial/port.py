@@ -28,12 +28,13 @@ from typing import Any
 
 import serial
 
+from device_drivers.declaration import SerialLine
 from device_drivers.transport import Conversation, Framer, FrameSink, StateSink
 
 log = logging.getLogger(__name__)
 
 
-__all__ = ["Framer", "SerialSettings", "SerialTransport"]
+__all__ = ["Framer", "NonBlockingWriter", "SerialSettings", "SerialTransport"]
 
 # A connection shorter than this that ends in "device gone" counts as a failure in a row.
 STEADY_S = 10.0
@@ -47,6 +48,18 @@ class SerialSettings:
     parity: str = serial.PARITY_NONE
     stopbits: float = serial.STOPBITS_ONE
     rtscts: bool = False
+
+    @classmethod
+    def on(cls, port: str, line: SerialLine, baudrate: int | None = None) -> SerialSettings:
+        """A driver's declared line on one port (a config `baudrate` overrides its speed)."""
+        return cls(
+            port=port,
+            baudrate=baudrate or line.baudrate,
+            bytesize=line.bytesize,
+            parity=line.parity,
+            stopbits=line.stopbits,
+            rtscts=line.rtscts,
+        )
 
 
 class SerialTransport:
@@ -128,7 +141,12 @@ class SerialTransport:
         conversation = self._conversation_factory() if self._conversation_factory else None
         gone: asyncio.Future[str] = loop.create_future()
         fd = port.fileno()
-        writer = _Writer(fd, gone)
+
+        def write_failed(exc: OSError) -> None:
+            if not gone.done():
+                gone.set_result(f"device gone (write: {exc})")
+
+        writer = NonBlockingWriter(fd, write_failed, limit=64 * 1024)
 
         def readable() -> None:
             try:
@@ -178,7 +196,7 @@ class SerialTransport:
         return gone.result() if gone.done() else "stopped"
 
 
-async def _tick(conversation: Conversation, writer: _Writer, stop: asyncio.Event) -> None:
+async def _tick(conversation: Conversation, writer: NonBlockingWriter, stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     while not stop.is_set():
         await _wait(stop, conversation.tick_s)
@@ -186,19 +204,25 @@ async def _tick(conversation: Conversation, writer: _Writer, stop: asyncio.Event
             writer.write(conversation.tick(loop.time()))
 
 
-class _Writer:
-    """Writes to the port without blocking the event loop.
+class NonBlockingWriter:
+    """Writes frames to a non-blocking fd (a tty, a pty master) without blocking the loop.
 
-    A device that holds CTS low (Datex monitors use RTS/CTS) or a full USB buffer makes
-    the kernel take fewer bytes than offered; the rest waits for the fd to be writable.
-    More than `limit` bytes waiting means the device stopped listening: the oldest
-    requests are dropped (the conversation repeats what matters on its next tick).
+    A device that holds CTS low (Datex monitors use RTS/CTS), a full USB buffer or a pty
+    nobody reads makes the kernel take fewer bytes than offered; the rest waits for the
+    fd to be writable. More than `limit` bytes waiting means the other end stopped
+    listening: the oldest are dropped (the port's conversation repeats what matters on
+    its next tick; a UART's buffer would overflow the same way), with a warning when
+    `warn` is set. A write error goes to `failed` (which may raise it) and what was
+    waiting is dropped.
     """
 
-    def __init__(self, fd: int, gone: asyncio.Future[str], limit: int = 64 * 1024) -> None:
+    def __init__(
+        self, fd: int, failed: Callable[[OSError], None], limit: int, *, warn: bool = True
+    ) -> None:
         self._fd = fd
-        self._gone = gone
+        self._failed = failed
         self._limit = limit
+        self._warn = warn
         self._pending = bytearray()
         self._watching = False
 
@@ -206,10 +230,11 @@ class _Writer:
         for frame in frames:
             self._pending.extend(frame)
         if len(self._pending) > self._limit:
-            log.warning(
-                "serial writer: %d bytes not taken by the device; dropping the oldest",
-                len(self._pending),
-            )
+            if self._warn:
+                log.warning(
+                    "serial writer: %d bytes not taken by the device; dropping the oldest",
+                    len(self._pending),
+                )
             del self._pending[: len(self._pending) - self._limit]
         self._drain()
 
@@ -220,8 +245,7 @@ class _Writer:
             except BlockingIOError:
                 break
             except OSError as exc:
-                if not self._gone.done():
-                    self._gone.set_result(f"device gone (write: {exc})")
+                self._failed(exc)
                 self._pending.clear()
                 break
             del self._pending[:written]

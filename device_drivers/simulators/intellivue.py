@@ -37,6 +37,7 @@ from device_drivers.serial.intellivue import messages as msg
 from device_drivers.serial.intellivue.framing import FrameReader, encode_frame, unframe
 from device_drivers.serial.intellivue.parse import parse_user_data
 from device_drivers.serial.intellivue.types import encode_absolute_time, encode_list, ticks
+from device_drivers.serial.port import NonBlockingWriter
 from device_drivers.simulators.pty import open_pty, read_agent
 from device_drivers.simulators.station_clock import DEFAULT_ZONE, device_wall_clock
 from device_drivers.simulators.vital_walk import VitalWalk
@@ -415,50 +416,11 @@ class Monitor:
         ]
 
 
-class _PtyWriter:
-    """Writes frames to the pty master without blocking the loop.
-
-    With nobody on the slave end Linux answers EIO: like a monitor with no cable, the
-    bytes are lost. More than `limit` bytes waiting (a reader that stopped) drops the
-    oldest, as a UART's buffer would overflow.
-    """
-
-    def __init__(self, fd: int, limit: int = 256 * 1024) -> None:
-        self._fd = fd
-        self._limit = limit
-        self._pending = bytearray()
-        self._watching = False
-
-    def write(self, data: bytes) -> None:
-        self._pending += data
-        if len(self._pending) > self._limit:
-            del self._pending[: len(self._pending) - self._limit]
-        self._drain()
-
-    def _drain(self) -> None:
-        while self._pending:
-            try:
-                written = os.write(self._fd, self._pending)
-            except BlockingIOError:
-                break
-            except OSError as exc:
-                if exc.errno != errno.EIO:
-                    raise
-                self._pending.clear()
-                break
-            del self._pending[:written]
-        loop = asyncio.get_running_loop()
-        if self._pending and not self._watching:
-            loop.add_writer(self._fd, self._drain)
-            self._watching = True
-        elif not self._pending and self._watching:
-            loop.remove_writer(self._fd)
-            self._watching = False
-
-    def close(self) -> None:
-        if self._watching:
-            asyncio.get_running_loop().remove_writer(self._fd)
-            self._watching = False
+def _no_cable(exc: OSError) -> None:
+    """With nobody on the slave end Linux answers EIO: like a monitor with no cable, the
+    bytes are lost. Any other write error is raised."""
+    if exc.errno != errno.EIO:
+        raise exc
 
 
 async def run(
@@ -477,12 +439,14 @@ async def run(
     loop = asyncio.get_running_loop()
     os.set_blocking(master_fd, False)
     reader = FrameReader()
-    writer = _PtyWriter(master_fd)
+    # More than 256 KiB waiting (a reader that stopped) drops the oldest, as a UART's
+    # buffer would overflow.
+    writer = NonBlockingWriter(master_fd, _no_cable, limit=256 * 1024, warn=False)
     reading = False
 
     def send(messages: list[bytes]) -> None:
         for message in messages:
-            writer.write(encode_frame(message))
+            writer.write([encode_frame(message)])
 
     def readable() -> None:
         nonlocal reading

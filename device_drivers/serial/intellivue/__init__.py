@@ -20,6 +20,8 @@ Serial line (VSCaptureMP Class3.cs, OpenICE DemoSerialIntellivue.java): 115200 b
 
 from __future__ import annotations
 
+import dataclasses
+
 from device_drivers.declaration import (
     Binding,
     DecoderFor,
@@ -56,26 +58,12 @@ from device_drivers.serial.port import SerialSettings
 
 SERIAL_LINE = SerialLine(baudrate=115200, bytesize=8, parity="N", stopbits=1, rtscts=False)
 # The same, as the keyword arguments SerialSettings takes (pyserial values).
-SERIAL_SETTINGS: dict[str, int | float | str | bool] = {
-    "baudrate": SERIAL_LINE.baudrate,
-    "bytesize": SERIAL_LINE.bytesize,
-    "parity": SERIAL_LINE.parity,
-    "stopbits": SERIAL_LINE.stopbits,
-    "rtscts": SERIAL_LINE.rtscts,
-}
+SERIAL_SETTINGS: dict[str, int | float | str | bool] = dataclasses.asdict(SERIAL_LINE)
 
 
 def serial_settings(port: str) -> SerialSettings:
     """The MIB/RS-232 port's line settings for `port`."""
-    line = SERIAL_LINE
-    return SerialSettings(
-        port=port,
-        baudrate=line.baudrate,
-        bytesize=line.bytesize,
-        parity=line.parity,
-        stopbits=line.stopbits,
-        rtscts=line.rtscts,
-    )
+    return SerialSettings.on(port, SERIAL_LINE)
 
 
 def _calibrated(_model: str | None, _pattern: str | None) -> DecoderFor:

@@ -53,14 +53,7 @@ def serial_settings(config: DeviceConfig, spec: registry.Driver) -> SerialSettin
     line = _serial_line(spec)
     if config.port is None or line is None:
         raise ValueError(f"device {config.id}: driver {config.driver} needs a serial port")
-    return SerialSettings(
-        port=config.port,
-        baudrate=config.baudrate or line.baudrate,
-        bytesize=line.bytesize,
-        parity=line.parity,
-        stopbits=line.stopbits,
-        rtscts=line.rtscts,
-    )
+    return SerialSettings.on(config.port, line, config.baudrate)
 
 
 def _serial_line(spec: registry.Driver) -> SerialLine | None:

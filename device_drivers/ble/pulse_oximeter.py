@@ -62,7 +62,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from device_drivers.ble import berrymed
-from device_drivers.ble.gatt import not_in_service, short_uuid
+from device_drivers.ble.gatt import by_characteristic
+from device_drivers.ble.measurement_frame import Fields, flags_byte
 from device_drivers.ble.resend import time_stamped
 from device_drivers.declaration import (
     Binding,
@@ -73,16 +74,9 @@ from device_drivers.declaration import (
     Uplink,
     Yields,
 )
-from device_drivers.ieee11073 import (
-    DATE_TIME_SIZE,
-    decode_date_time,
-    encode_date_time,
-    sfloat_at,
-    sfloat_bytes,
-    uint_at,
-)
+from device_drivers.ieee11073 import encode_date_time, sfloat_bytes
 from device_drivers.transport import WholeFrames
-from edge_agent.model import Decoded, DecodeError, DeviceAlarm, Reading
+from edge_agent.model import Decoded, DeviceAlarm, Reading
 
 SERVICE_UUID = "00001822-0000-1000-8000-00805f9b34fb"
 SPOT_UUID = "00002a5e-0000-1000-8000-00805f9b34fb"
@@ -241,19 +235,6 @@ def device_status_alarms(status: int) -> tuple[DeviceAlarm, ...]:
 # --- frame reading ---------------------------------------------------------------------
 
 
-def _flags_byte(data: bytes, what: str) -> int:
-    if not data:
-        raise DecodeError("empty frame: no flags byte", 0)
-    flags = data[0]
-    if flags & FLAGS_RESERVED:
-        raise DecodeError(
-            f"flags 0x{flags:02x} set reserved bits 0x{flags & FLAGS_RESERVED:02x}"
-            f" (not a {what} frame)",
-            0,
-        )
-    return flags
-
-
 @dataclass(frozen=True, slots=True)
 class _Status:
     """What a frame's status words do to its readings and alarms."""
@@ -302,27 +283,31 @@ def _decoded(readings: list[Reading], status: _Status) -> Decoded:
     return Decoded(readings=tuple(readings), alarms=status.alarms)
 
 
+def _status_fields(
+    fields: Fields, measurement_status: int, device_status: int, pulse_amplitude: int
+) -> tuple[int | None, int | None, _Field | None]:
+    """The three optional fields both PLX measurements end with, in this order (PLXS):
+    measurement status (uint16), device and sensor status (uint24), pulse amplitude index
+    (SFLOAT); each is there when its flag bit (passed here) is set."""
+    measurement = fields.uint(2, "measurement status") if measurement_status else None
+    device = fields.uint(3, "device and sensor status") if device_status else None
+    amplitude = fields.sfloat("pulse amplitude index") if pulse_amplitude else None
+    return measurement, device, amplitude
+
+
 def decode_spot_check(data: bytes) -> Decoded:
     """A PLX Spot-Check Measurement (0x2A5E) -> SpO2, pulse rate, [pulse amplitude index]."""
-    flags = _flags_byte(data, "0x2A5E spot-check")
-    spo2 = sfloat_at(data, 1, "SpO2")
-    rate = sfloat_at(data, 3, "pulse rate")
-    offset = 5
-    time: dt.datetime | None = None
-    if flags & SPOT_TIME_STAMP:
-        time = decode_date_time(data, offset)
-        offset += DATE_TIME_SIZE
-    measurement: int | None = None
-    if flags & SPOT_MEASUREMENT_STATUS:
-        measurement = uint_at(data, offset, 2, "measurement status")
-        offset += 2
-    device: int | None = None
-    if flags & SPOT_DEVICE_STATUS:
-        device = uint_at(data, offset, 3, "device and sensor status")
-        offset += 3
-    amplitude: _Field | None = None
-    if flags & SPOT_PULSE_AMPLITUDE:
-        amplitude = sfloat_at(data, offset, "pulse amplitude index")
+    flags = flags_byte(data, FLAGS_RESERVED, "not a 0x2A5E spot-check frame")
+    fields = Fields(data, 1)
+    spo2 = fields.sfloat("SpO2")
+    rate = fields.sfloat("pulse rate")
+    time = fields.date_time() if flags & SPOT_TIME_STAMP else None
+    measurement, device, amplitude = _status_fields(
+        fields,
+        flags & SPOT_MEASUREMENT_STATUS,
+        flags & SPOT_DEVICE_STATUS,
+        flags & SPOT_PULSE_AMPLITUDE,
+    )
     lead: tuple[str, ...] = ()
     if flags & SPOT_CLOCK_NOT_SET:
         # Flag bit 4: a clock that was never set gives a time that means nothing.
@@ -344,29 +329,20 @@ def decode_continuous(data: bytes, *, extras: bool = False) -> Decoded:
     With `extras`, also the fast and slow SpO2/PR pairs (flagged); they are read and
     checked either way, so a frame too short for what its flags promise is rejected.
     """
-    flags = _flags_byte(data, "0x2A5F continuous")
-    normal = (sfloat_at(data, 1, "SpO2"), sfloat_at(data, 3, "pulse rate"))
-    offset = 5
+    flags = flags_byte(data, FLAGS_RESERVED, "not a 0x2A5F continuous frame")
+    fields = Fields(data, 1)
+    normal = (fields.sfloat("SpO2"), fields.sfloat("pulse rate"))
     pairs: list[tuple[str, tuple[_Field, _Field]]] = []
     for bit, name in ((CONT_FAST, FAST_FLAG), (CONT_SLOW, SLOW_FLAG)):
         if flags & bit:
-            pair = (
-                sfloat_at(data, offset, f"SpO2 {name}"),
-                sfloat_at(data, offset + 2, f"pulse rate {name}"),
-            )
+            pair = (fields.sfloat(f"SpO2 {name}"), fields.sfloat(f"pulse rate {name}"))
             pairs.append((name, pair))
-            offset += 4
-    measurement: int | None = None
-    if flags & CONT_MEASUREMENT_STATUS:
-        measurement = uint_at(data, offset, 2, "measurement status")
-        offset += 2
-    device: int | None = None
-    if flags & CONT_DEVICE_STATUS:
-        device = uint_at(data, offset, 3, "device and sensor status")
-        offset += 3
-    amplitude: _Field | None = None
-    if flags & CONT_PULSE_AMPLITUDE:
-        amplitude = sfloat_at(data, offset, "pulse amplitude index")
+    measurement, device, amplitude = _status_fields(
+        fields,
+        flags & CONT_MEASUREMENT_STATUS,
+        flags & CONT_DEVICE_STATUS,
+        flags & CONT_PULSE_AMPLITUDE,
+    )
     status = _Status.of(measurement, device)
     lead = (CONTINUOUS_FLAG,)
     readings = [
@@ -440,14 +416,13 @@ def decode_features(data: bytes) -> PlxFeatures:
     Feature bits 8-15 are reserved and ignored: this is a description read once, and a
     later revision's extra feature must not make the device unusable.
     """
-    bits = uint_at(data, 0, 2, "PLX features")
-    offset = 2
+    fields = Fields(data, 0)
+    bits = fields.uint(2, "PLX features")
     measurement = device = 0
     if bits & FEAT_MEASUREMENT_STATUS:
-        measurement = uint_at(data, offset, 2, "supported measurement status")
-        offset += 2
+        measurement = fields.uint(2, "supported measurement status")
     if bits & FEAT_DEVICE_STATUS:
-        device = uint_at(data, offset, 3, "supported device and sensor status")
+        device = fields.uint(3, "supported device and sensor status")
     return PlxFeatures(
         measurement_status=bool(bits & FEAT_MEASUREMENT_STATUS),
         device_status=bool(bits & FEAT_DEVICE_STATUS),
@@ -581,10 +556,7 @@ def decoder_for(channel: str | None, *, default: str = SPOT_UUID) -> Callable[[b
     `continuous_decoder_for`). An unknown characteristic gets a decoder that rejects every
     frame, so its bytes are quarantined with the reason instead of read as oximetry.
     """
-    if channel is None:
-        channel = default
-    decode = _DECODERS.get(short_uuid(channel))
-    return decode if decode is not None else not_in_service(channel, "Pulse Oximeter")
+    return by_characteristic(channel, _DECODERS, "Pulse Oximeter", default)
 
 
 def spot_decoder_for(channel: str | None) -> Callable[[bytes], Decoded]:

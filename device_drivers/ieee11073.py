@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -131,6 +132,18 @@ def decode_sfloat(raw: int) -> tuple[Decimal | None, str | None]:
 def decode_float32(raw: int) -> tuple[Decimal | None, str | None]:
     """A 32-bit FLOAT word (already assembled little-endian) -> (value, special flag)."""
     return _decode(raw, _FLOAT)
+
+
+def value_and_flags(
+    field: tuple[Decimal | None, str | None], lead: Iterable[str] = ()
+) -> tuple[Decimal | None, list[str]]:
+    """A decoded SFLOAT/FLOAT as a reading takes it: the value (None for a special), and
+    the flags `lead`, then the special's own flag ("nan", "nres", ...) when it is one."""
+    value, special = field
+    flags = list(lead)
+    if special is not None:
+        flags.append(special)
+    return value, flags
 
 
 def uint_at(data: bytes, offset: int, size: int, what: str) -> int:

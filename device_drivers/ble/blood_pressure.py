@@ -33,7 +33,7 @@ from device_drivers.declaration import (
     Results,
     Yields,
 )
-from device_drivers.ieee11073 import encode_date_time, sfloat_bytes
+from device_drivers.ieee11073 import encode_date_time, sfloat_bytes, value_and_flags
 from device_drivers.transport import WholeFrames
 from edge_agent.model import Decoded, Reading
 
@@ -125,10 +125,7 @@ def _reading(
     *,
     convert: bool,
 ) -> Reading:
-    value, special = field
-    flags = list(lead)
-    if special is not None:
-        flags.append(special)
+    value, flags = value_and_flags(field, lead)
     if convert:
         flags.append(CONVERTED_FLAG)
         if value is not None:

@@ -63,6 +63,7 @@ from device_drivers.ieee11073 import (
     encode_date_time,
     sfloat_bytes,
     uint_at,
+    value_and_flags,
 )
 from device_drivers.transport import WholeFrames
 from edge_agent.model import Decoded, DecodeError, DeviceAlarm, Reading
@@ -305,9 +306,7 @@ def decode_measurement(data: bytes) -> Decoded:
     if m.concentration is None or m.sample_type is None or m.location is None:
         flags.append(NO_RESULT_FLAG)
     else:
-        raw, special = m.concentration
-        if special is not None:
-            flags.append(special)
+        raw, flags = value_and_flags(m.concentration, flags)
         if raw is not None:
             value = _to_mmol(raw, m.mol_per_l)
         if not m.mol_per_l:
@@ -532,11 +531,8 @@ def decode_context(data: bytes) -> Decoded:
 def _context_decoded(context: GlucoseContext) -> Decoded:
     if context.hba1c is None:
         return Decoded()
-    value, special = context.hba1c
-    flags = context_flags(context)
-    if special is not None:
-        flags = (*flags, special)
-    return Decoded(readings=(Reading(HBA1C, value, PERCENT, None, flags),))
+    value, flags = value_and_flags(context.hba1c, context_flags(context))
+    return Decoded(readings=(Reading(HBA1C, value, PERCENT, None, tuple(flags)),))
 
 
 class RecordDecoder:

@@ -55,6 +55,7 @@ from device_drivers.ieee11073 import (
     FLAG_POS_INF,
     encode_date_time,
     float_bytes,
+    value_and_flags,
 )
 from device_drivers.transport import WholeFrames
 from edge_agent.model import Decoded, DecodeError, Reading
@@ -160,10 +161,7 @@ def fahrenheit_to_celsius(value: Decimal) -> Decimal:
 
 
 def _readings(parsed: TemperatureMeasurement, lead: tuple[str, ...]) -> Decoded:
-    flags = list(lead)
-    value = parsed.value
-    if parsed.special is not None:
-        flags.append(parsed.special)
+    value, flags = value_and_flags((parsed.value, parsed.special), lead)
     if value is not None:
         # Judged before rounding: quantizing a misread 1e72 would overflow the context.
         celsius = (value - 32) * 5 / 9 if parsed.fahrenheit else value

@@ -74,7 +74,7 @@ from device_drivers.declaration import (
     Uplink,
     Yields,
 )
-from device_drivers.ieee11073 import encode_date_time, sfloat_bytes
+from device_drivers.ieee11073 import encode_date_time, sfloat_bytes, value_and_flags
 from device_drivers.transport import WholeFrames
 from edge_agent.model import Decoded, DeviceAlarm, Reading
 
@@ -268,10 +268,7 @@ def _reading(
     lead: tuple[str, ...],
     status: _Status,
 ) -> Reading:
-    value, special = field
-    flags = list(lead)
-    if special is not None:
-        flags.append(special)
+    value, flags = value_and_flags(field, lead)
     if status.void:
         value = None
     return Reading(metric, value, unit, time, (*flags, *status.flags))
@@ -361,6 +358,15 @@ def decode_continuous(data: bytes, *, extras: bool = False) -> Decoded:
 # --- features --------------------------------------------------------------------------
 
 
+def _bits(*switches: tuple[bool, int]) -> int:
+    """The word with the bit of every switch that is on."""
+    word = 0
+    for on, bit in switches:
+        if on:
+            word |= bit
+    return word
+
+
 @dataclass(frozen=True, slots=True)
 class PlxFeatures:
     """What a PLX device supports (0x2A60), i.e. which optional fields to expect.
@@ -383,31 +389,23 @@ class PlxFeatures:
     @property
     def spot_flags(self) -> int:
         """The 0x2A5E flag bits the device may set (bit 4, clock not set, is a state)."""
-        flags = 0
-        for supported, bit in (
+        return _bits(
             (self.spot_time_stamp, SPOT_TIME_STAMP),
             (self.measurement_status, SPOT_MEASUREMENT_STATUS),
             (self.device_status, SPOT_DEVICE_STATUS),
             (self.pulse_amplitude_index, SPOT_PULSE_AMPLITUDE),
-        ):
-            if supported:
-                flags |= bit
-        return flags
+        )
 
     @property
     def continuous_flags(self) -> int:
         """The 0x2A5F flag bits the device may set."""
-        flags = 0
-        for supported, bit in (
+        return _bits(
             (self.fast, CONT_FAST),
             (self.slow, CONT_SLOW),
             (self.measurement_status, CONT_MEASUREMENT_STATUS),
             (self.device_status, CONT_DEVICE_STATUS),
             (self.pulse_amplitude_index, CONT_PULSE_AMPLITUDE),
-        ):
-            if supported:
-                flags |= bit
-        return flags
+        )
 
 
 def decode_features(data: bytes) -> PlxFeatures:
@@ -517,8 +515,7 @@ def encode_continuous(
 
 def encode_features(features: PlxFeatures) -> bytes:
     """A 0x2A60 value; the supported-status fields follow when their feature bit is set."""
-    bits = 0
-    for supported, bit in (
+    bits = _bits(
         (features.measurement_status, FEAT_MEASUREMENT_STATUS),
         (features.device_status, FEAT_DEVICE_STATUS),
         (features.measurement_storage, FEAT_STORAGE),
@@ -527,9 +524,7 @@ def encode_features(features: PlxFeatures) -> bytes:
         (features.slow, FEAT_SLOW),
         (features.pulse_amplitude_index, FEAT_PULSE_AMPLITUDE),
         (features.multiple_bonds, FEAT_MULTIPLE_BONDS),
-    ):
-        if supported:
-            bits |= bit
+    )
     out = bits.to_bytes(2, "little")
     if features.measurement_status:
         out += _uint_bytes(features.supported_measurement_status, 2, "measurement status")

@@ -101,6 +101,10 @@ CONT_MEASUREMENT_STATUS = 0x04
 CONT_DEVICE_STATUS = 0x08
 CONT_PULSE_AMPLITUDE = 0x10
 FLAGS_RESERVED = 0xE0  # both characteristics
+# Both measurements end with the same three optional fields, each with its own flag bit:
+# measurement status (uint16), device and sensor status (uint24), pulse amplitude index.
+_SPOT_STATUS_BITS = (SPOT_MEASUREMENT_STATUS, SPOT_DEVICE_STATUS, SPOT_PULSE_AMPLITUDE)
+_CONT_STATUS_BITS = (CONT_MEASUREMENT_STATUS, CONT_DEVICE_STATUS, CONT_PULSE_AMPLITUDE)
 
 # Measurement status (uint16; bits 0-4 reserved).
 MS_ONGOING = 1 << 5
@@ -281,14 +285,13 @@ def _decoded(readings: list[Reading], status: _Status) -> Decoded:
 
 
 def _status_fields(
-    fields: Fields, measurement_status: int, device_status: int, pulse_amplitude: int
+    fields: Fields, flags: int, bits: tuple[int, int, int]
 ) -> tuple[int | None, int | None, _Field | None]:
-    """The three optional fields both PLX measurements end with, in this order (PLXS):
-    measurement status (uint16), device and sensor status (uint24), pulse amplitude index
-    (SFLOAT); each is there when its flag bit (passed here) is set."""
-    measurement = fields.uint(2, "measurement status") if measurement_status else None
-    device = fields.uint(3, "device and sensor status") if device_status else None
-    amplitude = fields.sfloat("pulse amplitude index") if pulse_amplitude else None
+    """The three optional fields a PLX measurement ends with (`bits`: their flag bits)."""
+    measurement_bit, device_bit, amplitude_bit = bits
+    measurement = fields.uint(2, "measurement status") if flags & measurement_bit else None
+    device = fields.uint(3, "device and sensor status") if flags & device_bit else None
+    amplitude = fields.sfloat("pulse amplitude index") if flags & amplitude_bit else None
     return measurement, device, amplitude
 
 
@@ -299,12 +302,7 @@ def decode_spot_check(data: bytes) -> Decoded:
     spo2 = fields.sfloat("SpO2")
     rate = fields.sfloat("pulse rate")
     time = fields.date_time() if flags & SPOT_TIME_STAMP else None
-    measurement, device, amplitude = _status_fields(
-        fields,
-        flags & SPOT_MEASUREMENT_STATUS,
-        flags & SPOT_DEVICE_STATUS,
-        flags & SPOT_PULSE_AMPLITUDE,
-    )
+    measurement, device, amplitude = _status_fields(fields, flags, _SPOT_STATUS_BITS)
     lead: tuple[str, ...] = ()
     if flags & SPOT_CLOCK_NOT_SET:
         # Flag bit 4: a clock that was never set gives a time that means nothing.
@@ -334,12 +332,7 @@ def decode_continuous(data: bytes, *, extras: bool = False) -> Decoded:
         if flags & bit:
             pair = (fields.sfloat(f"SpO2 {name}"), fields.sfloat(f"pulse rate {name}"))
             pairs.append((name, pair))
-    measurement, device, amplitude = _status_fields(
-        fields,
-        flags & CONT_MEASUREMENT_STATUS,
-        flags & CONT_DEVICE_STATUS,
-        flags & CONT_PULSE_AMPLITUDE,
-    )
+    measurement, device, amplitude = _status_fields(fields, flags, _CONT_STATUS_BITS)
     status = _Status.of(measurement, device)
     lead = (CONTINUOUS_FLAG,)
     readings = [
@@ -450,8 +443,27 @@ def _uint_bytes(value: int, size: int, what: str) -> bytes:
     return value.to_bytes(size, "little")
 
 
-def _optional_sfloat(value: Decimal | None) -> bytes:
-    return b"" if value is None else sfloat_bytes(value)
+def _status_field_bytes(
+    bits: tuple[int, int, int],
+    measurement_status: int | None,
+    device_status: int | None,
+    pulse_amplitude: Decimal | None,
+) -> tuple[int, bytes]:
+    """The three optional fields a PLX measurement ends with (None: absent), and the flag
+    bits (`bits`: theirs) that announce them; `_status_fields` reads them back."""
+    measurement_bit, device_bit, amplitude_bit = bits
+    flags = 0
+    body = b""
+    if measurement_status is not None:
+        flags |= measurement_bit
+        body += _uint_bytes(measurement_status, 2, "measurement status")
+    if device_status is not None:
+        flags |= device_bit
+        body += _uint_bytes(device_status, 3, "device and sensor status")
+    if pulse_amplitude is not None:
+        flags |= amplitude_bit
+        body += sfloat_bytes(pulse_amplitude)
+    return flags, body
 
 
 def encode_spot_check(
@@ -472,16 +484,10 @@ def encode_spot_check(
     if time is not None or time_unknown:
         flags |= SPOT_TIME_STAMP
         body += encode_date_time(time)
-    if measurement_status is not None:
-        flags |= SPOT_MEASUREMENT_STATUS
-        body += _uint_bytes(measurement_status, 2, "measurement status")
-    if device_status is not None:
-        flags |= SPOT_DEVICE_STATUS
-        body += _uint_bytes(device_status, 3, "device and sensor status")
-    if pulse_amplitude is not None:
-        flags |= SPOT_PULSE_AMPLITUDE
-        body += _optional_sfloat(pulse_amplitude)
-    return bytes([flags]) + body
+    status_flags, status_body = _status_field_bytes(
+        _SPOT_STATUS_BITS, measurement_status, device_status, pulse_amplitude
+    )
+    return bytes([flags | status_flags]) + body + status_body
 
 
 def encode_continuous(
@@ -501,16 +507,10 @@ def encode_continuous(
         if pair is not None:
             flags |= bit
             body += sfloat_bytes(pair[0]) + sfloat_bytes(pair[1])
-    if measurement_status is not None:
-        flags |= CONT_MEASUREMENT_STATUS
-        body += _uint_bytes(measurement_status, 2, "measurement status")
-    if device_status is not None:
-        flags |= CONT_DEVICE_STATUS
-        body += _uint_bytes(device_status, 3, "device and sensor status")
-    if pulse_amplitude is not None:
-        flags |= CONT_PULSE_AMPLITUDE
-        body += _optional_sfloat(pulse_amplitude)
-    return bytes([flags]) + body
+    status_flags, status_body = _status_field_bytes(
+        _CONT_STATUS_BITS, measurement_status, device_status, pulse_amplitude
+    )
+    return bytes([flags | status_flags]) + body + status_body
 
 
 def encode_features(features: PlxFeatures) -> bytes:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import datetime as dt
 import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 
 from edge_agent.model import DecodeError
@@ -43,6 +45,7 @@ FLAG_RESERVED = "reserved"
 
 SPECIAL_FLAGS = frozenset({FLAG_NAN, FLAG_NRES, FLAG_POS_INF, FLAG_NEG_INF, FLAG_RESERVED})
 
+
 _SFLOAT_SPECIALS: dict[int, str] = {
     SFLOAT_NAN: FLAG_NAN,
     SFLOAT_NRES: FLAG_NRES,
@@ -58,12 +61,41 @@ _FLOAT_SPECIALS: dict[int, str] = {
     FLOAT_RESERVED: FLAG_RESERVED,
 }
 
-# The special mantissas are 2^(n-1)-2 .. 2^(n-1)-1 and -2^(n-1) .. -2^(n-1)+2; an
-# encoder keeps clear of them so its output never reads as a special.
-_SFLOAT_MANTISSA_MAX = 2045
-_SFLOAT_EXP_MIN, _SFLOAT_EXP_MAX = -8, 7
-_FLOAT_MANTISSA_MAX = (1 << 23) - 3
-_FLOAT_EXP_MIN, _FLOAT_EXP_MAX = -128, 127
+
+@dataclass(frozen=True, slots=True)
+class _Format:
+    """One 11073 float type: a word of `size` bytes, a signed mantissa in its low
+    `mantissa_bits`, a signed exponent in the rest, and its reserved special words."""
+
+    size: int
+    mantissa_bits: int
+    specials: dict[int, str]
+
+    @property
+    def exponent_bits(self) -> int:
+        return 8 * self.size - self.mantissa_bits
+
+    @property
+    def mantissa_max(self) -> int:
+        # The special mantissas are 2^(n-1)-2 .. 2^(n-1)-1 and -2^(n-1) .. -2^(n-1)+2; an
+        # encoder keeps clear of them so its output never reads as a special.
+        return (1 << (self.mantissa_bits - 1)) - 3
+
+    @property
+    def exp_min(self) -> int:
+        return -(1 << (self.exponent_bits - 1))
+
+    @property
+    def exp_max(self) -> int:
+        return (1 << (self.exponent_bits - 1)) - 1
+
+    def word(self, flag: str) -> int:
+        """The reserved word of a special value (FLAG_NAN, FLAG_POS_INF ...)."""
+        return next(word for word, name in self.specials.items() if name == flag)
+
+
+_SFLOAT = _Format(size=2, mantissa_bits=12, specials=_SFLOAT_SPECIALS)  # exponent -8..7
+_FLOAT = _Format(size=4, mantissa_bits=24, specials=_FLOAT_SPECIALS)  # exponent -128..127
 
 DATE_TIME_SIZE = 7
 
@@ -83,22 +115,35 @@ def _exact(mantissa: int, exponent: int) -> Decimal:
     return Decimal((1 if mantissa < 0 else 0, digits, exponent))
 
 
-def decode_sfloat(raw: int) -> tuple[Decimal | None, str | None]:
-    """A 16-bit SFLOAT word (already assembled little-endian) -> (value, special flag)."""
-    raw &= 0xFFFF
-    special = _SFLOAT_SPECIALS.get(raw)
+def _decode(raw: int, form: _Format) -> tuple[Decimal | None, str | None]:
+    raw &= (1 << (8 * form.size)) - 1
+    special = form.specials.get(raw)
     if special is not None:
         return None, special
-    return _exact(_signed(raw, 12), _signed(raw >> 12, 4)), None
+    bits = form.mantissa_bits
+    return _exact(_signed(raw, bits), _signed(raw >> bits, form.exponent_bits)), None
+
+
+def decode_sfloat(raw: int) -> tuple[Decimal | None, str | None]:
+    """A 16-bit SFLOAT word (already assembled little-endian) -> (value, special flag)."""
+    return _decode(raw, _SFLOAT)
 
 
 def decode_float32(raw: int) -> tuple[Decimal | None, str | None]:
     """A 32-bit FLOAT word (already assembled little-endian) -> (value, special flag)."""
-    raw &= 0xFFFFFFFF
-    special = _FLOAT_SPECIALS.get(raw)
+    return _decode(raw, _FLOAT)
+
+
+def value_and_flags(
+    field: tuple[Decimal | None, str | None], lead: Iterable[str] = ()
+) -> tuple[Decimal | None, list[str]]:
+    """A decoded SFLOAT/FLOAT as a reading takes it: the value (None for a special), and
+    the flags `lead`, then the special's own flag ("nan", "nres", ...) when it is one."""
+    value, special = field
+    flags = list(lead)
     if special is not None:
-        return None, special
-    return _exact(_signed(raw, 24), _signed(raw >> 24, 8)), None
+        flags.append(special)
+    return value, flags
 
 
 def uint_at(data: bytes, offset: int, size: int, what: str) -> int:
@@ -114,25 +159,15 @@ def uint_at(data: bytes, offset: int, size: int, what: str) -> int:
 
 def sfloat_at(data: bytes, offset: int, what: str = "SFLOAT") -> tuple[Decimal | None, str | None]:
     """The SFLOAT at `offset` of a frame; a short frame is a DecodeError at that offset."""
-    if offset + 2 > len(data):
-        raise DecodeError(
-            f"truncated: {what} needs 2 bytes, frame has {max(len(data) - offset, 0)}", offset
-        )
-    return decode_sfloat(int.from_bytes(data[offset : offset + 2], "little"))
+    return decode_sfloat(uint_at(data, offset, _SFLOAT.size, what))
 
 
 def float_at(data: bytes, offset: int, what: str = "FLOAT") -> tuple[Decimal | None, str | None]:
     """The FLOAT at `offset` of a frame; a short frame is a DecodeError at that offset."""
-    if offset + 4 > len(data):
-        raise DecodeError(
-            f"truncated: {what} needs 4 bytes, frame has {max(len(data) - offset, 0)}", offset
-        )
-    return decode_float32(int.from_bytes(data[offset : offset + 4], "little"))
+    return decode_float32(uint_at(data, offset, _FLOAT.size, what))
 
 
-def _mantissa_exponent(
-    value: Decimal, mantissa_max: int, exp_min: int, exp_max: int
-) -> tuple[int, int]:
+def _mantissa_exponent(value: Decimal, form: _Format) -> tuple[int, int]:
     """The (mantissa, exponent) that represents `value` exactly, or ValueError."""
     sign, digit_tuple, exponent = value.as_tuple()
     if not isinstance(exponent, int):
@@ -142,15 +177,26 @@ def _mantissa_exponent(
         return 0, 0
     # Keep the sender's resolution (120.0 stays 1200e-1) unless it does not fit: only
     # trailing zeros are traded for exponent, never a significant digit.
-    while exponent > exp_max and mantissa * 10 <= mantissa_max:
+    while exponent > form.exp_max and mantissa * 10 <= form.mantissa_max:
         mantissa *= 10
         exponent -= 1
-    while mantissa % 10 == 0 and (mantissa > mantissa_max or exponent < exp_min):
+    while mantissa % 10 == 0 and (mantissa > form.mantissa_max or exponent < form.exp_min):
         mantissa //= 10
         exponent += 1
-    if mantissa > mantissa_max or not exp_min <= exponent <= exp_max:
+    if mantissa > form.mantissa_max or not form.exp_min <= exponent <= form.exp_max:
         raise ValueError(f"{value} has no exact representation in this 11073 float")
     return (-mantissa if sign else mantissa), exponent
+
+
+def _encode(value: Decimal | None, form: _Format) -> int:
+    if value is None or value.is_nan():
+        return form.word(FLAG_NAN)
+    if value.is_infinite():
+        return form.word(FLAG_NEG_INF if value < 0 else FLAG_POS_INF)
+    mantissa, exponent = _mantissa_exponent(value, form)
+    bits = form.mantissa_bits
+    exponent_mask = (1 << form.exponent_bits) - 1
+    return ((exponent & exponent_mask) << bits) | (mantissa & ((1 << bits) - 1))
 
 
 def encode_sfloat(value: Decimal | None) -> int:
@@ -159,34 +205,20 @@ def encode_sfloat(value: Decimal | None) -> int:
     Raises ValueError when the value needs more than 4 significant digits or an exponent
     outside -8..7: rounding silently would change a measurement.
     """
-    if value is None or value.is_nan():
-        return SFLOAT_NAN
-    if value.is_infinite():
-        return SFLOAT_NEG_INF if value < 0 else SFLOAT_POS_INF
-    mantissa, exponent = _mantissa_exponent(
-        value, _SFLOAT_MANTISSA_MAX, _SFLOAT_EXP_MIN, _SFLOAT_EXP_MAX
-    )
-    return ((exponent & 0xF) << 12) | (mantissa & 0x0FFF)
+    return _encode(value, _SFLOAT)
 
 
 def encode_float(value: Decimal | None) -> int:
     """A value -> FLOAT word. None or Decimal NaN -> NaN; ±Infinity -> ±INF."""
-    if value is None or value.is_nan():
-        return FLOAT_NAN
-    if value.is_infinite():
-        return FLOAT_NEG_INF if value < 0 else FLOAT_POS_INF
-    mantissa, exponent = _mantissa_exponent(
-        value, _FLOAT_MANTISSA_MAX, _FLOAT_EXP_MIN, _FLOAT_EXP_MAX
-    )
-    return ((exponent & 0xFF) << 24) | (mantissa & 0x00FFFFFF)
+    return _encode(value, _FLOAT)
 
 
 def sfloat_bytes(value: Decimal | None) -> bytes:
-    return encode_sfloat(value).to_bytes(2, "little")
+    return encode_sfloat(value).to_bytes(_SFLOAT.size, "little")
 
 
 def float_bytes(value: Decimal | None) -> bytes:
-    return encode_float(value).to_bytes(4, "little")
+    return encode_float(value).to_bytes(_FLOAT.size, "little")
 
 
 def decode_date_time(data: bytes, offset: int = 0) -> dt.datetime | None:

@@ -20,10 +20,10 @@ the flag "converted-from-kPa" so the original unit stays visible.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 
-from device_drivers.ble.gatt import not_in_service, short_uuid, uuid16
+from device_drivers.ble.gatt import Decoder, by_characteristic, uuid16
+from device_drivers.ble.measurement_frame import Fields, flags_byte
 from device_drivers.ble.resend import time_stamped
 from device_drivers.declaration import (
     Binding,
@@ -33,16 +33,9 @@ from device_drivers.declaration import (
     Results,
     Yields,
 )
-from device_drivers.ieee11073 import (
-    DATE_TIME_SIZE,
-    decode_date_time,
-    encode_date_time,
-    sfloat_at,
-    sfloat_bytes,
-    uint_at,
-)
+from device_drivers.ieee11073 import encode_date_time, sfloat_bytes, value_and_flags
 from device_drivers.transport import WholeFrames
-from edge_agent.model import Decoded, DecodeError, Reading
+from edge_agent.model import Decoded, Reading
 
 MEASUREMENT_UUID = "00002a35-0000-1000-8000-00805f9b34fb"
 INTERMEDIATE_UUID = "00002a36-0000-1000-8000-00805f9b34fb"
@@ -108,37 +101,18 @@ class _Parsed:
     __slots__ = ("kpa", "pressures", "pulse", "status", "time", "user")
 
     def __init__(self, data: bytes) -> None:
-        if not data:
-            raise DecodeError("empty frame: no flags byte", 0)
-        flags = data[0]
-        if flags & FLAGS_RESERVED:
-            raise DecodeError(
-                f"flags 0x{flags:02x} set reserved bits 0x{flags & FLAGS_RESERVED:02x}"
-                " (vendor-prefixed or not a 0x2A35 frame)",
-                0,
-            )
+        flags = flags_byte(data, FLAGS_RESERVED, "vendor-prefixed or not a 0x2A35 frame")
         self.kpa = bool(flags & FLAG_UNITS_KPA)
+        fields = Fields(data, 1)
         self.pressures = (
-            sfloat_at(data, 1, "systolic"),
-            sfloat_at(data, 3, "diastolic"),
-            sfloat_at(data, 5, "mean arterial pressure"),
+            fields.sfloat("systolic"),
+            fields.sfloat("diastolic"),
+            fields.sfloat("mean arterial pressure"),
         )
-        offset = 7
-        self.time: dt.datetime | None = None
-        if flags & FLAG_TIME_STAMP:
-            self.time = decode_date_time(data, offset)
-            offset += DATE_TIME_SIZE
-        self.pulse: tuple[Decimal | None, str | None] | None = None
-        if flags & FLAG_PULSE_RATE:
-            self.pulse = sfloat_at(data, offset, "pulse rate")
-            offset += 2
-        self.user: int | None = None
-        if flags & FLAG_USER_ID:
-            self.user = uint_at(data, offset, 1, "user id")
-            offset += 1
-        self.status: int | None = None
-        if flags & FLAG_STATUS:
-            self.status = uint_at(data, offset, 2, "measurement status")
+        self.time = fields.date_time() if flags & FLAG_TIME_STAMP else None
+        self.pulse = fields.sfloat("pulse rate") if flags & FLAG_PULSE_RATE else None
+        self.user = fields.uint(1, "user id") if flags & FLAG_USER_ID else None
+        self.status = fields.uint(2, "measurement status") if flags & FLAG_STATUS else None
 
 
 def _reading(
@@ -151,10 +125,7 @@ def _reading(
     *,
     convert: bool,
 ) -> Reading:
-    value, special = field
-    flags = list(lead)
-    if special is not None:
-        flags.append(special)
+    value, flags = value_and_flags(field, lead)
     if convert:
         flags.append(CONVERTED_FLAG)
         if value is not None:
@@ -241,21 +212,17 @@ def encode_measurement(
     return bytes([flags]) + body
 
 
-def decoder_for(channel: str | None) -> Callable[[bytes], Decoded]:
+_DECODERS: dict[str, Decoder] = {"2a35": decode_measurement, "2a36": decode_intermediate}
+
+
+def decoder_for(channel: str | None) -> Decoder:
     """The decoder for a notification's characteristic (the frame's channel).
 
     No channel means a measurement (captured 0x2A35 frames, the decode CLI). An unknown
     characteristic gets a decoder that rejects every frame, so its bytes are quarantined
     with the reason instead of being read as blood pressure.
     """
-    if channel is None:
-        return decode_measurement
-    short = short_uuid(channel)
-    if short == "2a35":
-        return decode_measurement
-    if short == "2a36":
-        return decode_intermediate
-    return not_in_service(channel, "Blood Pressure")
+    return by_characteristic(channel, _DECODERS, "Blood Pressure", default="2a35")
 
 
 DECLARATIONS = (

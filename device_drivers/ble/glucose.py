@@ -47,7 +47,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from device_drivers.ble.gatt import not_in_service, short_uuid, uuid16
+from device_drivers.ble.gatt import by_characteristic, short_uuid, uuid16
+from device_drivers.ble.measurement_frame import Fields, flags_byte
 from device_drivers.declaration import (
     Binding,
     BlePeripheral,
@@ -59,11 +60,10 @@ from device_drivers.declaration import (
 )
 from device_drivers.ieee11073 import (
     DATE_TIME_SIZE,
-    decode_date_time,
     encode_date_time,
-    sfloat_at,
     sfloat_bytes,
     uint_at,
+    value_and_flags,
 )
 from device_drivers.transport import WholeFrames
 from edge_agent.model import Decoded, DecodeError, DeviceAlarm, Reading
@@ -254,23 +254,11 @@ class GlucoseMeasurement:
 
 def parse_measurement(data: bytes) -> GlucoseMeasurement:
     """A 0x2A18 frame -> its fields; DecodeError (with the offset) for a bad frame."""
-    if not data:
-        raise DecodeError("empty frame: no flags byte", 0)
-    flags = data[0]
-    if flags & FLAGS_RESERVED:
-        raise DecodeError(
-            f"flags 0x{flags:02x} set reserved bits 0x{flags & FLAGS_RESERVED:02x}"
-            " (vendor-prefixed or not a 0x2A18 frame)",
-            0,
-        )
-    sequence = uint_at(data, 1, 2, "sequence number")
-    base_time = decode_date_time(data, 3)
-    offset = MEASUREMENT_MIN_SIZE
-    time_offset: int | None = None
-    if flags & FLAG_TIME_OFFSET:
-        uint_at(data, offset, 2, "time offset")
-        time_offset = struct.unpack_from("<h", data, offset)[0]
-        offset += 2
+    flags = flags_byte(data, FLAGS_RESERVED, "vendor-prefixed or not a 0x2A18 frame")
+    fields = Fields(data, 1)
+    sequence = fields.uint(2, "sequence number")
+    base_time = fields.date_time()
+    time_offset = fields.sint(2, "time offset") if flags & FLAG_TIME_OFFSET else None
     time = base_time
     if base_time is not None and time_offset:
         try:
@@ -283,16 +271,14 @@ def parse_measurement(data: bytes) -> GlucoseMeasurement:
     concentration = None
     sample_type = location = None
     if flags & FLAG_CONCENTRATION:
-        concentration = sfloat_at(data, offset, "glucose concentration")
+        at = fields.offset
+        concentration = fields.sfloat("glucose concentration")
         value = concentration[0]
         if value is not None and value < 0:
-            raise DecodeError(f"glucose concentration {value} is negative", offset)
-        type_location = uint_at(data, offset + 2, 1, "type and sample location")
+            raise DecodeError(f"glucose concentration {value} is negative", at)
+        type_location = fields.uint(1, "type and sample location")
         sample_type, location = type_location & 0x0F, type_location >> 4
-        offset += 3
-    status = None
-    if flags & FLAG_STATUS:
-        status = uint_at(data, offset, 2, "sensor status annunciation")
+    status = fields.uint(2, "sensor status annunciation") if flags & FLAG_STATUS else None
     return GlucoseMeasurement(
         sequence=sequence,
         time=time,
@@ -320,9 +306,7 @@ def decode_measurement(data: bytes) -> Decoded:
     if m.concentration is None or m.sample_type is None or m.location is None:
         flags.append(NO_RESULT_FLAG)
     else:
-        raw, special = m.concentration
-        if special is not None:
-            flags.append(special)
+        raw, flags = value_and_flags(m.concentration, flags)
         if raw is not None:
             value = _to_mmol(raw, m.mol_per_l)
         if not m.mol_per_l:
@@ -458,39 +442,24 @@ def parse_context(data: bytes) -> GlucoseContext:
     if not data:
         raise DecodeError("empty frame: no flags byte", 0)
     flags = data[0]
-    sequence = uint_at(data, 1, 2, "sequence number")
-    offset = 3
-    extended = None
-    if flags & CTX_EXTENDED:
-        extended = uint_at(data, offset, 1, "extended flags")
-        offset += 1
+    fields = Fields(data, 1)
+    sequence = fields.uint(2, "sequence number")
+    extended = fields.uint(1, "extended flags") if flags & CTX_EXTENDED else None
     carbohydrate = None
     if flags & CTX_CARBOHYDRATE:
-        carb_id = uint_at(data, offset, 1, "carbohydrate id")
-        carbohydrate = (carb_id, sfloat_at(data, offset + 1, "carbohydrate"))
-        offset += 3
-    meal = None
-    if flags & CTX_MEAL:
-        meal = uint_at(data, offset, 1, "meal")
-        offset += 1
+        carbohydrate = (fields.uint(1, "carbohydrate id"), fields.sfloat("carbohydrate"))
+    meal = fields.uint(1, "meal") if flags & CTX_MEAL else None
     tester = health = None
     if flags & CTX_TESTER_HEALTH:
-        tester_health = uint_at(data, offset, 1, "tester-health")
+        tester_health = fields.uint(1, "tester-health")
         tester, health = tester_health & 0x0F, tester_health >> 4
-        offset += 1
     exercise = None
     if flags & CTX_EXERCISE:
-        duration = uint_at(data, offset, 2, "exercise duration")
-        exercise = (duration, uint_at(data, offset + 2, 1, "exercise intensity"))
-        offset += 3
+        exercise = (fields.uint(2, "exercise duration"), fields.uint(1, "exercise intensity"))
     medication = None
     if flags & CTX_MEDICATION:
-        medication_id = uint_at(data, offset, 1, "medication id")
-        medication = (medication_id, sfloat_at(data, offset + 1, "medication"))
-        offset += 3
-    hba1c = None
-    if flags & CTX_HBA1C:
-        hba1c = sfloat_at(data, offset, "HbA1c")
+        medication = (fields.uint(1, "medication id"), fields.sfloat("medication"))
+    hba1c = fields.sfloat("HbA1c") if flags & CTX_HBA1C else None
     return GlucoseContext(
         sequence=sequence,
         extended_flags=extended,
@@ -562,11 +531,8 @@ def decode_context(data: bytes) -> Decoded:
 def _context_decoded(context: GlucoseContext) -> Decoded:
     if context.hba1c is None:
         return Decoded()
-    value, special = context.hba1c
-    flags = context_flags(context)
-    if special is not None:
-        flags = (*flags, special)
-    return Decoded(readings=(Reading(HBA1C, value, PERCENT, None, flags),))
+    value, flags = value_and_flags(context.hba1c, context_flags(context))
+    return Decoded(readings=(Reading(HBA1C, value, PERCENT, None, tuple(flags)),))
 
 
 class RecordDecoder:
@@ -584,15 +550,8 @@ class RecordDecoder:
         self._context: GlucoseContext | None = None
 
     def decoder_for(self, channel: str | None) -> Callable[[bytes], Decoded]:
-        short = "2a18" if channel is None else short_uuid(channel)
-        if short == "2a18":
-            return self.measurement
-        if short == "2a34":
-            return self.context
-        if short == "2a52":
-            return self.racp
-        assert channel is not None
-        return not_in_service(channel, "Glucose")
+        decoders = {"2a18": self.measurement, "2a34": self.context, "2a52": self.racp}
+        return by_characteristic(channel, decoders, "Glucose", default="2a18")
 
     def context(self, data: bytes) -> Decoded:
         self._context = None
@@ -855,9 +814,7 @@ def decoder_for(channel: str | None) -> Callable[[bytes], Decoded]:
     characteristic gets a decoder that rejects every frame, so it is quarantined with the
     reason rather than read as glucose.
     """
-    if channel is None:
-        return decode_measurement
-    return _DECODERS.get(short_uuid(channel)) or not_in_service(channel, "Glucose")
+    return by_characteristic(channel, _DECODERS, "Glucose", default="2a18")
 
 
 # --- the download conversation -------------------------------------------------------------

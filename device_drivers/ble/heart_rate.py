@@ -28,11 +28,12 @@ Readings:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from device_drivers.ble.gatt import not_in_service, short_uuid, uuid16
+from device_drivers.ble.gatt import Decoder, by_characteristic, uuid16
+from device_drivers.ble.measurement_frame import Fields, flags_byte
 from device_drivers.declaration import (
     Binding,
     BlePeripheral,
@@ -42,7 +43,6 @@ from device_drivers.declaration import (
     Uplink,
     Yields,
 )
-from device_drivers.ieee11073 import uint_at
 from device_drivers.transport import WholeFrames
 from edge_agent.model import Decoded, DecodeError, Reading
 
@@ -89,28 +89,11 @@ def rr_ms(ticks: int) -> Decimal:
 
 def parse_measurement(data: bytes) -> HeartRateMeasurement:
     """One 0x2A37 frame -> its fields; DecodeError names the bad byte."""
-    if not data:
-        raise DecodeError("empty frame: no flags byte", 0)
-    flags = data[0]
-    if flags & FLAGS_RESERVED:
-        raise DecodeError(
-            f"flags 0x{flags:02x} set reserved bits 0x{flags & FLAGS_RESERVED:02x}"
-            " (vendor-prefixed or not a 0x2A37 frame)",
-            0,
-        )
-    width = 2 if flags & FLAG_UINT16 else 1
-    if 1 + width > len(data):
-        raise DecodeError(
-            f"truncated: heart rate needs {width} byte{'s' if width == 2 else ''},"
-            f" frame has {len(data) - 1}",
-            1,
-        )
-    rate = int.from_bytes(data[1 : 1 + width], "little")
-    offset = 1 + width
-    energy: int | None = None
-    if flags & FLAG_ENERGY:
-        energy = uint_at(data, offset, 2, "energy expended")
-        offset += 2
+    flags = flags_byte(data, FLAGS_RESERVED, "vendor-prefixed or not a 0x2A37 frame")
+    fields = Fields(data, 1)
+    rate = fields.uint(2 if flags & FLAG_UINT16 else 1, "heart rate")
+    energy = fields.uint(2, "energy expended") if flags & FLAG_ENERGY else None
+    offset = fields.offset
     rr: tuple[int, ...] = ()
     if flags & FLAG_RR:
         if offset + 2 > len(data):
@@ -166,16 +149,14 @@ def encode_measurement(
     return bytes([flags]) + body
 
 
-def decoder_for(channel: str | None) -> Callable[[bytes], Decoded]:
+def decoder_for(channel: str | None) -> Decoder:
     """The decoder for a notification's characteristic (the frame's channel).
 
     No channel means a measurement (captures, the decode CLI). Any other characteristic
     (Body Sensor Location 0x2A38 is read, the control point 0x2A39 written) gets a decoder
     that rejects every frame, so its bytes are quarantined with the reason.
     """
-    if channel is None or short_uuid(channel) == "2a37":
-        return decode_measurement
-    return not_in_service(channel, "Heart Rate")
+    return by_characteristic(channel, {"2a37": decode_measurement}, "Heart Rate", default="2a37")
 
 
 DECLARATIONS = (

@@ -1,5 +1,8 @@
 """GATT links behind session.NotifyingLink: bleak for real devices, a scripted fake for tests.
 
+`stop_sending` ends a pretend peripheral's sending task: the scripted link's and the
+simulators' (simulators/ble_bp.py, simulators/glucose_meter.py).
+
 bleak is the only BLE dependency and it stays at this edge: it is imported inside
 `BleakLink.connect`, so importing the drivers (the decode CLI, the tests, the demo with
 its in-process cuff) never loads bleak or touches D-Bus, and its exceptions are turned
@@ -11,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -41,56 +44,53 @@ class BleakLink:
     def is_connected(self) -> bool:
         return self._client is not None and self._client.is_connected
 
-    async def connect(self) -> None:
-        from bleak import BleakClient
+    @contextlib.contextmanager
+    def _bleak_errors(self, doing: str | None = None) -> Iterator[None]:
+        """bleak's errors as OSError naming the device (and what was being done)."""
         from bleak.exc import BleakError
 
         try:
+            yield
+        except BleakError as exc:
+            what = "" if doing is None else f"{doing}: "
+            raise OSError(f"BLE {self.address}: {what}{exc}") from exc
+
+    def _connected_client(self, doing: str) -> BleakClient:
+        if self._client is None:
+            raise OSError(f"BLE {self.address}: {doing} before connect")
+        return self._client
+
+    async def connect(self) -> None:
+        from bleak import BleakClient
+
+        # BleakDeviceNotFoundError, BleakDBusError ... all mean "not reachable now";
+        # a refused bond (AuthenticationFailed) too: retried with backoff.
+        with self._bleak_errors():
             self._client = BleakClient(self.address, timeout=self._timeout_s, pair=self._bond)
             await self._client.connect()
-        except BleakError as exc:
-            # BleakDeviceNotFoundError, BleakDBusError ... all mean "not reachable now";
-            # a refused bond (AuthenticationFailed) too: retried with backoff.
-            raise OSError(f"BLE {self.address}: {exc}") from exc
 
     async def start_notify(self, characteristic: str, callback: NotifyCallback) -> None:
-        from bleak.exc import BleakError
-
-        client = self._client
-        if client is None:
-            raise OSError(f"BLE {self.address}: start_notify before connect")
+        client = self._connected_client("start_notify")
 
         def deliver(_sender: Any, data: bytearray) -> None:
             # Our own bytes type from here on: no bleak object leaves this module.
             callback(bytes(data))
 
-        try:
+        with self._bleak_errors(f"subscribe {characteristic}"):
             await client.start_notify(characteristic, deliver)
-        except BleakError as exc:
-            raise OSError(f"BLE {self.address}: subscribe {characteristic}: {exc}") from exc
 
     async def write(self, characteristic: str, data: bytes) -> None:
         """A write with response (a control point such as the glucose RACP)."""
-        from bleak.exc import BleakError
-
-        client = self._client
-        if client is None:
-            raise OSError(f"BLE {self.address}: write before connect")
-        try:
+        client = self._connected_client("write")
+        with self._bleak_errors(f"write {characteristic}"):
             await client.write_gatt_char(characteristic, data, response=True)
-        except BleakError as exc:
-            raise OSError(f"BLE {self.address}: write {characteristic}: {exc}") from exc
 
     async def disconnect(self) -> None:
-        from bleak.exc import BleakError
-
         client, self._client = self._client, None
         if client is None:
             return
-        try:
+        with self._bleak_errors("disconnect"):
             await client.disconnect()
-        except BleakError as exc:
-            raise OSError(f"BLE {self.address}: disconnect: {exc}") from exc
 
 
 class ScriptedLink:
@@ -166,10 +166,7 @@ class ScriptedLink:
         self._connected = False
         self._callbacks = {}
         pump, self._pump = self._pump, None
-        if pump is not None and pump is not asyncio.current_task():
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
+        await stop_sending(pump)
 
     async def _play(self) -> None:
         sent = 0
@@ -196,3 +193,12 @@ class ScriptedLink:
                 self._callbacks = {}
                 self.drops += 1
                 return
+
+
+async def stop_sending(task: asyncio.Task[None] | None) -> None:
+    """End a pretend peripheral's sending task (this fake's, the simulators') and wait for
+    it. A task that hangs up from inside itself is not cancelled: it ends by returning."""
+    if task is not None and task is not asyncio.current_task():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -62,7 +62,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from device_drivers.ble import berrymed
-from device_drivers.ble.gatt import not_in_service, short_uuid
+from device_drivers.ble.gatt import by_characteristic
+from device_drivers.ble.measurement_frame import Fields, flags_byte
 from device_drivers.ble.resend import time_stamped
 from device_drivers.declaration import (
     Binding,
@@ -73,16 +74,9 @@ from device_drivers.declaration import (
     Uplink,
     Yields,
 )
-from device_drivers.ieee11073 import (
-    DATE_TIME_SIZE,
-    decode_date_time,
-    encode_date_time,
-    sfloat_at,
-    sfloat_bytes,
-    uint_at,
-)
+from device_drivers.ieee11073 import encode_date_time, sfloat_bytes, value_and_flags
 from device_drivers.transport import WholeFrames
-from edge_agent.model import Decoded, DecodeError, DeviceAlarm, Reading
+from edge_agent.model import Decoded, DeviceAlarm, Reading
 
 SERVICE_UUID = "00001822-0000-1000-8000-00805f9b34fb"
 SPOT_UUID = "00002a5e-0000-1000-8000-00805f9b34fb"
@@ -107,6 +101,10 @@ CONT_MEASUREMENT_STATUS = 0x04
 CONT_DEVICE_STATUS = 0x08
 CONT_PULSE_AMPLITUDE = 0x10
 FLAGS_RESERVED = 0xE0  # both characteristics
+# Both measurements end with the same three optional fields, each with its own flag bit:
+# measurement status (uint16), device and sensor status (uint24), pulse amplitude index.
+_SPOT_STATUS_BITS = (SPOT_MEASUREMENT_STATUS, SPOT_DEVICE_STATUS, SPOT_PULSE_AMPLITUDE)
+_CONT_STATUS_BITS = (CONT_MEASUREMENT_STATUS, CONT_DEVICE_STATUS, CONT_PULSE_AMPLITUDE)
 
 # Measurement status (uint16; bits 0-4 reserved).
 MS_ONGOING = 1 << 5
@@ -241,19 +239,6 @@ def device_status_alarms(status: int) -> tuple[DeviceAlarm, ...]:
 # --- frame reading ---------------------------------------------------------------------
 
 
-def _flags_byte(data: bytes, what: str) -> int:
-    if not data:
-        raise DecodeError("empty frame: no flags byte", 0)
-    flags = data[0]
-    if flags & FLAGS_RESERVED:
-        raise DecodeError(
-            f"flags 0x{flags:02x} set reserved bits 0x{flags & FLAGS_RESERVED:02x}"
-            f" (not a {what} frame)",
-            0,
-        )
-    return flags
-
-
 @dataclass(frozen=True, slots=True)
 class _Status:
     """What a frame's status words do to its readings and alarms."""
@@ -287,10 +272,7 @@ def _reading(
     lead: tuple[str, ...],
     status: _Status,
 ) -> Reading:
-    value, special = field
-    flags = list(lead)
-    if special is not None:
-        flags.append(special)
+    value, flags = value_and_flags(field, lead)
     if status.void:
         value = None
     return Reading(metric, value, unit, time, (*flags, *status.flags))
@@ -302,27 +284,25 @@ def _decoded(readings: list[Reading], status: _Status) -> Decoded:
     return Decoded(readings=tuple(readings), alarms=status.alarms)
 
 
+def _status_fields(
+    fields: Fields, flags: int, bits: tuple[int, int, int]
+) -> tuple[int | None, int | None, _Field | None]:
+    """The three optional fields a PLX measurement ends with (`bits`: their flag bits)."""
+    measurement_bit, device_bit, amplitude_bit = bits
+    measurement = fields.uint(2, "measurement status") if flags & measurement_bit else None
+    device = fields.uint(3, "device and sensor status") if flags & device_bit else None
+    amplitude = fields.sfloat("pulse amplitude index") if flags & amplitude_bit else None
+    return measurement, device, amplitude
+
+
 def decode_spot_check(data: bytes) -> Decoded:
     """A PLX Spot-Check Measurement (0x2A5E) -> SpO2, pulse rate, [pulse amplitude index]."""
-    flags = _flags_byte(data, "0x2A5E spot-check")
-    spo2 = sfloat_at(data, 1, "SpO2")
-    rate = sfloat_at(data, 3, "pulse rate")
-    offset = 5
-    time: dt.datetime | None = None
-    if flags & SPOT_TIME_STAMP:
-        time = decode_date_time(data, offset)
-        offset += DATE_TIME_SIZE
-    measurement: int | None = None
-    if flags & SPOT_MEASUREMENT_STATUS:
-        measurement = uint_at(data, offset, 2, "measurement status")
-        offset += 2
-    device: int | None = None
-    if flags & SPOT_DEVICE_STATUS:
-        device = uint_at(data, offset, 3, "device and sensor status")
-        offset += 3
-    amplitude: _Field | None = None
-    if flags & SPOT_PULSE_AMPLITUDE:
-        amplitude = sfloat_at(data, offset, "pulse amplitude index")
+    flags = flags_byte(data, FLAGS_RESERVED, "not a 0x2A5E spot-check frame")
+    fields = Fields(data, 1)
+    spo2 = fields.sfloat("SpO2")
+    rate = fields.sfloat("pulse rate")
+    time = fields.date_time() if flags & SPOT_TIME_STAMP else None
+    measurement, device, amplitude = _status_fields(fields, flags, _SPOT_STATUS_BITS)
     lead: tuple[str, ...] = ()
     if flags & SPOT_CLOCK_NOT_SET:
         # Flag bit 4: a clock that was never set gives a time that means nothing.
@@ -344,29 +324,15 @@ def decode_continuous(data: bytes, *, extras: bool = False) -> Decoded:
     With `extras`, also the fast and slow SpO2/PR pairs (flagged); they are read and
     checked either way, so a frame too short for what its flags promise is rejected.
     """
-    flags = _flags_byte(data, "0x2A5F continuous")
-    normal = (sfloat_at(data, 1, "SpO2"), sfloat_at(data, 3, "pulse rate"))
-    offset = 5
+    flags = flags_byte(data, FLAGS_RESERVED, "not a 0x2A5F continuous frame")
+    fields = Fields(data, 1)
+    normal = (fields.sfloat("SpO2"), fields.sfloat("pulse rate"))
     pairs: list[tuple[str, tuple[_Field, _Field]]] = []
     for bit, name in ((CONT_FAST, FAST_FLAG), (CONT_SLOW, SLOW_FLAG)):
         if flags & bit:
-            pair = (
-                sfloat_at(data, offset, f"SpO2 {name}"),
-                sfloat_at(data, offset + 2, f"pulse rate {name}"),
-            )
+            pair = (fields.sfloat(f"SpO2 {name}"), fields.sfloat(f"pulse rate {name}"))
             pairs.append((name, pair))
-            offset += 4
-    measurement: int | None = None
-    if flags & CONT_MEASUREMENT_STATUS:
-        measurement = uint_at(data, offset, 2, "measurement status")
-        offset += 2
-    device: int | None = None
-    if flags & CONT_DEVICE_STATUS:
-        device = uint_at(data, offset, 3, "device and sensor status")
-        offset += 3
-    amplitude: _Field | None = None
-    if flags & CONT_PULSE_AMPLITUDE:
-        amplitude = sfloat_at(data, offset, "pulse amplitude index")
+    measurement, device, amplitude = _status_fields(fields, flags, _CONT_STATUS_BITS)
     status = _Status.of(measurement, device)
     lead = (CONTINUOUS_FLAG,)
     readings = [
@@ -383,6 +349,15 @@ def decode_continuous(data: bytes, *, extras: bool = False) -> Decoded:
 
 
 # --- features --------------------------------------------------------------------------
+
+
+def _bits(*switches: tuple[bool, int]) -> int:
+    """The word with the bit of every switch that is on."""
+    word = 0
+    for on, bit in switches:
+        if on:
+            word |= bit
+    return word
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,31 +382,23 @@ class PlxFeatures:
     @property
     def spot_flags(self) -> int:
         """The 0x2A5E flag bits the device may set (bit 4, clock not set, is a state)."""
-        flags = 0
-        for supported, bit in (
+        return _bits(
             (self.spot_time_stamp, SPOT_TIME_STAMP),
             (self.measurement_status, SPOT_MEASUREMENT_STATUS),
             (self.device_status, SPOT_DEVICE_STATUS),
             (self.pulse_amplitude_index, SPOT_PULSE_AMPLITUDE),
-        ):
-            if supported:
-                flags |= bit
-        return flags
+        )
 
     @property
     def continuous_flags(self) -> int:
         """The 0x2A5F flag bits the device may set."""
-        flags = 0
-        for supported, bit in (
+        return _bits(
             (self.fast, CONT_FAST),
             (self.slow, CONT_SLOW),
             (self.measurement_status, CONT_MEASUREMENT_STATUS),
             (self.device_status, CONT_DEVICE_STATUS),
             (self.pulse_amplitude_index, CONT_PULSE_AMPLITUDE),
-        ):
-            if supported:
-                flags |= bit
-        return flags
+        )
 
 
 def decode_features(data: bytes) -> PlxFeatures:
@@ -440,14 +407,13 @@ def decode_features(data: bytes) -> PlxFeatures:
     Feature bits 8-15 are reserved and ignored: this is a description read once, and a
     later revision's extra feature must not make the device unusable.
     """
-    bits = uint_at(data, 0, 2, "PLX features")
-    offset = 2
+    fields = Fields(data, 0)
+    bits = fields.uint(2, "PLX features")
     measurement = device = 0
     if bits & FEAT_MEASUREMENT_STATUS:
-        measurement = uint_at(data, offset, 2, "supported measurement status")
-        offset += 2
+        measurement = fields.uint(2, "supported measurement status")
     if bits & FEAT_DEVICE_STATUS:
-        device = uint_at(data, offset, 3, "supported device and sensor status")
+        device = fields.uint(3, "supported device and sensor status")
     return PlxFeatures(
         measurement_status=bool(bits & FEAT_MEASUREMENT_STATUS),
         device_status=bool(bits & FEAT_DEVICE_STATUS),
@@ -477,8 +443,27 @@ def _uint_bytes(value: int, size: int, what: str) -> bytes:
     return value.to_bytes(size, "little")
 
 
-def _optional_sfloat(value: Decimal | None) -> bytes:
-    return b"" if value is None else sfloat_bytes(value)
+def _status_field_bytes(
+    bits: tuple[int, int, int],
+    measurement_status: int | None,
+    device_status: int | None,
+    pulse_amplitude: Decimal | None,
+) -> tuple[int, bytes]:
+    """The three optional fields a PLX measurement ends with (None: absent), and the flag
+    bits (`bits`: theirs) that announce them; `_status_fields` reads them back."""
+    measurement_bit, device_bit, amplitude_bit = bits
+    flags = 0
+    body = b""
+    if measurement_status is not None:
+        flags |= measurement_bit
+        body += _uint_bytes(measurement_status, 2, "measurement status")
+    if device_status is not None:
+        flags |= device_bit
+        body += _uint_bytes(device_status, 3, "device and sensor status")
+    if pulse_amplitude is not None:
+        flags |= amplitude_bit
+        body += sfloat_bytes(pulse_amplitude)
+    return flags, body
 
 
 def encode_spot_check(
@@ -499,16 +484,10 @@ def encode_spot_check(
     if time is not None or time_unknown:
         flags |= SPOT_TIME_STAMP
         body += encode_date_time(time)
-    if measurement_status is not None:
-        flags |= SPOT_MEASUREMENT_STATUS
-        body += _uint_bytes(measurement_status, 2, "measurement status")
-    if device_status is not None:
-        flags |= SPOT_DEVICE_STATUS
-        body += _uint_bytes(device_status, 3, "device and sensor status")
-    if pulse_amplitude is not None:
-        flags |= SPOT_PULSE_AMPLITUDE
-        body += _optional_sfloat(pulse_amplitude)
-    return bytes([flags]) + body
+    status_flags, status_body = _status_field_bytes(
+        _SPOT_STATUS_BITS, measurement_status, device_status, pulse_amplitude
+    )
+    return bytes([flags | status_flags]) + body + status_body
 
 
 def encode_continuous(
@@ -528,22 +507,15 @@ def encode_continuous(
         if pair is not None:
             flags |= bit
             body += sfloat_bytes(pair[0]) + sfloat_bytes(pair[1])
-    if measurement_status is not None:
-        flags |= CONT_MEASUREMENT_STATUS
-        body += _uint_bytes(measurement_status, 2, "measurement status")
-    if device_status is not None:
-        flags |= CONT_DEVICE_STATUS
-        body += _uint_bytes(device_status, 3, "device and sensor status")
-    if pulse_amplitude is not None:
-        flags |= CONT_PULSE_AMPLITUDE
-        body += _optional_sfloat(pulse_amplitude)
-    return bytes([flags]) + body
+    status_flags, status_body = _status_field_bytes(
+        _CONT_STATUS_BITS, measurement_status, device_status, pulse_amplitude
+    )
+    return bytes([flags | status_flags]) + body + status_body
 
 
 def encode_features(features: PlxFeatures) -> bytes:
     """A 0x2A60 value; the supported-status fields follow when their feature bit is set."""
-    bits = 0
-    for supported, bit in (
+    bits = _bits(
         (features.measurement_status, FEAT_MEASUREMENT_STATUS),
         (features.device_status, FEAT_DEVICE_STATUS),
         (features.measurement_storage, FEAT_STORAGE),
@@ -552,9 +524,7 @@ def encode_features(features: PlxFeatures) -> bytes:
         (features.slow, FEAT_SLOW),
         (features.pulse_amplitude_index, FEAT_PULSE_AMPLITUDE),
         (features.multiple_bonds, FEAT_MULTIPLE_BONDS),
-    ):
-        if supported:
-            bits |= bit
+    )
     out = bits.to_bytes(2, "little")
     if features.measurement_status:
         out += _uint_bytes(features.supported_measurement_status, 2, "measurement status")
@@ -581,10 +551,7 @@ def decoder_for(channel: str | None, *, default: str = SPOT_UUID) -> Callable[[b
     `continuous_decoder_for`). An unknown characteristic gets a decoder that rejects every
     frame, so its bytes are quarantined with the reason instead of read as oximetry.
     """
-    if channel is None:
-        channel = default
-    decode = _DECODERS.get(short_uuid(channel))
-    return decode if decode is not None else not_in_service(channel, "Pulse Oximeter")
+    return by_characteristic(channel, _DECODERS, "Pulse Oximeter", default)
 
 
 def spot_decoder_for(channel: str | None) -> Callable[[bytes], Decoded]:

@@ -36,7 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from device_drivers.ble.gatt import not_in_service, short_uuid, uuid16
+from device_drivers.ble.gatt import Decoder, by_characteristic, uuid16
+from device_drivers.ble.measurement_frame import Fields, flags_byte
 from device_drivers.ble.resend import time_stamped
 from device_drivers.declaration import (
     Binding,
@@ -49,15 +50,12 @@ from device_drivers.declaration import (
     Yields,
 )
 from device_drivers.ieee11073 import (
-    DATE_TIME_SIZE,
     FLAG_NAN,
     FLAG_NEG_INF,
     FLAG_POS_INF,
-    decode_date_time,
     encode_date_time,
-    float_at,
     float_bytes,
-    uint_at,
+    value_and_flags,
 )
 from device_drivers.transport import WholeFrames
 from edge_agent.model import Decoded, DecodeError, Reading
@@ -103,7 +101,6 @@ PLAUSIBLE_C = (Decimal(-40), Decimal(100))
 QUIRK_IEEE754 = "ieee754-float"
 QUIRK_INVERTED_UNIT = "inverted-unit"
 
-Decoder = Callable[[bytes], Decoded]
 _Field = tuple[Decimal | None, str | None]
 
 
@@ -118,18 +115,13 @@ class TemperatureMeasurement:
     temperature_type: int | None
 
 
-def _ieee754_at(data: bytes, offset: int) -> _Field:
-    """An IEEE-754 single at `offset` as the shortest decimal that reads back to it.
+def _ieee754(fields: Fields) -> _Field:
+    """The next field read as an IEEE-754 single: the shortest decimal that reads back to it.
 
     Exact binary expansion would turn a device's 36.6 into 36.59999847...; the shortest
     round-tripping text is what the device firmware meant.
     """
-    if offset + 4 > len(data):
-        raise DecodeError(
-            f"truncated: temperature needs 4 bytes, frame has {max(len(data) - offset, 0)}",
-            offset,
-        )
-    raw = data[offset : offset + 4]
+    raw = fields.uint(4, "temperature").to_bytes(4, "little")
     (number,) = struct.unpack("<f", raw)
     if math.isnan(number):
         return None, FLAG_NAN
@@ -146,24 +138,11 @@ def parse_measurement(
     data: bytes, *, ieee754: bool = False, inverted_unit: bool = False
 ) -> TemperatureMeasurement:
     """One 0x2A1C/0x2A1E frame -> its fields; DecodeError names the bad byte."""
-    if not data:
-        raise DecodeError("empty frame: no flags byte", 0)
-    flags = data[0]
-    if flags & FLAGS_RESERVED:
-        raise DecodeError(
-            f"flags 0x{flags:02x} set reserved bits 0x{flags & FLAGS_RESERVED:02x}"
-            " (vendor-prefixed or not a 0x2A1C frame)",
-            0,
-        )
-    value, special = _ieee754_at(data, 1) if ieee754 else float_at(data, 1, "temperature")
-    offset = 5
-    time: dt.datetime | None = None
-    if flags & FLAG_TIME_STAMP:
-        time = decode_date_time(data, offset)
-        offset += DATE_TIME_SIZE
-    temperature_type: int | None = None
-    if flags & FLAG_TEMPERATURE_TYPE:
-        temperature_type = uint_at(data, offset, 1, "temperature type")
+    flags = flags_byte(data, FLAGS_RESERVED, "vendor-prefixed or not a 0x2A1C frame")
+    fields = Fields(data, 1)
+    value, special = _ieee754(fields) if ieee754 else fields.float32("temperature")
+    time = fields.date_time() if flags & FLAG_TIME_STAMP else None
+    temperature_type = fields.uint(1, "temperature type") if flags & FLAG_TEMPERATURE_TYPE else None
     return TemperatureMeasurement(
         value=value,
         special=special,
@@ -182,10 +161,7 @@ def fahrenheit_to_celsius(value: Decimal) -> Decimal:
 
 
 def _readings(parsed: TemperatureMeasurement, lead: tuple[str, ...]) -> Decoded:
-    flags = list(lead)
-    value = parsed.value
-    if parsed.special is not None:
-        flags.append(parsed.special)
+    value, flags = value_and_flags((parsed.value, parsed.special), lead)
     if value is not None:
         # Judged before rounding: quantizing a misread 1e72 would overflow the context.
         celsius = (value - 32) * 5 / 9 if parsed.fahrenheit else value
@@ -275,15 +251,10 @@ def encode_measurement(
 
 
 def _selector(measurement: Decoder, intermediate: Decoder) -> Callable[[str | None], Decoder]:
+    decoders = {"2a1c": measurement, "2a1e": intermediate}
+
     def select(channel: str | None) -> Decoder:
-        if channel is None:
-            return measurement
-        short = short_uuid(channel)
-        if short == "2a1c":
-            return measurement
-        if short == "2a1e":
-            return intermediate
-        return not_in_service(channel, "Health Thermometer")
+        return by_characteristic(channel, decoders, "Health Thermometer", default="2a1c")
 
     return select
 

@@ -29,11 +29,11 @@ inconsistent.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from device_drivers.ble.gatt import not_in_service, short_uuid, uuid16
+from device_drivers.ble.gatt import Decoder, by_characteristic, uuid16
+from device_drivers.ble.measurement_frame import Fields, flags_byte
 from device_drivers.ble.resend import time_stamped
 from device_drivers.declaration import (
     Binding,
@@ -43,7 +43,7 @@ from device_drivers.declaration import (
     Results,
     Yields,
 )
-from device_drivers.ieee11073 import DATE_TIME_SIZE, decode_date_time, encode_date_time, uint_at
+from device_drivers.ieee11073 import encode_date_time
 from device_drivers.transport import WholeFrames
 from edge_agent.model import Decoded, DecodeError, Reading
 
@@ -94,16 +94,9 @@ class WeightMeasurement:
 
 def parse_measurement(data: bytes) -> WeightMeasurement:
     """One 0x2A9D frame -> its fields; DecodeError names the bad byte."""
-    if not data:
-        raise DecodeError("empty frame: no flags byte", 0)
-    flags = data[0]
-    if flags & FLAGS_RESERVED:
-        raise DecodeError(
-            f"flags 0x{flags:02x} set reserved bits 0x{flags & FLAGS_RESERVED:02x}"
-            " (vendor-prefixed or not a 0x2A9D frame)",
-            0,
-        )
-    weight: int | None = uint_at(data, 1, 2, "weight")
+    flags = flags_byte(data, FLAGS_RESERVED, "vendor-prefixed or not a 0x2A9D frame")
+    fields = Fields(data, 1)
+    weight: int | None = fields.uint(2, "weight")
     if weight == WEIGHT_UNSUCCESSFUL:
         weight = None
         if flags & FLAG_BMI_HEIGHT:
@@ -112,20 +105,13 @@ def parse_measurement(data: bytes) -> WeightMeasurement:
                 " allows only time stamp and user id then",
                 0,
             )
-    offset = 3
-    time: dt.datetime | None = None
-    if flags & FLAG_TIME_STAMP:
-        time = decode_date_time(data, offset)
-        offset += DATE_TIME_SIZE
-    user: int | None = None
-    if flags & FLAG_USER_ID:
-        user = uint_at(data, offset, 1, "user id")
-        offset += 1
+    time = fields.date_time() if flags & FLAG_TIME_STAMP else None
+    user = fields.uint(1, "user id") if flags & FLAG_USER_ID else None
     bmi: int | None = None
     height: int | None = None
     if flags & FLAG_BMI_HEIGHT:
-        bmi = uint_at(data, offset, 2, "BMI")
-        height = uint_at(data, offset + 2, 2, "height")
+        bmi = fields.uint(2, "BMI")
+        height = fields.uint(2, "height")
     return WeightMeasurement(
         imperial=bool(flags & FLAG_IMPERIAL),
         weight_steps=weight,
@@ -267,16 +253,14 @@ def decode_feature(data: bytes) -> WeightScaleFeature:
     )
 
 
-def decoder_for(channel: str | None) -> Callable[[bytes], Decoded]:
+def decoder_for(channel: str | None) -> Decoder:
     """The decoder for a notification's characteristic (the frame's channel).
 
     No channel means a measurement (captures, the decode CLI). Any other characteristic
     gets a decoder that rejects every frame, so its bytes are quarantined with the reason
     (the Feature value is not a measurement: read it with `decode_feature`).
     """
-    if channel is None or short_uuid(channel) == "2a9d":
-        return decode_measurement
-    return not_in_service(channel, "Weight Scale")
+    return by_characteristic(channel, {"2a9d": decode_measurement}, "Weight Scale", default="2a9d")
 
 
 DECLARATIONS = (

@@ -28,6 +28,7 @@ from device_drivers.ble.blood_pressure import (
     STATUS_IRREGULAR_PULSE,
     encode_measurement,
 )
+from device_drivers.ble.link import stop_sending
 from device_drivers.simulators.station_clock import DEFAULT_ZONE, device_wall_clock
 from device_drivers.simulators.vital_walk import VitalWalk
 
@@ -146,10 +147,7 @@ class _CuffLink:
     async def disconnect(self) -> None:
         self._connected = False
         pump, self._pump = self._pump, None
-        if pump is not None and pump is not asyncio.current_task():
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
+        await stop_sending(pump)
 
     async def _send(self) -> None:
         loop = asyncio.get_running_loop()

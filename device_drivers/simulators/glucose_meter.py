@@ -61,6 +61,7 @@ from device_drivers.ble.glucose import (
     encode_racp_count,
     encode_racp_response,
 )
+from device_drivers.ble.link import stop_sending
 from device_drivers.simulators.station_clock import DEFAULT_ZONE, device_wall_clock
 from device_drivers.simulators.vital_walk import VitalWalk
 from edge_agent.model import DecodeError
@@ -298,10 +299,7 @@ class _MeterLink:
 
     async def _stop_procedure(self) -> None:
         task, self._procedure = self._procedure, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_sending(task)
 
     def _notify(self, characteristic: str, data: bytes) -> None:
         callback = self._callbacks.get(characteristic)

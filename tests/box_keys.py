@@ -9,6 +9,17 @@ from edge_agent.config import Config
 from edge_agent.crypto import keyring
 from edge_agent.crypto.keyring import Keyring
 
+
+def box_config(tmp_path: Path) -> Path:
+    """A box's config file: data_dir `tmp_path/data`, a broker nobody listens on."""
+    cfg = tmp_path / "edge-agent.toml"
+    cfg.write_text(
+        f'[agent]\nid = "box-1"\ndata_dir = "{tmp_path / "data"}"\n'
+        '[uplink]\nbroker = "mqtt://127.0.0.1:9"\nallow_insecure = true\n'
+    )
+    return cfg
+
+
 # One keyring for the tests that need keys but not a file (a store opened in-process).
 KEYS: Keyring = keyring.new_keyring("intl", "2026-01-01T00:00:00Z")
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from box_keys import box_config
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -135,15 +136,6 @@ def _private_file(data: bytes) -> Iterator[Path]:
         yield path
 
 
-def _config(tmp_path: Path) -> Path:
-    cfg = tmp_path / "edge-agent.toml"
-    cfg.write_text(
-        f'[agent]\nid = "box-1"\ndata_dir = "{tmp_path / "data"}"\n'
-        '[uplink]\nbroker = "mqtt://127.0.0.1:9"\nallow_insecure = true\n'
-    )
-    return cfg
-
-
 def _edge_agent(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(EDGE_AGENT), *args], capture_output=True, text=True, timeout=60, check=False
@@ -151,7 +143,7 @@ def _edge_agent(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_daemon_does_not_start_without_its_key_file(tmp_path: Path) -> None:
-    cfg = _config(tmp_path)
+    cfg = box_config(tmp_path)
     run = _edge_agent("run", "--config", str(cfg))
     assert run.returncode == 1
     lines = [line for line in run.stderr.splitlines() if "keys:" in line]
@@ -160,7 +152,7 @@ def test_the_daemon_does_not_start_without_its_key_file(tmp_path: Path) -> None:
 
 
 def test_the_daemon_does_not_start_on_a_key_file_open_to_others(tmp_path: Path) -> None:
-    cfg = _config(tmp_path)
+    cfg = box_config(tmp_path)
     assert _edge_agent("keys", "init", "--config", str(cfg)).returncode == 0
     (tmp_path / "data" / "keys" / "keyring.json").chmod(0o644)
     run = _edge_agent("run", "--config", str(cfg))
@@ -168,7 +160,7 @@ def test_the_daemon_does_not_start_on_a_key_file_open_to_others(tmp_path: Path) 
 
 
 def test_keys_cli_init_show_mac_and_refusals(tmp_path: Path) -> None:
-    cfg = _config(tmp_path)
+    cfg = box_config(tmp_path)
     missing = _edge_agent("keys", "show-mac", "--config", str(cfg))
     assert missing.returncode == 1
     assert missing.stderr.startswith("error: keys: ") and "missing" in missing.stderr

@@ -12,23 +12,14 @@ import sys
 import time
 from pathlib import Path
 
-from box_keys import init_keys_in
-from residents import residents
+from box_keys import box_config, init_keys_in
+from residents import Resident, residents
 from waiting import wait_until
 
 from edge_agent.crypto import keyring
 from edge_agent.store import StoreWriter, open_readonly
 
 EDGE_AGENT = Path(sys.executable).with_name("edge-agent")
-
-
-def _config(tmp_path: Path) -> Path:
-    cfg = tmp_path / "edge-agent.toml"
-    cfg.write_text(
-        f'[agent]\nid = "box-1"\ndata_dir = "{tmp_path / "data"}"\n'
-        '[uplink]\nbroker = "mqtt://127.0.0.1:9"\nallow_insecure = true\n'
-    )
-    return cfg
 
 
 def _cli(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -39,6 +30,22 @@ def _cli(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
+
+
+def _add(cfg: Path, people: list[Resident]) -> None:
+    for r in people:
+        done = _cli(
+            cfg,
+            "patients",
+            "add",
+            "--national-id",
+            r.national_id,
+            "--name",
+            r.name,
+            "--phone",
+            r.phone,
+        )
+        assert done.returncode == 0, done.stderr
 
 
 def _daemon(cfg: Path) -> subprocess.Popen[str]:
@@ -64,7 +71,7 @@ def _socket_up(tmp_path: Path) -> bool:
 def test_a_rotation_killed_half_way_is_finished_by_the_daemon_losing_nothing(
     tmp_path: Path,
 ) -> None:
-    cfg = _config(tmp_path)
+    cfg = box_config(tmp_path)
     data = tmp_path / "data"
     keys = init_keys_in(data)
     everyone = residents(2000)
@@ -146,41 +153,17 @@ def _plain_values_in(data: Path, count: int) -> list[tuple[str, str]]:
 
 
 def test_no_national_id_name_or_phone_is_in_any_file_under_data_dir(tmp_path: Path) -> None:
-    cfg = _config(tmp_path)
+    cfg = box_config(tmp_path)
     data = tmp_path / "data"
     assert _cli(cfg, "keys", "init").returncode == 0
     everyone = residents(12)
     # Some registered with no daemon running (the command writes the store itself) ...
-    for r in everyone[:3]:
-        done = _cli(
-            cfg,
-            "patients",
-            "add",
-            "--national-id",
-            r.national_id,
-            "--name",
-            r.name,
-            "--phone",
-            r.phone,
-        )
-        assert done.returncode == 0, done.stderr
+    _add(cfg, everyone[:3])
     # ... the rest through the daemon; a visit; a clean restart; then a crash.
     daemon = _daemon(cfg)
     try:
         wait_until(lambda: _socket_up(tmp_path), timeout_s=30)
-        for r in everyone[3:9]:
-            done = _cli(
-                cfg,
-                "patients",
-                "add",
-                "--national-id",
-                r.national_id,
-                "--name",
-                r.name,
-                "--phone",
-                r.phone,
-            )
-            assert done.returncode == 0, done.stderr
+        _add(cfg, everyone[3:9])
         assert _cli(cfg, "visit", "start", "--national-id", everyone[4].national_id).returncode == 0
     finally:
         daemon.send_signal(signal.SIGTERM)
@@ -190,19 +173,7 @@ def test_no_national_id_name_or_phone_is_in_any_file_under_data_dir(tmp_path: Pa
         wait_until(
             lambda: _socket_up(tmp_path) and _cli(cfg, "status").returncode == 0, timeout_s=30
         )
-        for r in everyone[9:]:
-            done = _cli(
-                cfg,
-                "patients",
-                "add",
-                "--national-id",
-                r.national_id,
-                "--name",
-                r.name,
-                "--phone",
-                r.phone,
-            )
-            assert done.returncode == 0, done.stderr
+        _add(cfg, everyone[9:])
         time.sleep(0.5)
     finally:
         daemon.kill()

@@ -116,15 +116,20 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 @contextlib.contextmanager
 def _reading(args: argparse.Namespace) -> Iterator[tuple[StoreReader, Config]]:
     """The box's store opened read-only (the daemon may be writing), and the config."""
-    from edge_agent.store import StoreError, open_readonly
+    from edge_agent.operations import load_keys
+    from edge_agent.store import PersonalDataLocked, StoreError, open_readonly
 
     cfg = _load_config(args)
+    # With the keys when this user may read them; without, personal values stay sealed.
+    keys, no_keys = load_keys(cfg)
     try:
-        store = open_readonly(cfg.agent.db_path)
+        store = open_readonly(cfg.agent.db_path, keys, no_keys=no_keys)
     except StoreError as exc:
         raise CliError(str(exc)) from None
     try:
         yield store, cfg
+    except PersonalDataLocked as exc:
+        raise CliError(str(exc), EXIT_FAILED) from None
     finally:
         store.close()
 
@@ -226,6 +231,52 @@ def cmd_patients_list(args: argparse.Namespace) -> int:
         rows = patients.residents(store)
     for row in rows:
         print(json.dumps(row, ensure_ascii=False))
+    return EXIT_OK
+
+
+def cmd_keys_init(args: argparse.Namespace) -> int:
+    from edge_agent import key_rotation
+
+    print(json.dumps(key_rotation.init_keys(_load_config(args), args.suite)))
+    return EXIT_OK
+
+
+def _print_progress(done: int, left: int) -> None:
+    print(f"keys: re-sealed {done} resident(s), {left} left", file=sys.stderr, flush=True)
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from edge_agent import operations
+    from edge_agent.operations import RotateKeys
+
+    cfg = _load_config(args)
+    request = RotateKeys(suite=cfg.security.suite)
+    done = operations.rotate_keys(cfg, request, batch=args.batch, on_progress=_print_progress)
+    print(json.dumps(done))
+    return EXIT_OK
+
+
+def cmd_keys_reseal(args: argparse.Namespace) -> int:
+    from edge_agent import operations
+
+    cfg = _load_config(args)
+    print(json.dumps(operations.reseal(cfg, batch=args.batch, on_progress=_print_progress)))
+    return EXIT_OK
+
+
+def cmd_keys_status(args: argparse.Namespace) -> int:
+    from edge_agent import key_rotation
+
+    with _reading(args) as (store, _cfg):
+        report = key_rotation.status(store)
+    print(json.dumps(report.as_json()) if args.json else report.as_text())
+    return EXIT_OK
+
+
+def cmd_keys_show_mac(args: argparse.Namespace) -> int:
+    from edge_agent import key_rotation
+
+    print(key_rotation.show_mac(_load_config(args)))
     return EXIT_OK
 
 
@@ -644,6 +695,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="*", help="the station whose open visit it is about")
     p.set_defaults(func=cmd_prealert)
 
+    p = sub.add_parser(
+        "keys", parents=[common], help="the box's keys: personal data sealed at rest"
+    )
+    ksub = _actions(p, "keys_command")
+    c = ksub.add_parser(
+        "init", parents=[common], help="create the key file (refuses to replace one)"
+    )
+    c.add_argument(
+        "--suite", choices=["intl", "sm"], default=None, help="default: the config's security.suite"
+    )
+    c.set_defaults(func=cmd_keys_init)
+    for name, func, what in (
+        ("rotate", cmd_keys_rotate, "a new active key (security.suite), then re-seal every value"),
+        ("reseal", cmd_keys_reseal, "finish an unfinished re-seal (the daemon does it at start)"),
+    ):
+        c = ksub.add_parser(name, parents=[common], help=what)
+        c.add_argument(
+            "--batch", type=int, default=200, metavar="N", help="residents per transaction (200)"
+        )
+        c.set_defaults(func=func)
+    c = ksub.add_parser("status", parents=[common], help="the active key, values per key id")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_keys_status)
+    c = ksub.add_parser(
+        "show-mac", parents=[common], help="the box's MAC key (hex), to enrol it at the gateway"
+    )
+    c.set_defaults(func=cmd_keys_show_mac)
+
     p = sub.add_parser("demo", parents=[common], help="the whole chain on embedded defaults")
     p.add_argument("--headless", action="store_true", help="print a summary instead of the TUI")
     p.add_argument(
@@ -666,6 +745,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from edge_agent.control import OpError
+    from edge_agent.crypto.keyring import KeyringError
+
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command == "decode" and not any(x.startswith("-") for x in extra):
@@ -690,6 +772,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, not at exit
     except CliError as exc:
         return _failed(str(exc), exc.status)
+    except OpError as exc:  # a change refused or failed, by the daemon or here
+        return _failed(str(exc), exc.status)
+    except KeyringError as exc:  # the key file: missing, open to others, not a keyring
+        return _failed(str(exc), EXIT_FAILED)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -28,10 +28,11 @@ from typing import Any
 
 from device_drivers import registry
 from device_drivers.transport import FrameSink, Outcome
-from edge_agent import operations, sd_notify
+from edge_agent import key_rotation, operations, sd_notify
 from edge_agent.clock import Clock, SystemClock
 from edge_agent.config import Config
 from edge_agent.control import ControlServer
+from edge_agent.crypto import keyring as keyring_file
 from edge_agent.devices import DeviceRuntime, runtime_for
 from edge_agent.model import Frame
 from edge_agent.recorder import Decoder, Recorded, Recorder
@@ -53,6 +54,9 @@ LOCK_WAIT_S = 10.0
 TASK_STOP_S = 3.0
 # The state a device shows while its task is waiting to be started again.
 STATE_FAILED = "failed"
+# Between two batches of the sealing pass: the loop's other work (a group commit, the
+# control socket) goes first.
+RESEAL_PAUSE_S = 0.01
 
 
 @dataclass
@@ -82,6 +86,7 @@ class Agent:
     # Futures of frames in `_pending` whose transport waits for the commit (MLLP ACKs).
     _waiting: dict[int, asyncio.Future[Outcome]] = field(default_factory=dict, init=False)
     _fatal: BaseException | None = field(default=None, init=False)
+    _reseal_wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
     def __post_init__(self) -> None:
         self.recorder = Recorder(
@@ -197,6 +202,37 @@ class Agent:
         with self.store.transaction():
             self.store.meta.set(META_TASKS, json.dumps(states))
 
+    def wake_reseal(self) -> None:
+        self._reseal_wake.set()
+
+    async def _reseal(self, stop: asyncio.Event) -> None:
+        """The sealing pass (edge_agent.key_rotation), resumed at start and woken by
+        `keys rotate`: one batch per transaction, between the group commits."""
+        done = 0
+        while not stop.is_set():
+            self._reseal_wake.clear()
+            resealed = key_rotation.reseal_batch(self.store)
+            if resealed:
+                done += resealed
+                await asyncio.sleep(RESEAL_PAUSE_S)
+                continue
+            if done:
+                self.store.truncate_wal()
+                log.info("keys: %d resident(s) re-sealed under key %s", done, self._active_key())
+                done = 0
+            waits = [
+                asyncio.ensure_future(stop.wait()),
+                asyncio.ensure_future(self._reseal_wake.wait()),
+            ]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+
+    def _active_key(self) -> str:
+        return "-" if self.store.keys is None else self.store.keys.active_id
+
     def _supervise(self, stop: asyncio.Event) -> list[asyncio.Task[None]]:
         supervisor = Supervisor(stop)
 
@@ -229,6 +265,7 @@ class Agent:
                 self._task_report,
             )
         )
+        tasks.append(supervisor.start("reseal", lambda: self._reseal(stop), self._task_report))
         return tasks
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -246,7 +283,9 @@ class Agent:
                 )
         server: ControlServer | None = None
         if self.control_path is not None:
-            services = operations.Services(self.store, self.clock, self.config, self.uplink.wake)
+            services = operations.Services(
+                self.store, self.clock, self.config, self.uplink.wake, self.wake_reseal
+            )
             server = ControlServer(self.control_path, operations.handler(services))
             await server.start()
         tasks = self._supervise(stop)
@@ -344,7 +383,9 @@ def bootstrap(
     """Build the real dependency graph (tests build the same with scripted parts).
 
     Takes the writer lock on data_dir first (waiting `lock_wait_s` for a CLI command
-    that is writing; WriterLockBusy names who holds it), then opens the store.
+    that is writing; WriterLockBusy names who holds it), loads the keyring
+    (`security.key_file`; KeyringError, one line, when it is missing or wrong), then
+    opens the store with it.
     Devices: the config's, plus the BLE devices paired at this station (`edge-agent
     devices pair`), the BLE ones sharing one advertisement watcher.
     """
@@ -359,7 +400,8 @@ def bootstrap(
         give_up=give_up,
     )
     try:
-        store = StoreWriter.open(config.agent.db_path)
+        keys = keyring_file.load(config.security.key_path(config.agent.data_dir))
+        store = StoreWriter.open(config.agent.db_path, keys)
     except BaseException:
         lock.release()
         raise
@@ -411,7 +453,7 @@ def run_forever(config: Config, shutdown: Shutdown | None = None) -> int:
             return 0  # asked to stop while waiting for the store
         log.critical("cannot start: %s", exc)
         return 1
-    except (StoreError, OSError) as exc:
+    except (StoreError, OSError, keyring_file.KeyringError) as exc:
         log.critical("cannot start: %s", exc)
         return 1
     agent.on_fatal = lambda exc: shutdown.begin(1, grace_s=FATAL_EXIT_S)

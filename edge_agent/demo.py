@@ -34,6 +34,7 @@ from types import FrameType
 from typing import Any
 
 from edge_agent.config import embedded_defaults
+from edge_agent.crypto import keyring
 from edge_agent.daemon import Agent, bootstrap
 from edge_agent.demo_devices import SIMULATED, DemoRates
 from edge_agent.local_broker import BrokerError, LocalBroker
@@ -156,6 +157,9 @@ class DemoChain:
             f"strip_every_s = {up.strip_every_s:g}\n",
             encoding="utf-8",
         )
+        key_file = config.security.key_path(agent.data_dir)
+        if not key_file.exists():  # the demo's own box: its keys made on its first run
+            keyring.init(key_file, config.security.suite)
         return config
 
     def start(self) -> None:

@@ -28,14 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from edge_agent import alerts, control, crew_entries, pairing, patients, writer_route
+from edge_agent import alerts, control, crew_entries, key_rotation, pairing, patients, writer_route
 from edge_agent.clock import Clock, SystemClock
 from edge_agent.config import Config
 from edge_agent.control import STATUS_FAILED, STATUS_USAGE, Caller, OpError
+from edge_agent.crypto import keyring as keyring_file
+from edge_agent.crypto.suites import SUITES
 from edge_agent.model import Refused
 from edge_agent.national_id import NationalIdError
 from edge_agent.rules.engine import ClinicalRules
-from edge_agent.store import StoreError, StoreWriter
+from edge_agent.store import PersonalDataLocked, StoreError, StoreWriter
 from edge_agent.writer_lock import WriterLock
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,9 @@ class Services:
     clock: Clock
     config: Config
     wake_uplink: Callable[[], None] = field(default=lambda: None)
+    # The daemon's sealing pass (edge_agent.key_rotation), woken after `keys rotate`;
+    # None: no pass runs in this process (a command re-seals itself, with progress).
+    wake_reseal: Callable[[], None] | None = None
 
     def rules(self) -> ClinicalRules:
         return ClinicalRules.for_box(self.config)
@@ -148,6 +153,24 @@ class ForgetDevice:
 
 
 @dataclass(frozen=True, slots=True)
+class RotateKeys:
+    op: ClassVar[str] = "keys.rotate"
+    suite: str  # the suite the new key is in: the config's `security.suite`
+
+    def __post_init__(self) -> None:
+        if self.suite not in SUITES:
+            raise Refused(f"keys rotate: suite {self.suite!r}: one of {', '.join(sorted(SUITES))}")
+
+
+@dataclass(frozen=True, slots=True)
+class ResealKeys:
+    """Not a change of its own: the daemon's sealing pass is asked to run (its batches
+    are the changes)."""
+
+    op: ClassVar[str] = "keys.reseal"
+
+
+@dataclass(frozen=True, slots=True)
 class Ping:
     """Not a change: tells a UI that the daemon is there and answering."""
 
@@ -164,6 +187,7 @@ Change = (
     | Prealert
     | PairDevice
     | ForgetDevice
+    | RotateKeys
 )
 
 
@@ -322,6 +346,11 @@ def _devices_forget(s: Services, caller: Caller, r: ForgetDevice) -> Done:
     return Done({"forgotten": address}, f"ble:{address}")
 
 
+def _keys_rotate(s: Services, caller: Caller, r: RotateKeys) -> Done:
+    answer = key_rotation.rotate(s.store, s.config, r.suite, s.wake_reseal)
+    return Done(answer, f"key:{answer['active']}")
+
+
 @dataclass(frozen=True, slots=True)
 class Operation(Generic[R]):
     request: type[R]
@@ -339,6 +368,7 @@ OPERATIONS: dict[str, Operation[Any]] = {
     Prealert.op: Operation(Prealert, _prealert),
     PairDevice.op: Operation(PairDevice, _devices_pair),
     ForgetDevice.op: Operation(ForgetDevice, _devices_forget),
+    RotateKeys.op: Operation(RotateKeys, _keys_rotate),
 }
 PING = Ping.op
 
@@ -348,6 +378,9 @@ def run(services: Services, op: str, args: Mapping[str, Any], caller: Caller) ->
     if op == PING:
         checked(Ping, args)
         return {"agent": services.config.agent.id, "pid": os.getpid()}
+    if op == ResealKeys.op:
+        checked(ResealKeys, args)
+        return _reseal_in_daemon(services)
     operation = OPERATIONS.get(op)
     if operation is None:
         raise OpError(f"unknown operation {op!r}", STATUS_USAGE)
@@ -367,10 +400,19 @@ def run(services: Services, op: str, args: Mapping[str, Any], caller: Caller) ->
         raise OpError(str(exc), STATUS_USAGE) from None
     except (StoreError, sqlite3.Error) as exc:
         raise OpError(f"{op}: the store failed: {exc}", STATUS_FAILED) from None
+    except (PersonalDataLocked, keyring_file.KeyringError) as exc:
+        raise OpError(f"{op}: {exc}", STATUS_FAILED) from None
     if done.queued:
         services.wake_uplink()
     log.info("%s by %s: %s", op, caller.user, done.subject)
     return done.result
+
+
+def _reseal_in_daemon(services: Services) -> dict[str, Any]:
+    if services.wake_reseal is None or services.store.keys is None:
+        raise OpError("keys reseal: this process runs no sealing pass", STATUS_FAILED)
+    services.wake_reseal()
+    return {**key_rotation.status(services.store).as_json(), "resealing_in": "daemon"}
 
 
 def handler(services: Services) -> control.Handler:
@@ -405,8 +447,14 @@ def perform(
     """`request` done by whoever writes the store now: the running daemon (through its
     socket), or this process holding the writer lock when no daemon does."""
     op, args = request.op, as_args(request)
+    return writer_route.change(
+        _route(config, op, wait_s), op, args, lambda: _locally(config, op, args, clock)
+    )
+
+
+def _route(config: Config, op: str, wait_s: float) -> writer_route.Route:
     data_dir = config.agent.data_dir
-    route = writer_route.Route(
+    return writer_route.Route(
         lock=WriterLock(data_dir),
         store=f"the store in {data_dir}",
         # Where the config says the daemon listens, when the lock's holder does not say
@@ -415,16 +463,79 @@ def perform(
         command=op,
         wait_s=wait_s,
     )
-    return writer_route.change(route, op, args, lambda: _locally(config, op, args, clock))
+
+
+def rotate_keys(
+    config: Config,
+    request: RotateKeys,
+    *,
+    batch: int = key_rotation.BATCH,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """`keys rotate`: the new key made by whoever writes the store; the re-seal then in
+    the daemon's background, or (no daemon) here, batch by batch."""
+    if batch < 1:
+        raise Refused("keys rotate --batch: at least 1 resident per transaction")
+    rotated = perform(config, request)
+    if rotated.get("resealing_in") == "daemon":
+        return rotated
+    return reseal(config, batch=batch, on_progress=on_progress)
+
+
+def reseal(
+    config: Config,
+    *,
+    batch: int = key_rotation.BATCH,
+    on_progress: Callable[[int, int], None] | None = None,
+    wait_s: float = ROUTE_WAIT_S,
+) -> dict[str, Any]:
+    """The sealing pass (`keys rotate`, `keys reseal`): the running daemon's, woken, or
+    run here under the writer lock, batch by batch (`on_progress(done, left)`)."""
+    if batch < 1:
+        raise Refused("keys reseal --batch: at least 1 resident per transaction")
+
+    def here() -> dict[str, Any]:
+        keys, no_keys = load_keys(config)
+        if keys is None:
+            raise OpError(f"keys reseal: {no_keys}", STATUS_FAILED)
+        try:
+            store = StoreWriter.open(config.agent.db_path, keys)
+        except StoreError as exc:
+            raise OpError(str(exc), STATUS_FAILED) from None
+        try:
+            key_rotation.reseal_all(store, batch=batch, on_progress=on_progress)
+            return {**key_rotation.status(store).as_json(), "resealing_in": "command"}
+        except sqlite3.Error as exc:
+            raise OpError(f"keys reseal: the store failed: {exc}", STATUS_FAILED) from None
+        finally:
+            store.close()
+
+    return writer_route.change(_route(config, ResealKeys.op, wait_s), ResealKeys.op, {}, here)
+
+
+def _open_writer(config: Config) -> StoreWriter:
+    """The store with the box's keys, or without them when this user cannot load them:
+    then a change that touches personal data is refused naming the key file's problem
+    (a pairing or an alert acknowledged needs no keys)."""
+    keys, no_keys = load_keys(config)
+    try:
+        return StoreWriter.open(config.agent.db_path, keys, no_keys=no_keys)
+    except StoreError as exc:
+        raise OpError(str(exc), STATUS_FAILED) from None
+
+
+def load_keys(config: Config) -> tuple[keyring_file.Keyring | None, str | None]:
+    """The box's keyring, or None and why not (the key file's one-line error)."""
+    try:
+        return keyring_file.load(config.security.key_path(config.agent.data_dir)), None
+    except keyring_file.KeyringError as exc:
+        return None, str(exc)
 
 
 def _locally(
     config: Config, op: str, args: Mapping[str, Any], clock: Clock | None
 ) -> dict[str, Any]:
-    try:
-        store = StoreWriter.open(config.agent.db_path)
-    except StoreError as exc:
-        raise OpError(str(exc), STATUS_FAILED) from None
+    store = _open_writer(config)
     try:
         services = Services(store, clock or SystemClock.create(), config)
         return run(services, op, args, Caller.this_process())

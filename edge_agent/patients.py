@@ -56,6 +56,11 @@ def residents(store: StoreReader) -> list[dict[str, Any]]:
     ]
 
 
+def find_by_phone(store: StoreReader, phone: str) -> list[PatientRow]:
+    """The residents registered with this phone (its digits compared), by blind index."""
+    return store.patients.by_phone(phone)
+
+
 def held_readings(store: StoreReader, device: str | None = None) -> list[HeldFrame]:
     """Readings that wait for a doctor to say whose they are (`readings unassigned`):
     taken with no visit open, or from a monitor naming another resident."""

@@ -34,6 +34,14 @@ install -m 0644 "$src/systemd/edge-agent.service" /etc/systemd/system/
 if [ "${1:-}" = "--gateway" ]; then
     install -m 0644 "$src/systemd/edge-agent-gateway.service" /etc/systemd/system/
 fi
+# The box's keys (personal data is sealed with them): created once, as the service user,
+# in its state directory; never replaced (keys init refuses an existing file).
+install -d -m 0750 -o edge-agent -g edge-agent /var/lib/edge-agent
+if [ ! -e /var/lib/edge-agent/keys/keyring.json ]; then
+    runuser -u edge-agent -- "$prefix/.venv/bin/edge-agent" keys init \
+        --config /etc/edge-agent/edge-agent.toml \
+        || echo "install: run edge-agent keys init as edge-agent once the config is edited"
+fi
 systemctl daemon-reload
 systemctl enable edge-agent.service
 echo "install: done; start with: systemctl start edge-agent (after editing the config)"

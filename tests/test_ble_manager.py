@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from box_keys import init_keys_in
 from waiting import until
 
 from device_drivers import registry
@@ -185,6 +186,7 @@ def station(tmp_path: Path) -> Path:
         '[uplink]\nbroker = "mqtt://127.0.0.1:1"\nallow_insecure = true\n'
         '[[device]]\nid = "cuff-1"\ndriver = "ble-bp"\naddress = "11:22:33:44:55:66"\n'
     )
+    init_keys_in(tmp_path)
     return config
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TypedDict
 
 import pytest
+from box_keys import init_keys_in
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from waiting import until
@@ -191,6 +192,7 @@ class Box:
         runtime = runtime_for(DeviceConfig(id=self.device, driver=driver, port=slave))
         assert isinstance(runtime.transport, SerialTransport)
         runtime.transport.settings.rtscts = False  # a pty has no RTS/CTS lines (Datex)
+        init_keys_in(self.config.agent.data_dir)
         self.agent = bootstrap(self.config, devices=[runtime])
         self.db = self.config.agent.db_path
         self.stop = asyncio.Event()

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from box_keys import init_keys_in
 
 from edge_agent.store import StoreWriter
 
@@ -47,6 +48,7 @@ allow_insecure = true
         encoding="utf-8",
     )
     StoreWriter.open(tmp_path / "data" / "edge-agent.sqlite3").close()
+    init_keys_in(tmp_path / "data")
     return cfg
 
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from box_keys import keys_of
 
 from device_drivers import capture
 from edge_agent import (
@@ -47,7 +48,7 @@ def box(tmp: Path) -> tuple[Config, StoreWriter]:
             "uplink": {"broker": "mqtt://127.0.0.1:9", "allow_insecure": True},
         }
     )
-    return config, StoreWriter.open(config.agent.db_path)
+    return config, StoreWriter.open(config.agent.db_path, keys_of(config))
 
 
 def urgent_bp(store: StoreWriter) -> int:

@@ -33,6 +33,7 @@ SERVICES = {
     "edge_agent.daemon",
     "edge_agent.demo",
     "edge_agent.followup",
+    "edge_agent.key_rotation",
     "edge_agent.operations",
     "edge_agent.pairing",
     "edge_agent.patients",
@@ -46,8 +47,9 @@ SERVICES = {
 ALSO_ALLOWED = {
     "edge_agent.config": None,
     "edge_agent.control": {"OpError", "one_line"},
+    "edge_agent.crypto.keyring": {"KeyringError"},
     "edge_agent.model": {"Refused"},
-    "edge_agent.store": {"StoreError", "StoreReader", "open_readonly"},
+    "edge_agent.store": {"PersonalDataLocked", "StoreError", "StoreReader", "open_readonly"},
     "edge_agent.shutdown": {"Shutdown"},
 }
 GATEWAY_SERVICES = {"sync.gateway.reply", "sync.gateway.status", "sync.gateway.service"}
@@ -236,6 +238,7 @@ def test_the_gateway_cli_imports_only_its_services() -> None:
 OPERATION_SERVICES = {
     "edge_agent.alerts",
     "edge_agent.crew_entries",
+    "edge_agent.key_rotation",
     "edge_agent.pairing",
     "edge_agent.patients",
 }

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from box_keys import KEYS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from waiting import wait_until
@@ -42,7 +43,7 @@ class Served:
 
     def __init__(self, tmp: Path, **server_options: Any) -> None:
         self.db = tmp / "data" / "edge-agent.sqlite3"
-        self.store = StoreWriter.open(self.db)
+        self.store = StoreWriter.open(self.db, KEYS)
         config = from_dict(
             {
                 "agent": {"id": "box-1", "data_dir": str(tmp / "data")},

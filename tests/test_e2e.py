@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from box_keys import init_keys_in
 from waiting import wait_until
 
 from device_drivers.simulators import masimo as masimo_sim
@@ -171,6 +172,7 @@ commit_interval_ms = 50
 """,
         encoding="utf-8",
     )
+    init_keys_in(tmp_path / "agent")
     return cfg
 
 

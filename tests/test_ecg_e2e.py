@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from box_keys import init_keys_in
 from test_e2e import agent_counts
 from waiting import wait_until
 
@@ -57,6 +58,7 @@ commit_interval_ms = 50
 """,
         encoding="utf-8",
     )
+    init_keys_in(tmp_path / "agent")
     return cfg
 
 

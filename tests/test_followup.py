@@ -8,6 +8,8 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+from box_keys import init_keys_in
+
 from edge_agent.clock import SystemClock
 from edge_agent.model import Decoded, Frame, Reading
 from edge_agent.patients import register, start_visit
@@ -29,7 +31,7 @@ def _box(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _record(db: Path, *readings: Reading, visit: bool = True) -> None:
-    store = StoreWriter.open(db)
+    store = StoreWriter.open(db, init_keys_in(db.parent))
     clock = SystemClock.create()
     try:
         if visit and store.patients.by_national_id(NID) is None:

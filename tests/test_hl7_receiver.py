@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from box_keys import KEYS, init_keys_in
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 from hypothesis import given, settings
@@ -27,6 +28,7 @@ from device_drivers.serial.intellivue.decode import decode_frame
 from device_drivers.serial.intellivue.framing import FrameReader, encode_frame
 from edge_agent import patients
 from edge_agent.clock import SystemClock
+from edge_agent.crypto.keyring import Keyring
 from edge_agent.model import HELD_PATIENT_CONFLICT, OUTBOX_HELD, Decoded, Frame
 from edge_agent.recorder import Recorded, Recorder
 from edge_agent.rules.engine import ClinicalRules
@@ -44,9 +46,9 @@ EUI64_EI = re.compile(r"([0-9A-F]{16})\^\^\1\^EUI-64")
 
 
 class Box:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, keys: Keyring = KEYS) -> None:
         self.path = path
-        self.store = StoreWriter.open(path)
+        self.store = StoreWriter.open(path, keys)
         self.clock = SystemClock.create()
         self.recorder = Recorder(self.store, rules=ClinicalRules(news2_window_s=900))
 
@@ -349,7 +351,7 @@ def test_a_monitor_naming_someone_else_is_held_for_the_crew_to_assign(tmp_path: 
         '[uplink]\nbroker = "mqtt://127.0.0.1:1"\nallow_insecure = true\n',
         encoding="utf-8",
     )
-    b = Box(data_dir / "edge-agent.sqlite3")
+    b = Box(data_dir / "edge-agent.sqlite3", init_keys_in(data_dir))
     b.visit(RESIDENT)
     pid = f"PID|||{OTHER[0]}||李^四"
     rec = b.record("mllp-1", "hl7-mllp", mllp_message("H1", pid, [SPO2_ROW]), decoder("hl7-mllp"))
@@ -379,7 +381,7 @@ def test_a_monitor_naming_someone_else_is_held_for_the_crew_to_assign(tmp_path: 
     assert held["device_patient"]["national_id"] == OTHER[0]
     cli("patients", "add", "--national-id", OTHER[0], "--name", OTHER[1])
     cli("readings", "assign", "--national-id", OTHER[0], str(held["frame_id"]))
-    b = Box(data_dir / "edge-agent.sqlite3")
+    b = Box(data_dir / "edge-agent.sqlite3", init_keys_in(data_dir))
     try:
         row = b.store.outbox.get(rec.message_id)
         assert row is not None and row.status == "pending"

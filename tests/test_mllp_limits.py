@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TypedDict
 
 import pytest
+from box_keys import init_keys_in
 from hypothesis import given
 from hypothesis import strategies as st
 from waiting import until
@@ -70,6 +71,7 @@ commit_interval_ms = 50
 async def running_box(
     tmp_path: Path, broker: LocalBroker, limits: str = ""
 ) -> AsyncIterator[tuple[Agent, MllpListener]]:
+    init_keys_in(tmp_path / "box")
     agent = bootstrap(parse(box_config(tmp_path, broker, limits)))
     listener = agent.devices[0].transport
     assert isinstance(listener, MllpListener)
@@ -309,6 +311,7 @@ idle_timeout_s = 30
 
 def test_listener_keys_reach_the_listener(tmp_path: Path, broker: LocalBroker) -> None:
     limits = "max_connections = 8\nidle_timeout_s = 45\nmessage_timeout_s = 20"
+    init_keys_in(tmp_path / "box")
     agent = bootstrap(parse(box_config(tmp_path, broker, limits)))
     try:
         listener = agent.devices[0].transport

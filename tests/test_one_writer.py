@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from box_keys import init_keys_in
 from waiting import wait_until
 
 from edge_agent.national_id import check_character
@@ -145,16 +146,13 @@ def test_every_writing_command_goes_through_the_busy_daemon(tmp_path: Path) -> N
     )
     rounds = done["patients add"]
 
-    store = open_readonly(db)
+    store = open_readonly(db, init_keys_in(data / "agent"))  # the demo's key file
     try:
         conn = store.conn
         ids = [national_id(n) for n in range(1, rounds + 1)]
+        # Sealed in the store: counted opened, with the demo's keys.
         per_patient = dict(
-            conn.execute(
-                "SELECT national_id, COUNT(*) FROM patient WHERE national_id IN"
-                f" ({','.join('?' * len(ids))}) GROUP BY national_id",
-                ids,
-            ).fetchall()
+            Counter(p.national_id for p in store.patients.all() if p.national_id in set(ids))
         )
         complaints = Counter(
             c for (c,) in conn.execute("SELECT complaint FROM prealert WHERE source = 'crew'")

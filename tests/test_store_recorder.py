@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from box_keys import KEYS
 
 from edge_agent.clock import SystemClock, new_message_id
 from edge_agent.model import Decoded, DecodeError, DeviceAlarm, Frame, Reading
@@ -42,7 +43,7 @@ def crash(_: bytes) -> Decoded:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[StoreWriter]:
-    s = StoreWriter.open(tmp_path / "agent.sqlite3")
+    s = StoreWriter.open(tmp_path / "agent.sqlite3", KEYS)
     yield s
     s.close()
 
@@ -64,7 +65,7 @@ def test_pragmas_and_migrations(tmp_path: Path) -> None:
     } <= tables
     # Numbered 1, 2, 3 ... in order, and applying again changes nothing.
     assert [number for number, _, _ in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
-    assert s.migrate() == LATEST_VERSION == 8
+    assert s.migrate() == LATEST_VERSION == 9
     s.conn.execute("INSERT INTO schema_version VALUES (99, 'from the future', 0)")
     s.close()
     with pytest.raises(StoreError, match="newer than this program"):

@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from box_keys import KEYS
 
 import edge_agent.store as store_package
 from edge_agent.model import Frame, Reading, RecordingContext, SourcePatient, Statement, Waveform
@@ -63,7 +64,7 @@ REPOSITORIES = {
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[StoreWriter]:
-    s = StoreWriter.open(tmp_path / "agent.sqlite3")
+    s = StoreWriter.open(tmp_path / "agent.sqlite3", KEYS)
     yield s
     s.close()
 

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from box_keys import init_keys_in
+
 from edge_agent import config as agent_config
 from edge_agent.cli import build_parser
 
@@ -112,6 +114,7 @@ allow_insecure = true
 """,
         encoding="utf-8",
     )
+    init_keys_in(tmp_path / "data")
     notify_path = tmp_path / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(notify_path))

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from box_keys import init_keys_in
 from paho.mqtt.enums import CallbackAPIVersion
 
 from device_drivers import registry
@@ -201,6 +202,7 @@ async def test_a_driver_registered_in_a_test_runs_end_to_end(
     gateway = Gateway(broker.url, gateway_db, client_id="toy-gateway")
     gateway.start()
     acks = AckWatch(broker, asyncio.get_running_loop())
+    init_keys_in(config.agent.data_dir)
     agent = bootstrap(config)
     stop = asyncio.Event()
     running = asyncio.create_task(agent.run(stop))

@@ -6,6 +6,7 @@ import os
 from decimal import Decimal
 from pathlib import Path
 
+from box_keys import init_keys_in
 from textual.widgets import Label, Static
 
 from edge_agent.clock import SystemClock
@@ -135,7 +136,7 @@ class RunningAgent:
                 "uplink": {"broker": "mqtt://127.0.0.1:9", "allow_insecure": True},
             }
         )
-        self.store = StoreWriter.open(data_dir / "edge-agent.sqlite3")
+        self.store = StoreWriter.open(data_dir / "edge-agent.sqlite3", init_keys_in(data_dir))
         services = operations.Services(self.store, CLOCK, config)
         server = control.ControlServer(self.socket, operations.handler(services))
         ready = threading.Event()

@@ -39,6 +39,7 @@ from edge_agent.store.patients import (
     PatientRow,
     Patients,
     PatientsReader,
+    PersonalDataLocked,
 )
 from edge_agent.store.prealerts import NoticeRow, PrealertRow, Prealerts, PrealertsReader
 from edge_agent.store.quarantine import (
@@ -84,6 +85,7 @@ __all__ = [
     "PatientRow",
     "Patients",
     "PatientsReader",
+    "PersonalDataLocked",
     "PrealertRow",
     "Prealerts",
     "PrealertsReader",

@@ -11,6 +11,12 @@ transaction and exposes the repositories with their writes (`store.outbox.mark_s
 `open_readonly` gives a `StoreReader`: the same repositories on a read-only connection,
 with their reads only (the status CLI, the TUI, the demo's summary); it never blocks the
 writer, never migrates and never checkpoints.
+
+Either is given the keyring (edge_agent.crypto.keyring) by the process that may hold it
+(the daemon, a command run as the service user), or none: then the residents' personal
+values stay sealed (store.patients raises PersonalDataLocked). The writer runs with
+`secure_delete` (sqlite.org, "PRAGMA secure_delete"): a value re-sealed or deleted is
+overwritten in the file, not left in a free page.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
+from edge_agent.crypto.keyring import Keyring
 from edge_agent.store.alerts import Alerts, AlertsReader
 from edge_agent.store.devices import Devices, DevicesReader
 from edge_agent.store.ecg import Ecg, EcgReader
@@ -57,6 +64,7 @@ def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
             raise StoreError(f"store {path}: could not switch to WAL (got {mode})")
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA secure_delete = ON")
     return conn
 
 
@@ -64,12 +72,20 @@ class StoreReader:
     """The store read through one read-only connection (SQLite `mode=ro`): every
     repository's reads, none of its writes. Made by `open_readonly`."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        keys: Keyring | None = None,
+        no_keys: str | None = None,
+    ) -> None:
         self.conn = conn  # tests look at the tables through it; code asks the repositories
         self.path = path
+        self.keys = keys
+        self.no_keys = no_keys  # why `keys` is None: the key file's one-line error
         self.frames = FramesReader(conn)
         self.outbox = OutboxReader(conn)
-        self.patients = PatientsReader(conn)
+        self.patients = PatientsReader(conn, keys, no_keys)
         self.alerts = AlertsReader(conn)
         self.devices = DevicesReader(conn)
         self.ecg = EcgReader(conn)
@@ -78,6 +94,11 @@ class StoreReader:
         self.status = StatusReader(conn)
         self.meta = MetaReader(conn)
         self.operation_log = OperationLogReader(conn)
+
+    def use_keys(self, keys: Keyring) -> None:
+        """The keyring from now on (after `keys rotate`: the new key seals)."""
+        self.keys = keys
+        self.patients = PatientsReader(self.conn, keys)
 
     def schema_version(self) -> int:
         row = self.conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
@@ -102,12 +123,18 @@ class StoreWriter(StoreReader):
     meta: Meta
     operation_log: OperationLog
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
-        super().__init__(conn, path)
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        keys: Keyring | None = None,
+        no_keys: str | None = None,
+    ) -> None:
+        super().__init__(conn, path, keys, no_keys)
         self._db = Database(conn)
         self.frames = Frames(conn)
         self.outbox = Outbox(conn)
-        self.patients = Patients(conn)
+        self.patients = Patients(conn, keys, no_keys)
         self.alerts = Alerts(conn)
         self.devices = Devices(conn)
         self.ecg = Ecg(conn)
@@ -116,13 +143,20 @@ class StoreWriter(StoreReader):
         self.meta = Meta(conn)
         self.operation_log = OperationLog(conn)
 
+    def use_keys(self, keys: Keyring) -> None:
+        self.keys = keys
+        self.patients = Patients(self.conn, keys)
+
     @classmethod
-    def open(cls, path: Path) -> StoreWriter:
+    def open(
+        cls, path: Path, keys: Keyring | None = None, *, no_keys: str | None = None
+    ) -> StoreWriter:
+        """`no_keys`: why `keys` is None (what a personal-data refusal then says)."""
         try:
             conn = _connect(path, readonly=False)
         except sqlite3.Error as exc:
             raise StoreError(f"store {path}: cannot open ({exc})") from None
-        store = cls(conn, path)
+        store = cls(conn, path, keys, no_keys)
         log.info("store %s: SQLite %s", path, sqlite3.sqlite_version)
         store.migrate()
         return store
@@ -160,6 +194,13 @@ class StoreWriter(StoreReader):
             self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         self.conn.close()
 
+    def truncate_wal(self) -> None:
+        """Checkpoint and truncate the WAL, so that pages a re-seal replaced (personal
+        values under an old key, or plain) leave no copy in it; skipped while a reader
+        holds an older snapshot (the next pass does it)."""
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """One atomic, durable unit (synchronous=FULL: returns after the fsync)."""
@@ -167,7 +208,9 @@ class StoreWriter(StoreReader):
             yield
 
 
-def open_readonly(path: Path) -> StoreReader:
+def open_readonly(
+    path: Path, keys: Keyring | None = None, *, no_keys: str | None = None
+) -> StoreReader:
     """A reader for status/TUI: never blocks the daemon's writer, never migrates."""
     if not path.exists():
         raise StoreError(f"store {path}: does not exist (has the agent run yet?)")
@@ -175,4 +218,4 @@ def open_readonly(path: Path) -> StoreReader:
         conn = _connect(path, readonly=True)
     except sqlite3.Error as exc:
         raise StoreError(f"store {path}: cannot open ({exc})") from None
-    return StoreReader(conn, path)
+    return StoreReader(conn, path, keys, no_keys)

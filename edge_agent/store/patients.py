@@ -4,12 +4,27 @@ A visit is open at a station (a device id, or '*' for the whole box); readings a
 bound to the visit open where they were taken when they are recorded. Air/oxygen,
 ACVPU and the SpO2 scale come from people, not devices (`edge-agent visit observe`):
 the scale stays with the patient, the others age out with the NEWS2 window.
+
+A resident's national id, name and phone are stored sealed (edge_agent.crypto.sealed,
+each value's place its column: "patient.name") and found by keyed blind indexes; the
+keyring is the store's, given by whoever opened it. `sealed_key` names the key all
+three of a row are sealed under; NULL marks a row written before sealing (migration 9),
+which the sealing pass (`reseal_stale`, edge_agent.key_rotation) seals. A store opened
+without keys reads visits but not who they are: PersonalDataLocked, never ciphertext.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+
+from edge_agent.crypto import sealed
+from edge_agent.crypto.keyring import Keyring
+from edge_agent.crypto.suites import SealError
+
+
+class PersonalDataLocked(RuntimeError):
+    """Personal data asked of a store opened without the keyring."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,29 +55,110 @@ class News2Context:
     acvpu: str | None
 
 
-_PATIENT_COLUMNS = "id, national_id, name, phone, sex, birth_date"
+NATIONAL_ID_PLACE = "patient.national_id"
+NAME_PLACE = "patient.name"
+PHONE_PLACE = "patient.phone"
+PLAIN = "plain"  # how key counts name rows not sealed yet
+
+_PATIENT_COLUMNS = "id, national_id, name, phone, sex, birth_date, sealed_key"
 _ENCOUNTER_COLUMNS = "id, patient_id, station, patient_class"
+_Stored = tuple[int, str, str, str | None, str | None, str | None, str | None]
 
 
 class PatientsReader:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, keys: Keyring | None = None, no_keys: str | None = None
+    ) -> None:
+        """`no_keys`: why there is no keyring (the key file's error), for the refusal."""
         self._conn = conn
+        self._keyring = keys
+        self._no_keys = no_keys
+
+    def _keys(self) -> Keyring:
+        if self._keyring is None:
+            raise PersonalDataLocked(
+                "personal data stays sealed in a store opened without keys"
+                f" ({self._no_keys or 'none given'})"
+            )
+        return self._keyring
+
+    def _opened(self, row: _Stored) -> PatientRow:
+        patient_id, national_id, name, phone, sex, birth_date, key_id = row
+        keys = self._keys()
+        if key_id is None:  # written before migration 9, not yet sealed
+            return PatientRow(patient_id, national_id, name, phone, sex, birth_date)
+        try:
+            return PatientRow(
+                patient_id,
+                sealed.open_value(keys, NATIONAL_ID_PLACE, national_id),
+                sealed.open_value(keys, NAME_PLACE, name),
+                None if phone is None else sealed.open_value(keys, PHONE_PLACE, phone),
+                sex,
+                birth_date,
+            )
+        except SealError as exc:
+            raise SealError(f"patient {patient_id}: {exc}") from None
 
     def get(self, patient_id: int) -> PatientRow | None:
         row = self._conn.execute(
             f"SELECT {_PATIENT_COLUMNS} FROM patient WHERE id = ?", (patient_id,)
         ).fetchone()
-        return None if row is None else PatientRow(*row)
+        return None if row is None else self._opened(row)
 
     def by_national_id(self, national_id: str) -> PatientRow | None:
+        """The resident with this number: by its blind index under every key (a rotation
+        may be half done), or the plain number of a row not sealed yet."""
+        keys = self._keys()
+        indexes = sealed.blind_indexes(keys, sealed.NATIONAL_ID, national_id)
+        marks = ", ".join("?" * len(indexes))
         row = self._conn.execute(
-            f"SELECT {_PATIENT_COLUMNS} FROM patient WHERE national_id = ?", (national_id,)
+            f"SELECT {_PATIENT_COLUMNS} FROM patient WHERE national_id_index IN ({marks})"
+            " OR (sealed_key IS NULL AND national_id = ?) ORDER BY id LIMIT 1",
+            (*indexes, sealed.normalised(sealed.NATIONAL_ID, national_id)),
         ).fetchone()
-        return None if row is None else PatientRow(*row)
+        return None if row is None else self._opened(row)
+
+    def by_phone(self, phone: str) -> list[PatientRow]:
+        """Everyone registered with this phone (its digits: "138-0013-8000" is
+        "13800138000"), found by its blind index; rows not sealed yet are compared
+        opened."""
+        keys = self._keys()
+        indexes = sealed.blind_indexes(keys, sealed.PHONE, phone)
+        marks = ", ".join("?" * len(indexes))
+        rows = self._conn.execute(
+            f"SELECT {_PATIENT_COLUMNS} FROM patient WHERE phone_index IN ({marks}) ORDER BY id",
+            indexes,
+        ).fetchall()
+        found = [self._opened(r) for r in rows]
+        digits = sealed.normalised(sealed.PHONE, phone)
+        plain = self._conn.execute(
+            f"SELECT {_PATIENT_COLUMNS} FROM patient WHERE sealed_key IS NULL"
+            " AND phone IS NOT NULL ORDER BY id"
+        ).fetchall()
+        found += [self._opened(r) for r in plain if sealed.normalised(sealed.PHONE, r[3]) == digits]
+        return sorted(found, key=lambda p: p.id)
 
     def all(self) -> list[PatientRow]:
         rows = self._conn.execute(f"SELECT {_PATIENT_COLUMNS} FROM patient ORDER BY id").fetchall()
-        return [PatientRow(*r) for r in rows]
+        return [self._opened(r) for r in rows]
+
+    def values_per_key(self) -> dict[str, int]:
+        """How many personal values each key id seals (`plain`: not sealed yet): the
+        progress of a rotation. Needs no keys."""
+        rows = self._conn.execute(
+            "SELECT COALESCE(sealed_key, ?), SUM(2 + (phone IS NOT NULL)) FROM patient"
+            " GROUP BY 1 ORDER BY 1",
+            (PLAIN,),
+        ).fetchall()
+        return {str(k): int(n) for k, n in rows}
+
+    def stale_count(self, active_id: str) -> int:
+        """Rows not sealed under `active_id` (plain ones included)."""
+        row = self._conn.execute(
+            "SELECT COUNT(*) FROM patient WHERE sealed_key IS NULL OR sealed_key != ?",
+            (active_id,),
+        ).fetchone()
+        return int(row[0])
 
     def current_encounter(self, device_id: str) -> EncounterRow | None:
         """The open visit for this device, or for the whole box ('*'); never guessed."""
@@ -107,6 +203,20 @@ class PatientsReader:
         )
 
 
+def _sealed_columns(
+    keys: Keyring, national_id: str, name: str, phone: str | None
+) -> tuple[str, str, str | None, str, str | None, str]:
+    """national_id, name, phone sealed; their indexes; the key id."""
+    return (
+        sealed.seal(keys, NATIONAL_ID_PLACE, national_id),
+        sealed.seal(keys, NAME_PLACE, name),
+        None if phone is None else sealed.seal(keys, PHONE_PLACE, phone),
+        sealed.blind_index(keys, sealed.NATIONAL_ID, national_id),
+        None if phone is None else sealed.blind_index(keys, sealed.PHONE, phone),
+        keys.active_id,
+    )
+
+
 class Patients(PatientsReader):
     def add(
         self,
@@ -118,13 +228,33 @@ class Patients(PatientsReader):
         birth_date: str | None,
         wall_ns: int,
     ) -> int:
+        columns = _sealed_columns(self._keys(), national_id, name, phone)
         cur = self._conn.execute(
-            "INSERT INTO patient (national_id, name, phone, sex, birth_date, created_wall_ns)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (national_id, name, phone, sex, birth_date, wall_ns),
+            "INSERT INTO patient (national_id, name, phone, national_id_index, phone_index,"
+            " sealed_key, sex, birth_date, created_wall_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*columns, sex, birth_date, wall_ns),
         )
         assert cur.lastrowid is not None
         return cur.lastrowid
+
+    def reseal_stale(self, limit: int) -> int:
+        """Seal under the active key up to `limit` rows that are plain or sealed under
+        another key (their values opened with the key they name); how many. The caller's
+        transaction makes a batch one unit: a batch killed half-way is not there."""
+        keys = self._keys()
+        rows = self._conn.execute(
+            f"SELECT {_PATIENT_COLUMNS} FROM patient"
+            " WHERE sealed_key IS NULL OR sealed_key != ? ORDER BY id LIMIT ?",
+            (keys.active_id, limit),
+        ).fetchall()
+        for row in rows:
+            p = self._opened(row)
+            self._conn.execute(
+                "UPDATE patient SET national_id = ?, name = ?, phone = ?, national_id_index = ?,"
+                " phone_index = ?, sealed_key = ? WHERE id = ?",
+                (*_sealed_columns(keys, p.national_id, p.name, p.phone), p.id),
+            )
+        return len(rows)
 
     def open_encounter(
         self,

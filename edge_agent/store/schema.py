@@ -445,6 +445,22 @@ def _v8_operation_log(db: Database) -> None:
     )
 
 
+def _v9_sealed_patients(db: Database) -> None:
+    # A resident's national id, name and phone are sealed values (edge_agent.crypto.sealed)
+    # from now on; `sealed_key` is the key id all three are sealed under (NULL: rows
+    # written before, still plain, until the sealing pass re-seals them). They are found
+    # by keyed blind indexes: the national id's is unique, the phone's is not (a family
+    # shares one). The index on the plain column stays: plain rows keep their uniqueness
+    # until sealed, sealed values are random.
+    patient = db.table("patient")
+    patient.add_column("national_id_index", str)
+    patient.add_column("phone_index", str)
+    patient.add_column("sealed_key", str)
+    patient.create_index(["national_id_index"], unique=True)
+    patient.create_index(["phone_index"])
+    patient.create_index(["sealed_key"])
+
+
 Migration = tuple[int, str, Callable[[Database], None]]
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -464,6 +480,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         _v7_device_identity_and_sources,
     ),
     (8, "operation log: who changed what", _v8_operation_log),
+    (9, "sealed national id, name and phone; blind indexes", _v9_sealed_patients),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

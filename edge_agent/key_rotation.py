@@ -1,0 +1,119 @@
+"""The sealing pass: every personal value under the active key, in small transactions.
+
+One pass serves two cases: after `keys rotate` (values sealed under an older key id) and
+after migration 9 (rows written plain before). Each value names its key id, so what is
+left is a query (`sealed_key` not the active id), not a position kept somewhere: a pass
+killed at any point (SIGKILL, power loss) lost at most its open batch, which SQLite
+rolls back, and the next pass goes on from there. The daemon runs it in the background
+between its group commits; `edge-agent keys rotate` and `keys reseal` run it in the
+command when no daemon runs.
+
+After a pass that changed something, the WAL is checkpointed and truncated: with the
+writer's `secure_delete`, an old value leaves no copy in the database file, and none in
+the write-ahead log either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge_agent.config import Config
+from edge_agent.crypto import keyring
+from edge_agent.store import PersonalDataLocked, StoreReader, StoreWriter
+
+BATCH = 200  # rows per transaction: a few ms on a Pi, so a group commit waits little
+
+
+@dataclass(frozen=True, slots=True)
+class KeysStatus:
+    active: str
+    suite: str
+    values: dict[str, int]  # key id (or "plain") -> sealed values under it
+    stale_rows: int  # rows the pass still has to re-seal
+
+    def as_text(self) -> str:
+        per_key = ", ".join(f"{k}: {n}" for k, n in self.values.items()) or "none"
+        state = (
+            f"re-sealing, {self.stale_rows} resident(s) left"
+            if self.stale_rows
+            else "every value sealed under it"
+        )
+        return f"active key {self.active} ({self.suite}); values per key id: {per_key}; {state}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "active": self.active,
+            "suite": self.suite,
+            "values": self.values,
+            "resealing": self.stale_rows > 0,
+            "rows_left": self.stale_rows,
+        }
+
+
+def key_file(config: Config) -> Path:
+    return config.security.key_path(config.agent.data_dir)
+
+
+def init_keys(config: Config, suite: str | None = None) -> dict[str, Any]:
+    """`keys init`: the box's key file made (KeyringError if there is one already)."""
+    path = key_file(config)
+    keys = keyring.init(path, suite or config.security.suite)
+    return {"key_file": str(path), "active": keys.active_id, "suite": keys.active.suite.name}
+
+
+def show_mac(config: Config) -> str:
+    """`keys show-mac`: the per-box MAC key, hex (what `gateway enroll` registers)."""
+    return keyring.load(key_file(config)).mac_key.hex()
+
+
+def rotate(
+    store: StoreWriter, config: Config, suite: str, wake: Callable[[], None] | None
+) -> dict[str, Any]:
+    """A new active key in `suite` written to the key file and used by `store` from now
+    on; `wake` (the daemon's pass) told, or the answer says the command re-seals."""
+    keys = keyring.rotate(key_file(config), suite)
+    store.use_keys(keys)
+    if wake is not None:
+        wake()
+    return {**status(store).as_json(), "resealing_in": "command" if wake is None else "daemon"}
+
+
+def status(store: StoreReader) -> KeysStatus:
+    """The active key and how many values each key id seals (needs the keyring)."""
+    keys = store.keys
+    if keys is None:
+        raise PersonalDataLocked(store.no_keys or "keys: the store was opened without them")
+    return KeysStatus(
+        active=keys.active_id,
+        suite=keys.active.suite.name,
+        values=store.patients.values_per_key(),
+        stale_rows=store.patients.stale_count(keys.active_id),
+    )
+
+
+def reseal_batch(store: StoreWriter, batch: int = BATCH) -> int:
+    """One transaction: up to `batch` rows sealed under the active key; how many."""
+    if store.keys is None:
+        return 0
+    with store.transaction():
+        return store.patients.reseal_stale(batch)
+
+
+def reseal_all(
+    store: StoreWriter,
+    *,
+    batch: int = BATCH,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Batches until nothing is left; `on_progress(done, left)` after each. How many."""
+    done = 0
+    while n := reseal_batch(store, batch):
+        done += n
+        if on_progress is not None and store.keys is not None:
+            on_progress(done, store.patients.stale_count(store.keys.active_id))
+    if done:
+        store.truncate_wal()
+    return done

@@ -23,6 +23,8 @@ from edge_agent.store import (
     AlertRow,
     Alerts,
     AlertsReader,
+    Audit,
+    AuditReader,
     Devices,
     DevicesReader,
     Ecg,
@@ -43,6 +45,8 @@ from edge_agent.store import (
     QuarantineReader,
     StoreReader,
     StoreWriter,
+    Users,
+    UsersReader,
     open_readonly,
 )
 
@@ -58,6 +62,8 @@ REPOSITORIES = {
     "quarantine": (QuarantineReader, Quarantine),
     "meta": (MetaReader, Meta),
     "operation_log": (OperationLogReader, OperationLog),
+    "users": (UsersReader, Users),
+    "audit": (AuditReader, Audit),
 }
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from edge_agent.store.alerts import Alerts, AlertsReader
+from edge_agent.store.audit import Audit, AuditReader
 from edge_agent.store.devices import Devices, DevicesReader
 from edge_agent.store.ecg import Ecg, EcgReader
 from edge_agent.store.frames import Frames, FramesReader
@@ -35,6 +36,7 @@ from edge_agent.store.prealerts import Prealerts, PrealertsReader
 from edge_agent.store.quarantine import Quarantine, QuarantineReader
 from edge_agent.store.schema import LATEST_VERSION, MIGRATIONS
 from edge_agent.store.status import StatusReader
+from edge_agent.store.users import Users, UsersReader
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,8 @@ class StoreReader:
         self.status = StatusReader(conn)
         self.meta = MetaReader(conn)
         self.operation_log = OperationLogReader(conn)
+        self.users = UsersReader(conn)
+        self.audit = AuditReader(conn)
 
     def schema_version(self) -> int:
         row = self.conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
@@ -101,6 +105,8 @@ class StoreWriter(StoreReader):
     quarantine: Quarantine
     meta: Meta
     operation_log: OperationLog
+    users: Users
+    audit: Audit
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         super().__init__(conn, path)
@@ -115,6 +121,8 @@ class StoreWriter(StoreReader):
         self.quarantine = Quarantine(conn)
         self.meta = Meta(conn)
         self.operation_log = OperationLog(conn)
+        self.users = Users(conn)
+        self.audit = Audit(conn)
 
     @classmethod
     def open(cls, path: Path) -> StoreWriter:

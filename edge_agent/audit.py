@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -234,19 +234,8 @@ def check_chain(rows: Iterator[AuditRow], anchors: Iterable[Anchor]) -> Verdict:
         if row.suite not in SUITES:
             return Verdict(count, row.seq, f"row {row.seq}: unknown suite {row.suite!r}")
         self_consistent = row_hash(row) == row.hash
-        if row.prev_hash != prev:
-            if self_consistent and row.seq > 1:
-                # Row seq is as it was written (its hash covers its prev_hash), so the
-                # row before it is not the one it was chained to.
-                return Verdict(
-                    count,
-                    row.seq - 1,
-                    f"row {row.seq - 1} is not the row that row {row.seq} was chained to"
-                    " (inserted or replaced)",
-                )
-            return Verdict(count, row.seq, f"row {row.seq}: not linked to the row before it")
-        if not self_consistent:
-            return Verdict(count, row.seq, f"row {row.seq}: does not match its hash (edited)")
+        if row.prev_hash != prev or not self_consistent:
+            return _first_bad(row, count, linked=row.prev_hash == prev, whole=self_consistent)
         if row.seq in wanted:
             seen[row.seq] = row.hash
         prev, expected, count = row.hash, expected + 1, count + 1
@@ -268,6 +257,43 @@ def check_chain(rows: Iterator[AuditRow], anchors: Iterable[Anchor]) -> Verdict:
                 f"row {seq + 1}: after the head the {anchor.source} anchor holds (inserted)",
             )
     return Verdict(count)
+
+
+def _first_bad(row: AuditRow, count: int, *, linked: bool, whole: bool) -> Verdict:
+    """Which row a break at `row` shows to be the first bad one, and why."""
+    seq = row.seq
+    if whole and seq > 1:
+        # Row seq is as it was written (its hash covers its prev_hash), so the row
+        # before it is not the one it was chained to.
+        return Verdict(
+            count,
+            seq - 1,
+            f"row {seq - 1} is not the row that row {seq} was chained to (inserted or replaced)",
+        )
+    if row_hash(dataclasses.replace(row, seq=seq - 1)) == row.hash:
+        return Verdict(count, seq - 1, f"row {seq - 1} was inserted (the rows after it renumbered)")
+    if row_hash(dataclasses.replace(row, seq=seq + 1)) == row.hash:
+        return Verdict(count, seq, f"row {seq} is missing (deleted, the rows after it renumbered)")
+    if not linked:
+        return Verdict(count, seq, f"row {seq}: not linked to the row before it")
+    return Verdict(count, seq, f"row {seq}: does not match its hash (edited)")
+
+
+def attempted(
+    store: StoreReader, op: str, args: Mapping[str, Any]
+) -> tuple[str | None, int | None]:
+    """What a refused or failed request was about (subject, person), from its arguments:
+    a read of everyone's list, or the resident a national id names."""
+    if op == "patients.list":
+        return "patients:*", None
+    number = args.get("national_id")
+    if not isinstance(number, str):
+        return None, None
+    try:
+        found = store.patients.by_national_id(parse_national_id(number).number)
+    except NationalIdError:
+        return None, None
+    return (None, None) if found is None else (f"patient:{found.id}", found.id)
 
 
 # --- audit show ---------------------------------------------------------------------

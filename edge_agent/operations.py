@@ -597,6 +597,7 @@ def _audit_alone(
     action = audit.ACTIONS.get(op)
     if action is None:
         return
+    subject, person = audit.attempted(services.store, op, args)
     event = audit.Event(
         user=actor.name,
         role=actor.role,
@@ -604,6 +605,8 @@ def _audit_alone(
         action=action,
         op=op,
         outcome=outcome,
+        subject=subject,
+        person=person,
         reason=control.one_line(reason, 300),
     )
     try:

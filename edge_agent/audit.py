@@ -36,6 +36,7 @@ from edge_agent.store import AuditRow, StoreReader, StoreWriter
 
 GENESIS = bytes(32)
 HEAD_KEY = "audit.head"
+MAX_SHOWN = 20_000  # rows one `audit show` returns (~7 MB: within control.MAX_ANSWER)
 
 OK = "ok"
 REFUSED = "refused"
@@ -335,6 +336,8 @@ def show(
     limit: int = 1000,
 ) -> list[dict[str, Any]]:
     """The rows matching every filter, oldest first, as `audit show` prints them."""
+    if not 1 <= limit <= MAX_SHOWN:
+        raise Refused(f"audit show --limit: {limit} is not between 1 and {MAX_SHOWN}")
     rows = store.audit.find(
         person=None if person is None else person_id(store, person),
         user=user,

@@ -160,7 +160,7 @@ def _read_pin(prompt: str, *, confirm: bool = False) -> str:
 def _no_free_text_user(args: argparse.Namespace, command: str) -> None:
     if getattr(args, "user", None):
         print(
-            f"{command}: --user is ignored: the OS user running this command is recorded",
+            f"{command}: --user is ignored: the box user acting is recorded (--as NAME)",
             file=sys.stderr,
         )
 
@@ -659,7 +659,7 @@ def build_parser() -> argparse.ArgumentParser:
     oxygen.add_argument("--air", dest="oxygen", action="store_false", default=None)
     c.add_argument("--acvpu", choices=["A", "C", "V", "P", "U"], type=str.upper, default=None)
     c.add_argument(
-        "--user", default=None, help="ignored: the OS user running the command is recorded"
+        "--user", default=None, help="ignored: the box user acting is recorded (see --as)"
     )
     c.set_defaults(func=cmd_visit_observe)
 
@@ -745,7 +745,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = asub.add_parser("ack", parents=[common], help="record who saw an alert, and when")
     c.add_argument("id", type=int, metavar="ID")
     c.add_argument(
-        "--user", default=None, help="ignored: the OS user running the command is recorded"
+        "--user", default=None, help="ignored: the box user acting is recorded (see --as)"
     )
     c.set_defaults(func=cmd_alerts_ack)
 

@@ -47,6 +47,11 @@ FIRST_LOCKOUT_S = 30
 MAX_LOCKOUT_S = 3600
 IDLE_LOCK_S = {"admin": 600.0, "doctor": 600.0, "kiosk": 120.0}
 TOKEN_BYTES = 32
+# A well-formed stored hash no PIN matches (its hash is all zero bytes): what a sign-in
+# with an unknown name is checked against.
+_NOBODY = (
+    f"scrypt${pins.LOG2_N}${pins.R}${pins.P}${'00' * pins.SALT_BYTES}${'00' * pins.HASH_BYTES}"
+)
 # Letters (Chinese ones included), digits, _ . -; first a letter or digit; at most 32.
 NAME = re.compile(r"[^\W_][\w.\-]{0,31}")
 
@@ -199,7 +204,7 @@ def sign_in(store: StoreWriter, clock: Clock, config: Config, *, name: str, pin:
     shown = name if NAME.fullmatch(name) else "?"
     if user is None:
         # The same slow hash as a real check, so a missing user takes as long.
-        pins.pin_matches(pin, pins.hash_pin("0000", salt=bytes(pins.SALT_BYTES)))
+        pins.pin_matches(pin, _NOBODY)
         return SignIn(shown, "-", None, None, f"sign-in {shown}: wrong user name or PIN")
     now = clock.wall_ns()
     if user.disabled:

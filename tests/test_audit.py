@@ -378,6 +378,8 @@ def test_show_filters_by_person_user_and_time(box: Box) -> None:
     assert [s for s, _ in show(until="2027-01-15T16:01:00")] == list(range(1, 6))
     with pytest.raises(OpError, match="--since: 'yesterday' is not an ISO 8601 time"):
         show(since="yesterday")
+    with pytest.raises(OpError, match="--limit: 0 is not between 1 and 20000"):
+        show(limit=0)
     with pytest.raises(OpError, match="no resident with this national id"):
         show(person="110101199003074477")
     with pytest.raises(OpError, match="the role doctor may not read-audit"):

@@ -247,3 +247,42 @@ def test_without_a_session_the_os_user_acts_only_on_a_box_set_up_or_with_one_adm
     box.run("users.disable", {"name": "wang"}, session=box.sign_in("admin", "9999"))
     with pytest.raises(OpError, match="nobody is not the service's user or in its group"):
         box.run("patients.list", user="nobody", uid=65534)
+
+
+# --- through the daemon's control socket -----------------------------------------------
+
+
+def test_a_ui_signs_in_over_the_socket_and_its_session_carries_the_role(tmp_path: Path) -> None:
+    from test_control import Served
+
+    from edge_agent import control
+
+    served = Served(tmp_path)
+    try:
+        call = control.call
+        call(served.path, "users.add", {"name": "admin", "role": "admin", "pin": "9999"})
+        admin = call(served.path, "users.sign-in", {"name": "admin", "pin": "9999"})["session"]
+        crew = {"name": "crew-1", "role": "crew", "pin": "5678"}
+        call(served.path, "users.add", crew, session=admin)
+        with pytest.raises(OpError, match="name yours with --as NAME"):
+            call(served.path, "patients.list", {})  # no session on a box of two users
+        signed = call(served.path, "users.sign-in", {"name": "crew-1", "pin": "5678"})
+        assert (signed["role"], signed["idle_lock_s"]) == ("crew", 300)
+        token = signed["session"]
+        assert call(served.path, "users.session", {}, session=token)["user"] == "crew-1"
+        assert call(served.path, "patients.list", {}, session=token) == {"residents": []}
+        with pytest.raises(OpError, match="the role crew may not manage-users") as refused:
+            call(served.path, "users.list", {}, session=token)
+        assert refused.value.status == 1
+        with pytest.raises(OpError, match="wrong user name or PIN"):
+            call(served.path, "users.sign-in", {"name": "crew-1", "pin": "0000"})
+        assert served.store.users.by_name("crew-1").failed_attempts == 1  # type: ignore[union-attr]
+        trail = [(r.user, r.op, r.outcome) for r in served.store.audit.find()][-4:]
+        assert trail == [
+            ("crew-1", "users.sign-in", "ok"),
+            ("crew-1", "patients.list", "ok"),
+            ("crew-1", "users.list", "refused"),
+            ("crew-1", "users.sign-in", "refused"),
+        ]
+    finally:
+        served.close()

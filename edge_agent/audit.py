@@ -115,22 +115,9 @@ class Verdict:
 
 
 def canonical(row: AuditRow) -> bytes:
-    """What is hashed after the previous hash: every field but the two hashes."""
-    fields = [
-        row.seq,
-        row.wall_ns,
-        row.time,
-        row.user,
-        row.role,
-        row.station,
-        row.action,
-        row.op,
-        row.subject,
-        row.person,
-        row.outcome,
-        row.reason,
-        row.suite,
-    ]
+    """What is hashed after the previous hash: every field but the two hashes, in
+    AuditRow's order (seq first; that order is part of every stored hash)."""
+    fields = dataclasses.astuple(row)[:-2]
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 

@@ -575,6 +575,10 @@ def _audit(services: Services, op: str, station: str, actor: users.Actor, done: 
         person=audit.person_of(services.store, done.subject),
         reason=done.refusal,
     )
+    _append(services, event)
+
+
+def _append(services: Services, event: audit.Event) -> None:
     audit.append(
         services.store,
         event,
@@ -611,13 +615,7 @@ def _audit_alone(
     )
     try:
         with services.store.transaction():
-            audit.append(
-                services.store,
-                event,
-                suite=services.config.security.suite,
-                wall_ns=services.clock.wall_ns(),
-                timezone=services.config.agent.timezone,
-            )
+            _append(services, event)
     except (StoreError, sqlite3.Error) as exc:
         raise OpError(f"{op}: the store failed: {exc}", STATUS_FAILED) from None
 

@@ -3,14 +3,10 @@ which computes each row's hash; SQLite's triggers refuse UPDATE and DELETE."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
-
-_COLUMNS = (
-    "seq, wall_ns, time, user, role, station, action, op, subject, person, outcome, reason,"
-    " suite, prev_hash, hash"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +26,11 @@ class AuditRow:
     suite: str
     prev_hash: bytes
     hash: bytes
+
+
+# The columns are AuditRow's fields, in its order.
+_FIELDS = [f.name for f in dataclasses.fields(AuditRow)]
+_COLUMNS = ", ".join(_FIELDS)
 
 
 def _row(r: tuple[object, ...]) -> AuditRow:
@@ -83,22 +84,6 @@ class AuditReader:
 class Audit(AuditReader):
     def append(self, row: AuditRow) -> None:
         self._conn.execute(
-            f"INSERT INTO audit ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                row.seq,
-                row.wall_ns,
-                row.time,
-                row.user,
-                row.role,
-                row.station,
-                row.action,
-                row.op,
-                row.subject,
-                row.person,
-                row.outcome,
-                row.reason,
-                row.suite,
-                row.prev_hash,
-                row.hash,
-            ),
+            f"INSERT INTO audit ({_COLUMNS}) VALUES ({', '.join('?' * len(_FIELDS))})",
+            dataclasses.astuple(row),
         )

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -265,6 +266,19 @@ def _first_bad(row: AuditRow, count: int, *, linked: bool, whole: bool) -> Verdi
     if not linked:
         return Verdict(count, seq, f"row {seq}: not linked to the row before it")
     return Verdict(count, seq, f"row {seq}: does not match its hash (edited)")
+
+
+_LONG_NUMBER = re.compile(r"\d{6,}[0-9Xx]?")
+
+
+def redacted(reason: str, args: Mapping[str, Any]) -> str:
+    """`reason` without what identifies a person: the request's own text arguments
+    (a national id, a name, a phone, a PIN) named instead of quoted, and any run of 6
+    or more digits masked. The trail is append-only: what goes in stays in."""
+    for key, value in args.items():
+        if isinstance(value, str) and len(value) >= 2:
+            reason = reason.replace(value, f"<{key}>")
+    return _LONG_NUMBER.sub("<number>", reason)
 
 
 def attempted(

@@ -611,7 +611,7 @@ def _audit_alone(
         outcome=outcome,
         subject=subject,
         person=person,
-        reason=control.one_line(reason, 300),
+        reason=control.one_line(audit.redacted(reason, args), 300),
     )
     try:
         with services.store.transaction():

@@ -53,6 +53,7 @@ ACTIONS: dict[str, str] = {
     "visit.end": "change",
     "visit.observe": "change",
     "readings.assign": "change",
+    "readings.unassigned": "read",
     "alerts.ack": "change",
     "prealert": "create",
     "devices.pair": "change",

@@ -208,11 +208,10 @@ def cmd_devices_forget(args: argparse.Namespace) -> int:
 
 
 def cmd_readings_unassigned(args: argparse.Namespace) -> int:
-    from edge_agent import patients
+    """Held readings, with the residents monitors named: read by the daemon, audited."""
+    from edge_agent.operations import ListHeldReadings
 
-    with _reading(args) as (store, _cfg):
-        rows = patients.held_readings(store, args.device)
-    for row in rows:
+    for row in _change(args, ListHeldReadings(device=args.device))["readings"]:
         print(json.dumps(row, ensure_ascii=False))
     return EXIT_OK
 

@@ -173,6 +173,15 @@ class ListPatients:
 
 
 @dataclass(frozen=True, slots=True)
+class ListHeldReadings:
+    """Readings waiting for a patient, with the resident a monitor's PID named: a read
+    of personal data, so audited."""
+
+    op: ClassVar[str] = "readings.unassigned"
+    device: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AddUser:
     op: ClassVar[str] = "users.add"
     name: str
@@ -246,6 +255,7 @@ Change = (
     | PairDevice
     | ForgetDevice
     | ListPatients
+    | ListHeldReadings
     | AddUser
     | ListUsers
     | DisableUser
@@ -417,6 +427,10 @@ def _patients_list(s: Services, caller: Caller, r: ListPatients) -> Done:
     return Done({"residents": patients.residents(s.store)}, "patients:*")
 
 
+def _readings_unassigned(s: Services, caller: Caller, r: ListHeldReadings) -> Done:
+    return Done({"readings": patients.held_readings(s.store, r.device)}, "readings:held")
+
+
 def _users_add(s: Services, caller: Caller, r: AddUser) -> Done:
     added = users.add(s.store, s.clock, name=r.name, role=r.role, pin=r.pin)
     return Done(added, f"user:{added['id']}")
@@ -491,6 +505,7 @@ OPERATIONS: dict[str, Operation[Any]] = {
     PairDevice.op: Operation(PairDevice, _devices_pair),
     ForgetDevice.op: Operation(ForgetDevice, _devices_forget),
     ListPatients.op: Operation(ListPatients, _patients_list),
+    ListHeldReadings.op: Operation(ListHeldReadings, _readings_unassigned),
     AddUser.op: Operation(AddUser, _users_add),
     ListUsers.op: Operation(ListUsers, _users_list),
     DisableUser.op: Operation(DisableUser, _users_disable),

@@ -104,6 +104,7 @@ OPERATION_PERMISSION: dict[str, Permission | None] = {
     "visit.end": P.RECORD_VISIT,
     "visit.observe": P.RECORD_VISIT,
     "readings.assign": P.ASSIGN_READINGS,
+    "readings.unassigned": P.READ_PERSON,
     "alerts.ack": P.ACKNOWLEDGE_ALERT,
     "prealert": P.PREALERT,
     "devices.pair": P.MANAGE_DEVICES,

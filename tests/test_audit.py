@@ -475,3 +475,15 @@ def test_a_failed_request_leaves_no_personal_text_in_the_trail(
     digits = "".join(c for c in national_id if c.isdigit())
     if len(digits) >= 6 and last.outcome != "ok":
         assert digits not in stored
+
+
+def test_listing_held_readings_is_a_read_of_personal_data(box: Box) -> None:
+    assert box.run("readings.unassigned", {"device": "monitor-1"}) == {"readings": []}
+    last = box.store.audit.last()
+    assert last is not None
+    assert (last.action, last.op, last.subject, last.station) == (
+        "read",
+        "readings.unassigned",
+        "readings:held",
+        "amb-017/monitor-1",
+    )

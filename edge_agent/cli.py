@@ -140,16 +140,32 @@ def _change(args: argparse.Namespace, request: Change) -> dict[str, Any]:
     from edge_agent.control import OpError
 
     cfg = _load_config(args)
+    as_user = None if args.as_user is None else (args.as_user, args.as_pin)
     try:
-        return operations.perform(cfg, request)
+        return operations.perform(cfg, request, as_user=as_user)
     except OpError as exc:
         raise CliError(str(exc), exc.status) from None
+
+
+def _read_pin(prompt: str, *, confirm: bool = False) -> str:
+    """A PIN from the terminal (not echoed), or one line of stdin; never from argv."""
+    import getpass
+
+    if sys.stdin.isatty():
+        pin = getpass.getpass(prompt)
+        if confirm and getpass.getpass("again: ") != pin:
+            raise CliError("the two PINs differ")
+        return pin
+    line = sys.stdin.readline()
+    if not line.strip():
+        raise CliError(f"{prompt.strip().rstrip(':')}: none on stdin (one line, digits)")
+    return line.strip()
 
 
 def _no_free_text_user(args: argparse.Namespace, command: str) -> None:
     if getattr(args, "user", None):
         print(
-            f"{command}: --user is ignored: the OS user running this command is recorded",
+            f"{command}: --user is ignored: the box user acting is recorded (--as NAME)",
             file=sys.stderr,
         )
 
@@ -197,11 +213,10 @@ def cmd_devices_forget(args: argparse.Namespace) -> int:
 
 
 def cmd_readings_unassigned(args: argparse.Namespace) -> int:
-    from edge_agent import patients
+    """Held readings, with the residents monitors named: read by the daemon, audited."""
+    from edge_agent.operations import ListHeldReadings
 
-    with _reading(args) as (store, _cfg):
-        rows = patients.held_readings(store, args.device)
-    for row in rows:
+    for row in _change(args, ListHeldReadings(device=args.device))["readings"]:
         print(json.dumps(row, ensure_ascii=False))
     return EXIT_OK
 
@@ -225,11 +240,10 @@ def cmd_patients_add(args: argparse.Namespace) -> int:
 
 
 def cmd_patients_list(args: argparse.Namespace) -> int:
-    from edge_agent import patients
+    """Everyone's record: read by the daemon (or here under the lock), which audits it."""
+    from edge_agent.operations import ListPatients
 
-    with _reading(args) as (store, _cfg):
-        rows = patients.residents(store)
-    for row in rows:
+    for row in _change(args, ListPatients())["residents"]:
         print(json.dumps(row, ensure_ascii=False))
     return EXIT_OK
 
@@ -277,6 +291,62 @@ def cmd_keys_show_mac(args: argparse.Namespace) -> int:
     from edge_agent import key_rotation
 
     print(key_rotation.show_mac(_load_config(args)))
+    return EXIT_OK
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    from edge_agent.operations import AddUser
+
+    pin = _read_pin(f"PIN for {args.name}: ", confirm=True)
+    request = AddUser(name=args.name, role=args.role, pin=pin)
+    print(json.dumps(_change(args, request), ensure_ascii=False))
+    return EXIT_OK
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    from edge_agent.operations import ListUsers
+
+    for row in _change(args, ListUsers())["users"]:
+        text = f"{row['user']}\t{row['role']}" + ("\tdisabled" if row["disabled"] else "")
+        print(json.dumps(row, ensure_ascii=False) if args.json else text)
+    return EXIT_OK
+
+
+def cmd_users_disable(args: argparse.Namespace) -> int:
+    from edge_agent.operations import DisableUser
+
+    print(json.dumps(_change(args, DisableUser(name=args.name)), ensure_ascii=False))
+    return EXIT_OK
+
+
+def cmd_users_reset_pin(args: argparse.Namespace) -> int:
+    from edge_agent.operations import ResetPin
+
+    pin = _read_pin(f"new PIN for {args.name}: ", confirm=True)
+    print(json.dumps(_change(args, ResetPin(name=args.name, pin=pin)), ensure_ascii=False))
+    return EXIT_OK
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    """Exit 0 only when the chain is whole; else 1, naming the first bad row."""
+    from edge_agent.operations import VerifyAudit
+
+    verdict = _change(args, VerifyAudit())
+    print(json.dumps(verdict) if args.json else f"audit: {verdict['rows']} rows checked")
+    if verdict["first_bad_seq"] is not None:
+        raise CliError(f"audit trail broken: {verdict['problem']}", EXIT_FAILED)
+    return EXIT_OK
+
+
+def cmd_audit_show(args: argparse.Namespace) -> int:
+    from edge_agent import audit
+    from edge_agent.operations import ShowAudit
+
+    request = ShowAudit(
+        person=args.person, user=args.user, since=args.since, until=args.until, limit=args.limit
+    )
+    for row in _change(args, request)["rows"]:
+        print(json.dumps(row, ensure_ascii=False) if args.json else audit.as_text(row))
     return EXIT_OK
 
 
@@ -452,6 +522,14 @@ def _common_options(*, top: bool) -> _Parser:
         help=f"TOML config (default: $EDGE_AGENT_CONFIG or {config_mod.DEFAULT_CONFIG_PATH})",
     )
     common.add_argument(
+        "--as",
+        dest="as_user",
+        metavar="NAME",
+        default=None if top else argparse.SUPPRESS,
+        help="act as this box user (its PIN is asked, or read from stdin); default: the"
+        " box's only user when that is an admin, or an admin while the box has no users",
+    )
+    common.add_argument(
         "-v",
         "--verbose",
         action="store_true",
@@ -567,6 +645,42 @@ def build_parser() -> argparse.ArgumentParser:
     c = psub.add_parser("list", parents=[common], help="list registered residents (JSON lines)")
     c.set_defaults(func=cmd_patients_list)
 
+    p = sub.add_parser("users", parents=[common], help="the box's users, their roles and PINs")
+    usub = _actions(p, "users_command")
+    c = usub.add_parser("add", parents=[common], help="add a user (the PIN is asked, or stdin)")
+    c.add_argument("name", metavar="NAME")
+    c.add_argument("--role", required=True, choices=["admin", "doctor", "crew", "kiosk"])
+    c.set_defaults(func=cmd_users_add)
+    c = usub.add_parser("list", parents=[common], help="users, roles, disabled or locked")
+    c.add_argument("--json", action="store_true", help="one JSON object per line")
+    c.set_defaults(func=cmd_users_list)
+    c = usub.add_parser("disable", parents=[common], help="disable a user; ends their sessions")
+    c.add_argument("name", metavar="NAME")
+    c.set_defaults(func=cmd_users_disable)
+    c = usub.add_parser(
+        "reset-pin", parents=[common], help="give a user a new PIN (asked, or stdin); unlocks"
+    )
+    c.add_argument("name", metavar="NAME")
+    c.set_defaults(func=cmd_users_reset_pin)
+
+    p = sub.add_parser("audit", parents=[common], help="the hash-chained audit trail")
+    ausub = _actions(p, "audit_command")
+    c = ausub.add_parser(
+        "verify",
+        parents=[common],
+        help="exit 0 only if the chain is intact; names the first bad row",
+    )
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_audit_verify)
+    c = ausub.add_parser("show", parents=[common], help="audit rows, filtered (oldest first)")
+    c.add_argument("--person", metavar="NATIONAL_ID_OR_PATIENT_ID", default=None)
+    c.add_argument("--user", metavar="U", default=None, help="rows of this user")
+    c.add_argument("--since", metavar="T", default=None, help="ISO 8601 (box's zone if naive)")
+    c.add_argument("--until", metavar="T", default=None, help="ISO 8601, exclusive")
+    c.add_argument("--limit", type=int, default=1000)
+    c.add_argument("--json", action="store_true", help="one JSON object per line")
+    c.set_defaults(func=cmd_audit_show)
+
     p = sub.add_parser("visit", parents=[common], help="bind readings at a station to a resident")
     vsub = _actions(p, "visit_command")
     c = vsub.add_parser(
@@ -595,7 +709,7 @@ def build_parser() -> argparse.ArgumentParser:
     oxygen.add_argument("--air", dest="oxygen", action="store_false", default=None)
     c.add_argument("--acvpu", choices=["A", "C", "V", "P", "U"], type=str.upper, default=None)
     c.add_argument(
-        "--user", default=None, help="ignored: the OS user running the command is recorded"
+        "--user", default=None, help="ignored: the box user acting is recorded (see --as)"
     )
     c.set_defaults(func=cmd_visit_observe)
 
@@ -681,7 +795,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = asub.add_parser("ack", parents=[common], help="record who saw an alert, and when")
     c.add_argument("id", type=int, metavar="ID")
     c.add_argument(
-        "--user", default=None, help="ignored: the OS user running the command is recorded"
+        "--user", default=None, help="ignored: the box user acting is recorded (see --as)"
     )
     c.set_defaults(func=cmd_alerts_ack)
 
@@ -768,6 +882,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         logging.getLogger("hl7apy").setLevel(logging.WARNING)
     try:
+        # The acting user's PIN first (before a command asks for a new one).
+        args.as_pin = _read_pin(f"PIN for {args.as_user}: ") if args.as_user else None
         status: int = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
     except CliError as exc:

@@ -38,6 +38,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 MAX_LINE = 64 * 1024
+# An answer may be long (`patients list` of a clinic's thousands of residents, `audit
+# show`); the client still bounds what it reads from the socket.
+MAX_ANSWER = 16 * 1024 * 1024
 READ_DEADLINE_S = 10.0
 MAX_CONNECTIONS = 8
 BUSY_READ_S = 0.5  # how long a refused connection may take to send its request
@@ -381,7 +384,7 @@ def call(
             ) from None
         try:
             sock.sendall(encode_request(Request(op, args, session)))
-            answer = _read_line(sock, MAX_LINE * 16)
+            answer = _read_line(sock, MAX_ANSWER)
         except TimeoutError:
             raise OpError(f"the agent did not answer within {timeout_s:g} s") from None
         except OSError as exc:

@@ -22,6 +22,7 @@ from typing import Any
 
 from edge_agent.config import Config
 from edge_agent.crypto import keyring
+from edge_agent.model import Refused
 from edge_agent.store import PersonalDataLocked, StoreReader, StoreWriter
 
 BATCH = 200  # rows per transaction: a few ms on a Pi, so a group commit waits little
@@ -79,6 +80,14 @@ def rotate(
     if wake is not None:
         wake()
     return {**status(store).as_json(), "resealing_in": "command" if wake is None else "daemon"}
+
+
+def wake_pass(store: StoreReader, wake: Callable[[], None] | None) -> dict[str, Any]:
+    """`keys reseal` in the daemon: its sealing pass woken; where it stands now."""
+    if wake is None or store.keys is None:
+        raise Refused("keys reseal: this process runs no sealing pass")
+    wake()
+    return {**status(store).as_json(), "resealing_in": "daemon"}
 
 
 def status(store: StoreReader) -> KeysStatus:

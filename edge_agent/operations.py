@@ -28,7 +28,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from edge_agent import alerts, control, crew_entries, key_rotation, pairing, patients, writer_route
+from edge_agent import (
+    alerts,
+    audit,
+    control,
+    crew_entries,
+    key_rotation,
+    pairing,
+    patients,
+    users,
+    writer_route,
+)
 from edge_agent.clock import Clock, SystemClock
 from edge_agent.config import Config
 from edge_agent.control import STATUS_FAILED, STATUS_USAGE, Caller, OpError
@@ -70,6 +80,12 @@ class Done:
     result: dict[str, Any]
     subject: str | None  # what it changed, for the operation log ("alert:7")
     queued: bool = False  # it put rows in the outbox: wake the uplink
+    # For the audit trail: a refusal the service recorded (a wrong PIN: its count is
+    # kept, then the caller gets the error), whom to record it for when nobody was
+    # signed in yet (user, role), and an action other than the op's own.
+    refusal: str | None = None
+    audit_as: tuple[str, str] | None = None
+    action: str | None = None
 
 
 # --- the requests: one per operation, its arguments as fields ---------------------------
@@ -177,6 +193,90 @@ class Ping:
     op: ClassVar[str] = "ping"
 
 
+# --- users, sign-in, the audit trail (docs/security.md) ---------------------------------
+# A PIN travels only inside a request on the local socket (mode 0660), never in argv,
+# a log line or the trail.
+
+
+@dataclass(frozen=True, slots=True)
+class ListPatients:
+    """A read of everyone's record: through the daemon, so that it is audited."""
+
+    op: ClassVar[str] = "patients.list"
+
+
+@dataclass(frozen=True, slots=True)
+class ListHeldReadings:
+    """Readings waiting for a patient, with the resident a monitor's PID named: a read
+    of personal data, so audited."""
+
+    op: ClassVar[str] = "readings.unassigned"
+    device: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AddUser:
+    op: ClassVar[str] = "users.add"
+    name: str
+    role: str
+    pin: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListUsers:
+    op: ClassVar[str] = "users.list"
+
+
+@dataclass(frozen=True, slots=True)
+class DisableUser:
+    op: ClassVar[str] = "users.disable"
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResetPin:
+    op: ClassVar[str] = "users.reset-pin"
+    name: str
+    pin: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignIn:
+    op: ClassVar[str] = "users.sign-in"
+    name: str
+    pin: str
+
+
+@dataclass(frozen=True, slots=True)
+class TouchSession:
+    """The UI saw its user act (the request's session): its idle time starts again."""
+
+    op: ClassVar[str] = "users.touch"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """Whose the request's session is, and whether it is locked (the UI hides personal
+    data while it is)."""
+
+    op: ClassVar[str] = "users.session"
+
+
+@dataclass(frozen=True, slots=True)
+class ShowAudit:
+    op: ClassVar[str] = "audit.show"
+    person: str | None = None
+    user: str | None = None
+    since: str | None = None
+    until: str | None = None
+    limit: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyAudit:
+    op: ClassVar[str] = "audit.verify"
+
+
 Change = (
     AddPatient
     | StartVisit
@@ -188,6 +288,18 @@ Change = (
     | PairDevice
     | ForgetDevice
     | RotateKeys
+    | ResealKeys
+    | ListPatients
+    | ListHeldReadings
+    | AddUser
+    | ListUsers
+    | DisableUser
+    | ResetPin
+    | SignIn
+    | TouchSession
+    | SessionInfo
+    | ShowAudit
+    | VerifyAudit
 )
 
 
@@ -346,9 +458,79 @@ def _devices_forget(s: Services, caller: Caller, r: ForgetDevice) -> Done:
     return Done({"forgotten": address}, f"ble:{address}")
 
 
+def _keys_reseal(s: Services, caller: Caller, r: ResealKeys) -> Done:
+    """Wakes the daemon's sealing pass (a command with no daemon runs its own: reseal)."""
+    woken = key_rotation.wake_pass(s.store, s.wake_reseal)
+    return Done(woken, f"key:{woken['active']}")
+
+
 def _keys_rotate(s: Services, caller: Caller, r: RotateKeys) -> Done:
     answer = key_rotation.rotate(s.store, s.config, r.suite, s.wake_reseal)
     return Done(answer, f"key:{answer['active']}")
+
+
+def _patients_list(s: Services, caller: Caller, r: ListPatients) -> Done:
+    return Done({"residents": patients.residents(s.store)}, "patients:*")
+
+
+def _readings_unassigned(s: Services, caller: Caller, r: ListHeldReadings) -> Done:
+    return Done({"readings": patients.held_readings(s.store, r.device)}, "readings:held")
+
+
+def _users_add(s: Services, caller: Caller, r: AddUser) -> Done:
+    added = users.add(s.store, s.clock, name=r.name, role=r.role, pin=r.pin)
+    return Done(added, f"user:{added['id']}")
+
+
+def _users_list(s: Services, caller: Caller, r: ListUsers) -> Done:
+    return Done({"users": users.listing(s.store, s.clock)}, "users:*")
+
+
+def _users_disable(s: Services, caller: Caller, r: DisableUser) -> Done:
+    disabled = users.disable(s.store, name=r.name)
+    return Done(disabled, f"user:{disabled['id']}")
+
+
+def _users_reset_pin(s: Services, caller: Caller, r: ResetPin) -> Done:
+    reset = users.reset_pin(s.store, name=r.name, pin=r.pin)
+    return Done(reset, f"user:{reset['id']}")
+
+
+def _sign_in(s: Services, caller: Caller, r: SignIn) -> Done:
+    signed = users.sign_in(s.store, s.clock, s.config, name=r.name, pin=r.pin)
+    return Done(
+        signed.as_json(),
+        None if signed.user_id is None else f"user:{signed.user_id}",
+        refusal=signed.refusal,
+        audit_as=(signed.name, signed.role),
+        action=None if signed.refusal is None else audit.SIGN_IN_FAILED,
+    )
+
+
+def _touch_session(s: Services, caller: Caller, r: TouchSession) -> Done:
+    return Done(users.touch(s.store, s.clock, s.config, caller.session).as_json(), None)
+
+
+def _session_info(s: Services, caller: Caller, r: SessionInfo) -> Done:
+    state, _user = users.session_for(s.store, s.clock, s.config, caller.session)
+    return Done(state.as_json(), None)
+
+
+def _audit_show(s: Services, caller: Caller, r: ShowAudit) -> Done:
+    rows = audit.show(
+        s.store,
+        timezone=s.config.agent.timezone,
+        person=r.person,
+        user=r.user,
+        since=r.since,
+        until=r.until,
+        limit=r.limit,
+    )
+    return Done({"rows": rows}, "audit")
+
+
+def _audit_verify(s: Services, caller: Caller, r: VerifyAudit) -> Done:
+    return Done(audit.verify(s.store).as_json(), "audit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,50 +551,138 @@ OPERATIONS: dict[str, Operation[Any]] = {
     PairDevice.op: Operation(PairDevice, _devices_pair),
     ForgetDevice.op: Operation(ForgetDevice, _devices_forget),
     RotateKeys.op: Operation(RotateKeys, _keys_rotate),
+    ResealKeys.op: Operation(ResealKeys, _keys_reseal),
+    ListPatients.op: Operation(ListPatients, _patients_list),
+    ListHeldReadings.op: Operation(ListHeldReadings, _readings_unassigned),
+    AddUser.op: Operation(AddUser, _users_add),
+    ListUsers.op: Operation(ListUsers, _users_list),
+    DisableUser.op: Operation(DisableUser, _users_disable),
+    ResetPin.op: Operation(ResetPin, _users_reset_pin),
+    SignIn.op: Operation(SignIn, _sign_in),
+    TouchSession.op: Operation(TouchSession, _touch_session),
+    SessionInfo.op: Operation(SessionInfo, _session_info),
+    ShowAudit.op: Operation(ShowAudit, _audit_show),
+    VerifyAudit.op: Operation(VerifyAudit, _audit_verify),
 }
 PING = Ping.op
 
 
 def run(services: Services, op: str, args: Mapping[str, Any], caller: Caller) -> dict[str, Any]:
-    """Do operation `op` for `caller` in one durable transaction, logged with who did it."""
+    """Do operation `op` for `caller` in one durable transaction, logged with who did it.
+
+    Who it is done for and whether they may (edge_agent.users.acting, edge_agent.roles),
+    and its audit row, are in the same transaction; a refusal or a failure is audited
+    in a transaction of its own (the change itself is rolled back)."""
     if op == PING:
         checked(Ping, args)
         return {"agent": services.config.agent.id, "pid": os.getpid()}
-    if op == ResealKeys.op:
-        checked(ResealKeys, args)
-        return _reseal_in_daemon(services)
     operation = OPERATIONS.get(op)
     if operation is None:
         raise OpError(f"unknown operation {op!r}", STATUS_USAGE)
     store = services.store
+    asking = users.Asking(caller.user, caller.uid, caller.session)
+    actor = users.Actor(caller.user, "-")
     try:
         request = checked(operation.request, args)
         with store.transaction():
-            done = operation.do(services, caller, request)
-            store.operation_log.record(
-                op,
-                user=caller.user,
-                uid=caller.uid,
-                subject=done.subject,
-                wall_ns=services.clock.wall_ns(),
-            )
+            actor = users.acting(store, services.clock, services.config, asking, op)
+            done = operation.do(services, dataclasses.replace(caller, user=actor.name), request)
+            if audit.ACTIONS.get(op) in _CHANGES and done.refusal is None:
+                store.operation_log.record(
+                    op,
+                    user=actor.name,
+                    uid=caller.uid,
+                    subject=done.subject,
+                    wall_ns=services.clock.wall_ns(),
+                )
+            _audit(services, op, _station(services, args), actor, done)
+    except users.NotAllowed as exc:
+        _audit_alone(services, op, args, exc.who, audit.REFUSED, str(exc))
+        raise OpError(str(exc), STATUS_FAILED) from None
     except (NationalIdError, Refused) as exc:
+        _audit_alone(services, op, args, actor, audit.FAILED, str(exc))
         raise OpError(str(exc), STATUS_USAGE) from None
     except (StoreError, sqlite3.Error) as exc:
         raise OpError(f"{op}: the store failed: {exc}", STATUS_FAILED) from None
     except (PersonalDataLocked, keyring_file.KeyringError) as exc:
         raise OpError(f"{op}: {exc}", STATUS_FAILED) from None
+    if done.refusal is not None:
+        raise OpError(done.refusal, STATUS_FAILED)
     if done.queued:
         services.wake_uplink()
-    log.info("%s by %s: %s", op, caller.user, done.subject)
+    log.info("%s by %s: %s", op, actor.name, done.subject)
     return done.result
 
 
-def _reseal_in_daemon(services: Services) -> dict[str, Any]:
-    if services.wake_reseal is None or services.store.keys is None:
-        raise OpError("keys reseal: this process runs no sealing pass", STATUS_FAILED)
-    services.wake_reseal()
-    return {**key_rotation.status(services.store).as_json(), "resealing_in": "daemon"}
+_CHANGES = ("create", "change", audit.KEY_ROTATION)
+
+
+def _station(services: Services, args: Mapping[str, Any]) -> str:
+    """Where it was done: the agent, and the device or station the request names."""
+    device = args.get("device")
+    agent = services.config.agent.id
+    return agent if not isinstance(device, str) or device == "*" else f"{agent}/{device[:64]}"
+
+
+def _audit(services: Services, op: str, station: str, actor: users.Actor, done: Done) -> None:
+    action = done.action or audit.ACTIONS.get(op)
+    if action is None:  # not audited (audit.NOT_AUDITED)
+        return
+    user, role = done.audit_as or (actor.name, actor.role)
+    event = audit.Event(
+        user=user,
+        role=role,
+        station=station,
+        action=action,
+        op=op,
+        outcome=audit.OK if done.refusal is None else audit.REFUSED,
+        subject=done.subject,
+        person=audit.person_of(services.store, done.subject),
+        reason=done.refusal,
+    )
+    _append(services, event)
+
+
+def _append(services: Services, event: audit.Event) -> None:
+    audit.append(
+        services.store,
+        event,
+        suite=services.config.security.suite,
+        wall_ns=services.clock.wall_ns(),
+        timezone=services.config.agent.timezone,
+    )
+
+
+def _audit_alone(
+    services: Services,
+    op: str,
+    args: Mapping[str, Any],
+    actor: users.Actor,
+    outcome: str,
+    reason: str,
+) -> None:
+    """A refused or failed operation's row, in its own transaction (the change was
+    rolled back). A store that cannot take it fails the operation as the store would."""
+    action = audit.ACTIONS.get(op)
+    if action is None:
+        return
+    subject, person = audit.attempted(services.store, op, args)
+    event = audit.Event(
+        user=actor.name,
+        role=actor.role,
+        station=_station(services, args),
+        action=action,
+        op=op,
+        outcome=outcome,
+        subject=subject,
+        person=person,
+        reason=control.one_line(audit.redacted(reason, args), 300),
+    )
+    try:
+        with services.store.transaction():
+            _append(services, event)
+    except (StoreError, sqlite3.Error) as exc:
+        raise OpError(f"{op}: the store failed: {exc}", STATUS_FAILED) from None
 
 
 def handler(services: Services) -> control.Handler:
@@ -443,12 +713,23 @@ def perform(
     *,
     wait_s: float = ROUTE_WAIT_S,
     clock: Clock | None = None,
+    as_user: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """`request` done by whoever writes the store now: the running daemon (through its
-    socket), or this process holding the writer lock when no daemon does."""
+    socket), or this process holding the writer lock when no daemon does. `as_user`
+    (name, PIN): signed in as that user first, and done in their session."""
+    session = None
+    if as_user is not None:
+        name, pin = as_user
+        signed = perform(config, SignIn(name=name, pin=pin), wait_s=wait_s, clock=clock)
+        session = str(signed["session"])
     op, args = request.op, as_args(request)
     return writer_route.change(
-        _route(config, op, wait_s), op, args, lambda: _locally(config, op, args, clock)
+        _route(config, op, wait_s),
+        op,
+        args,
+        lambda: _locally(config, op, args, clock, session),
+        session=session,
     )
 
 
@@ -533,11 +814,16 @@ def load_keys(config: Config) -> tuple[keyring_file.Keyring | None, str | None]:
 
 
 def _locally(
-    config: Config, op: str, args: Mapping[str, Any], clock: Clock | None
+    config: Config,
+    op: str,
+    args: Mapping[str, Any],
+    clock: Clock | None,
+    session: str | None = None,
 ) -> dict[str, Any]:
     store = _open_writer(config)
     try:
         services = Services(store, clock or SystemClock.create(), config)
-        return run(services, op, args, Caller.this_process())
+        caller = dataclasses.replace(Caller.this_process(), session=session)
+        return run(services, op, args, caller)
     finally:
         store.close()

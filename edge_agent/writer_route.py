@@ -36,9 +36,15 @@ class Route:
 
 
 def change(
-    route: Route, op: str, args: Mapping[str, Any], here: Callable[[], dict[str, Any]]
+    route: Route,
+    op: str,
+    args: Mapping[str, Any],
+    here: Callable[[], dict[str, Any]],
+    *,
+    session: str | None = None,
 ) -> dict[str, Any]:
-    """`op` with `args` done by the store's writer, or by `here()` under the lock.
+    """`op` with `args` done by the store's writer, or by `here()` under the lock;
+    `session`: a sign-in's token, sent with the request.
 
     OpError (one line, the exit status) when it cannot be done: the lock cannot be
     taken and nobody answers, or the writer refused it."""
@@ -62,7 +68,7 @@ def change(
         holder = read_holder(route.lock.path)
         path = Path(holder.socket) if holder and holder.socket else route.socket
         try:
-            return control.call(path, op, args)
+            return control.call(path, op, args, session=session)
         except control.NotListening:
             pass  # another command writing, or the writer starting or stopping
         except OpError as exc:

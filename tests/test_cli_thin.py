@@ -29,6 +29,7 @@ GATEWAY_CLI = ROOT / "sync" / "gateway" / "cli.py"
 # which command calls which).
 SERVICES = {
     "edge_agent.alerts",
+    "edge_agent.audit",
     "edge_agent.capture_report",
     "edge_agent.daemon",
     "edge_agent.demo",
@@ -39,6 +40,7 @@ SERVICES = {
     "edge_agent.patients",
     "edge_agent.rules.news2",
     "edge_agent.status",
+    "edge_agent.users",
     "sync.gateway.cli",
     "tui.app",
 }
@@ -237,11 +239,19 @@ def test_the_gateway_cli_imports_only_its_services() -> None:
 
 OPERATION_SERVICES = {
     "edge_agent.alerts",
+    "edge_agent.audit",
     "edge_agent.crew_entries",
     "edge_agent.key_rotation",
     "edge_agent.pairing",
     "edge_agent.patients",
+    "edge_agent.users",
 }
+# Requests no one command builds: what only a screen asks (its session's idle time and
+# lock, as it asks `ping`), and the sign-in every command's `--as` makes first
+# (operations.perform).
+# The UI's session ops; and `keys reseal`, whose request operations.reseal sends (the
+# command runs the pass itself when no daemon does).
+NOT_A_COMMAND = {"TouchSession", "SessionInfo", "SignIn", "ResealKeys"}
 
 
 @pytest.mark.parametrize("op", sorted(operations.OPERATIONS))
@@ -262,5 +272,5 @@ def test_every_operation_is_a_cli_command() -> None:
         for n in ast.walk(_tree(CLI))
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id[0].isupper()
     }
-    requests = {o.request.__name__ for o in operations.OPERATIONS.values()}
+    requests = {o.request.__name__ for o in operations.OPERATIONS.values()} - NOT_A_COMMAND
     assert requests <= built, requests - built

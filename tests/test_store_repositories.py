@@ -24,6 +24,8 @@ from edge_agent.store import (
     AlertRow,
     Alerts,
     AlertsReader,
+    Audit,
+    AuditReader,
     Devices,
     DevicesReader,
     Ecg,
@@ -44,6 +46,8 @@ from edge_agent.store import (
     QuarantineReader,
     StoreReader,
     StoreWriter,
+    Users,
+    UsersReader,
     open_readonly,
 )
 
@@ -59,6 +63,8 @@ REPOSITORIES = {
     "quarantine": (QuarantineReader, Quarantine),
     "meta": (MetaReader, Meta),
     "operation_log": (OperationLogReader, OperationLog),
+    "users": (UsersReader, Users),
+    "audit": (AuditReader, Audit),
 }
 
 

@@ -3,6 +3,7 @@ repository per aggregate (docs/architecture.md, "The store"). This package is th
 place that writes SQL strings."""
 
 from edge_agent.store.alerts import AlertMessage, AlertRow, Alerts, AlertsReader, AlertSummary
+from edge_agent.store.audit import Audit, AuditReader, AuditRow
 from edge_agent.store.database import StoreError, StoreReader, StoreWriter, open_readonly
 from edge_agent.store.devices import (
     DeviceReport,
@@ -50,6 +51,7 @@ from edge_agent.store.quarantine import (
     QuarantineReason,
 )
 from edge_agent.store.status import ReadingDelivery, StatusReader
+from edge_agent.store.users import SessionRow, UserRow, Users, UsersReader
 
 __all__ = [
     "AlertMessage",
@@ -57,6 +59,9 @@ __all__ = [
     "AlertSummary",
     "Alerts",
     "AlertsReader",
+    "Audit",
+    "AuditReader",
+    "AuditRow",
     "DevicePatient",
     "DeviceReport",
     "DeviceRow",
@@ -97,11 +102,15 @@ __all__ = [
     "RawFrameRow",
     "ReadingDelivery",
     "RejectedMessage",
+    "SessionRow",
     "StatusReader",
     "StoreError",
     "StoreReader",
     "StoreWriter",
     "StripRow",
+    "UserRow",
+    "Users",
+    "UsersReader",
     "WaveformSegment",
     "WaveformStats",
     "open_readonly",

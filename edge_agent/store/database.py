@@ -31,6 +31,7 @@ from sqlite_utils import Database
 
 from edge_agent.crypto.keyring import Keyring
 from edge_agent.store.alerts import Alerts, AlertsReader
+from edge_agent.store.audit import Audit, AuditReader
 from edge_agent.store.devices import Devices, DevicesReader
 from edge_agent.store.ecg import Ecg, EcgReader
 from edge_agent.store.frames import Frames, FramesReader
@@ -42,6 +43,7 @@ from edge_agent.store.prealerts import Prealerts, PrealertsReader
 from edge_agent.store.quarantine import Quarantine, QuarantineReader
 from edge_agent.store.schema import LATEST_VERSION, MIGRATIONS
 from edge_agent.store.status import StatusReader
+from edge_agent.store.users import Users, UsersReader
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,8 @@ class StoreReader:
         self.status = StatusReader(conn)
         self.meta = MetaReader(conn)
         self.operation_log = OperationLogReader(conn)
+        self.users = UsersReader(conn)
+        self.audit = AuditReader(conn)
 
     def use_keys(self, keys: Keyring) -> None:
         """The keyring from now on (after `keys rotate`: the new key seals)."""
@@ -122,6 +126,8 @@ class StoreWriter(StoreReader):
     quarantine: Quarantine
     meta: Meta
     operation_log: OperationLog
+    users: Users
+    audit: Audit
 
     def __init__(
         self,
@@ -142,6 +148,8 @@ class StoreWriter(StoreReader):
         self.quarantine = Quarantine(conn)
         self.meta = Meta(conn)
         self.operation_log = OperationLog(conn)
+        self.users = Users(conn)
+        self.audit = Audit(conn)
 
     def use_keys(self, keys: Keyring) -> None:
         self.keys = keys

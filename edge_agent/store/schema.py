@@ -461,6 +461,83 @@ def _v9_sealed_patients(db: Database) -> None:
     patient.create_index(["sealed_key"])
 
 
+def _v10_users_and_sessions(db: Database) -> None:
+    # The box's users (edge_agent.users): a PIN hash (edge_agent.crypto.pins: scrypt with
+    # its parameters), lockout after repeated failures, and sign-in sessions kept as the
+    # hash of their token only (a copy of the store gives no usable token).
+    db.create_table(
+        "app_user",
+        {
+            "id": int,
+            "name": str,
+            "role": str,  # edge_agent.roles.BOX_ROLES
+            "pin_hash": str,
+            "disabled": int,
+            "failed_attempts": int,  # since the last good sign-in
+            "locked_until_wall_ns": int,  # refused until then, even with the right PIN
+            "created_wall_ns": int,
+        },
+        pk="id",
+        not_null=["name", "role", "pin_hash", "disabled", "failed_attempts", "created_wall_ns"],
+        defaults={"disabled": 0, "failed_attempts": 0},
+    )
+    db.table("app_user").create_index(["name"], unique=True)
+    db.create_table(
+        "user_session",
+        {
+            "token_hash": str,  # hex of the suite's digest of the token
+            "user_id": int,
+            "started_wall_ns": int,
+            # Idle is measured on the monotonic clock of one boot (the box has no RTC:
+            # its wall clock may jump); a session from another boot is locked.
+            "last_used_mono_ns": int,
+            "boot_id": str,
+            "ended": int,  # 1: locked by idleness or signed out; a new sign-in is needed
+        },
+        pk="token_hash",
+        foreign_keys=[("user_id", "app_user", "id")],
+        not_null=["user_id", "started_wall_ns", "last_used_mono_ns", "boot_id", "ended"],
+        defaults={"ended": 0},
+    )
+
+
+def _v11_audit_trail(db: Database) -> None:
+    # The audit trail (edge_agent.audit): append-only, each row's hash the suite's digest
+    # of the previous hash and the row's canonical encoding. The triggers make SQLite
+    # itself refuse to change or remove a row; someone holding the file can drop them,
+    # which `audit verify` then finds (and the head anchored elsewhere, `meta`
+    # `audit.head` now and the county gateway later, shows a cut tail).
+    db.create_table(
+        "audit",
+        {
+            "seq": int,
+            "wall_ns": int,
+            "time": str,  # the same instant, ISO 8601 with the zone's offset
+            "user": str,
+            "role": str,
+            "station": str,  # agent id, and the device or station the action was at
+            "action": str,  # create | read | change | export | sign-in | ...
+            "op": str,  # the operation asked (patients.add, users.sign-in, ...)
+            "subject": str,  # e.g. "patient:12"; never personal data itself
+            "person": int,  # the patient row it concerns, when it concerns one
+            "outcome": str,  # ok | refused | failed
+            "reason": str,
+            "suite": str,
+            "prev_hash": bytes,
+            "hash": bytes,
+        },
+        pk="seq",
+        not_null=["wall_ns", "time", "user", "role", "station", "action", "op", "outcome"],
+    )
+    db.table("audit").create_index(["person"])
+    db.table("audit").create_index(["user", "wall_ns"])
+    for event in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER audit_no_{event.lower()} BEFORE {event} ON audit"
+            " BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END"
+        )
+
+
 Migration = tuple[int, str, Callable[[Database], None]]
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -481,6 +558,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     (8, "operation log: who changed what", _v8_operation_log),
     (9, "sealed national id, name and phone; blind indexes", _v9_sealed_patients),
+    (10, "users, PIN hashes, sign-in sessions", _v10_users_and_sessions),
+    (11, "hash-chained audit trail", _v11_audit_trail),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -72,7 +72,7 @@ def status_of(store: StoreWriter, message_id: str) -> str:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[StoreWriter]:
-    s = StoreWriter.open(tmp_path / "agent.sqlite3")
+    s = StoreWriter.open(tmp_path / "edge-agent.sqlite3")
     yield s
     s.close()
 
@@ -232,6 +232,23 @@ async def test_forged_acks_are_ignored_counted_and_the_message_stays_pending(
         async with running(uplink):
             await until(lambda: status_of(store, message_id) == "delivered", 20, "delivered")
     assert collect(store)["refused_for_mac"]["ack"] == 4  # kept across the restart
+    config = tmp_path / "edge-agent.toml"
+    config.write_text(
+        f'[agent]\nid = "{AGENT}"\ndata_dir = "{tmp_path}"\n'
+        '[uplink]\nbroker = "mqtt://127.0.0.1:1883"\nallow_insecure = true\n',
+        encoding="utf-8",
+    )
+    shown = subprocess.run(
+        [str(EDGE_AGENT), "--config", str(config), "status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert (
+        "ignored without a valid mac: 4 ACK(s), 0 down notice(s)"
+        " (last: ACK: mac is not 64 lower-case hex digits)"
+    ) in shown.stdout
 
 
 async def test_without_a_key_on_allow_insecure_unsigned_acks_are_taken_with_one_warning(

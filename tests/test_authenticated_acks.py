@@ -16,18 +16,16 @@ import subprocess
 import sys
 import zoneinfo
 from collections.abc import AsyncIterator, Callable, Iterator
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from outbox_rows import record, status_of
 from waiting import until
 
 from edge_agent import control
 from edge_agent.clock import SystemClock, new_message_id
 from edge_agent.crypto.suites import suite
 from edge_agent.local_broker import LocalBroker
-from edge_agent.model import Decoded, Frame, Reading
-from edge_agent.recorder import Recorder
 from edge_agent.status import collect
 from edge_agent.store import StoreWriter
 from sync import topics
@@ -45,29 +43,6 @@ CLOCK = SystemClock(boot_id="mac-boot")
 AGENT = "amb-017"
 KEY = MessageKey(suite("intl"), bytes.fromhex("5a" * 32))
 SM_KEY = MessageKey(suite("sm"), bytes(range(32)))
-
-
-def spo2(_: bytes) -> Decoded:
-    return Decoded(readings=(Reading("MDC_PULS_OXIM_SAT_O2", Decimal("97"), "MDC_DIM_PERCENT"),))
-
-
-def record(store: StoreWriter, n: int) -> list[str]:
-    recorder = Recorder(store)
-    ids = []
-    for i in range(n):
-        frame = Frame(
-            "monitor-1", "masimo-ascii", b"%d" % i, CLOCK.wall_ns(), CLOCK.mono_ns(), CLOCK.boot_id
-        )
-        result = recorder.record(frame, spo2)
-        assert result.message_id is not None
-        ids.append(result.message_id)
-    return ids
-
-
-def status_of(store: StoreWriter, message_id: str) -> str:
-    row = store.outbox.get(message_id)
-    assert row is not None
-    return row.status
 
 
 @pytest.fixture
@@ -174,7 +149,7 @@ async def test_the_enrolled_gateways_acks_deliver_and_are_signed(
         watch,
     )
     watcher.connect()
-    ids = record(store, 5)
+    ids = record(store, 5, CLOCK)
     try:
         with gateway_on(broker, db):
             enrolled = subprocess.run(
@@ -204,7 +179,7 @@ async def test_the_enrolled_gateways_acks_deliver_and_are_signed(
 async def test_forged_acks_are_ignored_counted_and_the_message_stays_pending(
     tmp_path: Path, broker: LocalBroker, store: StoreWriter, forger: Forger
 ) -> None:
-    [message_id] = record(store, 1)
+    [message_id] = record(store, 1, CLOCK)
     ack_topic = topics.ack(AGENT)
     uplink = box_uplink(store, broker, KEY)
     async with running(uplink):
@@ -254,7 +229,7 @@ async def test_forged_acks_are_ignored_counted_and_the_message_stays_pending(
 async def test_without_a_key_on_allow_insecure_unsigned_acks_are_taken_with_one_warning(
     tmp_path: Path, broker: LocalBroker, store: StoreWriter, caplog: pytest.LogCaptureFixture
 ) -> None:
-    ids = record(store, 3)
+    ids = record(store, 3, CLOCK)
     uplink = box_uplink(store, broker, None)
     with (
         caplog.at_level(logging.WARNING, logger="sync.uplink"),

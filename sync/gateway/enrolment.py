@@ -23,7 +23,7 @@ from edge_agent import writer_route
 from edge_agent.control import STATUS_USAGE, OpError
 from edge_agent.crypto.suites import INTL
 from edge_agent.identifiers import AGENT_ID, IdentifierError
-from sync.gateway.service import control_path, lock_for
+from sync.gateway.service import change_route
 from sync.gateway.store import GatewayStore, GatewayStoreError
 from sync.message_auth import MessageKey, key_from_hex
 
@@ -78,18 +78,7 @@ def enroll(
     What was enrolled; OpError (one line, the exit status) if it was not."""
     args = {"agent": agent, "mac_key": mac_key_hex, "suite": suite_name}
     enrolment = enrol_op_args(args)  # refused here, before the lock or the gateway
-    try:
-        lock = lock_for(db)
-    except GatewayStoreError as exc:
-        raise OpError(str(exc), STATUS_USAGE) from None
-    route = writer_route.Route(
-        lock=lock,
-        store=f"gateway store {db}",
-        socket=control_path(db),
-        command="gateway enroll",
-        wait_s=wait_s,
-        refused_by="gateway enroll: ",
-    )
+    route = change_route(db, "gateway enroll", wait_s=wait_s)
     return writer_route.change(route, ENROLL_OP, args, lambda: _enroll_here(db, enrolment))
 
 

@@ -27,7 +27,7 @@ from edge_agent import writer_route
 from edge_agent.control import STATUS_USAGE, Caller, OpError
 from edge_agent.identifiers import AGENT_ID, CONTROL_ID, IdentifierError
 from sync import topics
-from sync.gateway.service import broker_address, control_path, lock_for
+from sync.gateway.service import broker_address, change_route
 from sync.gateway.store import GatewayStore, GatewayStoreError
 from sync.message_auth import MessageKey, signed_properties
 from sync.mqtt_client import MqttClient, MqttSettings, NotSent
@@ -193,18 +193,7 @@ def send(
     args = {"agent": agent, "ref": ref, "status": status, "text": text, "by": by}
     if db is None:
         return _send_here(broker_url, args, db=None)
-    try:
-        lock = lock_for(db)
-    except GatewayStoreError as exc:
-        raise OpError(str(exc), STATUS_USAGE) from None
-    route = writer_route.Route(
-        lock=lock,
-        store=f"gateway store {db}",
-        socket=control_path(db),
-        command="gateway reply",
-        wait_s=wait_s,
-        refused_by="gateway reply: ",
-    )
+    route = change_route(db, "gateway reply", wait_s=wait_s)
     return writer_route.change(route, REPLY_OP, args, lambda: _send_here(broker_url, args, db=db))
 
 

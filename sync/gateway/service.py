@@ -43,7 +43,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from device_drivers.ecg.record import EcgRecord
-from edge_agent import control
+from edge_agent import control, writer_route
 from edge_agent.clock import new_message_id
 from edge_agent.identifiers import AGENT_ID, CLIENT_ID, CONTROL_ID, IdentifierError, shown
 from edge_agent.stemi import acute_mi_statement
@@ -51,7 +51,7 @@ from edge_agent.writer_lock import Holder, WriterLock
 from sync import topics
 from sync.gateway.ecg import NotAnEcg, ecg_from_message
 from sync.gateway.sheet_files import write_sheet
-from sync.gateway.store import GatewayStore, Outcome, sqlite_path
+from sync.gateway.store import GatewayStore, GatewayStoreError, Outcome, sqlite_path
 from sync.hl7.ack import build_ack
 from sync.hl7.errors import DATA_TYPE_ERROR, Hl7Error
 from sync.hl7.inbound import MAX_MESSAGE_BYTES, InboundMessage, parse_inbound
@@ -89,6 +89,24 @@ def control_path(db: str | Path, environ: Mapping[str, str] | None = None) -> Pa
 def lock_for(db: str | Path) -> WriterLock:
     path = sqlite_path(str(db))
     return WriterLock(path.parent, f"{path.name}.lock")
+
+
+def change_route(db: str, command: str, *, wait_s: float) -> writer_route.Route:
+    """Where a command's change to gateway store `db` goes (edge_agent.writer_route): the
+    running gateway's control socket, or the command itself under the store's lock.
+    OpError (usage) for a `db` that names no store this gateway can use."""
+    try:
+        lock = lock_for(db)
+    except GatewayStoreError as exc:
+        raise control.OpError(str(exc), control.STATUS_USAGE) from None
+    return writer_route.Route(
+        lock=lock,
+        store=f"gateway store {db}",
+        socket=control_path(db),
+        command=command,
+        wait_s=wait_s,
+        refused_by=f"{command}: ",
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -403,6 +403,13 @@ def cmd_gateway_reply(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_gateway_enroll(args: argparse.Namespace) -> int:
+    from sync.gateway import cli as gateway_cli
+
+    status: int = gateway_cli.enroll(args.db, args.agent, args.mac_key, args.suite)
+    return status
+
+
 def cmd_prealert(args: argparse.Namespace) -> int:
     """The crew's pre-arrival notice (ADT^A14), ahead of everything in the outbox."""
     from edge_agent.operations import Prealert
@@ -759,6 +766,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="record it in this store (through its gateway when one runs on it)",
     )
     c.set_defaults(func=cmd_gateway_reply)
+    c = gsub.add_parser(
+        "enroll",
+        parents=[common],
+        help="register a box's message key: its ACKs and notices are signed from now on",
+    )
+    c.add_argument("--db", required=True, metavar="URL_OR_PATH")
+    c.add_argument("--agent", required=True, help="the box's agent id")
+    c.add_argument(
+        "--mac-key",
+        required=True,
+        metavar="HEX",
+        help="the box's key, 64 hex digits, as `edge-agent keys show-mac` prints it there",
+    )
+    c.add_argument(
+        "--suite",
+        choices=["intl", "sm"],  # edge_agent.crypto.suites.SUITES
+        default="intl",
+        help="the box's security.suite: HMAC-SHA-256 (intl) or HMAC-SM3 (sm)",
+    )
+    c.set_defaults(func=cmd_gateway_enroll)
 
     p = sub.add_parser(
         "news2", parents=[common], help="NEWS2 score and risk from the values given (JSON)"

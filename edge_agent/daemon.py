@@ -34,7 +34,7 @@ from edge_agent.config import Config
 from edge_agent.control import ControlServer
 from edge_agent.crypto import keyring as keyring_file
 from edge_agent.devices import DeviceRuntime, runtime_for
-from edge_agent.model import Frame
+from edge_agent.model import Frame, Refused
 from edge_agent.recorder import Decoder, Recorded, Recorder
 from edge_agent.rules.engine import ClinicalRules
 from edge_agent.shutdown import Shutdown
@@ -43,6 +43,7 @@ from edge_agent.strips import run_strips
 from edge_agent.supervisor import META_TASKS, Supervisor, TaskReport
 from edge_agent.writer_lock import Holder, WriterLock, WriterLockBusy
 from sync import topics
+from sync.message_auth import MessageKey
 from sync.mqtt_link import LinkEvent, LinkSettings, MqttLink
 from sync.uplink import Link, LinkFactory, Uplink
 
@@ -77,6 +78,9 @@ class Agent:
     writer_lock: WriterLock | None = None
     # Told when the agent must stop at once (a failed commit), from the loop's thread.
     on_fatal: Callable[[BaseException], None] | None = None
+    # The key the gateway's ACKs and notices must carry a `mac` of (sync.message_auth);
+    # None only where unsigned ones may be taken (`message_key_problem`).
+    message_key: MessageKey | None = None
     # The uplink's, the strips' and the BLE watcher's last report (devices report theirs
     # in their state).
     tasks: dict[str, TaskReport] = field(default_factory=dict, init=False)
@@ -105,6 +109,7 @@ class Agent:
             tz=self.config.agent.timezone,
             ack_timeout_s=self.config.uplink.ack_timeout_s,
             max_in_flight=self.config.uplink.max_in_flight,
+            message_key=self.message_key,
         )
 
     def _emit_for(self, device: DeviceRuntime) -> FrameSink:
@@ -373,12 +378,32 @@ def mqtt_link_factory(config: Config) -> LinkFactory:
     return factory
 
 
+class CannotStart(Refused):
+    """The configuration and the keys do not let the daemon start: one line, exit 2."""
+
+
+def message_key_problem(config: Config, key: MessageKey | None) -> str | None:
+    """Why the daemon must not start with this key, or None.
+
+    On mqtts:// (the county's broker) the box acts only on ACKs and notices whose `mac`
+    it can check, so it needs its key; only a box on `uplink.allow_insecure` (loopback
+    tests, the demo) may take unsigned ones (docs/security.md)."""
+    if key is None and config.uplink.tls:
+        return (
+            f"uplink.broker {config.uplink.broker}: no message key to check the gateway's"
+            " ACKs and notices with; run `edge-agent keys init`, then enroll the box at the"
+            " gateway (`edge-agent gateway enroll --mac-key` with `edge-agent keys show-mac`)"
+        )
+    return None
+
+
 def bootstrap(
     config: Config,
     *,
     devices: list[DeviceRuntime] | None = None,
     lock_wait_s: float = LOCK_WAIT_S,
     give_up: Callable[[], bool] | None = None,
+    message_key: MessageKey | None = None,
 ) -> Agent:
     """Build the real dependency graph (tests build the same with scripted parts).
 
@@ -388,7 +413,11 @@ def bootstrap(
     opens the store with it.
     Devices: the config's, plus the BLE devices paired at this station (`edge-agent
     devices pair`), the BLE ones sharing one advertisement watcher.
+    CannotStart, before anything is opened, when `message_key_problem` says so.
     """
+    problem = message_key_problem(config, message_key)
+    if problem is not None:
+        raise CannotStart(problem)
     from device_drivers.ble.presence import AdvertisementWatcher, BleakAdvertisements
     from edge_agent.pairing import paired_configs
 
@@ -422,6 +451,7 @@ def bootstrap(
         background=background,
         control_path=control_path,
         writer_lock=lock,
+        message_key=message_key,
     )
 
 
@@ -429,9 +459,12 @@ def bootstrap(
 FATAL_EXIT_S = 3.0
 
 
-def run_forever(config: Config, shutdown: Shutdown | None = None) -> int:
+def run_forever(
+    config: Config, shutdown: Shutdown | None = None, *, message_key: MessageKey | None = None
+) -> int:
     """`edge-agent run`: until SIGTERM/SIGINT; exit 1 when it cannot go on (a failed
     commit, the store held by another program), so that systemd starts it again.
+    CannotStart (the CLI's `error:` line, exit 2) when it must not start at all.
 
     `shutdown`: signal handling already installed by the caller (the CLI does it before
     importing anything that may start threads)."""
@@ -447,7 +480,7 @@ def run_forever(config: Config, shutdown: Shutdown | None = None) -> int:
         shutdown = Shutdown().install()
     shutdown.on_stop(request_stop)
     try:
-        agent = bootstrap(config, give_up=shutdown.stopping.is_set)
+        agent = bootstrap(config, give_up=shutdown.stopping.is_set, message_key=message_key)
     except WriterLockBusy as exc:
         if shutdown.stopping.is_set():
             return 0  # asked to stop while waiting for the store

@@ -15,6 +15,7 @@ from edge_agent.rules.engine import ClinicalRules
 from edge_agent.store import NoticeRow, StoreReader
 from edge_agent.supervisor import META_TASKS
 from edge_agent.writer_lock import LOCK_NAME, is_held
+from sync.uplink import META_REFUSED
 
 
 def er_replies(notices: list[NoticeRow]) -> list[dict[str, Any]]:
@@ -49,6 +50,19 @@ def prealerts(store: StoreReader, limit: int = 5) -> list[dict[str, Any]]:
     return out
 
 
+def refused_for_mac(store: StoreReader) -> dict[str, Any]:
+    """ACKs and down notices the uplink ignored for a missing, malformed or wrong `mac`
+    (sync.uplink.META_REFUSED), since the store was made."""
+    counts: dict[str, Any] = {"ack": 0, "down": 0, "last_reason": None, "last_wall_ns": None}
+    try:
+        stored = json.loads(store.meta.get(META_REFUSED) or "{}")
+    except ValueError:
+        stored = {}
+    if isinstance(stored, dict):
+        counts.update({k: v for k, v in stored.items() if k in counts})
+    return counts
+
+
 def collect(store: StoreReader) -> dict[str, Any]:
     counts = store.outbox.counts()
     notices = store.prealerts.notices(limit=20)
@@ -81,6 +95,7 @@ def collect(store: StoreReader) -> dict[str, Any]:
         "prealerts": prealerts(store),
         "alerts": [a.as_json() for a in store.alerts.recent(limit=10)],
         "schema_version": store.schema_version(),
+        "refused_for_mac": refused_for_mac(store),
     }
 
 
@@ -146,6 +161,12 @@ def render_text(status: dict[str, Any]) -> str:
         )
     for r in status["er_replies"][:3]:
         lines.append(f"  ER reply to {r['ref']}: {r['status']} {r.get('text') or ''}")
+    refused = status.get("refused_for_mac") or {}
+    if refused.get("ack") or refused.get("down"):
+        lines.append(
+            f"ignored without a valid mac: {refused['ack']} ACK(s), {refused['down']} down"
+            f" notice(s) (last: {refused['last_reason']})"
+        )
     lines.append(f"agent daemon: {_RUNNING[status['agent_running']]}")
     for name, task in sorted(status["tasks"].items()):
         if task.get("restarts"):

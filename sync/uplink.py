@@ -6,6 +6,13 @@ A PUBACK is not a delivery: it says the broker took the message, and with MQTT 5
 reason code can say the opposite (>= 0x80, e.g. 0x87 not authorised). Anything without
 an ACK in time is sent again with the same MSH-10; the gateway dedups.
 
+ACKs and down notices count only with a valid `mac` user property under the box's
+message key (sync.message_auth, docs/security.md "Authenticated ACKs and notices"): one
+without is logged, counted (`edge-agent status`, meta `uplink_refused`) and otherwise
+ignored, so its message stays pending as if no ACK had come. With no key (a box on
+`uplink.allow_insecure`; the daemon refuses mqtts:// without one) they are taken
+unsigned, with one warning.
+
 All store writes happen on the event loop's thread (the store has one writer); paho's
 thread only posts events into the loop.
 """
@@ -23,10 +30,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from edge_agent.clock import Clock
+from edge_agent.identifiers import shown
 from edge_agent.store import OutboxRow, StoreWriter
 from sync import topics
 from sync.hl7.ack import parse_ack
 from sync.hl7.errors import Hl7Error
+from sync.message_auth import MessageKey, refusal
 from sync.mqtt_client import Connected, Disconnected, PublishDone, Received
 from sync.mqtt_link import LinkDown, LinkEvent
 from sync.outbox_messages import MessageBuildError, build_message
@@ -34,6 +43,9 @@ from sync.outbox_messages import MessageBuildError, build_message
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 300.0
+# The meta key of the ACKs and notices refused for their `mac`, counted across restarts:
+# {"ack": n, "down": n, "last_reason": ..., "last_wall_ns": ...} (edge_agent.status).
+META_REFUSED = "uplink_refused"
 
 
 class Link(Protocol):
@@ -77,8 +89,21 @@ class UplinkStats:
     ack_timeouts: int = 0
     connects: int = 0
     notices: int = 0
+    # ACKs and down notices ignored for a missing, malformed or wrong `mac`.
+    unauthenticated: int = 0
     last_error: str | None = None
     connected: bool = False
+
+
+_WHAT = {topics.ACK: "ACK", topics.DOWN: "down notice"}
+
+
+def _acked_id(payload: bytes) -> str:
+    """The MSA-2 an ACK names, for the log line of a refused one ("?" if none)."""
+    try:
+        return parse_ack(payload.decode("utf-8")).acked
+    except (UnicodeDecodeError, Hl7Error):
+        return "?"
 
 
 class _Wake:
@@ -104,6 +129,9 @@ class Uplink:
     ack_timeout_s: float = 30.0
     max_in_flight: int = 20
     stats: UplinkStats = field(default_factory=UplinkStats)
+    # The box's key for the gateway's `mac` (sync.message_auth); None: taken unsigned.
+    message_key: MessageKey | None = None
+    _warned_unsigned: bool = field(default=False, init=False)
     _queue: asyncio.Queue[LinkEvent | _Wake] | None = field(default=None, init=False)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False)
     _in_flight: dict[str, _InFlight] = field(default_factory=dict, init=False)
@@ -213,14 +241,52 @@ class Uplink:
 
     def _on_received(self, event: Received) -> None:
         if event.topic == topics.ack(self.agent_id):
-            self._on_ack(event.payload)
+            if self._authentic(event, topics.ACK):
+                self._on_ack(event.payload)
         elif event.topic == topics.down(self.agent_id):
+            if not self._authentic(event, topics.DOWN):
+                return
             self.stats.notices += 1
             self.store.prealerts.add_notice(
                 event.topic, event.payload.decode("utf-8", "replace"), self.clock.wall_ns()
             )
         else:
             log.debug("ignoring message on %s", event.topic)
+
+    def _authentic(self, event: Received, kind: str) -> bool:
+        """Whether to act on this ACK or notice; a refusal is logged and counted."""
+        key = self.message_key
+        if key is None:
+            if not self._warned_unsigned:
+                self._warned_unsigned = True
+                log.warning(
+                    "taking ACKs and notices without a mac: this box has no message key"
+                    " (uplink.allow_insecure; run `edge-agent keys init` and enroll the box"
+                    " at the gateway)"
+                )
+            return True
+        reason = refusal(key, event.topic, event.payload, event.user_properties)
+        if reason is None:
+            return True
+        self.stats.unauthenticated += 1
+        # Nothing of the payload but the MSA-2 id it names, shown safely.
+        about = f" for {shown(_acked_id(event.payload))}" if kind == topics.ACK else ""
+        log.warning("ignored %s%s on %s: %s", _WHAT[kind], about, event.topic, reason)
+        self._count_refused(kind, reason)
+        return False
+
+    def _count_refused(self, kind: str, reason: str) -> None:
+        known = self.store.meta.get(META_REFUSED)
+        counts: dict[str, object] = {"ack": 0, "down": 0}
+        with contextlib.suppress(ValueError, TypeError):
+            loaded = json.loads(known or "{}")
+            if isinstance(loaded, dict):
+                counts.update(loaded)
+        previous = counts.get(kind)
+        counts[kind] = (previous if isinstance(previous, int) else 0) + 1
+        counts["last_reason"] = f"{_WHAT[kind]}: {reason}"
+        counts["last_wall_ns"] = self.clock.wall_ns()
+        self.store.meta.set(META_REFUSED, json.dumps(counts))
 
     def _on_ack(self, payload: bytes) -> None:
         try:

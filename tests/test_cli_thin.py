@@ -54,7 +54,12 @@ ALSO_ALLOWED = {
     "edge_agent.store": {"PersonalDataLocked", "StoreError", "StoreReader", "open_readonly"},
     "edge_agent.shutdown": {"Shutdown"},
 }
-GATEWAY_SERVICES = {"sync.gateway.reply", "sync.gateway.status", "sync.gateway.service"}
+GATEWAY_SERVICES = {
+    "sync.gateway.reply",
+    "sync.gateway.status",
+    "sync.gateway.service",
+    "sync.gateway.enrolment",
+}
 GATEWAY_ALSO_ALLOWED = {
     "edge_agent.control": {"OpError"},
     "edge_agent.writer_lock": {"WriterLockBusy"},

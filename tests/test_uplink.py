@@ -6,16 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from outbox_rows import record, status_of
 from waiting import until
 
 from edge_agent.clock import SystemClock, new_message_id
 from edge_agent.local_broker import LocalBroker
-from edge_agent.model import Decoded, Frame, Reading
-from edge_agent.recorder import Recorder
 from edge_agent.store import StoreWriter
 from sync import topics
 from sync.hl7.ack import build_ack
@@ -25,23 +23,6 @@ from sync.uplink import Link, Uplink
 
 CLOCK = SystemClock(boot_id="uplink-boot")
 AGENT = "amb-017"
-
-
-def spo2(_: bytes) -> Decoded:
-    return Decoded(readings=(Reading("MDC_PULS_OXIM_SAT_O2", Decimal("97"), "MDC_DIM_PERCENT"),))
-
-
-def record(store: StoreWriter, n: int) -> list[str]:
-    recorder = Recorder(store)
-    ids = []
-    for i in range(n):
-        frame = Frame(
-            "monitor-1", "masimo-ascii", b"%d" % i, CLOCK.wall_ns(), CLOCK.mono_ns(), CLOCK.boot_id
-        )
-        result = recorder.record(frame, spo2)
-        assert result.message_id is not None
-        ids.append(result.message_id)
-    return ids
 
 
 class ScriptedLink:
@@ -114,14 +95,8 @@ async def running(uplink: Uplink) -> AsyncIterator[asyncio.Event]:
         await task
 
 
-def status_of(store: StoreWriter, message_id: str) -> str:
-    row = store.outbox.get(message_id)
-    assert row is not None
-    return row.status
-
-
 async def test_only_ack_aa_delivers_and_ae_rejects_with_reason(store: StoreWriter) -> None:
-    ids = record(store, 2)
+    ids = record(store, 2, CLOCK)
     links: list[ScriptedLink] = []
 
     def factory(on_event: Callable[[LinkEvent], None]) -> Link:
@@ -145,7 +120,7 @@ async def test_only_ack_aa_delivers_and_ae_rejects_with_reason(store: StoreWrite
 
 
 async def test_puback_failure_is_not_a_delivery(store: StoreWriter) -> None:
-    [message_id] = record(store, 1)
+    [message_id] = record(store, 1, CLOCK)
     links: list[ScriptedLink] = []
 
     def factory(on_event: Callable[[LinkEvent], None]) -> Link:
@@ -165,7 +140,7 @@ async def test_puback_failure_is_not_a_delivery(store: StoreWriter) -> None:
 
 
 async def test_silence_means_the_same_message_again(store: StoreWriter) -> None:
-    [message_id] = record(store, 1)
+    [message_id] = record(store, 1, CLOCK)
     links: list[ScriptedLink] = []
 
     def factory(on_event: Callable[[LinkEvent], None]) -> Link:
@@ -193,7 +168,7 @@ async def test_real_broker_refusing_a_publish_gives_puback_0x87(
     acl.write_text(f"topic read {topics.ack(AGENT)}\ntopic readwrite {topics.state(AGENT)}\n")
     broker = LocalBroker(tmp_path / "broker", extra_config=(f"acl_file {acl}",)).start()
     try:
-        [message_id] = record(store, 1)
+        [message_id] = record(store, 1, CLOCK)
         settings = LinkSettings(
             host="127.0.0.1",
             port=broker.port,

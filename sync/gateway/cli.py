@@ -1,6 +1,7 @@
-"""`edge-agent gateway run|status|reply`: thin calls into the gateway's service
-(sync.gateway.service), its status (sync.gateway.status) and the ER's reply
-(sync.gateway.reply); each prints what it gets and maps errors to an exit status."""
+"""`edge-agent gateway run|status|reply|enroll`: thin calls into the gateway's service
+(sync.gateway.service), its status (sync.gateway.status), the ER's reply
+(sync.gateway.reply) and the boxes' enrolment (sync.gateway.enrolment); each prints what
+it gets and maps errors to an exit status."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import threading
 from edge_agent.control import OpError
 from edge_agent.writer_lock import WriterLockBusy
 from sync.gateway import status as gateway_status
+from sync.gateway.enrolment import enroll as enroll_box
 from sync.gateway.reply import send as send_reply
 from sync.gateway.service import Gateway
 from sync.gateway.store import GatewayStoreError
@@ -93,4 +95,19 @@ def reply(
         print(f"error: {exc}", file=sys.stderr)
         return exc.status
     print(json.dumps(sent, ensure_ascii=False))
+    return 0
+
+
+def enroll(db: str, agent: str, mac_key_hex: str, suite_name: str) -> int:
+    """Register a box's message key (sync.gateway.enrolment.enroll) and print what was
+    enrolled (never the key). Exit 2 for a key that is not 32 bytes of hex. `-` reads
+    the key from the first line of stdin, so it is not in the process list."""
+    if mac_key_hex == "-":
+        mac_key_hex = sys.stdin.readline()
+    try:
+        enrolled = enroll_box(db, agent, mac_key_hex, suite_name)
+    except OpError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.status
+    print(json.dumps(enrolled, ensure_ascii=False))
     return 0

@@ -27,8 +27,9 @@ from edge_agent import writer_route
 from edge_agent.control import STATUS_USAGE, Caller, OpError
 from edge_agent.identifiers import AGENT_ID, CONTROL_ID, IdentifierError
 from sync import topics
-from sync.gateway.service import broker_address, control_path, lock_for
+from sync.gateway.service import broker_address, change_route
 from sync.gateway.store import GatewayStore, GatewayStoreError
+from sync.message_auth import MessageKey, signed_properties
 from sync.mqtt_client import MqttClient, MqttSettings, NotSent
 
 REPLY_TYPE = "er-reply"
@@ -126,8 +127,16 @@ def reply_payload(
     return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
 
-def publish_reply(broker_url: str, agent: str, payload: bytes, *, timeout_s: float = 10.0) -> None:
-    """Publish at QoS 1 and wait for the broker's PUBACK (OSError when it does not come).
+def publish_reply(
+    broker_url: str,
+    agent: str,
+    payload: bytes,
+    *,
+    key: MessageKey | None = None,
+    timeout_s: float = 10.0,
+) -> None:
+    """Publish at QoS 1 and wait for the broker's PUBACK (OSError when it does not come);
+    with the `mac` under `key`, the agent's enrolled key (unsigned without one).
 
     ValueError, before connecting, for an agent id that breaks its rule (`--agent`)."""
     try:
@@ -144,7 +153,11 @@ def publish_reply(broker_url: str, agent: str, payload: bytes, *, timeout_s: flo
         raise OSError(f"gateway reply: cannot reach {host}:{port}: {exc}") from None
     try:
         done = client.publish_and_wait(
-            topic, payload, content_type=topics.CONTENT_TYPE_JSON, timeout_s=timeout_s
+            topic,
+            payload,
+            content_type=topics.CONTENT_TYPE_JSON,
+            timeout_s=timeout_s,
+            user_properties=signed_properties(key, topic, payload),
         )
     except NotSent as exc:
         raise OSError(f"gateway reply: not sent to {host}:{port}: {exc}") from None
@@ -180,23 +193,15 @@ def send(
     args = {"agent": agent, "ref": ref, "status": status, "text": text, "by": by}
     if db is None:
         return _send_here(broker_url, args, db=None)
-    try:
-        lock = lock_for(db)
-    except GatewayStoreError as exc:
-        raise OpError(str(exc), STATUS_USAGE) from None
-    route = writer_route.Route(
-        lock=lock,
-        store=f"gateway store {db}",
-        socket=control_path(db),
-        command="gateway reply",
-        wait_s=wait_s,
-        refused_by="gateway reply: ",
-    )
+    route = change_route(db, "gateway reply", wait_s=wait_s)
     return writer_route.change(route, REPLY_OP, args, lambda: _send_here(broker_url, args, db=db))
 
 
 def _send_here(broker_url: str | None, args: dict[str, Any], *, db: str | None) -> dict[str, Any]:
-    """No gateway runs: publish the reply ourselves, then record it (holding the lock)."""
+    """No gateway runs: publish the reply ourselves, then record it (holding the lock).
+
+    Signed with the agent's key when `db` has it enrolled; without `db` the reply goes
+    unsigned, and a box that holds a key ignores it."""
     if broker_url is None:
         raise OpError(
             "gateway reply: no gateway is running on this store: give --broker URL", STATUS_USAGE
@@ -210,17 +215,24 @@ def _send_here(broker_url: str | None, args: dict[str, Any], *, db: str | None) 
             by=args["by"] or getpass.getuser(),
             now_ns=time.time_ns(),
         )
-        publish_reply(broker_url, reply.agent, reply.payload)
-    except (ValueError, OSError) as exc:
+    except ValueError as exc:
         raise OpError(str(exc), STATUS_USAGE) from None
+    store: GatewayStore | None = None
     if db is not None:
         try:
             store = GatewayStore.open(db)
         except GatewayStoreError as exc:
             raise OpError(str(exc), STATUS_USAGE) from None
+    try:
         try:
+            key = None if store is None else store.message_keys().get(reply.agent)
+            publish_reply(broker_url, reply.agent, reply.payload, key=key)
+        except (ValueError, OSError, GatewayStoreError) as exc:
+            raise OpError(str(exc), STATUS_USAGE) from None
+        if store is not None:
             with store.transaction():
                 reply.record(store)
-        finally:
+    finally:
+        if store is not None:
             store.close()
     return reply.as_json()

@@ -15,6 +15,11 @@ messages.
 The gateway holds the writer lock on its store (edge_agent.writer_lock) while it runs;
 `edge-agent gateway reply` reaches it over its control socket (edge_agent.control), and
 the reply is recorded by the same worker, then published with the gateway's own client.
+
+Every ACK and down notice to an enrolled box carries the `mac` user property under that
+box's key (sync.message_auth; `edge-agent gateway enroll`, sync.gateway.enrolment); a
+box not enrolled gets them unsigned. The keys are read from the store at start and
+replaced whenever an enrolment is recorded through the control socket.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from device_drivers.ecg.record import EcgRecord
-from edge_agent import control
+from edge_agent import control, writer_route
 from edge_agent.clock import new_message_id
 from edge_agent.identifiers import AGENT_ID, CLIENT_ID, CONTROL_ID, IdentifierError, shown
 from edge_agent.stemi import acute_mi_statement
@@ -46,10 +51,11 @@ from edge_agent.writer_lock import Holder, WriterLock
 from sync import topics
 from sync.gateway.ecg import NotAnEcg, ecg_from_message
 from sync.gateway.sheet_files import write_sheet
-from sync.gateway.store import GatewayStore, Outcome, sqlite_path
+from sync.gateway.store import GatewayStore, GatewayStoreError, Outcome, sqlite_path
 from sync.hl7.ack import build_ack
 from sync.hl7.errors import DATA_TYPE_ERROR, Hl7Error
 from sync.hl7.inbound import MAX_MESSAGE_BYTES, InboundMessage, parse_inbound
+from sync.message_auth import MessageKey, signed_properties
 from sync.mqtt_client import (
     Delivery,
     Disconnected,
@@ -83,6 +89,24 @@ def control_path(db: str | Path, environ: Mapping[str, str] | None = None) -> Pa
 def lock_for(db: str | Path) -> WriterLock:
     path = sqlite_path(str(db))
     return WriterLock(path.parent, f"{path.name}.lock")
+
+
+def change_route(db: str, command: str, *, wait_s: float) -> writer_route.Route:
+    """Where a command's change to gateway store `db` goes (edge_agent.writer_route): the
+    running gateway's control socket, or the command itself under the store's lock.
+    OpError (usage) for a `db` that names no store this gateway can use."""
+    try:
+        lock = lock_for(db)
+    except GatewayStoreError as exc:
+        raise control.OpError(str(exc), control.STATUS_USAGE) from None
+    return writer_route.Route(
+        lock=lock,
+        store=f"gateway store {db}",
+        socket=control_path(db),
+        command=command,
+        wait_s=wait_s,
+        refused_by=f"{command}: ",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +207,9 @@ class Gateway:
         self._subscribed = threading.Event()
         self._worker: threading.Thread | None = None
         self._store: GatewayStore | None = None
+        # Each enrolled box's key, by agent id: replaced whole (never changed in place),
+        # so the worker and the control thread each read one consistent mapping.
+        self._keys: Mapping[str, MessageKey] = {}
         self.failed: BaseException | None = None
         self.control_path = control_path(db)
         self._lock = lock_for(db)
@@ -215,6 +242,7 @@ class Gateway:
         self._lock.acquire(holder, timeout_s=lock_wait_s)
         try:
             self._store = GatewayStore.open(self.db)  # open (and migrate) before messages
+            self._keys = self._store.message_keys()
             self._start_control()
         except BaseException:
             self.stop()
@@ -292,10 +320,13 @@ class Gateway:
         self._control_loop = self._control_stop = None
 
     async def _control_op(self, request: control.Request, caller: control.Caller) -> dict[str, Any]:
+        from sync.gateway.enrolment import ENROLL_OP
         from sync.gateway.reply import REPLY_OP, reply_op_args
 
         if request.op == "ping":
             return {"gateway": self.client_id, "pid": os.getpid()}
+        if request.op == ENROLL_OP:
+            return await self._enroll_op(request, caller)
         if request.op != REPLY_OP:
             raise control.OpError(f"unknown operation {request.op!r}", control.STATUS_USAGE)
         reply = reply_op_args(request.args, caller)
@@ -312,6 +343,26 @@ class Gateway:
         )
         return reply.as_json()
 
+    async def _enroll_op(self, request: control.Request, caller: control.Caller) -> dict[str, Any]:
+        from sync.gateway.enrolment import enrol_op_args
+
+        enrolment = enrol_op_args(request.args)
+        if self.failed is not None:
+            raise control.OpError(f"the gateway's store failed: {self.failed}")
+        replaced: list[bool] = []
+        try:
+            await asyncio.wrap_future(self.submit(lambda s: replaced.append(enrolment.record(s))))
+        except Exception as exc:
+            raise control.OpError(f"not recorded: {exc}") from None
+        self._keys = {**self._keys, enrolment.agent: enrolment.key}
+        log.info(
+            "gateway: %s enrolled (%s) by %s",
+            enrolment.agent,
+            enrolment.key.suite.name,
+            caller.user,
+        )
+        return enrolment.as_json(replaced=bool(replaced and replaced[0]))
+
     def submit(self, apply: Callable[[GatewayStore], None]) -> concurrent.futures.Future[None]:
         """Have the store's thread make a change in its next batch (durable when done)."""
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
@@ -321,12 +372,14 @@ class Gateway:
     def publish_down(self, agent: str, payload: bytes) -> None:
         """A notice on the agent's down topic (QoS 1); OpError unless the broker takes it
         (a PUBACK whose reason code is a failure, 0x87 not authorised, is a refusal)."""
+        topic = topics.down(agent)
         try:
             done = self._client.publish_and_wait(
-                topics.down(agent),
+                topic,
                 payload,
                 content_type=topics.CONTENT_TYPE_JSON,
                 timeout_s=PUBACK_WAIT_S,
+                user_properties=signed_properties(self._keys.get(agent), topic, payload),
             )
         except NotSent as exc:
             raise control.OpError(f"not sent: {exc}") from None
@@ -611,9 +664,13 @@ class Gateway:
             # batch would come again and fail again). The box sends it again.
             log.error("gateway: no ACK for %s from %s: %s", outcome.control_id, outcome.agent, exc)
             return
+        topic, payload = topics.ack(outcome.agent), ack.encode("utf-8")
         try:
             self._client.publish(
-                topics.ack(outcome.agent), ack.encode("utf-8"), content_type=topics.CONTENT_TYPE_HL7
+                topic,
+                payload,
+                content_type=topics.CONTENT_TYPE_HL7,
+                user_properties=signed_properties(self._keys.get(outcome.agent), topic, payload),
             )
         except NotSent as exc:
             # Stored already: the box sends the message again when no ACK comes, and the

@@ -21,8 +21,10 @@ from urllib.parse import urlsplit
 from sqlite_utils import Database
 
 from edge_agent import waveform_codec
+from edge_agent.crypto.suites import suite
 from edge_agent.identifiers import AGENT_ID, CONTROL_ID
 from sync.hl7.inbound import InboundMessage
+from sync.message_auth import MessageKey
 
 
 class GatewayStoreError(RuntimeError):
@@ -195,11 +197,24 @@ def _v3_rejected_topic(db: Database) -> None:
     db.table("rejected").add_column("topic", str)
 
 
+def _v4_enrolment(db: Database) -> None:
+    """The boxes enrolled for authenticated ACKs and notices: each agent's suite and the
+    32-byte key its `mac` is made with (sync.message_auth). Kept in the store, which only
+    the gateway's user reads (docs/security.md)."""
+    db.create_table(
+        "enrolment",
+        {"agent": str, "suite": str, "mac_key": bytes, "enrolled_wall_ns": int},
+        pk="agent",
+        not_null=["suite", "mac_key", "enrolled_wall_ns"],
+    )
+
+
 Migration = tuple[int, str, Callable[[Database], None]]
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "initial schema", _v1_initial),
     (2, "12-lead ECGs, pre-arrival notices, alerts, ER replies", _v2_ecg_and_prearrival),
     (3, "the topic of rejected messages", _v3_rejected_topic),
+    (4, "boxes enrolled for authenticated ACKs and notices", _v4_enrolment),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -455,6 +470,19 @@ class GatewayStore:
             (agent, ref, status, text, by, sent_wall_ns),
         )
 
+    def enroll(self, agent: str, key: MessageKey, wall_ns: int) -> bool:
+        """Sign what goes to `agent` with `key` from now on; True when it replaced a key.
+        IdentifierError (a ValueError) for an agent id that breaks its rule."""
+        AGENT_ID.check(agent)
+        known = self.conn.execute("SELECT 1 FROM enrolment WHERE agent = ?", (agent,)).fetchone()
+        self.conn.execute(
+            "INSERT INTO enrolment (agent, suite, mac_key, enrolled_wall_ns) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(agent) DO UPDATE SET suite = excluded.suite,"
+            " mac_key = excluded.mac_key, enrolled_wall_ns = excluded.enrolled_wall_ns",
+            (agent, key.suite.name, key.key, wall_ns),
+        )
+        return known is not None
+
     def store_rejected(
         self,
         agent: str,
@@ -552,6 +580,21 @@ class GatewayStore:
         cur = self.conn.execute(sql, params)
         names = [c[0] for c in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def message_keys(self) -> dict[str, MessageKey]:
+        """Every enrolled box's key, by agent id. GatewayStoreError for a row this
+        program cannot use (an unknown suite, a key of the wrong length)."""
+        keys = {}
+        for agent, suite_name, key in self.conn.execute(
+            "SELECT agent, suite, mac_key FROM enrolment ORDER BY agent"
+        ).fetchall():
+            try:
+                keys[str(agent)] = MessageKey(suite(str(suite_name)), bytes(key))
+            except ValueError as exc:
+                raise GatewayStoreError(
+                    f"gateway store {self.path}: enrolment of {agent!r}: {exc}"
+                ) from None
+        return keys
 
     def undrawn_ecgs(self, limit: int = 100) -> list[tuple[int, str, str, str]]:
         """12-leads (8 or more ECG leads) stored without a sheet row: the gateway stopped

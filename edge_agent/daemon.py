@@ -33,8 +33,9 @@ from edge_agent.clock import Clock, SystemClock
 from edge_agent.config import Config
 from edge_agent.control import ControlServer
 from edge_agent.crypto import keyring as keyring_file
+from edge_agent.crypto.suites import suite as suite_named
 from edge_agent.devices import DeviceRuntime, runtime_for
-from edge_agent.model import Frame, Refused
+from edge_agent.model import Frame
 from edge_agent.recorder import Decoder, Recorded, Recorder
 from edge_agent.rules.engine import ClinicalRules
 from edge_agent.shutdown import Shutdown
@@ -79,7 +80,7 @@ class Agent:
     # Told when the agent must stop at once (a failed commit), from the loop's thread.
     on_fatal: Callable[[BaseException], None] | None = None
     # The key the gateway's ACKs and notices must carry a `mac` of (sync.message_auth);
-    # None only where unsigned ones may be taken (`message_key_problem`).
+    # None (tests with scripted parts only): unsigned ones are taken, with a warning.
     message_key: MessageKey | None = None
     # The uplink's, the strips' and the BLE watcher's last report (devices report theirs
     # in their state).
@@ -378,23 +379,10 @@ def mqtt_link_factory(config: Config) -> LinkFactory:
     return factory
 
 
-class CannotStart(Refused):
-    """The configuration and the keys do not let the daemon start: one line, exit 2."""
-
-
-def message_key_problem(config: Config, key: MessageKey | None) -> str | None:
-    """Why the daemon must not start with this key, or None.
-
-    On mqtts:// (the county's broker) the box acts only on ACKs and notices whose `mac`
-    it can check, so it needs its key; only a box on `uplink.allow_insecure` (loopback
-    tests, the demo) may take unsigned ones (docs/security.md)."""
-    if key is None and config.uplink.tls:
-        return (
-            f"uplink.broker {config.uplink.broker}: no message key to check the gateway's"
-            " ACKs and notices with; run `edge-agent keys init`, then enroll the box at the"
-            " gateway (`edge-agent gateway enroll --mac-key` with `edge-agent keys show-mac`)"
-        )
-    return None
+def box_message_key(config: Config, keys: keyring_file.Keyring) -> MessageKey:
+    """The key this box's ACKs and notices are checked with: the key file's MAC key, in
+    the configured suite (what `gateway enroll --suite` records at the gateway)."""
+    return MessageKey(suite_named(config.security.suite), keys.mac_key)
 
 
 def bootstrap(
@@ -413,11 +401,13 @@ def bootstrap(
     opens the store with it.
     Devices: the config's, plus the BLE devices paired at this station (`edge-agent
     devices pair`), the BLE ones sharing one advertisement watcher.
-    CannotStart, before anything is opened, when `message_key_problem` says so.
+    The gateway's ACKs and notices are checked with `message_key`, by default the key
+    file's MAC key (`box_message_key`): a box always has one, so on mqtts:// it never
+    takes an unsigned one.
     """
-    problem = message_key_problem(config, message_key)
-    if problem is not None:
-        raise CannotStart(problem)
+    keys = keyring_file.load(config.security.key_path(config.agent.data_dir))
+    if message_key is None:
+        message_key = box_message_key(config, keys)
     from device_drivers.ble.presence import AdvertisementWatcher, BleakAdvertisements
     from edge_agent.pairing import paired_configs
 
@@ -429,7 +419,6 @@ def bootstrap(
         give_up=give_up,
     )
     try:
-        keys = keyring_file.load(config.security.key_path(config.agent.data_dir))
         store = StoreWriter.open(config.agent.db_path, keys)
     except BaseException:
         lock.release()
@@ -464,7 +453,6 @@ def run_forever(
 ) -> int:
     """`edge-agent run`: until SIGTERM/SIGINT; exit 1 when it cannot go on (a failed
     commit, the store held by another program), so that systemd starts it again.
-    CannotStart (the CLI's `error:` line, exit 2) when it must not start at all.
 
     `shutdown`: signal handling already installed by the caller (the CLI does it before
     importing anything that may start threads)."""

@@ -157,13 +157,26 @@ class DemoChain:
             f"strip_every_s = {up.strip_every_s:g}\n",
             encoding="utf-8",
         )
-        key_file = config.security.key_path(agent.data_dir)
-        if not key_file.exists():  # the demo's own box: its keys made on its first run
-            keyring.init(key_file, config.security.suite)
         return config
+
+    def _keys_and_enrolment(self) -> None:
+        """The demo's own box: its keys made on its first run, and its MAC key enrolled
+        at the demo's gateway, so ACKs and the ER's replies are signed and checked as
+        at the county (docs/security.md)."""
+        from sync.gateway.enrolment import enroll
+
+        config = self._config()
+        key_file = config.security.key_path(config.agent.data_dir)
+        keys = (
+            keyring.load(key_file)
+            if key_file.exists()
+            else keyring.init(key_file, config.security.suite)
+        )
+        enroll(str(self.gateway_db), config.agent.id, keys.mac_key.hex(), config.security.suite)
 
     def start(self) -> None:
         self.broker.start()
+        self._keys_and_enrolment()
         self.gateway = Gateway(self.broker.url, self.gateway_db, client_id="demo-county-gateway")
         self.gateway.start()
         self.gateway.wait_connected(10)

@@ -35,3 +35,14 @@ def keys_of(config: Config) -> Keyring:
     """`config`'s key file, created unless it is there."""
     path = config.security.key_path(config.agent.data_dir)
     return keyring.load(path) if path.exists() else keyring.init(path, config.security.suite)
+
+
+def enrolled(data_dir: Path, gateway_db: Path, agent_id: str, suite: str = "intl") -> Keyring:
+    """The box's key file under `data_dir` (made unless there), its MAC key enrolled at
+    the gateway store `gateway_db` (through its gateway when one runs), as a technician
+    does with `keys show-mac` and `gateway enroll`."""
+    from sync.gateway.enrolment import enroll
+
+    keys = init_keys_in(data_dir, suite)
+    enroll(str(gateway_db), agent_id, keys.mac_key.hex(), suite)
+    return keys

@@ -11,7 +11,6 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import os
 import subprocess
 import sys
 import zoneinfo
@@ -19,11 +18,13 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from box_keys import init_keys_in
 from outbox_rows import record, status_of
 from waiting import until
 
-from edge_agent import control
+from edge_agent import control, daemon
 from edge_agent.clock import SystemClock, new_message_id
+from edge_agent.config import from_dict
 from edge_agent.crypto.suites import suite
 from edge_agent.local_broker import LocalBroker
 from edge_agent.status import collect
@@ -318,23 +319,19 @@ def test_enrolment_is_kept_replaced_and_never_printed(tmp_path: Path) -> None:
         store.close()
 
 
-def test_on_mqtts_without_a_key_the_daemon_does_not_start(tmp_path: Path) -> None:
-    config = tmp_path / "edge-agent.toml"
-    config.write_text(
-        f'[agent]\nid = "{AGENT}"\ndata_dir = "{tmp_path / "data"}"\n'
-        '[uplink]\nbroker = "mqtts://county.example:8883"\n',
-        encoding="utf-8",
+def test_the_daemon_checks_with_its_key_files_mac_key(tmp_path: Path) -> None:
+    """bootstrap's default: the key file's MAC key in the configured suite, so a daemon
+    (which does not start without its key file) never takes an unsigned ACK."""
+    config = from_dict(
+        {
+            "agent": {"id": AGENT, "data_dir": str(tmp_path / "data")},
+            "uplink": {"broker": "mqtts://county.example:8883"},
+            "security": {"suite": "sm"},
+        }
     )
-    env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
-    done = subprocess.run(
-        [str(EDGE_AGENT), "--config", str(config), "run"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
-    assert done.returncode == 2
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: uplink.broker mqtts://"), done.stderr
-    assert "run `edge-agent keys init`" in lines[0]
-    assert not (tmp_path / "data" / "writer.lock").exists()  # refused before anything
+    keys = init_keys_in(tmp_path / "data", "sm")
+    agent = daemon.bootstrap(config, devices=[])
+    try:
+        assert agent.message_key == MessageKey(suite("sm"), keys.mac_key)
+    finally:
+        agent.close()

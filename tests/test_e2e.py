@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from box_keys import init_keys_in
+from box_keys import enrolled, init_keys_in
 from waiting import wait_until
 
 from device_drivers.simulators import masimo as masimo_sim
@@ -195,6 +195,7 @@ def test_sigkill_mid_stream_then_restart_delivers_each_committed_reading_once(
         [sys.executable, "-c", _WRITER, str(master_fd)], pass_fds=(master_fd,)
     )
     cfg = _agent_config(tmp_path, broker, slave)
+    enrolled(tmp_path / "agent", tmp_path / "gateway.sqlite3", "amb-017")
     db = tmp_path / "agent" / "edge-agent.sqlite3"
     log = tmp_path / "agent.log"
     agent = _start_agent(cfg, log)

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from box_keys import init_keys_in
+from box_keys import enrolled, init_keys_in
 from test_e2e import agent_counts
 from waiting import wait_until
 
@@ -83,6 +83,7 @@ def test_a_stemi_12_lead_reaches_the_er_and_the_er_answers(
     folder = tmp_path / "cart-export"
     folder.mkdir()
     cfg = _config(tmp_path, broker, folder)
+    enrolled(tmp_path / "agent", gateway_db, AGENT)
     agent_db = tmp_path / "agent" / "edge-agent.sqlite3"
     log = tmp_path / "agent.log"
     agent = subprocess.Popen(

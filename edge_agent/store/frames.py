@@ -6,6 +6,10 @@ wall and monotonic time and its boot id, and what the recorder made of them: rea
 what an HL7 monitor said about itself and the patient (`frame_source`), the visit they
 were bound to, and the dedup key a transport gave (an MLLP resend's MSH-10). A monitor
 strip (`strip`) is a window of one device's stored waves that an outbox row sends.
+
+A frame of a driver whose frames carry identity (an HL7 monitor's, a 12-lead cart's) is
+stored sealed, and who a monitor said the patient is (identifier, name, national id)
+too (edge_agent.store.sealing); reads open them with the store's keyring.
 """
 
 from __future__ import annotations
@@ -21,6 +25,14 @@ from typing import Any, TypedDict
 
 from edge_agent import waveform_codec
 from edge_agent.model import Frame, Reading, SourcePatient, Waveform
+from edge_agent.store.sealing import Sealing
+
+RAW_DATA_PLACE = "raw_frame.data"
+_SOURCE_PLACES = (
+    "frame_source.patient_identifier",
+    "frame_source.patient_name",
+    "frame_source.patient_national_id",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +126,16 @@ def _observation(r: Sequence[Any]) -> ObservationRow:
 
 
 class FramesReader:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, sealing: Sealing | None = None) -> None:
         self._conn = conn
+        self._sealing = sealing or Sealing(None)
+
+    def data(self, raw_frame_id: int) -> bytes | None:
+        """A frame's bytes as they came (opened when sealed), None for no such frame."""
+        row = self._conn.execute(
+            "SELECT data, sealed_key FROM raw_frame WHERE id = ?", (raw_frame_id,)
+        ).fetchone()
+        return None if row is None else self._sealing.open_data(RAW_DATA_PLACE, row[0], row[1])
 
     def seen_dedup_key(self, device_id: str, dedup_key: str) -> bool:
         """Whether a frame with this key from this device was recorded (not quarantined)."""
@@ -141,24 +161,28 @@ class FramesReader:
         row = self._conn.execute(
             "SELECT device_eui64, patient_identifier, patient_authority, patient_id_type,"
             " patient_name, patient_birth_date, patient_sex, patient_class,"
-            " patient_national_id, COALESCE(patient_conflict, 0) = 1 FROM frame_source"
-            " WHERE raw_frame_id = ?",
+            " patient_national_id, COALESCE(patient_conflict, 0) = 1, sealed_key"
+            " FROM frame_source WHERE raw_frame_id = ?",
             (raw_frame_id,),
         ).fetchone()
         if row is None:
             return None
+        key_id, opened = row[10], self._sealing.open_maybe_text
+        identifier = opened(_SOURCE_PLACES[0], row[1], key_id)
+        name = opened(_SOURCE_PLACES[1], row[4], key_id)
+        national_id = opened(_SOURCE_PLACES[2], row[8], key_id)
         patient = None
-        if row[1]:
+        if identifier:
             patient = SourcePatient(
-                identifier=row[1],
+                identifier=identifier,
                 authority=row[2] or "",
                 id_type=row[3] or "",
-                name=row[4] or "",
+                name=name or "",
                 birth_date=dt.date.fromisoformat(row[5]) if row[5] else None,
                 sex=row[6],
                 patient_class=row[7],
             )
-        return FrameSource(row[0], patient, row[8], bool(row[9]))
+        return FrameSource(row[0], patient, national_id, bool(row[9]))
 
     def observations(self, raw_frame_id: int) -> list[ObservationRow]:
         """A frame's readings in the order they were stored, with OBX-4 and OBX-11."""
@@ -321,19 +345,23 @@ class FramesReader:
 class Frames(FramesReader):
     """The recorder's writes, each inside the caller's transaction."""
 
-    def insert(self, frame: Frame, channel: str | None) -> int:
+    def insert(self, frame: Frame, channel: str | None, *, sealed: bool = False) -> int:
+        """`sealed`: the frame may name the patient (its driver's declaration says so)."""
+        seal = sealed and self._sealing.key_id is not None
         cur = self._conn.execute(
             "INSERT INTO raw_frame (device_id, driver, channel, data, received_wall_ns,"
-            " received_mono_ns, boot_id, outcome, dedup_key) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+            " received_mono_ns, boot_id, outcome, dedup_key, sealed_key)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
             (
                 frame.device_id,
                 frame.driver,
                 channel,
-                frame.data,
+                self._sealing.data(RAW_DATA_PLACE, frame.data) if seal else frame.data,
                 frame.received_wall_ns,
                 frame.received_mono_ns,
                 frame.boot_id,
                 frame.dedup_key,
+                self._sealing.key_id if seal else None,
             ),
         )
         assert cur.lastrowid is not None
@@ -425,24 +453,25 @@ class Frames(FramesReader):
         national_id: str | None,
         conflict: bool = False,
     ) -> None:
-        p = patient
+        p, seal = patient, self._sealing.maybe_text
         self._conn.execute(
             "INSERT INTO frame_source (raw_frame_id, device_eui64, patient_identifier,"
             " patient_authority, patient_id_type, patient_name, patient_birth_date,"
-            " patient_sex, patient_class, patient_national_id, patient_conflict)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " patient_sex, patient_class, patient_national_id, patient_conflict, sealed_key)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 raw_frame_id,
                 device_eui64,
-                None if p is None else p.identifier,
+                None if p is None else seal(_SOURCE_PLACES[0], p.identifier),
                 None if p is None else p.authority,
                 None if p is None else p.id_type,
-                None if p is None else p.name,
+                None if p is None else seal(_SOURCE_PLACES[1], p.name),
                 None if p is None or p.birth_date is None else p.birth_date.isoformat(),
                 None if p is None else p.sex,
                 None if p is None else p.patient_class,
-                national_id,
+                seal(_SOURCE_PLACES[2], national_id),
                 int(conflict),
+                None if p is None else self._sealing.key_id,
             ),
         )
 

@@ -461,6 +461,36 @@ def _v9_sealed_patients(db: Database) -> None:
     patient.create_index(["sealed_key"])
 
 
+def _10_reserved_for_users(db: Database) -> None:
+    # Numbered for the users and roles of issue 13, which another branch adds: a no-op
+    # here so the numbering stays consecutive; the merge replaces it.
+    pass
+
+
+def _11_reserved_for_audit(db: Database) -> None:
+    # Likewise for the audit trail of issue 13.
+    pass
+
+
+def _v12_sealed_frames_and_messages(db: Database) -> None:
+    # Beyond the residents (edge_agent.store.sealing): raw frames of drivers whose frames
+    # carry identity (an HL7 PID, a 12-lead file's patient), who a monitor said the
+    # patient is, every outbox message's ER7, pre-arrival notices, the ER's notices, and
+    # the reasons of rejected identity frames. `sealed_key` names the key of a row's
+    # sealed columns; NULL: written plain (before this, or by a writer without keys),
+    # which the sealing pass seals.
+    for table in (
+        "raw_frame",
+        "frame_source",
+        "outbox",
+        "prealert",
+        "notice",
+        "quarantine",
+        "quarantine_tally",
+    ):
+        db.table(table).add_column("sealed_key", str)
+
+
 Migration = tuple[int, str, Callable[[Database], None]]
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -481,6 +511,13 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     (8, "operation log: who changed what", _v8_operation_log),
     (9, "sealed national id, name and phone; blind indexes", _v9_sealed_patients),
+    (10, "reserved for users and roles", _10_reserved_for_users),
+    (11, "reserved for the audit trail", _11_reserved_for_audit),
+    (
+        12,
+        "sealed raw identity frames, frame sources, outbox messages, notices, reasons",
+        _v12_sealed_frames_and_messages,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

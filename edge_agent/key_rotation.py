@@ -38,7 +38,7 @@ class KeysStatus:
     suite: str
     values: dict[str, int]  # key id (or "plain") -> residents' sealed values under it
     stale_rows: int  # rows the pass still has to re-seal (residents and the rest)
-    # key id (or "plain") -> other rows with sealed columns (frames, messages, notices)
+    # key id (or "plain") -> other sealed values (a frame's bytes, a message, a notice)
     rows: dict[str, int] | None = None
 
     def as_text(self) -> str:
@@ -115,7 +115,7 @@ def status(store: StoreReader) -> KeysStatus:
 def _stale(store: StoreReader, active_id: str) -> int:
     identity = registry.identity_drivers()
     return store.patients.stale_count(active_id) + sum(
-        sealing.stale_count(store.conn, t, active_id, identity) for t in sealing.SEALED_TABLES
+        sealing.stale_count(store.conn, t, active_id, identity) for t in sealing.ROW_TABLES
     )
 
 
@@ -127,7 +127,7 @@ def reseal_batch(store: StoreWriter, batch: int = BATCH) -> int:
     identity = registry.identity_drivers()
     with store.transaction():
         done = store.patients.reseal_stale(batch)
-        for t in sealing.SEALED_TABLES:
+        for t in sealing.ROW_TABLES:
             if done >= batch:
                 break
             # A raw frame can be a 12-lead file (hundreds of kB): fewer per transaction.

@@ -25,14 +25,10 @@ from typing import Any, TypedDict
 
 from edge_agent import waveform_codec
 from edge_agent.model import Frame, Reading, SourcePatient, Waveform
-from edge_agent.store.sealing import Sealing
+from edge_agent.store.sealing import SOURCE_PATIENT, Sealing, pack, unpack
 
 RAW_DATA_PLACE = "raw_frame.data"
-_SOURCE_PLACES = (
-    "frame_source.patient_identifier",
-    "frame_source.patient_name",
-    "frame_source.patient_national_id",
-)
+SOURCE_PATIENT_PLACE = "frame_source.patient_sealed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,20 +153,27 @@ class FramesReader:
         ).fetchone()
         return None if row is None else RawFrameRow(*row)
 
+    def source_eui64(self, raw_frame_id: int) -> str | None:
+        """The EUI-64 a frame named its sending device by (plain: no patient in it)."""
+        row = self._conn.execute(
+            "SELECT device_eui64 FROM frame_source WHERE raw_frame_id = ?", (raw_frame_id,)
+        ).fetchone()
+        return None if row is None else row[0]
+
     def source(self, raw_frame_id: int) -> FrameSource | None:
         row = self._conn.execute(
             "SELECT device_eui64, patient_identifier, patient_authority, patient_id_type,"
             " patient_name, patient_birth_date, patient_sex, patient_class,"
-            " patient_national_id, COALESCE(patient_conflict, 0) = 1, sealed_key"
-            " FROM frame_source WHERE raw_frame_id = ?",
+            " patient_national_id, COALESCE(patient_conflict, 0) = 1, sealed_key,"
+            " patient_sealed FROM frame_source WHERE raw_frame_id = ?",
             (raw_frame_id,),
         ).fetchone()
         if row is None:
             return None
-        key_id, opened = row[10], self._sealing.open_maybe_text
-        identifier = opened(_SOURCE_PLACES[0], row[1], key_id)
-        name = opened(_SOURCE_PLACES[1], row[4], key_id)
-        national_id = opened(_SOURCE_PLACES[2], row[8], key_id)
+        identifier, name, national_id = row[1], row[4], row[8]
+        if row[10] is not None:
+            opened = self._sealing.open_text(SOURCE_PATIENT_PLACE, row[11], row[10])
+            identifier, name, national_id = unpack(opened, len(SOURCE_PATIENT))
         patient = None
         if identifier:
             patient = SourcePatient(
@@ -453,25 +456,29 @@ class Frames(FramesReader):
         national_id: str | None,
         conflict: bool = False,
     ) -> None:
-        p, seal = patient, self._sealing.maybe_text
+        p = patient
+        named = None if p is None else (p.identifier, p.name, national_id)
+        seal = named is not None and self._sealing.key_id is not None
+        plain = (None, None, None) if named is None or seal else named
         self._conn.execute(
             "INSERT INTO frame_source (raw_frame_id, device_eui64, patient_identifier,"
             " patient_authority, patient_id_type, patient_name, patient_birth_date,"
-            " patient_sex, patient_class, patient_national_id, patient_conflict, sealed_key)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " patient_sex, patient_class, patient_national_id, patient_conflict, sealed_key,"
+            " patient_sealed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 raw_frame_id,
                 device_eui64,
-                None if p is None else seal(_SOURCE_PLACES[0], p.identifier),
+                plain[0],
                 None if p is None else p.authority,
                 None if p is None else p.id_type,
-                None if p is None else seal(_SOURCE_PLACES[1], p.name),
+                plain[1],
                 None if p is None or p.birth_date is None else p.birth_date.isoformat(),
                 None if p is None else p.sex,
                 None if p is None else p.patient_class,
-                seal(_SOURCE_PLACES[2], national_id),
+                plain[2],
                 int(conflict),
-                None if p is None else self._sealing.key_id,
+                self._sealing.key_id if seal else None,
+                self._sealing.text(SOURCE_PATIENT_PLACE, pack(named)) if named and seal else None,
             ),
         )
 

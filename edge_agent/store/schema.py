@@ -489,6 +489,8 @@ def _v12_sealed_frames_and_messages(db: Database) -> None:
         "quarantine_tally",
     ):
         db.table(table).add_column("sealed_key", str)
+    # Who a monitor named (identifier, name, national id) sealed together as one value.
+    db.table("frame_source").add_column("patient_sealed", bytes)
 
 
 Migration = tuple[int, str, Callable[[Database], None]]

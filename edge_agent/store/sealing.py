@@ -22,6 +22,7 @@ says their frames carry identity).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -89,38 +90,62 @@ class Sealing:
 class SealedTable:
     """Columns of one table the sealing pass keeps under the active key.
 
-    `text`: the columns hold text (opened to str), else bytes. `needs`: which rows hold
-    personal data: "all", "value" (the first column is not NULL) or "identity driver"
-    (`driver` is one whose frames carry identity)."""
+    `column`: the sealed column; `text`: it holds text (opened to str), else bytes.
+    `packed`: plain columns whose values are sealed together into `column` as one JSON
+    array (who a monitor named: one seal, one open, not three), NULL once sealed.
+    `where`: which rows hold personal data (SQL); `identity`: only rows of drivers whose
+    frames carry identity."""
 
     table: str
-    columns: tuple[str, ...]
-    text: bool
-    needs: str
+    column: str
+    text: bool = True
+    packed: tuple[str, ...] = ()
+    where: str = "1"
+    identity: bool = False
 
+
+SOURCE_PATIENT = ("patient_identifier", "patient_name", "patient_national_id")
 
 SEALED_TABLES: tuple[SealedTable, ...] = (
-    SealedTable("raw_frame", ("data",), text=False, needs="identity driver"),
+    SealedTable("raw_frame", "data", text=False, identity=True),
     SealedTable(
         "frame_source",
-        ("patient_identifier", "patient_name", "patient_national_id"),
-        text=True,
-        needs="value",
+        "patient_sealed",
+        packed=SOURCE_PATIENT,
+        where="(patient_identifier IS NOT NULL OR patient_sealed IS NOT NULL)",
     ),
-    SealedTable("outbox", ("payload",), text=True, needs="value"),
-    SealedTable("prealert", ("complaint", "destination"), text=True, needs="all"),
-    SealedTable("notice", ("payload",), text=True, needs="all"),
-    SealedTable("quarantine", ("reason",), text=True, needs="identity driver"),
-    SealedTable("quarantine_tally", ("last_reason",), text=True, needs="identity driver"),
+    SealedTable("outbox", "payload", where="payload IS NOT NULL"),
+    SealedTable("prealert", "complaint"),
+    SealedTable("prealert", "destination", where="destination IS NOT NULL"),
+    SealedTable("notice", "payload"),
+    SealedTable("quarantine", "reason", identity=True),
+    SealedTable("quarantine_tally", "last_reason", identity=True),
 )
 
 
+# One entry per table: what counts rows (a prealert's two columns share one sealed_key).
+ROW_TABLES: tuple[SealedTable, ...] = tuple(
+    t for i, t in enumerate(SEALED_TABLES) if t.table not in {u.table for u in SEALED_TABLES[:i]}
+)
+
+
+def pack(values: Sequence[str | None]) -> str:
+    """Several plain values as the one text `SealedTable.packed` seals."""
+    return json.dumps(list(values), ensure_ascii=False)
+
+
+def unpack(text: str, count: int) -> list[str | None]:
+    values = json.loads(text)
+    if not isinstance(values, list) or len(values) != count:
+        raise SealError(f"sealed values: expected a list of {count}")
+    return [None if v is None else str(v) for v in values]
+
+
 def _scope(t: SealedTable, identity_drivers: Sequence[str]) -> tuple[str, tuple[str, ...]]:
-    if t.needs == "identity driver":
-        return f"driver IN ({', '.join('?' * len(identity_drivers))})", tuple(identity_drivers)
-    if t.needs == "value":
-        return f"{t.columns[0]} IS NOT NULL", ()
-    return "1", ()
+    if t.identity:
+        marks = ", ".join("?" * len(identity_drivers))
+        return f"{t.where} AND driver IN ({marks})", tuple(identity_drivers)
+    return t.where, ()
 
 
 def stale_count(
@@ -138,7 +163,7 @@ def stale_count(
 def values_per_key(
     conn: sqlite3.Connection, t: SealedTable, identity_drivers: Sequence[str]
 ) -> dict[str, int]:
-    """Rows of `t` with personal data per key id (`plain`: not sealed yet)."""
+    """Values of `t` per key id (`plain`: not sealed yet)."""
     scope, params = _scope(t, identity_drivers)
     rows = conn.execute(
         f"SELECT COALESCE(sealed_key, ?), COUNT(*) FROM {t.table} WHERE {scope} GROUP BY 1",
@@ -155,36 +180,43 @@ def reseal_stale(
     identity_drivers: Sequence[str],
 ) -> int:
     """Up to `limit` rows of `t` sealed under the active key (opened with the key they
-    name, or read plain); how many. Inside the caller's transaction."""
+    name, or read plain); how many. Inside the caller's transaction.
+
+    A table with two sealed columns (prealert) has one `sealed_key`: its first entry
+    re-seals every sealed column of the row, so the others find nothing left."""
     keys = sealing.keys
     if keys is None:
         raise PersonalDataLocked("the sealing pass needs the keyring")
     scope, params = _scope(t, identity_drivers)
-    columns = ", ".join(t.columns)
+    siblings = [s for s in SEALED_TABLES if s.table == t.table]
+    columns = [c for s in siblings for c in (s.column, *s.packed)]
     rows = conn.execute(
-        f"SELECT rowid, sealed_key, {columns} FROM {t.table} WHERE {scope}"
+        f"SELECT rowid, sealed_key, {', '.join(columns)} FROM {t.table} WHERE {scope}"
         " AND (sealed_key IS NULL OR sealed_key != ?) ORDER BY rowid LIMIT ?",
         (*params, keys.active_id, limit),
     ).fetchall()
-    assignments = ", ".join(f"{c} = ?" for c in t.columns)
-    for rowid, key_id, *values in rows:
-        resealed: list[bytes | None] = []
-        for column, value in zip(t.columns, values, strict=True):
-            place = f"{t.table}.{column}"
+    for rowid, key_id, *stored in rows:
+        by_column = dict(zip(columns, stored, strict=True))
+        update: dict[str, bytes | None] = {}
+        for s in siblings:
+            place = f"{s.table}.{s.column}"
+            value = by_column[s.column]
+            if s.packed:
+                if key_id is None:
+                    value = pack([by_column[c] for c in s.packed])
+                update.update(dict.fromkeys(s.packed))
             if value is None:
-                resealed.append(None)
-            elif t.text:
-                resealed.append(
-                    sealed.seal_bytes(
-                        keys, place, sealing.open_text(place, value, key_id).encode("utf-8")
-                    )
-                )
-            else:
-                resealed.append(
-                    sealed.seal_bytes(keys, place, sealing.open_data(place, value, key_id))
-                )
+                update[s.column] = None
+                continue
+            plain = (
+                sealing.open_text(place, value, key_id).encode("utf-8")
+                if s.text
+                else sealing.open_data(place, value, key_id)
+            )
+            update[s.column] = sealed.seal_bytes(keys, place, plain)
+        assignments = ", ".join(f"{c} = ?" for c in update)
         conn.execute(
             f"UPDATE {t.table} SET {assignments}, sealed_key = ? WHERE rowid = ?",
-            (*resealed, keys.active_id, rowid),
+            (*update.values(), keys.active_id, rowid),
         )
     return len(rows)

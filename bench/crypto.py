@@ -33,15 +33,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the made-up residents the tests use
+sys.path.insert(0, str(ROOT / "bench"))
 
+from ingest import record_frames  # noqa: E402
 from residents import Resident, residents  # noqa: E402
 
-from device_drivers import registry  # noqa: E402
 from edge_agent import key_rotation, patients  # noqa: E402
 from edge_agent.clock import SystemClock  # noqa: E402
 from edge_agent.crypto import keyring  # noqa: E402
 from edge_agent.crypto.keyring import Keyring  # noqa: E402
-from edge_agent.model import Frame  # noqa: E402
 from edge_agent.recorder import Recorder  # noqa: E402
 from edge_agent.store import StoreWriter  # noqa: E402
 from sync.outbox_messages import build_message  # noqa: E402
@@ -162,27 +162,10 @@ def bench_ingest(path: Path, frames: list[bytes], batch: int, keys: Keyring | No
     store = StoreWriter.open(path, keys)
     clock = SystemClock.create()
     recorder = Recorder(store)
-    decode = registry.decoder("hl7-mllp")
     try:
 
         def record() -> None:
-            for i in range(0, len(frames), batch):
-                recorder.record_many(
-                    [
-                        (
-                            Frame(
-                                "central-1",
-                                "hl7-mllp",
-                                data,
-                                clock.wall_ns(),
-                                clock.mono_ns(),
-                                clock.boot_id,
-                            ),
-                            decode,
-                        )
-                        for data in frames[i : i + batch]
-                    ]
-                )
+            record_frames(recorder, frames, batch, "central-1", "hl7-mllp")
 
         def uplink() -> None:
             now = clock.wall_ns() + 10**12

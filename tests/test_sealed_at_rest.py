@@ -248,6 +248,13 @@ def _outbox(db: Path) -> dict[str, int]:
         store.close()
 
 
+def _ended(process: subprocess.Popen[bytes], how: signal.Signals) -> None:
+    """`process` stopped with `how` (unless it has ended) and waited for."""
+    if process.poll() is None:
+        process.send_signal(how)
+    process.wait(30)
+
+
 def _notices(db: Path, data: Path) -> int:
     store = open_readonly(db, init_keys_in(data))
     try:
@@ -281,28 +288,35 @@ def test_after_a_realistic_session_no_identity_is_in_any_file_under_data_dir(
     db = data / "edge-agent.sqlite3"
     (data / "logs").mkdir(parents=True)
     log_path = data / "logs" / "edge-agent.log"  # under data_dir: scanned like the rest
-    gateway = Gateway(broker.url, tmp_path / "gateway.sqlite3", client_id="scan-gateway")
-    gateway.start()
-    gateway.wait_connected(10)
-    writer = subprocess.Popen(
-        [sys.executable, "-c", _MASIMO_WRITER, str(master_fd)], pass_fds=(master_fd,)
-    )
     everyone = residents(8)
     patient, stranger, quoted = everyone[1], everyone[2], everyone[3]
-
-    def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [str(EDGE_AGENT), "run", "--config", str(cfg)],
-            stdout=subprocess.DEVNULL,
-            stderr=log_path.open("ab"),
-        )
 
     def listening() -> bool:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", mllp_port), 1):
             return True
         return False
 
-    try:
+    # Each part stopped when the session ends (however it ends), newest first.
+    with contextlib.ExitStack() as session:
+        session.callback(os.close, master_fd)
+        gateway = Gateway(broker.url, tmp_path / "gateway.sqlite3", client_id="scan-gateway")
+        gateway.start()
+        session.callback(gateway.stop)
+        gateway.wait_connected(10)
+        writer = subprocess.Popen(
+            [sys.executable, "-c", _MASIMO_WRITER, str(master_fd)], pass_fds=(master_fd,)
+        )
+        session.callback(_ended, writer, signal.SIGKILL)
+
+        def start() -> subprocess.Popen[bytes]:
+            daemon = subprocess.Popen(
+                [str(EDGE_AGENT), "run", "--config", str(cfg)],
+                stdout=subprocess.DEVNULL,
+                stderr=log_path.open("ab"),
+            )
+            session.callback(_ended, daemon, signal.SIGTERM)
+            return daemon
+
         assert _cli(cfg, "keys", "init").returncode == 0
         _add(cfg, everyone[:3])  # no daemon yet: the command writes the store itself
         daemon = start()
@@ -332,24 +346,15 @@ def test_after_a_realistic_session_no_identity_is_in_any_file_under_data_dir(
         wait_until(lambda: _notices(db, data) > 0, 20, "the ER's reply on the box")
         daemon.kill()  # the crash, mid-stream: the monitor goes on sending
         daemon.wait(10)
-        daemon = start()
+        start()
         wait_until(lambda: _socket_up(tmp_path) and listening(), 30, "the daemon again")
-        writer.terminate()
-        writer.wait(10)
+        _ended(writer, signal.SIGTERM)
         wait_until(
             lambda: (c := _outbox(db)).get("pending", 1) + c.get("sent", 1) == 0,
             60,
             lambda: f"the outbox drained: {_outbox(db)}",
         )
         time.sleep(0.5)  # what the daemon does after delivering (WAL, its log) lands too
-    finally:
-        with contextlib.suppress(NameError):
-            daemon.send_signal(signal.SIGTERM)
-            daemon.wait(30)
-        if writer.poll() is None:
-            writer.kill()
-        gateway.stop()
-        os.close(master_fd)
     counts = _outbox(db)
     assert counts["delivered"] >= 5 and counts["held"] == 1 and counts["rejected"] == 0
     # What the box holds opens with its keys: the test sees what it looks for.

@@ -6,6 +6,7 @@ keys; sealed blobs that are not what this keyring sealed there never open."""
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from device_drivers import registry
+from device_drivers.ecg.scp import encode_scp
+from device_drivers.simulators import ecg_cart
 from edge_agent import key_rotation, status
 from edge_agent.clock import SystemClock
 from edge_agent.crypto import keyring, sealed
@@ -281,3 +284,21 @@ def test_any_bytes_on_the_mllp_port_are_stored_sealed_and_read_back_as_they_came
                 assert kept["data_hex"] == data.hex().upper()
         finally:
             box.store.close()
+
+
+def test_a_12_lead_file_naming_the_patient_is_stored_sealed(db: Path) -> None:
+    """SCP-ECG section 1 carries the patient's id and name (EN 1064): the cart's file is
+    an identity frame; its bytes are sealed and read back whole."""
+    record = dataclasses.replace(
+        ecg_cart.synthetic_12_lead(seconds=2.0), patient_id=NATIONAL_ID, patient_name=NAME
+    )
+    data = encode_scp(record)
+    assert NATIONAL_ID.encode() in data and NAME.encode("utf-8") in data
+    box = Box(db, KEYS)
+    cart = registry.DRIVERS["ecg-scp"]
+    assert cart.carries_identity
+    rec = box.recorder.record(box.frame(data, "ecg-cart-1", "ecg-scp"), cart.decoder_for(None))
+    assert rec.outcome == "decoded" and rec.raw_frame_id is not None
+    assert box.store.frames.data(rec.raw_frame_id) == data
+    box.close()
+    assert _plain_in(db) == []

@@ -47,46 +47,23 @@ P = Permission
 BOX_ROLES = ("admin", "doctor", "crew", "kiosk")
 GATEWAY_ROLES = ("er", "county-it")
 
+# What every clinician on the box does with a resident in front of them.
+_CLINICAL = frozenset(
+    {
+        P.READ_PERSON,
+        P.REGISTER_PERSON,
+        P.RECORD_VISIT,
+        P.ASSIGN_READINGS,
+        P.READ_VITALS,
+        P.ACKNOWLEDGE_ALERT,
+    }
+)
+
 ROLES: dict[str, frozenset[Permission]] = {
-    "admin": frozenset(
-        {
-            P.READ_PERSON,
-            P.REGISTER_PERSON,
-            P.RECORD_VISIT,
-            P.ASSIGN_READINGS,
-            P.READ_VITALS,
-            P.ACKNOWLEDGE_ALERT,
-            P.PREALERT,
-            P.MANAGE_DEVICES,
-            P.EXPORT,
-            P.MANAGE_USERS,
-            P.ROTATE_KEYS,
-            P.READ_AUDIT,
-        }
-    ),
-    "doctor": frozenset(
-        {
-            P.READ_PERSON,
-            P.REGISTER_PERSON,
-            P.RECORD_VISIT,
-            P.ASSIGN_READINGS,
-            P.READ_VITALS,
-            P.ACKNOWLEDGE_ALERT,
-            P.MANAGE_DEVICES,
-            P.EXPORT,
-        }
-    ),
-    "crew": frozenset(
-        {
-            P.READ_PERSON,
-            P.REGISTER_PERSON,
-            P.RECORD_VISIT,
-            P.ASSIGN_READINGS,
-            P.READ_VITALS,
-            P.ACKNOWLEDGE_ALERT,
-            P.PREALERT,
-        }
-    ),
+    "admin": _CLINICAL
+    | {P.PREALERT, P.MANAGE_DEVICES, P.EXPORT, P.MANAGE_USERS, P.ROTATE_KEYS, P.READ_AUDIT},
+    "doctor": _CLINICAL | {P.MANAGE_DEVICES, P.EXPORT},
+    "crew": _CLINICAL | {P.PREALERT},
     "kiosk": frozenset({P.MEASURE_SELF, P.READ_OWN_RECORD}),
     "er": frozenset({P.READ_INBOUND, P.REPLY_TO_AMBULANCE}),
     "county-it": frozenset({P.ENROL_BOX, P.READ_CENTRAL_AUDIT}),

@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import os
 import queue
+import stat
 import subprocess
 import sys
 import tempfile
@@ -434,6 +436,23 @@ def test_a_sheet_path_refuses_what_is_not_a_row_id_or_a_sheet(tmp_path: Path) ->
             sheet_path(tmp_path, "amb-017", message_id, ".png")
     with pytest.raises(SheetPathError, match="suffix"):
         sheet_path(tmp_path, "amb-017", 1, ".sh")
+
+
+def test_sheets_are_readable_by_the_gateways_group_only(tmp_path: Path) -> None:
+    """Folders 0750, files 0640, under a permissive umask as under a strict one; a
+    folder an older gateway made 0755 is narrowed by the next sheet written into it."""
+    root = tmp_path / "sheets"
+    (root / "amb-002").mkdir(parents=True, mode=0o755)
+    os.chmod(root / "amb-002", 0o755)
+    for umask, agent in ((0o000, "amb-001"), (0o077, "amb-003"), (0o022, "amb-002")):
+        old = os.umask(umask)
+        try:
+            png = write_sheet(root, agent, 7, ".png", b"png")
+        finally:
+            os.umask(old)
+        assert stat.S_IMODE(png.stat().st_mode) == 0o640, (umask, agent)
+        assert stat.S_IMODE(png.parent.stat().st_mode) == 0o750, (umask, agent)
+    assert stat.S_IMODE(root.stat().st_mode) == 0o750
 
 
 def test_an_agent_folder_replaced_by_a_symlink_is_refused(tmp_path: Path) -> None:

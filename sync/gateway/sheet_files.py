@@ -17,6 +17,11 @@ created exclusively (O_CREAT | O_EXCL | O_NOFOLLOW) under a temporary name in th
 folder, synced, then renamed to its final name. rename(2) replaces a directory entry
 and never follows a symlink found there, so a symlink or file already at the path is
 never opened or written through, and the ER never opens a half-written sheet.
+
+A sheet shows the patient's name and ID, so only the gateway's user and group read
+them: folders 0750, files 0640, whatever the umask (the ER's viewer runs in the
+gateway's group). A folder found wider (made by an older gateway, 0755) is narrowed
+when the next sheet is written into it.
 """
 
 from __future__ import annotations
@@ -24,11 +29,14 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 from pathlib import Path
 
 from edge_agent.identifiers import AGENT_ID
 
 SUFFIXES = (".png", ".pdf")
+FOLDER_MODE = 0o750
+FILE_MODE = 0o640
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -64,11 +72,12 @@ def write_sheet(sheets_dir: Path, agent: str, message_id: int, suffix: str, data
     """Write one sheet file (see the module docstring for how); its path."""
     path = sheet_path(sheets_dir, agent, message_id, suffix)
     root = path.parent.parent
-    root.mkdir(parents=True, exist_ok=True)
+    root.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
     root_fd = os.open(root, _DIR_FLAGS)
     try:
+        _narrow(root_fd, FOLDER_MODE)
         with contextlib.suppress(FileExistsError):
-            os.mkdir(agent, 0o755, dir_fd=root_fd)
+            os.mkdir(agent, FOLDER_MODE, dir_fd=root_fd)
         try:
             folder_fd = os.open(agent, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=root_fd)
         except OSError as exc:
@@ -76,6 +85,7 @@ def write_sheet(sheets_dir: Path, agent: str, message_id: int, suffix: str, data
                 f"sheet: {root / agent} is not a plain folder ({exc.strerror})"
             ) from None
         try:
+            _narrow(folder_fd, FOLDER_MODE)
             _replace(folder_fd, path.name, data)
         finally:
             os.close(folder_fd)
@@ -86,8 +96,9 @@ def write_sheet(sheets_dir: Path, agent: str, message_id: int, suffix: str, data
 
 def _replace(folder_fd: int, name: str, data: bytes) -> None:
     temporary = f".{name}.{secrets.token_hex(8)}.tmp"
-    fd = os.open(temporary, _NEW_FILE_FLAGS, 0o644, dir_fd=folder_fd)
+    fd = os.open(temporary, _NEW_FILE_FLAGS, FILE_MODE, dir_fd=folder_fd)
     try:
+        os.fchmod(fd, FILE_MODE)  # the umask may have taken bits we want: exactly 0640
         with os.fdopen(fd, "wb") as out:
             out.write(data)
             out.flush()
@@ -98,3 +109,9 @@ def _replace(folder_fd: int, name: str, data: bytes) -> None:
             os.unlink(temporary, dir_fd=folder_fd)
         raise
     os.fsync(folder_fd)  # the rename itself survives a power cut
+
+
+def _narrow(fd: int, mode: int) -> None:
+    """The folder open at `fd` at exactly `mode` (ours: the gateway created it)."""
+    if stat.S_IMODE(os.fstat(fd).st_mode) != mode:
+        os.fchmod(fd, mode)

@@ -37,6 +37,7 @@ from edge_agent.model import Frame
 from edge_agent.recorder import Recorder
 from edge_agent.store import StoreWriter
 from sync import topics
+from sync.gateway import keys as gateway_keys
 from sync.gateway.service import Gateway
 from sync.mqtt_link import LinkEvent, LinkSettings, MqttLink
 from sync.outbox_messages import build_message
@@ -180,6 +181,7 @@ async def main_async(kbit: float, delay_ms: float, runs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         broker = LocalBroker(work / "broker").start()
+        gateway_keys.init(gateway_keys.default_key_file(work / "gateway.sqlite3"))
         gateway = Gateway(broker.url, work / "gateway.sqlite3", client_id="bench-gateway")
         gateway.start()
         gateway.wait_connected(10)

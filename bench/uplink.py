@@ -191,6 +191,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         broker = LocalBroker(work / "broker").start()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "edge_agent.cli",
+                "gateway",
+                "keys",
+                "init",
+                "--db",
+                str(work / "gateway.sqlite3"),
+            ],
+            cwd=Path(__file__).resolve().parents[1],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         # The county gateway in its own process, as in the field: its hl7apy strict parse
         # (~30 ms a message) must not share this process's CPU and GIL with the agent.
         gateway = subprocess.Popen(

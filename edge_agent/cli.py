@@ -390,6 +390,7 @@ def cmd_gateway_run(args: argparse.Namespace) -> int:
         share_group=args.share_group,
         ca_file=args.ca_file,
         sheet_language=args.sheet_language,
+        key_file=args.key_file,
     )
     return status
 
@@ -398,7 +399,14 @@ def cmd_gateway_reply(args: argparse.Namespace) -> int:
     from sync.gateway import cli as gateway_cli
 
     status: int = gateway_cli.reply(
-        args.broker, args.agent, args.ref, args.status, text=args.text, by=args.by, db=args.db
+        args.broker,
+        args.agent,
+        args.ref,
+        args.status,
+        text=args.text,
+        by=args.by,
+        db=args.db,
+        key_file=args.key_file,
     )
     return status
 
@@ -406,7 +414,16 @@ def cmd_gateway_reply(args: argparse.Namespace) -> int:
 def cmd_gateway_enroll(args: argparse.Namespace) -> int:
     from sync.gateway import cli as gateway_cli
 
-    status: int = gateway_cli.enroll(args.db, args.agent, args.mac_key, args.suite)
+    status: int = gateway_cli.enroll(
+        args.db, args.agent, args.mac_key, args.suite, key_file=args.key_file
+    )
+    return status
+
+
+def cmd_gateway_keys_init(args: argparse.Namespace) -> int:
+    from sync.gateway import cli as gateway_cli
+
+    status: int = gateway_cli.keys_init(args.db, args.key_file, args.suite)
     return status
 
 
@@ -480,7 +497,7 @@ def cmd_alerts_ack(args: argparse.Namespace) -> int:
 def cmd_gateway_status(args: argparse.Namespace) -> int:
     from sync.gateway import cli as gateway_cli
 
-    status: int = gateway_cli.status(args.db, as_json=args.json)
+    status: int = gateway_cli.status(args.db, as_json=args.json, key_file=args.key_file)
     return status
 
 
@@ -548,6 +565,15 @@ def _common_options(*, top: bool) -> _Parser:
 
 # Commands that run until stopped log what they do (INFO); the others only problems.
 _LONG_RUNNING = {"run", "demo", ("gateway", "run")}
+
+
+def _gateway_key_file(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--key-file",
+        default=None,
+        metavar="PATH",
+        help="the gateway's key file (default: <db folder>/keys/<db name>.keyring.json)",
+    )
 
 
 def _actions(parser: argparse.ArgumentParser, dest: str) -> argparse._SubParsersAction[_Parser]:
@@ -734,10 +760,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="zh_CN",
         help="labels of the 12-lead sheets (default zh_CN)",
     )
+    _gateway_key_file(c)
     c.set_defaults(func=cmd_gateway_run)
     c = gsub.add_parser("status", parents=[common], help="what the gateway has stored")
     c.add_argument("--db", required=True, metavar="URL_OR_PATH")
     c.add_argument("--json", action="store_true")
+    _gateway_key_file(c)
     c.set_defaults(func=cmd_gateway_status)
     c = gsub.add_parser(
         "reply", parents=[common], help="the ER's answer to an ambulance (received, cath lab ready)"
@@ -765,6 +793,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL_OR_PATH",
         help="record it in this store (through its gateway when one runs on it)",
     )
+    _gateway_key_file(c)
     c.set_defaults(func=cmd_gateway_reply)
     c = gsub.add_parser(
         "enroll",
@@ -785,7 +814,24 @@ def build_parser() -> argparse.ArgumentParser:
         default="intl",
         help="the box's security.suite: HMAC-SHA-256 (intl) or HMAC-SM3 (sm)",
     )
+    _gateway_key_file(c)
     c.set_defaults(func=cmd_gateway_enroll)
+    c = gsub.add_parser(
+        "keys", parents=[common], help="the gateway's key file: what opens the patients it stores"
+    )
+    gksub = _actions(c, "gateway_keys_command")
+    c = gksub.add_parser(
+        "init", parents=[common], help="create the gateway's key file (refuses to replace one)"
+    )
+    c.add_argument("--db", required=True, metavar="URL_OR_PATH")
+    _gateway_key_file(c)
+    c.add_argument(
+        "--suite",
+        choices=["intl", "sm"],  # edge_agent.crypto.suites.SUITES
+        default="intl",
+        help="AES-256-GCM + HMAC-SHA-256 (intl) or SM4-GCM + HMAC-SM3 (sm)",
+    )
+    c.set_defaults(func=cmd_gateway_keys_init)
 
     p = sub.add_parser(
         "news2", parents=[common], help="NEWS2 score and risk from the values given (JSON)"

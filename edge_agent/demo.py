@@ -163,6 +163,7 @@ class DemoChain:
         """The demo's own box: its keys made on its first run, and its MAC key enrolled
         at the demo's gateway, so ACKs and the ER's replies are signed and checked as
         at the county (docs/security.md)."""
+        from sync.gateway import keys as gateway_keys
         from sync.gateway.enrolment import enroll
 
         config = self._config()
@@ -172,6 +173,10 @@ class DemoChain:
             if key_file.exists()
             else keyring.init(key_file, config.security.suite)
         )
+        # The gateway's own key file (its store seals the patients it receives).
+        gateway_key_file = gateway_keys.default_key_file(self.gateway_db)
+        if not gateway_key_file.exists():
+            gateway_keys.init(gateway_key_file, config.security.suite)
         enroll(str(self.gateway_db), config.agent.id, keys.mac_key.hex(), config.security.suite)
 
     def start(self) -> None:

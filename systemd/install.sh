@@ -33,6 +33,13 @@ udevadm control --reload-rules 2>/dev/null || true
 install -m 0644 "$src/systemd/edge-agent.service" /etc/systemd/system/
 if [ "${1:-}" = "--gateway" ]; then
     install -m 0644 "$src/systemd/edge-agent-gateway.service" /etc/systemd/system/
+    # The gateway's keys (its store seals the patients it receives): once, as its user,
+    # next to its store (keys/gateway.sqlite3.keyring.json, 0600 in a 0700 folder).
+    install -d -m 0750 -o edge-agent -g edge-agent /var/lib/edge-agent-gateway
+    if [ ! -e /var/lib/edge-agent-gateway/keys/gateway.sqlite3.keyring.json ]; then
+        runuser -u edge-agent -- "$prefix/.venv/bin/edge-agent" gateway keys init \
+            --db /var/lib/edge-agent-gateway/gateway.sqlite3
+    fi
 fi
 # The box's keys (personal data is sealed with them): created once, as the service user,
 # in its state directory; never replaced (keys init refuses an existing file).

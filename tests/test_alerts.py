@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
+import gateway_keys
 import pytest
 from waiting import until
 
@@ -229,6 +230,7 @@ def test_alerts_are_listed_and_acknowledged_from_the_cli(tmp_path: Path) -> None
 async def test_an_alert_reaches_the_county_gateway_and_is_acked(
     tmp_path: Path, broker: LocalBroker
 ) -> None:
+    gateway_keys.made(tmp_path / "gateway.sqlite3")
     gateway = Gateway(broker.url, tmp_path / "gateway.sqlite3", client_id="alert-gateway")
     gateway.start()
     gateway.wait_connected(10)

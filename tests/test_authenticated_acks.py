@@ -17,6 +17,7 @@ import zoneinfo
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import gateway_keys
 import pytest
 from box_keys import init_keys_in
 from outbox_rows import record, status_of
@@ -90,6 +91,7 @@ async def running(uplink: Uplink) -> AsyncIterator[None]:
 
 @contextlib.contextmanager
 def gateway_on(broker: LocalBroker, db: Path) -> Iterator[Gateway]:
+    gateway_keys.made(db)
     gateway = Gateway(broker.url, db, client_id="county-gateway-1")
     gateway.start()
     try:
@@ -139,6 +141,7 @@ async def test_the_enrolled_gateways_acks_deliver_and_are_signed(
     """Enrolled through the running gateway (its control socket), with the SM suite:
     every ACK it sends the box carries the HMAC-SM3 `mac`, and the box delivers."""
     db = tmp_path / "gateway.sqlite3"
+    gateway_keys.made(db)
     seen: list[tuple[str, bytes, tuple[tuple[str, str], ...]]] = []
 
     def watch(event: MqttEvent) -> None:
@@ -202,6 +205,7 @@ async def test_forged_acks_are_ignored_counted_and_the_message_stays_pending(
     assert refused["last_reason"] == "ACK: mac is not 64 lower-case hex digits"
     # The real gateway, once the box is enrolled at it, delivers the same message.
     db = tmp_path / "gateway.sqlite3"
+    gateway_keys.made(db)
     enroll(str(db), AGENT, KEY.key.hex())  # no gateway running: recorded under the lock
     uplink = box_uplink(store, broker, KEY, ack_timeout_s=0.5)
     with gateway_on(broker, db):
@@ -247,6 +251,7 @@ async def test_a_signed_er_reply_is_kept_a_forged_one_ignored(
     tmp_path: Path, broker: LocalBroker, store: StoreWriter, forger: Forger
 ) -> None:
     db = tmp_path / "gateway.sqlite3"
+    gateway_keys.made(db)
     enroll(str(db), AGENT, KEY.key.hex())
     down = topics.down(AGENT)
     uplink = box_uplink(store, broker, KEY)
@@ -275,6 +280,7 @@ async def test_a_reply_sent_by_the_command_without_a_gateway_is_signed_from_the_
     tmp_path: Path, broker: LocalBroker, store: StoreWriter
 ) -> None:
     db = tmp_path / "gateway.sqlite3"
+    gateway_keys.made(db)
     enroll(str(db), AGENT, KEY.key.hex())
     uplink = box_uplink(store, broker, KEY)
     async with running(uplink):
@@ -291,6 +297,7 @@ async def test_a_reply_sent_by_the_command_without_a_gateway_is_signed_from_the_
 
 def test_enrolment_is_kept_replaced_and_never_printed(tmp_path: Path) -> None:
     db = tmp_path / "gateway.sqlite3"
+    gateway_keys.made(db)
     assert enroll(str(db), AGENT, KEY.key.hex()) == {
         "enrolled": AGENT,
         "suite": "intl",

@@ -59,6 +59,7 @@ GATEWAY_SERVICES = {
     "sync.gateway.status",
     "sync.gateway.service",
     "sync.gateway.enrolment",
+    "sync.gateway.keys",
 }
 GATEWAY_ALSO_ALLOWED = {
     "edge_agent.control": {"OpError"},

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import gateway_keys
 import pytest
 from box_keys import enrolled, init_keys_in
 from waiting import wait_until
@@ -117,7 +118,7 @@ def test_pty_and_ble_to_gateway_exactly_once(chain: DemoChain) -> None:
             "SELECT value, unit FROM observation WHERE metric = 'MDC_PULS_OXIM_SAT_O2'"
             " AND value IS NOT NULL LIMIT 1"
         ).fetchone()
-        national_ids = {r[0] for r in gw.conn.execute("SELECT patient_national_id FROM message")}
+        national_ids = {m["patient_national_id"] for m in gw.messages()}
     finally:
         gw.close()
     assert row[1] == "MDC_DIM_PERCENT" and 50 <= float(row[0]) <= 100
@@ -187,6 +188,7 @@ def _start_agent(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
 def test_sigkill_mid_stream_then_restart_delivers_each_committed_reading_once(
     tmp_path: Path, broker: LocalBroker
 ) -> None:
+    gateway_keys.made(tmp_path / "gateway.sqlite3")
     gateway = Gateway(broker.url, tmp_path / "gateway.sqlite3", client_id="test-gateway")
     gateway.start()
     gateway.wait_connected(10)

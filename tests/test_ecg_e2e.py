@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import gateway_keys
 from box_keys import enrolled, init_keys_in
 from test_e2e import agent_counts
 from waiting import wait_until
@@ -77,6 +78,7 @@ def test_a_stemi_12_lead_reaches_the_er_and_the_er_answers(
 ) -> None:
     gateway_db = tmp_path / "gateway.sqlite3"
     sheets = tmp_path / "sheets"
+    gateway_keys.made(gateway_db)
     gateway = Gateway(broker.url, gateway_db, client_id="test-gateway", sheets_dir=sheets)
     gateway.start()
     gateway.wait_connected(10)
@@ -233,6 +235,7 @@ def test_a_sheet_not_drawn_before_a_stop_is_drawn_at_the_next_start(
         statements=["Sinus rhythm"],
     )
     db = tmp_path / "gateway.sqlite3"
+    gateway_keys.made(db)
     store = GatewayStore.open(db)
     try:
         with store.transaction():
@@ -240,6 +243,7 @@ def test_a_sheet_not_drawn_before_a_stop_is_drawn_at_the_next_start(
     finally:
         store.close()
     assert _gateway_status(db)["ecgs"] == []
+    gateway_keys.made(db)
     gateway = Gateway(broker.url, db, client_id="redraw-gateway", sheets_dir=tmp_path / "sheets")
     gateway.start()
     try:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
+import gateway_keys
 import numpy as np
 import pytest
 from fontTools.fontBuilder import FontBuilder
@@ -618,6 +619,7 @@ def test_the_gateway_chooses_the_sheet_language(tmp_path: Path) -> None:
     assert Gateway("mqtt://127.0.0.1:1883", db).sheet_language == "zh_CN"
     assert Gateway("mqtt://127.0.0.1:1883", db, sheet_language="en").sheet_language == "en"
     with pytest.raises(ValueError, match="sheet language 'fr'"):
+        gateway_keys.made(db)
         Gateway("mqtt://127.0.0.1:1883", db, sheet_language="fr")
     run = ["gateway", "run", "--broker", "mqtt://127.0.0.1:1883", "--db", db]
     assert build_parser().parse_args(run).sheet_language == "zh_CN"

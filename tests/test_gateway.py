@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
+import gateway_keys
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -73,6 +74,7 @@ class Box:
 
 @pytest.fixture
 def gateway(tmp_path: Path, broker: LocalBroker) -> Iterator[Gateway]:
+    gateway_keys.made(tmp_path / "gateway.sqlite3")
     g = Gateway(broker.url, tmp_path / "gateway.sqlite3", client_id="test-gw")
     g.start()
     g.wait_connected(10)
@@ -138,7 +140,8 @@ def test_malformed_hl7_gets_an_error_ack_and_is_kept(
     assert s["rejected"] == 1 and s["messages"] == 0
     store = GatewayStore.open_readonly(tmp_path / "gateway.sqlite3")
     try:
-        kept = store.conn.execute("SELECT payload FROM rejected").fetchone()[0]
+        (row,) = store.kept_rejected()
+        kept = row["payload"]
     finally:
         store.close()
     assert kept == payload.encode()  # the county keeps what it could not accept
@@ -170,6 +173,7 @@ def test_messages_sent_while_the_gateway_is_down_arrive_after_restart(
     tmp_path: Path, broker: LocalBroker, box: Box
 ) -> None:
     db = tmp_path / "gateway.sqlite3"
+    gateway_keys.made(db)
     g = Gateway(broker.url, db, client_id="restart-gw")
     g.start()
     g.wait_connected(10)
@@ -216,6 +220,7 @@ def test_status_says_where_a_refused_message_came_from(tmp_path: Path) -> None:
     # A message refused for its topic has no agent, one refused for its MSH-10 no control
     # id: the operator reads where it came in and why, never "None".
     db = tmp_path / "gateway.sqlite3"
+    gateway_keys.made(db)
     store = GatewayStore.open(db)
     with store.transaction():
         store.store_unaddressed(

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import gateway_keys
 import paho.mqtt.client as mqtt
 import pytest
 from hypothesis import given, settings
@@ -115,6 +116,7 @@ def sender(broker: LocalBroker) -> Iterator[Sender]:
 
 
 def start_gateway(broker: LocalBroker, db: Path, sheets: Path) -> Gateway:
+    gateway_keys.made(db)
     gateway = Gateway(broker.url, db, client_id="hostile-test-gw", sheets_dir=sheets)
     gateway.start()
     gateway.wait_connected(10)
@@ -125,6 +127,15 @@ def read(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ..
     store = GatewayStore.open_readonly(db)
     try:
         return [tuple(r) for r in store.conn.execute(sql, params).fetchall()]
+    finally:
+        store.close()
+
+
+def kept_rejected(db: Path) -> list[dict[str, Any]]:
+    """The refused messages as kept, their bytes opened (GatewayStore.kept_rejected)."""
+    store = GatewayStore.open_readonly(db)
+    try:
+        return store.kept_rejected()
     finally:
         store.close()
 
@@ -171,9 +182,10 @@ def test_msh10_path_traversal_writes_nothing_outside_the_sheets_folder(
     assert "MSH-10" in refused.text and "'/'" in refused.text
     assert (accepted.code, accepted.acked) == ("AA", "ECG-AFTER")
     # kept as received, under the topic's agent, with no key made of the bad id
-    ((agent, control_id, code, reason, payload, kept_topic),) = read(
-        db, "SELECT agent, control_id, ack_code, reason, payload, topic FROM rejected"
-    )
+    ((agent, control_id, code, reason, payload, kept_topic),) = [
+        (r["agent"], r["control_id"], r["ack_code"], r["reason"], r["payload"], r["topic"])
+        for r in kept_rejected(db)
+    ]
     assert (agent, control_id, code, kept_topic) == (AGENT, None, "AR", f"edge/v1/{AGENT}/up")
     assert PWNED in reason and payload == twelve_lead(PWNED)[0]
     assert read(db, "SELECT control_id FROM message") == [("ECG-AFTER",)]
@@ -212,9 +224,10 @@ def test_a_topic_whose_agent_is_not_a_valid_id_is_refused_not_stored_as_that_age
     assert (after.code, after.acked) == ("AA", "ECG-2")
     assert sender.acks.empty()  # no ACK went anywhere for the refused one
     assert read(db, "SELECT DISTINCT agent FROM message") == [(AGENT,)]
-    ((agent, control_id, reason, kept, kept_topic),) = read(
-        db, "SELECT agent, control_id, reason, payload, topic FROM rejected"
-    )
+    ((agent, control_id, reason, kept, kept_topic),) = [
+        (r["agent"], r["control_id"], r["reason"], r["payload"], r["topic"])
+        for r in kept_rejected(db)
+    ]
     assert (agent, control_id, kept, kept_topic) == (None, None, payload, topic)
     assert reason.startswith("no ACK sent: topic ") and "\n" not in reason
     assert files_outside(tmp_path, sheets) == []
@@ -297,6 +310,7 @@ def test_a_stored_row_with_an_invalid_agent_is_not_drawn_on_restart(
     sheets = tmp_path / "gw" / "sheets"
     db = tmp_path / "gw" / "gateway.sqlite3"
     text = twelve_lead_text("OLD-1", agent="..")
+    gateway_keys.made(db)
     store = GatewayStore.open(db)
     try:
         with store.transaction():
@@ -481,6 +495,7 @@ def test_the_gateway_stores_a_message_exactly_when_its_ids_are_valid(
     """Whatever the topic level and MSH-10 (MSH-4 always matching the topic): a message
     row only for valid ids, else a `rejected` row whose keys are valid or NULL."""
     with tempfile.TemporaryDirectory() as tmp:
+        gateway_keys.made(Path(tmp) / "g.sqlite3")
         gateway = Gateway("mqtt://127.0.0.1:1", Path(tmp) / "g.sqlite3", sheets_dir=Path(tmp))
         store = GatewayStore.open(Path(tmp) / "g.sqlite3")
         try:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import gateway_keys
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -79,6 +80,7 @@ def test_a_reply_waits_for_the_busy_gateway_instead_of_writing_beside_it(
     tmp_path: Path, broker: LocalBroker, ambulance: Ambulance
 ) -> None:
     db = tmp_path / "gateway.sqlite3"
+    gateway_keys.made(db)
     gateway = Gateway(broker.url, db, client_id="er-gateway")
     gateway.start()
     gateway.wait_connected(10)
@@ -143,6 +145,7 @@ def test_bad_replies_are_refused_by_the_gateway_in_one_line(
     tmp_path: Path, broker: LocalBroker, ambulance: Ambulance
 ) -> None:
     db = tmp_path / "gateway.sqlite3"
+    gateway_keys.made(db)
     gateway = Gateway(broker.url, db, client_id="er-gateway")
     gateway.start()
     try:
@@ -167,6 +170,7 @@ def test_without_a_running_gateway_the_command_sends_and_records_itself(
     tmp_path: Path, broker: LocalBroker, ambulance: Ambulance
 ) -> None:
     db = tmp_path / "gateway.sqlite3"
+    gateway_keys.made(db)
     GatewayStore.open(db).close()
     base = ["gateway", "reply", "--agent", AGENT, "--ref", "R1", "--status", "received"]
     refused = subprocess.run(
@@ -192,6 +196,7 @@ def test_a_reply_the_broker_refuses_is_not_recorded(tmp_path: Path) -> None:
     acl.write_text("topic read edge/v1/+/up\ntopic write edge/v1/+/ack\n")
     broker = LocalBroker(tmp_path / "broker", extra_config=(f"acl_file {acl}",)).start()
     db = tmp_path / "gateway.sqlite3"
+    gateway_keys.made(db)
     gateway = Gateway(broker.url, db, client_id="er-gateway")
     gateway.start()
     try:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
+import gateway_keys
 import pytest
 from box_keys import enrolled
 from waiting import until, wait_until
@@ -149,6 +150,7 @@ def state(db: Path, device: str) -> str | None:
 
 @pytest.fixture
 def gateway(tmp_path: Path, broker: LocalBroker) -> Iterator[Gateway]:
+    gateway_keys.made(tmp_path / "gateway.sqlite3")
     g = Gateway(broker.url, tmp_path / "gateway.sqlite3", client_id="supervision-gateway")
     g.start()
     g.wait_connected(10)

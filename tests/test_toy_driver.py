@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
+import gateway_keys
 import paho.mqtt.client as mqtt
 import pytest
 from box_keys import init_keys_in
@@ -45,6 +46,7 @@ from edge_agent.local_broker import LocalBroker
 from edge_agent.model import Decoded, DecodeError, Reading
 from sync import topics
 from sync.gateway.service import Gateway
+from sync.gateway.store import GatewayStore
 
 # --- the toy driver: framer, decoder, declaration ---------------------------------------
 
@@ -199,6 +201,7 @@ async def test_a_driver_registered_in_a_test_runs_end_to_end(
     config = load(path)
 
     gateway_db = tmp_path / "gateway.sqlite3"
+    gateway_keys.made(gateway_db)
     gateway = Gateway(broker.url, gateway_db, client_id="toy-gateway")
     gateway.start()
     acks = AckWatch(broker, asyncio.get_running_loop())
@@ -244,13 +247,18 @@ async def test_a_driver_registered_in_a_test_runs_end_to_end(
     assert (frame_driver, metric) == ("toy-thermo", "MDC_TEMP_BODY")
     assert Decimal(value) >= Decimal("36.5")
 
-    county = sqlite3.connect(f"file:{gateway_db}?mode=ro", uri=True)
+    county = GatewayStore.open_readonly(gateway_db)  # the message as received, opened
     try:
-        message, stored = county.execute(
-            "SELECT m.payload, o.value FROM message m JOIN observation o ON o.message_id = m.id"
+        (stored,) = county.conn.execute(
+            "SELECT o.value FROM message m JOIN observation o ON o.message_id = m.id"
             " WHERE m.agent = ? AND m.control_id = ? AND o.metric = 'MDC_TEMP_BODY'",
             (AGENT, control_id),
         ).fetchone()
+        (message,) = [
+            m["payload"]
+            for m in county.messages()
+            if (m["agent"], m["control_id"]) == (AGENT, control_id)
+        ]
     finally:
         county.close()
     assert Decimal(stored) == Decimal(value)

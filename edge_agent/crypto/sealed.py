@@ -66,10 +66,11 @@ def key_id_of(text: str) -> str | None:
     return None if m is None else m.group(2)
 
 
-def open_value(keyring: Keyring, place: str, text: str) -> str:
-    """The plaintext of a value sealed at `place`; SealError (one line) otherwise."""
-    if len(text) > MAX_SEALED_CHARS:
-        raise SealError(f"{place}: sealed value longer than {MAX_SEALED_CHARS} characters")
+def open_value(keyring: Keyring, place: str, text: str, *, limit: int = MAX_SEALED_CHARS) -> str:
+    """The plaintext of a value sealed at `place`; SealError (one line) otherwise.
+    `limit`: the longest sealed text taken (larger for a whole message than a name)."""
+    if len(text) > limit:
+        raise SealError(f"{place}: sealed value longer than {limit} characters")
     m = _SEALED.fullmatch(text)
     if m is None:
         raise SealError(f"{place}: not a sealed value (v1.<suite>.<key id>.<data>)")

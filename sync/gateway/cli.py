@@ -1,7 +1,7 @@
-"""`edge-agent gateway run|status|reply|enroll`: thin calls into the gateway's service
-(sync.gateway.service), its status (sync.gateway.status), the ER's reply
-(sync.gateway.reply) and the boxes' enrolment (sync.gateway.enrolment); each prints what
-it gets and maps errors to an exit status."""
+"""`edge-agent gateway run|status|reply|enroll|keys init`: thin calls into the gateway's
+service (sync.gateway.service), its status (sync.gateway.status), the ER's reply
+(sync.gateway.reply), the boxes' enrolment (sync.gateway.enrolment) and its key file
+(sync.gateway.keys); each prints what it gets and maps errors to an exit status."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import threading
 
 from edge_agent.control import OpError
 from edge_agent.writer_lock import WriterLockBusy
+from sync.gateway import keys as gateway_keys
 from sync.gateway import status as gateway_status
 from sync.gateway.enrolment import enroll as enroll_box
 from sync.gateway.reply import send as send_reply
@@ -30,6 +31,7 @@ def run(
     share_group: str = "county-gateway",
     ca_file: str | None = None,
     sheet_language: str = "zh_CN",
+    key_file: str | None = None,
 ) -> int:
     """Until SIGTERM/SIGINT. Exit 2 on bad arguments, 1 when storing failed."""
     try:
@@ -40,6 +42,7 @@ def run(
             share_group=share_group,
             ca_file=ca_file,
             sheet_language=sheet_language,
+            key_file=key_file,
         )
         gateway.start()
     except (ValueError, GatewayStoreError, OSError) as exc:
@@ -68,9 +71,9 @@ def run(
     return 0
 
 
-def status(db: str, *, as_json: bool) -> int:
+def status(db: str, *, as_json: bool, key_file: str | None = None) -> int:
     try:
-        report = gateway_status.read(db)
+        report = gateway_status.read(db, key_file)
     except GatewayStoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -87,10 +90,13 @@ def reply(
     text: str | None,
     by: str | None,
     db: str | None,
+    key_file: str | None = None,
 ) -> int:
     """Send the ER's reply to an ambulance (sync.gateway.reply.send) and print it."""
     try:
-        sent = send_reply(broker_url, agent, ref, status_word, text=text, by=by, db=db)
+        sent = send_reply(
+            broker_url, agent, ref, status_word, text=text, by=by, db=db, key_file=key_file
+        )
     except OpError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.status
@@ -98,16 +104,30 @@ def reply(
     return 0
 
 
-def enroll(db: str, agent: str, mac_key_hex: str, suite_name: str) -> int:
+def enroll(
+    db: str, agent: str, mac_key_hex: str, suite_name: str, key_file: str | None = None
+) -> int:
     """Register a box's message key (sync.gateway.enrolment.enroll) and print what was
     enrolled (never the key). Exit 2 for a key that is not 32 bytes of hex. `-` reads
     the key from the first line of stdin, so it is not in the process list."""
     if mac_key_hex == "-":
         mac_key_hex = sys.stdin.readline()
     try:
-        enrolled = enroll_box(db, agent, mac_key_hex, suite_name)
+        enrolled = enroll_box(db, agent, mac_key_hex, suite_name, key_file=key_file)
     except OpError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.status
     print(json.dumps(enrolled, ensure_ascii=False))
+    return 0
+
+
+def keys_init(db: str, key_file: str | None, suite_name: str) -> int:
+    """Make the gateway's key file (sync.gateway.keys.init_for) and print where it is.
+    Exit 2 when it cannot be made (one is there already: its keys open the store)."""
+    try:
+        made = gateway_keys.init_for(db, key_file, suite_name)
+    except gateway_keys.GatewayKeysError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(made))
     return 0

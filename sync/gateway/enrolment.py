@@ -72,20 +72,28 @@ def enrol_op_args(args: Mapping[str, Any]) -> Enrolment:
 
 
 def enroll(
-    db: str, agent: str, mac_key_hex: str, suite_name: str = INTL, *, wait_s: float = 15.0
+    db: str,
+    agent: str,
+    mac_key_hex: str,
+    suite_name: str = INTL,
+    *,
+    wait_s: float = 15.0,
+    key_file: str | None = None,
 ) -> dict[str, Any]:
     """Record the box's key in gateway store `db` (through its gateway when one runs).
     What was enrolled; OpError (one line, the exit status) if it was not."""
     args = {"agent": agent, "mac_key": mac_key_hex, "suite": suite_name}
     enrolment = enrol_op_args(args)  # refused here, before the lock or the gateway
     route = change_route(db, "gateway enroll", wait_s=wait_s)
-    return writer_route.change(route, ENROLL_OP, args, lambda: _enroll_here(db, enrolment))
+    return writer_route.change(
+        route, ENROLL_OP, args, lambda: _enroll_here(db, enrolment, key_file)
+    )
 
 
-def _enroll_here(db: str, enrolment: Enrolment) -> dict[str, Any]:
+def _enroll_here(db: str, enrolment: Enrolment, key_file: str | None) -> dict[str, Any]:
     """No gateway runs: record it ourselves (holding the lock)."""
     try:
-        store = GatewayStore.open(db)
+        store = GatewayStore.open(db, key_file=key_file)
     except GatewayStoreError as exc:
         raise OpError(str(exc), STATUS_USAGE) from None
     try:

@@ -184,6 +184,7 @@ def send(
     by: str | None,
     db: str | None,
     wait_s: float = 15.0,
+    key_file: str | None = None,
 ) -> dict[str, Any]:
     """Send the ER's reply to an ambulance; record it in the gateway store `db` if given.
 
@@ -194,10 +195,14 @@ def send(
     if db is None:
         return _send_here(broker_url, args, db=None)
     route = change_route(db, "gateway reply", wait_s=wait_s)
-    return writer_route.change(route, REPLY_OP, args, lambda: _send_here(broker_url, args, db=db))
+    return writer_route.change(
+        route, REPLY_OP, args, lambda: _send_here(broker_url, args, db=db, key_file=key_file)
+    )
 
 
-def _send_here(broker_url: str | None, args: dict[str, Any], *, db: str | None) -> dict[str, Any]:
+def _send_here(
+    broker_url: str | None, args: dict[str, Any], *, db: str | None, key_file: str | None = None
+) -> dict[str, Any]:
     """No gateway runs: publish the reply ourselves, then record it (holding the lock).
 
     Signed with the agent's key when `db` has it enrolled; without `db` the reply goes
@@ -220,7 +225,7 @@ def _send_here(broker_url: str | None, args: dict[str, Any], *, db: str | None) 
     store: GatewayStore | None = None
     if db is not None:
         try:
-            store = GatewayStore.open(db)
+            store = GatewayStore.open(db, key_file=key_file)
         except GatewayStoreError as exc:
             raise OpError(str(exc), STATUS_USAGE) from None
     try:

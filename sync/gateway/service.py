@@ -181,6 +181,7 @@ class Gateway:
         session_expiry_s: int = 7 * 24 * 3600,
         sheets_dir: Path | None = None,
         sheet_language: str = "zh_CN",
+        key_file: str | Path | None = None,
     ) -> None:
         if sheet_language not in SHEET_LANGUAGES:
             raise ValueError(
@@ -189,6 +190,7 @@ class Gateway:
         self.sheet_language = sheet_language
         self.host, self.port, tls = broker_address(broker_url)
         self.db = db
+        self.key_file = key_file  # None: the store's default (sync.gateway.keys)
         # Both name things at the broker (a session, a shared subscription): checked like
         # every identifier that becomes a key or a topic (IdentifierError is a ValueError).
         self.client_id = CLIENT_ID.check(client_id or "county-gateway-1")
@@ -241,7 +243,8 @@ class Gateway:
         holder = Holder(role="gateway", pid=os.getpid(), socket=str(self.control_path))
         self._lock.acquire(holder, timeout_s=lock_wait_s)
         try:
-            self._store = GatewayStore.open(self.db)  # open (and migrate) before messages
+            # open (migrate, seal what is plain) before messages; refused without its keys
+            self._store = GatewayStore.open(self.db, key_file=self.key_file)
             self._keys = self._store.message_keys()
             self._start_control()
         except BaseException:

@@ -55,10 +55,11 @@ class GatewayStatus:
         return "\n".join(lines)
 
 
-def read(db: str) -> GatewayStatus:
-    """The status of the gateway store `db` (a path or URL); GatewayStoreError when it
-    cannot be opened."""
-    store = GatewayStore.open_readonly(db)
+def read(db: str, key_file: str | None = None) -> GatewayStatus:
+    """The status of the gateway store `db` (a path or URL), the patients it names
+    opened with its key file (sync.gateway.keys); GatewayStoreError when it cannot be
+    opened, or the key file cannot open it."""
+    store = GatewayStore.open_readonly(db, key_file=key_file)
     try:
         return GatewayStatus(store.status(), tuple(store.recent_rejected(RECENT_REJECTED)))
     finally:

@@ -6,10 +6,25 @@ acknowledged, so an ACK AA always means "on disk here". A redelivered message (t
 retried, or the broker redelivered after a gateway crash) is counted as a duplicate and
 answered again, never stored twice. A message that cannot be accepted is kept in
 `rejected` with its bytes and the reason, so nothing the county received is lost.
+
+What identifies a person is sealed (edge_agent.crypto.sealed) under the gateway's key
+file (sync.gateway.keys) since migration 5: a message as received (`message.payload`),
+its patient's ID and name (`message`, `prearrival`), a refused message's bytes
+(`rejected.payload`, its base64 sealed) and each enrolled box's MAC key
+(`enrolment.mac_key`, its hex sealed). `sealed_key` names the key id a row was sealed
+with (NULL: a row written before migration 5, sealed when the store is next opened for
+writing). The patient's ID is found again by its blind index (`patient_index`, the
+suite's HMAC of `national_id:<ID upper-case>` under the key's index key), never stored
+plain. Every read that shows a person opens it; a value that does not open is a
+GatewayStoreError naming the row. The store is opened only with its key file: a key
+file that is missing, open to others, or not the one that sealed this store (checked
+on a sealed probe, `key_check`) is one line, before anything is read or written.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -21,10 +36,20 @@ from urllib.parse import urlsplit
 from sqlite_utils import Database
 
 from edge_agent import waveform_codec
-from edge_agent.crypto.suites import suite
+from edge_agent.crypto import sealed
+from edge_agent.crypto.keyring import Keyring
+from edge_agent.crypto.suites import SealError, suite
 from edge_agent.identifiers import AGENT_ID, CONTROL_ID
-from sync.hl7.inbound import InboundMessage
+from sync.gateway import keys as gateway_keys
+from sync.hl7.inbound import MAX_MESSAGE_BYTES, InboundMessage
 from sync.message_auth import MessageKey
+
+# A whole message sealed: its base64 is 4/3 of its bytes; a refused message's bytes are
+# base64'd before they are sealed (the broker's 1 MiB packet cap, and some).
+MAX_SEALED_MESSAGE = 2 * MAX_MESSAGE_BYTES + 1024
+MAX_SEALED_REJECTED = 4 * MAX_MESSAGE_BYTES + 1024
+KEY_CHECK_PLACE = "key_check"
+KEY_CHECK_TEXT = "edge-agent gateway store"
 
 
 class GatewayStoreError(RuntimeError):
@@ -209,12 +234,26 @@ def _v4_enrolment(db: Database) -> None:
     )
 
 
+def _v5_sealed(db: Database) -> None:
+    """What identifies a person sealed under the gateway's key file (the module
+    docstring): the key id each row was sealed with, the patient's blind index, and the
+    probe that tells this store's key file from another's. Rows already there are sealed
+    by `GatewayStore.open` (it has the keys; a migration has not)."""
+    for table in ("message", "prearrival", "rejected", "enrolment"):
+        db.table(table).add_column("sealed_key", str)
+    for table in ("message", "prearrival"):
+        db.table(table).add_column("patient_index", str)
+        db.table(table).create_index(["patient_index"])
+    db.create_table("key_check", {"id": int, "sealed": str}, pk="id", not_null=["sealed"])
+
+
 Migration = tuple[int, str, Callable[[Database], None]]
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "initial schema", _v1_initial),
     (2, "12-lead ECGs, pre-arrival notices, alerts, ER replies", _v2_ecg_and_prearrival),
     (3, "the topic of rejected messages", _v3_rejected_topic),
     (4, "boxes enrolled for authenticated ACKs and notices", _v4_enrolment),
+    (5, "personal values sealed under the gateway's key file", _v5_sealed),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -250,15 +289,31 @@ class Outcome:
     answer_unquoted: bool = False
 
 
+def _keyring_for(path: Path, key_file: str | Path | None) -> tuple[Keyring, Path]:
+    file = gateway_keys.key_file_for(path, key_file)
+    try:
+        return gateway_keys.load(file), file
+    except gateway_keys.GatewayKeysError as exc:
+        raise GatewayStoreError(str(exc)) from None
+
+
 class GatewayStore:
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, path: Path, keyring: Keyring, key_file: Path
+    ) -> None:
         self.conn = conn
         self.path = path
         self.db = Database(conn)
+        self.keyring = keyring
+        self.key_file = key_file
 
     @classmethod
-    def open(cls, url_or_path: str | Path) -> GatewayStore:
+    def open(cls, url_or_path: str | Path, *, key_file: str | Path | None = None) -> GatewayStore:
+        """The store for writing, migrated, its rows from before migration 5 sealed.
+        GatewayStoreError (one line) for a key file that is missing, unusable, or not
+        this store's (sync.gateway.keys; `key_file` None: the store's default one)."""
         path = sqlite_path(str(url_or_path))
+        keyring, file = _keyring_for(path, key_file)
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
@@ -266,25 +321,162 @@ class GatewayStore:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
+            # A value overwritten (a plain row sealed) leaves no copy in a free page.
+            conn.execute("PRAGMA secure_delete = ON")
         except sqlite3.Error as exc:
             raise GatewayStoreError(f"gateway store {path}: cannot open ({exc})") from None
-        store = cls(conn, path)
-        store._migrate()
+        store = cls(conn, path, keyring, file)
+        try:
+            store._migrate()
+            store._check_key(write=True)
+            if store._seal_plain_rows():
+                # The plain pages the pass overwrote must not stay in the log either.
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except BaseException:
+            conn.close()
+            raise
         return store
 
     @classmethod
-    def open_readonly(cls, url_or_path: str | Path) -> GatewayStore:
+    def open_readonly(
+        cls, url_or_path: str | Path, *, key_file: str | Path | None = None
+    ) -> GatewayStore:
         path = sqlite_path(str(url_or_path))
         if not path.exists():
             raise GatewayStoreError(f"gateway store {path}: does not exist")
+        keyring, file = _keyring_for(path, key_file)
         try:
             conn = sqlite3.connect(
                 f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
             )
             conn.execute("PRAGMA busy_timeout = 5000")
+            version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
         except sqlite3.Error as exc:
             raise GatewayStoreError(f"gateway store {path}: cannot open ({exc})") from None
-        return cls(conn, path)
+        store = cls(conn, path, keyring, file)
+        if int(version or 0) < LATEST_VERSION:
+            conn.close()
+            raise GatewayStoreError(
+                f"gateway store {path}: schema {version}, this program reads {LATEST_VERSION}"
+                " (start the gateway once: it migrates and seals the store)"
+            )
+        try:
+            store._check_key(write=False)
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    # --- sealing ---------------------------------------------------------------------------
+
+    def _check_key(self, *, write: bool) -> None:
+        """The key file is this store's: its probe opens (a store with none gets one)."""
+        row = self.conn.execute("SELECT sealed FROM key_check WHERE id = 1").fetchone()
+        if row is None:
+            if write:
+                probe = sealed.seal(self.keyring, KEY_CHECK_PLACE, KEY_CHECK_TEXT)
+                with self.db.atomic():
+                    self.conn.execute("INSERT INTO key_check (id, sealed) VALUES (1, ?)", (probe,))
+            return
+        try:
+            opened = sealed.open_value(self.keyring, KEY_CHECK_PLACE, str(row[0]))
+        except SealError:
+            opened = None
+        if opened != KEY_CHECK_TEXT:
+            raise GatewayStoreError(
+                f"gateway store {self.path}: key file {self.key_file} does not open it"
+                " (another store's key file?)"
+            )
+
+    def _seal(self, place: str, value: str | None) -> str | None:
+        return None if value is None else sealed.seal(self.keyring, place, value)
+
+    def _patient_index(self, national_id: str | None) -> str | None:
+        if national_id is None or not national_id.strip():
+            return None
+        return sealed.blind_index(self.keyring, sealed.NATIONAL_ID, national_id)
+
+    def _open(
+        self, place: str, value: object, key_id: object, *, limit: int = sealed.MAX_SEALED_CHARS
+    ) -> str | None:
+        """A stored value, opened; a plain one (key_id NULL: before migration 5) as is."""
+        if value is None:
+            return None
+        if key_id is None:
+            return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        try:
+            return sealed.open_value(self.keyring, place, str(value), limit=limit)
+        except SealError as exc:
+            raise GatewayStoreError(f"gateway store {self.path}: {exc}") from None
+
+    def _seal_plain_rows(self) -> int:
+        """Seal every row written before migration 5, in one transaction; how many."""
+        one = self.conn.execute
+        active = self.keyring.active_id
+        n = 0
+        with self.db.atomic():
+            for row_id, payload, national_id, name in one(
+                "SELECT id, payload, patient_national_id, patient_name FROM message"
+                " WHERE sealed_key IS NULL"
+            ).fetchall():
+                one(
+                    "UPDATE message SET payload = ?, patient_national_id = ?, patient_name = ?,"
+                    " patient_index = ?, sealed_key = ? WHERE id = ?",
+                    (
+                        self._seal("message.payload", payload),
+                        self._seal("message.patient_national_id", national_id),
+                        self._seal("message.patient_name", name),
+                        self._patient_index(national_id),
+                        active,
+                        row_id,
+                    ),
+                )
+                n += 1
+            for row_id, patient_id, name in one(
+                "SELECT message_id, patient_id, patient_name FROM prearrival"
+                " WHERE sealed_key IS NULL"
+            ).fetchall():
+                one(
+                    "UPDATE prearrival SET patient_id = ?, patient_name = ?, patient_index = ?,"
+                    " sealed_key = ? WHERE message_id = ?",
+                    (
+                        self._seal("prearrival.patient_id", patient_id),
+                        self._seal("prearrival.patient_name", name),
+                        self._patient_index(patient_id),
+                        active,
+                        row_id,
+                    ),
+                )
+                n += 1
+            for row_id, payload in one(
+                "SELECT id, payload FROM rejected WHERE sealed_key IS NULL"
+            ).fetchall():
+                one(
+                    "UPDATE rejected SET payload = ?, sealed_key = ? WHERE id = ?",
+                    (self._seal_bytes("rejected.payload", bytes(payload)), active, row_id),
+                )
+                n += 1
+            for agent, key in one(
+                "SELECT agent, mac_key FROM enrolment WHERE sealed_key IS NULL"
+            ).fetchall():
+                one(
+                    "UPDATE enrolment SET mac_key = ?, sealed_key = ? WHERE agent = ?",
+                    (self._seal("enrolment.mac_key", bytes(key).hex()), active, agent),
+                )
+                n += 1
+        return n
+
+    def _seal_bytes(self, place: str, data: bytes) -> str:
+        return sealed.seal(self.keyring, place, base64.b64encode(data).decode("ascii"))
+
+    def _open_bytes(self, place: str, value: object, key_id: object) -> bytes:
+        if key_id is None:
+            return bytes(value) if isinstance(value, bytes) else str(value).encode("utf-8")
+        text = self._open(place, value, key_id, limit=MAX_SEALED_REJECTED) or ""
+        try:
+            return base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise GatewayStoreError(f"gateway store {self.path}: {place}: not base64") from None
 
     def _migrate(self) -> None:
         with self.db.atomic():
@@ -329,20 +521,23 @@ class GatewayStore:
                 (agent, message.control_id, received_wall_ns),
             )
             return Outcome(agent, message.control_id, "AA", "duplicate, already stored", None, True)
+        index = self._patient_index(message.patient_national_id)
         cur = self.conn.execute(
             "INSERT INTO message (agent, control_id, message_type, sent_at, received_wall_ns,"
-            " patient_national_id, patient_name, patient_class, payload)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " patient_national_id, patient_name, patient_class, payload, patient_index,"
+            " sealed_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 agent,
                 message.control_id,
                 message.message_type,
                 None if message.sent_at is None else message.sent_at.isoformat(),
                 received_wall_ns,
-                message.patient_national_id,
-                message.patient_name,
+                self._seal("message.patient_national_id", message.patient_national_id),
+                self._seal("message.patient_name", message.patient_name),
                 message.patient_class,
-                payload,
+                self._seal("message.payload", payload),
+                index,
+                self.keyring.active_id,
             ),
         )
         message_id = int(cur.lastrowid or 0)
@@ -389,18 +584,20 @@ class GatewayStore:
             notice = message.prearrival
             self.conn.execute(
                 "INSERT INTO prearrival (message_id, agent, control_id, patient_id, patient_name,"
-                " destination, complaint, expected_at, received_wall_ns)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " destination, complaint, expected_at, received_wall_ns, patient_index,"
+                " sealed_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     message_id,
                     agent,
                     message.control_id,
-                    message.patient_national_id,
-                    message.patient_name,
+                    self._seal("prearrival.patient_id", message.patient_national_id),
+                    self._seal("prearrival.patient_name", message.patient_name),
                     notice.destination,
                     notice.complaint,
                     None if notice.expected_at is None else notice.expected_at.isoformat(),
                     received_wall_ns,
+                    index,
+                    self.keyring.active_id,
                 ),
             )
         if message.alert is not None:
@@ -476,10 +673,18 @@ class GatewayStore:
         AGENT_ID.check(agent)
         known = self.conn.execute("SELECT 1 FROM enrolment WHERE agent = ?", (agent,)).fetchone()
         self.conn.execute(
-            "INSERT INTO enrolment (agent, suite, mac_key, enrolled_wall_ns) VALUES (?, ?, ?, ?)"
+            "INSERT INTO enrolment (agent, suite, mac_key, enrolled_wall_ns, sealed_key)"
+            " VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT(agent) DO UPDATE SET suite = excluded.suite,"
-            " mac_key = excluded.mac_key, enrolled_wall_ns = excluded.enrolled_wall_ns",
-            (agent, key.suite.name, key.key, wall_ns),
+            " mac_key = excluded.mac_key, enrolled_wall_ns = excluded.enrolled_wall_ns,"
+            " sealed_key = excluded.sealed_key",
+            (
+                agent,
+                key.suite.name,
+                self._seal("enrolment.mac_key", key.key.hex()),
+                wall_ns,
+                self.keyring.active_id,
+            ),
         )
         return known is not None
 
@@ -507,16 +712,18 @@ class GatewayStore:
                 return Outcome(agent, control_id, ack_code, reason, error_code)
         self.conn.execute(
             "INSERT INTO rejected (agent, control_id, ack_code, error_code, reason, payload,"
-            " received_wall_ns, times_seen, topic) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)",
+            " received_wall_ns, times_seen, topic, sealed_key)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
             (
                 agent,
                 control_id,
                 ack_code,
                 error_code,
                 reason,
-                payload,
+                self._seal_bytes("rejected.payload", payload),
                 received_wall_ns,
                 topic,
+                self.keyring.active_id,
             ),
         )
         return Outcome(agent, control_id, ack_code, reason, error_code)
@@ -528,8 +735,15 @@ class GatewayStore:
         control id (no ACK can be addressed), its topic and bytes as received."""
         self.conn.execute(
             "INSERT INTO rejected (agent, control_id, ack_code, error_code, reason, payload,"
-            " received_wall_ns, times_seen, topic) VALUES (NULL, NULL, 'AR', NULL, ?, ?, ?, 1, ?)",
-            (reason, payload, received_wall_ns, topic),
+            " received_wall_ns, times_seen, topic, sealed_key)"
+            " VALUES (NULL, NULL, 'AR', NULL, ?, ?, ?, 1, ?, ?)",
+            (
+                reason,
+                self._seal_bytes("rejected.payload", payload),
+                received_wall_ns,
+                topic,
+                self.keyring.active_id,
+            ),
         )
 
     # --- reads ------------------------------------------------------------------------------
@@ -552,9 +766,15 @@ class GatewayStore:
             ecg["stemi"] = bool(ecg["stemi"])
         prearrivals = self._rows(
             "SELECT agent, control_id, patient_id, patient_name, destination, complaint,"
-            " expected_at, received_wall_ns FROM prearrival"
+            " expected_at, received_wall_ns, sealed_key FROM prearrival"
             " ORDER BY received_wall_ns DESC LIMIT 20"
         )
+        for notice in prearrivals:
+            key_id = notice.pop("sealed_key")
+            notice["patient_id"] = self._open("prearrival.patient_id", notice["patient_id"], key_id)
+            notice["patient_name"] = self._open(
+                "prearrival.patient_name", notice["patient_name"], key_id
+            )
         alerts = self._rows(
             "SELECT agent, control_id, code, text, text_en, phase, priority, kind,"
             " received_wall_ns FROM alert_event ORDER BY received_wall_ns DESC LIMIT 20"
@@ -585,11 +805,16 @@ class GatewayStore:
         """Every enrolled box's key, by agent id. GatewayStoreError for a row this
         program cannot use (an unknown suite, a key of the wrong length)."""
         keys = {}
-        for agent, suite_name, key in self.conn.execute(
-            "SELECT agent, suite, mac_key FROM enrolment ORDER BY agent"
+        for agent, suite_name, key, key_id in self.conn.execute(
+            "SELECT agent, suite, mac_key, sealed_key FROM enrolment ORDER BY agent"
         ).fetchall():
             try:
-                keys[str(agent)] = MessageKey(suite(str(suite_name)), bytes(key))
+                raw = (
+                    bytes(key)
+                    if key_id is None
+                    else bytes.fromhex(self._open("enrolment.mac_key", key, key_id) or "")
+                )
+                keys[str(agent)] = MessageKey(suite(str(suite_name)), raw)
             except ValueError as exc:
                 raise GatewayStoreError(
                     f"gateway store {self.path}: enrolment of {agent!r}: {exc}"
@@ -600,14 +825,22 @@ class GatewayStore:
         """12-leads (8 or more ECG leads) stored without a sheet row: the gateway stopped
         between its ACK and the drawing. (message id, agent, control id, payload)."""
         rows = self.conn.execute(
-            "SELECT m.id, m.agent, m.control_id, m.payload FROM message m"
+            "SELECT m.id, m.agent, m.control_id, m.payload, m.sealed_key FROM message m"
             " WHERE NOT EXISTS (SELECT 1 FROM ecg e WHERE e.message_id = m.id)"
             " AND (SELECT COUNT(DISTINCT w.metric) FROM waveform w WHERE w.message_id = m.id"
             "      AND w.metric LIKE 'MDC_ECG_ELEC_POTL_%') >= 8"
             " ORDER BY m.id LIMIT ?",
             (limit,),
         ).fetchall()
-        return [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+        return [
+            (
+                int(r[0]),
+                str(r[1]),
+                str(r[2]),
+                self._open("message.payload", r[3], r[4], limit=MAX_SEALED_MESSAGE) or "",
+            )
+            for r in rows
+        ]
 
     def waveforms(self, message_id: int) -> dict[str, tuple[int, ...]]:
         """A stored message's NA rows by OBX-4 sub-id, samples exact."""
@@ -626,3 +859,37 @@ class GatewayStore:
         )
         names = [c[0] for c in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def kept_rejected(self) -> list[dict[str, Any]]:
+        """Every refused message as kept, oldest first, its bytes opened."""
+        rows = self._rows(
+            "SELECT id, agent, control_id, ack_code, error_code, reason, payload, topic,"
+            " times_seen, sealed_key FROM rejected ORDER BY id"
+        )
+        for row in rows:
+            row["payload"] = self._open_bytes("rejected.payload", row["payload"], row["sealed_key"])
+            del row["sealed_key"]
+        return rows
+
+    def messages(self, *, national_id: str | None = None) -> list[dict[str, Any]]:
+        """The stored messages (a person's only, by the blind index of `national_id`),
+        oldest first, their patient's ID and name and the message text opened."""
+        sql = (
+            "SELECT id, agent, control_id, message_type, sent_at, received_wall_ns,"
+            " patient_national_id, patient_name, patient_class, payload, sealed_key"
+            " FROM message"
+        )
+        params: tuple[Any, ...] = ()
+        if national_id is not None:
+            indexes = sealed.blind_indexes(self.keyring, sealed.NATIONAL_ID, national_id)
+            sql += f" WHERE patient_index IN ({', '.join('?' * len(indexes))})"
+            params = tuple(indexes)
+        rows = self._rows(sql + " ORDER BY id", params)
+        for row in rows:
+            key_id = row.pop("sealed_key")
+            for column in ("patient_national_id", "patient_name"):
+                row[column] = self._open(f"message.{column}", row[column], key_id)
+            row["payload"] = self._open(
+                "message.payload", row["payload"], key_id, limit=MAX_SEALED_MESSAGE
+            )
+        return rows

@@ -39,10 +39,14 @@ def keys_of(config: Config) -> Keyring:
 
 def enrolled(data_dir: Path, gateway_db: Path, agent_id: str, suite: str = "intl") -> Keyring:
     """The box's key file under `data_dir` (made unless there), its MAC key enrolled at
-    the gateway store `gateway_db` (through its gateway when one runs), as a technician
-    does with `keys show-mac` and `gateway enroll`."""
+    the gateway store `gateway_db` (through its gateway when one runs; the gateway's key
+    file made unless there), as a technician does with `keys show-mac` and `gateway
+    enroll`."""
+    from gateway_keys import made
+
     from sync.gateway.enrolment import enroll
 
     keys = init_keys_in(data_dir, suite)
+    made(gateway_db)  # the gateway's own key file: its store opens only with it
     enroll(str(gateway_db), agent_id, keys.mac_key.hex(), suite)
     return keys

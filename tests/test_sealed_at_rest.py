@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import gateway_keys
 from box_keys import box_config, enrolled, init_keys_in
 from residents import Resident, residents
 from waiting import wait_until
@@ -301,6 +302,7 @@ def test_after_a_realistic_session_no_identity_is_in_any_file_under_data_dir(
     # Each part stopped when the session ends (however it ends), newest first.
     with contextlib.ExitStack() as session:
         session.callback(os.close, master_fd)
+        gateway_keys.made(tmp_path / "gateway.sqlite3")
         gateway = Gateway(broker.url, tmp_path / "gateway.sqlite3", client_id="scan-gateway")
         gateway.start()
         session.callback(gateway.stop)
@@ -385,7 +387,7 @@ def test_after_a_realistic_session_no_identity_is_in_any_file_under_data_dir(
     # The wire is unchanged: the gateway has the PID the monitor sent, opened.
     gw = GatewayStore.open_readonly(str(tmp_path / "gateway.sqlite3"))
     try:
-        named = {r[0] for r in gw.conn.execute("SELECT patient_national_id FROM message")}
+        named = {m["patient_national_id"] for m in gw.messages()}
     finally:
         gw.close()
     assert patient.national_id in named

@@ -254,6 +254,21 @@ def test_a_missing_open_or_foreign_key_file_is_one_line(tmp_path: Path) -> None:
     assert cli("gateway", "status", "--db", str(db)).returncode == 0
 
 
+def notice_naming(store: GatewayStore, stored_name: str | None) -> None:
+    """A message and its pre-arrival notice whose `patient_name` column holds
+    `stored_name` as written (sealed by the caller, or not)."""
+    store.conn.execute(
+        "INSERT INTO message (id, agent, control_id, received_wall_ns, payload)"
+        " VALUES (1, ?, 'M1', 1, 'x')",
+        (AGENT,),
+    )
+    store.conn.execute(
+        "INSERT INTO prearrival (message_id, agent, control_id, patient_name,"
+        " received_wall_ns, sealed_key) VALUES (1, ?, 'M1', ?, 1, 'k1')",
+        (AGENT, stored_name),
+    )
+
+
 @settings(max_examples=60, deadline=None)
 @given(payload=st.binary(max_size=3000), name=st.text(max_size=40))
 def test_what_the_gateway_keeps_opens_to_exactly_what_came(payload: bytes, name: str) -> None:
@@ -274,16 +289,7 @@ def test_what_the_gateway_keeps_opens_to_exactly_what_came(payload: bytes, name:
                     payload=payload,
                     received_wall_ns=1,
                 )
-                store.conn.execute(
-                    "INSERT INTO message (id, agent, control_id, received_wall_ns, payload)"
-                    " VALUES (1, ?, 'M1', 1, 'x')",
-                    (AGENT,),
-                )
-                store.conn.execute(
-                    "INSERT INTO prearrival (message_id, agent, control_id, patient_name,"
-                    " received_wall_ns, sealed_key) VALUES (1, ?, 'M1', ?, 1, 'k1')",
-                    (AGENT, store._seal("prearrival.patient_name", name)),
-                )
+                notice_naming(store, store._seal("prearrival.patient_name", name))
             assert store.kept_rejected()[0]["payload"] == payload
             assert store.status()["prearrivals"][0]["patient_name"] == name
             stored = store.conn.execute("SELECT payload FROM rejected").fetchone()[0]
@@ -304,16 +310,7 @@ def test_a_sealed_column_edited_in_the_file_is_one_line_never_another_value(text
         try:
             original = store._seal("prearrival.patient_name", NAME) or ""
             with store.transaction():
-                store.conn.execute(
-                    "INSERT INTO message (id, agent, control_id, received_wall_ns, payload)"
-                    " VALUES (1, ?, 'M1', 1, 'x')",
-                    (AGENT,),
-                )
-                store.conn.execute(
-                    "INSERT INTO prearrival (message_id, agent, control_id, patient_name,"
-                    " received_wall_ns, sealed_key) VALUES (1, ?, 'M1', ?, 1, 'k1')",
-                    (AGENT, text),
-                )
+                notice_naming(store, text)
             try:
                 shown = store.status()["prearrivals"][0]["patient_name"]
             except GatewayStoreError as exc:

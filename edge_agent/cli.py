@@ -327,6 +327,48 @@ def cmd_users_reset_pin(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_consent_give(args: argparse.Namespace) -> int:
+    """The resident's consent to the text's version; their PIN is set at the first consent
+    and asked at later ones (the resident types it; never on the command line)."""
+    from edge_agent import consent_text
+    from edge_agent.operations import GiveConsent
+
+    version = args.text_version or consent_text.CURRENT
+    pin = _read_pin("the resident's PIN (4 to 12 digits): ", confirm=True)
+    request = GiveConsent(national_id=args.national_id, pin=pin, version=version)
+    print(json.dumps(_change(args, request), ensure_ascii=False))
+    return EXIT_OK
+
+
+def cmd_consent_withdraw(args: argparse.Namespace) -> int:
+    from edge_agent.operations import WithdrawConsent
+
+    answer = _change(args, WithdrawConsent(national_id=args.national_id))
+    print(json.dumps(answer, ensure_ascii=False))
+    return EXIT_OK
+
+
+def cmd_consent_show(args: argparse.Namespace) -> int:
+    from edge_agent.operations import ShowConsent
+
+    answer = _change(args, ShowConsent(national_id=args.national_id))
+    print(json.dumps(answer, ensure_ascii=False))
+    return EXIT_OK
+
+
+def cmd_consent_text(args: argparse.Namespace) -> int:
+    """The text a resident is shown (zh_CN), with its version and SHA-256."""
+    from edge_agent import consent_text
+
+    try:
+        shown = consent_text.text(args.text_version or consent_text.CURRENT)
+    except KeyError as exc:
+        raise CliError(str(exc.args[0])) from None
+    print(shown.text)
+    print(f"\n(version {shown.version}, {shown.language}, sha256 {shown.sha256})")
+    return EXIT_OK
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     """Exit 0 only when the chain is whole; else 1, naming the first bad row."""
     from edge_agent.operations import VerifyAudit
@@ -669,6 +711,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("name", metavar="NAME")
     c.set_defaults(func=cmd_users_reset_pin)
+
+    p = sub.add_parser(
+        "consent", parents=[common], help="a resident's separate consent to their health data"
+    )
+    csub = _actions(p, "consent_command")
+    c = csub.add_parser(
+        "give",
+        parents=[common],
+        help="record the resident's consent; their PIN is set the first time (asked, or stdin)",
+    )
+    c.add_argument("--national-id", required=True, metavar="ID")
+    c.add_argument("--text-version", default=None, metavar="V", help="default: the current one")
+    c.set_defaults(func=cmd_consent_give)
+    c = csub.add_parser("withdraw", parents=[common], help="record the withdrawal of consent")
+    c.add_argument("--national-id", required=True, metavar="ID")
+    c.set_defaults(func=cmd_consent_withdraw)
+    c = csub.add_parser("show", parents=[common], help="a resident's consent and its history")
+    c.add_argument("--national-id", required=True, metavar="ID")
+    c.set_defaults(func=cmd_consent_show)
+    c = csub.add_parser("text", parents=[common], help="print the consent text (zh_CN)")
+    c.add_argument("--text-version", default=None, metavar="V", help="default: the current one")
+    c.set_defaults(func=cmd_consent_text)
 
     p = sub.add_parser("audit", parents=[common], help="the hash-chained audit trail")
     ausub = _actions(p, "audit_command")

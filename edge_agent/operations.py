@@ -31,9 +31,12 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from edge_agent import (
     alerts,
     audit,
+    consent,
+    consent_text,
     control,
     crew_entries,
     key_rotation,
+    kiosk_sign_in,
     pairing,
     patients,
     users,
@@ -277,6 +280,38 @@ class VerifyAudit:
     op: ClassVar[str] = "audit.verify"
 
 
+# --- a resident's consent and their sign-in at a kiosk (docs/security.md) -------------
+
+
+@dataclass(frozen=True, slots=True)
+class KioskSignIn:
+    """A resident at a kiosk: their national id number and the PIN of their first consent."""
+
+    op: ClassVar[str] = "kiosk.sign-in"
+    national_id: str
+    pin: str
+
+
+@dataclass(frozen=True, slots=True)
+class GiveConsent:
+    op: ClassVar[str] = "consent.give"
+    national_id: str
+    pin: str  # set at the first consent, checked at later ones
+    version: str = consent_text.CURRENT
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawConsent:
+    op: ClassVar[str] = "consent.withdraw"
+    national_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShowConsent:
+    op: ClassVar[str] = "consent.show"
+    national_id: str
+
+
 Change = (
     AddPatient
     | StartVisit
@@ -300,6 +335,10 @@ Change = (
     | SessionInfo
     | ShowAudit
     | VerifyAudit
+    | KioskSignIn
+    | GiveConsent
+    | WithdrawConsent
+    | ShowConsent
 )
 
 
@@ -533,6 +572,41 @@ def _audit_verify(s: Services, caller: Caller, r: VerifyAudit) -> Done:
     return Done(audit.verify(s.store).as_json(), "audit")
 
 
+def _kiosk_sign_in(s: Services, caller: Caller, r: KioskSignIn) -> Done:
+    signed = kiosk_sign_in.sign_in(
+        s.store, s.clock, s.config, national_id_number=r.national_id, pin=r.pin
+    )
+    return Done(
+        signed.as_json(),
+        None if signed.user_id is None else f"patient:{signed.user_id}",
+        refusal=signed.refusal,
+        audit_as=(signed.name, signed.role),
+        action=None if signed.refusal is None else audit.SIGN_IN_FAILED,
+    )
+
+
+def _consent_give(s: Services, caller: Caller, r: GiveConsent) -> Done:
+    actor = consent.actor_named(s.store, caller.user)
+    answer, refusal = consent.give(
+        s.store, s.clock, actor, national_id_number=r.national_id, version=r.version, pin=r.pin
+    )
+    return Done(answer, f"patient:{answer['patient']}", refusal=refusal)
+
+
+def _consent_withdraw(s: Services, caller: Caller, r: WithdrawConsent) -> Done:
+    actor = consent.actor_named(s.store, caller.user)
+    answer = consent.withdraw(s.store, s.clock, actor, national_id_number=r.national_id)
+    return Done(answer, f"patient:{answer['patient']}")
+
+
+def _consent_show(s: Services, caller: Caller, r: ShowConsent) -> Done:
+    actor = consent.actor_named(s.store, caller.user)
+    answer = consent.show(
+        s.store, actor, national_id_number=r.national_id, timezone=s.config.agent.timezone
+    )
+    return Done(answer, f"patient:{answer['patient']}")
+
+
 @dataclass(frozen=True, slots=True)
 class Operation(Generic[R]):
     request: type[R]
@@ -563,6 +637,10 @@ OPERATIONS: dict[str, Operation[Any]] = {
     SessionInfo.op: Operation(SessionInfo, _session_info),
     ShowAudit.op: Operation(ShowAudit, _audit_show),
     VerifyAudit.op: Operation(VerifyAudit, _audit_verify),
+    KioskSignIn.op: Operation(KioskSignIn, _kiosk_sign_in),
+    GiveConsent.op: Operation(GiveConsent, _consent_give),
+    WithdrawConsent.op: Operation(WithdrawConsent, _consent_withdraw),
+    ShowConsent.op: Operation(ShowConsent, _consent_show),
 }
 PING = Ping.op
 

@@ -4,6 +4,7 @@ place that writes SQL strings."""
 
 from edge_agent.store.alerts import AlertMessage, AlertRow, Alerts, AlertsReader, AlertSummary
 from edge_agent.store.audit import Audit, AuditReader, AuditRow
+from edge_agent.store.consent import ConsentEvent, ResidentPin, ResidentSession
 from edge_agent.store.database import StoreError, StoreReader, StoreWriter, open_readonly
 from edge_agent.store.devices import (
     DeviceReport,
@@ -62,6 +63,7 @@ __all__ = [
     "Audit",
     "AuditReader",
     "AuditRow",
+    "ConsentEvent",
     "DevicePatient",
     "DeviceReport",
     "DeviceRow",
@@ -102,6 +104,8 @@ __all__ = [
     "RawFrameRow",
     "ReadingDelivery",
     "RejectedMessage",
+    "ResidentPin",
+    "ResidentSession",
     "SessionRow",
     "StatusReader",
     "StoreError",

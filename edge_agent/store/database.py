@@ -32,6 +32,7 @@ from sqlite_utils import Database
 from edge_agent.crypto.keyring import Keyring
 from edge_agent.store.alerts import Alerts, AlertsReader
 from edge_agent.store.audit import Audit, AuditReader
+from edge_agent.store.consent import Consent, ConsentReader
 from edge_agent.store.devices import Devices, DevicesReader
 from edge_agent.store.ecg import Ecg, EcgReader
 from edge_agent.store.frames import Frames, FramesReader
@@ -98,6 +99,7 @@ class StoreReader:
         self.operation_log = OperationLogReader(conn)
         self.users = UsersReader(conn)
         self.audit = AuditReader(conn)
+        self.consent = ConsentReader(conn)
 
     def use_keys(self, keys: Keyring) -> None:
         """The keyring from now on (after `keys rotate`: the new key seals)."""
@@ -128,6 +130,7 @@ class StoreWriter(StoreReader):
     operation_log: OperationLog
     users: Users
     audit: Audit
+    consent: Consent
 
     def __init__(
         self,
@@ -150,6 +153,7 @@ class StoreWriter(StoreReader):
         self.operation_log = OperationLog(conn)
         self.users = Users(conn)
         self.audit = Audit(conn)
+        self.consent = Consent(conn)
 
     def use_keys(self, keys: Keyring) -> None:
         self.keys = keys

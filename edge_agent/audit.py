@@ -71,6 +71,7 @@ ACTIONS: dict[str, str] = {
     "consent.give": "create",
     "consent.withdraw": "change",
     "consent.show": "read",
+    "export": "export",
 }
 SIGN_IN_FAILED = "sign-in-failed"
 KEY_ROTATION = "key-rotation"  # for `keys rotate` and `keys reseal`

@@ -369,6 +369,84 @@ def cmd_consent_text(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _read_passphrase(prompt: str, *, confirm: bool) -> str:
+    """A passphrase from the terminal (not echoed), or one line of stdin; never argv."""
+    import getpass
+
+    if sys.stdin.isatty():
+        phrase = getpass.getpass(prompt)
+        if confirm and getpass.getpass("again: ") != phrase:
+            raise CliError("the two passphrases differ")
+        return phrase
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line:
+        raise CliError("export passphrase: none on stdin (one line)")
+    return line
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """`data` in a new file of mode 0600 (an export holds personal data): never over an
+    existing file or through a symlink."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise CliError(f"{path}: exists already; name a new file") from None
+    except OSError as exc:
+        raise CliError(f"{path}: {exc.strerror}", EXIT_FAILED) from None
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """A resident's record to a file, encrypted with a passphrase unless --no-encryption;
+    or (--decrypt FILE) an encrypted export opened again."""
+    import base64
+
+    from edge_agent.crypto import export_file
+
+    output = Path(args.output)
+    if args.decrypt is not None:
+        if args.patient or args.no_encryption:
+            raise CliError("export --decrypt: takes only the file and --output")
+        try:
+            data = Path(args.decrypt).read_bytes()
+        except OSError as exc:
+            raise CliError(f"{args.decrypt}: {exc.strerror}", EXIT_FAILED) from None
+        phrase = _read_passphrase("export passphrase: ", confirm=False)
+        try:
+            fmt, plain = export_file.open_file(data, phrase)
+        except export_file.ExportFileError as exc:
+            raise CliError(str(exc), EXIT_FAILED) from None
+        _write_new(output, plain)
+        print(json.dumps({"decrypted": str(output), "format": fmt, "bytes": len(plain)}))
+        return EXIT_OK
+    from edge_agent.operations import ExportPatient
+
+    if not args.patient:
+        raise CliError("export: --patient NATIONAL_ID is needed (or --decrypt FILE)")
+    if output.exists() or output.is_symlink():
+        raise CliError(f"{output}: exists already; name a new file")
+    passphrase: str | None = None
+    if not args.no_encryption:
+        passphrase = _read_passphrase("export passphrase (10 characters or more): ", confirm=True)
+        try:
+            export_file.check_passphrase(passphrase)
+        except export_file.ExportFileError as exc:
+            raise CliError(str(exc)) from None
+    request = ExportPatient(
+        national_id=args.patient,
+        format=args.format,
+        passphrase=passphrase,
+        encrypt=not args.no_encryption,
+    )
+    answer = _change(args, request)
+    _write_new(output, base64.b64decode(answer.pop("data")))
+    print(json.dumps({**answer, "output": str(output)}))
+    return EXIT_OK
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     """Exit 0 only when the chain is whole; else 1, naming the first bad row."""
     from edge_agent.operations import VerifyAudit
@@ -899,6 +977,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stemi", action="store_true", help="the crew reads the 12-lead as STEMI")
     p.add_argument("--device", default="*", help="the station whose open visit it is about")
     p.set_defaults(func=cmd_prealert)
+
+    p = sub.add_parser(
+        "export",
+        parents=[common],
+        help="a resident's record to a file (role with export; audited; encrypted by default)",
+    )
+    p.add_argument("--patient", metavar="NATIONAL_ID", help="the resident to export")
+    p.add_argument("--format", choices=["json", "csv", "hl7"], default="json")
+    p.add_argument("--output", required=True, metavar="FILE", help="a new file (mode 0600)")
+    p.add_argument(
+        "--no-encryption", action="store_true", help="write the record in clear (still audited)"
+    )
+    p.add_argument(
+        "--decrypt", metavar="FILE", help="open an encrypted export into --output instead"
+    )
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
         "keys", parents=[common], help="the box's keys: personal data sealed at rest"

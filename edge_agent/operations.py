@@ -17,6 +17,7 @@ the service that owns the change (edge_agent.patients, .crew_entries, .alerts,
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import logging
 import os
@@ -35,6 +36,7 @@ from edge_agent import (
     consent_text,
     control,
     crew_entries,
+    export,
     key_rotation,
     kiosk_sign_in,
     pairing,
@@ -312,6 +314,18 @@ class ShowConsent:
     national_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class ExportPatient:
+    """A resident's record out of the box (edge_agent.export): sealed with `passphrase`
+    unless `encrypt` is false. The passphrase travels only on the local socket."""
+
+    op: ClassVar[str] = "export"
+    national_id: str
+    format: str
+    passphrase: str | None = None
+    encrypt: bool = True
+
+
 Change = (
     AddPatient
     | StartVisit
@@ -339,6 +353,7 @@ Change = (
     | GiveConsent
     | WithdrawConsent
     | ShowConsent
+    | ExportPatient
 )
 
 
@@ -607,6 +622,33 @@ def _consent_show(s: Services, caller: Caller, r: ShowConsent) -> Done:
     return Done(answer, f"patient:{answer['patient']}")
 
 
+def _export(s: Services, caller: Caller, r: ExportPatient) -> Done:
+    if r.encrypt == (r.passphrase is None):
+        raise Refused(
+            "export: give a passphrase (asked, or stdin) or ask for --no-encryption, not both"
+            if r.passphrase is not None
+            else "export: a passphrase is needed to encrypt the file (or --no-encryption)"
+        )
+    patient_id, data, encrypted = export.export(
+        s.store,
+        s.clock,
+        national_id_number=r.national_id,
+        fmt=r.format,
+        passphrase=r.passphrase,
+        suite_name=s.config.security.suite,
+        agent=s.config.agent.id,
+        timezone=s.config.agent.timezone,
+    )
+    answer = {
+        "patient": patient_id,
+        "format": r.format,
+        "encrypted": encrypted,
+        "bytes": len(data),
+        "data": base64.b64encode(data).decode("ascii"),
+    }
+    return Done(answer, f"patient:{patient_id}")
+
+
 @dataclass(frozen=True, slots=True)
 class Operation(Generic[R]):
     request: type[R]
@@ -641,6 +683,7 @@ OPERATIONS: dict[str, Operation[Any]] = {
     GiveConsent.op: Operation(GiveConsent, _consent_give),
     WithdrawConsent.op: Operation(WithdrawConsent, _consent_withdraw),
     ShowConsent.op: Operation(ShowConsent, _consent_show),
+    ExportPatient.op: Operation(ExportPatient, _export),
 }
 PING = Ping.op
 

@@ -128,6 +128,7 @@ OPERATION_PERMISSION: dict[str, Permission | None] = {
     "consent.give": P.RECORD_CONSENT,
     "consent.withdraw": P.RECORD_CONSENT,
     "consent.show": P.RECORD_CONSENT,
+    "export": P.EXPORT,  # edge_agent.export
 }
 
 

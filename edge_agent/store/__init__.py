@@ -14,6 +14,7 @@ from edge_agent.store.devices import (
     PairedDeviceRow,
 )
 from edge_agent.store.ecg import Ecg, EcgReader
+from edge_agent.store.exports import ExportedReading
 from edge_agent.store.frames import (
     Frames,
     FrameSource,
@@ -72,6 +73,7 @@ __all__ = [
     "Ecg",
     "EcgReader",
     "EncounterRow",
+    "ExportedReading",
     "FrameSource",
     "Frames",
     "FramesReader",

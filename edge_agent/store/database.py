@@ -35,6 +35,7 @@ from edge_agent.store.audit import Audit, AuditReader
 from edge_agent.store.consent import Consent, ConsentReader
 from edge_agent.store.devices import Devices, DevicesReader
 from edge_agent.store.ecg import Ecg, EcgReader
+from edge_agent.store.exports import ExportsReader
 from edge_agent.store.frames import Frames, FramesReader
 from edge_agent.store.meta import Meta, MetaReader
 from edge_agent.store.operation_log import OperationLog, OperationLogReader
@@ -100,6 +101,7 @@ class StoreReader:
         self.users = UsersReader(conn)
         self.audit = AuditReader(conn)
         self.consent = ConsentReader(conn)
+        self.exports = ExportsReader(conn)
 
     def use_keys(self, keys: Keyring) -> None:
         """The keyring from now on (after `keys rotate`: the new key seals)."""

@@ -59,6 +59,17 @@ def given(store: StoreReader, patient_id: int) -> bool:
     return latest is not None and latest.action == GIVE
 
 
+def needed_on_kiosk(store: StoreReader, role: str, national_id_number: str, op: str) -> None:
+    """On a kiosk box (agent.role `role` = "kiosk") readings are bound only to a resident
+    whose consent stands: a visit opened or readings assigned for anyone else is refused
+    (their readings stay unbound, and are purged: edge_agent.kiosk_retention)."""
+    if role != "kiosk":
+        return
+    patient = store.patients.by_national_id(national_id.parse(national_id_number).number)
+    if patient is not None and not given(store, patient.id):
+        raise Refused(f"{op}: on a kiosk the resident's consent is needed first (consent give)")
+
+
 def give(
     store: StoreWriter,
     clock: Clock,

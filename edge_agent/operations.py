@@ -435,6 +435,7 @@ def _patients_add(s: Services, caller: Caller, r: AddPatient) -> Done:
 
 
 def _visit_start(s: Services, caller: Caller, r: StartVisit) -> Done:
+    consent.needed_on_kiosk(s.store, s.config.agent.role, r.national_id, r.op)
     encounter = patients.start_visit(
         s.store,
         s.clock,
@@ -465,6 +466,7 @@ def _visit_observe(s: Services, caller: Caller, r: ObserveVisit) -> Done:
 
 
 def _readings_assign(s: Services, caller: Caller, r: AssignReadings) -> Done:
+    consent.needed_on_kiosk(s.store, s.config.agent.role, r.national_id, r.op)
     assigned = patients.assign_readings(
         s.store,
         s.clock,

@@ -548,7 +548,11 @@ def _v13_consent_and_resident_sign_in(db: Database) -> None:
     # A resident's separate consent to their health data (edge_agent.consent): each give
     # or withdraw one row, never changed, with the version of the text shown and the
     # text's SHA-256; their kiosk PIN (scrypt hash, lockout as for users) and their kiosk
-    # sessions (the token's digest only). edge_agent.store.consent.
+    # sessions (the token's digest only). edge_agent.store.consent. On a kiosk box a
+    # resident whose readings were delivered keeps only a pseudonym (edge_agent.
+    # kiosk_retention): `patient.pseudonym` set, the identity columns overwritten.
+    db.table("patient").add_column("pseudonym", str)
+    db.table("patient").create_index(["pseudonym"], unique=True)
     db.create_table(
         "consent_event",
         {

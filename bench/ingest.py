@@ -39,30 +39,28 @@ def bench_recorder(
     path: Path, frames: list[bytes], batch: int, *, rules: bool = False
 ) -> tuple[float, int]:
     store = StoreWriter.open(path)
-    clock = SystemClock.create()
     recorder = Recorder(store, rules=ClinicalRules() if rules else None)
-    decode = registry.decoder("masimo-ascii")
     start = time.perf_counter()
-    readings = 0
-    for i in range(0, len(frames), batch):
-        items = [
-            (
-                Frame(
-                    "monitor-1",
-                    "masimo-ascii",
-                    data,
-                    clock.wall_ns(),
-                    clock.mono_ns(),
-                    clock.boot_id,
-                ),
-                decode,
-            )
-            for data in frames[i : i + batch]
-        ]
-        readings += sum(r.observations for r in recorder.record_many(items))
+    readings = record_frames(recorder, frames, batch, "monitor-1", "masimo-ascii")
     elapsed = time.perf_counter() - start
     store.close()
     return elapsed, readings
+
+
+def record_frames(
+    recorder: Recorder, frames: list[bytes], batch: int, device: str, driver: str
+) -> int:
+    """`frames` of one device through the recorder, `batch` a durable commit; readings."""
+    clock = SystemClock.create()
+    decode = registry.decoder(driver)
+    readings = 0
+    for i in range(0, len(frames), batch):
+        items = [
+            (Frame(device, driver, data, clock.wall_ns(), clock.mono_ns(), clock.boot_id), decode)
+            for data in frames[i : i + batch]
+        ]
+        readings += sum(r.observations for r in recorder.record_many(items))
+    return readings
 
 
 def bench_raw(path: Path, frames: list[bytes], batch: int) -> tuple[float, int]:

@@ -28,6 +28,9 @@ A declaration holds:
   device time is a wrong clock only for the former).
 - `packages`: Python packages its decoder imports on first use, so `config check` can
   name what is missing before the first frame is quarantined.
+- `carries_identity`: its frames can name the patient (an HL7 PID, a 12-lead file's
+  patient section): the recorder seals their bytes, and a rejected one's reason, in the
+  store (edge_agent.store.sealing).
 
 Nothing here does I/O; a declaration is checked when it is made (ValueError), so a
 driver that contradicts itself fails when its module is imported, not silently later.
@@ -289,6 +292,9 @@ class Driver:
     # Python packages the decoder imports on first use, and the extra that installs them.
     packages: tuple[str, ...] = ()
     extra: str = ""
+    # Its frames can name the patient (an HL7 PID; SCP-ECG section 1, aECG's and
+    # Philips' patient elements, DICOM's Patient module): their bytes are sealed.
+    carries_identity: bool = False
 
     def __post_init__(self) -> None:
         problem = DRIVER_ID.problem(self.id)

@@ -153,6 +153,11 @@ def recording_drivers() -> tuple[str, ...]:
     return tuple(sorted(d.id for d in _drivers.values() if d.yields.recording))
 
 
+def identity_drivers() -> tuple[str, ...]:
+    """Drivers whose frames can name the patient (their bytes are sealed), sorted."""
+    return tuple(sorted(d.id for d in _drivers.values() if d.carries_identity))
+
+
 def advertised_services() -> dict[str, str]:
     """BLE service UUID -> its name, for every service a driver's devices advertise."""
     services: dict[str, str] = {}

@@ -256,7 +256,7 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
 
 
 def _print_progress(done: int, left: int) -> None:
-    print(f"keys: re-sealed {done} resident(s), {left} left", file=sys.stderr, flush=True)
+    print(f"keys: re-sealed {done} row(s), {left} left", file=sys.stderr, flush=True)
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:

@@ -225,7 +225,7 @@ class Agent:
                 continue
             if done:
                 self.store.truncate_wal()
-                log.info("keys: %d resident(s) re-sealed under key %s", done, self._active_key())
+                log.info("keys: %d row(s) re-sealed under key %s", done, self._active_key())
                 done = 0
             waits = [
                 asyncio.ensure_future(stop.wait()),

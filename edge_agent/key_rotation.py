@@ -1,7 +1,10 @@
 """The sealing pass: every personal value under the active key, in small transactions.
 
 One pass serves two cases: after `keys rotate` (values sealed under an older key id) and
-after migration 9 (rows written plain before). Each value names its key id, so what is
+after migrations 9 and 12 (rows written plain before; or by a writer without keys,
+edge_agent.store.sealing). It walks the residents, then every other sealed table
+(store.sealing.SEALED_TABLES: raw identity frames, frame sources, outbox messages,
+notices, reasons), in that order. Each value names its key id, so what is
 left is a query (`sealed_key` not the active id), not a position kept somewhere: a pass
 killed at any point (SIGKILL, power loss) lost at most its open batch, which SQLite
 rolls back, and the next pass goes on from there. The daemon runs it in the background
@@ -20,35 +23,44 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from device_drivers import registry
 from edge_agent.config import Config
 from edge_agent.crypto import keyring
 from edge_agent.model import Refused
-from edge_agent.store import PersonalDataLocked, StoreReader, StoreWriter
+from edge_agent.store import PersonalDataLocked, StoreReader, StoreWriter, sealing
 
 BATCH = 200  # rows per transaction: a few ms on a Pi, so a group commit waits little
+FRAME_SHARE = 10  # a raw frame's batch is a tenth of that (a 12-lead file is large)
 
 
 @dataclass(frozen=True, slots=True)
 class KeysStatus:
     active: str
     suite: str
-    values: dict[str, int]  # key id (or "plain") -> sealed values under it
-    stale_rows: int  # rows the pass still has to re-seal
+    values: dict[str, int]  # key id (or "plain") -> residents' sealed values under it
+    stale_rows: int  # rows the pass still has to re-seal (residents and the rest)
+    # key id (or "plain") -> other sealed values (a frame's bytes, a message, a notice)
+    rows: dict[str, int] | None = None
 
     def as_text(self) -> str:
         per_key = ", ".join(f"{k}: {n}" for k, n in self.values.items()) or "none"
+        other = ", ".join(f"{k}: {n}" for k, n in (self.rows or {}).items()) or "none"
         state = (
-            f"re-sealing, {self.stale_rows} resident(s) left"
+            f"re-sealing, {self.stale_rows} row(s) left"
             if self.stale_rows
             else "every value sealed under it"
         )
-        return f"active key {self.active} ({self.suite}); values per key id: {per_key}; {state}"
+        return (
+            f"active key {self.active} ({self.suite}); values per key id: {per_key};"
+            f" frames and messages per key id: {other}; {state}"
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {
             "active": self.active,
             "suite": self.suite,
             "values": self.values,
+            "rows": self.rows or {},
             "resealing": self.stale_rows > 0,
             "rows_left": self.stale_rows,
         }
@@ -95,20 +107,42 @@ def status(store: StoreReader) -> KeysStatus:
     keys = store.keys
     if keys is None:
         raise PersonalDataLocked(store.no_keys or "keys: the store was opened without them")
+    identity = registry.identity_drivers()
+    rows: dict[str, int] = {}
+    for t in sealing.SEALED_TABLES:
+        for key_id, n in sealing.values_per_key(store.conn, t, identity).items():
+            rows[key_id] = rows.get(key_id, 0) + n
     return KeysStatus(
         active=keys.active_id,
         suite=keys.active.suite.name,
         values=store.patients.values_per_key(),
-        stale_rows=store.patients.stale_count(keys.active_id),
+        stale_rows=_stale(store, keys.active_id),
+        rows=dict(sorted(rows.items())),
+    )
+
+
+def _stale(store: StoreReader, active_id: str) -> int:
+    identity = registry.identity_drivers()
+    return store.patients.stale_count(active_id) + sum(
+        sealing.stale_count(store.conn, t, active_id, identity) for t in sealing.ROW_TABLES
     )
 
 
 def reseal_batch(store: StoreWriter, batch: int = BATCH) -> int:
-    """One transaction: up to `batch` rows sealed under the active key; how many."""
+    """One transaction: up to `batch` rows sealed under the active key; how many. The
+    residents first, then each other sealed table in turn."""
     if store.keys is None:
         return 0
+    identity = registry.identity_drivers()
     with store.transaction():
-        return store.patients.reseal_stale(batch)
+        done = store.patients.reseal_stale(batch)
+        for t in sealing.ROW_TABLES:
+            if done >= batch:
+                break
+            # A raw frame can be a 12-lead file (hundreds of kB): fewer per transaction.
+            limit = max(1, (batch - done) // FRAME_SHARE) if t.table == "raw_frame" else batch
+            done += sealing.reseal_stale(store.conn, store.sealing, t, limit, identity)
+        return done
 
 
 def reseal_all(
@@ -122,7 +156,7 @@ def reseal_all(
     while n := reseal_batch(store, batch):
         done += n
         if on_progress is not None and store.keys is not None:
-            on_progress(done, store.patients.stale_count(store.keys.active_id))
+            on_progress(done, _stale(store, store.keys.active_id))
     if done:
         store.truncate_wal()
     return done

@@ -28,6 +28,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from device_drivers import registry
 from edge_agent import audit
 from edge_agent.clock import Clock
 from edge_agent.config import Config
@@ -93,7 +94,7 @@ def run_pass(store: StoreWriter, clock: Clock, config: Config) -> Retention:
     for patient_id in store.kiosk_retention.delivered_residents(now - grace):
         with store.transaction():
             frames = store.kiosk_retention.frames_of(patient_id)
-            store.kiosk_retention.forget_identity_in_frames(frames)
+            store.kiosk_retention.forget_identity_in_frames(frames, registry.identity_drivers())
             store.kiosk_retention.forget_kiosk_access(patient_id)
             store.patients.pseudonymise(patient_id, new_pseudonym())
             _audited(store, clock, config, PSEUDONYMISE_OP, f"patient:{patient_id}")

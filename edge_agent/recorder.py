@@ -165,7 +165,7 @@ class Recorder:
         ):
             # The bytes are kept (what the device sent, when), the readings are not
             # counted twice.
-            raw_id = store.frames.insert(frame, channel)
+            raw_id = store.frames.insert(frame, channel, sealed=_identity(spec))
             store.frames.set_outcome(raw_id, "duplicate")
             store.devices.count_frame(frame, quarantined=False)
             return Recorded(raw_id, "duplicate", 0, None)
@@ -177,12 +177,20 @@ class Recorder:
             recorded = self._quarantine(
                 frame, spec, channel, f"decoder fault: {type(exc).__name__}: {exc}", None
             )
-            if recorded.raw_frame_id is not None:  # the traceback as often as the bytes
+            if recorded.raw_frame_id is not None and _identity(spec):
+                # Its message may quote the frame (a name): the kind of fault only.
+                log.error(
+                    "decoder for %s crashed on frame %d: %s",
+                    frame.driver,
+                    recorded.raw_frame_id,
+                    type(exc).__name__,
+                )
+            elif recorded.raw_frame_id is not None:  # the traceback as often as the bytes
                 log.exception(
                     "decoder for %s crashed on frame %d", frame.driver, recorded.raw_frame_id
                 )
             return recorded
-        raw_id = store.frames.insert(frame, channel)
+        raw_id = store.frames.insert(frame, channel, sealed=_identity(spec))
         self._line_outcome(frame, spec, None)
 
         if spec is not None and spec.yields.recording:
@@ -440,15 +448,23 @@ class Recorder:
             budget.load(device, store.quarantine.kept(device), store.quarantine.reason_keys(device))
         keep = budget.keep(device, frame.received_wall_ns)
         raw_id: int | None = None
+        sealed = _identity(spec)
+        key = budget.key(device, reason)
         if keep:
-            raw_id = store.frames.insert(frame, channel)
-            store.quarantine.insert(raw_id, frame, reason, offset)
+            raw_id = store.frames.insert(frame, channel, sealed=sealed)
+            store.quarantine.insert(raw_id, frame, reason, offset, sealed=sealed)
             store.frames.set_outcome(raw_id, "quarantined")
-            # Bounded like the rows: a port of noise must not fill the log either.
+            # Bounded like the rows: a port of noise must not fill the log either. A
+            # frame that may name the patient is logged with its reason's kind (what
+            # the reason quotes blanked): logs carry no personal data.
             log.warning(
-                "quarantined frame %d from %s (%s): %s", raw_id, device, frame.driver, reason
+                "quarantined frame %d from %s (%s): %s",
+                raw_id,
+                device,
+                frame.driver,
+                key if sealed else reason,
             )
-        store.quarantine.tally(frame, budget.key(device, reason), reason, kept=keep)
+        store.quarantine.tally(frame, key, reason, kept=keep, sealed=sealed)
         store.devices.count_frame(frame, quarantined=True)
         self._line_outcome(frame, spec, reason)
         return Recorded(raw_id, "quarantined", 0, None, reason)
@@ -483,6 +499,12 @@ def _national_id(patient: SourcePatient | None) -> str | None:
         return national_id.parse(patient.identifier).number
     except national_id.NationalIdError:
         return None
+
+
+def _identity(spec: Driver | None) -> bool:
+    """The frame may name the patient (its driver's declaration): its bytes are sealed.
+    A driver the registry does not know is read as a monitor's, whose frames do not."""
+    return spec is not None and spec.carries_identity
 
 
 def _worth_sending(readings: Sequence[Reading]) -> bool:

@@ -1,18 +1,22 @@
 """What `edge-agent status` reports: is the data safe, and did it reach the county?
 
 `report` is the whole answer (`status --json` prints it), `render_text` the same for
-people; the command only opens the store read-only and prints.
+people; the command only opens the store read-only and prints. Run by a user who cannot
+read the key file, the parts that quote personal data (pre-arrival notices, the ER's
+replies, rejected identity frames) are left out and `personal_data_sealed` says why:
+the counts are all there.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from edge_agent.config import Config
 from edge_agent.rules.engine import ClinicalRules
-from edge_agent.store import NoticeRow, StoreReader
+from edge_agent.store import NoticeRow, PersonalDataLocked, StoreReader
 from edge_agent.supervisor import META_TASKS
 from edge_agent.writer_lock import LOCK_NAME, is_held
 from sync.uplink import META_REFUSED
@@ -63,11 +67,24 @@ def refused_for_mac(store: StoreReader) -> dict[str, Any]:
     return counts
 
 
+_T = TypeVar("_T")
+
+
 def collect(store: StoreReader) -> dict[str, Any]:
     counts = store.outbox.counts()
-    notices = store.prealerts.notices(limit=20)
+    sealed: list[str] = []
+
+    def personal(read: Callable[[], list[_T]]) -> list[_T]:
+        try:
+            return read()
+        except PersonalDataLocked as exc:
+            if not sealed:
+                sealed.append(str(exc))
+            return []
+
+    notices = personal(lambda: store.prealerts.notices(limit=20))
     quarantine = store.quarantine.counts()
-    return {
+    status = {
         "agent": store.meta.get("agent_id"),
         "outbox": {
             # "sent" rows still wait for the gateway's ACK: to a user they are pending.
@@ -86,17 +103,19 @@ def collect(store: StoreReader) -> dict[str, Any]:
         # (edge_agent.quarantine's per-device budget).
         "quarantine": quarantine["kept"] + quarantine["counted"],
         "quarantine_counts": quarantine,
-        "quarantine_reasons": store.quarantine.reasons(limit=10),
+        "quarantine_reasons": personal(lambda: store.quarantine.reasons(limit=10)),
         "devices": store.devices.all(),
         "rejected": store.outbox.rejected(limit=10),
-        "recent_quarantine": store.quarantine.recent(limit=5),
+        "recent_quarantine": personal(lambda: store.quarantine.recent(limit=5)),
         "notices": notices[:10],
         "er_replies": er_replies(notices),
-        "prealerts": prealerts(store),
+        "prealerts": personal(lambda: prealerts(store)),
         "alerts": [a.as_json() for a in store.alerts.recent(limit=10)],
         "schema_version": store.schema_version(),
         "refused_for_mac": refused_for_mac(store),
     }
+    status["personal_data_sealed"] = sealed[0] if sealed else None
+    return status
 
 
 def report(config: Config, store: StoreReader, now_wall_ns: int | None = None) -> dict[str, Any]:
@@ -122,6 +141,11 @@ def render_text(status: dict[str, Any]) -> str:
     q = status["quarantine_counts"]
     lines = [
         f"agent {status['agent'] or '?'}",
+        *(
+            [f"personal data not shown: {status['personal_data_sealed']}"]
+            if status.get("personal_data_sealed")
+            else []
+        ),
         f"outbox: {out['pending']} pending ({out['awaiting_ack']} awaiting ACK),"
         f" {out['delivered']} delivered, {out['rejected']} rejected",
         f"observations: {status['observations']}, quarantined frames: {status['quarantine']}"

@@ -103,13 +103,12 @@ def build_message(
     else:
         assert frame is not None  # leads without readings: a 12-lead's frame (ecg above)
         device_id, encounter_id = frame.device_id, frame.encounter_id
-    source = store.frames.source(row.raw_frame_id)
     device = _device_identity(
         store,
         device_id,
         None if frame is None else frame.driver,
         agent_id=agent_id,
-        named=None if source is None else source.device_eui64,
+        named=store.frames.source_eui64(row.raw_frame_id),
     )
     patient = _frame_patient(store, row.raw_frame_id, encounter_id)
     received = (frame.received_wall_ns if frame is not None else 0) or now_wall_ns
@@ -203,8 +202,7 @@ def build_alert(
         patient = _frame_patient(
             store, alert.raw_frame_id, None if frame is None else frame.encounter_id
         )
-        source = store.frames.source(alert.raw_frame_id)
-        named_eui64 = None if source is None else source.device_eui64
+        named_eui64 = store.frames.source_eui64(alert.raw_frame_id)
     at_ns = alert.raised_wall_ns if phase == "start" else alert.cleared_wall_ns or now_wall_ns
     try:
         return build_oru_r40(

@@ -155,7 +155,7 @@ def test_every_writing_command_goes_through_the_busy_daemon(tmp_path: Path) -> N
             Counter(p.national_id for p in store.patients.all() if p.national_id in set(ids))
         )
         complaints = Counter(
-            c for (c,) in conn.execute("SELECT complaint FROM prealert WHERE source = 'crew'")
+            a.complaint for a in store.prealerts.recent(limit=10_000) if a.source == "crew"
         )
         observed_by = Counter(
             b for (b,) in conn.execute("SELECT observed_by FROM news2_observation")

@@ -1,23 +1,36 @@
 """Personal data at rest, with the real programs: `keys rotate` SIGKILLed half-way is
 finished by the daemon with nothing lost; after registrations, a restart and a crash no
-national id, name or phone is in any file under data_dir."""
+national id, name or phone is in any file under data_dir; nor after a realistic session
+(a visit, a monitor's readings, HL7 frames with a PID over TCP, a pre-arrival notice, a
+crash and restart, delivery through Mosquitto to the gateway)."""
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import json
 import os
 import signal
+import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from box_keys import box_config, init_keys_in
+from box_keys import box_config, enrolled, init_keys_in
 from residents import Resident, residents
 from waiting import wait_until
 
+from device_drivers.simulators import masimo as masimo_sim
 from edge_agent.crypto import keyring
+from edge_agent.crypto.suites import suite
+from edge_agent.local_broker import LocalBroker, free_port
 from edge_agent.store import StoreWriter, open_readonly
+from sync.gateway.reply import publish_reply, reply_payload
+from sync.gateway.service import Gateway
+from sync.gateway.store import GatewayStore
+from sync.message_auth import MessageKey
 
 EDGE_AGENT = Path(sys.executable).with_name("edge-agent")
 
@@ -187,3 +200,197 @@ def test_no_national_id_name_or_phone_is_in_any_file_under_data_dir(tmp_path: Pa
     # The test sees what it looks for: the names are in what `patients list` printed.
     assert everyone[0].name.encode() in listed.stdout.encode()
     assert _plain_values_in(data, 12) == []
+
+
+# --- a realistic session: every place a person's identity lands ---------------------------
+
+_MASIMO_WRITER = """
+import asyncio, sys
+from device_drivers.simulators import masimo
+asyncio.run(masimo.run(int(sys.argv[1]), model="rad-8", rate_hz=10, seed=7))
+"""
+
+_SPO2 = "OBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.2.1.1|{}|262688^MDC_DIM_PERCENT^MDC|||||F"
+
+
+def _hl7(control: str, r: Resident, value: str = "97") -> bytes:
+    family, given = r.name[0], r.name[1:]
+    segments = [
+        f"MSH|^~\\&|MON^00A037009B000001^EUI-64||||||ORU^R01^ORU_R01|{control}|P|2.6"
+        "|||AL|NE||UNICODE UTF-8",
+        f"PID|||{r.national_id}^^^CHN^NNCHN||{family}^{given}||19491231|F|||||{r.phone}",
+        "PV1||E",
+        "OBR|1|||182777000^monitoring of patient^SCT",
+        _SPO2.format(value),
+    ]
+    return ("\r".join(segments) + "\r").encode("utf-8")
+
+
+def _send_mllp(port: int, message: bytes) -> bytes:
+    """One message on a real TCP connection to the box's listener; its ACK."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(b"\x0b" + message + b"\x1c\r")
+        answer = b""
+        while not answer.endswith(b"\x1c\r"):
+            chunk = conn.recv(4096)
+            assert chunk, "the listener closed without an ACK"
+            answer += chunk
+    return answer
+
+
+def _outbox(db: Path) -> dict[str, int]:
+    if not db.exists():
+        return {}
+    store = open_readonly(db)
+    try:
+        return store.outbox.counts()
+    except sqlite3.OperationalError:
+        return {}
+    finally:
+        store.close()
+
+
+def _ended(process: subprocess.Popen[bytes], how: signal.Signals) -> None:
+    """`process` stopped with `how` (unless it has ended) and waited for."""
+    if process.poll() is None:
+        process.send_signal(how)
+    process.wait(30)
+
+
+def _notices(db: Path, data: Path) -> int:
+    store = open_readonly(db, init_keys_in(data))
+    try:
+        return len(store.prealerts.notices())
+    finally:
+        store.close()
+
+
+def test_after_a_realistic_session_no_identity_is_in_any_file_under_data_dir(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    """Residents registered (before and through the daemon), a visit open, a monitor's
+    readings recorded against it on a pty, HL7 frames with a PID naming residents over a
+    real TCP connection (one forwarded, one naming someone else: held, one rejected
+    quoting a name), a crew's pre-arrival notice naming the patient, the ER's reply, the
+    daemon SIGKILLed and restarted, the outbox delivered through a real Mosquitto to the
+    gateway: then no national id, name or phone of anyone in any file under data_dir
+    (database, WAL, shm, the daemon's log there), while the gateway got the PID."""
+    data = tmp_path / "data"
+    mllp_port = free_port()
+    master_fd, slave = masimo_sim.open_pty()
+    cfg = tmp_path / "edge-agent.toml"
+    cfg.write_text(
+        f'[agent]\nid = "amb-017"\ndata_dir = "{data}"\nrole = "ambulance"\n'
+        f'[uplink]\nbroker = "{broker.url}"\nallow_insecure = true\nack_timeout_s = 5\n'
+        f'[[device]]\nid = "monitor-1"\ndriver = "masimo-ascii"\nport = "{slave}"\n'
+        f'[[device]]\nid = "central-1"\ndriver = "hl7-mllp"\nlisten = "127.0.0.1:{mllp_port}"\n'
+        "[store]\ncommit_interval_ms = 50\n",
+        encoding="utf-8",
+    )
+    db = data / "edge-agent.sqlite3"
+    (data / "logs").mkdir(parents=True)
+    log_path = data / "logs" / "edge-agent.log"  # under data_dir: scanned like the rest
+    everyone = residents(8)
+    patient, stranger, quoted = everyone[1], everyone[2], everyone[3]
+
+    def listening() -> bool:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", mllp_port), 1):
+            return True
+        return False
+
+    # Each part stopped when the session ends (however it ends), newest first.
+    with contextlib.ExitStack() as session:
+        session.callback(os.close, master_fd)
+        gateway = Gateway(broker.url, tmp_path / "gateway.sqlite3", client_id="scan-gateway")
+        gateway.start()
+        session.callback(gateway.stop)
+        gateway.wait_connected(10)
+        writer = subprocess.Popen(
+            [sys.executable, "-c", _MASIMO_WRITER, str(master_fd)], pass_fds=(master_fd,)
+        )
+        session.callback(_ended, writer, signal.SIGKILL)
+
+        def start() -> subprocess.Popen[bytes]:
+            daemon = subprocess.Popen(
+                [str(EDGE_AGENT), "run", "--config", str(cfg)],
+                stdout=subprocess.DEVNULL,
+                stderr=log_path.open("ab"),
+            )
+            session.callback(_ended, daemon, signal.SIGTERM)
+            return daemon
+
+        assert _cli(cfg, "keys", "init").returncode == 0
+        # The box enrolled as a technician does (keys show-mac, gateway enroll): the
+        # gateway's ACKs and the ER's reply carry a `mac` the box checks.
+        box_keys = enrolled(data, tmp_path / "gateway.sqlite3", "amb-017")
+        _add(cfg, everyone[:3])  # no daemon yet: the command writes the store itself
+        daemon = start()
+        wait_until(lambda: _socket_up(tmp_path) and listening(), 30, "the daemon")
+        _add(cfg, everyone[3:])
+        assert _cli(cfg, "visit", "start", "--national-id", patient.national_id).returncode == 0
+        wait_until(lambda: _outbox(db).get("delivered", 0) >= 3, 30, "readings delivered")
+        assert b"|AA|" in _send_mllp(mllp_port, _hl7("SCAN-1", patient))
+        assert b"|AA|" in _send_mllp(mllp_port, _hl7("SCAN-2", stranger))  # held
+        assert b"|AE|" in _send_mllp(mllp_port, _hl7("SCAN-3", quoted, value=quoted.name))
+        crew = _cli(
+            cfg,
+            "prealert",
+            "--destination",
+            f"县医院急诊 {patient.phone}",
+            "--complaint",
+            f"{patient.name} 胸痛2小时",
+            "--eta",
+            "15",
+        )
+        assert crew.returncode == 0, crew.stderr
+        at = dt.datetime.now(dt.UTC)
+        reply = reply_payload(
+            "SCAN-1", "cath-lab-ready", text=f"{patient.name} 导管室已备", by="急诊", at=at
+        )
+        publish_reply(broker.url, "amb-017", reply, key=MessageKey(suite("intl"), box_keys.mac_key))
+        wait_until(lambda: _notices(db, data) > 0, 20, "the ER's reply on the box")
+        daemon.kill()  # the crash, mid-stream: the monitor goes on sending
+        daemon.wait(10)
+        start()
+        wait_until(lambda: _socket_up(tmp_path) and listening(), 30, "the daemon again")
+        _ended(writer, signal.SIGTERM)
+        wait_until(
+            lambda: (c := _outbox(db)).get("pending", 1) + c.get("sent", 1) == 0,
+            60,
+            lambda: f"the outbox drained: {_outbox(db)}",
+        )
+        time.sleep(0.5)  # what the daemon does after delivering (WAL, its log) lands too
+    counts = _outbox(db)
+    assert counts["delivered"] >= 5 and counts["held"] == 1 and counts["rejected"] == 0
+    # What the box holds opens with its keys: the test sees what it looks for.
+    store = open_readonly(db, init_keys_in(data))
+    try:
+        (notice,) = store.prealerts.notices()
+        assert patient.name in notice["payload"]
+        (alert,) = store.prealerts.recent()
+        assert patient.name in alert.complaint and patient.phone in (alert.destination or "")
+        (kept,) = store.quarantine.recent()
+        assert quoted.name in kept["reason"]
+        assert bytes.fromhex(kept["data_hex"]) == _hl7("SCAN-3", quoted, value=quoted.name)
+        (held,) = store.outbox.held_frames()
+        assert held["device_patient"] is not None
+        assert held["device_patient"]["national_id"] == stranger.national_id
+        readings = store.conn.execute(
+            "SELECT COUNT(*) FROM observation o JOIN encounter e ON e.id = o.encounter_id"
+            " WHERE o.device_id = 'monitor-1'"
+        ).fetchone()[0]
+        assert readings > 0  # the monitor's readings were bound to the open visit
+    finally:
+        store.close()
+    # The wire is unchanged: the gateway has the PID the monitor sent, opened.
+    gw = GatewayStore.open_readonly(str(tmp_path / "gateway.sqlite3"))
+    try:
+        named = {r[0] for r in gw.conn.execute("SELECT patient_national_id FROM message")}
+    finally:
+        gw.close()
+    assert patient.national_id in named
+    log_text = log_path.read_text(encoding="utf-8")
+    assert "quarantined frame" in log_text  # the log was written (and is scanned)
+    files = {p.relative_to(data).as_posix() for p in data.rglob("*") if p.is_file()}
+    assert {"edge-agent.sqlite3", "edge-agent.sqlite3-wal", "logs/edge-agent.log"} <= files
+    assert _plain_values_in(data, 8) == []

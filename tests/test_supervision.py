@@ -21,7 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from box_keys import init_keys_in
+from box_keys import enrolled
 from waiting import until, wait_until
 
 from device_drivers.ble.blood_pressure import MEASUREMENT_UUID, encode_measurement
@@ -103,7 +103,7 @@ commit_interval_ms = 50
 {devices}""",
         encoding="utf-8",
     )
-    init_keys_in(tmp_path / "agent")
+    enrolled(tmp_path / "agent", tmp_path / "gateway.sqlite3", "amb-017")
     return cfg
 
 
@@ -226,7 +226,7 @@ async def test_a_device_task_that_fails_is_restarted_with_back_off_and_reported(
         lambda channel: decoder_for_channel("ble-bp", channel),
     )
     config = embedded_defaults(data_dir=tmp_path / "agent", broker=broker.url)
-    init_keys_in(config.agent.data_dir)
+    enrolled(config.agent.data_dir, tmp_path / "gateway.sqlite3", config.agent.id)
     agent = bootstrap(config, devices=[monitor, cuff])
     db = config.agent.db_path
     stop, sim_stop = asyncio.Event(), asyncio.Event()

@@ -74,6 +74,7 @@ def _cart(
         uplink=_WHOLE,
         packages=packages,
         extra="ecg" if packages else "",
+        carries_identity=True,  # every format has the patient's name and id fields
     )
 
 

@@ -1341,5 +1341,6 @@ DECLARATIONS = (
         profile="MDC_DEV_SPEC_PROFILE_HYDRA",
         binding=Binding.MONITOR,
         results=Results.LIVE,
+        carries_identity=True,  # PID-3 and PID-5 (HL7 v2.6 §3.4.2)
     ),
 )

@@ -14,7 +14,9 @@ writer, never migrates and never checkpoints.
 
 Either is given the keyring (edge_agent.crypto.keyring) by the process that may hold it
 (the daemon, a command run as the service user), or none: then the residents' personal
-values stay sealed (store.patients raises PersonalDataLocked). The writer runs with
+values stay sealed (store.patients raises PersonalDataLocked), and so do the other sealed
+columns (raw identity frames, outbox messages, notices: edge_agent.store.sealing), which
+a writer without keys stores plain for the sealing pass. The writer runs with
 `secure_delete` (sqlite.org, "PRAGMA secure_delete"): a value re-sealed or deleted is
 overwritten in the file, not left in a free page.
 """
@@ -45,6 +47,7 @@ from edge_agent.store.patients import Patients, PatientsReader
 from edge_agent.store.prealerts import Prealerts, PrealertsReader
 from edge_agent.store.quarantine import Quarantine, QuarantineReader
 from edge_agent.store.schema import LATEST_VERSION, MIGRATIONS
+from edge_agent.store.sealing import Sealing
 from edge_agent.store.status import StatusReader
 from edge_agent.store.users import Users, UsersReader
 
@@ -88,14 +91,15 @@ class StoreReader:
         self.path = path
         self.keys = keys
         self.no_keys = no_keys  # why `keys` is None: the key file's one-line error
-        self.frames = FramesReader(conn)
-        self.outbox = OutboxReader(conn)
+        self.sealing = Sealing(keys, no_keys)
+        self.frames = FramesReader(conn, self.sealing)
+        self.outbox = OutboxReader(conn, self.sealing)
         self.patients = PatientsReader(conn, keys, no_keys)
         self.alerts = AlertsReader(conn)
         self.devices = DevicesReader(conn)
         self.ecg = EcgReader(conn)
-        self.prealerts = PrealertsReader(conn)
-        self.quarantine = QuarantineReader(conn)
+        self.prealerts = PrealertsReader(conn, self.sealing)
+        self.quarantine = QuarantineReader(conn, self.sealing)
         self.status = StatusReader(conn)
         self.meta = MetaReader(conn)
         self.operation_log = OperationLogReader(conn)
@@ -109,6 +113,7 @@ class StoreReader:
         """The keyring from now on (after `keys rotate`: the new key seals)."""
         self.keys = keys
         self.patients = PatientsReader(self.conn, keys)
+        self.sealing.keys = keys
 
     def schema_version(self) -> int:
         row = self.conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
@@ -146,14 +151,14 @@ class StoreWriter(StoreReader):
     ) -> None:
         super().__init__(conn, path, keys, no_keys)
         self._db = Database(conn)
-        self.frames = Frames(conn)
-        self.outbox = Outbox(conn)
+        self.frames = Frames(conn, self.sealing)
+        self.outbox = Outbox(conn, self.sealing)
         self.patients = Patients(conn, keys, no_keys)
         self.alerts = Alerts(conn)
         self.devices = Devices(conn)
         self.ecg = Ecg(conn)
-        self.prealerts = Prealerts(conn)
-        self.quarantine = Quarantine(conn)
+        self.prealerts = Prealerts(conn, self.sealing)
+        self.quarantine = Quarantine(conn, self.sealing)
         self.meta = Meta(conn)
         self.operation_log = OperationLog(conn)
         self.users = Users(conn)
@@ -164,6 +169,7 @@ class StoreWriter(StoreReader):
     def use_keys(self, keys: Keyring) -> None:
         self.keys = keys
         self.patients = Patients(self.conn, keys)
+        self.sealing.keys = keys
 
     @classmethod
     def open(

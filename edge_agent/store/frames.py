@@ -6,6 +6,10 @@ wall and monotonic time and its boot id, and what the recorder made of them: rea
 what an HL7 monitor said about itself and the patient (`frame_source`), the visit they
 were bound to, and the dedup key a transport gave (an MLLP resend's MSH-10). A monitor
 strip (`strip`) is a window of one device's stored waves that an outbox row sends.
+
+A frame of a driver whose frames carry identity (an HL7 monitor's, a 12-lead cart's) is
+stored sealed, and who a monitor said the patient is (identifier, name, national id)
+too (edge_agent.store.sealing); reads open them with the store's keyring.
 """
 
 from __future__ import annotations
@@ -21,6 +25,10 @@ from typing import Any, TypedDict
 
 from edge_agent import waveform_codec
 from edge_agent.model import Frame, Reading, SourcePatient, Waveform
+from edge_agent.store.sealing import SOURCE_PATIENT, Sealing, pack, unpack
+
+RAW_DATA_PLACE = "raw_frame.data"
+SOURCE_PATIENT_PLACE = "frame_source.patient_sealed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +122,16 @@ def _observation(r: Sequence[Any]) -> ObservationRow:
 
 
 class FramesReader:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, sealing: Sealing | None = None) -> None:
         self._conn = conn
+        self._sealing = sealing or Sealing(None)
+
+    def data(self, raw_frame_id: int) -> bytes | None:
+        """A frame's bytes as they came (opened when sealed), None for no such frame."""
+        row = self._conn.execute(
+            "SELECT data, sealed_key FROM raw_frame WHERE id = ?", (raw_frame_id,)
+        ).fetchone()
+        return None if row is None else self._sealing.open_data(RAW_DATA_PLACE, row[0], row[1])
 
     def seen_dedup_key(self, device_id: str, dedup_key: str) -> bool:
         """Whether a frame with this key from this device was recorded (not quarantined)."""
@@ -137,28 +153,39 @@ class FramesReader:
         ).fetchone()
         return None if row is None else RawFrameRow(*row)
 
+    def source_eui64(self, raw_frame_id: int) -> str | None:
+        """The EUI-64 a frame named its sending device by (plain: no patient in it)."""
+        row = self._conn.execute(
+            "SELECT device_eui64 FROM frame_source WHERE raw_frame_id = ?", (raw_frame_id,)
+        ).fetchone()
+        return None if row is None else row[0]
+
     def source(self, raw_frame_id: int) -> FrameSource | None:
         row = self._conn.execute(
             "SELECT device_eui64, patient_identifier, patient_authority, patient_id_type,"
             " patient_name, patient_birth_date, patient_sex, patient_class,"
-            " patient_national_id, COALESCE(patient_conflict, 0) = 1 FROM frame_source"
-            " WHERE raw_frame_id = ?",
+            " patient_national_id, COALESCE(patient_conflict, 0) = 1, sealed_key,"
+            " patient_sealed FROM frame_source WHERE raw_frame_id = ?",
             (raw_frame_id,),
         ).fetchone()
         if row is None:
             return None
+        identifier, name, national_id = row[1], row[4], row[8]
+        if row[10] is not None:
+            opened = self._sealing.open_text(SOURCE_PATIENT_PLACE, row[11], row[10])
+            identifier, name, national_id = unpack(opened, len(SOURCE_PATIENT))
         patient = None
-        if row[1]:
+        if identifier:
             patient = SourcePatient(
-                identifier=row[1],
+                identifier=identifier,
                 authority=row[2] or "",
                 id_type=row[3] or "",
-                name=row[4] or "",
+                name=name or "",
                 birth_date=dt.date.fromisoformat(row[5]) if row[5] else None,
                 sex=row[6],
                 patient_class=row[7],
             )
-        return FrameSource(row[0], patient, row[8], bool(row[9]))
+        return FrameSource(row[0], patient, national_id, bool(row[9]))
 
     def observations(self, raw_frame_id: int) -> list[ObservationRow]:
         """A frame's readings in the order they were stored, with OBX-4 and OBX-11."""
@@ -321,19 +348,23 @@ class FramesReader:
 class Frames(FramesReader):
     """The recorder's writes, each inside the caller's transaction."""
 
-    def insert(self, frame: Frame, channel: str | None) -> int:
+    def insert(self, frame: Frame, channel: str | None, *, sealed: bool = False) -> int:
+        """`sealed`: the frame may name the patient (its driver's declaration says so)."""
+        seal = sealed and self._sealing.key_id is not None
         cur = self._conn.execute(
             "INSERT INTO raw_frame (device_id, driver, channel, data, received_wall_ns,"
-            " received_mono_ns, boot_id, outcome, dedup_key) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+            " received_mono_ns, boot_id, outcome, dedup_key, sealed_key)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
             (
                 frame.device_id,
                 frame.driver,
                 channel,
-                frame.data,
+                self._sealing.data(RAW_DATA_PLACE, frame.data) if seal else frame.data,
                 frame.received_wall_ns,
                 frame.received_mono_ns,
                 frame.boot_id,
                 frame.dedup_key,
+                self._sealing.key_id if seal else None,
             ),
         )
         assert cur.lastrowid is not None
@@ -426,23 +457,28 @@ class Frames(FramesReader):
         conflict: bool = False,
     ) -> None:
         p = patient
+        named = None if p is None else (p.identifier, p.name, national_id)
+        seal = named is not None and self._sealing.key_id is not None
+        plain = (None, None, None) if named is None or seal else named
         self._conn.execute(
             "INSERT INTO frame_source (raw_frame_id, device_eui64, patient_identifier,"
             " patient_authority, patient_id_type, patient_name, patient_birth_date,"
-            " patient_sex, patient_class, patient_national_id, patient_conflict)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " patient_sex, patient_class, patient_national_id, patient_conflict, sealed_key,"
+            " patient_sealed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 raw_frame_id,
                 device_eui64,
-                None if p is None else p.identifier,
+                plain[0],
                 None if p is None else p.authority,
                 None if p is None else p.id_type,
-                None if p is None else p.name,
+                plain[1],
                 None if p is None or p.birth_date is None else p.birth_date.isoformat(),
                 None if p is None else p.sex,
                 None if p is None else p.patient_class,
-                national_id,
+                plain[2],
                 int(conflict),
+                self._sealing.key_id if seal else None,
+                self._sealing.text(SOURCE_PATIENT_PLACE, pack(named)) if named and seal else None,
             ),
         )
 

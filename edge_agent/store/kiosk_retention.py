@@ -92,23 +92,30 @@ class KioskRetention(KioskRetentionReader):
         cur = self._conn.execute(f"DELETE FROM raw_frame WHERE id IN ({marks})", frame_ids)
         return cur.rowcount
 
-    def forget_identity_in_frames(self, frame_ids: Sequence[int]) -> None:
-        """What the frames carried about who the patient was: the monitor's PID
-        (`frame_source`'s patient fields, and the frame's bytes when it named a patient)
-        and the delivered HL7 (its PID) in the outbox. The readings stay."""
+    def forget_identity_in_frames(
+        self, frame_ids: Sequence[int], identity_drivers: Sequence[str]
+    ) -> None:
+        """What the frames carried about who the patient was: the bytes of a frame of a
+        driver whose frames carry identity (an HL7 PID, a 12-lead file's patient) or
+        whose source named a patient, emptied (plain, `sealed_key` NULL: nothing left to
+        seal); who the monitor named (`frame_source`); the delivered HL7 in the outbox
+        (its PID). The readings stay."""
         if not frame_ids:
             return
         marks = _marks(frame_ids)
+        drivers = ", ".join("?" * len(identity_drivers)) or "NULL"
         self._conn.execute(
-            f"UPDATE raw_frame SET data = x'' WHERE id IN ({marks}) AND id IN"
-            " (SELECT raw_frame_id FROM frame_source WHERE patient_identifier IS NOT NULL"
-            "  OR patient_name IS NOT NULL OR patient_national_id IS NOT NULL)",
-            frame_ids,
+            f"UPDATE raw_frame SET data = x'', sealed_key = NULL WHERE id IN ({marks}) AND"
+            f" (driver IN ({drivers}) OR id IN (SELECT raw_frame_id FROM frame_source"
+            "  WHERE patient_sealed IS NOT NULL OR patient_identifier IS NOT NULL"
+            "  OR patient_name IS NOT NULL OR patient_national_id IS NOT NULL))",
+            (*frame_ids, *identity_drivers),
         )
         self._conn.execute(
-            "UPDATE frame_source SET patient_identifier = NULL, patient_authority = NULL,"
-            " patient_id_type = NULL, patient_name = NULL, patient_birth_date = NULL,"
-            f" patient_national_id = NULL WHERE raw_frame_id IN ({marks})",
+            "UPDATE frame_source SET patient_sealed = NULL, patient_identifier = NULL,"
+            " patient_authority = NULL, patient_id_type = NULL, patient_name = NULL,"
+            " patient_birth_date = NULL, patient_national_id = NULL"
+            f" WHERE raw_frame_id IN ({marks})",
             frame_ids,
         )
         self._conn.execute(

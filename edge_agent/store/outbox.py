@@ -4,6 +4,10 @@ A row is committed with what it reports (the recorder's transaction), built into
 HL7 text once (every retry sends the same bytes), sent, and final only on the
 gateway's ACK: AA -> delivered, AE/AR -> rejected, kept and shown. A row of readings
 nobody's visit claimed is `held` until a doctor says whose they are.
+
+The HL7 text is stored sealed (its PID names the patient; edge_agent.store.sealing):
+`set_payload` seals it, `due` and `get` open it, so the uplink publishes the same
+bytes it built.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from edge_agent.model import (
     HELD_NO_VISIT,
@@ -23,6 +27,9 @@ from edge_agent.model import (
     Frame,
 )
 from edge_agent.store.frames import FramesReader
+from edge_agent.store.sealing import Sealing
+
+PAYLOAD_PLACE = "outbox.payload"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +83,20 @@ class HeldFrame(TypedDict):
     device_patient: DevicePatient | None
 
 
-_ROW_COLUMNS = "id, kind, priority, status, raw_frame_id, created_wall_ns, payload, attempts"
+_ROW_COLUMNS = (
+    "id, kind, priority, status, raw_frame_id, created_wall_ns, payload, attempts, sealed_key"
+)
 
 
 class OutboxReader:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, sealing: Sealing | None = None) -> None:
         self._conn = conn
-        self._frames = FramesReader(conn)
+        self._sealing = sealing or Sealing(None)
+        self._frames = FramesReader(conn, self._sealing)
+
+    def _row(self, r: Sequence[Any]) -> OutboxRow:
+        payload = self._sealing.open_maybe_text(PAYLOAD_PLACE, r[6], r[8])
+        return OutboxRow(r[0], r[1], r[2], r[3], r[4], r[5], payload, r[7])
 
     def due(self, now_wall_ns: int, limit: int, exclude: Sequence[str] = ()) -> list[OutboxRow]:
         """Pending rows whose retry time has come, most urgent first, oldest first."""
@@ -92,13 +106,13 @@ class OutboxReader:
             (now_wall_ns, limit + len(exclude)),
         ).fetchall()
         skip = set(exclude)
-        return [OutboxRow(*r) for r in rows if r[0] not in skip][:limit]
+        return [self._row(r) for r in rows if r[0] not in skip][:limit]
 
     def get(self, message_id: str) -> OutboxRow | None:
         row = self._conn.execute(
             f"SELECT {_ROW_COLUMNS} FROM outbox WHERE id = ?", (message_id,)
         ).fetchone()
-        return None if row is None else OutboxRow(*row)
+        return None if row is None else self._row(row)
 
     def counts(self) -> dict[str, int]:
         """Rows by status, every status present (0 when none)."""
@@ -242,8 +256,10 @@ class Outbox(OutboxReader):
         return cur.rowcount > 0
 
     def set_payload(self, message_id: str, payload: str) -> None:
+        """The message's HL7 text, sealed, kept for every retry (once: never replaced)."""
         self._conn.execute(
-            "UPDATE outbox SET payload = ? WHERE id = ? AND payload IS NULL", (payload, message_id)
+            "UPDATE outbox SET payload = ?, sealed_key = ? WHERE id = ? AND payload IS NULL",
+            (self._sealing.text(PAYLOAD_PLACE, payload), self._sealing.key_id, message_id),
         )
 
     def mark_sent(self, message_id: str, wall_ns: int) -> None:

@@ -538,10 +538,25 @@ def _v11_audit_trail(db: Database) -> None:
         )
 
 
-def _v12_reserved_for_sealed_frames(db: Database) -> None:
-    # Number 12 belongs to the sealing of outbox rows and raw frames (another branch of
-    # issue 13); nothing here, so that the numbers stay consecutive when both merge.
-    del db
+def _v12_sealed_frames_and_messages(db: Database) -> None:
+    # Beyond the residents (edge_agent.store.sealing): raw frames of drivers whose frames
+    # carry identity (an HL7 PID, a 12-lead file's patient), who a monitor said the
+    # patient is, every outbox message's ER7, pre-arrival notices, the ER's notices, and
+    # the reasons of rejected identity frames. `sealed_key` names the key of a row's
+    # sealed columns; NULL: written plain (before this, or by a writer without keys),
+    # which the sealing pass seals.
+    for table in (
+        "raw_frame",
+        "frame_source",
+        "outbox",
+        "prealert",
+        "notice",
+        "quarantine",
+        "quarantine_tally",
+    ):
+        db.table(table).add_column("sealed_key", str)
+    # Who a monitor named (identifier, name, national id) sealed together as one value.
+    db.table("frame_source").add_column("patient_sealed", bytes)
 
 
 def _v13_consent_and_resident_sign_in(db: Database) -> None:
@@ -636,7 +651,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     (9, "sealed national id, name and phone; blind indexes", _v9_sealed_patients),
     (10, "users, PIN hashes, sign-in sessions", _v10_users_and_sessions),
     (11, "hash-chained audit trail", _v11_audit_trail),
-    (12, "reserved: sealed outbox rows and raw frames", _v12_reserved_for_sealed_frames),
+    (
+        12,
+        "sealed raw identity frames, frame sources, outbox messages, notices, reasons",
+        _v12_sealed_frames_and_messages,
+    ),
     (13, "residents' consent, kiosk PINs and sessions", _v13_consent_and_resident_sign_in),
 )
 

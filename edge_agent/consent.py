@@ -103,16 +103,28 @@ def give(
     latest = store.consent.latest(patient.id)
     if latest is not None and latest.action == GIVE and latest.text_version == shown.version:
         return {**answer, "consent": "given", "recorded": False}, None
+    _record(store, clock, actor, patient.id, GIVE, shown.version, shown.sha256)
+    return {**answer, "consent": "given", "recorded": True, "text_sha256": shown.sha256}, None
+
+
+def _record(
+    store: StoreWriter,
+    clock: Clock,
+    actor: users.Actor,
+    patient_id: int,
+    action: str,
+    version: str,
+    sha256: str,
+) -> None:
     store.consent.record(
-        patient.id,
-        GIVE,
-        text_version=shown.version,
-        text_sha256=shown.sha256,
+        patient_id,
+        action,
+        text_version=version,
+        text_sha256=sha256,
         wall_ns=clock.wall_ns(),
         by_user=actor.name,
         by_role=actor.role,
     )
-    return {**answer, "consent": "given", "recorded": True, "text_sha256": shown.sha256}, None
 
 
 def withdraw(
@@ -122,15 +134,7 @@ def withdraw(
     latest = store.consent.latest(patient.id)
     if latest is None or latest.action != GIVE:
         raise Refused(f"consent withdraw: patient {patient.id} has no consent standing")
-    store.consent.record(
-        patient.id,
-        WITHDRAW,
-        text_version=latest.text_version,
-        text_sha256=latest.text_sha256,
-        wall_ns=clock.wall_ns(),
-        by_user=actor.name,
-        by_role=actor.role,
-    )
+    _record(store, clock, actor, patient.id, WITHDRAW, latest.text_version, latest.text_sha256)
     store.consent.end_sessions(patient.id)
     return {"patient": patient.id, "consent": "withdrawn", "version": latest.text_version}
 

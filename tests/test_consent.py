@@ -5,15 +5,13 @@ the daemon runs them, with a clock the tests step."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from box_keys import init_keys_in
+from box_keys import box_config, init_keys_in
+from cli_box import cli
 from operated_box import RESIDENT, Box, open_box, with_users
 from residents import resident
 
@@ -275,27 +273,9 @@ def test_consent_operations_are_audited_with_their_actions(box: Box) -> None:
 
 # --- the CLI ----------------------------------------------------------------------------
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(cfg: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "edge_agent.cli", *args, "--config", str(cfg)],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-
 
 def test_the_cli_gives_shows_and_withdraws_consent_pin_from_stdin_only(tmp_path: Path) -> None:
-    cfg = tmp_path / "edge-agent.toml"
-    cfg.write_text(
-        f'[agent]\nid = "amb-017"\ndata_dir = "{tmp_path / "data"}"\n'
-        '[uplink]\nbroker = "mqtt://127.0.0.1:9"\nallow_insecure = true\n',
-        encoding="utf-8",
-    )
+    cfg = box_config(tmp_path)
     init_keys_in(tmp_path / "data")
     assert cli(cfg, "users", "add", "admin", "--role", "admin", stdin="9999\n").returncode == 0
     added = cli(cfg, "patients", "add", "--national-id", RESIDENT, "--name", "张三")

@@ -8,14 +8,12 @@ import base64
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from box_keys import init_keys_in
+from box_keys import box_config, init_keys_in
+from cli_box import cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from operated_box import RESIDENT, Box, open_box, with_users
@@ -140,27 +138,9 @@ def test_any_bytes_open_as_the_export_they_are_or_fail_in_one_line(data: bytes, 
 
 # --- the CLI ----------------------------------------------------------------------------
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(cfg: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "edge_agent.cli", *args, "--config", str(cfg)],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-
 
 def test_the_cli_writes_a_new_0600_file_and_decrypts_it(tmp_path: Path) -> None:
-    cfg = tmp_path / "edge-agent.toml"
-    cfg.write_text(
-        f'[agent]\nid = "amb-017"\ndata_dir = "{tmp_path / "data"}"\n'
-        '[uplink]\nbroker = "mqtt://127.0.0.1:9"\nallow_insecure = true\n',
-        encoding="utf-8",
-    )
+    cfg = box_config(tmp_path)
     init_keys_in(tmp_path / "data")
     assert cli(cfg, "users", "add", "admin", "--role", "admin", stdin="9999\n").returncode == 0
     assert cli(cfg, "patients", "add", "--national-id", RESIDENT, "--name", "张三").returncode == 0

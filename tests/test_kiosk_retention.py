@@ -8,18 +8,15 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import outbox_rows
 import pytest
 from box_keys import keys_of
 from operated_box import RESIDENT, Box, StepClock
-from outbox_rows import spo2
 
 from edge_agent import kiosk_retention, operations
-from edge_agent.clock import Clock
 from edge_agent.config import Config, ConfigError, from_dict
 from edge_agent.control import OpError
 from edge_agent.crypto import sealed
-from edge_agent.model import Frame
-from edge_agent.recorder import Recorder
 from edge_agent.store import StoreWriter
 from edge_agent.store.kiosk_retention import FRAME_TABLES
 
@@ -54,19 +51,13 @@ def kiosk(tmp_path: Path) -> Iterator[Box]:
     box.store.close()
 
 
-def record(store: StoreWriter, n: int, clock: Clock) -> list[str]:
+def record(store: StoreWriter, n: int, clock: StepClock) -> list[str]:
     """`n` spot checks of a resident's own pulse oximeter (a personal device: held when
-    no visit is open), each with its outbox row; the rows' ids."""
-    recorder = Recorder(store)
+    no visit is open), a second apart; the rows' ids."""
     ids = []
-    for i in range(n):
-        frame = Frame(
-            "monitor-1", "ble-plx-spot", b"%d" % i, clock.wall_ns(), clock.mono_ns(), clock.boot_id
-        )
-        result = recorder.record(frame, spo2)
-        assert result.message_id is not None
-        ids.append(result.message_id)
-        clock.advance(1)  # type: ignore[attr-defined]
+    for _ in range(n):
+        ids += outbox_rows.record(store, 1, clock, driver="ble-plx-spot")
+        clock.advance(1)
     return ids
 
 

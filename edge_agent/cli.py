@@ -330,12 +330,10 @@ def cmd_users_reset_pin(args: argparse.Namespace) -> int:
 def cmd_consent_give(args: argparse.Namespace) -> int:
     """The resident's consent to the text's version; their PIN is set at the first consent
     and asked at later ones (the resident types it; never on the command line)."""
-    from edge_agent import consent_text
     from edge_agent.operations import GiveConsent
 
-    version = args.text_version or consent_text.CURRENT
     pin = _read_pin("the resident's PIN (4 to 12 digits): ", confirm=True)
-    request = GiveConsent(national_id=args.national_id, pin=pin, version=version)
+    request = GiveConsent(national_id=args.national_id, pin=pin, version=args.text_version)
     print(json.dumps(_change(args, request), ensure_ascii=False))
     return EXIT_OK
 
@@ -358,12 +356,9 @@ def cmd_consent_show(args: argparse.Namespace) -> int:
 
 def cmd_consent_text(args: argparse.Namespace) -> int:
     """The text a resident is shown (zh_CN), with its version and SHA-256."""
-    from edge_agent import consent_text
+    from edge_agent import consent
 
-    try:
-        shown = consent_text.text(args.text_version or consent_text.CURRENT)
-    except KeyError as exc:
-        raise CliError(str(exc.args[0])) from None
+    shown = consent.text_of(args.text_version)
     print(shown.text)
     print(f"\n(version {shown.version}, {shown.language}, sha256 {shown.sha256})")
     return EXIT_OK
@@ -384,66 +379,33 @@ def _read_passphrase(prompt: str, *, confirm: bool) -> str:
     return line
 
 
-def _write_new(path: Path, data: bytes) -> None:
-    """`data` in a new file of mode 0600 (an export holds personal data): never over an
-    existing file or through a symlink."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
-        raise CliError(f"{path}: exists already; name a new file") from None
-    except OSError as exc:
-        raise CliError(f"{path}: {exc.strerror}", EXIT_FAILED) from None
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-
-
 def cmd_export(args: argparse.Namespace) -> int:
-    """A resident's record to a file, encrypted with a passphrase unless --no-encryption;
-    or (--decrypt FILE) an encrypted export opened again."""
-    import base64
-
-    from edge_agent.crypto import export_file
-
-    output = Path(args.output)
-    if args.decrypt is not None:
-        if args.patient or args.no_encryption:
-            raise CliError("export --decrypt: takes only the file and --output")
-        try:
-            data = Path(args.decrypt).read_bytes()
-        except OSError as exc:
-            raise CliError(f"{args.decrypt}: {exc.strerror}", EXIT_FAILED) from None
-        phrase = _read_passphrase("export passphrase: ", confirm=False)
-        try:
-            fmt, plain = export_file.open_file(data, phrase)
-        except export_file.ExportFileError as exc:
-            raise CliError(str(exc), EXIT_FAILED) from None
-        _write_new(output, plain)
-        print(json.dumps({"decrypted": str(output), "format": fmt, "bytes": len(plain)}))
-        return EXIT_OK
+    """A resident's record to a new file, encrypted with a passphrase unless
+    --no-encryption; with --decrypt FILE, an encrypted export opened again."""
+    from edge_agent import operations
     from edge_agent.operations import ExportPatient
 
-    if not args.patient:
-        raise CliError("export: --patient NATIONAL_ID is needed (or --decrypt FILE)")
-    if output.exists() or output.is_symlink():
-        raise CliError(f"{output}: exists already; name a new file")
-    passphrase: str | None = None
-    if not args.no_encryption:
-        passphrase = _read_passphrase("export passphrase (10 characters or more): ", confirm=True)
-        try:
-            export_file.check_passphrase(passphrase)
-        except export_file.ExportFileError as exc:
-            raise CliError(str(exc)) from None
-    request = ExportPatient(
-        national_id=args.patient,
-        format=args.format,
-        passphrase=passphrase,
-        encrypt=not args.no_encryption,
-    )
-    answer = _change(args, request)
-    _write_new(output, base64.b64decode(answer.pop("data")))
-    print(json.dumps({**answer, "output": str(output)}))
+    if args.decrypt is not None:
+        return cmd_export_decrypt(args)
+    phrase = None if args.no_encryption else _read_passphrase(_ASK_EXPORT_KEY, confirm=True)
+    request = ExportPatient(args.patient or "", args.format, phrase, not args.no_encryption)
+    as_user = None if args.as_user is None else (args.as_user, args.as_pin)
+    done = operations.export_to_file(_load_config(args), request, args.output, as_user=as_user)
+    print(json.dumps(done))
+    return EXIT_OK
+
+
+_ASK_EXPORT_KEY = "export passphrase (10 characters or more): "
+
+
+def cmd_export_decrypt(args: argparse.Namespace) -> int:
+    """`export --decrypt FILE --output OUT`: the file opened with its passphrase."""
+    from edge_agent import export
+
+    if args.patient or args.no_encryption:
+        raise CliError("export --decrypt: takes only the file and --output")
+    phrase = _read_passphrase("export passphrase: ", confirm=False)
+    print(json.dumps(export.decrypt_file(Path(args.decrypt), Path(args.output), phrase)))
     return EXIT_OK
 
 

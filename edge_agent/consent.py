@@ -33,6 +33,14 @@ GIVE = kiosk_sign_in.GIVE
 WITHDRAW = kiosk_sign_in.WITHDRAW
 
 
+def text_of(version: str | None) -> consent_text.ConsentText:
+    """The consent text of `version` (None: the current one); Refused naming the known."""
+    try:
+        return consent_text.text(version or consent_text.CURRENT)
+    except KeyError as exc:
+        raise Refused(str(exc.args[0])) from None
+
+
 def actor_named(store: StoreReader, name: str) -> users.Actor:
     """The actor an operation runs for, with its role: a resident at a kiosk, a box
     user, or (a box with no users yet, setting it up) the OS user as an admin."""
@@ -59,33 +67,29 @@ def given(store: StoreReader, patient_id: int) -> bool:
     return latest is not None and latest.action == GIVE
 
 
-def needed_on_kiosk(store: StoreReader, role: str, national_id_number: str, op: str) -> None:
-    """On a kiosk box (agent.role `role` = "kiosk") readings are bound only to a resident
-    whose consent stands: a visit opened or readings assigned for anyone else is refused
-    (their readings stay unbound, and are purged: edge_agent.kiosk_retention)."""
-    if role != "kiosk":
-        return
-    patient = store.patients.by_national_id(national_id.parse(national_id_number).number)
-    if patient is not None and not given(store, patient.id):
+def needed_on_kiosk(store: StoreReader, patient_id: int, op: str) -> None:
+    """On a kiosk box readings are bound only to a resident whose consent stands: a
+    visit opened or readings assigned for anyone else is refused (their readings stay
+    unbound, and are purged: edge_agent.kiosk_retention)."""
+    if not given(store, patient_id):
         raise Refused(f"{op}: on a kiosk the resident's consent is needed first (consent give)")
 
 
 def give(
     store: StoreWriter,
     clock: Clock,
-    actor: users.Actor,
+    actor_name: str,
     *,
     national_id_number: str,
-    version: str,
+    version: str | None,
     pin: str | None,
 ) -> tuple[dict[str, Any], str | None]:
-    """Record the resident's consent to `version`; (answer, refusal): a wrong or locked
-    PIN is a refusal whose failure count is kept."""
+    """Record the resident's consent to `version` (None: the current text) for
+    `actor_name` (a box user, or resident:N); (answer, refusal): a wrong or locked PIN
+    is a refusal whose failure count is kept."""
+    actor = actor_named(store, actor_name)
     patient = _resident(store, actor, national_id_number, "consent give")
-    try:
-        shown = consent_text.text(version)
-    except KeyError as exc:
-        raise Refused(str(exc.args[0])) from None
+    shown = text_of(version)
     if pin is None:
         raise Refused("consent give: the resident's PIN is needed (set at the first consent)")
     answer: dict[str, Any] = {"patient": patient.id, "version": shown.version}
@@ -128,8 +132,9 @@ def _record(
 
 
 def withdraw(
-    store: StoreWriter, clock: Clock, actor: users.Actor, *, national_id_number: str
+    store: StoreWriter, clock: Clock, actor_name: str, *, national_id_number: str
 ) -> dict[str, Any]:
+    actor = actor_named(store, actor_name)
     patient = _resident(store, actor, national_id_number, "consent withdraw")
     latest = store.consent.latest(patient.id)
     if latest is None or latest.action != GIVE:
@@ -140,8 +145,9 @@ def withdraw(
 
 
 def show(
-    store: StoreReader, actor: users.Actor, *, national_id_number: str, timezone: str
+    store: StoreReader, actor_name: str, *, national_id_number: str, timezone: str
 ) -> dict[str, Any]:
+    actor = actor_named(store, actor_name)
     patient = _resident(store, actor, national_id_number, "consent show")
     events = store.consent.events(patient.id)
     latest = events[-1] if events else None

@@ -19,10 +19,13 @@ is the file's bytes, sealed there when a passphrase is given.
 
 from __future__ import annotations
 
+import base64
 import csv
 import datetime as dt
 import io
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 from edge_agent import national_id
@@ -144,11 +147,19 @@ def export(
     national_id_number: str,
     fmt: str,
     passphrase: str | None,
+    encrypt: bool,
     suite_name: str,
     agent: str,
     timezone: str,
-) -> tuple[int, bytes, bool]:
-    """(patient id, the file's bytes, encrypted) for the resident the number names."""
+) -> dict[str, Any]:
+    """The export of the resident the number names: the patient row id, the format,
+    whether it is encrypted, and the file's bytes (base64, as the socket carries them)."""
+    if encrypt == (passphrase is None):
+        raise Refused(
+            "export: give a passphrase (asked, or stdin) or ask for --no-encryption, not both"
+            if passphrase is not None
+            else "export: a passphrase is needed to encrypt the file (or --no-encryption)"
+        )
     if fmt not in FORMATS:
         raise Refused(f"export --format {fmt[:20]!r}: one of {', '.join(FORMATS)}")
     if passphrase is not None:
@@ -156,6 +167,8 @@ def export(
             export_file.check_passphrase(passphrase)
         except export_file.ExportFileError as exc:
             raise Refused(str(exc)) from None
+    if not national_id_number:
+        raise Refused("export: --patient NATIONAL_ID is needed (or --decrypt FILE)")
     number = national_id.parse(national_id_number).number
     patient = store.patients.by_national_id(number)
     if patient is None:
@@ -168,8 +181,60 @@ def export(
         text = as_csv(rec)
     else:
         text = as_hl7(rec, agent=agent, control_id=f"EXP{clock.wall_ns() // 10**6}", now_iso=now)
-    plain = text.encode("utf-8")
-    if passphrase is None:
-        return patient.id, plain, False
-    sealed = export_file.seal(plain, passphrase, suite_name=suite_name, fmt=fmt)
-    return patient.id, sealed, True
+    data = text.encode("utf-8")
+    if passphrase is not None:
+        data = export_file.seal(data, passphrase, suite_name=suite_name, fmt=fmt)
+    return {
+        "patient": patient.id,
+        "format": fmt,
+        "encrypted": passphrase is not None,
+        "bytes": len(data),
+        "data": base64.b64encode(data).decode("ascii"),
+    }
+
+
+# --- the file, where the command runs ---------------------------------------------------
+
+
+def check_new(path: Path) -> None:
+    """Refused when `path` is there already (a file, a symlink): an export never
+    replaces anything."""
+    if path.exists() or path.is_symlink():
+        raise Refused(f"{path}: exists already; name a new file")
+
+
+def write_new(path: Path, data: bytes) -> None:
+    """`data` in a new file of mode 0600 (an export holds personal data), synced: never
+    over an existing file or through a symlink."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise Refused(f"{path}: exists already; name a new file") from None
+    except OSError as exc:
+        raise Refused(f"{path}: {exc.strerror}") from None
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def save(answer: dict[str, Any], path: Path) -> dict[str, Any]:
+    """An `export` answer's bytes written to the new file `path`; what to print."""
+    data = base64.b64decode(str(answer["data"]))
+    write_new(path, data)
+    return {**{k: v for k, v in answer.items() if k != "data"}, "output": str(path)}
+
+
+def decrypt_file(source: Path, target: Path, passphrase: str) -> dict[str, Any]:
+    """`export --decrypt`: an encrypted export opened into the new file `target`."""
+    check_new(target)
+    try:
+        data = source.read_bytes()
+    except OSError as exc:
+        raise Refused(f"{source}: {exc.strerror}") from None
+    try:
+        fmt, plain = export_file.open_file(data, passphrase)
+    except export_file.ExportFileError as exc:
+        raise Refused(str(exc)) from None
+    write_new(target, plain)
+    return {"decrypted": str(target), "format": fmt, "bytes": len(plain)}

@@ -17,7 +17,6 @@ the service that owns the change (edge_agent.patients, .crew_entries, .alerts,
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import logging
 import os
@@ -33,7 +32,6 @@ from edge_agent import (
     alerts,
     audit,
     consent,
-    consent_text,
     control,
     crew_entries,
     export,
@@ -62,6 +60,7 @@ log = logging.getLogger(__name__)
 ROUTE_WAIT_S = 15.0
 MAX_TEXT = 1000  # any free-text argument (names, complaints, destinations)
 MAX_FRAMES = 10_000  # frame ids in one `readings assign`
+KIOSK = "kiosk"  # agent.role of a health hut's self-service box
 
 
 @dataclass
@@ -299,7 +298,7 @@ class GiveConsent:
     op: ClassVar[str] = "consent.give"
     national_id: str
     pin: str  # set at the first consent, checked at later ones
-    version: str = consent_text.CURRENT
+    version: str | None = None  # None: the current text (edge_agent.consent_text.CURRENT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,10 +434,10 @@ def _patients_add(s: Services, caller: Caller, r: AddPatient) -> Done:
 
 
 def _visit_start(s: Services, caller: Caller, r: StartVisit) -> Done:
-    consent.needed_on_kiosk(s.store, s.config.agent.role, r.national_id, r.op)
     encounter = patients.start_visit(
         s.store,
         s.clock,
+        kiosk=s.config.agent.role == KIOSK,
         national_id_number=r.national_id,
         station=r.device,
         patient_class=r.patient_class,
@@ -466,10 +465,10 @@ def _visit_observe(s: Services, caller: Caller, r: ObserveVisit) -> Done:
 
 
 def _readings_assign(s: Services, caller: Caller, r: AssignReadings) -> Done:
-    consent.needed_on_kiosk(s.store, s.config.agent.role, r.national_id, r.op)
     assigned = patients.assign_readings(
         s.store,
         s.clock,
+        kiosk=s.config.agent.role == KIOSK,
         national_id_number=r.national_id,
         frame_ids=list(r.frames),
         patient_class=r.patient_class,
@@ -603,52 +602,42 @@ def _kiosk_sign_in(s: Services, caller: Caller, r: KioskSignIn) -> Done:
 
 
 def _consent_give(s: Services, caller: Caller, r: GiveConsent) -> Done:
-    actor = consent.actor_named(s.store, caller.user)
     answer, refusal = consent.give(
-        s.store, s.clock, actor, national_id_number=r.national_id, version=r.version, pin=r.pin
+        s.store,
+        s.clock,
+        caller.user,
+        national_id_number=r.national_id,
+        version=r.version,
+        pin=r.pin,
     )
     return Done(answer, f"patient:{answer['patient']}", refusal=refusal)
 
 
 def _consent_withdraw(s: Services, caller: Caller, r: WithdrawConsent) -> Done:
-    actor = consent.actor_named(s.store, caller.user)
-    answer = consent.withdraw(s.store, s.clock, actor, national_id_number=r.national_id)
+    answer = consent.withdraw(s.store, s.clock, caller.user, national_id_number=r.national_id)
     return Done(answer, f"patient:{answer['patient']}")
 
 
 def _consent_show(s: Services, caller: Caller, r: ShowConsent) -> Done:
-    actor = consent.actor_named(s.store, caller.user)
     answer = consent.show(
-        s.store, actor, national_id_number=r.national_id, timezone=s.config.agent.timezone
+        s.store, caller.user, national_id_number=r.national_id, timezone=s.config.agent.timezone
     )
     return Done(answer, f"patient:{answer['patient']}")
 
 
 def _export(s: Services, caller: Caller, r: ExportPatient) -> Done:
-    if r.encrypt == (r.passphrase is None):
-        raise Refused(
-            "export: give a passphrase (asked, or stdin) or ask for --no-encryption, not both"
-            if r.passphrase is not None
-            else "export: a passphrase is needed to encrypt the file (or --no-encryption)"
-        )
-    patient_id, data, encrypted = export.export(
+    answer = export.export(
         s.store,
         s.clock,
         national_id_number=r.national_id,
         fmt=r.format,
         passphrase=r.passphrase,
+        encrypt=r.encrypt,
         suite_name=s.config.security.suite,
         agent=s.config.agent.id,
         timezone=s.config.agent.timezone,
     )
-    answer = {
-        "patient": patient_id,
-        "format": r.format,
-        "encrypted": encrypted,
-        "bytes": len(data),
-        "data": base64.b64encode(data).decode("ascii"),
-    }
-    return Done(answer, f"patient:{patient_id}")
+    return Done(answer, f"patient:{answer['patient']}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -867,6 +856,20 @@ def _route(config: Config, op: str, wait_s: float) -> writer_route.Route:
         command=op,
         wait_s=wait_s,
     )
+
+
+def export_to_file(
+    config: Config,
+    request: ExportPatient,
+    output: str,
+    *,
+    as_user: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """`export`: the record made by whoever writes the store (it holds the keys), written
+    here to the new file `output` (mode 0600), never over one."""
+    path = Path(output)
+    export.check_new(path)
+    return export.save(perform(config, request, as_user=as_user), path)
 
 
 def rotate_keys(

@@ -160,7 +160,7 @@ def test_the_cli_writes_a_new_0600_file_and_decrypts_it(tmp_path: Path) -> None:
     wrong = cli(
         cfg, "export", "--decrypt", str(out), "--output", str(plain), stdin="nope-nope-nope\n"
     )
-    assert wrong.returncode == 1 and "wrong passphrase" in wrong.stderr and not plain.exists()
+    assert wrong.returncode == 2 and "wrong passphrase" in wrong.stderr and not plain.exists()
     opened = cli(cfg, "export", "--decrypt", str(out), "--output", str(plain), stdin=PHRASE + "\n")
     assert opened.returncode == 0, opened.stderr
     assert json.loads(plain.read_text(encoding="utf-8"))["patient"]["name"] == "张三"

@@ -67,6 +67,11 @@ ACTIONS: dict[str, str] = {
     "audit.verify": "read",
     "keys.rotate": "key-rotation",
     "keys.reseal": "key-rotation",
+    "kiosk.sign-in": "sign-in",
+    "consent.give": "create",
+    "consent.withdraw": "change",
+    "consent.show": "read",
+    "export": "export",
 }
 SIGN_IN_FAILED = "sign-in-failed"
 KEY_ROTATION = "key-rotation"  # for `keys rotate` and `keys reseal`

@@ -327,6 +327,88 @@ def cmd_users_reset_pin(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_consent_give(args: argparse.Namespace) -> int:
+    """The resident's consent to the text's version; their PIN is set at the first consent
+    and asked at later ones (the resident types it; never on the command line)."""
+    from edge_agent.operations import GiveConsent
+
+    pin = _read_pin("the resident's PIN (4 to 12 digits): ", confirm=True)
+    request = GiveConsent(national_id=args.national_id, pin=pin, version=args.text_version)
+    print(json.dumps(_change(args, request), ensure_ascii=False))
+    return EXIT_OK
+
+
+def cmd_consent_withdraw(args: argparse.Namespace) -> int:
+    from edge_agent.operations import WithdrawConsent
+
+    answer = _change(args, WithdrawConsent(national_id=args.national_id))
+    print(json.dumps(answer, ensure_ascii=False))
+    return EXIT_OK
+
+
+def cmd_consent_show(args: argparse.Namespace) -> int:
+    from edge_agent.operations import ShowConsent
+
+    answer = _change(args, ShowConsent(national_id=args.national_id))
+    print(json.dumps(answer, ensure_ascii=False))
+    return EXIT_OK
+
+
+def cmd_consent_text(args: argparse.Namespace) -> int:
+    """The text a resident is shown (zh_CN), with its version and SHA-256."""
+    from edge_agent import consent
+
+    shown = consent.text_of(args.text_version)
+    print(shown.text)
+    print(f"\n(version {shown.version}, {shown.language}, sha256 {shown.sha256})")
+    return EXIT_OK
+
+
+def _read_passphrase(prompt: str, *, confirm: bool) -> str:
+    """A passphrase from the terminal (not echoed), or one line of stdin; never argv."""
+    import getpass
+
+    if sys.stdin.isatty():
+        phrase = getpass.getpass(prompt)
+        if confirm and getpass.getpass("again: ") != phrase:
+            raise CliError("the two passphrases differ")
+        return phrase
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line:
+        raise CliError("export passphrase: none on stdin (one line)")
+    return line
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """A resident's record to a new file, encrypted with a passphrase unless
+    --no-encryption; with --decrypt FILE, an encrypted export opened again."""
+    from edge_agent import operations
+    from edge_agent.operations import ExportPatient
+
+    if args.decrypt is not None:
+        return cmd_export_decrypt(args)
+    phrase = None if args.no_encryption else _read_passphrase(_ASK_EXPORT_KEY, confirm=True)
+    request = ExportPatient(args.patient or "", args.format, phrase, not args.no_encryption)
+    as_user = None if args.as_user is None else (args.as_user, args.as_pin)
+    done = operations.export_to_file(_load_config(args), request, args.output, as_user=as_user)
+    print(json.dumps(done))
+    return EXIT_OK
+
+
+_ASK_EXPORT_KEY = "export passphrase (10 characters or more): "
+
+
+def cmd_export_decrypt(args: argparse.Namespace) -> int:
+    """`export --decrypt FILE --output OUT`: the file opened with its passphrase."""
+    from edge_agent import export
+
+    if args.patient or args.no_encryption:
+        raise CliError("export --decrypt: takes only the file and --output")
+    phrase = _read_passphrase("export passphrase: ", confirm=False)
+    print(json.dumps(export.decrypt_file(Path(args.decrypt), Path(args.output), phrase)))
+    return EXIT_OK
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     """Exit 0 only when the chain is whole; else 1, naming the first bad row."""
     from edge_agent.operations import VerifyAudit
@@ -696,6 +778,28 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("name", metavar="NAME")
     c.set_defaults(func=cmd_users_reset_pin)
 
+    p = sub.add_parser(
+        "consent", parents=[common], help="a resident's separate consent to their health data"
+    )
+    csub = _actions(p, "consent_command")
+    c = csub.add_parser(
+        "give",
+        parents=[common],
+        help="record the resident's consent; their PIN is set the first time (asked, or stdin)",
+    )
+    c.add_argument("--national-id", required=True, metavar="ID")
+    c.add_argument("--text-version", default=None, metavar="V", help="default: the current one")
+    c.set_defaults(func=cmd_consent_give)
+    c = csub.add_parser("withdraw", parents=[common], help="record the withdrawal of consent")
+    c.add_argument("--national-id", required=True, metavar="ID")
+    c.set_defaults(func=cmd_consent_withdraw)
+    c = csub.add_parser("show", parents=[common], help="a resident's consent and its history")
+    c.add_argument("--national-id", required=True, metavar="ID")
+    c.set_defaults(func=cmd_consent_show)
+    c = csub.add_parser("text", parents=[common], help="print the consent text (zh_CN)")
+    c.add_argument("--text-version", default=None, metavar="V", help="default: the current one")
+    c.set_defaults(func=cmd_consent_text)
+
     p = sub.add_parser("audit", parents=[common], help="the hash-chained audit trail")
     ausub = _actions(p, "audit_command")
     c = ausub.add_parser(
@@ -881,6 +985,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stemi", action="store_true", help="the crew reads the 12-lead as STEMI")
     p.add_argument("--device", default="*", help="the station whose open visit it is about")
     p.set_defaults(func=cmd_prealert)
+
+    p = sub.add_parser(
+        "export",
+        parents=[common],
+        help="a resident's record to a file (role with export; audited; encrypted by default)",
+    )
+    p.add_argument("--patient", metavar="NATIONAL_ID", help="the resident to export")
+    p.add_argument("--format", choices=["json", "csv", "hl7"], default="json")
+    p.add_argument("--output", required=True, metavar="FILE", help="a new file (mode 0600)")
+    p.add_argument(
+        "--no-encryption", action="store_true", help="write the record in clear (still audited)"
+    )
+    p.add_argument(
+        "--decrypt", metavar="FILE", help="open an encrypted export into --output instead"
+    )
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
         "keys", parents=[common], help="the box's keys: personal data sealed at rest"

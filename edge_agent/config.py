@@ -160,6 +160,16 @@ class UsersConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class KioskConfig:
+    # On a kiosk box (agent.role = "kiosk", edge_agent.kiosk_retention): readings no
+    # consented resident was bound to are purged this long after they were taken; a
+    # resident's identity is kept this long after all their readings were delivered to
+    # the county (and their visits ended), then only a pseudonym stays with the readings.
+    unbound_purge_h: float = 24.0
+    identity_after_delivery_h: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     agent: AgentConfig
     uplink: UplinkConfig
@@ -168,6 +178,7 @@ class Config:
     rules: RulesConfig = field(default_factory=RulesConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     users: UsersConfig = field(default_factory=UsersConfig)
+    kiosk: KioskConfig = field(default_factory=KioskConfig)
     source: str = "<embedded defaults>"
 
 
@@ -433,7 +444,9 @@ def _check_device_keys(
 
 def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
     c = _Checker()
-    c.unknown(raw, "", {"agent", "uplink", "device", "store", "rules", "security", "users"})
+    c.unknown(
+        raw, "", {"agent", "uplink", "device", "store", "rules", "security", "users", "kiosk"}
+    )
 
     agent_raw = c.table(raw, "agent", required=True)
     c.unknown(agent_raw, "agent", {"id", "data_dir", "role", "timezone", "runtime_dir"})
@@ -627,6 +640,15 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
         crew_idle_lock_s=c.number(users_raw, "users", "crew_idle_lock_s", 300, 30, 24 * 3600)
     )
 
+    kiosk_raw = c.table(raw, "kiosk", required=False)
+    c.unknown(kiosk_raw, "kiosk", {"unbound_purge_h", "identity_after_delivery_h"})
+    kiosk = KioskConfig(
+        unbound_purge_h=c.number(kiosk_raw, "kiosk", "unbound_purge_h", 24, 0.5, 24 * 90),
+        identity_after_delivery_h=c.number(
+            kiosk_raw, "kiosk", "identity_after_delivery_h", 0, 0, 24 * 365
+        ),
+    )
+
     if c.problems:
         raise ConfigError(c.problems)
     return Config(
@@ -643,6 +665,7 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
         rules=rules,
         security=security,
         users=users,
+        kiosk=kiosk,
         source=source,
     )
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from device_drivers import registry
 from device_drivers.transport import FrameSink, Outcome
-from edge_agent import key_rotation, operations, sd_notify
+from edge_agent import key_rotation, kiosk_retention, operations, sd_notify
 from edge_agent.clock import Clock, SystemClock
 from edge_agent.config import Config
 from edge_agent.control import ControlServer
@@ -59,6 +59,7 @@ STATE_FAILED = "failed"
 # Between two batches of the sealing pass: the loop's other work (a group commit, the
 # control socket) goes first.
 RESEAL_PAUSE_S = 0.01
+KIOSK_RETENTION_EVERY_S = 300.0  # how often a kiosk looks for what it may let go of
 
 
 @dataclass
@@ -236,6 +237,20 @@ class Agent:
                 for w in waits:
                     w.cancel()
 
+    async def _kiosk_retention(self, stop: asyncio.Event) -> None:
+        """A kiosk's retention pass (edge_agent.kiosk_retention), at start and then every
+        KIOSK_RETENTION_EVERY_S: unbound readings purged, delivered residents pseudonymised."""
+        while not stop.is_set():
+            done = kiosk_retention.run_pass(self.store, self.clock, self.config)
+            if done.changed:
+                log.info(
+                    "kiosk: %d unbound frame(s) purged, %d resident(s) pseudonymised",
+                    done.purged_frames,
+                    len(done.pseudonymised),
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), KIOSK_RETENTION_EVERY_S)
+
     def _active_key(self) -> str:
         return "-" if self.store.keys is None else self.store.keys.active_id
 
@@ -272,6 +287,12 @@ class Agent:
             )
         )
         tasks.append(supervisor.start("reseal", lambda: self._reseal(stop), self._task_report))
+        if self.config.agent.role == kiosk_retention.KIOSK:
+            tasks.append(
+                supervisor.start(
+                    "kiosk-retention", lambda: self._kiosk_retention(stop), self._task_report
+                )
+            )
         return tasks
 
     async def run(self, stop: asyncio.Event) -> None:

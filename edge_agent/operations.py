@@ -31,9 +31,12 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from edge_agent import (
     alerts,
     audit,
+    consent,
     control,
     crew_entries,
+    export,
     key_rotation,
+    kiosk_sign_in,
     pairing,
     patients,
     users,
@@ -57,6 +60,7 @@ log = logging.getLogger(__name__)
 ROUTE_WAIT_S = 15.0
 MAX_TEXT = 1000  # any free-text argument (names, complaints, destinations)
 MAX_FRAMES = 10_000  # frame ids in one `readings assign`
+KIOSK = "kiosk"  # agent.role of a health hut's self-service box
 
 
 @dataclass
@@ -277,6 +281,50 @@ class VerifyAudit:
     op: ClassVar[str] = "audit.verify"
 
 
+# --- a resident's consent and their sign-in at a kiosk (docs/security.md) -------------
+
+
+@dataclass(frozen=True, slots=True)
+class KioskSignIn:
+    """A resident at a kiosk: their national id number and the PIN of their first consent."""
+
+    op: ClassVar[str] = "kiosk.sign-in"
+    national_id: str
+    pin: str
+
+
+@dataclass(frozen=True, slots=True)
+class GiveConsent:
+    op: ClassVar[str] = "consent.give"
+    national_id: str
+    pin: str  # set at the first consent, checked at later ones
+    version: str | None = None  # None: the current text (edge_agent.consent_text.CURRENT)
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawConsent:
+    op: ClassVar[str] = "consent.withdraw"
+    national_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShowConsent:
+    op: ClassVar[str] = "consent.show"
+    national_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExportPatient:
+    """A resident's record out of the box (edge_agent.export): sealed with `passphrase`
+    unless `encrypt` is false. The passphrase travels only on the local socket."""
+
+    op: ClassVar[str] = "export"
+    national_id: str
+    format: str
+    passphrase: str | None = None
+    encrypt: bool = True
+
+
 Change = (
     AddPatient
     | StartVisit
@@ -300,6 +348,11 @@ Change = (
     | SessionInfo
     | ShowAudit
     | VerifyAudit
+    | KioskSignIn
+    | GiveConsent
+    | WithdrawConsent
+    | ShowConsent
+    | ExportPatient
 )
 
 
@@ -384,6 +437,7 @@ def _visit_start(s: Services, caller: Caller, r: StartVisit) -> Done:
     encounter = patients.start_visit(
         s.store,
         s.clock,
+        kiosk=s.config.agent.role == KIOSK,
         national_id_number=r.national_id,
         station=r.device,
         patient_class=r.patient_class,
@@ -414,6 +468,7 @@ def _readings_assign(s: Services, caller: Caller, r: AssignReadings) -> Done:
     assigned = patients.assign_readings(
         s.store,
         s.clock,
+        kiosk=s.config.agent.role == KIOSK,
         national_id_number=r.national_id,
         frame_ids=list(r.frames),
         patient_class=r.patient_class,
@@ -533,6 +588,58 @@ def _audit_verify(s: Services, caller: Caller, r: VerifyAudit) -> Done:
     return Done(audit.verify(s.store).as_json(), "audit")
 
 
+def _kiosk_sign_in(s: Services, caller: Caller, r: KioskSignIn) -> Done:
+    signed = kiosk_sign_in.sign_in(
+        s.store, s.clock, s.config, national_id_number=r.national_id, pin=r.pin
+    )
+    return Done(
+        signed.as_json(),
+        None if signed.user_id is None else f"patient:{signed.user_id}",
+        refusal=signed.refusal,
+        audit_as=(signed.name, signed.role),
+        action=None if signed.refusal is None else audit.SIGN_IN_FAILED,
+    )
+
+
+def _consent_give(s: Services, caller: Caller, r: GiveConsent) -> Done:
+    answer, refusal = consent.give(
+        s.store,
+        s.clock,
+        caller.user,
+        national_id_number=r.national_id,
+        version=r.version,
+        pin=r.pin,
+    )
+    return Done(answer, f"patient:{answer['patient']}", refusal=refusal)
+
+
+def _consent_withdraw(s: Services, caller: Caller, r: WithdrawConsent) -> Done:
+    answer = consent.withdraw(s.store, s.clock, caller.user, national_id_number=r.national_id)
+    return Done(answer, f"patient:{answer['patient']}")
+
+
+def _consent_show(s: Services, caller: Caller, r: ShowConsent) -> Done:
+    answer = consent.show(
+        s.store, caller.user, national_id_number=r.national_id, timezone=s.config.agent.timezone
+    )
+    return Done(answer, f"patient:{answer['patient']}")
+
+
+def _export(s: Services, caller: Caller, r: ExportPatient) -> Done:
+    answer = export.export(
+        s.store,
+        s.clock,
+        national_id_number=r.national_id,
+        fmt=r.format,
+        passphrase=r.passphrase,
+        encrypt=r.encrypt,
+        suite_name=s.config.security.suite,
+        agent=s.config.agent.id,
+        timezone=s.config.agent.timezone,
+    )
+    return Done(answer, f"patient:{answer['patient']}")
+
+
 @dataclass(frozen=True, slots=True)
 class Operation(Generic[R]):
     request: type[R]
@@ -563,6 +670,11 @@ OPERATIONS: dict[str, Operation[Any]] = {
     SessionInfo.op: Operation(SessionInfo, _session_info),
     ShowAudit.op: Operation(ShowAudit, _audit_show),
     VerifyAudit.op: Operation(VerifyAudit, _audit_verify),
+    KioskSignIn.op: Operation(KioskSignIn, _kiosk_sign_in),
+    GiveConsent.op: Operation(GiveConsent, _consent_give),
+    WithdrawConsent.op: Operation(WithdrawConsent, _consent_withdraw),
+    ShowConsent.op: Operation(ShowConsent, _consent_show),
+    ExportPatient.op: Operation(ExportPatient, _export),
 }
 PING = Ping.op
 
@@ -744,6 +856,20 @@ def _route(config: Config, op: str, wait_s: float) -> writer_route.Route:
         command=op,
         wait_s=wait_s,
     )
+
+
+def export_to_file(
+    config: Config,
+    request: ExportPatient,
+    output: str,
+    *,
+    as_user: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """`export`: the record made by whoever writes the store (it holds the keys), written
+    here to the new file `output` (mode 0600), never over one."""
+    path = Path(output)
+    export.check_new(path)
+    return export.save(perform(config, request, as_user=as_user), path)
 
 
 def rotate_keys(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from edge_agent import national_id
+from edge_agent import consent, national_id
 from edge_agent.clock import Clock
 from edge_agent.model import Refused
 from edge_agent.store import HeldFrame, PatientRow, StoreReader, StoreWriter
@@ -108,7 +108,10 @@ def start_visit(
     national_id_number: str,
     station: str = "*",
     patient_class: str = "O",
+    kiosk: bool = False,
 ) -> int:
+    """A visit opened for the resident at `station`; on a kiosk box (`kiosk`) only for a
+    resident whose consent stands (edge_agent.consent)."""
     if patient_class not in PATIENT_CLASSES:
         raise PatientError(f"patient class {patient_class!r}: one of {', '.join(PATIENT_CLASSES)}")
     number = national_id.parse(national_id_number).number
@@ -116,6 +119,8 @@ def start_visit(
         patient = store.patients.by_national_id(number)
         if patient is None:
             raise PatientError(f"national id {number}: not registered (edge-agent patients add)")
+        if kiosk:
+            consent.needed_on_kiosk(store, patient.id, "visit.start")
         return store.patients.open_encounter(
             patient_id=patient.id,
             station=station,
@@ -136,6 +141,7 @@ def assign_readings(
     national_id_number: str,
     frame_ids: list[int],
     patient_class: str = "O",
+    kiosk: bool = False,
 ) -> int:
     """A doctor says whose held readings these are: they join a visit and go up.
 
@@ -153,6 +159,8 @@ def assign_readings(
         patient = store.patients.by_national_id(number)
         if patient is None:
             raise PatientError(f"national id {number}: not registered (edge-agent patients add)")
+        if kiosk:
+            consent.needed_on_kiosk(store, patient.id, "readings.assign")
         held = {row["frame_id"]: row for row in store.outbox.held_frames()}
         wanted = [f for f in frame_ids if f in held]
         if not wanted:

@@ -35,6 +35,9 @@ class Permission(StrEnum):
     READ_AUDIT = "read-audit"  # show and verify the audit trail
     MEASURE_SELF = "measure-self"  # a resident measuring themself at a kiosk
     READ_OWN_RECORD = "read-own-record"  # a resident's own results
+    RECORD_CONSENT = (
+        "record-consent"  # give, withdraw, show a resident's consent (a kiosk: its own)
+    )
     # at the county gateway
     READ_INBOUND = "read-inbound"  # inbound ambulances: vitals, 12-leads, notices
     REPLY_TO_AMBULANCE = "reply-to-ambulance"  # received, cath lab ready, ...
@@ -56,6 +59,7 @@ _CLINICAL = frozenset(
         P.ASSIGN_READINGS,
         P.READ_VITALS,
         P.ACKNOWLEDGE_ALERT,
+        P.RECORD_CONSENT,
     }
 )
 
@@ -64,7 +68,7 @@ ROLES: dict[str, frozenset[Permission]] = {
     | {P.PREALERT, P.MANAGE_DEVICES, P.EXPORT, P.MANAGE_USERS, P.ROTATE_KEYS, P.READ_AUDIT},
     "doctor": _CLINICAL | {P.MANAGE_DEVICES, P.EXPORT},
     "crew": _CLINICAL | {P.PREALERT},
-    "kiosk": frozenset({P.MEASURE_SELF, P.READ_OWN_RECORD}),
+    "kiosk": frozenset({P.MEASURE_SELF, P.READ_OWN_RECORD, P.RECORD_CONSENT}),
     "er": frozenset({P.READ_INBOUND, P.REPLY_TO_AMBULANCE}),
     "county-it": frozenset({P.ENROL_BOX, P.READ_CENTRAL_AUDIT}),
 }
@@ -94,6 +98,12 @@ OPERATION_PERMISSION: dict[str, Permission | None] = {
     "audit.verify": P.READ_AUDIT,
     "keys.rotate": P.ROTATE_KEYS,
     "keys.reseal": P.ROTATE_KEYS,  # finishes a rotation's sealing pass
+    # a resident's consent and their sign-in at a kiosk (edge_agent.consent, .kiosk_sign_in)
+    "kiosk.sign-in": None,  # checked by the resident's PIN
+    "consent.give": P.RECORD_CONSENT,
+    "consent.withdraw": P.RECORD_CONSENT,
+    "consent.show": P.RECORD_CONSENT,
+    "export": P.EXPORT,  # edge_agent.export
 }
 
 

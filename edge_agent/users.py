@@ -49,9 +49,7 @@ IDLE_LOCK_S = {"admin": 600.0, "doctor": 600.0, "kiosk": 120.0}
 TOKEN_BYTES = 32
 # A well-formed stored hash no PIN matches (its hash is all zero bytes): what a sign-in
 # with an unknown name is checked against.
-_NOBODY = (
-    f"scrypt${pins.LOG2_N}${pins.R}${pins.P}${'00' * pins.SALT_BYTES}${'00' * pins.HASH_BYTES}"
-)
+NOBODY = f"scrypt${pins.LOG2_N}${pins.R}${pins.P}${'00' * pins.SALT_BYTES}${'00' * pins.HASH_BYTES}"
 # Letters (Chinese ones included), digits, _ . -; first a letter or digit; at most 32.
 NAME = re.compile(r"[^\W_][\w.\-]{0,31}")
 
@@ -204,7 +202,7 @@ def sign_in(store: StoreWriter, clock: Clock, config: Config, *, name: str, pin:
     shown = name if NAME.fullmatch(name) else "?"
     if user is None:
         # The same slow hash as a real check, so a missing user takes as long.
-        pins.pin_matches(pin, _NOBODY)
+        pins.pin_matches(pin, NOBODY)
         return SignIn(shown, "-", None, None, f"sign-in {shown}: wrong user name or PIN")
     now = clock.wall_ns()
     if user.disabled:
@@ -262,6 +260,36 @@ def touch(store: StoreWriter, clock: Clock, config: Config, token: str | None) -
     return state
 
 
+# --- a resident at a kiosk (edge_agent.kiosk_sign_in makes their sessions) -------------
+
+RESIDENT_PREFIX = "resident:"  # a box user's name cannot hold ':' (NAME)
+
+
+def resident_name(patient_id: int) -> str:
+    """How a resident signed in at a kiosk is named in the trail: never personal data."""
+    return f"{RESIDENT_PREFIX}{patient_id}"
+
+
+def resident_of(actor_name: str) -> int | None:
+    """The patient row a resident's session acts for, or None for a box user."""
+    prefix, _, number = actor_name.partition(":")
+    return int(number) if prefix == "resident" and number.isdigit() else None
+
+
+def resident_session(
+    store: StoreReader, clock: Clock, config: Config, token: str
+) -> tuple[Actor, bool] | None:
+    """The resident a kiosk session is for, as the kiosk role, and whether it is locked
+    (idle longer than the kiosk's idle lock, another boot, ended by a new PIN or a
+    withdrawal); None when the token is no resident's."""
+    row = store.consent.session(token_hash(token, config))
+    if row is None:
+        return None
+    idle = (clock.mono_ns() - row.last_used_mono_ns) / 1e9
+    locked = row.ended or row.boot_id != clock.boot_id or idle > idle_lock_s("kiosk", config)
+    return Actor(resident_name(row.patient_id), "kiosk"), locked
+
+
 # --- who asks ---------------------------------------------------------------------------
 
 
@@ -300,6 +328,17 @@ def acting(store: StoreWriter, clock: Clock, config: Config, caller: Asking, op:
         return Actor(caller.os_user, "-")
     if caller.session is not None:
         state, user = session_for(store, clock, config, caller.session)
+        resident = (
+            None if user is not None else resident_session(store, clock, config, caller.session)
+        )
+        if resident is not None:  # a resident signed in at a kiosk (edge_agent.kiosk_sign_in)
+            who, locked = resident
+            if locked:
+                raise NotAllowed(f"{op}: the session is locked: sign in again", who)
+            store.consent.touch_session(token_hash(caller.session, config), clock.mono_ns())
+            if not roles.may(who.role, permission):
+                raise NotAllowed(f"{op}: the role {who.role} may not {permission}", who)
+            return who
         if user is None:
             raise NotAllowed(f"{op}: the session is not known: sign in", Actor(caller.os_user, "-"))
         who = Actor(user.name, user.role, user.id)

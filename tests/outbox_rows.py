@@ -15,13 +15,14 @@ def spo2(_: bytes) -> Decoded:
     return Decoded(readings=(Reading("MDC_PULS_OXIM_SAT_O2", Decimal("97"), "MDC_DIM_PERCENT"),))
 
 
-def record(store: StoreWriter, n: int, clock: Clock) -> list[str]:
-    """`n` SpO2 frames recorded, each with its outbox row; the rows' ids (MSH-10)."""
+def record(store: StoreWriter, n: int, clock: Clock, driver: str = "masimo-ascii") -> list[str]:
+    """`n` SpO2 frames of `driver` recorded, each with its outbox row; the rows' ids
+    (MSH-10)."""
     recorder = Recorder(store)
     ids = []
     for i in range(n):
         frame = Frame(
-            "monitor-1", "masimo-ascii", b"%d" % i, clock.wall_ns(), clock.mono_ns(), clock.boot_id
+            "monitor-1", driver, b"%d" % i, clock.wall_ns(), clock.mono_ns(), clock.boot_id
         )
         result = recorder.record(frame, spo2)
         assert result.message_id is not None

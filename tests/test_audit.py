@@ -8,16 +8,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from box_keys import init_keys_in
+from cli_box import cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from operated_box import RESIDENT, Box, open_box
@@ -27,7 +25,6 @@ from edge_agent.control import OpError
 from edge_agent.crypto.suites import suite
 from edge_agent.store import AuditRow, StoreWriter
 
-ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = [f.name for f in dataclasses.fields(AuditRow)]
 
 
@@ -392,17 +389,6 @@ def test_show_filters_by_person_user_and_time(box: Box) -> None:
 
 
 # --- the CLI ----------------------------------------------------------------------------
-
-
-def cli(cfg: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "edge_agent.cli", *args, "--config", str(cfg)],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
 
 
 def test_the_cli_signs_in_acts_and_verify_exits_1_naming_the_bad_row(tmp_path: Path) -> None:

@@ -31,8 +31,10 @@ SERVICES = {
     "edge_agent.alerts",
     "edge_agent.audit",
     "edge_agent.capture_report",
+    "edge_agent.consent",
     "edge_agent.daemon",
     "edge_agent.demo",
+    "edge_agent.export",
     "edge_agent.followup",
     "edge_agent.key_rotation",
     "edge_agent.operations",
@@ -246,18 +248,21 @@ def test_the_gateway_cli_imports_only_its_services() -> None:
 OPERATION_SERVICES = {
     "edge_agent.alerts",
     "edge_agent.audit",
+    "edge_agent.consent",
     "edge_agent.crew_entries",
+    "edge_agent.export",
     "edge_agent.key_rotation",
+    "edge_agent.kiosk_sign_in",
     "edge_agent.pairing",
     "edge_agent.patients",
     "edge_agent.users",
 }
 # Requests no one command builds: what only a screen asks (its session's idle time and
 # lock, as it asks `ping`), and the sign-in every command's `--as` makes first
-# (operations.perform).
+# (operations.perform); a resident's sign-in at a kiosk, which only the kiosk's screen asks.
 # The UI's session ops; and `keys reseal`, whose request operations.reseal sends (the
 # command runs the pass itself when no daemon does).
-NOT_A_COMMAND = {"TouchSession", "SessionInfo", "SignIn", "ResealKeys"}
+NOT_A_COMMAND = {"TouchSession", "SessionInfo", "SignIn", "ResealKeys", "KioskSignIn"}
 
 
 @pytest.mark.parametrize("op", sorted(operations.OPERATIONS))

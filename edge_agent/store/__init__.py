@@ -4,6 +4,7 @@ place that writes SQL strings."""
 
 from edge_agent.store.alerts import AlertMessage, AlertRow, Alerts, AlertsReader, AlertSummary
 from edge_agent.store.audit import Audit, AuditReader, AuditRow
+from edge_agent.store.consent import ConsentEvent, ResidentPin, ResidentSession
 from edge_agent.store.database import StoreError, StoreReader, StoreWriter, open_readonly
 from edge_agent.store.devices import (
     DeviceReport,
@@ -13,6 +14,7 @@ from edge_agent.store.devices import (
     PairedDeviceRow,
 )
 from edge_agent.store.ecg import Ecg, EcgReader
+from edge_agent.store.exports import ExportedReading
 from edge_agent.store.frames import (
     Frames,
     FrameSource,
@@ -62,6 +64,7 @@ __all__ = [
     "Audit",
     "AuditReader",
     "AuditRow",
+    "ConsentEvent",
     "DevicePatient",
     "DeviceReport",
     "DeviceRow",
@@ -70,6 +73,7 @@ __all__ = [
     "Ecg",
     "EcgReader",
     "EncounterRow",
+    "ExportedReading",
     "FrameSource",
     "Frames",
     "FramesReader",
@@ -102,6 +106,8 @@ __all__ = [
     "RawFrameRow",
     "ReadingDelivery",
     "RejectedMessage",
+    "ResidentPin",
+    "ResidentSession",
     "SessionRow",
     "StatusReader",
     "StoreError",

@@ -34,9 +34,12 @@ from sqlite_utils import Database
 from edge_agent.crypto.keyring import Keyring
 from edge_agent.store.alerts import Alerts, AlertsReader
 from edge_agent.store.audit import Audit, AuditReader
+from edge_agent.store.consent import Consent, ConsentReader
 from edge_agent.store.devices import Devices, DevicesReader
 from edge_agent.store.ecg import Ecg, EcgReader
+from edge_agent.store.exports import ExportsReader
 from edge_agent.store.frames import Frames, FramesReader
+from edge_agent.store.kiosk_retention import KioskRetention, KioskRetentionReader
 from edge_agent.store.meta import Meta, MetaReader
 from edge_agent.store.operation_log import OperationLog, OperationLogReader
 from edge_agent.store.outbox import Outbox, OutboxReader
@@ -102,6 +105,9 @@ class StoreReader:
         self.operation_log = OperationLogReader(conn)
         self.users = UsersReader(conn)
         self.audit = AuditReader(conn)
+        self.consent = ConsentReader(conn)
+        self.exports = ExportsReader(conn)
+        self.kiosk_retention = KioskRetentionReader(conn)
 
     def use_keys(self, keys: Keyring) -> None:
         """The keyring from now on (after `keys rotate`: the new key seals)."""
@@ -133,6 +139,8 @@ class StoreWriter(StoreReader):
     operation_log: OperationLog
     users: Users
     audit: Audit
+    consent: Consent
+    kiosk_retention: KioskRetention
 
     def __init__(
         self,
@@ -155,6 +163,8 @@ class StoreWriter(StoreReader):
         self.operation_log = OperationLog(conn)
         self.users = Users(conn)
         self.audit = Audit(conn)
+        self.consent = Consent(conn)
+        self.kiosk_retention = KioskRetention(conn)
 
     def use_keys(self, keys: Keyring) -> None:
         self.keys = keys

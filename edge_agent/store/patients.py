@@ -256,6 +256,25 @@ class Patients(PatientsReader):
             )
         return len(rows)
 
+    def pseudonymise(self, patient_id: int, pseudonym: str) -> None:
+        """The resident's national id, name and phone overwritten (edge_agent.
+        kiosk_retention): the national id and name become the pseudonym, sealed like any
+        value (so the sealing pass and every reader take the row as before), the phone
+        and both blind indexes are dropped: the row is found by nobody's number again."""
+        keys = self._keys()
+        self._conn.execute(
+            "UPDATE patient SET national_id = ?, name = ?, phone = NULL,"
+            " national_id_index = NULL, phone_index = NULL, sealed_key = ?, pseudonym = ?"
+            " WHERE id = ?",
+            (
+                sealed.seal(keys, NATIONAL_ID_PLACE, pseudonym),
+                sealed.seal(keys, NAME_PLACE, pseudonym),
+                keys.active_id,
+                pseudonym,
+                patient_id,
+            ),
+        )
+
     def open_encounter(
         self,
         *,

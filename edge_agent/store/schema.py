@@ -559,6 +559,76 @@ def _v12_sealed_frames_and_messages(db: Database) -> None:
     db.table("frame_source").add_column("patient_sealed", bytes)
 
 
+def _v13_consent_and_resident_sign_in(db: Database) -> None:
+    # A resident's separate consent to their health data (edge_agent.consent): each give
+    # or withdraw one row, never changed, with the version of the text shown and the
+    # text's SHA-256; their kiosk PIN (scrypt hash, lockout as for users) and their kiosk
+    # sessions (the token's digest only). edge_agent.store.consent. On a kiosk box a
+    # resident whose readings were delivered keeps only a pseudonym (edge_agent.
+    # kiosk_retention): `patient.pseudonym` set, the identity columns overwritten.
+    db.table("patient").add_column("pseudonym", str)
+    db.table("patient").create_index(["pseudonym"], unique=True)
+    db.create_table(
+        "consent_event",
+        {
+            "id": int,
+            "patient_id": int,
+            "action": str,  # give | withdraw
+            "text_version": str,  # edge_agent.consent_text.TEXTS
+            "text_sha256": str,
+            "wall_ns": int,
+            "by_user": str,  # the box user who recorded it, or resident:<patient id>
+            "by_role": str,
+        },
+        pk="id",
+        foreign_keys=[("patient_id", "patient", "id")],
+        not_null=[
+            "patient_id",
+            "action",
+            "text_version",
+            "text_sha256",
+            "wall_ns",
+            "by_user",
+            "by_role",
+        ],
+    )
+    db.table("consent_event").create_index(["patient_id", "id"])
+    for event in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER consent_event_no_{event.lower()} BEFORE {event} ON consent_event"
+            " BEGIN SELECT RAISE(ABORT, 'consent events are append-only'); END"
+        )
+    db.create_table(
+        "resident_pin",
+        {
+            "patient_id": int,
+            "pin_hash": str,
+            "failed_attempts": int,
+            "locked_until_wall_ns": int,
+            "set_wall_ns": int,
+        },
+        pk="patient_id",
+        foreign_keys=[("patient_id", "patient", "id")],
+        not_null=["pin_hash", "failed_attempts", "set_wall_ns"],
+        defaults={"failed_attempts": 0},
+    )
+    db.create_table(
+        "resident_session",
+        {
+            "token_hash": str,
+            "patient_id": int,
+            "started_wall_ns": int,
+            "last_used_mono_ns": int,
+            "boot_id": str,
+            "ended": int,
+        },
+        pk="token_hash",
+        foreign_keys=[("patient_id", "patient", "id")],
+        not_null=["patient_id", "started_wall_ns", "last_used_mono_ns", "boot_id", "ended"],
+        defaults={"ended": 0},
+    )
+
+
 Migration = tuple[int, str, Callable[[Database], None]]
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -586,6 +656,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "sealed raw identity frames, frame sources, outbox messages, notices, reasons",
         _v12_sealed_frames_and_messages,
     ),
+    (13, "residents' consent, kiosk PINs and sessions", _v13_consent_and_resident_sign_in),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

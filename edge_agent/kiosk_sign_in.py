@@ -1,0 +1,86 @@
+"""A resident proves who they are at a kiosk: their national id number and the PIN they
+set at their first consent (docs/security.md, "Consent and the resident at a kiosk").
+
+A national id number is printed on the card, on forms, in family books: it is not a
+secret, so the number alone never opens a record. The PIN is 4 to 12 digits, stored as
+its scrypt hash (edge_agent.crypto.pins); lockout as for the box's users
+(edge_agent.users.lockout_s: 5 failures, then 30 s doubling to an hour, the right PIN
+refused meanwhile). Only a resident whose consent stands may sign in (a withdrawal
+ends their sessions). The session's token is 256 random bits, stored as the suite's
+digest; it acts as the kiosk role (read-own-record, measure-self, record-consent), for
+its own record only, and locks after the kiosk's idle time (120 s).
+
+The ID card itself (a USB reader of the second-generation card) is the other way in:
+edge_agent.id_card parses what a reader gives; a sign-in by card is not built yet.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from edge_agent import national_id, users
+from edge_agent.clock import Clock
+from edge_agent.config import Config
+from edge_agent.crypto import pins
+from edge_agent.store import StoreWriter
+
+
+def sign_in(
+    store: StoreWriter, clock: Clock, config: Config, *, national_id_number: str, pin: str
+) -> users.SignIn:
+    """Check `pin` for the resident `national_id_number` names; every attempt counts.
+    The answer names the resident only as `resident:<patient id>`."""
+    try:
+        number = national_id.parse(national_id_number).number
+    except national_id.NationalIdError:
+        number = None
+    patient = None if number is None else store.patients.by_national_id(number)
+    if patient is None:
+        pins.pin_matches(pin, users.NOBODY)  # the same cost as a real check
+        return users.SignIn("resident:?", "kiosk", None, None, _wrong)
+    who = users.resident_name(patient.id)
+    refusal = pin_refusal(store, clock, patient.id, pin)
+    if refusal is not None:
+        return users.SignIn(who, "kiosk", patient.id, None, f"kiosk sign-in: {refusal}")
+    latest = store.consent.latest(patient.id)
+    if latest is None or latest.action != GIVE:
+        return users.SignIn(
+            who, "kiosk", patient.id, None, "kiosk sign-in: the resident's consent is withdrawn"
+        )
+    now = clock.wall_ns()
+    token = secrets.token_urlsafe(users.TOKEN_BYTES)
+    store.consent.start_session(
+        users.token_hash(token, config),
+        patient.id,
+        wall_ns=now,
+        mono_ns=clock.mono_ns(),
+        boot_id=clock.boot_id,
+    )
+    return users.SignIn(who, "kiosk", patient.id, token, None, users.idle_lock_s("kiosk", config))
+
+
+_wrong = "kiosk sign-in: wrong national id or PIN"
+GIVE = "give"
+WITHDRAW = "withdraw"
+
+
+def pin_refusal(store: StoreWriter, clock: Clock, patient_id: int, pin: str) -> str | None:
+    """None when `pin` is the resident's PIN (their failures start again), else why not:
+    no PIN set, locked, or wrong (counted; the 5th in a row locks)."""
+    stored = store.consent.pin(patient_id)
+    if stored is None:
+        pins.pin_matches(pin, users.NOBODY)
+        return "wrong national id or PIN"
+    now = clock.wall_ns()
+    if stored.locked_until_wall_ns is not None and stored.locked_until_wall_ns > now:
+        wait = (stored.locked_until_wall_ns - now + 999_999_999) // 1_000_000_000
+        return f"locked for {wait} s more (too many failed PINs)"
+    if not pins.pin_matches(pin, stored.pin_hash):
+        failed = stored.failed_attempts + 1
+        lock = users.lockout_s(failed)
+        store.consent.record_failure(
+            patient_id, failed, now + lock * 1_000_000_000 if lock else None
+        )
+        return "wrong national id or PIN" + (f"; locked for {lock} s" if lock else "")
+    store.consent.record_success(patient_id)
+    return None

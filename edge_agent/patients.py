@@ -116,17 +116,24 @@ def start_visit(
         raise PatientError(f"patient class {patient_class!r}: one of {', '.join(PATIENT_CLASSES)}")
     number = national_id.parse(national_id_number).number
     with store.transaction():
-        patient = store.patients.by_national_id(number)
-        if patient is None:
-            raise PatientError(f"national id {number}: not registered (edge-agent patients add)")
-        if kiosk:
-            consent.needed_on_kiosk(store, patient.id, "visit.start")
+        patient = _registered(store, number, "visit.start" if kiosk else None)
         return store.patients.open_encounter(
             patient_id=patient.id,
             station=station,
             patient_class=patient_class,
             wall_ns=clock.wall_ns(),
         )
+
+
+def _registered(store: StoreWriter, number: str, kiosk_op: str | None) -> PatientRow:
+    """The resident `number` names; on a kiosk box (`kiosk_op`, the operation asking)
+    only one whose consent stands (edge_agent.consent)."""
+    patient = store.patients.by_national_id(number)
+    if patient is None:
+        raise PatientError(f"national id {number}: not registered (edge-agent patients add)")
+    if kiosk_op is not None:
+        consent.needed_on_kiosk(store, patient.id, kiosk_op)
+    return patient
 
 
 def end_visit(store: StoreWriter, clock: Clock, *, station: str = "*") -> int:
@@ -156,11 +163,7 @@ def assign_readings(
         )
     number = national_id.parse(national_id_number).number
     with store.transaction():
-        patient = store.patients.by_national_id(number)
-        if patient is None:
-            raise PatientError(f"national id {number}: not registered (edge-agent patients add)")
-        if kiosk:
-            consent.needed_on_kiosk(store, patient.id, "readings.assign")
+        patient = _registered(store, number, "readings.assign" if kiosk else None)
         held = {row["frame_id"]: row for row in store.outbox.held_frames()}
         wanted = [f for f in frame_ids if f in held]
         if not wanted:

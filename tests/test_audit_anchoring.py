@@ -6,20 +6,20 @@ hostile input (hypothesis); the whole path runs on a real Mosquitto."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import json
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import box_uplinks
 import gateway_keys
 import pytest
 from box_keys import enrolled
+from box_uplinks import gateway_on, running
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from waiting import until
@@ -34,8 +34,7 @@ from sync.audit_batches import BatchError, batch_payload, break_in, parse_batch
 from sync.gateway.service import Gateway, _Inbound
 from sync.gateway.store import GatewayStore
 from sync.message_auth import MessageKey
-from sync.mqtt_link import LinkEvent, LinkSettings, MqttLink
-from sync.uplink import Link, Uplink
+from sync.uplink import Uplink
 
 EDGE_AGENT = Path(sys.executable).with_name("edge-agent")
 CLOCK = SystemClock(boot_id="anchor-boot")
@@ -222,43 +221,14 @@ def test_any_batch_is_anchored_flagged_or_kept_as_rejected(
 # --- box and gateway on a real Mosquitto ---------------------------------------------
 
 
-def box_uplink(store: StoreWriter, broker: LocalBroker, key: MessageKey, **kw: Any) -> Uplink:
-    settings_ = LinkSettings(
-        host="127.0.0.1",
-        port=broker.port,
-        client_id=f"edge-agent-{AGENT}",
-        subscriptions=(topics.ack(AGENT), topics.down(AGENT)),
-    )
-
-    def factory(on_event: Callable[[LinkEvent], None]) -> Link:
-        return MqttLink(settings_, on_event)
-
-    return Uplink(
-        store=store, link_factory=factory, agent_id=AGENT, clock=CLOCK, message_key=key, **kw
-    )
-
-
-@contextlib.asynccontextmanager
-async def running(uplink: Uplink) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(uplink.run(stop))
-    try:
-        await until(lambda: uplink.stats.connected, 10, "the box connected")
-        yield
-    finally:
-        stop.set()
-        await task
-
-
-@contextlib.contextmanager
-def gateway_on(broker: LocalBroker, db: Path) -> Iterator[Gateway]:
-    gateway = Gateway(broker.url, db, client_id="county-gateway-1")
-    gateway.start()
-    try:
-        gateway.wait_connected(10)
-        yield gateway
-    finally:
-        gateway.stop()
+def enrolled_box(tmp_path: Path, store: StoreWriter, broker: LocalBroker) -> tuple[Path, Uplink]:
+    """The box enrolled at the gateway store tmp_path/gateway.sqlite3 (its path), and
+    the box's uplink with its message key."""
+    db = tmp_path / "gateway.sqlite3"
+    keys = enrolled(tmp_path / "data", db, AGENT)
+    key = MessageKey(suite("intl"), keys.mac_key)
+    uplink = box_uplinks.box_uplink(store, broker, key, agent=AGENT, clock=CLOCK, ack_timeout_s=2)
+    return db, uplink
 
 
 def raw(db: Path) -> sqlite3.Connection:
@@ -326,11 +296,8 @@ async def test_rows_are_anchored_then_a_rewrite_on_the_box_is_flagged_at_the_gat
     tmp_path: Path, broker: LocalBroker, store: StoreWriter
 ) -> None:
     box_db = tmp_path / "edge-agent.sqlite3"
-    db = tmp_path / "gateway.sqlite3"
-    keys = enrolled(tmp_path / "data", db, AGENT)
-    key = MessageKey(suite("intl"), keys.mac_key)
+    db, uplink = enrolled_box(tmp_path, store, broker)
     rows = add_rows(store, 250)
-    uplink = box_uplink(store, broker, key, ack_timeout_s=2)
     with gateway_on(broker, db):
         async with running(uplink):
             # 250 rows: a batch of 200, then one of 50, each acknowledged before the next
@@ -377,10 +344,8 @@ async def test_a_tail_cut_below_the_anchor_is_named_by_verify_and_flagged(
     tmp_path: Path, broker: LocalBroker, store: StoreWriter
 ) -> None:
     box_db = tmp_path / "edge-agent.sqlite3"
-    db = tmp_path / "gateway.sqlite3"
-    keys = enrolled(tmp_path / "data", db, AGENT)
+    db, uplink = enrolled_box(tmp_path, store, broker)
     rows = add_rows(store, 10)
-    uplink = box_uplink(store, broker, MessageKey(suite("intl"), keys.mac_key), ack_timeout_s=2)
     with gateway_on(broker, db):
         async with running(uplink):
             await until(lambda: uplink.stats.audit_anchored == 1, 20, "anchored")

@@ -1,4 +1,4 @@
-"""`edge-agent gateway run|status|reply|enroll|keys init`: thin calls into the gateway's
+"""`edge-agent gateway run|status|audit|reply|enroll|keys init`: thin calls into the gateway's
 service (sync.gateway.service), its status (sync.gateway.status), the ER's reply
 (sync.gateway.reply), the boxes' enrolment (sync.gateway.enrolment) and its key file
 (sync.gateway.keys); each prints what it gets and maps errors to an exit status."""
@@ -12,14 +12,13 @@ import sys
 import threading
 
 from edge_agent.control import OpError
-from edge_agent.identifiers import AGENT_ID, IdentifierError
 from edge_agent.writer_lock import WriterLockBusy
 from sync.gateway import keys as gateway_keys
 from sync.gateway import status as gateway_status
 from sync.gateway.enrolment import enroll as enroll_box
 from sync.gateway.reply import send as send_reply
 from sync.gateway.service import Gateway
-from sync.gateway.store import GatewayStore, GatewayStoreError
+from sync.gateway.store import GatewayStoreError
 
 log = logging.getLogger(__name__)
 
@@ -137,34 +136,9 @@ def keys_init(db: str, key_file: str | None, suite_name: str) -> int:
 def audit(db: str, *, agent: str | None, as_json: bool, key_file: str | None = None) -> int:
     """Per box its anchored audit head and the batches that broke (exit 1 if any)."""
     try:
-        if agent is not None:
-            AGENT_ID.check(agent)
-        store = GatewayStore.open_readonly(db, key_file=key_file)
-    except (GatewayStoreError, IdentifierError) as exc:
+        report = gateway_status.audit(db, agent, key_file)
+    except GatewayStoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    try:
-        report = store.audit_report(agent)
-    finally:
-        store.close()
-    if as_json:
-        print(json.dumps(report, ensure_ascii=False))
-    else:
-        for box in report:
-            head = box["head"]
-            anchored = (
-                "nothing anchored"
-                if head is None
-                else (
-                    f"anchored to row {head['seq']} ({head['hash'][:16]}…, batch {head['batch']})"
-                )
-            )
-            print(f"{box['agent']}: {anchored}")
-            for found in box["breaks"]:
-                print(
-                    f"  break in batch {found['batch']} (rows {found['first_seq']}"
-                    f" to {found['last_seq']}): {found['problem']}"
-                )
-        if not report:
-            print("no audit batches received")
-    return 1 if any(box["breaks"] for box in report) else 0
+    print(json.dumps(report.boxes, ensure_ascii=False) if as_json else report.as_text())
+    return 1 if report.broken else 0

@@ -37,6 +37,8 @@ from edge_agent.store import AuditRow, PersonalDataLocked, StoreReader, StoreWri
 
 GENESIS = bytes(32)
 HEAD_KEY = "audit.head"
+# The last head the county gateway acknowledged (ACK AA to an audit batch, sync.uplink).
+GATEWAY_ANCHOR_KEY = "audit.gateway_anchor"
 MAX_SHOWN = 20_000  # rows one `audit show` returns (~7 MB: within control.MAX_ANSWER)
 
 OK = "ok"
@@ -100,7 +102,7 @@ class Anchor:
 
     seq: int
     hash: bytes
-    source: str  # "meta" (on the box), "gateway" (next part)
+    source: str  # "meta" (the head on the box), "gateway" (the head the gateway anchored)
     head: bool = False
 
 
@@ -200,15 +202,35 @@ def head(store: StoreReader) -> Anchor | None:
 
 
 def stored_anchors(store: StoreReader) -> list[Anchor]:
-    """The head kept in `meta` beside the chain (absent before the first row)."""
-    text = store.meta.get(HEAD_KEY)
-    if text is None:
-        return []
-    seq, _, digest = text.partition(":")
-    try:
-        return [Anchor(int(seq), bytes.fromhex(digest), "meta", head=True)]
-    except ValueError:
-        return [Anchor(0, b"", f"meta (unreadable {HEAD_KEY!r})", head=True)]
+    """The head kept in `meta` beside the chain (absent before the first row), and the
+    last head the gateway anchored (absent before its first ACK AA): the chain must
+    pass through it."""
+    anchors = []
+    for key, source, is_head in ((HEAD_KEY, "meta", True), (GATEWAY_ANCHOR_KEY, "gateway", False)):
+        text = store.meta.get(key)
+        if text is None:
+            continue
+        seq, _, digest = text.partition(":")
+        try:
+            anchors.append(Anchor(int(seq), bytes.fromhex(digest), source, head=is_head))
+        except ValueError:
+            anchors.append(Anchor(0, b"", f"{source} (unreadable {key!r})", head=is_head))
+    return anchors
+
+
+def gateway_anchor(store: StoreReader) -> Anchor | None:
+    """The head the gateway last anchored; None before the first (or if unreadable)."""
+    for anchor in stored_anchors(store):
+        if anchor.source == "gateway":
+            return anchor
+    return None
+
+
+def record_gateway_anchor(store: StoreWriter, seq: int, digest: bytes) -> None:
+    """The gateway acknowledged the chain up to row `seq` (hash `digest`)."""
+    known = gateway_anchor(store)
+    if known is None or seq >= known.seq:
+        store.meta.set(GATEWAY_ANCHOR_KEY, f"{seq}:{digest.hex()}")
 
 
 def verify(store: StoreReader, anchors: Iterable[Anchor] | None = None) -> Verdict:
@@ -222,7 +244,8 @@ def verify(store: StoreReader, anchors: Iterable[Anchor] | None = None) -> Verdi
 
 def check_chain(rows: Iterator[AuditRow], anchors: Iterable[Anchor]) -> Verdict:
     """`verify` over rows in seq order (pure: tests give it rows)."""
-    wanted = {a.seq: a for a in anchors}
+    wanted = sorted(anchors, key=lambda a: (a.seq, a.head))
+    seqs = {a.seq for a in wanted}
     expected, prev, count = 1, GENESIS, 0
     seen: dict[int, bytes] = {}
     for row in rows:
@@ -233,11 +256,12 @@ def check_chain(rows: Iterator[AuditRow], anchors: Iterable[Anchor]) -> Verdict:
         self_consistent = row_hash(row) == row.hash
         if row.prev_hash != prev or not self_consistent:
             return _first_bad(row, count, linked=row.prev_hash == prev, whole=self_consistent)
-        if row.seq in wanted:
+        if row.seq in seqs:
             seen[row.seq] = row.hash
         prev, expected, count = row.hash, expected + 1, count + 1
     last = expected - 1
-    for seq, anchor in sorted(wanted.items()):
+    for anchor in wanted:
+        seq = anchor.seq
         if seq > last:
             return Verdict(
                 count,

@@ -583,6 +583,15 @@ def cmd_gateway_status(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_gateway_audit(args: argparse.Namespace) -> int:
+    from sync.gateway import cli as gateway_cli
+
+    status: int = gateway_cli.audit(
+        args.db, agent=args.agent, as_json=args.json, key_file=args.key_file
+    )
+    return status
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from edge_agent import demo
 
@@ -871,6 +880,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true")
     _gateway_key_file(c)
     c.set_defaults(func=cmd_gateway_status)
+    c = gsub.add_parser(
+        "audit", parents=[common], help="each box's anchored audit head and any break in it"
+    )
+    c.add_argument("--db", required=True, metavar="URL_OR_PATH")
+    c.add_argument("--agent", default=None, metavar="ID")
+    c.add_argument("--json", action="store_true")
+    _gateway_key_file(c)
+    c.set_defaults(func=cmd_gateway_audit)
     c = gsub.add_parser(
         "reply", parents=[common], help="the ER's answer to an ambulance (received, cath lab ready)"
     )

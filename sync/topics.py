@@ -36,7 +36,8 @@ GATEWAY_SHARE_GROUP = "county-gateway"
 
 # The last level of each topic an agent has (docs/contracts.md).
 UP, ACK, STATE, DOWN = "up", "ack", "state", "down"
-KINDS = (UP, ACK, STATE, DOWN)
+AUDIT = "audit"  # audit batches to anchor (sync.audit_batches); answered on ACK
+KINDS = (UP, ACK, STATE, DOWN, AUDIT)
 # edge/v1/ + a 64-character agent id + /state: a received topic longer than this is not
 # ours, and is refused before it is split (MQTT allows 65 535 bytes).
 MAX_TOPIC_LENGTH = len(TOPIC_PREFIX) + 2 + AGENT_ID.max_length + max(map(len, KINDS))
@@ -65,6 +66,15 @@ def state(agent_id: str) -> str:
 
 def down(agent_id: str) -> str:
     return _topic(agent_id, DOWN)
+
+
+def audit(agent_id: str) -> str:
+    return _topic(agent_id, AUDIT)
+
+
+def gateway_audit_subscription(group: str = GATEWAY_SHARE_GROUP) -> str:
+    """The audit batches of every box, shared like `gateway_subscription`."""
+    return f"$share/{SHARE_GROUP.check(group)}/{TOPIC_PREFIX}/+/{AUDIT}"
 
 
 def gateway_subscription(group: str = GATEWAY_SHARE_GROUP) -> str:

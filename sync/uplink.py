@@ -13,6 +13,11 @@ ignored, so its message stays pending as if no ACK had come. With no key (a box 
 `uplink.allow_insecure`; the daemon refuses mqtts:// without one) they are taken
 unsigned, with one warning.
 
+When no outbox row is in flight or due, the audit rows after the gateway's last anchor
+go on `edge/v1/{agent}/audit` (sync.audit_batches), one batch at a time; its signed ACK
+AA records the anchor (meta `audit.gateway_anchor`, edge_agent.audit), AE means the
+gateway found the trail broken (logged, counted, tried again after ack_timeout_s).
+
 All store writes happen on the event loop's thread (the store has one writer); paho's
 thread only posts events into the loop.
 """
@@ -29,10 +34,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from edge_agent.clock import Clock
+from edge_agent import audit
+from edge_agent.clock import Clock, new_message_id
 from edge_agent.identifiers import shown
 from edge_agent.store import OutboxRow, StoreWriter
-from sync import topics
+from sync import audit_batches, topics
 from sync.hl7.ack import parse_ack
 from sync.hl7.errors import Hl7Error
 from sync.message_auth import MessageKey, refusal
@@ -80,6 +86,16 @@ class _InFlight:
     pubacked: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class _AuditFlight:
+    """The audit batch awaiting its ACK: its id and the last row it carries."""
+
+    batch: str
+    seq: int
+    hash: bytes
+    sent_mono_ns: int
+
+
 @dataclass(slots=True)
 class UplinkStats:
     published: int = 0
@@ -91,6 +107,9 @@ class UplinkStats:
     notices: int = 0
     # ACKs and down notices ignored for a missing, malformed or wrong `mac`.
     unauthenticated: int = 0
+    audit_batches: int = 0  # audit batches published
+    audit_anchored: int = 0  # ... acknowledged AA (the gateway anchored their head)
+    audit_refused: int = 0  # ... answered AE/AR (the gateway found a break)
     last_error: str | None = None
     connected: bool = False
 
@@ -137,6 +156,11 @@ class Uplink:
     _in_flight: dict[str, _InFlight] = field(default_factory=dict, init=False)
     _by_mid: dict[int, str] = field(default_factory=dict, init=False)
     _link: Link | None = field(default=None, init=False)
+    # Audit rows to the gateway to anchor (sync.audit_batches): one batch at a time,
+    # only when no outbox row is waiting; after a refusal, the next after ack_timeout_s.
+    audit_batch_rows: int = audit_batches.MAX_ROWS
+    _audit_flight: _AuditFlight | None = field(default=None, init=False)
+    _audit_not_before_mono_ns: int = field(default=0, init=False)
 
     # --- wiring ---------------------------------------------------------------------
 
@@ -294,6 +318,10 @@ class Uplink:
         except (UnicodeDecodeError, Hl7Error) as exc:
             log.warning("unreadable ACK from the gateway: %s", exc)
             return
+        flight = self._audit_flight
+        if flight is not None and ack.acked == flight.batch:
+            self._on_audit_ack(flight, ack.code, ack.text)
+            return
         self._in_flight.pop(ack.acked, None)
         known = self.store.outbox.mark_acked(
             ack.acked,
@@ -312,11 +340,24 @@ class Uplink:
             self.stats.rejected += 1
             log.warning("gateway rejected %s (%s): %s", ack.acked, ack.code, ack.text)
 
+    def _on_audit_ack(self, flight: _AuditFlight, code: str, text: str) -> None:
+        self._audit_flight = None
+        if code == "AA":
+            self.stats.audit_anchored += 1
+            audit.record_gateway_anchor(self.store, flight.seq, flight.hash)
+            return
+        self.stats.audit_refused += 1
+        self._audit_not_before_mono_ns = self.clock.mono_ns() + int(self.ack_timeout_s * 1e9)
+        log.warning("gateway refused audit batch %s (%s): %s", flight.batch, code, text)
+
     # --- sending --------------------------------------------------------------------
 
     def _expire(self) -> None:
         now = self.clock.mono_ns()
         limit = int(self.ack_timeout_s * 1e9)
+        batch = self._audit_flight
+        if batch is not None and now - batch.sent_mono_ns >= limit:
+            self._audit_flight = None  # sent again, under a new batch id
         for message_id, flight in list(self._in_flight.items()):
             if now - flight.sent_mono_ns < limit:
                 continue
@@ -346,6 +387,33 @@ class Uplink:
             self._in_flight[row.id] = _InFlight(mid=mid, sent_mono_ns=self.clock.mono_ns())
             self._by_mid[mid] = row.id
             self.stats.published += 1
+        self._send_audit(link, now_wall)
+
+    def _send_audit(self, link: Link, now_wall: int) -> None:
+        """The audit rows after the gateway's anchor, lowest priority: only when no
+        outbox row is in flight or due, one batch at a time."""
+        if self._audit_flight is not None or self._in_flight:
+            return
+        if self.clock.mono_ns() < self._audit_not_before_mono_ns:
+            return
+        if self.store.outbox.due(now_wall, 1):
+            return
+        anchor = audit.gateway_anchor(self.store)
+        rows = self.store.audit.after(0 if anchor is None else anchor.seq, self.audit_batch_rows)
+        if not rows:
+            return
+        batch_id = new_message_id()
+        payload = audit_batches.batch_payload(self.agent_id, batch_id, rows)
+        try:
+            link.publish(
+                topics.audit(self.agent_id), payload, content_type=topics.CONTENT_TYPE_JSON
+            )
+        except LinkDown as exc:
+            self.stats.last_error = str(exc)
+            return
+        last = rows[-1]
+        self._audit_flight = _AuditFlight(batch_id, last.seq, last.hash, self.clock.mono_ns())
+        self.stats.audit_batches += 1
 
     def _build(self, row: OutboxRow, now_wall: int) -> str | None:
         try:

@@ -7,19 +7,20 @@ without a key does not start."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import logging
 import subprocess
 import sys
 import zoneinfo
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
+import box_uplinks
 import gateway_keys
 import pytest
 from box_keys import init_keys_in
+from box_uplinks import gateway_on, running
 from outbox_rows import record, status_of
 from waiting import until
 
@@ -32,13 +33,11 @@ from edge_agent.status import collect
 from edge_agent.store import StoreWriter
 from sync import topics
 from sync.gateway.enrolment import enroll
-from sync.gateway.service import Gateway
 from sync.gateway.store import GatewayStore
 from sync.hl7.ack import build_ack
 from sync.message_auth import MAC_PROPERTY, MessageKey, signed_properties, tag
 from sync.mqtt_client import MqttClient, MqttEvent, MqttSettings, Received
-from sync.mqtt_link import LinkEvent, LinkSettings, MqttLink
-from sync.uplink import Link, Uplink
+from sync.uplink import Uplink
 
 EDGE_AGENT = Path(sys.executable).with_name("edge-agent")
 CLOCK = SystemClock(boot_id="mac-boot")
@@ -57,48 +56,9 @@ def store(tmp_path: Path) -> Iterator[StoreWriter]:
 def box_uplink(
     store: StoreWriter, broker: LocalBroker, key: MessageKey | None, *, ack_timeout_s: float = 60
 ) -> Uplink:
-    settings = LinkSettings(
-        host="127.0.0.1",
-        port=broker.port,
-        client_id=f"edge-agent-{AGENT}",
-        subscriptions=(topics.ack(AGENT), topics.down(AGENT)),
+    return box_uplinks.box_uplink(
+        store, broker, key, agent=AGENT, clock=CLOCK, ack_timeout_s=ack_timeout_s
     )
-
-    def factory(on_event: Callable[[LinkEvent], None]) -> Link:
-        return MqttLink(settings, on_event)
-
-    return Uplink(
-        store=store,
-        link_factory=factory,
-        agent_id=AGENT,
-        clock=CLOCK,
-        message_key=key,
-        ack_timeout_s=ack_timeout_s,
-    )
-
-
-@contextlib.asynccontextmanager
-async def running(uplink: Uplink) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(uplink.run(stop))
-    try:
-        await until(lambda: uplink.stats.connected, 10, "the box connected")
-        yield
-    finally:
-        stop.set()
-        await task
-
-
-@contextlib.contextmanager
-def gateway_on(broker: LocalBroker, db: Path) -> Iterator[Gateway]:
-    gateway_keys.made(db)
-    gateway = Gateway(broker.url, db, client_id="county-gateway-1")
-    gateway.start()
-    try:
-        gateway.wait_connected(10)
-        yield gateway
-    finally:
-        gateway.stop()
 
 
 class Forger:

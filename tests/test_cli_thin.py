@@ -223,7 +223,7 @@ def test_a_command_calls_one_service_and_prints(fn: ast.FunctionDef) -> None:
     assert _statements(fn) <= MAX_STATEMENTS, f"{fn.name}: {_statements(fn)} statements"
 
 
-@pytest.mark.parametrize("name", ["status", "reply"])
+@pytest.mark.parametrize("name", ["status", "audit", "reply"])
 def test_a_gateway_command_calls_one_service_and_prints(name: str) -> None:
     tree = _tree(GATEWAY_CLI)
     (fn,) = _commands(tree, name)

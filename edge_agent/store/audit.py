@@ -60,6 +60,13 @@ class AuditReader:
                 yield _row(r)
             after = rows[-1][0]
 
+    def after(self, seq: int, limit: int) -> list[AuditRow]:
+        """Up to `limit` rows after row `seq`, by seq (an audit batch for the gateway)."""
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+        ).fetchall()
+        return [_row(r) for r in rows]
+
     def find(
         self,
         *,

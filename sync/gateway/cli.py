@@ -1,4 +1,4 @@
-"""`edge-agent gateway run|status|reply|enroll|keys init`: thin calls into the gateway's
+"""`edge-agent gateway run|status|audit|reply|enroll|keys init`: thin calls into the gateway's
 service (sync.gateway.service), its status (sync.gateway.status), the ER's reply
 (sync.gateway.reply), the boxes' enrolment (sync.gateway.enrolment) and its key file
 (sync.gateway.keys); each prints what it gets and maps errors to an exit status."""
@@ -131,3 +131,14 @@ def keys_init(db: str, key_file: str | None, suite_name: str) -> int:
         return 2
     print(json.dumps(made))
     return 0
+
+
+def audit(db: str, *, agent: str | None, as_json: bool, key_file: str | None = None) -> int:
+    """Per box its anchored audit head and the batches that broke (exit 1 if any)."""
+    try:
+        report = gateway_status.audit(db, agent, key_file)
+    except GatewayStoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.boxes, ensure_ascii=False) if as_json else report.as_text())
+    return 1 if report.broken else 0

@@ -48,7 +48,7 @@ from edge_agent.clock import new_message_id
 from edge_agent.identifiers import AGENT_ID, CLIENT_ID, CONTROL_ID, IdentifierError, shown
 from edge_agent.stemi import acute_mi_statement
 from edge_agent.writer_lock import Holder, WriterLock
-from sync import topics
+from sync import audit_batches, topics
 from sync.gateway.ecg import NotAnEcg, ecg_from_message
 from sync.gateway.sheet_files import write_sheet
 from sync.gateway.store import GatewayStore, GatewayStoreError, Outcome, sqlite_path
@@ -195,12 +195,19 @@ class Gateway:
         # every identifier that becomes a key or a topic (IdentifierError is a ValueError).
         self.client_id = CLIENT_ID.check(client_id or "county-gateway-1")
         self.subscription = topics.gateway_subscription(share_group)
+        self.audit_subscription = topics.gateway_audit_subscription(share_group)
         self.session_expiry_s = session_expiry_s
         # 12-lead sheets for the ER: <sheets_dir>/<agent>/<message row id>.png and .pdf
         # (sync.gateway.sheet_files: never a name taken from the message)
         self.sheets_dir = sheets_dir or sqlite_path(str(db)).parent / "ecg-sheets"
         self._accepted: list[tuple[Outcome, InboundMessage]] = []
-        self.stats = {"received": 0, "stored": 0, "duplicates": 0, "rejected": 0}
+        self.stats = {
+            "received": 0,
+            "stored": 0,
+            "duplicates": 0,
+            "rejected": 0,
+            "audit_batches": 0,
+        }
         self._queue: queue.Queue[_Inbound | _Rendered | _StoreJob | None] = queue.Queue()
         # Sheets are drawn in their own thread (~1 s each): storing and ACKing the next
         # messages never waits for a drawing.
@@ -227,7 +234,7 @@ class Gateway:
                 ca_file=Path(ca_file) if ca_file else None,
                 clean_start=False,
                 session_expiry_s=session_expiry_s,
-                subscriptions=(self.subscription,),
+                subscriptions=(self.subscription, self.audit_subscription),
                 manual_ack=True,
                 reconnect_min_s=1,
                 reconnect_max_s=10,
@@ -568,6 +575,8 @@ class Gateway:
         topic, answered with nothing) and MSH-10 (AR quoting "UNKNOWN", since the box's
         outbox cannot match an id no box of ours makes).
         """
+        if item.topic.endswith(f"/{topics.AUDIT}"):
+            return self._accept_audit(store, item)
         self.stats["received"] += 1
         try:
             agent = topics.agent_in(item.topic, topics.UP)
@@ -648,6 +657,40 @@ class Gateway:
             self.stats["stored"] += 1
             self._accepted.append((outcome, message))
         return outcome
+
+    def _accept_audit(self, store: GatewayStore, item: _Inbound) -> Outcome | None:
+        """An audit batch (sync.audit_batches): anchored (AA) when it chains onto the
+        box's anchored head, else kept and flagged (AE); not a batch: logged, AR when
+        its id can be answered, else nothing."""
+        self.stats["audit_batches"] += 1
+        try:
+            agent = topics.agent_in(item.topic, topics.AUDIT)
+        except topics.TopicError as exc:
+            log.warning("gateway: audit batch refused, no ACK can be addressed: %s", exc)
+            return None
+        try:
+            batch = audit_batches.parse_batch(item.payload, agent)
+        except audit_batches.BatchError as exc:
+            log.warning("gateway: audit batch from %s refused: %s", agent, exc)
+            store.store_unaddressed(
+                item.topic,
+                reason=f"audit batch: {exc}",
+                payload=item.payload,
+                received_wall_ns=item.received_wall_ns,
+            )
+            return None
+        problem = audit_batches.break_in(
+            batch.rows,
+            store.audit_head(agent),
+            lambda seq: store.audit_row_hash(agent, seq),
+        )
+        store.store_audit_batch(
+            batch, problem=problem, payload=item.payload, received_wall_ns=item.received_wall_ns
+        )
+        if problem is None:
+            return Outcome(agent, batch.batch, "AA", f"anchored to row {batch.rows[-1].seq}")
+        log.warning("gateway: audit trail of %s breaks (batch %s): %s", agent, batch.batch, problem)
+        return Outcome(agent, batch.batch, "AE", problem)
 
     def _answer(self, outcome: Outcome) -> None:
         if outcome.control_id is None and not outcome.answer_unquoted:

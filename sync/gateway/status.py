@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sync.gateway.store import GatewayStore
+from edge_agent.identifiers import AGENT_ID, IdentifierError
+from sync.gateway.store import GatewayStore, GatewayStoreError
 
 RECENT_REJECTED = 5
 SHOWN = 5  # of each list (notices, alerts, 12-leads) in the text
@@ -62,5 +63,45 @@ def read(db: str, key_file: str | None = None) -> GatewayStatus:
     store = GatewayStore.open_readonly(db, key_file=key_file)
     try:
         return GatewayStatus(store.status(), tuple(store.recent_rejected(RECENT_REJECTED)))
+    finally:
+        store.close()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditReport:
+    """`edge-agent gateway audit`: GatewayStore.audit_report(), what `--json` prints."""
+
+    boxes: list[dict[str, Any]]
+
+    @property
+    def broken(self) -> bool:
+        return any(box["breaks"] for box in self.boxes)
+
+    def as_text(self) -> str:
+        lines = []
+        for box in self.boxes:
+            head = box["head"]
+            anchored = (
+                "nothing anchored"
+                if head is None
+                else f"anchored to row {head['seq']} ({head['hash'][:16]}…, batch {head['batch']})"
+            )
+            lines.append(f"{box['agent']}: {anchored}")
+            lines += [
+                f"  break in batch {b['batch']} (rows {b['first_seq']} to {b['last_seq']}):"
+                f" {b['problem']}"
+                for b in box["breaks"]
+            ]
+        return "\n".join(lines) if lines else "no audit batches received"
+
+
+def audit(db: str, agent: str | None = None, key_file: str | None = None) -> AuditReport:
+    """Each box's anchored audit head and breaks in store `db` (only `agent`'s when
+    given); GatewayStoreError for a store that cannot be opened or an invalid agent id."""
+    if agent is not None and not AGENT_ID.valid(agent):
+        raise GatewayStoreError(f"--agent: {IdentifierError(AGENT_ID, agent)}")
+    store = GatewayStore.open_readonly(db, key_file=key_file)
+    try:
+        return AuditReport(store.audit_report(agent))
     finally:
         store.close()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from edge_agent.crypto import sealed
 from edge_agent.crypto.keyring import Keyring
 from edge_agent.crypto.suites import SealError, suite
 from edge_agent.identifiers import AGENT_ID, CONTROL_ID
+from sync.audit_batches import AuditBatch, row_json
 from sync.gateway import keys as gateway_keys
 from sync.hl7.inbound import MAX_MESSAGE_BYTES, InboundMessage
 from sync.message_auth import MessageKey
@@ -247,6 +249,40 @@ def _v5_sealed(db: Database) -> None:
     db.create_table("key_check", {"id": int, "sealed": str}, pk="id", not_null=["sealed"])
 
 
+def _v6_audit_anchors(db: Database) -> None:
+    """Each box's anchored audit head and the rows anchored (sync.audit_batches: no
+    personal data, kept as they came), and the batches that did not chain onto the head
+    (kept whole, with why: a trail truncated or rewritten on the box)."""
+    db.create_table(
+        "audit_head",
+        {"agent": str, "seq": int, "hash": str, "batch": str, "anchored_wall_ns": int},
+        pk="agent",
+        not_null=["seq", "hash", "batch", "anchored_wall_ns"],
+    )
+    db.create_table(
+        "audit_row",
+        {"agent": str, "seq": int, "hash": str, "row": str, "batch": str},
+        pk=("agent", "seq"),
+        not_null=["hash", "row", "batch"],
+    )
+    db.create_table(
+        "audit_break",
+        {
+            "id": int,
+            "agent": str,
+            "batch": str,
+            "first_seq": int,
+            "last_seq": int,
+            "problem": str,
+            "payload": str,
+            "received_wall_ns": int,
+        },
+        pk="id",
+        not_null=["agent", "batch", "problem", "payload", "received_wall_ns"],
+    )
+    db.table("audit_break").create_index(["agent"])
+
+
 Migration = tuple[int, str, Callable[[Database], None]]
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "initial schema", _v1_initial),
@@ -254,6 +290,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     (3, "the topic of rejected messages", _v3_rejected_topic),
     (4, "boxes enrolled for authenticated ACKs and notices", _v4_enrolment),
     (5, "personal values sealed under the gateway's key file", _v5_sealed),
+    (6, "audit heads anchored for each box, and the batches that broke", _v6_audit_anchors),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -746,7 +783,77 @@ class GatewayStore:
             ),
         )
 
+    def store_audit_batch(
+        self, batch: AuditBatch, *, problem: str | None, payload: bytes, received_wall_ns: int
+    ) -> None:
+        """An audit batch that chains (its rows kept, the head moved) or does not (kept
+        whole in `audit_break` with `problem`; the head stays)."""
+        if problem is not None:
+            self.conn.execute(
+                "INSERT INTO audit_break (agent, batch, first_seq, last_seq, problem, payload,"
+                " received_wall_ns) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    batch.agent,
+                    batch.batch,
+                    batch.rows[0].seq,
+                    batch.rows[-1].seq,
+                    problem,
+                    payload.decode("utf-8"),
+                    received_wall_ns,
+                ),
+            )
+            return
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO audit_row (agent, seq, hash, row, batch) VALUES (?, ?, ?, ?, ?)",
+            [
+                (batch.agent, r.seq, r.hash.hex(), json.dumps(row_json(r)), batch.batch)
+                for r in batch.rows
+            ],
+        )
+        last = batch.rows[-1]
+        head = self.audit_head(batch.agent)
+        if head is None or last.seq > head[0]:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO audit_head (agent, seq, hash, batch, anchored_wall_ns)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (batch.agent, last.seq, last.hash.hex(), batch.batch, received_wall_ns),
+            )
+
     # --- reads ------------------------------------------------------------------------------
+
+    def audit_head(self, agent: str) -> tuple[int, bytes] | None:
+        row = self.conn.execute(
+            "SELECT seq, hash FROM audit_head WHERE agent = ?", (agent,)
+        ).fetchone()
+        return None if row is None else (int(row[0]), bytes.fromhex(row[1]))
+
+    def audit_row_hash(self, agent: str, seq: int) -> bytes | None:
+        row = self.conn.execute(
+            "SELECT hash FROM audit_row WHERE agent = ? AND seq = ?", (agent, seq)
+        ).fetchone()
+        return None if row is None else bytes.fromhex(row[0])
+
+    def audit_report(self, agent: str | None = None) -> list[dict[str, Any]]:
+        """`edge-agent gateway audit`: per box its anchored head and its breaks."""
+        heads = self._rows(
+            "SELECT agent, seq, hash, batch, anchored_wall_ns FROM audit_head"
+            " WHERE ?1 IS NULL OR agent = ?1",
+            (agent,),
+        )
+        breaks = self._rows(
+            "SELECT agent, batch, first_seq, last_seq, problem, received_wall_ns"
+            " FROM audit_break WHERE ?1 IS NULL OR agent = ?1 ORDER BY id",
+            (agent,),
+        )
+        report: dict[str, dict[str, Any]] = {}
+        for head in heads:
+            name = head.pop("agent")
+            report[name] = {"agent": name, "head": head, "breaks": []}
+        for found in breaks:
+            name = found.pop("agent")
+            report.setdefault(name, {"agent": name, "head": None, "breaks": []})
+            report[name]["breaks"].append(found)
+        return [report[name] for name in sorted(report)]
 
     def status(self) -> dict[str, Any]:
         """`edge-agent gateway status --json` (docs/contracts.md "CLI")."""

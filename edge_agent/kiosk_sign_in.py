@@ -71,16 +71,14 @@ def pin_refusal(store: StoreWriter, clock: Clock, patient_id: int, pin: str) -> 
     if stored is None:
         pins.pin_matches(pin, users.NOBODY)
         return "wrong national id or PIN"
-    now = clock.wall_ns()
-    if stored.locked_until_wall_ns is not None and stored.locked_until_wall_ns > now:
-        wait = (stored.locked_until_wall_ns - now + 999_999_999) // 1_000_000_000
-        return f"locked for {wait} s more (too many failed PINs)"
-    if not pins.pin_matches(pin, stored.pin_hash):
-        failed = stored.failed_attempts + 1
-        lock = users.lockout_s(failed)
-        store.consent.record_failure(
-            patient_id, failed, now + lock * 1_000_000_000 if lock else None
-        )
+    check = users.check_pin(
+        pin, stored.pin_hash, stored.failed_attempts, stored.locked_until_wall_ns, clock.wall_ns()
+    )
+    if check.still_locked_s:
+        return f"locked for {check.still_locked_s} s more (too many failed PINs)"
+    if not check.ok:
+        store.consent.record_failure(patient_id, check.failed, check.locked_until_wall_ns)
+        lock = check.now_locked_s
         return "wrong national id or PIN" + (f"; locked for {lock} s" if lock else "")
     store.consent.record_success(patient_id)
     return None

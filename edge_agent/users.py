@@ -126,6 +126,32 @@ def lockout_s(failed: int) -> int:
     return int(min(MAX_LOCKOUT_S, FIRST_LOCKOUT_S * 2 ** (failed - FAILURES_BEFORE_LOCKOUT)))
 
 
+@dataclass(frozen=True, slots=True)
+class PinCheck:
+    """One PIN attempt against a stored hash, its lockout counted (a user's or a
+    resident's: the same rule for both)."""
+
+    ok: bool
+    still_locked_s: int  # > 0: refused unchecked, locked this long more
+    failed: int  # failures in a row after this attempt (what to record)
+    locked_until_wall_ns: int | None  # what to record with a failure
+    now_locked_s: int  # > 0: this failure locked it for so long
+
+
+def check_pin(
+    pin: str, pin_hash: str, failed_attempts: int, locked_until_wall_ns: int | None, now: int
+) -> PinCheck:
+    """`pin` checked unless a lockout still runs (then not even the right PIN passes)."""
+    if locked_until_wall_ns is not None and locked_until_wall_ns > now:
+        wait = (locked_until_wall_ns - now + 999_999_999) // 1_000_000_000
+        return PinCheck(False, wait, failed_attempts, locked_until_wall_ns, 0)
+    if pins.pin_matches(pin, pin_hash):
+        return PinCheck(True, 0, 0, None, 0)
+    failed = failed_attempts + 1
+    lock = lockout_s(failed)
+    return PinCheck(False, 0, failed, now + lock * 1_000_000_000 if lock else None, lock)
+
+
 def _pin(pin: str) -> str:
     try:
         return pins.hash_pin(pin)
@@ -207,20 +233,18 @@ def sign_in(store: StoreWriter, clock: Clock, config: Config, *, name: str, pin:
     now = clock.wall_ns()
     if user.disabled:
         return SignIn(name, user.role, user.id, None, f"sign-in {name}: the user is disabled")
-    if user.locked_until_wall_ns is not None and user.locked_until_wall_ns > now:
-        wait = (user.locked_until_wall_ns - now + 999_999_999) // 1_000_000_000
+    check = check_pin(pin, user.pin_hash, user.failed_attempts, user.locked_until_wall_ns, now)
+    if check.still_locked_s:
         return SignIn(
             name,
             user.role,
             user.id,
             None,
-            f"sign-in {name}: locked for {wait} s more (too many failed PINs)",
+            f"sign-in {name}: locked for {check.still_locked_s} s more (too many failed PINs)",
         )
-    if not pins.pin_matches(pin, user.pin_hash):
-        failed = user.failed_attempts + 1
-        lock = lockout_s(failed)
-        store.users.record_failure(user.id, failed, now + lock * 1_000_000_000 if lock else None)
-        then = f"; locked for {lock} s" if lock else ""
+    if not check.ok:
+        store.users.record_failure(user.id, check.failed, check.locked_until_wall_ns)
+        then = f"; locked for {check.now_locked_s} s" if check.now_locked_s else ""
         return SignIn(
             name, user.role, user.id, None, f"sign-in {name}: wrong user name or PIN{then}"
         )

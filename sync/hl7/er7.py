@@ -165,9 +165,10 @@ def component(value: str, number: int, enc: Encoding) -> str:
 
 def one_line(text: str) -> str:
     """Free text (a crew's complaint, a cart's statement) as one line: control characters
-    and runs of blanks become one space. For fields that are text, not data."""
+    and runs of blanks (any Unicode white space: a no-break space, an ideographic space)
+    become one space, none at either end. For fields that are text, not data."""
     cleaned = "".join(" " if ord(ch) < 0x20 or ord(ch) == 0x7F else ch for ch in text)
-    return " ".join(part for part in cleaned.split(" ") if part)
+    return " ".join(cleaned.split())
 
 
 def escape_fit(text: str, limit: int, enc: Encoding = DEFAULT) -> str:

@@ -1,10 +1,10 @@
 """The sealing pass: every personal value under the active key, in small transactions.
 
 One pass serves two cases: after `keys rotate` (values sealed under an older key id) and
-after migrations 9 and 12 (rows written plain before; or by a writer without keys,
+after migrations 9, 12 and 14 (rows written plain before; or by a writer without keys,
 edge_agent.store.sealing). It walks the residents, then every other sealed table
 (store.sealing.SEALED_TABLES: raw identity frames, frame sources, outbox messages,
-notices, reasons), in that order. Each value names its key id, so what is
+notices, reasons, 12-lead file names, cart statements), in that order. Each value names its key id, so what is
 left is a query (`sealed_key` not the active id), not a position kept somewhere: a pass
 killed at any point (SIGKILL, power loss) lost at most its open batch, which SQLite
 rolls back, and the next pass goes on from there. The daemon runs it in the background
@@ -140,7 +140,8 @@ def reseal_batch(store: StoreWriter, batch: int = BATCH) -> int:
             if done >= batch:
                 break
             # A raw frame can be a 12-lead file (hundreds of kB): fewer per transaction.
-            limit = max(1, (batch - done) // FRAME_SHARE) if t.table == "raw_frame" else batch
+            big = t.table == "raw_frame" and not t.text
+            limit = max(1, (batch - done) // FRAME_SHARE) if big else batch
             done += sealing.reseal_stale(store.conn, store.sealing, t, limit, identity)
         return done
 

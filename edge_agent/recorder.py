@@ -84,6 +84,8 @@ KIND_ORU_R01 = "oru_r01"
 KIND_ADT_A14 = "adt_a14"  # pre-arrival notice to the receiving ER (issue 5)
 
 STEMI_ALARM_CODE = "ECG_STEMI"
+STEMI_ALERT_TEXT = "12导联心电图: 机器判读为急性心肌梗死/STEMI"
+STEMI_ALERT_TEXT_EN = "12-lead: the cart reads acute MI / STEMI"
 
 # A reading flagged like this is a progress display (BLE intermediate cuff pressure),
 # not a result: the raw frame is kept, nothing is stored as a measurement or sent.
@@ -307,14 +309,17 @@ class Recorder:
             raw_frame_id=raw_id,
         )
         if acute is not None:
+            # The alert names the finding, not the cart's words: a statement is free text
+            # a cart may write the patient into, and alerts are read without keys (the
+            # statement itself is stored sealed and goes up with the 12-lead).
             alerts.raise_finding(
                 store,
                 frame,
                 alerts.Finding(
                     STEMI_ALARM_CODE,
                     "high",
-                    f"12导联心电图: {acute.text}",
-                    f"12-lead: {acute.text}",
+                    STEMI_ALERT_TEXT,
+                    STEMI_ALERT_TEXT_EN,
                     STEMI_ALARM_CODE,
                 ),
                 subject=alerts.subject_for(encounter_id, frame.device_id),

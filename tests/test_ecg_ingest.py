@@ -25,7 +25,7 @@ from device_drivers.declaration import FileFolder
 from device_drivers.ecg import aecg, dicom, philips_xml, scp
 from device_drivers.ecg.framing import ScpFramer, XmlFramer
 from device_drivers.ecg.record import STANDARD_LEADS, EcgRecord
-from device_drivers.files.folder import NO_EXTENSION, FolderTransport, content_key
+from device_drivers.files.folder import NO_EXTENSION, FolderTransport, content_key, file_label
 from device_drivers.serial.port import SerialTransport
 from device_drivers.transport import Outcome
 from edge_agent import config
@@ -254,11 +254,19 @@ async def test_new_files_are_emitted_once_settled(tmp_path: Path) -> None:
     by_name = {channel: (data, key) for data, channel, key in sink.frames}
     assert by_name["0001.scp"] == (ecg, content_key(ecg))
     assert content_key(ecg).startswith("sha256:") and len(content_key(ecg)) == 7 + 64
+
+    def read(name: str, data: bytes) -> str:
+        info = (tmp_path / name).stat()
+        return f"{tmp_path}: read {file_label(name, info.st_size, info.st_mtime_ns, content_key(data))}"
+
     assert sink.states == [
         ("connected", f"{tmp_path}: watching"),
-        ("connected", f"{tmp_path}: read 0001.scp"),
-        ("connected", f"{tmp_path}: read 0002.SCP"),
+        ("connected", read("0001.scp", ecg)),
+        ("connected", read("0002.SCP", ecg[::-1])),
     ]
+    # The state names no file: a cart's file name can be the patient's.
+    assert not any("0001" in detail or "0002" in detail for _, detail in sink.states)
+    assert ".scp file of" in sink.states[1][1]
     await polls(transport, sink, 5)
     assert len(sink.frames) == 2  # each file once
 
@@ -346,10 +354,13 @@ async def test_an_oversize_file_is_skipped_and_said(
     monkeypatch.setattr(transport, "_read", never)
     await polls(transport, sink, 4)
     assert sink.channels == ["ok.scp"]
-    skipped = [d for s, d in sink.states if "huge.scp" in d]
+    skipped = [d for s, d in sink.states if "skipped" in d]
+    info = (tmp_path / "huge.scp").stat()
     assert skipped == [
-        f"{tmp_path}: skipped huge.scp: 101 bytes, over the 100 bytes limit of an ECG file"
+        f"{tmp_path}: skipped {file_label('huge.scp', 101, info.st_mtime_ns)}:"
+        " over the 100 bytes limit of an ECG file"
     ]
+    assert "huge" not in skipped[0] and "a .scp file of 101 bytes modified" in skipped[0]
 
 
 async def test_an_unreadable_file_is_tried_again(
@@ -373,7 +384,10 @@ async def test_an_unreadable_file_is_tried_again(
     await polls(transport, sink, 2)
     assert sink.channels == ["locked.xml"] and len(attempts) == 3
     complaints = [d for _, d in sink.states if "cannot read" in d]
-    assert complaints == [f"{tmp_path}: cannot read locked.xml (Permission denied); will retry"]
+    info = (tmp_path / "locked.xml").stat()
+    label = file_label("locked.xml", info.st_size, info.st_mtime_ns)
+    assert complaints == [f"{tmp_path}: cannot read {label} (Permission denied); will retry"]
+    assert "locked" not in complaints[0]
 
 
 async def test_the_next_file_waits_for_the_commit(tmp_path: Path) -> None:

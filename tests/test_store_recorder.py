@@ -65,7 +65,7 @@ def test_pragmas_and_migrations(tmp_path: Path) -> None:
     } <= tables
     # Numbered 1, 2, 3 ... in order, and applying again changes nothing.
     assert [number for number, _, _ in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
-    assert s.migrate() == LATEST_VERSION == 13
+    assert s.migrate() == LATEST_VERSION == 14
     s.conn.execute("INSERT INTO schema_version VALUES (99, 'from the future', 0)")
     s.close()
     with pytest.raises(StoreError, match="newer than this program"):

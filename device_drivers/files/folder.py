@@ -14,16 +14,25 @@ the recorder keep it as a duplicate instead of a second ECG.
 
 Each file waits for its durable commit before the next is read, so a stick holding
 hundreds of ECGs is never in memory at once.
+
+A cart often names its files, or the folders it puts them in, after the patient
+(`王秀英_110101199003077777.xml`). The name goes on only as the frame's channel, which
+the recorder stores sealed; the log and the device's state (shown by `edge-agent
+status` to anyone) name a file by `file_label`: its extension, size and modification
+time (what `ls -l` on the medium finds it by) and, once read, the start of its content
+key (what the recorder keeps as the frame's dedup key). Never its name.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import fnmatch
 import hashlib
 import logging
 import os
+import re
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -42,9 +51,24 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 NO_EXTENSION = "<no extension>"
 
 
+# An extension shown in a label: a short run of ASCII letters and digits, nothing else
+# of the name (`*.xml` matches `x.王秀英.xml`, whose extension is still `.xml`).
+_SHOWN_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,8}")
+
+
 def content_key(data: bytes) -> str:
     """A file's dedup key: the same ECG, whatever its name or how it came, is one ECG."""
     return f"sha256:{hashlib.sha256(data).hexdigest()}"
+
+
+def file_label(relative: str, size: int, mtime_ns: int, key: str | None = None) -> str:
+    """A file as the log and the device state name it, without its name: extension,
+    size, modification time (UTC) and, when read, the start of its content key."""
+    suffix = os.path.splitext(os.path.basename(relative))[1]
+    kind = f"{suffix.lower()} file" if _SHOWN_EXTENSION.fullmatch(suffix) else "file"
+    when = dt.datetime.fromtimestamp(mtime_ns // 1_000_000_000, dt.UTC)
+    label = f"a {kind} of {size} bytes modified {when:%Y-%m-%dT%H:%M:%SZ}"
+    return label if key is None else f"{label} ({key[:19]})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,23 +193,22 @@ class FolderTransport:
         """Reads one settled file and emits it; the state detail to show for it."""
         seen = self._seen[relative]
         key = (relative, seen.size, seen.mtime_ns)
+        label = file_label(relative, seen.size, seen.mtime_ns)
         if seen.size > self._max_bytes:
             self._done.add(key)
-            problem = (
-                f"skipped {relative}: {seen.size} bytes, over the {_size(self._max_bytes)}"
-                " limit of an ECG file"
-            )
+            problem = f"skipped {label}: over the {_size(self._max_bytes)} limit of an ECG file"
             log.warning("%s: %s", self.path, problem)
             return problem
         try:
             data = await asyncio.to_thread(self._read, relative, seen.size)
         except OSError as exc:
             # A file the cart still holds open, a permission the mount gives us later:
-            # left where it is and tried again on the next polls.
+            # left where it is and tried again on the next polls. The reason only: the
+            # exception's text names the file.
             if key in self._complained:
                 return None
             self._complained.add(key)
-            problem = f"cannot read {relative} ({exc.strerror or exc}); will retry"
+            problem = f"cannot read {label} ({exc.strerror or type(exc).__name__}); will retry"
             log.warning("%s: %s", self.path, problem)
             return problem
         if data is None:
@@ -194,14 +217,15 @@ class FolderTransport:
         self._done.add(key)
         self._complained.discard(key)
         dedup_key = content_key(data)
-        log.info("%s: %s, %d bytes, %s", self.path, relative, len(data), dedup_key)
+        label = file_label(relative, seen.size, seen.mtime_ns, dedup_key)
+        log.info("%s: read %s", self.path, label)
         committed = emit(data, relative, dedup_key=dedup_key)
         if committed is not None:
             failure = await _committed(committed, stop)
             if failure is not None:
                 # The daemon stops on a failed commit; the file is read again next start.
-                log.error("%s: %s not recorded: %s", self.path, relative, failure)
-        return f"read {relative}"
+                log.error("%s: %s not recorded: %s", self.path, label, type(failure).__name__)
+        return f"read {label}"
 
     def _read(self, relative: str, size: int) -> bytes | None:
         """The file's bytes, or None when it is no longer `size` bytes long."""

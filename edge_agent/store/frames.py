@@ -8,8 +8,9 @@ were bound to, and the dedup key a transport gave (an MLLP resend's MSH-10). A m
 strip (`strip`) is a window of one device's stored waves that an outbox row sends.
 
 A frame of a driver whose frames carry identity (an HL7 monitor's, a 12-lead cart's) is
-stored sealed, and who a monitor said the patient is (identifier, name, national id)
-too (edge_agent.store.sealing); reads open them with the store's keyring.
+stored sealed, and so is its channel (a 12-lead file's name as the cart chose it, which
+often is the patient's name or ID) and who a monitor said the patient is (identifier,
+name, national id) (edge_agent.store.sealing); reads open them with the store's keyring.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from edge_agent.model import Frame, Reading, SourcePatient, Waveform
 from edge_agent.store.sealing import SOURCE_PATIENT, Sealing, pack, unpack
 
 RAW_DATA_PLACE = "raw_frame.data"
+CHANNEL_PLACE = "raw_frame.channel"
 SOURCE_PATIENT_PLACE = "frame_source.patient_sealed"
 
 
@@ -143,15 +145,19 @@ class FramesReader:
         return row is not None
 
     def get(self, raw_frame_id: int) -> RawFrameRow | None:
-        """A frame's metadata (not its bytes) and the visit its signals were bound to."""
+        """A frame's metadata (not its bytes) and the visit its signals were bound to;
+        its channel opened when sealed (PersonalDataLocked without the keyring)."""
         row = self._conn.execute(
             "SELECT f.id, f.device_id, f.driver, f.channel, f.received_wall_ns, f.outcome,"
             " COALESCE(f.encounter_id, (SELECT encounter_id FROM waveform_segment w"
-            "  WHERE w.raw_frame_id = f.id AND encounter_id IS NOT NULL LIMIT 1))"
-            " FROM raw_frame f WHERE f.id = ?",
+            "  WHERE w.raw_frame_id = f.id AND encounter_id IS NOT NULL LIMIT 1)),"
+            " f.channel_key FROM raw_frame f WHERE f.id = ?",
             (raw_frame_id,),
         ).fetchone()
-        return None if row is None else RawFrameRow(*row)
+        if row is None:
+            return None
+        channel = self._sealing.open_maybe_text(CHANNEL_PLACE, row[3], row[7])
+        return RawFrameRow(row[0], row[1], row[2], channel, *row[4:7])
 
     def source_eui64(self, raw_frame_id: int) -> str | None:
         """The EUI-64 a frame named its sending device by (plain: no patient in it)."""
@@ -349,22 +355,25 @@ class Frames(FramesReader):
     """The recorder's writes, each inside the caller's transaction."""
 
     def insert(self, frame: Frame, channel: str | None, *, sealed: bool = False) -> int:
-        """`sealed`: the frame may name the patient (its driver's declaration says so)."""
+        """`sealed`: the frame may name the patient (its driver's declaration says so):
+        its bytes and its channel (a 12-lead file's name) are sealed."""
         seal = sealed and self._sealing.key_id is not None
+        key_id = self._sealing.key_id if seal else None
         cur = self._conn.execute(
             "INSERT INTO raw_frame (device_id, driver, channel, data, received_wall_ns,"
-            " received_mono_ns, boot_id, outcome, dedup_key, sealed_key)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+            " received_mono_ns, boot_id, outcome, dedup_key, sealed_key, channel_key)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
             (
                 frame.device_id,
                 frame.driver,
-                channel,
+                self._sealing.maybe_text(CHANNEL_PLACE, channel) if seal else channel,
                 self._sealing.data(RAW_DATA_PLACE, frame.data) if seal else frame.data,
                 frame.received_wall_ns,
                 frame.received_mono_ns,
                 frame.boot_id,
                 frame.dedup_key,
-                self._sealing.key_id if seal else None,
+                key_id,
+                key_id if seal and channel is not None else None,
             ),
         )
         assert cur.lastrowid is not None

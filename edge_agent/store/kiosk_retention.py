@@ -98,12 +98,17 @@ class KioskRetention(KioskRetentionReader):
         """What the frames carried about who the patient was: the bytes of a frame of a
         driver whose frames carry identity (an HL7 PID, a 12-lead file's patient) or
         whose source named a patient, emptied (plain, `sealed_key` NULL: nothing left to
-        seal); who the monitor named (`frame_source`); the delivered HL7 in the outbox
-        (its PID). The readings stay."""
+        seal) and so is the name a 12-lead file had (its channel); who the monitor named
+        (`frame_source`); the delivered HL7 in the outbox (its PID). The readings stay."""
         if not frame_ids:
             return
         marks = _marks(frame_ids)
         drivers = ", ".join("?" * len(identity_drivers)) or "NULL"
+        self._conn.execute(
+            "UPDATE raw_frame SET channel = NULL, channel_key = NULL"
+            f" WHERE id IN ({marks}) AND driver IN ({drivers})",
+            (*frame_ids, *identity_drivers),
+        )
         self._conn.execute(
             f"UPDATE raw_frame SET data = x'', sealed_key = NULL WHERE id IN ({marks}) AND"
             f" (driver IN ({drivers}) OR id IN (SELECT raw_frame_id FROM frame_source"

@@ -629,6 +629,17 @@ def _v13_consent_and_resident_sign_in(db: Database) -> None:
     )
 
 
+def _v14_sealed_file_names_and_statements(db: Database) -> None:
+    # A 12-lead cart's file name as the cart chose it (`raw_frame.channel` of a frame of
+    # a driver whose frames carry identity): carts name files after the patient
+    # (`王秀英_110101199003077777.xml`). Its own key id column, `channel_key`: frames
+    # sealed before this have their bytes sealed and their name plain, which the sealing
+    # pass finds by `channel_key` NULL and seals. The cart's statements (`statement.text`,
+    # free text that may carry the name) sealed, `statement.sealed_key` naming the key.
+    db.table("raw_frame").add_column("channel_key", str)
+    db.table("statement").add_column("sealed_key", str)
+
+
 Migration = tuple[int, str, Callable[[Database], None]]
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -657,6 +668,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         _v12_sealed_frames_and_messages,
     ),
     (13, "residents' consent, kiosk PINs and sessions", _v13_consent_and_resident_sign_in),
+    (
+        14,
+        "sealed 12-lead file names and cart statements",
+        _v14_sealed_file_names_and_statements,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -4,9 +4,13 @@ What a device or a person says about a patient lands in more places than `patien
 monitor's raw HL7 frame (its PID) and a 12-lead cart's file (the patient section), who
 a monitor said the patient is (`frame_source`), the ER7 text of every outbox message
 (PID), a pre-arrival notice's complaint and destination, the ER's replies on the down
-topic (`notice`), and a rejected identity frame's reason (it may quote the frame). Each
-of those columns holds a sealed blob (edge_agent.crypto.sealed.seal_bytes; AAD its
-`table.column`) and its row's `sealed_key` names the key (migration 12).
+topic (`notice`), a rejected identity frame's reason (it may quote the frame), the name
+a 12-lead cart gave its file (the frame's `channel`: carts name files after the
+patient) and the cart's statements (free text). Each of those columns holds a sealed
+blob (edge_agent.crypto.sealed.seal_bytes; AAD its `table.column`) and its row's
+`sealed_key` names the key (migrations 12 and 14); a column sealed later than the rest
+of its row has a key id column of its own (`raw_frame.channel_key`), so rows sealed
+before it are found by that column being NULL.
 
 A writer opened without the keyring (a test's store, a command run by a user who cannot
 read the key file while no daemon runs) never loses what a device sent: it stores the
@@ -94,7 +98,8 @@ class SealedTable:
     `packed`: plain columns whose values are sealed together into `column` as one JSON
     array (who a monitor named: one seal, one open, not three), NULL once sealed.
     `where`: which rows hold personal data (SQL); `identity`: only rows of drivers whose
-    frames carry identity."""
+    frames carry identity. `key_column`: the column naming the key id (NULL: plain);
+    the columns of one table that share it are sealed and re-sealed together."""
 
     table: str
     column: str
@@ -102,6 +107,7 @@ class SealedTable:
     packed: tuple[str, ...] = ()
     where: str = "1"
     identity: bool = False
+    key_column: str = "sealed_key"
 
 
 SOURCE_PATIENT = ("patient_identifier", "patient_name", "patient_national_id")
@@ -120,12 +126,32 @@ SEALED_TABLES: tuple[SealedTable, ...] = (
     SealedTable("notice", "payload"),
     SealedTable("quarantine", "reason", identity=True),
     SealedTable("quarantine_tally", "last_reason", identity=True),
+    # Migration 14: a 12-lead file's name (`channel`) and the cart's statements.
+    SealedTable(
+        "raw_frame", "channel", where="channel IS NOT NULL", identity=True, key_column="channel_key"
+    ),
+    SealedTable("statement", "text"),
 )
 
 
-# One entry per table: what counts rows (a prealert's two columns share one sealed_key).
+def _siblings(t: SealedTable) -> list[SealedTable]:
+    """The entries sealed under the same key id column as `t` (a prealert's two)."""
+    return [s for s in SEALED_TABLES if (s.table, s.key_column) == (t.table, t.key_column)]
+
+
+def _row_table(t: SealedTable) -> SealedTable:
+    """One entry for the rows of a key id column: those any of its columns needs."""
+    siblings = _siblings(t)
+    wheres = {s.where for s in siblings}
+    where = t.where if len(wheres) == 1 else " OR ".join(f"({w})" for w in sorted(wheres))
+    return SealedTable(t.table, t.column, t.text, t.packed, f"({where})", t.identity, t.key_column)
+
+
+# One entry per key id column: what counts and re-seals rows.
 ROW_TABLES: tuple[SealedTable, ...] = tuple(
-    t for i, t in enumerate(SEALED_TABLES) if t.table not in {u.table for u in SEALED_TABLES[:i]}
+    _row_table(t)
+    for i, t in enumerate(SEALED_TABLES)
+    if (t.table, t.key_column) not in {(u.table, u.key_column) for u in SEALED_TABLES[:i]}
 )
 
 
@@ -153,8 +179,9 @@ def stale_count(
 ) -> int:
     """Rows of `t` with personal data not sealed under `active_id` (plain ones too)."""
     scope, params = _scope(t, identity_drivers)
+    key = t.key_column
     row = conn.execute(
-        f"SELECT COUNT(*) FROM {t.table} WHERE {scope} AND (sealed_key IS NULL OR sealed_key != ?)",
+        f"SELECT COUNT(*) FROM {t.table} WHERE {scope} AND ({key} IS NULL OR {key} != ?)",
         (*params, active_id),
     ).fetchone()
     return int(row[0])
@@ -166,7 +193,7 @@ def values_per_key(
     """Values of `t` per key id (`plain`: not sealed yet)."""
     scope, params = _scope(t, identity_drivers)
     rows = conn.execute(
-        f"SELECT COALESCE(sealed_key, ?), COUNT(*) FROM {t.table} WHERE {scope} GROUP BY 1",
+        f"SELECT COALESCE({t.key_column}, ?), COUNT(*) FROM {t.table} WHERE {scope} GROUP BY 1",
         (PLAIN, *params),
     ).fetchall()
     return {str(k): int(n) for k, n in rows}
@@ -182,17 +209,18 @@ def reseal_stale(
     """Up to `limit` rows of `t` sealed under the active key (opened with the key they
     name, or read plain); how many. Inside the caller's transaction.
 
-    A table with two sealed columns (prealert) has one `sealed_key`: its first entry
-    re-seals every sealed column of the row, so the others find nothing left."""
+    Columns that share a key id column (a prealert's two) are re-sealed together: `t`
+    is the first of them (ROW_TABLES)."""
     keys = sealing.keys
     if keys is None:
         raise PersonalDataLocked("the sealing pass needs the keyring")
     scope, params = _scope(t, identity_drivers)
-    siblings = [s for s in SEALED_TABLES if s.table == t.table]
+    siblings = _siblings(t)
     columns = [c for s in siblings for c in (s.column, *s.packed)]
+    key = t.key_column
     rows = conn.execute(
-        f"SELECT rowid, sealed_key, {', '.join(columns)} FROM {t.table} WHERE {scope}"
-        " AND (sealed_key IS NULL OR sealed_key != ?) ORDER BY rowid LIMIT ?",
+        f"SELECT rowid, {key}, {', '.join(columns)} FROM {t.table} WHERE {scope}"
+        f" AND ({key} IS NULL OR {key} != ?) ORDER BY rowid LIMIT ?",
         (*params, keys.active_id, limit),
     ).fetchall()
     for rowid, key_id, *stored in rows:
@@ -216,7 +244,7 @@ def reseal_stale(
             update[s.column] = sealed.seal_bytes(keys, place, plain)
         assignments = ", ".join(f"{c} = ?" for c in update)
         conn.execute(
-            f"UPDATE {t.table} SET {assignments}, sealed_key = ? WHERE rowid = ?",
+            f"UPDATE {t.table} SET {assignments}, {key} = ? WHERE rowid = ?",
             (*update.values(), keys.active_id, rowid),
         )
     return len(rows)

@@ -44,7 +44,13 @@ MAX_TOPIC_LENGTH = len(TOPIC_PREFIX) + 2 + AGENT_ID.max_length + max(map(len, KI
 
 
 class TopicError(ValueError):
-    """A received topic that is not edge/v1/{valid agent id}/{kind}; one line, safe."""
+    """A received topic that is not edge/v1/{valid agent id}/{kind}; one line, safe.
+    `unquoted`: the same without the topic's text (what the gateway stores and logs:
+    a topic is the sender's to fill)."""
+
+    def __init__(self, message: str, unquoted: str) -> None:
+        super().__init__(message)
+        self.unquoted = unquoted
 
 
 def _topic(agent_id: str, kind: str) -> str:
@@ -89,12 +95,16 @@ def agent_in(topic: str, kind: str) -> str:
     the level is checked here, not trusted because the subscription matched.
     """
     if len(topic) > MAX_TOPIC_LENGTH:
-        raise TopicError(f"topic {shown(topic)} is longer than {MAX_TOPIC_LENGTH} characters")
+        too_long = f"is longer than {MAX_TOPIC_LENGTH} characters"
+        raise TopicError(f"topic {shown(topic)} {too_long}", f"topic {too_long}")
     parts = topic.split("/")
     expected = f"{TOPIC_PREFIX}/{{agent}}/{kind}"
     if len(parts) != 4 or f"{parts[0]}/{parts[1]}" != TOPIC_PREFIX or parts[3] != kind:
-        raise TopicError(f"topic {shown(topic)} is not {expected}")
+        raise TopicError(f"topic {shown(topic)} is not {expected}", f"topic is not {expected}")
     problem = AGENT_ID.problem(parts[2])
     if problem is not None:
-        raise TopicError(f"topic {shown(topic)}: {AGENT_ID.what} {shown(parts[2])} {problem}")
+        raise TopicError(
+            f"topic {shown(topic)}: {AGENT_ID.what} {shown(parts[2])} {problem}",
+            f"topic's {AGENT_ID.what} level {problem}",
+        )
     return parts[2]

@@ -67,13 +67,10 @@ def ambulance(broker: LocalBroker) -> Iterator[Ambulance]:
 def replies(db: Path) -> list[tuple[str, str, str, str | None, str | None]]:
     store = GatewayStore.open_readonly(str(db))
     try:
-        rows = store.conn.execute(
-            "SELECT agent, ref, status, text, by FROM er_reply WHERE agent = ? ORDER BY id",
-            (AGENT,),
-        ).fetchall()
+        rows = store.replies(AGENT)
     finally:
         store.close()
-    return [tuple(r) for r in rows]
+    return [(r["agent"], r["ref"], r["status"], r["text"], r["by"]) for r in rows]
 
 
 def test_a_reply_waits_for_the_busy_gateway_instead_of_writing_beside_it(

@@ -109,10 +109,10 @@ def test_without_patient() -> None:
             "AR",
             "203",
             "V-1",
-            "version '2.3'",
+            "MSH-12 version is not supported",
         ),
-        ("MSH|^~\\&|X|amb-017|Y||20261122||ADT^A01^ADT_A01|T-1|P|2.6", "AR", "200", "T-1", "'ADT'"),
-        ("MSH|^~\\&|X|amb-017|Y||20261122||ORU^R30|E-1|P|2.6", "AR", "201", "E-1", "event 'R30'"),
+        ("MSH|^~\\&|X|amb-017|Y||20261122||ADT^A01^ADT_A01|T-1|P|2.6", "AR", "200", "T-1", "MSH-9 message type"),
+        ("MSH|^~\\&|X|amb-017|Y||20261122||ORU^R30|E-1|P|2.6", "AR", "201", "E-1", "MSH-9 event"),
         # the gateway test's malformed message: understood enough to answer with its id
         (
             "MSH|^~\\&|X|amb-017|Y||20261122||ORU^R01^ORU_R01|BAD-1|P|2.6\rOBX|x",
@@ -155,7 +155,7 @@ def test_unusable_messages(
             "150456^MDC_PULS_OXIM_SAT_O2^MDC",
             "999999^MDC_NOPE^MDC",
             "103",
-            "OBX 2: OBX-3 code '999999'",
+            "OBX 2: OBX-3 code is not in the MDC table",
         ),
         (
             "150456^MDC_PULS_OXIM_SAT_O2^MDC",
@@ -164,7 +164,7 @@ def test_unusable_messages(
             "is MDC_PULS_OXIM_SAT_O2",
         ),
         ("|97|", "|9,7|", "102", "not an HL7 NM decimal"),
-        ("|F|||", "|Q|||", "103", "OBX-11 'Q'"),
+        ("|F|||", "|Q|||", "103", "OBX 2: OBX-11 is not in HL7 table 0085"),
     ],
 )
 def test_invalid_observations_are_ae_with_the_control_id(

@@ -45,12 +45,12 @@ from urllib.parse import urlsplit
 from device_drivers.ecg.record import EcgRecord
 from edge_agent import control, writer_route
 from edge_agent.clock import new_message_id
-from edge_agent.identifiers import AGENT_ID, CLIENT_ID, CONTROL_ID, IdentifierError, shown
+from edge_agent.identifiers import AGENT_ID, CLIENT_ID, CONTROL_ID, IdentifierError
 from edge_agent.stemi import acute_mi_statement
 from edge_agent.writer_lock import Holder, WriterLock
 from sync import audit_batches, topics
 from sync.gateway.ecg import NotAnEcg, ecg_from_message
-from sync.gateway.sheet_files import write_sheet
+from sync.gateway.sheet_files import SheetPathError, write_sheet
 from sync.gateway.store import GatewayStore, GatewayStoreError, Outcome, sqlite_path
 from sync.hl7.ack import build_ack
 from sync.hl7.errors import DATA_TYPE_ERROR, Hl7Error
@@ -152,6 +152,12 @@ def _inflate(data: bytes, limit: int) -> bytes:
     if not inflater.eof:
         raise ValueError("zlib stream is truncated")
     return out
+
+
+def _facility(agent_id: str) -> str:
+    """MSH-4 as a reason may show it: quoted when it is a valid agent id (which names a
+    box, never a person), else only that it is not one."""
+    return repr(agent_id) if AGENT_ID.valid(agent_id) else "(not a valid agent id)"
 
 
 def broker_address(url: str) -> tuple[str, int, bool]:
@@ -562,9 +568,21 @@ class Gateway:
             pdf = ecg_sheet.render_pdf(record, title=title, language=language)
             png_path = write_sheet(self.sheets_dir, agent, message_id, ".png", png)
             pdf_path = write_sheet(self.sheets_dir, agent, message_id, ".pdf", pdf)
+        except SheetPathError as exc:  # names the sheet's path: agent id and row id only
+            log.error(
+                "gateway: sheet of message %d from %s not written: %s", message_id, agent, exc
+            )
+            return None, None, f"sheet not rendered: {exc}"
         except Exception as exc:  # a sheet that cannot be drawn must not stop storing
-            log.exception("gateway: sheet of message %d from %s not rendered", message_id, agent)
-            return None, None, f"sheet not rendered: {type(exc).__name__}: {exc}"
+            # The kind of failure only: a drawing library's message can quote the text it
+            # failed on (a glyph of the patient's name), and the sheet prints the patient.
+            log.error(
+                "gateway: sheet of message %d from %s not rendered: %s",
+                message_id,
+                agent,
+                type(exc).__name__,
+            )
+            return None, None, f"sheet not rendered: {type(exc).__name__}"
         return str(png_path), str(pdf_path), None
 
     def _accept(self, store: GatewayStore, item: _Inbound) -> Outcome | None:
@@ -582,10 +600,10 @@ class Gateway:
             agent = topics.agent_in(item.topic, topics.UP)
         except topics.TopicError as exc:
             self.stats["rejected"] += 1
-            log.warning("gateway: refused, no ACK can be addressed: %s", exc)
+            log.warning("gateway: refused, no ACK can be addressed: %s", exc.unquoted)
             store.store_unaddressed(
                 item.topic,
-                reason=f"no ACK sent: {exc}",
+                reason=f"no ACK sent: {exc.unquoted}",
                 payload=item.payload,
                 received_wall_ns=item.received_wall_ns,
             )
@@ -615,12 +633,10 @@ class Gateway:
 
         def bad_control_id(control_id: str) -> str | None:
             problem = CONTROL_ID.problem(control_id)
-            return None if problem is None else f"MSH-10 {shown(control_id)} {problem}"
+            return None if problem is None else f"MSH-10 {problem}"
 
         if item.content_type and not item.content_type.startswith("application/hl7-v2+er7"):
-            return reject(
-                None, "AR", "200", f"content type {item.content_type!r} is not HL7 v2 ER7"
-            )
+            return reject(None, "AR", "200", "the MQTT content type is not HL7 v2 ER7")
         payload = item.payload
         compression = topics.compression_of(item.content_type)
         if compression == topics.COMPRESSION_ZLIB:
@@ -629,7 +645,7 @@ class Gateway:
             except ValueError as exc:
                 return reject(None, "AR", "102", f"zlib payload: {exc}")
         elif compression is not None:
-            return reject(None, "AR", "200", f"unsupported compression in {item.content_type!r}")
+            return reject(None, "AR", "200", "the MQTT content type names an unknown compression")
         try:
             text = payload.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -648,7 +664,8 @@ class Gateway:
                 message.control_id,
                 "AE",
                 "207",
-                f"MSH sending facility {shown(message.agent_id)} is not the topic's agent {agent!r}",
+                f"MSH-4 sending facility {_facility(message.agent_id)}"
+                f" is not the topic's agent {agent!r}",
             )
         outcome = store.store_message(agent, message, text, item.received_wall_ns)
         if outcome.duplicate:
@@ -666,7 +683,7 @@ class Gateway:
         try:
             agent = topics.agent_in(item.topic, topics.AUDIT)
         except topics.TopicError as exc:
-            log.warning("gateway: audit batch refused, no ACK can be addressed: %s", exc)
+            log.warning("gateway: audit batch refused, no ACK can be addressed: %s", exc.unquoted)
             return None
         try:
             batch = audit_batches.parse_batch(item.payload, agent)

@@ -8,11 +8,16 @@ answered again, never stored twice. A message that cannot be accepted is kept in
 `rejected` with its bytes and the reason, so nothing the county received is lost.
 
 What identifies a person is sealed (edge_agent.crypto.sealed) under the gateway's key
-file (sync.gateway.keys) since migration 5: a message as received (`message.payload`),
-its patient's ID and name (`message`, `prearrival`), a refused message's bytes
-(`rejected.payload`, its base64 sealed) and each enrolled box's MAC key
-(`enrolment.mac_key`, its hex sealed). `sealed_key` names the key id a row was sealed
-with (NULL: a row written before migration 5, sealed when the store is next opened for
+file (sync.gateway.keys), every such column declared once in `SEALED_COLUMNS`: since
+migration 5 a message as received (`message.payload`), its patient's ID and name
+(`message`, `prearrival`), a refused message's bytes (`rejected.payload`, its base64
+sealed) and each enrolled box's MAC key (`enrolment.mac_key`, its hex sealed); since
+migration 8 the free text people and devices write (a notice's destination and
+complaint, the cart's statements, alert texts, the ER's replies and who sent them) and
+what is kept of a refused message beside its bytes (the reason, which may have quoted
+it, and its topic). A key id column (`sealed_key`, or one of its own for a column
+sealed later than the rest of its row) names the key id a value was sealed with
+(NULL: written before its column was sealed, sealed when the store is next opened for
 writing). The patient's ID is found again by its blind index (`patient_index`, the
 suite's HMAC of `national_id:<ID upper-case>` under the key's index key), never stored
 plain. Every read that shows a person opens it; a value that does not open is a
@@ -283,6 +288,18 @@ def _v6_audit_anchors(db: Database) -> None:
     db.table("audit_break").create_index(["agent"])
 
 
+def _v8_sealed_free_text(db: Database) -> None:
+    """Free text and what is kept of a refused message, sealed (`SEALED_COLUMNS`): the
+    key id column of the statements, alert events and ER replies (their rows before
+    this: NULL, sealed by `GatewayStore.open`), and key id columns of their own for a
+    notice's destination and complaint (`prearrival.text_key`) and a refused message's
+    reason and topic (`rejected.reason_key`), whose rows are sealed already otherwise."""
+    for table in ("statement", "alert_event", "er_reply"):
+        db.table(table).add_column("sealed_key", str)
+    db.table("prearrival").add_column("text_key", str)
+    db.table("rejected").add_column("reason_key", str)
+
+
 Migration = tuple[int, str, Callable[[Database], None]]
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "initial schema", _v1_initial),
@@ -291,8 +308,68 @@ MIGRATIONS: tuple[Migration, ...] = (
     (4, "boxes enrolled for authenticated ACKs and notices", _v4_enrolment),
     (5, "personal values sealed under the gateway's key file", _v5_sealed),
     (6, "audit heads anchored for each box, and the batches that broke", _v6_audit_anchors),
+    (8, "free text and refused messages' reasons sealed", _v8_sealed_free_text),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+TEXT = "text"  # the value is text, sealed as it is
+BASE64 = "base64"  # bytes, sealed as their base64 (refused bytes need not be UTF-8)
+HEX = "hex"  # bytes, sealed as their hex (a MAC key)
+
+
+@dataclass(frozen=True, slots=True)
+class SealedColumn:
+    """A column that holds a sealed value (AAD `table.column`: edge_agent.crypto.sealed).
+
+    `form`: what is sealed (TEXT, BASE64, HEX). `key_column`: the column of its row that
+    names the key id (NULL: the value is plain, sealed by the next `open`); the columns
+    of a table that share one are sealed and opened together. `index`: a national id,
+    its blind index kept in the row's `patient_index`. `limit`: the longest sealed text
+    that opens (a whole message is long)."""
+
+    table: str
+    column: str
+    form: str = TEXT
+    key_column: str = "sealed_key"
+    index: bool = False
+    limit: int = sealed.MAX_SEALED_CHARS
+
+    @property
+    def place(self) -> str:
+        return f"{self.table}.{self.column}"
+
+
+# Every sealed column of the store: what sealing a plain row, opening, and a rotation
+# pass read. A new one goes here (with its migration), nowhere else.
+SEALED_COLUMNS: tuple[SealedColumn, ...] = (
+    SealedColumn("message", "payload", limit=MAX_SEALED_MESSAGE),
+    SealedColumn("message", "patient_national_id", index=True),
+    SealedColumn("message", "patient_name"),
+    SealedColumn("prearrival", "patient_id", index=True),
+    SealedColumn("prearrival", "patient_name"),
+    SealedColumn("rejected", "payload", form=BASE64, limit=MAX_SEALED_REJECTED),
+    SealedColumn("enrolment", "mac_key", form=HEX),
+    # migration 8
+    SealedColumn("prearrival", "destination", key_column="text_key"),
+    SealedColumn("prearrival", "complaint", key_column="text_key"),
+    SealedColumn("rejected", "reason", key_column="reason_key"),
+    SealedColumn("rejected", "topic", key_column="reason_key"),
+    SealedColumn("statement", "text"),
+    SealedColumn("alert_event", "text"),
+    SealedColumn("alert_event", "text_en"),
+    SealedColumn("er_reply", "text"),
+    SealedColumn("er_reply", "by"),
+)
+SEALED = {c.place: c for c in SEALED_COLUMNS}
+
+
+def sealed_groups() -> dict[tuple[str, str], tuple[SealedColumn, ...]]:
+    """The sealed columns by (table, key id column): each group sealed row by row."""
+    groups: dict[tuple[str, str], list[SealedColumn]] = {}
+    for c in SEALED_COLUMNS:
+        groups.setdefault((c.table, c.key_column), []).append(c)
+    return {k: tuple(v) for k, v in groups.items()}
 
 
 def sqlite_path(url_or_path: str) -> Path:
@@ -447,61 +524,51 @@ class GatewayStore:
             raise GatewayStoreError(f"gateway store {self.path}: {exc}") from None
 
     def _seal_plain_rows(self) -> int:
-        """Seal every row written before migration 5, in one transaction; how many."""
-        one = self.conn.execute
+        """Seal every value still plain (written before its column was sealed), in one
+        transaction; how many rows. Each group of `sealed_groups` by its key id column."""
         active = self.keyring.active_id
         n = 0
         with self.db.atomic():
-            for row_id, payload, national_id, name in one(
-                "SELECT id, payload, patient_national_id, patient_name FROM message"
-                " WHERE sealed_key IS NULL"
-            ).fetchall():
-                one(
-                    "UPDATE message SET payload = ?, patient_national_id = ?, patient_name = ?,"
-                    " patient_index = ?, sealed_key = ? WHERE id = ?",
-                    (
-                        self._seal("message.payload", payload),
-                        self._seal("message.patient_national_id", national_id),
-                        self._seal("message.patient_name", name),
-                        self._patient_index(national_id),
-                        active,
-                        row_id,
-                    ),
-                )
-                n += 1
-            for row_id, patient_id, name in one(
-                "SELECT message_id, patient_id, patient_name FROM prearrival"
-                " WHERE sealed_key IS NULL"
-            ).fetchall():
-                one(
-                    "UPDATE prearrival SET patient_id = ?, patient_name = ?, patient_index = ?,"
-                    " sealed_key = ? WHERE message_id = ?",
-                    (
-                        self._seal("prearrival.patient_id", patient_id),
-                        self._seal("prearrival.patient_name", name),
-                        self._patient_index(patient_id),
-                        active,
-                        row_id,
-                    ),
-                )
-                n += 1
-            for row_id, payload in one(
-                "SELECT id, payload FROM rejected WHERE sealed_key IS NULL"
-            ).fetchall():
-                one(
-                    "UPDATE rejected SET payload = ?, sealed_key = ? WHERE id = ?",
-                    (self._seal_bytes("rejected.payload", bytes(payload)), active, row_id),
-                )
-                n += 1
-            for agent, key in one(
-                "SELECT agent, mac_key FROM enrolment WHERE sealed_key IS NULL"
-            ).fetchall():
-                one(
-                    "UPDATE enrolment SET mac_key = ?, sealed_key = ? WHERE agent = ?",
-                    (self._seal("enrolment.mac_key", bytes(key).hex()), active, agent),
-                )
-                n += 1
+            for (table, key_column), columns in sealed_groups().items():
+                names = ", ".join(c.column for c in columns)
+                rows = self.conn.execute(
+                    f"SELECT rowid, {names} FROM {table} WHERE {key_column} IS NULL"
+                ).fetchall()
+                for rowid, *values in rows:
+                    update: dict[str, str | None] = {}
+                    for c, value in zip(columns, values, strict=True):
+                        update[c.column] = self._seal_plain(c, value)
+                        if c.index:
+                            update["patient_index"] = self._patient_index(
+                                None if value is None else str(value)
+                            )
+                    assignments = ", ".join(f"{name} = ?" for name in update)
+                    self.conn.execute(
+                        f"UPDATE {table} SET {assignments}, {key_column} = ? WHERE rowid = ?",
+                        (*update.values(), active, rowid),
+                    )
+                    n += 1
         return n
+
+    def _seal_plain(self, column: SealedColumn, value: object) -> str | None:
+        """A plain stored value sealed for its column, as its `form` says."""
+        if value is None:
+            return None
+        if column.form == TEXT:
+            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+            return sealed.seal(self.keyring, column.place, text)
+        data = bytes(value) if isinstance(value, bytes) else str(value).encode("utf-8")
+        if column.form == BASE64:
+            return self._seal_bytes(column.place, data)
+        return sealed.seal(self.keyring, column.place, data.hex())
+
+    def _sealed(self, place: str, value: str | None) -> str | None:
+        """`value` sealed for a column of `SEALED_COLUMNS` (KeyError for any other)."""
+        return self._seal(SEALED[place].place, value)
+
+    def _opened(self, place: str, value: object, key_id: object) -> str | None:
+        """A stored value of a column of `SEALED_COLUMNS`, opened (plain: as is)."""
+        return self._open(place, value, key_id, limit=SEALED[place].limit)
 
     def _seal_bytes(self, place: str, data: bytes) -> str:
         return sealed.seal(self.keyring, place, base64.b64encode(data).decode("ascii"))
@@ -569,10 +636,10 @@ class GatewayStore:
                 message.message_type,
                 None if message.sent_at is None else message.sent_at.isoformat(),
                 received_wall_ns,
-                self._seal("message.patient_national_id", message.patient_national_id),
-                self._seal("message.patient_name", message.patient_name),
+                self._sealed("message.patient_national_id", message.patient_national_id),
+                self._sealed("message.patient_name", message.patient_name),
                 message.patient_class,
-                self._seal("message.payload", payload),
+                self._sealed("message.payload", payload),
                 index,
                 self.keyring.active_id,
             ),
@@ -614,26 +681,30 @@ class GatewayStore:
             ],
         )
         self.conn.executemany(
-            "INSERT INTO statement (message_id, seq, text) VALUES (?, ?, ?)",
-            [(message_id, n, text) for n, text in enumerate(message.statements)],
+            "INSERT INTO statement (message_id, seq, text, sealed_key) VALUES (?, ?, ?, ?)",
+            [
+                (message_id, n, self._sealed("statement.text", text), self.keyring.active_id)
+                for n, text in enumerate(message.statements)
+            ],
         )
         if message.prearrival is not None:
             notice = message.prearrival
             self.conn.execute(
                 "INSERT INTO prearrival (message_id, agent, control_id, patient_id, patient_name,"
                 " destination, complaint, expected_at, received_wall_ns, patient_index,"
-                " sealed_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " sealed_key, text_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     message_id,
                     agent,
                     message.control_id,
-                    self._seal("prearrival.patient_id", message.patient_national_id),
-                    self._seal("prearrival.patient_name", message.patient_name),
-                    notice.destination,
-                    notice.complaint,
+                    self._sealed("prearrival.patient_id", message.patient_national_id),
+                    self._sealed("prearrival.patient_name", message.patient_name),
+                    self._sealed("prearrival.destination", notice.destination),
+                    self._sealed("prearrival.complaint", notice.complaint),
                     None if notice.expected_at is None else notice.expected_at.isoformat(),
                     received_wall_ns,
                     index,
+                    self.keyring.active_id,
                     self.keyring.active_id,
                 ),
             )
@@ -641,20 +712,21 @@ class GatewayStore:
             a = message.alert
             self.conn.execute(
                 "INSERT INTO alert_event (message_id, agent, control_id, code, text, text_en,"
-                " phase, state, priority, kind, received_wall_ns)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " phase, state, priority, kind, received_wall_ns, sealed_key)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     message_id,
                     agent,
                     message.control_id,
                     a.code,
-                    a.text,
-                    a.text_en,
+                    self._sealed("alert_event.text", a.text),
+                    self._sealed("alert_event.text_en", a.text_en),
                     a.phase,
                     a.state,
                     a.priority,
                     a.kind,
                     received_wall_ns,
+                    self.keyring.active_id,
                 ),
             )
         return Outcome(
@@ -699,9 +771,17 @@ class GatewayStore:
         AGENT_ID.check(agent)
         CONTROL_ID.check(ref)
         self.conn.execute(
-            "INSERT INTO er_reply (agent, ref, status, text, by, sent_wall_ns)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (agent, ref, status, text, by, sent_wall_ns),
+            "INSERT INTO er_reply (agent, ref, status, text, by, sent_wall_ns, sealed_key)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                agent,
+                ref,
+                status,
+                self._sealed("er_reply.text", text),
+                self._sealed("er_reply.by", by),
+                sent_wall_ns,
+                self.keyring.active_id,
+            ),
         )
 
     def enroll(self, agent: str, key: MessageKey, wall_ns: int) -> bool:
@@ -718,7 +798,7 @@ class GatewayStore:
             (
                 agent,
                 key.suite.name,
-                self._seal("enrolment.mac_key", key.key.hex()),
+                self._sealed("enrolment.mac_key", key.key.hex()),
                 wall_ns,
                 self.keyring.active_id,
             ),
@@ -749,17 +829,18 @@ class GatewayStore:
                 return Outcome(agent, control_id, ack_code, reason, error_code)
         self.conn.execute(
             "INSERT INTO rejected (agent, control_id, ack_code, error_code, reason, payload,"
-            " received_wall_ns, times_seen, topic, sealed_key)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
+            " received_wall_ns, times_seen, topic, sealed_key, reason_key)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
             (
                 agent,
                 control_id,
                 ack_code,
                 error_code,
-                reason,
+                self._sealed("rejected.reason", reason),
                 self._seal_bytes("rejected.payload", payload),
                 received_wall_ns,
-                topic,
+                self._sealed("rejected.topic", topic),
+                self.keyring.active_id,
                 self.keyring.active_id,
             ),
         )
@@ -772,13 +853,14 @@ class GatewayStore:
         control id (no ACK can be addressed), its topic and bytes as received."""
         self.conn.execute(
             "INSERT INTO rejected (agent, control_id, ack_code, error_code, reason, payload,"
-            " received_wall_ns, times_seen, topic, sealed_key)"
-            " VALUES (NULL, NULL, 'AR', NULL, ?, ?, ?, 1, ?, ?)",
+            " received_wall_ns, times_seen, topic, sealed_key, reason_key)"
+            " VALUES (NULL, NULL, 'AR', NULL, ?, ?, ?, 1, ?, ?, ?)",
             (
-                reason,
+                self._sealed("rejected.reason", reason),
                 self._seal_bytes("rejected.payload", payload),
                 received_wall_ns,
-                topic,
+                self._sealed("rejected.topic", topic),
+                self.keyring.active_id,
                 self.keyring.active_id,
             ),
         )
@@ -873,23 +955,21 @@ class GatewayStore:
             ecg["stemi"] = bool(ecg["stemi"])
         prearrivals = self._rows(
             "SELECT agent, control_id, patient_id, patient_name, destination, complaint,"
-            " expected_at, received_wall_ns, sealed_key FROM prearrival"
+            " expected_at, received_wall_ns, sealed_key, text_key FROM prearrival"
             " ORDER BY received_wall_ns DESC LIMIT 20"
         )
-        for notice in prearrivals:
-            key_id = notice.pop("sealed_key")
-            notice["patient_id"] = self._open("prearrival.patient_id", notice["patient_id"], key_id)
-            notice["patient_name"] = self._open(
-                "prearrival.patient_name", notice["patient_name"], key_id
-            )
+        self._open_rows("prearrival", prearrivals)
         alerts = self._rows(
             "SELECT agent, control_id, code, text, text_en, phase, priority, kind,"
-            " received_wall_ns FROM alert_event ORDER BY received_wall_ns DESC LIMIT 20"
+            " received_wall_ns, sealed_key FROM alert_event"
+            " ORDER BY received_wall_ns DESC LIMIT 20"
         )
+        self._open_rows("alert_event", alerts)
         replies = self._rows(
-            "SELECT agent, ref, status, text, by, sent_wall_ns FROM er_reply"
+            "SELECT agent, ref, status, text, by, sent_wall_ns, sealed_key FROM er_reply"
             " ORDER BY id DESC LIMIT 20"
         )
+        self._open_rows("er_reply", replies)
         return {
             "messages": int(one("SELECT COUNT(*) FROM message").fetchone()[0]),
             "observations": int(one("SELECT COUNT(*) FROM observation").fetchone()[0]),
@@ -902,6 +982,19 @@ class GatewayStore:
             "alerts": alerts,
             "er_replies": replies,
         }
+
+    def _open_rows(self, table: str, rows: list[dict[str, Any]]) -> None:
+        """Each row's sealed columns of `table` opened in place, its key id columns
+        dropped (a row holds what `_rows` read: the columns and their key id columns)."""
+        groups = [g for (t, _), g in sealed_groups().items() if t == table]
+        for row in rows:
+            for group in groups:
+                if group[0].key_column not in row:
+                    continue  # not read: neither are its columns
+                key_id = row.pop(group[0].key_column)
+                for c in group:
+                    if c.column in row and c.form == TEXT:
+                        row[c.column] = self._opened(c.place, row[c.column], key_id)
 
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         cur = self.conn.execute(sql, params)
@@ -957,25 +1050,36 @@ class GatewayStore:
         ).fetchall()
         return {r[0]: waveform_codec.decode_samples(r[2], r[1]) for r in rows}
 
+    def replies(self, agent: str | None = None) -> list[dict[str, Any]]:
+        """The ER's replies (to one box, or all), oldest first, their text and sender
+        opened."""
+        rows = self._rows(
+            "SELECT agent, ref, status, text, by, sent_wall_ns, sealed_key FROM er_reply"
+            " WHERE ?1 IS NULL OR agent = ?1 ORDER BY id",
+            (agent,),
+        )
+        self._open_rows("er_reply", rows)
+        return rows
+
     def recent_rejected(self, limit: int = 10) -> list[dict[str, Any]]:
-        cur = self.conn.execute(
-            "SELECT agent, control_id, ack_code, error_code, reason, times_seen, topic"
-            " FROM rejected"
-            " ORDER BY id DESC LIMIT ?",
+        """The newest refused messages (not their bytes), their reason and topic opened."""
+        rows = self._rows(
+            "SELECT agent, control_id, ack_code, error_code, reason, times_seen, topic,"
+            " reason_key FROM rejected ORDER BY id DESC LIMIT ?",
             (limit,),
         )
-        names = [c[0] for c in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        self._open_rows("rejected", rows)
+        return rows
 
     def kept_rejected(self) -> list[dict[str, Any]]:
         """Every refused message as kept, oldest first, its bytes opened."""
         rows = self._rows(
             "SELECT id, agent, control_id, ack_code, error_code, reason, payload, topic,"
-            " times_seen, sealed_key FROM rejected ORDER BY id"
+            " times_seen, sealed_key, reason_key FROM rejected ORDER BY id"
         )
         for row in rows:
             row["payload"] = self._open_bytes("rejected.payload", row["payload"], row["sealed_key"])
-            del row["sealed_key"]
+        self._open_rows("rejected", rows)
         return rows
 
     def messages(self, *, national_id: str | None = None) -> list[dict[str, Any]]:

@@ -11,6 +11,12 @@ The order of the checks decides the answer (HL7 v2.6 Ch. 2.9.2, original-mode AC
 3. hl7apy strict parse and validation against the v2.6 ORU_R01 structure (100/101/102).
 
 Failing 2 or 3 the message was understood but is invalid: AE, with the control id.
+
+A reason names the field and what is wrong with it, never the field's value: it goes
+into the ACK (kept by the box), the gateway's store and its log, and a value can be
+anyone's name or national id (a monitor that puts the name in OBX-5, a birth date
+field holding the ID number). hl7apy's own messages quote values, so only what they
+say of the structure is kept (`_described`).
 Our own checks run before hl7apy's because they are cheap and hl7apy's are not: a
 gateway flooded with bad messages refuses most of them before the expensive step.
 """
@@ -135,8 +141,8 @@ def parse_inbound(message: str | bytes) -> InboundMessage:
     if enc is None:
         start = segments[0][:20]
         if start.startswith("MSH"):
-            raise _reject(f"MSH-1/MSH-2 delimiters are unusable: {start!r}", DATA_TYPE_ERROR)
-        raise _reject(f"message does not start with MSH: {start!r}", SEGMENT_SEQUENCE_ERROR)
+            raise _reject("MSH-1/MSH-2 delimiters are unusable", DATA_TYPE_ERROR)
+        raise _reject("message does not start with MSH", SEGMENT_SEQUENCE_ERROR)
     msh = er7.segment_fields(segments[0], enc)
     control_id = er7.component(er7.field(msh, 10), 1, enc).strip()
     if not control_id:
@@ -304,7 +310,7 @@ class _Reader:
         version = self.comp(er7.field(msh, 12), 1)
         if version != VERSION:
             raise _reject(
-                f"MSH-12 version {version[:10]!r} is not supported (only {VERSION})",
+                f"MSH-12 version is not supported (only {VERSION})",
                 UNSUPPORTED_VERSION_ID,
                 self.control_id,
             )
@@ -316,19 +322,19 @@ class _Reader:
             return "ORU^R40"  # an alert (IHE PCD-04), in the ORU_R01 structure
         if code != "ORU":
             raise _reject(
-                f"MSH-9 message type {code[:10]!r} is not supported (ORU^R01, ORU^R40, ADT^A14)",
+                "MSH-9 message type is not supported (ORU^R01, ORU^R40, ADT^A14)",
                 UNSUPPORTED_MESSAGE_TYPE,
                 self.control_id,
             )
         if event != "R01":
             raise _reject(
-                f"MSH-9 event {event[:10]!r} is not supported (ORU^R01, ORU^R40, ADT^A14)",
+                "MSH-9 event is not supported (ORU^R01, ORU^R40, ADT^A14)",
                 UNSUPPORTED_EVENT_CODE,
                 self.control_id,
             )
         if structure not in ("", "ORU_R01"):
             raise _reject(
-                f"MSH-9 message structure {structure[:12]!r} is not ORU_R01",
+                "MSH-9 message structure is not ORU_R01",
                 UNSUPPORTED_MESSAGE_TYPE,
                 self.control_id,
             )
@@ -347,20 +353,18 @@ class _Reader:
                 continue
             if code:
                 if not code.isdigit() or int(code) not in BY_CODE:
-                    raise self.error(
-                        f"{where} code {code[:20]!r} is not in the MDC table", TABLE_VALUE_NOT_FOUND
-                    )
+                    raise self.error(f"{where} code is not in the MDC table", TABLE_VALUE_NOT_FOUND)
                 found = BY_CODE[int(code)]
                 if refid and refid != found.refid:
                     raise self.error(
-                        f"{where} code {code} is {found.refid}, not {refid[:40]}",
+                        f"{where} code is {found.refid}, not the reference id given beside it",
                         TABLE_VALUE_NOT_FOUND,
                     )
                 return found
             if refid in BY_REFID:
                 return BY_REFID[refid]
             raise self.error(
-                f"{where} reference id {refid[:40]!r} is not in the MDC table",
+                f"{where} reference id is not in the MDC table",
                 TABLE_VALUE_NOT_FOUND,
             )
         raise self.error(f"{where} carries no MDC code", TABLE_VALUE_NOT_FOUND)
@@ -372,9 +376,7 @@ class _Reader:
         where = f"OBX {position}"
         set_id_text = er7.field(fields, 1)
         if set_id_text and not set_id_text.isdigit():
-            raise self.error(
-                f"{where}: OBX-1 {set_id_text[:10]!r} is not a number", DATA_TYPE_ERROR
-            )
+            raise self.error(f"{where}: OBX-1 is not a number", DATA_TYPE_ERROR)
         set_id = int(set_id_text) if set_id_text else position
         where = f"OBX {set_id}"
         metric = self.mdc(er7.field(fields, 3), f"{where}: OBX-3")
@@ -385,9 +387,7 @@ class _Reader:
         if not status:
             raise self.error(f"{where}: OBX-11 result status is empty", REQUIRED_FIELD_MISSING)
         if status not in RESULT_STATUSES:
-            raise self.error(
-                f"{where}: OBX-11 {status[:10]!r} is not in HL7 table 0085", TABLE_VALUE_NOT_FOUND
-            )
+            raise self.error(f"{where}: OBX-11 is not in HL7 table 0085", TABLE_VALUE_NOT_FOUND)
         value_type = er7.field(fields, 2)
         raw_value = er7.field(fields, 5)
         value: str | None = None
@@ -397,9 +397,7 @@ class _Reader:
             samples, exponent = self.samples(raw_value, where)
         elif value_type == "NM" and raw_value:
             if not _NM.fullmatch(raw_value):
-                raise self.error(
-                    f"{where}: OBX-5 {raw_value[:20]!r} is not an HL7 NM decimal", DATA_TYPE_ERROR
-                )
+                raise self.error(f"{where}: OBX-5 is not an HL7 NM decimal", DATA_TYPE_ERROR)
             value = raw_value
         elif raw_value:
             value = raw_value  # other value types (ST, CWE, NA...): ER7 as sent
@@ -437,7 +435,7 @@ class _Reader:
         for n, text in enumerate(texts):
             if not _NM.fullmatch(text):
                 raise self.error(
-                    f"{where}: OBX-5 sample {n + 1} {text[:20]!r} is not an HL7 NM decimal",
+                    f"{where}: OBX-5 sample {n + 1} is not an HL7 NM decimal",
                     DATA_TYPE_ERROR,
                 )
             point = text.find(".")
@@ -472,7 +470,7 @@ class _Reader:
             ).validate()
         except Exception as exc:  # hl7apy's exception types, ValueError, and worse
             raise self.error(
-                f"not a valid v2.6 {message_type}: {_first_line(exc)}", _error_code(exc)
+                f"not a valid v2.6 {message_type}: {_described(exc)}", _error_code(exc)
             ) from None
 
 
@@ -496,7 +494,35 @@ def _error_code(exc: Exception) -> str:
     return APPLICATION_INTERNAL_ERROR
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    line = " ".join(text.split())
-    return line if len(line) <= 200 else line[:199] + "…"
+# What of hl7apy's messages is kept: the names of the elements it speaks of (segments'
+# fields as PID_7 or OBX_5_1, message groups as ORU_R01_PATIENT_RESULT), which are
+# HL7's, never the sender's. Anything else in its text may be a value.
+_ELEMENT = re.compile(
+    r"\b(?:[A-Z][A-Z0-9]{2}_\d{1,3}(?:_\d{1,3}){0,2}|[A-Z]{3}_[A-Z]\d{2}(?:_[A-Z]+)*)"
+    r"(?:\.(?:[A-Z][A-Z0-9]{2}_\d{1,3}(?:_\d{1,3}){0,2}|[A-Z]{3}_[A-Z]\d{2}(?:_[A-Z]+)*))*\b",
+    re.ASCII,
+)
+# hl7apy's wordings (hl7apy.exceptions, hl7apy.validation) that say what is wrong
+# without a value, by the start of its message.
+_WORDINGS = (
+    ("Missing required child", "a required element is missing"),
+    ("Child limit exceeded", "an element repeats more often than allowed"),
+    ("Datatype", "an element has the wrong data type"),
+)
+_VALUE_WORDING = re.compile(r"is not an HL7 valid (\w+) value", re.ASCII)
+
+
+def _described(exc: Exception) -> str:
+    """What hl7apy found wrong, without any value the message held: its wording when it
+    is one of the known value-free ones, else its kind, and the elements it names."""
+    text = " ".join((str(exc) or "").split())
+    what = next((said for start, said in _WORDINGS if text.startswith(start)), None)
+    if what is None:
+        value = _VALUE_WORDING.search(text)
+        what = (
+            f"a value is not an HL7 {value.group(1)} value"
+            if value is not None
+            else type(exc).__name__
+        )
+    elements = list(dict.fromkeys(_ELEMENT.findall(text)))[:4]
+    return f"{what} ({', '.join(elements)})" if elements else what

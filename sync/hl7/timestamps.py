@@ -47,6 +47,12 @@ def format_dtm(when: dt.datetime) -> str:
     return f"{text}{sign}{hours:02d}{minutes:02d}"
 
 
+def _unquoted(exc: ValueError) -> str:
+    """datetime's complaint ("day is out of range for month") names no value itself."""
+    text = str(exc)
+    return text if not any(c.isdigit() for c in text) else "a part is out of range"
+
+
 def parse_dtm(text: str, *, field: str = "DTM", control_id: str | None = None) -> dt.datetime:
     """An aware datetime from a DTM value; a value without an offset is refused.
 
@@ -55,14 +61,14 @@ def parse_dtm(text: str, *, field: str = "DTM", control_id: str | None = None) -
     match = _DTM.fullmatch(text)
     if match is None:
         raise Hl7Error(
-            f"{field} {text[:40]!r} is not an HL7 DTM (YYYYMMDDHHMMSS+ZZZZ)",
+            f"{field} is not an HL7 DTM (YYYYMMDDHHMMSS+ZZZZ)",
             control_id=control_id,
             error_code=DATA_TYPE_ERROR,
         )
     zone = match["z"]
     if zone is None:
         raise Hl7Error(
-            f"{field} {text!r} has no UTC offset (+ZZZZ); local times cannot be placed",
+            f"{field} has no UTC offset (+ZZZZ); local times cannot be placed",
             control_id=control_id,
             error_code=DATA_TYPE_ERROR,
         )
@@ -85,7 +91,7 @@ def parse_dtm(text: str, *, field: str = "DTM", control_id: str | None = None) -
         )
     except ValueError as exc:
         raise Hl7Error(
-            f"{field} {text!r} is not a valid date/time: {exc}",
+            f"{field} is not a valid date/time ({_unquoted(exc)})",
             control_id=control_id,
             error_code=DATA_TYPE_ERROR,
         ) from None

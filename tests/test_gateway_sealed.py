@@ -1,11 +1,14 @@
 """The county gateway's store seals what identifies a person (docs/security.md, "The
 gateway's keys and sealed store"): a real Mosquitto, a real gateway, real SQLite files
-scanned byte by byte; the key file refused in one line when it is missing or not the
-store's; a store from before migration 5 sealed when the gateway next opens it."""
+scanned byte by byte, its log lines read; the key file refused in one line when it is
+missing or not the store's; stores from before migrations 5 and 8 sealed when the
+gateway next opens them; a refused message's reason, which goes into the ACK, never
+quotes what the message holds."""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import sqlite3
 import stat
@@ -19,14 +22,21 @@ import gateway_keys
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from residents import resident
 from sqlite_utils import Database
 from test_gateway import AGENT, Box, oru
 
+from edge_agent.crypto import sealed
 from edge_agent.local_broker import LocalBroker
 from sync.gateway import keys as gateway_key_file
+from sync.gateway.reply import send as send_reply
 from sync.gateway.service import Gateway
 from sync.gateway.store import MIGRATIONS, GatewayStore, GatewayStoreError
 from sync.hl7.adt import PrearrivalNotice, build_adt_a14
+from sync.hl7.errors import Hl7Error
+from sync.hl7.inbound import parse_inbound
+from sync.hl7.pcd01 import DeviceIdentity, PatientIdentity
+from sync.hl7.pcd04 import AlertEvent, build_oru_r40
 from sync.message_auth import key_from_hex
 
 TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
@@ -60,11 +70,49 @@ def prearrival(control_id: str) -> str:
             patient_national_id=NATIONAL_ID,
             patient_name=NAME,
             local_patient_id=f"{AGENT}-1",
-            destination="县医院急诊",
-            complaint="胸痛2小时",
+            destination=f"县医院急诊 ({PHONE})",
+            complaint=f"{NAME} 胸痛2小时",
             eta=at + dt.timedelta(minutes=20),
         )
     )
+
+
+AT = dt.datetime(2026, 11, 22, 10, 0, tzinfo=TZ)
+CART = DeviceIdentity("cart-1", "ecg-aecg", "C47C8DFFFE6A0018", "MDC_DEV_SPEC_PROFILE_ECG")
+PATIENT = PatientIdentity(NATIONAL_ID, NAME, dt.date(1949, 12, 31), "F", "E")
+
+
+def with_statement(control_id: str) -> str:
+    """An ORU^R01 whose NTE carries a cart's statement naming the patient."""
+    message = oru(control_id)
+    obr = message.index("\rOBX|")
+    return message[:obr] + f"\rNTE|1||{NAME} 急性下壁心肌梗死" + message[obr:]
+
+
+def alert_naming_the_patient(control_id: str) -> str:
+    return build_oru_r40(
+        AlertEvent(
+            control_id=control_id,
+            agent_id=AGENT,
+            sent_at=AT,
+            at=AT,
+            phase="start",
+            code="ECG_STEMI",
+            text=f"{NAME} 急性心梗",
+            text_en=f"{NAME} acute MI",
+            priority="high",
+            physiological=True,
+            device=CART,
+            patient=PATIENT,
+        )
+    )
+
+
+def quoting_the_name(control_id: str) -> str:
+    """A message an AE is due for that an error quoting values would quote the name and
+    number from: OBX-5 of an NM row holds the name, PID-7 the national id."""
+    message = with_phone(oru(control_id)).replace("|19491231|", f"|{NATIONAL_ID}|", 1)
+    return message.replace("|120|", f"|{NAME}|", 1)
 
 
 def needles() -> dict[str, bytes]:
@@ -93,8 +141,13 @@ def plain_in(folder: Path, name: str) -> dict[str, list[str]]:
 
 
 def test_no_national_id_name_phone_or_mac_key_in_the_gateways_files(
-    tmp_path: Path, broker: LocalBroker
+    tmp_path: Path, broker: LocalBroker, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Messages naming the patient in PID, a notice whose complaint and destination name
+    them, a cart's statement and an alert text naming them, refused messages whose
+    errors could quote them (AE: OBX-5 holds the name; AR: an MSH-10 holding the number),
+    the ER's reply naming them: none of it in the store's files or the gateway's log."""
+    caplog.set_level(logging.DEBUG, logger="sync.gateway")
     db = tmp_path / "gw" / "gateway.sqlite3"
     gateway_keys.made(db)
     gateway = Gateway(broker.url, db, client_id="sealed-gw", sheets_dir=tmp_path / "sheets")
@@ -108,8 +161,35 @@ def test_no_national_id_name_phone_or_mac_key_in_the_gateways_files(
         box.send(with_phone(oru("SEAL-1")))
         box.send(prearrival("SEAL-2"))
         box.send(with_phone(oru("SEAL-3", agent="amb-999")))  # refused: kept, sealed
-        acks = {(a.acked, a.code) for a in (box.ack(), box.ack(), box.ack())}
-        assert acks == {("SEAL-1", "AA"), ("SEAL-2", "AA"), ("SEAL-3", "AE")}
+        box.send(with_statement("SEAL-4"))
+        box.send(alert_naming_the_patient("SEAL-5"))
+        box.send(quoting_the_name("SEAL-6"))  # AE
+        box.send(with_phone(oru(f"ID/{NATIONAL_ID}")))  # AR: MSH-10 breaks its rule
+        got = [box.ack() for _ in range(7)]
+        assert {(a.acked, a.code) for a in got} == {
+            ("SEAL-1", "AA"),
+            ("SEAL-2", "AA"),
+            ("SEAL-3", "AE"),
+            ("SEAL-4", "AA"),
+            ("SEAL-5", "AA"),
+            ("SEAL-6", "AE"),
+            ("UNKNOWN", "AR"),
+        }
+        # The ACKs' texts go back to the box, which keeps them: they name fields only.
+        refused = [a.text for a in got if a.code != "AA"]
+        assert any("OBX-5" in t or "ORU^R01" in t for t in refused) and any(
+            "MSH-10" in t for t in refused
+        )
+        assert [t for t in refused if NAME in t or NATIONAL_ID in t or PHONE in t] == []
+        send_reply(
+            None,
+            AGENT,
+            "SEAL-2",
+            "cath-lab-ready",
+            text=f"{NAME} 导管室已备, 电话 {PHONE}",
+            by="急诊 李医生",
+            db=str(db),
+        )
         # While it runs: the WAL and shm hold what was just written.
         assert (db.parent / "gateway.sqlite3-wal").exists()
         assert plain_in(db.parent, db.name) == {}
@@ -121,18 +201,151 @@ def test_no_national_id_name_phone_or_mac_key_in_the_gateways_files(
     store = GatewayStore.open_readonly(db)
     try:
         mine = store.messages(national_id=NATIONAL_ID.lower())  # found by its blind index
-        assert [m["control_id"] for m in mine] == ["SEAL-1", "SEAL-2"]
+        assert [m["control_id"] for m in mine] == ["SEAL-1", "SEAL-2", "SEAL-4", "SEAL-5"]
         assert {m["patient_name"] for m in mine} == {NAME}
         assert {m["patient_national_id"] for m in mine} == {NATIONAL_ID}
         assert PHONE in mine[0]["payload"] and mine[0]["payload"].startswith("MSH|")
         assert store.messages(national_id="110105194912310038") == []
-        (notice,) = store.status()["prearrivals"]
+        report = store.status()
+        (notice,) = report["prearrivals"]
         assert (notice["patient_id"], notice["patient_name"]) == (NATIONAL_ID, NAME)
-        (kept,) = store.kept_rejected()
-        assert kept["payload"] == with_phone(oru("SEAL-3", agent="amb-999")).encode()
+        assert (notice["complaint"], notice["destination"]) == (
+            f"{NAME} 胸痛2小时",
+            f"县医院急诊 ({PHONE})",
+        )
+        (alert,) = report["alerts"]
+        assert (alert["text"], alert["text_en"]) == (f"{NAME} 急性心梗", f"{NAME} acute MI")
+        (reply,) = report["er_replies"]
+        assert (reply["text"], reply["by"]) == (f"{NAME} 导管室已备, 电话 {PHONE}", "急诊 李医生")
+        kept = store.kept_rejected()
+        assert kept[0]["payload"] == with_phone(oru("SEAL-3", agent="amb-999")).encode()
+        assert [k["topic"] for k in kept] == [f"edge/v1/{AGENT}/up"] * 3
+        assert all(k["reason"] and "\n" not in k["reason"] for k in kept)
+        assert store.recent_rejected()[0]["reason"] == kept[-1]["reason"]
         assert store.message_keys()[AGENT] == key_from_hex(MAC_KEY, "intl")
     finally:
         store.close()
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("sync.gateway")]
+    assert any("AE SEAL-6" in line for line in lines)  # the refusals were logged
+    assert [ln for ln in lines if any(v in ln for v in (NATIONAL_ID, NAME, PHONE))] == []
+
+
+def test_free_text_written_before_migration_8_is_sealed_when_the_gateway_opens_it(
+    tmp_path: Path,
+) -> None:
+    """Migration 8 adds key id columns, NULL on the rows already there, whose free text
+    (a notice's complaint and destination, a refused message's reason and topic, the
+    cart's statements, alert texts and an alarm row's value, the ER's replies) is plain,
+    while the rest of those rows is sealed since migration 5. That state, made from a
+    store written now: the next open seals each of them, nothing else sealed again."""
+    db = tmp_path / "gateway.sqlite3"
+    gateway_keys.made(db)
+    store = GatewayStore.open(db)
+    try:
+        with store.transaction():
+            for text in (
+                prearrival("OLD-1"),
+                with_statement("OLD-2"),
+                alert_naming_the_patient("OLD-3"),
+            ):
+                store.store_message(AGENT, parse_inbound(text), text, 1)
+            store.store_rejected(
+                AGENT,
+                "OLD-4",
+                ack_code="AE",
+                error_code="102",
+                reason=f"OBX 1: OBX-5 '{NAME}' is not an HL7 NM decimal",  # as it once said
+                payload=b"x",
+                received_wall_ns=1,
+                topic=f"edge/v1/{AGENT}/up",
+            )
+            store.record_reply(AGENT, "OLD-1", "received", f"{NAME} 收到", "急诊", 1)
+        payload_before = store.conn.execute("SELECT payload FROM message ORDER BY id").fetchall()
+        plain = {
+            "prearrival": ("text_key", {"complaint": f"{NAME} 胸痛2小时", "destination": PHONE}),
+            "rejected": (
+                "reason_key",
+                {"reason": f"OBX-5 '{NAME}'", "topic": f"edge/v1/{AGENT}/up"},
+            ),
+            "statement": ("sealed_key", {"text": f"{NAME} 急性下壁心肌梗死"}),
+            "alert_event": ("sealed_key", {"text": f"{NAME} 急性心梗", "text_en": NAME}),
+            "er_reply": ("sealed_key", {"text": f"{NAME} 收到", "by": "急诊"}),
+        }
+        with store.transaction():
+            for table, (key_column, values) in plain.items():
+                assignments = ", ".join(f"{c} = ?" for c in values)
+                store.conn.execute(
+                    f"UPDATE {table} SET {assignments}, {key_column} = NULL", tuple(values.values())
+                )
+            store.conn.execute(
+                "UPDATE observation SET value = ?, sealed_key = NULL WHERE metric = 'MDC_EVT_ALARM'",
+                (f"ECG_STEMI^{NAME}",),
+            )
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        store.close()
+    assert set(plain_in(tmp_path, db.name)) >= {"name", "phone"}
+    GatewayStore.open(db).close()  # what `gateway run` does first
+    assert plain_in(tmp_path, db.name) == {}
+    store = GatewayStore.open_readonly(db)
+    try:
+        assert store.conn.execute("SELECT payload FROM message ORDER BY id").fetchall() == (
+            payload_before
+        )  # sealed already: not sealed again
+        report = store.status()
+        (notice,) = report["prearrivals"]
+        assert (notice["complaint"], notice["destination"]) == (f"{NAME} 胸痛2小时", PHONE)
+        (alert,) = report["alerts"]
+        assert (alert["text"], alert["text_en"]) == (f"{NAME} 急性心梗", NAME)
+        assert [(r["text"], r["by"]) for r in store.replies()] == [(f"{NAME} 收到", "急诊")]
+        (kept,) = store.kept_rejected()
+        assert (kept["reason"], kept["topic"]) == (f"OBX-5 '{NAME}'", f"edge/v1/{AGENT}/up")
+        ((value, key_id),) = store.conn.execute(
+            "SELECT value, sealed_key FROM observation WHERE metric = 'MDC_EVT_ALARM'"
+        ).fetchall()
+        assert key_id == "k1"
+        assert sealed.open_value(store.keyring, "observation.value", value) == f"ECG_STEMI^{NAME}"
+        # Numbers stay plain: nothing of a person in them, and the board reads them.
+        numbers = store.conn.execute(
+            "SELECT COUNT(*) FROM observation WHERE sealed_key IS NULL AND value IS NOT NULL"
+        ).fetchone()[0]
+        assert numbers > 0
+    finally:
+        store.close()
+
+
+_NAMES = st.text(alphabet=st.sampled_from("王秀英李张刘伟芳·0123456789X"), min_size=2, max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        _NAMES.filter(lambda v: any(not c.isascii() for c in v)),
+        st.integers(0, 10**6).map(lambda n: resident(n).national_id),
+    ),
+    st.sampled_from(["obx5", "pid7", "obx11", "obx3"]),
+)
+def test_a_refusal_never_quotes_what_the_message_holds(value: str, where: str) -> None:
+    """Whatever a field holds (a name, a national id), a refusal's reason (the ACK's
+    text the box keeps, the gateway's log, its store) names the field, never the value."""
+    message = with_phone(oru("Q-1"))
+    field = {
+        "obx5": "|120|",
+        "pid7": "|19491231|",
+        "obx11": "|F|||2026",
+        "obx3": "|150021^MDC_PRESS_BLD_NONINV_SYS^MDC|",
+    }[where]
+    assert field in message
+    message = message.replace(field, field.replace(field.strip("|").split("|")[0], value), 1)
+    try:
+        parse_inbound(message)
+    except Hl7Error as exc:
+        assert value not in str(exc) and value not in exc.reason
+        assert len(exc.reason) < 300
+        return
+    # Only a number is taken, as an NM value (a national id whose check character is a
+    # digit is one); an MSH-10 is checked by the gateway (the running gateway's test).
+    assert where == "obx5" and value.isdigit()
 
 
 def _v4_store_with_plain_rows(db: Path) -> None:

@@ -111,7 +111,13 @@ def test_without_patient() -> None:
             "V-1",
             "MSH-12 version is not supported",
         ),
-        ("MSH|^~\\&|X|amb-017|Y||20261122||ADT^A01^ADT_A01|T-1|P|2.6", "AR", "200", "T-1", "MSH-9 message type"),
+        (
+            "MSH|^~\\&|X|amb-017|Y||20261122||ADT^A01^ADT_A01|T-1|P|2.6",
+            "AR",
+            "200",
+            "T-1",
+            "MSH-9 message type",
+        ),
         ("MSH|^~\\&|X|amb-017|Y||20261122||ORU^R30|E-1|P|2.6", "AR", "201", "E-1", "MSH-9 event"),
         # the gateway test's malformed message: understood enough to answer with its id
         (

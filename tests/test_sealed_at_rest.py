@@ -1,14 +1,18 @@
 """Personal data at rest, with the real programs: `keys rotate` SIGKILLed half-way is
 finished by the daemon with nothing lost; after registrations, a restart and a crash no
 national id, name or phone is in any file under data_dir; nor after a realistic session
-(a visit, a monitor's readings, HL7 frames with a PID over TCP, a pre-arrival notice, a
-crash and restart, delivery through Mosquitto to the gateway)."""
+(a visit, a monitor's readings, HL7 frames with a PID over TCP, a 12-lead file named
+after the patient whose statement names them, a pre-arrival notice, a crash and
+restart, delivery through Mosquitto to the gateway); nor in the gateway's store or its
+log lines."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
+import logging
 import os
 import signal
 import socket
@@ -19,14 +23,18 @@ import time
 from pathlib import Path
 
 import gateway_keys
+import pytest
 from box_keys import box_config, enrolled, init_keys_in
 from residents import Resident, residents
 from waiting import wait_until
 
+from device_drivers.ecg.aecg import encode_aecg
+from device_drivers.simulators import ecg_cart
 from device_drivers.simulators import masimo as masimo_sim
 from edge_agent.crypto import keyring
 from edge_agent.crypto.suites import suite
 from edge_agent.local_broker import LocalBroker, free_port
+from edge_agent.model import Statement
 from edge_agent.store import StoreWriter, open_readonly
 from sync.gateway.reply import publish_reply, reply_payload
 from sync.gateway.service import Gateway
@@ -266,17 +274,61 @@ def _notices(db: Path, data: Path) -> int:
         store.close()
 
 
+def _cart_file(r: Resident) -> tuple[str, bytes]:
+    """A 12-lead as a cart that names its files after the patient exports it: its name
+    holds the name and national id, its statement the name (and says STEMI)."""
+    record = dataclasses.replace(
+        ecg_cart.synthetic_12_lead(seconds=1.0, stemi=True),
+        statements=(Statement(f"{r.name} 急性下壁心肌梗死"), Statement("Sinus rhythm")),
+        patient_id=r.national_id,
+        patient_name=r.name,
+    )
+    return f"{r.name}_{r.national_id}.xml", encode_aecg(record)
+
+
+def _ecg_frames(db: Path) -> int:
+    if not db.exists():
+        return 0
+    store = open_readonly(db)
+    try:
+        return int(
+            store.conn.execute(
+                "SELECT COUNT(*) FROM raw_frame WHERE device_id = 'cart-1' AND outcome = 'decoded'"
+            ).fetchone()[0]
+        )
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        store.close()
+
+
+def _plain_in_files(paths: list[Path], count: int) -> list[tuple[str, str]]:
+    found = []
+    for path in paths:
+        content = path.read_bytes()
+        for r in residents(count):
+            for value in (r.national_id, r.name, r.phone):
+                if value.encode("utf-8") in content:
+                    found.append((path.name, value))
+    return found
+
+
 def test_after_a_realistic_session_no_identity_is_in_any_file_under_data_dir(
-    tmp_path: Path, broker: LocalBroker
+    tmp_path: Path, broker: LocalBroker, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Residents registered (before and through the daemon), a visit open, a monitor's
     readings recorded against it on a pty, HL7 frames with a PID naming residents over a
     real TCP connection (one forwarded, one naming someone else: held, one rejected
-    quoting a name), a crew's pre-arrival notice naming the patient, the ER's reply, the
+    quoting a name), a 12-lead cart's file named after the patient with a statement
+    naming them, a crew's pre-arrival notice naming the patient, the ER's reply, the
     daemon SIGKILLed and restarted, the outbox delivered through a real Mosquitto to the
     gateway: then no national id, name or phone of anyone in any file under data_dir
-    (database, WAL, shm, the daemon's log there), while the gateway got the PID."""
+    (database, WAL, shm, the daemon's log there), while the gateway got the PID; and
+    none in the gateway's database files, its sheets' names or its log lines."""
+    caplog.set_level(logging.INFO, logger="sync.gateway")
     data = tmp_path / "data"
+    share = tmp_path / "share"  # the cart's export folder: the cart's, not the box's
+    share.mkdir()
     mllp_port = free_port()
     master_fd, slave = masimo_sim.open_pty()
     cfg = tmp_path / "edge-agent.toml"
@@ -285,6 +337,7 @@ def test_after_a_realistic_session_no_identity_is_in_any_file_under_data_dir(
         f'[uplink]\nbroker = "{broker.url}"\nallow_insecure = true\nack_timeout_s = 5\n'
         f'[[device]]\nid = "monitor-1"\ndriver = "masimo-ascii"\nport = "{slave}"\n'
         f'[[device]]\nid = "central-1"\ndriver = "hl7-mllp"\nlisten = "127.0.0.1:{mllp_port}"\n'
+        f'[[device]]\nid = "cart-1"\ndriver = "ecg-aecg"\nfolder = "{share}"\n'
         "[store]\ncommit_interval_ms = 50\n",
         encoding="utf-8",
     )
@@ -334,6 +387,9 @@ def test_after_a_realistic_session_no_identity_is_in_any_file_under_data_dir(
         assert b"|AA|" in _send_mllp(mllp_port, _hl7("SCAN-1", patient))
         assert b"|AA|" in _send_mllp(mllp_port, _hl7("SCAN-2", stranger))  # held
         assert b"|AE|" in _send_mllp(mllp_port, _hl7("SCAN-3", quoted, value=quoted.name))
+        name, ecg = _cart_file(patient)
+        (share / name).write_bytes(ecg)
+        wait_until(lambda: _ecg_frames(db) == 1, 30, "the 12-lead recorded")
         crew = _cli(
             cfg,
             "prealert",
@@ -369,8 +425,14 @@ def test_after_a_realistic_session_no_identity_is_in_any_file_under_data_dir(
     try:
         (notice,) = store.prealerts.notices()
         assert patient.name in notice["payload"]
-        (alert,) = store.prealerts.recent()
+        (alert,) = [a for a in store.prealerts.recent() if a.source == "crew"]
         assert patient.name in alert.complaint and patient.phone in (alert.destination or "")
+        ((ecg_id,),) = store.conn.execute(
+            "SELECT id FROM raw_frame WHERE device_id = 'cart-1' AND outcome = 'decoded'"
+        ).fetchall()  # read again after the restart: kept as a duplicate
+        ecg_frame = store.frames.get(ecg_id)
+        assert ecg_frame is not None and ecg_frame.channel == _cart_file(patient)[0]
+        assert patient.name in store.ecg.statements(ecg_id)[0].text
         (kept,) = store.quarantine.recent()
         assert quoted.name in kept["reason"]
         assert bytes.fromhex(kept["data_hex"]) == _hl7("SCAN-3", quoted, value=quoted.name)
@@ -393,6 +455,23 @@ def test_after_a_realistic_session_no_identity_is_in_any_file_under_data_dir(
     assert patient.national_id in named
     log_text = log_path.read_text(encoding="utf-8")
     assert "quarantined frame" in log_text  # the log was written (and is scanned)
+    assert "read a .xml file of" in log_text  # ... with the 12-lead read, by its label
     files = {p.relative_to(data).as_posix() for p in data.rglob("*") if p.is_file()}
     assert {"edge-agent.sqlite3", "edge-agent.sqlite3-wal", "logs/edge-agent.log"} <= files
     assert _plain_values_in(data, 8) == []
+    # The gateway: its database files, its sheets (by name: a sheet prints the patient,
+    # for the ER, in a folder only the gateway's group reads) and its log lines.
+    gateway_files = sorted(tmp_path.glob("gateway.sqlite3*"))
+    assert [p.name for p in gateway_files][:2] == ["gateway.sqlite3", "gateway.sqlite3-shm"]
+    assert _plain_in_files(gateway_files, 8) == []
+    sheets = [p.relative_to(tmp_path).as_posix() for p in (tmp_path / "ecg-sheets").rglob("*")]
+    assert any(s.endswith(".pdf") for s in sheets)
+    assert not any(r.name in s or r.national_id in s for s in sheets for r in everyone)
+    gateway_lines = [r.getMessage() for r in caplog.records if r.name.startswith("sync.gateway")]
+    assert any("STEMI 12-lead" in line for line in gateway_lines)  # the logs were captured
+    assert [
+        line
+        for line in gateway_lines
+        for r in everyone
+        if any(v in line for v in (r.national_id, r.name, r.phone))
+    ] == []

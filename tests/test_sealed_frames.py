@@ -1,6 +1,8 @@
-"""Personal data beyond the residents' table, sealed where it lands (migration 12): an
-HL7 monitor's raw frame and the PID it names, the outbox message's ER7, a pre-arrival
-notice, the ER's notice, a rejected identity frame's bytes and reason; read back opened;
+"""Personal data beyond the residents' table, sealed where it lands (migrations 12 and
+14): an HL7 monitor's raw frame and the PID it names, the outbox message's ER7, a
+pre-arrival notice, the ER's notice, a rejected identity frame's bytes and reason, a
+12-lead file named after the patient (its name, the frame's channel) and the cart's
+statement naming them; read back opened;
 plain when written without keys, then sealed by the one sealing pass; refused without
 keys; sealed blobs that are not what this keyring sealed there never open."""
 
@@ -18,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from device_drivers import registry
+from device_drivers.ecg.aecg import encode_aecg
 from device_drivers.ecg.scp import encode_scp
 from device_drivers.simulators import ecg_cart
 from edge_agent import key_rotation, status
@@ -25,8 +28,8 @@ from edge_agent.clock import SystemClock
 from edge_agent.crypto import keyring, sealed
 from edge_agent.crypto.keyring import Keyring
 from edge_agent.crypto.suites import SealError
-from edge_agent.model import Frame
-from edge_agent.recorder import Recorded, Recorder
+from edge_agent.model import Frame, Statement
+from edge_agent.recorder import STEMI_ALERT_TEXT_EN, Recorded, Recorder
 from edge_agent.store import PersonalDataLocked, StoreWriter, open_readonly
 from sync.outbox_messages import build_message
 
@@ -54,6 +57,13 @@ def oru(control: str, pid: str = PID, obx: str = SPO2) -> bytes:
 
 
 BAD = oru("Q1", obx=f"OBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.2.1.1|{NAME}|%|||||F")
+# A cart that names its files after the patient, and writes them into a statement.
+ECG_FILE = f"{NAME}_{NATIONAL_ID}.xml"
+STATEMENTS = (Statement(f"{NAME}: 急性下壁心肌梗死"), Statement("Sinus rhythm"))
+ECG = encode_aecg(
+    dataclasses.replace(ecg_cart.synthetic_12_lead(seconds=1.0, stemi=True), statements=STATEMENTS)
+)
+AECG = registry.DRIVERS["ecg-aecg"]
 # What must not be in the file: the number, the name as the PID spells it and as one
 # word, the phone.
 PLAIN = [v.encode("utf-8") for v in (NATIONAL_ID, NAME, f"{FAMILY}^{GIVEN}", PHONE)]
@@ -66,6 +76,7 @@ class Session:
     text: str  # the ER7 the uplink built for the good one
     good_id: int
     message_id: str
+    ecg_id: int  # the 12-lead file named after the patient
 
 
 class Box:
@@ -76,15 +87,26 @@ class Box:
         self.clock = SystemClock.create()
         self.recorder = Recorder(self.store)
 
-    def frame(self, data: bytes, device: str = "mllp-1", driver: str = "hl7-mllp") -> Frame:
+    def frame(
+        self,
+        data: bytes,
+        device: str = "mllp-1",
+        driver: str = "hl7-mllp",
+        channel: str | None = None,
+    ) -> Frame:
         c = self.clock
-        return Frame(device, driver, data, c.wall_ns(), c.mono_ns(), c.boot_id)
+        extra = {} if channel is None else {"channel": channel}
+        return Frame(device, driver, data, c.wall_ns(), c.mono_ns(), c.boot_id, extra=extra)
 
     def session(self) -> Session:
         good = self.recorder.record(self.frame(oru("F1")), MLLP.decoder_for(None))
         bad = self.recorder.record(self.frame(BAD), MLLP.decoder_for(None))
         assert good.outcome == "decoded" and bad.outcome == "quarantined", (good, bad)
         assert good.message_id is not None and good.raw_frame_id is not None
+        ecg = self.recorder.record(
+            self.frame(ECG, "cart-1", "ecg-aecg", channel=ECG_FILE), AECG.decoder_for(None)
+        )
+        assert ecg.outcome == "decoded" and ecg.raw_frame_id is not None, ecg
         with self.store.transaction():
             row = self.store.outbox.get(good.message_id)
             assert row is not None
@@ -104,7 +126,7 @@ class Box:
             self.store.prealerts.add_notice(
                 "edge/v1/amb-1/down", f'{{"type": "er-reply", "text": "{NAME} 导管室已备"}}', 1
             )
-        return Session(good, bad, text, good.raw_frame_id, good.message_id)
+        return Session(good, bad, text, good.raw_frame_id, good.message_id, ecg.raw_frame_id)
 
     def close(self) -> None:
         self.store.truncate_wal()
@@ -135,9 +157,15 @@ def test_a_monitors_frame_naming_the_patient_is_sealed_wherever_it_lands(db: Pat
     row = s.outbox.get(done.message_id)
     assert row is not None and row.payload == text and PID.split("|")[3] in text
     assert [r.payload for r in s.outbox.due(2**62, 10) if r.id == row.id] == [text]
-    (alert,) = s.prealerts.recent()
+    (alert,) = [a for a in s.prealerts.recent() if a.source == "crew"]
     assert (alert.complaint, alert.destination) == (f"{NAME} 胸痛2小时", f"县医院急诊 ({PHONE})")
     assert NAME in s.prealerts.notices()[0]["payload"]
+    # The 12-lead: its file name and the cart's statement as they came; the STEMI alert
+    # names the finding, not the statement.
+    frame = s.frames.get(done.ecg_id)
+    assert frame is not None and frame.channel == ECG_FILE
+    assert s.ecg.statements(done.ecg_id) == list(STATEMENTS)
+    assert [a.text_en for a in s.alerts.recent()] == [STEMI_ALERT_TEXT_EN]
     (kept,) = s.quarantine.recent()
     assert kept["data_hex"] == BAD.hex().upper() and NAME in kept["reason"]
     (reason,) = s.quarantine.reasons()
@@ -160,30 +188,34 @@ def test_written_without_keys_it_is_plain_until_the_sealing_pass_seals_it(db: Pa
     keys = keyring.init(keys_file, "intl")
     store = StoreWriter.open(db, keys)
     before = key_rotation.status(store)
-    # Rows: raw frames 2, the source, the outbox row, the prealert (2 values), the notice,
-    # the quarantine row and the tally's.
-    assert before.rows == {"plain": 9} and before.stale_rows == 8
-    assert key_rotation.reseal_all(store, batch=3) == 8
-    assert key_rotation.status(store).rows == {"k1": 9}
+    # Rows: raw frames 3 (the 12-lead's name a value of its own), the source, the outbox
+    # row, the crew's prealert (2 values) and the cart's, the notice, the quarantine row
+    # and the tally's, the cart's 2 statements.
+    assert before.rows == {"plain": 14} and before.stale_rows == 13
+    assert key_rotation.reseal_all(store, batch=3) == 13
+    assert key_rotation.status(store).rows == {"k1": 14}
     assert _opened(store) == _expected(done)
     store.close()
     assert _plain_in(db) == []
     keys = keyring.rotate(keys_file, "sm")
     store = StoreWriter.open(db, keys)
-    assert key_rotation.status(store).stale_rows == 8
-    assert key_rotation.reseal_all(store) == 8
-    assert key_rotation.status(store).rows == {"k2": 9}
+    assert key_rotation.status(store).stale_rows == 13
+    assert key_rotation.reseal_all(store) == 13
+    assert key_rotation.status(store).rows == {"k2": 14}
     assert _opened(store) == _expected(done)
     store.close()
 
 
 def _opened(store: StoreWriter) -> tuple[object, ...]:
-    (alert,) = store.prealerts.recent()
+    (alert,) = [a for a in store.prealerts.recent() if a.source == "crew"]
     (kept,) = store.quarantine.recent()
     payloads = [r[0] for r in store.conn.execute("SELECT id FROM outbox WHERE payload NOT NULL")]
     out = store.outbox.get(payloads[0])
     source = store.frames.source(1)
+    ecg = store.frames.get(3)
     return (
+        None if ecg is None else ecg.channel,
+        store.ecg.statements(3),
         store.frames.data(1),
         store.frames.data(2),
         None if source is None or source.patient is None else source.patient.name,
@@ -197,7 +229,10 @@ def _opened(store: StoreWriter) -> tuple[object, ...]:
 
 def _expected(done: Session) -> tuple[object, ...]:
     reason = done.bad.reason
+    assert done.ecg_id == 3
     return (
+        ECG_FILE,
+        list(STATEMENTS),
         oru("F1"),
         BAD,
         NAME,
@@ -218,6 +253,8 @@ def test_without_keys_sealed_values_are_refused_and_status_says_so(db: Path) -> 
         for read in (
             lambda: reader.frames.data(done.good_id),
             lambda: reader.frames.source(done.good_id),
+            lambda: reader.frames.get(done.ecg_id),
+            lambda: reader.ecg.statements(done.ecg_id),
             lambda: reader.outbox.get(done.message_id),
             reader.prealerts.recent,
             reader.prealerts.notices,
@@ -232,6 +269,46 @@ def test_without_keys_sealed_values_are_refused_and_status_says_so(db: Path) -> 
         assert "personal data not shown: personal data stays sealed" in shown and "/k" in shown
     finally:
         reader.close()
+
+
+def test_a_12_lead_sealed_before_migration_14_gets_its_name_and_statements_sealed(
+    db: Path,
+) -> None:
+    """Migration 14 adds `raw_frame.channel_key` and `statement.sealed_key`: a 12-lead
+    recorded before it has its bytes sealed (migration 12) but its file name and the
+    cart's statements plain, their key id columns NULL. The sealing pass finds them by
+    those columns and seals them; the bytes are not sealed again."""
+    box = Box(db, KEYS)
+    done = box.session()
+    s = box.store
+    data_before = s.conn.execute(
+        "SELECT data FROM raw_frame WHERE id = ?", (done.ecg_id,)
+    ).fetchone()[0]
+    with s.transaction():  # what a box recorded before migration 14 holds
+        s.conn.execute(
+            "UPDATE raw_frame SET channel = ?, channel_key = NULL WHERE id = ?",
+            (ECG_FILE, done.ecg_id),
+        )
+        for n, statement in enumerate(STATEMENTS):
+            s.conn.execute(
+                "UPDATE statement SET text = ?, sealed_key = NULL WHERE raw_frame_id = ? AND seq = ?",
+                (statement.text, done.ecg_id, n),
+            )
+    assert key_rotation.status(s).stale_rows == 3 and key_rotation.status(s).rows == {
+        "k1": 11,
+        "plain": 3,
+    }
+    assert key_rotation.reseal_all(s) == 3
+    assert key_rotation.status(s).stale_rows == 0
+    frame = s.frames.get(done.ecg_id)
+    assert frame is not None and frame.channel == ECG_FILE
+    assert s.ecg.statements(done.ecg_id) == list(STATEMENTS)
+    data_after = s.conn.execute(
+        "SELECT data FROM raw_frame WHERE id = ?", (done.ecg_id,)
+    ).fetchone()[0]
+    assert data_after == data_before  # sealed already: left as it was
+    box.close()
+    assert _plain_in(db) == []
 
 
 # --- the sealed blob is a boundary: the store file can be edited -----------------------

@@ -290,11 +290,12 @@ def _v6_audit_anchors(db: Database) -> None:
 
 def _v8_sealed_free_text(db: Database) -> None:
     """Free text and what is kept of a refused message, sealed (`SEALED_COLUMNS`): the
-    key id column of the statements, alert events and ER replies (their rows before
-    this: NULL, sealed by `GatewayStore.open`), and key id columns of their own for a
+    key id column of the statements, alert events, ER replies and observations (a
+    value that is not a number: an alert's text, an ST row; their rows before this:
+    NULL, sealed by `GatewayStore.open`), and key id columns of their own for a
     notice's destination and complaint (`prearrival.text_key`) and a refused message's
     reason and topic (`rejected.reason_key`), whose rows are sealed already otherwise."""
-    for table in ("statement", "alert_event", "er_reply"):
+    for table in ("statement", "alert_event", "er_reply", "observation"):
         db.table(table).add_column("sealed_key", str)
     db.table("prearrival").add_column("text_key", str)
     db.table("rejected").add_column("reason_key", str)
@@ -326,7 +327,8 @@ class SealedColumn:
     names the key id (NULL: the value is plain, sealed by the next `open`); the columns
     of a table that share one are sealed and opened together. `index`: a national id,
     its blind index kept in the row's `patient_index`. `limit`: the longest sealed text
-    that opens (a whole message is long)."""
+    that opens (a whole message is long). `where`: which rows hold a value to seal
+    (SQL; the writer follows the same rule)."""
 
     table: str
     column: str
@@ -334,6 +336,7 @@ class SealedColumn:
     key_column: str = "sealed_key"
     index: bool = False
     limit: int = sealed.MAX_SEALED_CHARS
+    where: str = "1"
 
     @property
     def place(self) -> str:
@@ -360,8 +363,17 @@ SEALED_COLUMNS: tuple[SealedColumn, ...] = (
     SealedColumn("alert_event", "text_en"),
     SealedColumn("er_reply", "text"),
     SealedColumn("er_reply", "by"),
+    # An OBX-5 that is not a number (an alarm row's code^text, an ST row) may be free
+    # text; numbers stay plain (`_free_text`).
+    SealedColumn("observation", "value", where="value GLOB '*[^0-9.+-]*'"),
 )
 SEALED = {c.place: c for c in SEALED_COLUMNS}
+
+
+def _free_text(value: str | None) -> bool:
+    """An observation value sealed: one with anything but digits, '.', '+' and '-' (the
+    same rule as its `where`)."""
+    return value is not None and any(c not in "0123456789.+-" for c in value)
 
 
 def sealed_groups() -> dict[tuple[str, str], tuple[SealedColumn, ...]]:
@@ -531,8 +543,9 @@ class GatewayStore:
         with self.db.atomic():
             for (table, key_column), columns in sealed_groups().items():
                 names = ", ".join(c.column for c in columns)
+                where = " OR ".join(f"({c.where})" for c in columns)
                 rows = self.conn.execute(
-                    f"SELECT rowid, {names} FROM {table} WHERE {key_column} IS NULL"
+                    f"SELECT rowid, {names} FROM {table} WHERE {key_column} IS NULL AND ({where})"
                 ).fetchall()
                 for rowid, *values in rows:
                     update: dict[str, str | None] = {}
@@ -645,20 +658,22 @@ class GatewayStore:
             ),
         )
         message_id = int(cur.lastrowid or 0)
+        active = self.keyring.active_id
         self.conn.executemany(
             "INSERT INTO observation (message_id, set_id, metric, code, value, unit,"
-            " observed_at, device_id, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " observed_at, device_id, status, sealed_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     message_id,
                     o.set_id,
                     o.metric,
                     o.code,
-                    o.value,
+                    self._sealed("observation.value", o.value) if _free_text(o.value) else o.value,
                     o.unit,
                     None if o.observed_at is None else o.observed_at.isoformat(),
                     o.device_id,
                     o.status,
+                    active if _free_text(o.value) else None,
                 )
                 for o in message.observations
             ],

@@ -3,7 +3,7 @@
 `report` is the whole answer (`status --json` prints it), `render_text` the same for
 people; the command only opens the store read-only and prints. Run by a user who cannot
 read the key file, the parts that quote personal data (pre-arrival notices, the ER's
-replies, rejected identity frames) are left out and `personal_data_sealed` says why:
+replies, rejected identity frames, the receiver's text of refused messages) are left out and `personal_data_sealed` says why:
 the counts are all there.
 """
 
@@ -105,7 +105,7 @@ def collect(store: StoreReader) -> dict[str, Any]:
         "quarantine_counts": quarantine,
         "quarantine_reasons": personal(lambda: store.quarantine.reasons(limit=10)),
         "devices": store.devices.all(),
-        "rejected": store.outbox.rejected(limit=10),
+        "rejected": personal(lambda: store.outbox.rejected(limit=10)),
         "recent_quarantine": personal(lambda: store.quarantine.recent(limit=5)),
         "notices": notices[:10],
         "er_replies": er_replies(notices),

@@ -278,9 +278,10 @@ def test_gateway_rejection_is_kept_and_shown(tmp_path: Path, broker: LocalBroker
 
         loop.call_soon_threadsafe(corrupt)
         wait_until(lambda: agent_counts(chain.agent_db)["rejected"] == 1, 20, "the rejection")
+        keys = agent.store.keys  # the refusal's text is sealed: read with the box's keys
     finally:
         chain.stop()
-    store = open_readonly(chain.agent_db)
+    store = open_readonly(chain.agent_db, keys)
     try:
         rejected = store.outbox.rejected()
     finally:

@@ -2,7 +2,7 @@
 14): an HL7 monitor's raw frame and the PID it names, the outbox message's ER7, a
 pre-arrival notice, the ER's notice, a rejected identity frame's bytes and reason, a
 12-lead file named after the patient (its name, the frame's channel) and the cart's
-statement naming them; read back opened;
+statement naming them, a receiver's refusal quoting them; read back opened;
 plain when written without keys, then sealed by the one sealing pass; refused without
 keys; sealed blobs that are not what this keyring sealed there never open."""
 
@@ -59,6 +59,7 @@ def oru(control: str, pid: str = PID, obx: str = SPO2) -> bytes:
 BAD = oru("Q1", obx=f"OBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.2.1.1|{NAME}|%|||||F")
 # A cart that names its files after the patient, and writes them into a statement.
 ECG_FILE = f"{NAME}_{NATIONAL_ID}.xml"
+REFUSAL = f"PID-3 {NATIONAL_ID!r} of {NAME!r} is not registered here"
 STATEMENTS = (Statement(f"{NAME}: 急性下壁心肌梗死"), Statement("Sinus rhythm"))
 ECG = encode_aecg(
     dataclasses.replace(ecg_cart.synthetic_12_lead(seconds=1.0, stemi=True), statements=STATEMENTS)
@@ -107,7 +108,13 @@ class Box:
             self.frame(ECG, "cart-1", "ecg-aecg", channel=ECG_FILE), AECG.decoder_for(None)
         )
         assert ecg.outcome == "decoded" and ecg.raw_frame_id is not None, ecg
+        assert ecg.message_id is not None
         with self.store.transaction():
+            # A receiver that quotes what it refuses (not the reference gateway).
+            c = self.clock
+            assert self.store.outbox.mark_acked(
+                ecg.message_id, code="AE", text=REFUSAL, wall_ns=1, mono_ns=1, boot_id=c.boot_id
+            )
             row = self.store.outbox.get(good.message_id)
             assert row is not None
             text = build_message(
@@ -166,6 +173,7 @@ def test_a_monitors_frame_naming_the_patient_is_sealed_wherever_it_lands(db: Pat
     assert frame is not None and frame.channel == ECG_FILE
     assert s.ecg.statements(done.ecg_id) == list(STATEMENTS)
     assert [a.text_en for a in s.alerts.recent()] == [STEMI_ALERT_TEXT_EN]
+    assert [r["ack_text"] for r in s.outbox.rejected()] == [REFUSAL]
     (kept,) = s.quarantine.recent()
     assert kept["data_hex"] == BAD.hex().upper() and NAME in kept["reason"]
     (reason,) = s.quarantine.reasons()
@@ -190,18 +198,18 @@ def test_written_without_keys_it_is_plain_until_the_sealing_pass_seals_it(db: Pa
     before = key_rotation.status(store)
     # Rows: raw frames 3 (the 12-lead's name a value of its own), the source, the outbox
     # row, the crew's prealert (2 values) and the cart's, the notice, the quarantine row
-    # and the tally's, the cart's 2 statements.
-    assert before.rows == {"plain": 14} and before.stale_rows == 13
-    assert key_rotation.reseal_all(store, batch=3) == 13
-    assert key_rotation.status(store).rows == {"k1": 14}
+    # and the tally's, the cart's 2 statements, the refusal's text.
+    assert before.rows == {"plain": 15} and before.stale_rows == 14
+    assert key_rotation.reseal_all(store, batch=3) == 14
+    assert key_rotation.status(store).rows == {"k1": 15}
     assert _opened(store) == _expected(done)
     store.close()
     assert _plain_in(db) == []
     keys = keyring.rotate(keys_file, "sm")
     store = StoreWriter.open(db, keys)
-    assert key_rotation.status(store).stale_rows == 13
-    assert key_rotation.reseal_all(store) == 13
-    assert key_rotation.status(store).rows == {"k2": 14}
+    assert key_rotation.status(store).stale_rows == 14
+    assert key_rotation.reseal_all(store) == 14
+    assert key_rotation.status(store).rows == {"k2": 15}
     assert _opened(store) == _expected(done)
     store.close()
 
@@ -216,6 +224,7 @@ def _opened(store: StoreWriter) -> tuple[object, ...]:
     return (
         None if ecg is None else ecg.channel,
         store.ecg.statements(3),
+        [r["ack_text"] for r in store.outbox.rejected()],
         store.frames.data(1),
         store.frames.data(2),
         None if source is None or source.patient is None else source.patient.name,
@@ -233,6 +242,7 @@ def _expected(done: Session) -> tuple[object, ...]:
     return (
         ECG_FILE,
         list(STATEMENTS),
+        [REFUSAL],
         oru("F1"),
         BAD,
         NAME,
@@ -255,6 +265,7 @@ def test_without_keys_sealed_values_are_refused_and_status_says_so(db: Path) -> 
             lambda: reader.frames.source(done.good_id),
             lambda: reader.frames.get(done.ecg_id),
             lambda: reader.ecg.statements(done.ecg_id),
+            reader.outbox.rejected,
             lambda: reader.outbox.get(done.message_id),
             reader.prealerts.recent,
             reader.prealerts.notices,
@@ -274,10 +285,11 @@ def test_without_keys_sealed_values_are_refused_and_status_says_so(db: Path) -> 
 def test_a_12_lead_sealed_before_migration_14_gets_its_name_and_statements_sealed(
     db: Path,
 ) -> None:
-    """Migration 14 adds `raw_frame.channel_key` and `statement.sealed_key`: a 12-lead
-    recorded before it has its bytes sealed (migration 12) but its file name and the
-    cart's statements plain, their key id columns NULL. The sealing pass finds them by
-    those columns and seals them; the bytes are not sealed again."""
+    """Migration 14 adds `raw_frame.channel_key`, `statement.sealed_key` and
+    `outbox.ack_key`: a 12-lead recorded before it has its bytes sealed (migration 12)
+    but its file name, the cart's statements and a refusal's text plain, their key id
+    columns NULL. The sealing pass finds them by those columns and seals them; the
+    bytes are not sealed again."""
     box = Box(db, KEYS)
     done = box.session()
     s = box.store
@@ -294,15 +306,19 @@ def test_a_12_lead_sealed_before_migration_14_gets_its_name_and_statements_seale
                 "UPDATE statement SET text = ?, sealed_key = NULL WHERE raw_frame_id = ? AND seq = ?",
                 (statement.text, done.ecg_id, n),
             )
-    assert key_rotation.status(s).stale_rows == 3 and key_rotation.status(s).rows == {
+        s.conn.execute(
+            "UPDATE outbox SET ack_text = ?, ack_key = NULL WHERE status = 'rejected'", (REFUSAL,)
+        )
+    assert key_rotation.status(s).stale_rows == 4 and key_rotation.status(s).rows == {
         "k1": 11,
-        "plain": 3,
+        "plain": 4,
     }
-    assert key_rotation.reseal_all(s) == 3
+    assert key_rotation.reseal_all(s) == 4
     assert key_rotation.status(s).stale_rows == 0
     frame = s.frames.get(done.ecg_id)
     assert frame is not None and frame.channel == ECG_FILE
     assert s.ecg.statements(done.ecg_id) == list(STATEMENTS)
+    assert [r["ack_text"] for r in s.outbox.rejected()] == [REFUSAL]
     data_after = s.conn.execute(
         "SELECT data FROM raw_frame WHERE id = ?", (done.ecg_id,)
     ).fetchone()[0]

@@ -30,6 +30,7 @@ from edge_agent.store.frames import FramesReader
 from edge_agent.store.sealing import Sealing
 
 PAYLOAD_PLACE = "outbox.payload"
+ACK_TEXT_PLACE = "outbox.ack_text"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,13 +129,21 @@ class OutboxReader:
         return counts
 
     def rejected(self, limit: int = 20) -> list[RejectedMessage]:
+        """The newest refused rows, the refusal's text opened (PersonalDataLocked without
+        keys: a receiver's text may quote the message)."""
         rows = self._conn.execute(
-            "SELECT id, kind, ack_code, ack_text, created_wall_ns FROM outbox"
+            "SELECT id, kind, ack_code, ack_text, created_wall_ns, ack_key FROM outbox"
             " WHERE status = 'rejected' ORDER BY created_wall_ns DESC LIMIT ?",
             (limit,),
         ).fetchall()
         return [
-            RejectedMessage(id=r[0], kind=r[1], ack_code=r[2], ack_text=r[3], created_wall_ns=r[4])
+            RejectedMessage(
+                id=r[0],
+                kind=r[1],
+                ack_code=r[2],
+                ack_text=self._sealing.open_maybe_text(ACK_TEXT_PLACE, r[3], r[5]),
+                created_wall_ns=r[4],
+            )
             for r in rows
         ]
 
@@ -281,15 +290,27 @@ class Outbox(OutboxReader):
         self, message_id: str, *, code: str, text: str, wall_ns: int, mono_ns: int, boot_id: str
     ) -> bool:
         """Record the gateway's HL7 ACK. AA -> delivered; AE/AR -> rejected (kept, shown).
+        A refusal's text is sealed: it is the receiver's, and a receiver may quote the
+        message it refuses (the reference gateway names fields only).
 
         Returns False when the id is unknown or already final (a duplicate ACK).
         """
         status = OUTBOX_DELIVERED if code == "AA" else OUTBOX_REJECTED
+        refused = status == OUTBOX_REJECTED
         cur = self._conn.execute(
             "UPDATE outbox SET status = ?, ack_code = ?, ack_text = ?, delivered_wall_ns = ?,"
-            " delivered_mono_ns = ?, delivered_boot_id = ?"
+            " delivered_mono_ns = ?, delivered_boot_id = ?, ack_key = ?"
             " WHERE id = ? AND status IN ('pending', 'sent')",
-            (status, code, text, wall_ns, mono_ns, boot_id, message_id),
+            (
+                status,
+                code,
+                self._sealing.text(ACK_TEXT_PLACE, text) if refused else text,
+                wall_ns,
+                mono_ns,
+                boot_id,
+                self._sealing.key_id if refused else None,
+                message_id,
+            ),
         )
         return cur.rowcount == 1
 

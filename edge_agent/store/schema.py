@@ -638,6 +638,9 @@ def _v14_sealed_file_names_and_statements(db: Database) -> None:
     # free text that may carry the name) sealed, `statement.sealed_key` naming the key.
     db.table("raw_frame").add_column("channel_key", str)
     db.table("statement").add_column("sealed_key", str)
+    # The receiver's text of a refused outbox message (`outbox.ack_text`): a receiver may
+    # quote the message it refuses. `ack_key` names its key (the row's payload has its own).
+    db.table("outbox").add_column("ack_key", str)
 
 
 Migration = tuple[int, str, Callable[[Database], None]]
@@ -670,7 +673,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     (13, "residents' consent, kiosk PINs and sessions", _v13_consent_and_resident_sign_in),
     (
         14,
-        "sealed 12-lead file names and cart statements",
+        "sealed 12-lead file names, cart statements, refusal texts",
         _v14_sealed_file_names_and_statements,
     ),
 )

@@ -6,11 +6,12 @@ a monitor said the patient is (`frame_source`), the ER7 text of every outbox mes
 (PID), a pre-arrival notice's complaint and destination, the ER's replies on the down
 topic (`notice`), a rejected identity frame's reason (it may quote the frame), the name
 a 12-lead cart gave its file (the frame's `channel`: carts name files after the
-patient) and the cart's statements (free text). Each of those columns holds a sealed
+patient), the cart's statements (free text) and the receiver's text of a refused
+outbox message (it may quote the message). Each of those columns holds a sealed
 blob (edge_agent.crypto.sealed.seal_bytes; AAD its `table.column`) and its row's
 `sealed_key` names the key (migrations 12 and 14); a column sealed later than the rest
-of its row has a key id column of its own (`raw_frame.channel_key`), so rows sealed
-before it are found by that column being NULL.
+of its row has a key id column of its own (`raw_frame.channel_key`, `outbox.ack_key`),
+so rows sealed before it are found by that column being NULL.
 
 A writer opened without the keyring (a test's store, a command run by a user who cannot
 read the key file while no daemon runs) never loses what a device sent: it stores the
@@ -131,6 +132,13 @@ SEALED_TABLES: tuple[SealedTable, ...] = (
         "raw_frame", "channel", where="channel IS NOT NULL", identity=True, key_column="channel_key"
     ),
     SealedTable("statement", "text"),
+    # ... and the receiver's text of a refused message (it may quote the message).
+    SealedTable(
+        "outbox",
+        "ack_text",
+        where="ack_text IS NOT NULL AND status = 'rejected'",
+        key_column="ack_key",
+    ),
 )
 
 

@@ -14,7 +14,18 @@ time, and who recorded it (a box user, or the resident at a kiosk).
   nobody re-consents for a resident by knowing their number. A consent to the version
   that already stands records nothing new.
 - `withdraw`: needs no PIN (withdrawing must be as easy as consenting); it ends the
-  resident's kiosk sessions.
+  resident's kiosk sessions and, at the same time and in the same transaction, every
+  visit of theirs still open, so no reading recorded after it is bound to them.
+- Binding (`needed_to_bind`), on every box role: no visit is opened and no reading
+  assigned for a resident whose last consent event is a withdrawal, and the recorder
+  binds nothing to one (edge_agent.recorder asks inside its own transaction,
+  PatientsReader.station_visit: the one writer decides, so a frame committed after the
+  withdrawal's commit never binds).
+  A resident with no consent rows at all is treated under the clinic's or the crew's
+  own basis for care (PIPL Art. 13(1)(3) and (4)) on a clinic or ambulance box; on a
+  kiosk box, which gives no care, their consent is needed. Consent given again allows
+  binding again; what was bound before the withdrawal stays (Art. 15: a withdrawal does
+  not undo what was lawfully done before it).
 - A kiosk acts only for the resident signed in on it (`resident:<patient id>`); a box
   user with the kiosk role and no resident is refused.
 """
@@ -61,18 +72,32 @@ def _resident(store: StoreReader, actor: users.Actor, number: str, op: str) -> P
     return patient
 
 
-def given(store: StoreReader, patient_id: int) -> bool:
-    """Whether the resident's consent stands now (their last row gives it)."""
-    latest = store.consent.latest(patient_id)
-    return latest is not None and latest.action == GIVE
+class NotConsented(Refused):
+    """Readings are not bound to this resident: their consent is withdrawn (any box),
+    or was never given (a kiosk). One line naming the resident by row; audited as a
+    refusal (edge_agent.operations.run), not as a usage error."""
 
 
-def needed_on_kiosk(store: StoreReader, patient_id: int, op: str) -> None:
-    """On a kiosk box readings are bound only to a resident whose consent stands: a
-    visit opened or readings assigned for anyone else is refused (their readings stay
-    unbound, and are purged: edge_agent.kiosk_retention)."""
-    if not given(store, patient_id):
-        raise Refused(f"{op}: on a kiosk the resident's consent is needed first (consent give)")
+def binding_refusal(latest: ConsentEvent | None, *, kiosk: bool) -> str | None:
+    """Why no reading may be bound to a resident whose last consent event is `latest`,
+    or None when they may: a withdrawal refuses on every box, no consent at all only on
+    a kiosk (a clinic or a crew cares under its own basis)."""
+    if latest is not None and latest.action == WITHDRAW:
+        return (
+            "the resident has withdrawn consent to their health data (consent give to bind again)"
+        )
+    if latest is None and kiosk:
+        return "on a kiosk the resident's consent is needed first (consent give)"
+    return None
+
+
+def needed_to_bind(store: StoreReader, patient_id: int, op: str, *, kiosk: bool) -> None:
+    """A visit opened or readings assigned (`op`) only for a resident readings may be
+    bound to (`binding_refusal`): NotConsented otherwise. Their readings stay unbound
+    and held (on a kiosk, purged: edge_agent.kiosk_retention)."""
+    refusal = binding_refusal(store.consent.latest(patient_id), kiosk=kiosk)
+    if refusal is not None:
+        raise NotConsented(f"{op}: patient {patient_id}: {refusal}")
 
 
 def give(
@@ -107,25 +132,25 @@ def give(
     latest = store.consent.latest(patient.id)
     if latest is not None and latest.action == GIVE and latest.text_version == shown.version:
         return {**answer, "consent": "given", "recorded": False}, None
-    _record(store, clock, actor, patient.id, GIVE, shown.version, shown.sha256)
+    _record(store, actor, patient.id, GIVE, shown.version, shown.sha256, clock.wall_ns())
     return {**answer, "consent": "given", "recorded": True, "text_sha256": shown.sha256}, None
 
 
 def _record(
     store: StoreWriter,
-    clock: Clock,
     actor: users.Actor,
     patient_id: int,
     action: str,
     version: str,
     sha256: str,
+    wall_ns: int,
 ) -> None:
     store.consent.record(
         patient_id,
         action,
         text_version=version,
         text_sha256=sha256,
-        wall_ns=clock.wall_ns(),
+        wall_ns=wall_ns,
         by_user=actor.name,
         by_role=actor.role,
     )
@@ -134,14 +159,25 @@ def _record(
 def withdraw(
     store: StoreWriter, clock: Clock, actor_name: str, *, national_id_number: str
 ) -> dict[str, Any]:
+    """Record the withdrawal, end the resident's kiosk sessions and their open visits
+    (`visits_ended`: their ids), all at one time in the caller's transaction: the
+    recorder's next group commit binds nothing to them, and holds what the devices of a
+    visit so ended send (PatientsReader.station_visit)."""
     actor = actor_named(store, actor_name)
     patient = _resident(store, actor, national_id_number, "consent withdraw")
     latest = store.consent.latest(patient.id)
     if latest is None or latest.action != GIVE:
         raise Refused(f"consent withdraw: patient {patient.id} has no consent standing")
-    _record(store, clock, actor, patient.id, WITHDRAW, latest.text_version, latest.text_sha256)
+    wall_ns = clock.wall_ns()
+    _record(store, actor, patient.id, WITHDRAW, latest.text_version, latest.text_sha256, wall_ns)
     store.consent.end_sessions(patient.id)
-    return {"patient": patient.id, "consent": "withdrawn", "version": latest.text_version}
+    ended = store.patients.close_encounters_of(patient.id, wall_ns)
+    return {
+        "patient": patient.id,
+        "consent": "withdrawn",
+        "version": latest.text_version,
+        "visits_ended": ended,
+    }
 
 
 def show(

@@ -206,9 +206,11 @@ OUTBOX_REJECTED = "rejected"
 # doctor to say whose it is (`edge-agent readings assign`), never guessed, then goes up.
 OUTBOX_HELD = "held"
 # Why a row is held (outbox.held_reason): nobody's visit is open at a personal device's
-# station, or a monitor named another patient than the open visit's resident.
+# station, or a monitor named another patient than the open visit's resident, or the
+# resident of the station's visit has withdrawn their consent (edge_agent.consent).
 HELD_NO_VISIT = "no-visit"
 HELD_PATIENT_CONFLICT = "patient-conflict"
+HELD_CONSENT_WITHDRAWN = "consent-withdrawn"
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,8 @@ ROUTE_WAIT_S = 15.0
 MAX_TEXT = 1000  # any free-text argument (names, complaints, destinations)
 MAX_FRAMES = 10_000  # frame ids in one `readings assign`
 KIOSK = "kiosk"  # agent.role of a health hut's self-service box
+# The audit row of a visit a withdrawal of consent ended says so.
+VISIT_ENDED_BY_WITHDRAWAL = "ended by the resident's withdrawal of consent"
 
 
 @dataclass
@@ -90,6 +92,9 @@ class Done:
     refusal: str | None = None
     audit_as: tuple[str, str] | None = None
     action: str | None = None
+    # Changes it made beside its own, each its own audit row: (op, subject, why) (a
+    # withdrawal of consent ends the resident's open visits).
+    also: tuple[tuple[str, str, str], ...] = ()
 
 
 # --- the requests: one per operation, its arguments as fields ---------------------------
@@ -615,7 +620,10 @@ def _consent_give(s: Services, caller: Caller, r: GiveConsent) -> Done:
 
 def _consent_withdraw(s: Services, caller: Caller, r: WithdrawConsent) -> Done:
     answer = consent.withdraw(s.store, s.clock, caller.user, national_id_number=r.national_id)
-    return Done(answer, f"patient:{answer['patient']}")
+    ended = tuple(
+        (EndVisit.op, f"encounter:{e}", VISIT_ENDED_BY_WITHDRAWAL) for e in answer["visits_ended"]
+    )
+    return Done(answer, f"patient:{answer['patient']}", also=ended)
 
 
 def _consent_show(s: Services, caller: Caller, r: ShowConsent) -> Done:
@@ -711,6 +719,9 @@ def run(services: Services, op: str, args: Mapping[str, Any], caller: Caller) ->
     except users.NotAllowed as exc:
         _audit_alone(services, op, args, exc.who, audit.REFUSED, str(exc))
         raise OpError(str(exc), STATUS_FAILED) from None
+    except consent.NotConsented as exc:
+        _audit_alone(services, op, args, actor, audit.REFUSED, str(exc))
+        raise OpError(str(exc), STATUS_FAILED) from None
     except (NationalIdError, Refused) as exc:
         _audit_alone(services, op, args, actor, audit.FAILED, str(exc))
         raise OpError(str(exc), STATUS_USAGE) from None
@@ -753,6 +764,19 @@ def _audit(services: Services, op: str, station: str, actor: users.Actor, done: 
         reason=done.refusal,
     )
     _append(services, event)
+    for also_op, subject, why in done.also:
+        also = audit.Event(
+            user=user,
+            role=role,
+            station=station,
+            action=audit.ACTIONS[also_op],
+            op=also_op,
+            outcome=audit.OK,
+            subject=subject,
+            person=audit.person_of(services.store, subject),
+            reason=why,
+        )
+        _append(services, also)
 
 
 def _append(services: Services, event: audit.Event) -> None:

@@ -1,7 +1,9 @@
 """Registering residents, opening visits (encounters) at a station, assigning readings.
 
 Readings are bound to the visit open at that station when they are recorded; with no
-open visit they stay unassigned (never guessed) until a doctor assigns them. The
+open visit they stay unassigned (never guessed) until a doctor assigns them. Neither a
+visit nor an assignment is made for a resident whose consent is withdrawn, on any box,
+nor on a kiosk for one who never consented (edge_agent.consent.needed_to_bind). The
 `patients`, `visit start|end` and `readings` commands are thin calls into these
 functions: the changes through edge_agent.operations, the lists on a read-only store.
 """
@@ -110,13 +112,14 @@ def start_visit(
     patient_class: str = "O",
     kiosk: bool = False,
 ) -> int:
-    """A visit opened for the resident at `station`; on a kiosk box (`kiosk`) only for a
-    resident whose consent stands (edge_agent.consent)."""
+    """A visit opened for the resident at `station`: not for one whose consent is
+    withdrawn, and on a kiosk box (`kiosk`) only for one whose consent stands
+    (edge_agent.consent)."""
     if patient_class not in PATIENT_CLASSES:
         raise PatientError(f"patient class {patient_class!r}: one of {', '.join(PATIENT_CLASSES)}")
     number = national_id.parse(national_id_number).number
     with store.transaction():
-        patient = _registered(store, number, "visit.start" if kiosk else None)
+        patient = _registered(store, number, "visit.start", kiosk=kiosk)
         return store.patients.open_encounter(
             patient_id=patient.id,
             station=station,
@@ -125,14 +128,13 @@ def start_visit(
         )
 
 
-def _registered(store: StoreWriter, number: str, kiosk_op: str | None) -> PatientRow:
-    """The resident `number` names; on a kiosk box (`kiosk_op`, the operation asking)
-    only one whose consent stands (edge_agent.consent)."""
+def _registered(store: StoreWriter, number: str, op: str, *, kiosk: bool) -> PatientRow:
+    """The resident `number` names, if readings may be bound to them for `op` (the
+    operation asking): not withdrawn, and on a kiosk box consenting (edge_agent.consent)."""
     patient = store.patients.by_national_id(number)
     if patient is None:
         raise PatientError(f"national id {number}: not registered (edge-agent patients add)")
-    if kiosk_op is not None:
-        consent.needed_on_kiosk(store, patient.id, kiosk_op)
+    consent.needed_to_bind(store, patient.id, op, kiosk=kiosk)
     return patient
 
 
@@ -163,7 +165,7 @@ def assign_readings(
         )
     number = national_id.parse(national_id_number).number
     with store.transaction():
-        patient = _registered(store, number, "readings.assign" if kiosk else None)
+        patient = _registered(store, number, "readings.assign", kiosk=kiosk)
         held = {row["frame_id"]: row for row in store.outbox.held_frames()}
         wanted = [f for f in frame_ids if f in held]
         if not wanted:

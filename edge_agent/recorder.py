@@ -21,6 +21,14 @@ clock (live results); whether the reject watch runs (serial ports). How often a 
 vitals go up is its driver's too (`upload_every_s`, given per device by the daemon). A
 frame of a driver the registry does not know (none comes from a configured device) is
 treated as a monitor's.
+
+Whose readings a frame's are is decided here, against the store as this transaction
+sees it, never when the frame arrived: a resident's withdrawal of consent (edge_agent.
+consent, an operation the daemon runs between two group commits) ends their visits, so
+a frame recorded in any later group commit, even one read from the port before the
+withdrawal, is not bound to them. While the station's last visit is one a withdrawal
+ended, its device's readings are held (`consent-withdrawn`) for a doctor to assign,
+not sent unbound; a 12-lead is never held (it is the ER's), it goes up unbound.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from edge_agent.clock import (
     new_message_id,
 )
 from edge_agent.model import (
+    HELD_CONSENT_WITHDRAWN,
     HELD_NO_VISIT,
     HELD_PATIENT_CONFLICT,
     Decoded,
@@ -205,7 +214,7 @@ class Recorder:
             return Recorded(raw_id, outcome, 0, None)
         readings = self._flag_skewed_clocks(frame, spec, readings)
 
-        encounter = store.patients.current_encounter(frame.device_id)
+        encounter, withheld = self._binding(frame.device_id)
         named = _national_id(decoded.patient)
         conflict = encounter is not None and self._names_someone_else(named, encounter)
         self._record_source(raw_id, decoded, named, conflict)
@@ -266,8 +275,11 @@ class Recorder:
                 message_id,
                 frame,
                 held=conflict
+                or withheld
                 or (encounter is None and spec is not None and spec.binding is Binding.PERSONAL),
-                held_reason=HELD_PATIENT_CONFLICT if conflict else HELD_NO_VISIT,
+                held_reason=HELD_PATIENT_CONFLICT
+                if conflict
+                else (HELD_CONSENT_WITHDRAWN if withheld else HELD_NO_VISIT),
                 kind=KIND_ORU_R01,
                 priority=PRIORITY_ALARM if raised else PRIORITY_VITALS,
                 raw_frame_id=raw_id,
@@ -287,7 +299,7 @@ class Recorder:
             store.frames.set_outcome(raw_id, "empty")
             store.devices.count_frame(frame, quarantined=False)
             return Recorded(raw_id, "empty", 0, None, "no leads in the ECG file")
-        encounter = store.patients.current_encounter(frame.device_id)
+        encounter, _withheld = self._binding(frame.device_id)
         encounter_id = None if encounter is None else encounter.id
         if encounter_id is not None:
             store.frames.set_encounter(raw_id, encounter_id)
@@ -374,6 +386,15 @@ class Recorder:
             created_wall_ns=frame.received_wall_ns,
         )
         return message_id
+
+    def _binding(self, device_id: str) -> tuple[EncounterRow | None, bool]:
+        """The visit a frame of this device binds to, and whether a withdrawal of consent
+        withholds its readings: the open visit's resident has withdrawn (a visit left
+        open by a store written before withdrawals ended visits), or the station's last
+        visit is one a withdrawal ended. Asked in the recorder's transaction (see the
+        module's docstring)."""
+        visit = self._store.patients.station_visit(device_id)
+        return (None, True) if visit.withdrawn else (visit.open, False)
 
     def _flag_skewed_clocks(
         self, frame: Frame, spec: Driver | None, readings: list[Reading]

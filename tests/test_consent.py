@@ -79,7 +79,7 @@ def test_consent_is_recorded_with_time_version_and_who_and_a_withdrawal_the_same
     start = box.clock.wall
     box.clock.advance(300)
     withdrawn = box.run("consent.withdraw", {"national_id": RESIDENT}, session=doctor(box))
-    assert withdrawn == {"patient": 1, "consent": "withdrawn", "version": "1"}
+    assert withdrawn == {"patient": 1, "consent": "withdrawn", "version": "1", "visits_ended": []}
     assert consent_rows(box) == [
         (1, "give", "1", text.sha256, start, "王医生", "doctor"),
         (1, "withdraw", "1", text.sha256, start + 300 * 10**9, "王医生", "doctor"),

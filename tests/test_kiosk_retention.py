@@ -264,5 +264,5 @@ def test_on_a_kiosk_readings_are_bound_only_to_a_consenting_resident(kiosk: Box)
         "assigned": 1
     }
     kiosk.run("consent.withdraw", {"national_id": RESIDENT})
-    with pytest.raises(OpError, match="consent is needed first"):
+    with pytest.raises(OpError, match="has withdrawn consent"):
         kiosk.run("visit.start", {"national_id": RESIDENT, "device": "monitor-1"})

@@ -148,7 +148,8 @@ class OutboxReader:
         ]
 
     def held_counts(self) -> dict[str, int]:
-        """Held rows by why they wait (model.HELD_NO_VISIT, HELD_PATIENT_CONFLICT)."""
+        """Held rows by why they wait (model.HELD_NO_VISIT, HELD_PATIENT_CONFLICT,
+        HELD_CONSENT_WITHDRAWN)."""
         rows = self._conn.execute(
             "SELECT COALESCE(held_reason, 'no-visit'), COUNT(*) FROM outbox"
             " WHERE status = 'held' GROUP BY 1"
@@ -214,7 +215,8 @@ class Outbox(OutboxReader):
         held_reason: str | None = None,
     ) -> None:
         """`held`: waits for a doctor to say whose reading it is (readings assign);
-        `held_reason` why (model.HELD_NO_VISIT, the default, or HELD_PATIENT_CONFLICT)."""
+        `held_reason` why (model.HELD_NO_VISIT, the default, HELD_PATIENT_CONFLICT or
+        HELD_CONSENT_WITHDRAWN)."""
         self._conn.execute(
             "INSERT INTO outbox (id, kind, priority, status, raw_frame_id, created_wall_ns,"
             " created_mono_ns, boot_id, attempts, next_attempt_wall_ns, held_reason)"

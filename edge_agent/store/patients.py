@@ -46,6 +46,16 @@ class EncounterRow:
 
 
 @dataclass(frozen=True, slots=True)
+class StationVisit:
+    """What binds a device's readings now (PatientsReader.station_visit): the open
+    visit (None: none), and whether a withdrawal of consent stands over the open visit's
+    resident, or ended the station's last visit."""
+
+    open: EncounterRow | None
+    withdrawn: bool
+
+
+@dataclass(frozen=True, slots=True)
 class News2Context:
     """What NEWS2 takes from people for a subject (rules.news2): the SpO2 scale (1 or
     2), on oxygen (None: not observed within the window), ACVPU (None: likewise)."""
@@ -169,6 +179,30 @@ class PatientsReader:
             (device_id,),
         ).fetchone()
         return None if row is None else EncounterRow(*row)
+
+    def station_visit(self, device_id: str) -> StationVisit:
+        """What binds this device's readings, in one look at the visits: the visit open
+        at its station or the box's (as current_encounter), else the last one there, with
+        whether its resident's consent stands withdrawn over it.
+
+        A withdrawal ends its resident's open visits at its own time (edge_agent.consent:
+        one clock reading for both rows, in one transaction), so a visit ended by it is
+        one whose end is not before the resident's last consent event, a withdrawal."""
+        row = self._conn.execute(
+            "SELECT e.id, e.patient_id, e.station, e.patient_class, e.ended_wall_ns IS NULL,"
+            " (SELECT c.action = 'withdraw' AND (e.ended_wall_ns IS NULL"
+            " OR e.ended_wall_ns >= c.wall_ns) FROM consent_event AS c"
+            " WHERE c.patient_id = e.patient_id ORDER BY c.id DESC LIMIT 1)"
+            " FROM (SELECT id, patient_id, station, patient_class, ended_wall_ns FROM encounter"
+            " WHERE station IN (?, '*') ORDER BY ended_wall_ns IS NULL DESC,"
+            " CASE WHEN ended_wall_ns IS NULL THEN station = '*' END,"
+            " started_wall_ns DESC, id DESC LIMIT 1) AS e",
+            (device_id,),
+        ).fetchone()
+        if row is None:
+            return StationVisit(None, withdrawn=False)
+        encounter = EncounterRow(*row[:4])
+        return StationVisit(encounter if row[4] else None, withdrawn=bool(row[5]))
 
     def encounter(self, encounter_id: int) -> EncounterRow | None:
         row = self._conn.execute(
@@ -298,6 +332,22 @@ class Patients(PatientsReader):
         )
         assert cur.lastrowid is not None
         return cur.lastrowid
+
+    def close_encounters_of(self, patient_id: int, wall_ns: int) -> list[int]:
+        """End every visit of the resident still open, at any station; their ids."""
+        ids = [
+            int(i)
+            for (i,) in self._conn.execute(
+                "SELECT id FROM encounter WHERE patient_id = ? AND ended_wall_ns IS NULL"
+                " ORDER BY id",
+                (patient_id,),
+            )
+        ]
+        self._conn.execute(
+            "UPDATE encounter SET ended_wall_ns = ? WHERE patient_id = ? AND ended_wall_ns IS NULL",
+            (wall_ns, patient_id),
+        )
+        return ids
 
     def close_encounters(self, station: str, wall_ns: int) -> int:
         cur = self._conn.execute(

@@ -74,6 +74,7 @@ ACTIONS: dict[str, str] = {
     "consent.withdraw": "change",
     "consent.show": "read",
     "export": "export",
+    "followup": "read",
 }
 SIGN_IN_FAILED = "sign-in-failed"
 KEY_ROTATION = "key-rotation"  # for `keys rotate` and `keys reseal`

@@ -537,19 +537,18 @@ def cmd_news2(args: argparse.Namespace) -> int:
 
 
 def cmd_followup(args: argparse.Namespace) -> int:
-    """A chronic-disease follow-up visit judged from the patient's stored readings."""
-    from edge_agent import followup
+    """A chronic-disease follow-up visit judged from the patient's stored readings: read
+    by the daemon (or here under the lock), which audits it."""
+    from edge_agent.operations import FollowUp
 
-    with _reading(args) as (store, _cfg):
-        result = followup.judge(
-            store,
-            national_id=args.national_id,
-            disease=args.disease,
-            signs=args.sign,
-            previous_uncontrolled=args.previous_uncontrolled,
-            days=args.days,
-        )
-    print(json.dumps(result, ensure_ascii=False))
+    request = FollowUp(
+        national_id=args.national_id,
+        disease=args.disease,
+        signs=tuple(args.sign),
+        previous_uncontrolled=args.previous_uncontrolled,
+        days=args.days,
+    )
+    print(json.dumps(_change(args, request), ensure_ascii=False))
     return EXIT_OK
 
 

@@ -11,17 +11,21 @@ is the file's bytes, sealed there when a passphrase is given.
 - CSV (RFC 4180, UTF-8 with CRLF line ends): one reading a row, the resident's
   identity repeated on each so a spreadsheet needs nothing else (one row of identity
   alone when there is no reading).
-- HL7: one ORU^R01 message in ER7 (HL7 v2.6 Ch. 7.3.1): MSH, PID (PID-3 the national
-  id, assigning authority CHN, identifier type NNCHN), and per visit a PV1 and an OBR
-  with one OBX per reading (OBX-3 the metric code as the box stores it). A readable
-  record for another system; not an IHE PCD-01 message (the uplink builds those).
+- HL7: the resident's readings as IHE PCD-01 ORU^R01 messages (HL7 v2.6, ER7), one per
+  reading group (the readings one frame gave, in one visit), built by the uplink's own
+  builder (sync.hl7.pcd01.build_oru_r01) from the same values the uplink gives it
+  (sync.reported_readings): the PID of the resident (PID-3 the national id, CHN,
+  NNCHN), PV1-2 the visit's class, MDC codes and units in OBX-3/OBX-6, the device's
+  EUI-64 in OBX-18, the observation time with its offset in OBX-14. MSH-10 is the
+  export's own (`EXP<ms>.<n>`), not the uplink's message id: the file is not a resend.
+  The messages follow one another, each segment ending in CR (each message starts
+  with its MSH). Visits and consent are not PCD-01 content: JSON and CSV carry them.
 """
 
 from __future__ import annotations
 
 import base64
 import csv
-import datetime as dt
 import io
 import json
 import os
@@ -33,7 +37,9 @@ from edge_agent.clock import Clock, wall_datetime
 from edge_agent.crypto import export_file
 from edge_agent.model import Refused
 from edge_agent.store import PatientRow, StoreReader
-from sync.hl7 import er7
+from sync import reported_readings
+from sync.hl7.eui64 import normalise_eui64
+from sync.hl7.pcd01 import SEGMENT_END, build_oru_r01
 
 FORMATS = export_file.FORMATS
 
@@ -109,35 +115,54 @@ def as_csv(rec: dict[str, Any]) -> str:
     return out.getvalue()
 
 
-def _ts(iso: str | None) -> str:
-    """An HL7 DTM (HL7 v2.6 Ch. 2A.22) from an ISO 8601 time: YYYYMMDDHHMMSS+ZZZZ."""
-    if iso is None:
-        return ""
-    return dt.datetime.fromisoformat(iso).strftime("%Y%m%d%H%M%S%z")
-
-
-def as_hl7(rec: dict[str, Any], *, agent: str, control_id: str, now_iso: str) -> str:
-    e = er7.escape
-    who = rec["patient"]
-    birth = (who["birth_date"] or "").replace("-", "")
-    segments = [
-        f"MSH|^~\\&|EDGE-AGENT|{e(agent)}|||{_ts(now_iso)}||ORU^R01^ORU_R01|{e(control_id)}|P|2.6",
-        f"PID|1||{e(who['national_id'])}^^^CHN^NNCHN||{e(who['name'])}||{birth}|{who['sex'] or 'U'}"
-        + ("" if not who["phone"] else f"|||||{e(who['phone'])}"),
-    ]
-    for index, visit in enumerate(rec["visits"], start=1):
-        segments.append(f"PV1|{index}|{e(visit['class'])}|{e(visit['station'])}")
-        segments.append(
-            f"OBR|{index}|||{visit['id']}^visit^EDGE-AGENT|||{_ts(visit['started'])}"
-            f"|{_ts(visit['ended'])}"
-        )
-        readings = [r for r in rec["readings"] if r["visit"] == visit["id"]]
-        for n, r in enumerate(readings, start=1):
-            segments.append(
-                f"OBX|{n}|NM|{e(r['metric'])}^^MDC|{n}|{e(r['value'] or '')}|{e(r['unit'])}"
-                f"||||||F|||{_ts(r['received'])}|||{e(r['device'])}"
+def as_pcd01(
+    store: StoreReader, patient: PatientRow, *, agent: str, timezone: str, now_wall_ns: int
+) -> str:
+    """The resident's readings as PCD-01 ORU^R01 messages, one per reading group, in
+    the order they were stored (module docstring); Refused when there are none, or
+    when a stored code is one the MDC table no longer has."""
+    sent_at = wall_datetime(now_wall_ns, timezone)
+    messages = []
+    for n, group in enumerate(store.exports.reading_groups(patient.id), start=1):
+        readings = [
+            o
+            for o in store.frames.observations(group.raw_frame_id)
+            if o.encounter_id == group.encounter_id
+        ]
+        device_id = readings[0].device_id
+        device_row = store.devices.get(device_id)
+        frame = store.frames.get(group.raw_frame_id)
+        # The EUI-64 the frame named, else the one the uplink reports for the device.
+        eui64 = normalise_eui64(store.frames.source_eui64(group.raw_frame_id))
+        if eui64 is None:
+            eui64, _ = reported_readings.device_eui64(device_id, device_row, agent)
+        try:
+            messages.append(
+                build_oru_r01(
+                    control_id=f"EXP{now_wall_ns // 10**6}.{n}",
+                    agent_id=agent,
+                    sent_at=sent_at,
+                    device=reported_readings.device_identity(
+                        device_id, device_row, None if frame is None else frame.driver, eui64
+                    ),
+                    patient=reported_readings.resident_identity(patient, group.patient_class),
+                    observations=[
+                        reported_readings.stored_observation(o, timezone) for o in readings
+                    ],
+                )
             )
-    return er7.SEGMENT_SEPARATOR.join(segments) + er7.SEGMENT_SEPARATOR
+        except KeyError as exc:
+            raise Refused(
+                f"export --format hl7: frame {group.raw_frame_id}: {exc.args[0]}"
+                " (json and csv export it as stored)"
+            ) from None
+    if not messages:
+        raise Refused(
+            "export --format hl7: the resident has no readings to report"
+            " (json and csv hold the rest of the record)"
+        )
+    # build_oru_r01 separates segments; each one of the file ends in CR (Ch. 2.5.1).
+    return "".join(m + SEGMENT_END for m in messages)
 
 
 def export(
@@ -172,15 +197,13 @@ def export(
     number = national_id.parse(national_id_number).number
     patient = store.patients.by_national_id(number)
     if patient is None:
-        raise Refused(f"national id {number}: not registered (edge-agent patients add)")
-    rec = record(store, patient, timezone)
-    now = wall_datetime(clock.wall_ns(), timezone).isoformat(timespec="seconds")
+        raise Refused("export: this national id is not registered (edge-agent patients add)")
     if fmt == "json":
-        text = json.dumps(rec, ensure_ascii=False, indent=1) + "\n"
+        text = json.dumps(record(store, patient, timezone), ensure_ascii=False, indent=1) + "\n"
     elif fmt == "csv":
-        text = as_csv(rec)
+        text = as_csv(record(store, patient, timezone))
     else:
-        text = as_hl7(rec, agent=agent, control_id=f"EXP{clock.wall_ns() // 10**6}", now_iso=now)
+        text = as_pcd01(store, patient, agent=agent, timezone=timezone, now_wall_ns=clock.wall_ns())
     data = text.encode("utf-8")
     if passphrase is not None:
         data = export_file.seal(data, passphrase, suite_name=suite_name, fmt=fmt)

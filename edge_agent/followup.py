@@ -6,19 +6,28 @@ their visits in the last `days`), the danger signs the doctor ticks, and how man
 in a row were uncontrolled, go to rules.chronic.follow_up_decision. Values are
 converted to the clinic's units once (edge_agent.units). What was not measured is
 named in `missing`: the decision is "incomplete", never "controlled" by omission.
+
+The visit shows the resident's identity and readings, so it is an operation
+(edge_agent.operations `followup`, permission read-person): done inside the daemon that
+holds the keys, with an audit row naming the resident (PIPL Art. 51, GB/T 35273-2020
+§7.4), and its errors name what is wrong without quoting the national id.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
 
-from edge_agent import units
+from edge_agent import national_id, units
 from edge_agent.model import Refused
 from edge_agent.rules import chronic
 from edge_agent.store import StoreReader
+
+DEFAULT_DAYS = 1.0  # readings this recent count, unless the doctor says otherwise
+MAX_DAYS = 366.0  # a quarterly visit looks back months, never years
+MAX_PREVIOUS_UNCONTROLLED = 100  # visits in a row; the rule needs only "two or more"
 
 HEART_RATE_METRICS = ("MDC_PULS_RATE_NON_INV", "MDC_ECG_HEART_RATE", "MDC_PULS_OXIM_PULS_RATE")
 GLUCOSE_METRICS = (
@@ -34,23 +43,45 @@ class FollowUpError(Refused):
     """The visit cannot be judged (unknown patient, bad sign): says why in one line."""
 
 
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """The judged visit: whose (the patient row, for the audit trail) and what to show."""
+
+    patient_id: int
+    shown: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return self.shown
+
+
 def judge(
     store: StoreReader,
     *,
-    national_id: str,
+    national_id_number: str,
     disease: str,
     signs: Iterable[str] = (),
     previous_uncontrolled: int = 0,
-    days: float = 1.0,
-    now_wall_ns: int | None = None,
-) -> dict[str, Any]:
+    days: float = DEFAULT_DAYS,
+    now_wall_ns: int,
+) -> Visit:
+    """The follow-up of the resident `national_id_number` names, from their readings of
+    the last `days` before `now_wall_ns`. FollowUpError (or NationalIdError) if not."""
     if disease not in chronic.DISEASES:
-        raise FollowUpError(f"followup --disease {disease}: hypertension or diabetes")
-    person = store.patients.by_national_id(national_id)
+        raise FollowUpError(f"followup --disease {disease[:40]!r}: hypertension or diabetes")
+    if not 0 < days <= MAX_DAYS:
+        raise FollowUpError(f"followup --days {days:g}: more than 0 and at most {MAX_DAYS:g}")
+    if not 0 <= previous_uncontrolled <= MAX_PREVIOUS_UNCONTROLLED:
+        raise FollowUpError(
+            f"followup --previous-uncontrolled {previous_uncontrolled}:"
+            f" 0 to {MAX_PREVIOUS_UNCONTROLLED} visits"
+        )
+    number = national_id.parse(national_id_number).number
+    person = store.patients.by_national_id(number)
     if person is None:
-        raise FollowUpError(f"followup: {national_id} is not registered (edge-agent patients add)")
-    now = time.time_ns() if now_wall_ns is None else now_wall_ns
-    since = now - int(days * 86400e9)
+        raise FollowUpError(
+            "followup: this national id is not registered (edge-agent patients add)"
+        )
+    since = now_wall_ns - int(days * 86400e9)
 
     def newest(metrics: Iterable[str], flag: str | None = None) -> tuple[Decimal, str] | None:
         found = store.frames.latest_readings(
@@ -87,8 +118,8 @@ def judge(
         )
     except ValueError as exc:
         raise FollowUpError(f"followup: {exc}") from None
-    return {
-        "national_id": national_id,
+    shown = {
+        "national_id": person.national_id,
         "name": person.name,
         "disease": decision.disease,
         "classification": decision.classification,
@@ -97,6 +128,7 @@ def judge(
         "missing": list(decision.missing),
         "measured": {k: None if v is None else float(v[0]) for k, v in measured.items()},
     }
+    return Visit(person.id, shown)
 
 
 def _value(found: tuple[Decimal, str] | None) -> Decimal | None:

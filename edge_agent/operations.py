@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import sqlite3
 import types
@@ -35,6 +36,7 @@ from edge_agent import (
     control,
     crew_entries,
     export,
+    followup,
     key_rotation,
     kiosk_sign_in,
     pairing,
@@ -60,6 +62,7 @@ log = logging.getLogger(__name__)
 ROUTE_WAIT_S = 15.0
 MAX_TEXT = 1000  # any free-text argument (names, complaints, destinations)
 MAX_FRAMES = 10_000  # frame ids in one `readings assign`
+MAX_SIGNS = 64  # danger signs ticked in one `followup` (edge_agent.rules.chronic has 20)
 KIOSK = "kiosk"  # agent.role of a health hut's self-service box
 # The audit row of a visit a withdrawal of consent ended says so.
 VISIT_ENDED_BY_WITHDRAWAL = "ended by the resident's withdrawal of consent"
@@ -97,9 +100,19 @@ class Done:
     also: tuple[tuple[str, str, str], ...] = ()
 
 
+ITEMS = "items"  # a list field's metadata: the fewest and the most items it may carry
+MAX_ITEMS = 10_000  # a list field without `items`: 0 to this many
+
+
+def items(fewest: int, most: int) -> dict[str, tuple[int, int]]:
+    """A list field's bounds, as its metadata: `field(metadata=items(1, 20))`."""
+    return {ITEMS: (fewest, most)}
+
+
 # --- the requests: one per operation, its arguments as fields ---------------------------
-# A field's type says what the socket may carry for it (str, int, bool, a tuple of ints
-# sent as a JSON list; `| None` or a default: it may be left out).
+# A field's type says what the socket may carry for it (str, int, bool, float, a tuple or
+# list of one of those sent as a JSON list, its length bounded by `items`; `| None` or a
+# default: it may be left out).
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +155,7 @@ class ObserveVisit:
 class AssignReadings:
     op: ClassVar[str] = "readings.assign"
     national_id: str
-    frames: tuple[int, ...]
+    frames: tuple[int, ...] = field(metadata=items(1, MAX_FRAMES))
     patient_class: str = "O"
 
 
@@ -330,6 +343,19 @@ class ExportPatient:
     encrypt: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """A chronic-disease follow-up judged from a resident's stored readings
+    (edge_agent.followup): a read of their identity and record, so audited."""
+
+    op: ClassVar[str] = "followup"
+    national_id: str
+    disease: str
+    signs: tuple[str, ...] = field(default=(), metadata=items(0, MAX_SIGNS))
+    previous_uncontrolled: int = 0
+    days: float = followup.DEFAULT_DAYS
+
+
 Change = (
     AddPatient
     | StartVisit
@@ -358,6 +384,7 @@ Change = (
     | WithdrawConsent
     | ShowConsent
     | ExportPatient
+    | FollowUp
 )
 
 
@@ -370,34 +397,70 @@ R = TypeVar("R", bound=_Request)
 
 
 def _given_type(hint: Any) -> Any:
-    """What a field holds when it is given: `X | None` -> X, `tuple[int, ...]` -> tuple."""
+    """What a field holds when it is given: `X | None` -> X."""
     if typing.get_origin(hint) in (types.UnionType, typing.Union):
         (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
-    return typing.get_origin(hint) or hint
+    return hint
 
 
-def _checked_value(op: str, name: str, kind: Any, value: object) -> object:
-    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise OpError(f"{op}: {name} must be a whole number", STATUS_USAGE)
-    if kind is bool and not isinstance(value, bool):
-        raise OpError(f"{op}: {name} must be true or false", STATUS_USAGE)
+# What a value of each kind must be, as an error says it (a list's: its items').
+_MUST_BE = {
+    int: "a whole number",
+    bool: "true or false",
+    float: "a finite number",
+    str: f"text of at most {MAX_TEXT} characters",
+}
+_ITEMS_ARE = {
+    int: "whole numbers",
+    bool: "true or false values",
+    float: "finite numbers",
+    str: f"texts of at most {MAX_TEXT} characters",
+}
+
+
+def _scalar(kind: Any, value: object) -> object | None:
+    """`value` as a field of type `kind` holds it (JSON's number as a float), or None
+    when it is not one: a bool is not a number, NaN and infinities are not finite, text
+    is bounded and has no NUL."""
+    if kind is bool:
+        return value if isinstance(value, bool) else None
+    if isinstance(value, bool):
+        return None
+    if kind is int:
+        return value if isinstance(value, int) else None
+    if kind is float:
+        if not isinstance(value, int | float):
+            return None
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond any float
+            return None
+        return number if math.isfinite(number) else None
     if kind is str:
-        if not isinstance(value, str):
-            raise OpError(f"{op}: {name} must be text", STATUS_USAGE)
-        if len(value) > MAX_TEXT or "\x00" in value:
-            raise OpError(
-                f"{op}: {name} must be at most {MAX_TEXT} characters of text", STATUS_USAGE
-            )
-    if kind is tuple:
-        if (
-            not isinstance(value, list)
-            or not value
-            or len(value) > MAX_FRAMES
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-        ):
-            raise OpError(f"{op}: {name} must be a list of whole numbers", STATUS_USAGE)
-        return tuple(value)
-    return value
+        ok = isinstance(value, str) and len(value) <= MAX_TEXT and "\x00" not in value
+        return value if ok else None
+    raise TypeError(f"a request field of type {kind!r} cannot come from the socket")
+
+
+def _checked_value(op: str, f: dataclasses.Field[Any], hint: Any, value: object) -> object:
+    """`value` (from JSON) as field `f` of type `hint` holds it; OpError (usage) if not."""
+    origin = typing.get_origin(hint)
+    if origin not in (tuple, list):
+        checked_value = _scalar(hint, value)
+        if checked_value is None:
+            raise OpError(f"{op}: {f.name} must be {_MUST_BE[hint]}", STATUS_USAGE)
+        return checked_value
+    kind = typing.get_args(hint)[0]
+    fewest, most = f.metadata.get(ITEMS, (0, MAX_ITEMS))
+    what = f"{op}: {f.name} must be a list of {_ITEMS_ARE[kind]}"
+    if not isinstance(value, list):
+        raise OpError(what, STATUS_USAGE)
+    if not fewest <= len(value) <= most:
+        raise OpError(f"{what}, {fewest} to {most} of them", STATUS_USAGE)
+    given = [_scalar(kind, v) for v in value]
+    if any(v is None for v in given):
+        raise OpError(what, STATUS_USAGE)
+    return tuple(given) if origin is tuple else given
 
 
 def checked(request: type[R], args: Mapping[str, Any]) -> R:
@@ -407,16 +470,16 @@ def checked(request: type[R], args: Mapping[str, Any]) -> R:
     fields = dataclasses.fields(request)
     unknown = sorted(set(args) - {f.name for f in fields})
     if unknown:
-        raise OpError(f"{op}: unknown argument {unknown[0]!r}", STATUS_USAGE)
+        raise OpError(f"{op}: unknown argument {str(unknown[0])[:40]!r}", STATUS_USAGE)
     hints = typing.get_type_hints(request)
     given: dict[str, object] = {}
     for f in fields:
         value = args.get(f.name)
         if value is None:
-            if f.default is dataclasses.MISSING:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise OpError(f"{op}: argument {f.name!r} is missing", STATUS_USAGE)
             continue  # its default
-        given[f.name] = _checked_value(op, f.name, _given_type(hints[f.name]), value)
+        given[f.name] = _checked_value(op, f, _given_type(hints[f.name]), value)
     return request(**given)
 
 
@@ -648,6 +711,19 @@ def _export(s: Services, caller: Caller, r: ExportPatient) -> Done:
     return Done(answer, f"patient:{answer['patient']}")
 
 
+def _followup(s: Services, caller: Caller, r: FollowUp) -> Done:
+    visit = followup.judge(
+        s.store,
+        national_id_number=r.national_id,
+        disease=r.disease,
+        signs=r.signs,
+        previous_uncontrolled=r.previous_uncontrolled,
+        days=r.days,
+        now_wall_ns=s.clock.wall_ns(),
+    )
+    return Done(visit.as_json(), f"patient:{visit.patient_id}")
+
+
 @dataclass(frozen=True, slots=True)
 class Operation(Generic[R]):
     request: type[R]
@@ -683,6 +759,7 @@ OPERATIONS: dict[str, Operation[Any]] = {
     WithdrawConsent.op: Operation(WithdrawConsent, _consent_withdraw),
     ShowConsent.op: Operation(ShowConsent, _consent_show),
     ExportPatient.op: Operation(ExportPatient, _export),
+    FollowUp.op: Operation(FollowUp, _followup),
 }
 PING = Ping.op
 

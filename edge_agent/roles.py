@@ -104,6 +104,7 @@ OPERATION_PERMISSION: dict[str, Permission | None] = {
     "consent.withdraw": P.RECORD_CONSENT,
     "consent.show": P.RECORD_CONSENT,
     "export": P.EXPORT,  # edge_agent.export
+    "followup": P.READ_PERSON,  # edge_agent.followup: the resident's identity and readings
 }
 
 

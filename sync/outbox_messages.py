@@ -3,7 +3,9 @@
 The message is built once, stored in the row, and every retry sends the same bytes:
 the gateway dedups on MSH-10, and an identical payload keeps its audit trail simple.
 
-Where each field comes from is docs/hl7.md. The rules that need the store live here:
+Where each field comes from is docs/hl7.md. The rules that need the store live here;
+how a stored reading, its device and its resident are reported is sync.reported_readings
+(shared with a resident's HL7 export, edge_agent.export):
 - Times: a device's explicit UTC offset is honoured; its naive wall clock is read in
   `agent.timezone` (edge_agent.clock.device_instant). A reading the recorder flagged
   `device-clock-skew` (the device's clock over 5 minutes off the box's synchronised
@@ -26,17 +28,17 @@ from decimal import Decimal
 
 from device_drivers import registry
 from device_drivers.declaration import Lane
-from edge_agent.clock import DEVICE_CLOCK_SKEW_FLAG, device_instant, wall_datetime
+from edge_agent.clock import device_instant, wall_datetime
 from edge_agent.model import Waveform
-from edge_agent.store import DeviceRow, ObservationRow, OutboxRow, StoreWriter
+from edge_agent.store import DeviceRow, OutboxRow, StoreWriter
+from sync import reported_readings
 from sync.hl7.adt import PrearrivalNotice, build_adt_a14
-from sync.hl7.eui64 import derived_eui64, from_eui48, normalise_eui64
+from sync.hl7.eui64 import normalise_eui64
 from sync.hl7.pcd01 import (
     NATIONAL_ID_AUTHORITY,
     NATIONAL_ID_TYPE,
     DeviceIdentity,
     PatientIdentity,
-    StoredObservation,
     StoredWaveform,
     build_oru_r01,
 )
@@ -45,16 +47,6 @@ from sync.hl7.pcd04 import AlertEvent, build_oru_r40
 KIND_ADT_A14 = "adt_a14"  # edge_agent.recorder.KIND_ADT_A14
 KIND_STRIP = "strip"  # edge_agent.strips.KIND_STRIP
 KIND_ORU_R40 = "oru_r40"  # edge_agent.alerts.KIND_ORU_R40
-
-# The MDS-level device specialisation (OBR-4, MDS OBX) of a device whose driver the
-# registry does not know (a row of a driver since removed): the generic monitor's.
-UNKNOWN_DRIVER_PROFILE = "MDC_DEV_SPEC_PROFILE_HYDRA"
-
-
-def device_profile(driver: str) -> str:
-    """The device specialisation a driver's messages declare (Driver.profile)."""
-    spec = registry.DRIVERS.get(driver)
-    return UNKNOWN_DRIVER_PROFILE if spec is None else spec.profile
 
 
 def _whole_recording(driver: object) -> bool:
@@ -66,15 +58,6 @@ def _whole_recording(driver: object) -> bool:
 
 class MessageBuildError(ValueError):
     """The row cannot become a message (its readings are gone, a code is unknown)."""
-
-
-def _observed_at(obs: ObservationRow, tz: str) -> dt.datetime:
-    """OBX-14: the device's time (its offset honoured, a naive clock read in `tz`); the
-    box's time of receipt when the device gave none or its clock is skewed (module
-    docstring)."""
-    if obs.device_time and DEVICE_CLOCK_SKEW_FLAG not in obs.flags:
-        return device_instant(dt.datetime.fromisoformat(obs.device_time), tz)
-    return wall_datetime(obs.received_wall_ns, tz)
 
 
 def build_message(
@@ -112,18 +95,7 @@ def build_message(
     )
     patient = _frame_patient(store, row.raw_frame_id, encounter_id)
     received = (frame.received_wall_ns if frame is not None else 0) or now_wall_ns
-    stored = [
-        StoredObservation(
-            metric=o.metric,
-            value=None if o.value is None else Decimal(o.value),
-            unit=o.unit,
-            observed_at=_observed_at(o, tz),
-            flags=o.flags,
-            sub_id=o.sub_id,
-            status=o.result_status,
-        )
-        for o in observations
-    ]
+    stored = [reported_readings.stored_observation(o, tz) for o in observations]
     try:
         message: str = build_oru_r01(
             control_id=row.id,
@@ -151,14 +123,8 @@ def _device_identity(
 ) -> DeviceIdentity:
     """The device and its EUI-64 (module docstring): `named` is the one its frame gave."""
     device_row = store.devices.get(device_id)
-    driver = (device_row.driver if device_row is not None else None) or driver or "unknown"
     eui64 = normalise_eui64(named) or stable_eui64(store, device_id, device_row, agent_id)
-    return DeviceIdentity(
-        device_id=device_id,
-        driver=driver,
-        eui64=eui64,
-        spec_refid=device_profile(driver),
-    )
+    return reported_readings.device_identity(device_id, device_row, driver, eui64)
 
 
 def stable_eui64(
@@ -169,14 +135,9 @@ def stable_eui64(
     its own (sync.hl7.eui64). Kept in its device row; the box itself ("station", a rule
     alert's source) has none and gets the derived one, the same while `agent.id` is.
     `device_row` is its row as the caller read it (None: it has none)."""
-    kept = normalise_eui64((device_row.eui64 if device_row is not None else None) or "")
-    if kept is not None:
-        return kept
-    own = from_eui48((device_row.address if device_row is not None else None) or "")
-    eui64, source = (own, "device") if own is not None else (None, "derived")
-    if eui64 is None:
-        eui64 = derived_eui64(agent_id, device_id)
-    store.devices.set_eui64(device_id, eui64, source=source)
+    eui64, source = reported_readings.device_eui64(device_id, device_row, agent_id)
+    if source is not None:
+        store.devices.set_eui64(device_id, eui64, source=source)
     return eui64
 
 
@@ -268,13 +229,7 @@ def _patient(store: StoreWriter, encounter_id: int | None) -> PatientIdentity | 
     person = None if encounter is None else store.patients.get(encounter.patient_id)
     if encounter is None or person is None:
         return None
-    return PatientIdentity(
-        national_id=person.national_id,
-        name=person.name,
-        birth_date=dt.date.fromisoformat(person.birth_date) if person.birth_date else None,
-        sex=person.sex,
-        patient_class=encounter.patient_class,
-    )
+    return reported_readings.resident_identity(person, encounter.patient_class)
 
 
 def _frame_patient(

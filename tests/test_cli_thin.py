@@ -251,6 +251,7 @@ OPERATION_SERVICES = {
     "edge_agent.consent",
     "edge_agent.crew_entries",
     "edge_agent.export",
+    "edge_agent.followup",
     "edge_agent.key_rotation",
     "edge_agent.kiosk_sign_in",
     "edge_agent.pairing",

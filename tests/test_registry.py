@@ -32,7 +32,7 @@ from device_drivers.declaration import (
 from device_drivers.network.mllp import MllpListener
 from edge_agent.config import LISTENER_KEYS
 from edge_agent.model import Decoded
-from sync.outbox_messages import device_profile
+from sync.reported_readings import device_profile
 
 SERIAL = {"masimo-ascii", "nonin-df2", "nonin-df7", "nonin-df8", "intellivue", "datex-s5"}
 SERIAL |= {"scale-ascii"}

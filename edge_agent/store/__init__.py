@@ -14,7 +14,7 @@ from edge_agent.store.devices import (
     PairedDeviceRow,
 )
 from edge_agent.store.ecg import Ecg, EcgReader
-from edge_agent.store.exports import ExportedReading
+from edge_agent.store.exports import ExportedReading, ReadingGroup
 from edge_agent.store.frames import (
     Frames,
     FrameSource,
@@ -105,6 +105,7 @@ __all__ = [
     "QuarantinedFrame",
     "RawFrameRow",
     "ReadingDelivery",
+    "ReadingGroup",
     "RejectedMessage",
     "ResidentPin",
     "ResidentSession",

@@ -1,5 +1,5 @@
 """What a patient's export holds beside their identity: their visits and the readings
-bound to them (read-only; edge_agent.export)."""
+bound to them, and the groups those readings came in (read-only; edge_agent.export)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,15 @@ class ExportedReading:
     unit: str
     device_time: str | None
     received_wall_ns: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingGroup:
+    """The readings one frame gave that are bound to one visit: one PCD-01 message."""
+
+    raw_frame_id: int
+    encounter_id: int
+    patient_class: str
 
 
 class ExportsReader:
@@ -44,3 +53,14 @@ class ExportsReader:
             (patient_id,),
         ).fetchall()
         return [ExportedReading(*row) for row in rows]
+
+    def reading_groups(self, patient_id: int) -> list[ReadingGroup]:
+        """The frames whose readings are bound to the patient's visits, each with its
+        visit and that visit's patient class (PV1-2), in the order they were stored."""
+        rows = self._conn.execute(
+            "SELECT o.raw_frame_id, e.id, e.patient_class FROM observation o"
+            " JOIN encounter e ON e.id = o.encounter_id WHERE e.patient_id = ?"
+            " GROUP BY o.raw_frame_id, e.id ORDER BY MIN(o.id)",
+            (patient_id,),
+        ).fetchall()
+        return [ReadingGroup(int(r[0]), int(r[1]), str(r[2])) for r in rows]

@@ -39,6 +39,8 @@ GENESIS = bytes(32)
 HEAD_KEY = "audit.head"
 # The last head the county gateway acknowledged (ACK AA to an audit batch, sync.uplink).
 GATEWAY_ANCHOR_KEY = "audit.gateway_anchor"
+# ... and when the box took that ACK (its wall clock, ns): `edge-agent status` shows it.
+GATEWAY_ANCHOR_TIME_KEY = "audit.gateway_anchor_wall_ns"
 MAX_SHOWN = 20_000  # rows one `audit show` returns (~7 MB: within control.MAX_ANSWER)
 
 OK = "ok"
@@ -227,11 +229,24 @@ def gateway_anchor(store: StoreReader) -> Anchor | None:
     return None
 
 
-def record_gateway_anchor(store: StoreWriter, seq: int, digest: bytes) -> None:
-    """The gateway acknowledged the chain up to row `seq` (hash `digest`)."""
+def record_gateway_anchor(
+    store: StoreWriter, seq: int, digest: bytes, *, wall_ns: int | None = None
+) -> None:
+    """The gateway acknowledged the chain up to row `seq` (hash `digest`), at `wall_ns`."""
     known = gateway_anchor(store)
     if known is None or seq >= known.seq:
         store.meta.set(GATEWAY_ANCHOR_KEY, f"{seq}:{digest.hex()}")
+        if wall_ns is not None:
+            store.meta.set(GATEWAY_ANCHOR_TIME_KEY, str(wall_ns))
+
+
+def gateway_anchor_wall_ns(store: StoreReader) -> int | None:
+    """When the box took the gateway's last anchor; None before (or if unreadable)."""
+    text = store.meta.get(GATEWAY_ANCHOR_TIME_KEY)
+    try:
+        return None if text is None else int(text)
+    except ValueError:
+        return None
 
 
 def verify(store: StoreReader, anchors: Iterable[Anchor] | None = None) -> Verdict:

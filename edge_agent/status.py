@@ -14,12 +14,14 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from edge_agent import audit
+from edge_agent.clock import wall_datetime
 from edge_agent.config import Config
 from edge_agent.rules.engine import ClinicalRules
 from edge_agent.store import NoticeRow, PersonalDataLocked, StoreReader
 from edge_agent.supervisor import META_TASKS
 from edge_agent.writer_lock import LOCK_NAME, is_held
-from sync.uplink import META_REFUSED
+from sync.uplink import META_NOTICES_IGNORED, META_REFUSED
 
 
 def er_replies(notices: list[NoticeRow]) -> list[dict[str, Any]]:
@@ -67,10 +69,47 @@ def refused_for_mac(store: StoreReader) -> dict[str, Any]:
     return counts
 
 
+def notices_ignored(store: StoreReader) -> dict[str, Any]:
+    """Authentic down notices the uplink did not take (sync.notice_replay): repeats (a
+    QoS 1 redelivery or a replay), stale ones, ones without an id and sent time."""
+    counts: dict[str, Any] = {
+        "repeated": 0, "stale": 0, "unstamped": 0, "last_reason": None, "last_wall_ns": None
+    }  # fmt: skip
+    try:
+        stored = json.loads(store.meta.get(META_NOTICES_IGNORED) or "{}")
+    except ValueError:
+        stored = {}
+    if isinstance(stored, dict):
+        counts.update({k: v for k, v in stored.items() if k in counts})
+    return counts
+
+
+def audit_trail(store: StoreReader, timezone: str = "Asia/Shanghai") -> dict[str, Any]:
+    """The audit trail and its anchoring: its rows, the last row's seq, the last row the
+    county gateway acknowledged as anchored (the anchor the box keeps, edge_agent.audit)
+    and when the box took that ACK, and the rows still waiting to be anchored."""
+    last = store.audit.last()
+    anchor = audit.gateway_anchor(store)
+    anchored_ns = None if anchor is None else audit.gateway_anchor_wall_ns(store)
+    anchored_seq = None if anchor is None else anchor.seq
+    return {
+        "rows": store.audit.count(),
+        "last_seq": None if last is None else last.seq,
+        "anchored_seq": anchored_seq,
+        "anchored_wall_ns": anchored_ns,
+        "anchored_at": (
+            None
+            if anchored_ns is None
+            else wall_datetime(anchored_ns, timezone).isoformat(timespec="seconds")
+        ),
+        "waiting": store.audit.count_after(anchored_seq or 0),
+    }
+
+
 _T = TypeVar("_T")
 
 
-def collect(store: StoreReader) -> dict[str, Any]:
+def collect(store: StoreReader, timezone: str = "Asia/Shanghai") -> dict[str, Any]:
     counts = store.outbox.counts()
     sealed: list[str] = []
 
@@ -113,6 +152,8 @@ def collect(store: StoreReader) -> dict[str, Any]:
         "alerts": [a.as_json() for a in store.alerts.recent(limit=10)],
         "schema_version": store.schema_version(),
         "refused_for_mac": refused_for_mac(store),
+        "notices_ignored": notices_ignored(store),
+        "audit": audit_trail(store, timezone),
     }
     status["personal_data_sealed"] = sealed[0] if sealed else None
     return status
@@ -122,7 +163,7 @@ def report(config: Config, store: StoreReader, now_wall_ns: int | None = None) -
     """`collect`, with the box's NEWS2 now (every reading of the box: an ambulance's one
     patient), whether the daemon is there (it holds the writer lock) and how its
     supervised tasks are (edge_agent.supervisor)."""
-    status = collect(store)
+    status = collect(store, config.agent.timezone)
     rules = ClinicalRules.for_box(config)
     now = time.time_ns() if now_wall_ns is None else now_wall_ns
     status["news2"] = rules.news2_now(store, now, None).as_json()
@@ -133,6 +174,20 @@ def report(config: Config, store: StoreReader, now_wall_ns: int | None = None) -
 
 
 _RUNNING = {True: "running", False: "not running", None: "unknown (lock not readable)"}
+
+
+def render_audit(trail: dict[str, Any]) -> str:
+    """The audit trail's line of `status`."""
+    if not trail["rows"]:
+        return "audit trail: no rows yet"
+    last = f"audit trail: {trail['rows']} rows, last row {trail['last_seq']}"
+    if trail["anchored_seq"] is None:
+        anchored = "not anchored at the county gateway yet"
+    else:
+        anchored = f"anchored at the county gateway up to row {trail['anchored_seq']}"
+        if trail["anchored_at"]:
+            anchored += f" ({trail['anchored_at']})"
+    return f"{last}; {anchored}; {trail['waiting']} waiting to be anchored"
 
 
 def render_text(status: dict[str, Any]) -> str:
@@ -191,6 +246,16 @@ def render_text(status: dict[str, Any]) -> str:
             f"ignored without a valid mac: {refused['ack']} ACK(s), {refused['down']} down"
             f" notice(s) (last: {refused['last_reason']})"
         )
+    ignored = status.get("notices_ignored") or {}
+    if ignored.get("repeated") or ignored.get("stale") or ignored.get("unstamped"):
+        lines.append(
+            f"down notices not taken: {ignored['repeated']} already taken (QoS 1 redelivery"
+            f" or replay), {ignored['stale']} stale, {ignored['unstamped']} without id and"
+            f" time (last: {ignored['last_reason']})"
+        )
+    trail = status.get("audit")
+    if trail is not None:
+        lines.append(render_audit(trail))
     lines.append(f"agent daemon: {_RUNNING[status['agent_running']]}")
     for name, task in sorted(status["tasks"].items()):
         if task.get("restarts"):

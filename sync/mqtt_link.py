@@ -13,7 +13,7 @@ to its event loop).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,10 +104,17 @@ class MqttLink:
         *,
         retain: bool = False,
         content_type: str | None = None,
+        user_properties: Sequence[tuple[str, str]] = (),
     ) -> int:
         if not self._client.connected:
             raise LinkDown("not connected to the broker")
         try:
-            return self._client.publish(topic, payload, retain=retain, content_type=content_type)
+            return self._client.publish(
+                topic,
+                payload,
+                retain=retain,
+                content_type=content_type,
+                user_properties=user_properties,
+            )
         except NotSent as exc:
             raise LinkDown(f"publish refused locally: {exc}") from None

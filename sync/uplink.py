@@ -13,10 +13,20 @@ ignored, so its message stays pending as if no ACK had come. With no key (a box 
 `uplink.allow_insecure`; the daemon refuses mqtts:// without one) they are taken
 unsigned, with one warning.
 
+A down notice is taken once: it carries an id and its sender's time inside the tagged
+payload, and the box remembers the ids it took (sync.notice_replay, meta
+`uplink.notices_taken`, written in the transaction that stores the notice), so a QoS 1
+redelivery or a replay of a recorded notice is ignored quietly, and counted (meta
+`uplink_notices_ignored`).
+
 When no outbox row is in flight or due, the audit rows after the gateway's last anchor
-go on `edge/v1/{agent}/audit` (sync.audit_batches), one batch at a time; its signed ACK
-AA records the anchor (meta `audit.gateway_anchor`, edge_agent.audit), AE means the
-gateway found the trail broken (logged, counted, tried again after ack_timeout_s).
+go on `edge/v1/{agent}/audit` (sync.audit_batches), one batch at a time, tagged with
+the box's `mac` as the gateway tags its ACKs (the gateway anchors only a batch its box
+signed); its signed ACK AA records the anchor (meta `audit.gateway_anchor`, and when,
+edge_agent.audit); AE means the gateway found the trail broken (logged, counted). A
+batch refused or unanswered (a gateway that refused its tag, or is away) is sent again
+after ack_timeout_s, then after twice as long each time, up to MAX_BACKOFF_S: the
+lowest priority, and at most ~100 kB a try.
 
 All store writes happen on the event loop's thread (the store has one writer); paho's
 thread only posts events into the loop.
@@ -30,7 +40,7 @@ import json
 import logging
 import random
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -38,10 +48,10 @@ from edge_agent import audit
 from edge_agent.clock import Clock, new_message_id
 from edge_agent.identifiers import shown
 from edge_agent.store import OutboxRow, StoreWriter
-from sync import audit_batches, topics
+from sync import audit_batches, notice_replay, topics
 from sync.hl7.ack import parse_ack
 from sync.hl7.errors import Hl7Error
-from sync.message_auth import MessageKey, refusal
+from sync.message_auth import MessageKey, refusal, signed_properties
 from sync.mqtt_client import Connected, Disconnected, PublishDone, Received
 from sync.mqtt_link import LinkDown, LinkEvent
 from sync.outbox_messages import MessageBuildError, build_message
@@ -52,6 +62,11 @@ MAX_BACKOFF_S = 300.0
 # The meta key of the ACKs and notices refused for their `mac`, counted across restarts:
 # {"ack": n, "down": n, "last_reason": ..., "last_wall_ns": ...} (edge_agent.status).
 META_REFUSED = "uplink_refused"
+# The down notices taken (sync.notice_replay.NoticeMemory, bounded), and those ignored
+# as repeats, stale or without an id: {"repeated": n, "stale": n, "unstamped": n,
+# "last_reason": ..., "last_wall_ns": ...} (edge_agent.status).
+META_NOTICES_TAKEN = "uplink.notices_taken"
+META_NOTICES_IGNORED = "uplink_notices_ignored"
 
 
 class Link(Protocol):
@@ -71,6 +86,7 @@ class Link(Protocol):
         *,
         retain: bool = False,
         content_type: str | None = None,
+        user_properties: Sequence[tuple[str, str]] = (),
     ) -> int:
         """QoS 1; the id its PublishDone will carry. LinkDown when not connected."""
         ...
@@ -110,6 +126,11 @@ class UplinkStats:
     audit_batches: int = 0  # audit batches published
     audit_anchored: int = 0  # ... acknowledged AA (the gateway anchored their head)
     audit_refused: int = 0  # ... answered AE/AR (the gateway found a break)
+    audit_unanswered: int = 0  # ... not answered within ack_timeout_s (refused its tag?)
+    # Authentic down notices not taken (sync.notice_replay): already taken (a QoS 1
+    # redelivery or a replay), stale, or without an id and sent time.
+    notice_repeats: int = 0
+    notices_refused: int = 0
     last_error: str | None = None
     connected: bool = False
 
@@ -161,6 +182,7 @@ class Uplink:
     audit_batch_rows: int = audit_batches.MAX_ROWS
     _audit_flight: _AuditFlight | None = field(default=None, init=False)
     _audit_not_before_mono_ns: int = field(default=0, init=False)
+    _audit_failures: int = field(default=0, init=False)  # refused or unanswered in a row
 
     # --- wiring ---------------------------------------------------------------------
 
@@ -268,12 +290,8 @@ class Uplink:
             if self._authentic(event, topics.ACK):
                 self._on_ack(event.payload)
         elif event.topic == topics.down(self.agent_id):
-            if not self._authentic(event, topics.DOWN):
-                return
-            self.stats.notices += 1
-            self.store.prealerts.add_notice(
-                event.topic, event.payload.decode("utf-8", "replace"), self.clock.wall_ns()
-            )
+            if self._authentic(event, topics.DOWN):
+                self._on_notice(event)
         else:
             log.debug("ignoring message on %s", event.topic)
 
@@ -312,6 +330,56 @@ class Uplink:
         counts["last_wall_ns"] = self.clock.wall_ns()
         self.store.meta.set(META_REFUSED, json.dumps(counts))
 
+    def _on_notice(self, event: Received) -> None:
+        """Store an authentic notice unless it was taken before or is stale; the ids
+        taken are remembered in the same transaction as the notice."""
+        try:
+            stamp = notice_replay.stamp_of(event.payload)
+        except notice_replay.NoticeStampError as exc:
+            self._ignore_notice("unstamped", str(exc))
+            return
+        memory = self._notice_memory()
+        judgement = notice_replay.judge(memory, stamp)
+        if judgement.kind == notice_replay.REPEAT:
+            self._ignore_notice("repeated", judgement.reason or "")
+            return
+        if judgement.kind != notice_replay.TAKE:
+            self._ignore_notice("stale", judgement.reason or "")
+            return
+        self.stats.notices += 1
+        self.store.prealerts.add_notice(
+            event.topic, event.payload.decode("utf-8", "replace"), self.clock.wall_ns()
+        )
+        self.store.meta.set(META_NOTICES_TAKEN, notice_replay.memory_json(judgement.memory))
+
+    def _notice_memory(self) -> notice_replay.NoticeMemory:
+        try:
+            return notice_replay.memory_from_json(self.store.meta.get(META_NOTICES_TAKEN))
+        except ValueError:
+            # Damaged in the store: start again (the notices' own times are shown).
+            log.error("the memory of down notices taken is unreadable: starting it again")
+            return notice_replay.NoticeMemory()
+
+    def _ignore_notice(self, kind: str, reason: str) -> None:
+        """A repeat is what QoS 1 does (logged for the technician, never an error the
+        crew sees); a stale or unstamped notice is a warning."""
+        if kind == "repeated":
+            self.stats.notice_repeats += 1
+            log.info("ignored down notice: %s (a QoS 1 redelivery or a replay)", reason)
+        else:
+            self.stats.notices_refused += 1
+            log.warning("ignored down notice: %s", reason)
+        counts: dict[str, object] = {"repeated": 0, "stale": 0, "unstamped": 0}
+        with contextlib.suppress(ValueError, TypeError):
+            loaded = json.loads(self.store.meta.get(META_NOTICES_IGNORED) or "{}")
+            if isinstance(loaded, dict):
+                counts.update(loaded)
+        previous = counts.get(kind)
+        counts[kind] = (previous if isinstance(previous, int) else 0) + 1
+        counts["last_reason"] = reason
+        counts["last_wall_ns"] = self.clock.wall_ns()
+        self.store.meta.set(META_NOTICES_IGNORED, json.dumps(counts))
+
     def _on_ack(self, payload: bytes) -> None:
         try:
             ack = parse_ack(payload.decode("utf-8"))
@@ -344,11 +412,21 @@ class Uplink:
         self._audit_flight = None
         if code == "AA":
             self.stats.audit_anchored += 1
-            audit.record_gateway_anchor(self.store, flight.seq, flight.hash)
+            self._audit_failures = 0
+            audit.record_gateway_anchor(
+                self.store, flight.seq, flight.hash, wall_ns=self.clock.wall_ns()
+            )
             return
         self.stats.audit_refused += 1
-        self._audit_not_before_mono_ns = self.clock.mono_ns() + int(self.ack_timeout_s * 1e9)
+        self._audit_back_off()
         log.warning("gateway refused audit batch %s (%s): %s", flight.batch, code, text)
+
+    def _audit_back_off(self) -> None:
+        """The next batch after ack_timeout_s, doubled for each refusal or silence in a
+        row, at most MAX_BACKOFF_S (a gateway that refuses the box's tag, or is away)."""
+        self._audit_failures += 1
+        delay_s = min(MAX_BACKOFF_S, self.ack_timeout_s * 2.0 ** (self._audit_failures - 1))
+        self._audit_not_before_mono_ns = self.clock.mono_ns() + int(delay_s * 1e9)
 
     # --- sending --------------------------------------------------------------------
 
@@ -358,6 +436,9 @@ class Uplink:
         batch = self._audit_flight
         if batch is not None and now - batch.sent_mono_ns >= limit:
             self._audit_flight = None  # sent again, under a new batch id
+            self.stats.audit_unanswered += 1
+            self._audit_back_off()
+            log.info("audit batch %s: no ACK within %g s", batch.batch, self.ack_timeout_s)
         for message_id, flight in list(self._in_flight.items()):
             if now - flight.sent_mono_ns < limit:
                 continue
@@ -404,9 +485,14 @@ class Uplink:
             return
         batch_id = new_message_id()
         payload = audit_batches.batch_payload(self.agent_id, batch_id, rows)
+        topic = topics.audit(self.agent_id)
         try:
             link.publish(
-                topics.audit(self.agent_id), payload, content_type=topics.CONTENT_TYPE_JSON
+                topic,
+                payload,
+                content_type=topics.CONTENT_TYPE_JSON,
+                # No key (allow_insecure): unsigned, and the gateway anchors nothing.
+                user_properties=signed_properties(self.message_key, topic, payload),
             )
         except LinkDown as exc:
             self.stats.last_error = str(exc)

@@ -33,7 +33,7 @@ from sync import audit_batches, topics
 from sync.audit_batches import BatchError, batch_payload, break_in, parse_batch
 from sync.gateway.service import Gateway, _Inbound
 from sync.gateway.store import GatewayStore
-from sync.message_auth import MessageKey
+from sync.message_auth import MessageKey, signed_properties
 from sync.uplink import Uplink
 
 EDGE_AGENT = Path(sys.executable).with_name("edge-agent")
@@ -167,12 +167,19 @@ def _mutations() -> st.SearchStrategy[bytes]:
     return st.one_of(mutated(), st.binary(max_size=200))
 
 
+BOX_KEY = MessageKey(suite("intl"), bytes.fromhex("3c" * 32))
+
+
 @pytest.fixture
 def gateway_store(tmp_path: Path) -> Iterator[tuple[Gateway, GatewayStore]]:
+    """A gateway (not started) and its store, the box AGENT enrolled with BOX_KEY."""
     db = tmp_path / "gateway.sqlite3"
     gateway_keys.made(db)
     gateway = Gateway("mqtt://127.0.0.1:9", db)
     store = GatewayStore.open(db)
+    with store.transaction():
+        store.enroll(AGENT, BOX_KEY, 1)
+    gateway._keys = store.message_keys()  # what start() reads
     yield gateway, store
     store.close()
 
@@ -197,7 +204,9 @@ def test_any_batch_is_anchored_flagged_or_kept_as_rejected(
     gateway, store = gateway_store
     before = _kept(store)
     head = store.audit_head(AGENT)
-    inbound = _Inbound(topics.audit(AGENT), payload, topics.CONTENT_TYPE_JSON, None, 1)
+    topic = topics.audit(AGENT)
+    signed = signed_properties(BOX_KEY, topic, payload)  # the box's own batch
+    inbound = _Inbound(topic, payload, topics.CONTENT_TYPE_JSON, None, 1, signed)
     with store.transaction():
         outcome = gateway._accept_audit(store, inbound)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -32,6 +32,7 @@ class ScriptedLink:
         self.on_event = on_event
         self.connected = False
         self.published: list[tuple[str, bytes, int]] = []
+        self.properties: dict[int, tuple[tuple[str, str], ...]] = {}
         self._mid = 0
 
     def start(self) -> None:
@@ -49,9 +50,11 @@ class ScriptedLink:
         qos: int = 1,
         retain: bool = False,
         content_type: str | None = None,
+        user_properties: Sequence[tuple[str, str]] = (),
     ) -> int:
         self._mid += 1
         self.published.append((topic, payload, self._mid))
+        self.properties[self._mid] = tuple(user_properties)
         return self._mid
 
     def up(self) -> list[tuple[bytes, int]]:

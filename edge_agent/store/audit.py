@@ -60,6 +60,14 @@ class AuditReader:
                 yield _row(r)
             after = rows[-1][0]
 
+    def count(self) -> int:
+        return int(self._conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0])
+
+    def count_after(self, seq: int) -> int:
+        """Rows after row `seq` (all of them for 0): those still to be anchored."""
+        row = self._conn.execute("SELECT COUNT(*) FROM audit WHERE seq > ?", (seq,)).fetchone()
+        return int(row[0])
+
     def after(self, seq: int, limit: int) -> list[AuditRow]:
         """Up to `limit` rows after row `seq`, by seq (an audit batch for the gateway)."""
         rows = self._conn.execute(

@@ -134,11 +134,12 @@ def keys_init(db: str, key_file: str | None, suite_name: str) -> int:
 
 
 def audit(db: str, *, agent: str | None, as_json: bool, key_file: str | None = None) -> int:
-    """Per box its anchored audit head and the batches that broke (exit 1 if any)."""
+    """Per box its anchored audit head, the batches that broke and those refused as not
+    the box's (exit 1 if any)."""
     try:
         report = gateway_status.audit(db, agent, key_file)
     except GatewayStoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(report.boxes, ensure_ascii=False) if as_json else report.as_text())
-    return 1 if report.broken else 0
+    return 1 if report.broken or report.refused else 0

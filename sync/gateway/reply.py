@@ -4,6 +4,9 @@
 agent's persistent session keeps it while the ambulance is in a dead zone) and records
 it in the gateway store. The box stores it with its notices and `edge-agent status`
 shows it next to the pre-arrival notice or 12-lead it answers (`ref` = that MSH-10).
+Each notice has an `id` of its own (a fresh message id) and `at`, when it was made
+(ISO 8601 with its UTC offset, to the millisecond), both inside the tagged payload: the
+box takes a notice once, and not when it is stale (sync.notice_replay).
 
 While the gateway runs it is its store's only writer: the reply goes to it over its
 control socket (operation "reply", Gateway._control_op), and it publishes with its own
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_agent import writer_route
+from edge_agent.clock import new_message_id
 from edge_agent.control import STATUS_USAGE, Caller, OpError
 from edge_agent.identifiers import AGENT_ID, CONTROL_ID, IdentifierError
 from sync import topics
@@ -52,9 +56,18 @@ class Reply:
     by: str | None
     payload: bytes
     sent_wall_ns: int
+    notice_id: str
 
     def record(self, store: GatewayStore) -> None:
-        store.record_reply(self.agent, self.ref, self.status, self.text, self.by, self.sent_wall_ns)
+        store.record_reply(
+            self.agent,
+            self.ref,
+            self.status,
+            self.text,
+            self.by,
+            self.sent_wall_ns,
+            notice_id=self.notice_id,
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {"sent": json.loads(self.payload), "agent": self.agent}
@@ -73,8 +86,9 @@ def make_reply(
     if text is not None and len(text) > _MAX_TEXT:
         raise ValueError(f"reply --text: at most {_MAX_TEXT} characters")
     at = dt.datetime.fromtimestamp(now_ns / 1e9, TZ)
-    payload = reply_payload(ref, status, text=text, by=by, at=at)
-    return Reply(agent, ref.strip(), status, text, by, payload, now_ns)
+    notice_id = new_message_id(now_ns)
+    payload = reply_payload(ref, status, text=text, by=by, at=at, notice_id=notice_id)
+    return Reply(agent, ref.strip(), status, text, by, payload, now_ns, notice_id)
 
 
 def reply_op_args(args: Mapping[str, Any], caller: Caller) -> Reply:
@@ -106,8 +120,17 @@ def reply_op_args(args: Mapping[str, Any], caller: Caller) -> Reply:
 
 
 def reply_payload(
-    ref: str, status: str, *, text: str | None, by: str | None, at: dt.datetime
+    ref: str,
+    status: str,
+    *,
+    text: str | None,
+    by: str | None,
+    at: dt.datetime,
+    notice_id: str | None = None,
 ) -> bytes:
+    """The notice's JSON; `notice_id` None: a fresh one. `at` must carry its zone."""
+    if at.utcoffset() is None:
+        raise ValueError("reply: its time needs a UTC offset")
     if status not in STATUSES:
         raise ValueError(f"reply status {status!r}: expected one of {', '.join(STATUSES)}")
     if not ref.strip():
@@ -118,11 +141,12 @@ def reply_payload(
         raise ValueError(f"reply --ref: {exc}") from None
     body: dict[str, Any] = {
         "type": REPLY_TYPE,
+        "id": new_message_id() if notice_id is None else CONTROL_ID.check(notice_id),
         "ref": ref.strip(),
         "status": status,
         "text": text,
         "by": by,
-        "at": at.isoformat(timespec="seconds"),
+        "at": at.isoformat(timespec="milliseconds"),
     }
     return json.dumps(body, ensure_ascii=False).encode("utf-8")
 

@@ -19,7 +19,10 @@ the reply is recorded by the same worker, then published with the gateway's own 
 Every ACK and down notice to an enrolled box carries the `mac` user property under that
 box's key (sync.message_auth; `edge-agent gateway enroll`, sync.gateway.enrolment); a
 box not enrolled gets them unsigned. The keys are read from the store at start and
-replaced whenever an enrolment is recorded through the control socket.
+replaced whenever an enrolment is recorded through the control socket. The same key
+proves an audit batch is its box's: a batch is anchored only from an enrolled box and
+with its right `mac`; any other is refused (counted per box with the reason, `gateway
+audit`), not answered, and changes no anchor.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ from sync.gateway.store import GatewayStore, GatewayStoreError, Outcome, sqlite_
 from sync.hl7.ack import build_ack
 from sync.hl7.errors import DATA_TYPE_ERROR, Hl7Error
 from sync.hl7.inbound import MAX_MESSAGE_BYTES, InboundMessage, parse_inbound
-from sync.message_auth import MessageKey, signed_properties
+from sync.message_auth import MessageKey, refusal, signed_properties
 from sync.mqtt_client import (
     Delivery,
     Disconnected,
@@ -116,6 +119,7 @@ class _Inbound:
     content_type: str | None
     delivery: Delivery | None  # acknowledged once stored and answered
     received_wall_ns: int
+    user_properties: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +217,7 @@ class Gateway:
             "duplicates": 0,
             "rejected": 0,
             "audit_batches": 0,
+            "audit_refused": 0,  # not the box's: not enrolled, or no right `mac`
         }
         self._queue: queue.Queue[_Inbound | _Rendered | _StoreJob | None] = queue.Queue()
         # Sheets are drawn in their own thread (~1 s each): storing and ACKing the next
@@ -421,6 +426,7 @@ class Gateway:
                     content_type=event.content_type,
                     delivery=event.delivery,
                     received_wall_ns=time.time_ns(),
+                    user_properties=tuple(event.user_properties),
                 )
             )
         elif isinstance(event, Subscribed):
@@ -676,14 +682,34 @@ class Gateway:
         return outcome
 
     def _accept_audit(self, store: GatewayStore, item: _Inbound) -> Outcome | None:
-        """An audit batch (sync.audit_batches): anchored (AA) when it chains onto the
-        box's anchored head, else kept and flagged (AE); not a batch: logged, AR when
-        its id can be answered, else nothing."""
+        """An audit batch (sync.audit_batches): first it must be its box's (the box
+        enrolled, its `mac` right), else it is refused: counted for the box with the
+        reason, no answer (an AE signed with the box's key for an id a forger chose, an
+        outbox message's MSH-10 say, would make the box take that message as rejected),
+        no anchor moved. Then anchored
+        (AA) when it chains onto the box's anchored head, else kept and flagged (AE); not
+        a batch: logged and kept in `rejected`, no answer."""
         self.stats["audit_batches"] += 1
         try:
             agent = topics.agent_in(item.topic, topics.AUDIT)
         except topics.TopicError as exc:
             log.warning("gateway: audit batch refused, no ACK can be addressed: %s", exc.unquoted)
+            return None
+        key = self._keys.get(agent)
+        why = (
+            "box not enrolled"
+            if key is None
+            else refusal(key, item.topic, item.payload, item.user_properties)
+        )
+        if why is not None:
+            self.stats["audit_refused"] += 1
+            kept = store.record_audit_refusal(agent, why, item.received_wall_ns)
+            log.warning(
+                "gateway: audit batch from %s not anchored: %s%s",
+                agent,
+                why,
+                "" if kept else " (not recorded: too many boxes refused)",
+            )
             return None
         try:
             batch = audit_batches.parse_batch(item.payload, agent)

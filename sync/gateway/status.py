@@ -69,7 +69,9 @@ def read(db: str, key_file: str | None = None) -> GatewayStatus:
 
 @dataclass(frozen=True, slots=True)
 class AuditReport:
-    """`edge-agent gateway audit`: GatewayStore.audit_report(), what `--json` prints."""
+    """`edge-agent gateway audit`: GatewayStore.audit_report(), what `--json` prints.
+    A box's `refused` counts the batches that were not its own (sent while it was not
+    enrolled, or without its right `mac`), with the last reason."""
 
     boxes: list[dict[str, Any]]
 
@@ -77,16 +79,27 @@ class AuditReport:
     def broken(self) -> bool:
         return any(box["breaks"] for box in self.boxes)
 
+    @property
+    def refused(self) -> bool:
+        return any(box.get("refused") for box in self.boxes)
+
     def as_text(self) -> str:
         lines = []
         for box in self.boxes:
-            head = box["head"]
-            anchored = (
-                "nothing anchored"
-                if head is None
-                else f"anchored to row {head['seq']} ({head['hash'][:16]}…, batch {head['batch']})"
-            )
+            head, refused = box["head"], box.get("refused")
+            if head is not None:
+                anchored = (
+                    f"anchored to row {head['seq']} ({head['hash'][:16]}…, batch {head['batch']})"
+                )
+            elif refused is not None:
+                anchored = f"not anchored: {refused['last_reason']}"
+            else:
+                anchored = "nothing anchored"
             lines.append(f"{box['agent']}: {anchored}")
+            if refused is not None:
+                lines.append(
+                    f"  refused batches: {refused['batches']} (last: {refused['last_reason']})"
+                )
             lines += [
                 f"  break in batch {b['batch']} (rows {b['first_seq']} to {b['last_seq']}):"
                 f" {b['problem']}"

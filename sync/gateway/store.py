@@ -57,6 +57,9 @@ MAX_SEALED_MESSAGE = 2 * MAX_MESSAGE_BYTES + 1024
 MAX_SEALED_REJECTED = 4 * MAX_MESSAGE_BYTES + 1024
 KEY_CHECK_PLACE = "key_check"
 KEY_CHECK_TEXT = "edge-agent gateway store"
+# Boxes whose refused audit batches are counted (one row each): every box of a county and
+# many more, but not every agent id someone can put in a topic.
+MAX_REFUSING_BOXES = 10_000
 
 
 class GatewayStoreError(RuntimeError):
@@ -301,6 +304,25 @@ def _v8_sealed_free_text(db: Database) -> None:
     db.table("rejected").add_column("reason_key", str)
 
 
+def _v9_audit_refusals_and_reply_ids(db: Database) -> None:
+    """Audit batches refused per box (not enrolled, or without its right `mac`): a count
+    and the last reason, never the batch (anyone may publish them); and the id of each
+    ER reply, as it went in the notice (sync.notice_replay)."""
+    db.create_table(
+        "audit_refusal",
+        {
+            "agent": str,
+            "batches": int,
+            "last_reason": str,
+            "first_wall_ns": int,
+            "last_wall_ns": int,
+        },
+        pk="agent",
+        not_null=["batches", "last_reason", "first_wall_ns", "last_wall_ns"],
+    )
+    db.table("er_reply").add_column("notice_id", str)
+
+
 Migration = tuple[int, str, Callable[[Database], None]]
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "initial schema", _v1_initial),
@@ -310,6 +332,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     (5, "personal values sealed under the gateway's key file", _v5_sealed),
     (6, "audit heads anchored for each box, and the batches that broke", _v6_audit_anchors),
     (8, "free text and refused messages' reasons sealed", _v8_sealed_free_text),
+    (
+        9,
+        "audit batches refused per box; the id of each ER reply",
+        _v9_audit_refusals_and_reply_ids,
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -780,14 +807,25 @@ class GatewayStore:
         )
 
     def record_reply(
-        self, agent: str, ref: str, status: str, text: str | None, by: str | None, sent_wall_ns: int
+        self,
+        agent: str,
+        ref: str,
+        status: str,
+        text: str | None,
+        by: str | None,
+        sent_wall_ns: int,
+        notice_id: str | None = None,
     ) -> None:
-        """IdentifierError (a ValueError) for an agent or ref that breaks its rule."""
+        """IdentifierError (a ValueError) for an agent, ref or notice id that breaks its
+        rule."""
         AGENT_ID.check(agent)
         CONTROL_ID.check(ref)
+        if notice_id is not None:
+            CONTROL_ID.check(notice_id)
         self.conn.execute(
-            "INSERT INTO er_reply (agent, ref, status, text, by, sent_wall_ns, sealed_key)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO er_reply"
+            " (agent, ref, status, text, by, sent_wall_ns, sealed_key, notice_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 agent,
                 ref,
@@ -796,6 +834,7 @@ class GatewayStore:
                 self._sealed("er_reply.by", by),
                 sent_wall_ns,
                 self.keyring.active_id,
+                notice_id,
             ),
         )
 
@@ -916,6 +955,27 @@ class GatewayStore:
                 (batch.agent, last.seq, last.hash.hex(), batch.batch, received_wall_ns),
             )
 
+    def record_audit_refusal(self, agent: str, reason: str, wall_ns: int) -> bool:
+        """One more audit batch from `agent` refused for `reason` (one line, ours); False
+        when it is not recorded: a new agent beyond MAX_REFUSING_BOXES."""
+        AGENT_ID.check(agent)
+        updated = self.conn.execute(
+            "UPDATE audit_refusal SET batches = batches + 1, last_reason = ?, last_wall_ns = ?"
+            " WHERE agent = ?",
+            (reason, wall_ns, agent),
+        ).rowcount
+        if updated:
+            return True
+        (boxes,) = self.conn.execute("SELECT COUNT(*) FROM audit_refusal").fetchone()
+        if int(boxes) >= MAX_REFUSING_BOXES:
+            return False
+        self.conn.execute(
+            "INSERT INTO audit_refusal (agent, batches, last_reason, first_wall_ns, last_wall_ns)"
+            " VALUES (?, 1, ?, ?, ?)",
+            (agent, reason, wall_ns, wall_ns),
+        )
+        return True
+
     # --- reads ------------------------------------------------------------------------------
 
     def audit_head(self, agent: str) -> tuple[int, bytes] | None:
@@ -942,14 +1002,24 @@ class GatewayStore:
             " FROM audit_break WHERE ?1 IS NULL OR agent = ?1 ORDER BY id",
             (agent,),
         )
+        refusals = self._rows(
+            "SELECT agent, batches, last_reason, first_wall_ns, last_wall_ns"
+            " FROM audit_refusal WHERE ?1 IS NULL OR agent = ?1",
+            (agent,),
+        )
         report: dict[str, dict[str, Any]] = {}
+
+        def box(name: str) -> dict[str, Any]:
+            return report.setdefault(
+                name, {"agent": name, "head": None, "breaks": [], "refused": None}
+            )
+
         for head in heads:
-            name = head.pop("agent")
-            report[name] = {"agent": name, "head": head, "breaks": []}
+            box(head.pop("agent"))["head"] = head
         for found in breaks:
-            name = found.pop("agent")
-            report.setdefault(name, {"agent": name, "head": None, "breaks": []})
-            report[name]["breaks"].append(found)
+            box(found.pop("agent"))["breaks"].append(found)
+        for refused in refusals:
+            box(refused.pop("agent"))["refused"] = refused
         return [report[name] for name in sorted(report)]
 
     def status(self) -> dict[str, Any]:
@@ -981,7 +1051,8 @@ class GatewayStore:
         )
         self._open_rows("alert_event", alerts)
         replies = self._rows(
-            "SELECT agent, ref, status, text, by, sent_wall_ns, sealed_key FROM er_reply"
+            "SELECT agent, ref, status, text, by, sent_wall_ns, sealed_key, notice_id"
+            " FROM er_reply"
             " ORDER BY id DESC LIMIT 20"
         )
         self._open_rows("er_reply", replies)
@@ -1069,7 +1140,8 @@ class GatewayStore:
         """The ER's replies (to one box, or all), oldest first, their text and sender
         opened."""
         rows = self._rows(
-            "SELECT agent, ref, status, text, by, sent_wall_ns, sealed_key FROM er_reply"
+            "SELECT agent, ref, status, text, by, sent_wall_ns, sealed_key, notice_id"
+            " FROM er_reply"
             " WHERE ?1 IS NULL OR agent = ?1 ORDER BY id",
             (agent,),
         )

@@ -23,14 +23,16 @@ Where the facts were found (public copies; the standards themselves are sold): t
 as reproduced at wiki.nfc.im ("二代居民身份证", 智能卡手册), the same widths in public
 reader code (a `struct` of name[30], gender_code[2], national_code[4], date_of_birth[16],
 address[70], identity_num[36], idIssued[30], start_date[16], end_date[16], res[36]), and
-a reader maker's published capture of a card's 256 bytes (东信 / DONSEE, "身份证阅读器
-SAM模块身份证信息解析说明", eastcoms.com; copied at chinasem.cn/article/392748), whose
-fields fall at exactly these offsets, space-padded, sex "2" for a woman, ethnic "01".
-Long-term cards hold 长期 (7F 95 1F 67) then spaces in the last date (two public captures
-in reader code). Other cards read by the same readers use the reserved area (a card type
-letter at byte 248: J for the residence permit of Hong Kong, Macao and Taiwan residents,
-I for the foreigner's permanent residence card; their other fields differ): a card whose
-reserved area is not blank is refused here as not a resident ID card.
+a capture of a card's 256 bytes as a reader maker explains them (东信 / DONSEE, "身份证阅读器
+SAM模块身份证信息解析说明", eastcoms.com; the bytes as reproduced at
+chinasem.cn/article/392748), whose fields fall at exactly these offsets, space-padded,
+sex "2" for a woman, ethnic "01". Long-term cards hold 长期 (7F 95 1F 67) then spaces in
+the last date (two captures logged in public reader code). Other cards the same readers
+read fill the reserved area: the residence permit of Hong Kong, Macao and Taiwan
+residents (a pass number, an issue count and a card-type field there, in public reader
+code) and the foreigner's permanent residence card (its type flag "I" at byte 248; its
+other fields differ): a card whose reserved area is not blank is refused here as not a
+resident ID card.
 
 The number is checked as GB 11643-1999 asks (edge_agent.national_id) and must agree with
 the card's birth date and sex; the card must be valid today. Only the number, the name,

@@ -66,7 +66,7 @@ def _with(text: bytes, at: int, raw: bytes) -> bytes:
         (b.card_text(name="20 5F 2E 20 09 4E " + b.SPACES * 12), "control"),  # U+202E
         (b.card_text(name="3D D8 00 DE " + b.SPACES * 13), "surrogate"),
         (b.card_text(valid_from="32 00 30 00 31 00 30 00 2D 00 31 00 2D 00 31 00 "), "valid from"),
-        # a residence permit's type letter J at byte 248 (the reserved area)
+        # a card-type letter at byte 248, in the reserved area (other cards' layouts)
         (b.card_text(reserved=b.SPACES * 14 + "4A 00 " + b.SPACES * 3), "not a resident ID"),
         (_with(b.TEXT, 32, b.hx("41 00")), "ethnic code"),
         (b.TEXT[:255], "255 bytes, not 256"),

@@ -81,7 +81,9 @@ ACTIONS: dict[str, str] = {
 SIGN_IN_FAILED = "sign-in-failed"
 KEY_ROTATION = "key-rotation"  # for `keys rotate` and `keys reseal`
 EXPORT = "export"  # for `export`
-NOT_AUDITED = frozenset({"ping", "users.touch", "users.session"})
+# kiosk.card-session: a screen's poll; the hand-over of a card's session is recorded
+# (action hand-over), and the card's sign-in by the reader itself (edge_agent.kiosk_card).
+NOT_AUDITED = frozenset({"ping", "users.touch", "users.session", "kiosk.card-session"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -167,6 +167,10 @@ class KioskConfig:
     # the county (and their visits ended), then only a pseudonym stays with the readings.
     unbound_purge_h: float = 24.0
     identity_after_delivery_h: float = 0.0
+    # The kiosk's own ID-card reader (edge_agent.id_card_reader): the serial port of its
+    # security module ("": none), and its speed (GA/T 467: 115200 by default).
+    id_card_reader: str = ""
+    id_card_baud: int = 115200
 
 
 @dataclass(frozen=True, slots=True)
@@ -641,12 +645,19 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
     )
 
     kiosk_raw = c.table(raw, "kiosk", required=False)
-    c.unknown(kiosk_raw, "kiosk", {"unbound_purge_h", "identity_after_delivery_h"})
+    c.unknown(
+        kiosk_raw,
+        "kiosk",
+        {"unbound_purge_h", "identity_after_delivery_h", "id_card_reader", "id_card_baud"},
+    )
+    reader, baud = _id_card_reader(c, kiosk_raw, role)
     kiosk = KioskConfig(
         unbound_purge_h=c.number(kiosk_raw, "kiosk", "unbound_purge_h", 24, 0.5, 24 * 90),
         identity_after_delivery_h=c.number(
             kiosk_raw, "kiosk", "identity_after_delivery_h", 0, 0, 24 * 365
         ),
+        id_card_reader=reader,
+        id_card_baud=baud,
     )
 
     if c.problems:
@@ -668,6 +679,31 @@ def from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
         kiosk=kiosk,
         source=source,
     )
+
+
+def _id_card_reader(c: _Checker, raw: dict[str, Any], role: str) -> tuple[str, int]:
+    """`kiosk.id_card_reader` (a serial device's absolute path, "" for none) and
+    `kiosk.id_card_baud` (one of the rates the reader's module offers)."""
+    from edge_agent.id_card_sam import BAUD_RATES
+
+    path = raw.get("id_card_reader", "")
+    baud = raw.get("id_card_baud", BAUD_RATES[0])
+    if not isinstance(path, str) or (path and not path.startswith("/")) or "\x00" in path:
+        c.bad(
+            "kiosk.id_card_reader",
+            'must be a serial device\'s absolute path ("/dev/ttyUSB0") or ""',
+        )
+        path = ""
+    elif path and role != "kiosk":
+        c.bad(
+            "kiosk.id_card_reader",
+            'a sign-in by ID card is only for a kiosk (agent.role = "kiosk")',
+        )
+    if isinstance(baud, bool) or baud not in BAUD_RATES:
+        rates = ", ".join(map(str, BAUD_RATES))
+        c.bad("kiosk.id_card_baud", f"must be one of {rates} (the reader module's rates)")
+        baud = BAUD_RATES[0]
+    return path, int(baud)
 
 
 def embedded_defaults(*, data_dir: Path, broker: str, agent_id: str = "demo-001") -> Config:

@@ -28,13 +28,14 @@ from typing import Any
 
 from device_drivers import registry
 from device_drivers.transport import FrameSink, Outcome
-from edge_agent import key_rotation, kiosk_retention, operations, sd_notify
+from edge_agent import id_card_reader, key_rotation, kiosk_retention, operations, sd_notify
 from edge_agent.clock import Clock, SystemClock
 from edge_agent.config import Config
 from edge_agent.control import ControlServer
 from edge_agent.crypto import keyring as keyring_file
 from edge_agent.crypto.suites import suite as suite_named
 from edge_agent.devices import DeviceRuntime, runtime_for
+from edge_agent.kiosk_card import CardDesk
 from edge_agent.model import Frame
 from edge_agent.recorder import Decoder, Recorded, Recorder
 from edge_agent.rules.engine import ClinicalRules
@@ -93,6 +94,8 @@ class Agent:
     _waiting: dict[int, asyncio.Future[Outcome]] = field(default_factory=dict, init=False)
     _fatal: BaseException | None = field(default=None, init=False)
     _reseal_wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    # The card on the kiosk's own ID-card reader (`kiosk.id_card_reader`), made in run().
+    card_desk: CardDesk | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.recorder = Recorder(
@@ -293,6 +296,18 @@ class Agent:
                     "kiosk-retention", lambda: self._kiosk_retention(stop), self._task_report
                 )
             )
+        desk = self.card_desk
+        if desk is not None:  # its failures are its own: it retries, the others go on
+            kiosk = self.config.kiosk
+            tasks.append(
+                supervisor.start(
+                    "id-card-reader",
+                    lambda: id_card_reader.run(
+                        kiosk.id_card_reader, kiosk.id_card_baud, desk, stop
+                    ),
+                    self._task_report,
+                )
+            )
         return tasks
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -308,10 +323,17 @@ class Agent:
                     port=dev.port or dev.folder,
                     address=dev.address,
                 )
+        if self.config.kiosk.id_card_reader:
+            self.card_desk = CardDesk(self.store, self.clock, self.config)
         server: ControlServer | None = None
         if self.control_path is not None:
             services = operations.Services(
-                self.store, self.clock, self.config, self.uplink.wake, self.wake_reseal
+                self.store,
+                self.clock,
+                self.config,
+                self.uplink.wake,
+                self.wake_reseal,
+                card_desk=self.card_desk,
             )
             server = ControlServer(self.control_path, operations.handler(services))
             await server.start()

@@ -10,8 +10,13 @@ ends their sessions). The session's token is 256 random bits, stored as the suit
 digest; it acts as the kiosk role (read-own-record, measure-self, record-consent), for
 its own record only, and locks after the kiosk's idle time (120 s).
 
-The ID card itself (a USB reader of the second-generation card) is the other way in:
-edge_agent.id_card parses what a reader gives; a sign-in by card is not built yet.
+The ID card itself is the other way in (`sign_in_by_card`): the card the daemon's own
+reader read (edge_agent.id_card_reader, edge_agent.kiosk_card), checked by
+edge_agent.id_card (GB 11643 number agreeing with the card's birth date and sex, valid
+today), proves the resident is there with it; no PIN is asked. The resident must be
+registered and their consent must stand, as for a PIN; the session is the same kind,
+and it ends when the card leaves the reader (`end_card_session`). A card a UI claims to
+have read is never taken: no operation accepts a card's fields.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from edge_agent import national_id, users
 from edge_agent.clock import Clock
 from edge_agent.config import Config
 from edge_agent.crypto import pins
+from edge_agent.id_card import IdCard
 from edge_agent.store import StoreWriter
 
 
@@ -47,16 +53,48 @@ def sign_in(
         return users.SignIn(
             who, "kiosk", patient.id, None, "kiosk sign-in: the resident's consent is withdrawn"
         )
-    now = clock.wall_ns()
+    return _session(store, clock, config, who, patient.id)
+
+
+def sign_in_by_card(store: StoreWriter, clock: Clock, config: Config, card: IdCard) -> users.SignIn:
+    """A session for the resident whose valid card is on the kiosk's reader, or why not
+    (not registered, consent not standing). Named only as `resident:<patient id>`."""
+    patient = store.patients.by_national_id(card.national_id)
+    if patient is None:
+        return users.SignIn(
+            "resident:?",
+            "kiosk",
+            None,
+            None,
+            "kiosk sign-in by card: the resident is not registered",
+        )
+    who = users.resident_name(patient.id)
+    latest = store.consent.latest(patient.id)
+    if latest is None or latest.action != GIVE:
+        return users.SignIn(
+            who, "kiosk", patient.id, None, "kiosk sign-in by card: no consent stands"
+        )
+    return _session(store, clock, config, who, patient.id)
+
+
+def end_card_session(store: StoreWriter, config: Config, token: str) -> None:
+    """The card's session is over (the card left the reader, another came, the reader
+    went away): its token opens nothing any more."""
+    store.consent.end_session(users.token_hash(token, config))
+
+
+def _session(
+    store: StoreWriter, clock: Clock, config: Config, who: str, patient_id: int
+) -> users.SignIn:
     token = secrets.token_urlsafe(users.TOKEN_BYTES)
     store.consent.start_session(
         users.token_hash(token, config),
-        patient.id,
-        wall_ns=now,
+        patient_id,
+        wall_ns=clock.wall_ns(),
         mono_ns=clock.mono_ns(),
         boot_id=clock.boot_id,
     )
-    return users.SignIn(who, "kiosk", patient.id, token, None, users.idle_lock_s("kiosk", config))
+    return users.SignIn(who, "kiosk", patient_id, token, None, users.idle_lock_s("kiosk", config))
 
 
 _wrong = "kiosk sign-in: wrong national id or PIN"

@@ -38,6 +38,7 @@ from edge_agent import (
     export,
     followup,
     key_rotation,
+    kiosk_card,
     kiosk_sign_in,
     pairing,
     patients,
@@ -79,6 +80,9 @@ class Services:
     # The daemon's sealing pass (edge_agent.key_rotation), woken after `keys rotate`;
     # None: no pass runs in this process (a command re-seals itself, with progress).
     wake_reseal: Callable[[], None] | None = None
+    # The card on the kiosk's own ID-card reader (edge_agent.kiosk_card), in the daemon
+    # of a box with `kiosk.id_card_reader`; None elsewhere.
+    card_desk: kiosk_card.CardDesk | None = None
 
     def rules(self) -> ClinicalRules:
         return ClinicalRules.for_box(self.config)
@@ -332,6 +336,14 @@ class ShowConsent:
 
 
 @dataclass(frozen=True, slots=True)
+class KioskCardSession:
+    """The kiosk's screen asks what is on the kiosk's ID-card reader: the card's state,
+    and the session of a resident it signed in, handed over once (edge_agent.kiosk_card)."""
+
+    op: ClassVar[str] = "kiosk.card-session"
+
+
+@dataclass(frozen=True, slots=True)
 class ExportPatient:
     """A resident's record out of the box (edge_agent.export): sealed with `passphrase`
     unless `encrypt` is false. The passphrase travels only on the local socket."""
@@ -385,6 +397,7 @@ Change = (
     | ShowConsent
     | ExportPatient
     | FollowUp
+    | KioskCardSession
 )
 
 
@@ -724,6 +737,11 @@ def _followup(s: Services, caller: Caller, r: FollowUp) -> Done:
     return Done(visit.as_json(), f"patient:{visit.patient_id}")
 
 
+def _kiosk_card_session(s: Services, caller: Caller, r: KioskCardSession) -> Done:
+    view = kiosk_card.hand_over(s.card_desk, caller.user)
+    return Done(view.answer, view.subject, action=view.action)
+
+
 @dataclass(frozen=True, slots=True)
 class Operation(Generic[R]):
     request: type[R]
@@ -760,6 +778,7 @@ OPERATIONS: dict[str, Operation[Any]] = {
     ShowConsent.op: Operation(ShowConsent, _consent_show),
     ExportPatient.op: Operation(ExportPatient, _export),
     FollowUp.op: Operation(FollowUp, _followup),
+    KioskCardSession.op: Operation(KioskCardSession, _kiosk_card_session),
 }
 PING = Ping.op
 
@@ -810,7 +829,8 @@ def run(services: Services, op: str, args: Mapping[str, Any], caller: Caller) ->
         raise OpError(done.refusal, STATUS_FAILED)
     if done.queued:
         services.wake_uplink()
-    log.info("%s by %s: %s", op, actor.name, done.subject)
+    if op not in audit.NOT_AUDITED or done.action is not None:  # a screen's polls: no line
+        log.info("%s by %s: %s", op, actor.name, done.subject)
     return done.result
 
 

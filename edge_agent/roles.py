@@ -38,6 +38,8 @@ class Permission(StrEnum):
     RECORD_CONSENT = (
         "record-consent"  # give, withdraw, show a resident's consent (a kiosk: its own)
     )
+    # the kiosk's screen takes the session of the ID card on the kiosk's reader
+    TAKE_CARD_SESSION = "take-card-session"
     # at the county gateway
     READ_INBOUND = "read-inbound"  # inbound ambulances: vitals, 12-leads, notices
     REPLY_TO_AMBULANCE = "reply-to-ambulance"  # received, cath lab ready, ...
@@ -68,7 +70,7 @@ ROLES: dict[str, frozenset[Permission]] = {
     | {P.PREALERT, P.MANAGE_DEVICES, P.EXPORT, P.MANAGE_USERS, P.ROTATE_KEYS, P.READ_AUDIT},
     "doctor": _CLINICAL | {P.MANAGE_DEVICES, P.EXPORT},
     "crew": _CLINICAL | {P.PREALERT},
-    "kiosk": frozenset({P.MEASURE_SELF, P.READ_OWN_RECORD, P.RECORD_CONSENT}),
+    "kiosk": frozenset({P.MEASURE_SELF, P.READ_OWN_RECORD, P.RECORD_CONSENT, P.TAKE_CARD_SESSION}),
     "er": frozenset({P.READ_INBOUND, P.REPLY_TO_AMBULANCE}),
     "county-it": frozenset({P.ENROL_BOX, P.READ_CENTRAL_AUDIT}),
 }
@@ -105,6 +107,8 @@ OPERATION_PERMISSION: dict[str, Permission | None] = {
     "consent.show": P.RECORD_CONSENT,
     "export": P.EXPORT,  # edge_agent.export
     "followup": P.READ_PERSON,  # edge_agent.followup: the resident's identity and readings
+    # the kiosk's screen polls the card on its reader (edge_agent.kiosk_card)
+    "kiosk.card-session": P.TAKE_CARD_SESSION,
 }
 
 

@@ -263,11 +263,13 @@ def sign_in(store: StoreWriter, clock: Clock, config: Config, *, name: str, pin:
 def session_for(
     store: StoreReader, clock: Clock, config: Config, token: str | None
 ) -> tuple[SessionState, UserRow | None]:
-    """The session `token` opens: its user, role and whether it is locked."""
+    """The session `token` opens: its user, role and whether it is locked. A resident's
+    kiosk session (by PIN or by card) is named `resident:<patient id>` with the kiosk
+    role and its idle lock; the user row is then None."""
     row = None if not token else store.users.session(token_hash(token, config))
     user = None if row is None else store.users.get(row.user_id)
     if row is None or user is None:
-        return SessionState(None, None, True, None, None), None
+        return _resident_state(store, clock, config, token), None
     limit = idle_lock_s(user.role, config)
     same_boot = row.boot_id == clock.boot_id
     idle = (clock.mono_ns() - row.last_used_mono_ns) / 1e9 if same_boot else None
@@ -277,9 +279,12 @@ def session_for(
 
 def touch(store: StoreWriter, clock: Clock, config: Config, token: str | None) -> SessionState:
     """The UI saw its user act: an unlocked session's idle time starts again."""
-    state, _user = session_for(store, clock, config, token)
+    state, user = session_for(store, clock, config, token)
     if not state.locked and token:
-        store.users.touch_session(token_hash(token, config), clock.mono_ns())
+        if user is None:  # a resident's (session_for names no one else without a user)
+            store.consent.touch_session(token_hash(token, config), clock.mono_ns())
+        else:
+            store.users.touch_session(token_hash(token, config), clock.mono_ns())
         state = dataclasses.replace(state, idle_s=0.0)
     return state
 
@@ -306,12 +311,24 @@ def resident_session(
     """The resident a kiosk session is for, as the kiosk role, and whether it is locked
     (idle longer than the kiosk's idle lock, another boot, ended by a new PIN or a
     withdrawal); None when the token is no resident's."""
-    row = store.consent.session(token_hash(token, config))
-    if row is None:
+    state = _resident_state(store, clock, config, token)
+    if state.user is None:
         return None
-    idle = (clock.mono_ns() - row.last_used_mono_ns) / 1e9
-    locked = row.ended or row.boot_id != clock.boot_id or idle > idle_lock_s("kiosk", config)
-    return Actor(resident_name(row.patient_id), "kiosk"), locked
+    return Actor(state.user, "kiosk"), state.locked
+
+
+def _resident_state(
+    store: StoreReader, clock: Clock, config: Config, token: str | None
+) -> SessionState:
+    """What a UI shows for a resident's session, or an unknown session's (locked)."""
+    row = None if not token else store.consent.session(token_hash(token, config))
+    if row is None:
+        return SessionState(None, None, True, None, None)
+    limit = idle_lock_s("kiosk", config)
+    same_boot = row.boot_id == clock.boot_id
+    idle = (clock.mono_ns() - row.last_used_mono_ns) / 1e9 if same_boot else None
+    locked = row.ended or idle is None or idle > limit
+    return SessionState(resident_name(row.patient_id), "kiosk", locked, idle, limit)
 
 
 # --- who asks ---------------------------------------------------------------------------

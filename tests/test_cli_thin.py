@@ -253,6 +253,7 @@ OPERATION_SERVICES = {
     "edge_agent.export",
     "edge_agent.followup",
     "edge_agent.key_rotation",
+    "edge_agent.kiosk_card",
     "edge_agent.kiosk_sign_in",
     "edge_agent.pairing",
     "edge_agent.patients",
@@ -263,7 +264,15 @@ OPERATION_SERVICES = {
 # (operations.perform); a resident's sign-in at a kiosk, which only the kiosk's screen asks.
 # The UI's session ops; and `keys reseal`, whose request operations.reseal sends (the
 # command runs the pass itself when no daemon does).
-NOT_A_COMMAND = {"TouchSession", "SessionInfo", "SignIn", "ResealKeys", "KioskSignIn"}
+# The kiosk's screen's poll of the card on the kiosk's reader, likewise.
+NOT_A_COMMAND = {
+    "TouchSession",
+    "SessionInfo",
+    "SignIn",
+    "ResealKeys",
+    "KioskSignIn",
+    "KioskCardSession",
+}
 
 
 @pytest.mark.parametrize("op", sorted(operations.OPERATIONS))

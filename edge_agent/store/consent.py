@@ -143,6 +143,12 @@ class Consent(ConsentReader):
             (mono_ns, token_hash),
         )
 
+    def end_session(self, token_hash: str) -> None:
+        """One session ended (a card taken off the kiosk's reader)."""
+        self._conn.execute(
+            "UPDATE resident_session SET ended = 1 WHERE token_hash = ?", (token_hash,)
+        )
+
     def end_sessions(self, patient_id: int) -> None:
         self._conn.execute(
             "UPDATE resident_session SET ended = 1 WHERE patient_id = ?", (patient_id,)

@@ -155,7 +155,11 @@ def test_samples_that_are_not_numbers_are_an_ae() -> None:
 
     with pytest.raises(Hl7Error) as caught:
         parse_inbound(bad)
-    assert caught.value.ack_code == "AE" and "sample 1 'x'" in caught.value.reason
+    assert (
+        caught.value.ack_code == "AE"
+        and "OBX-5 sample 1 is not an HL7 NM decimal" in caught.value.reason
+    )
+    assert "'x'" not in caught.value.reason  # the field named, not its value
 
 
 def test_leads_without_their_rate_row_are_not_an_ecg() -> None:

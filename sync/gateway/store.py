@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -41,6 +42,7 @@ from edge_agent.crypto import sealed
 from edge_agent.crypto.keyring import Keyring
 from edge_agent.crypto.suites import SealError, suite
 from edge_agent.identifiers import AGENT_ID, CONTROL_ID
+from edge_agent.store import AuditRow, UserRow
 from sync.audit_batches import AuditBatch, row_json
 from sync.gateway import keys as gateway_keys
 from sync.hl7.inbound import MAX_MESSAGE_BYTES, InboundMessage
@@ -56,6 +58,45 @@ KEY_CHECK_TEXT = "edge-agent gateway store"
 
 class GatewayStoreError(RuntimeError):
     """The gateway database cannot be used (bad URL, unsupported backend, newer schema)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SealedTable:
+    """One table's sealed columns: each holds `sealed.seal` text (AAD `table.column`)
+    and the row's `sealed_key` names the key id they were sealed with (NULL: a row from
+    before migration 5, its values plain)."""
+
+    table: str
+    columns: tuple[str, ...]
+    # (blind index column, the column whose value it indexes): made anew under the key
+    # that seals the row
+    index: tuple[str, str] | None = None
+    limit: int = sealed.MAX_SEALED_CHARS  # the longest sealed text a column holds
+    # A plain row's bytes as the text that is sealed: "base64" (refused bytes need not
+    # be UTF-8), "hex" (a MAC key); text columns are sealed as they are.
+    plain_bytes: str = "utf-8"
+
+
+# Every sealed column of the store, declared once: the sealing pass (a store from before
+# migration 5, and `gateway keys rotate`), `gateway keys status` and the scan tests read
+# this. A column sealed later is covered by adding its name here: a one-line change
+# (a new table: one more line). A column added to a table whose rows are already sealed
+# needs its migration to seal the values those rows hold (the pass opens every column
+# listed with the row's key).
+SEALED: tuple[SealedTable, ...] = (
+    SealedTable(
+        "message",
+        ("payload", "patient_national_id", "patient_name"),
+        index=("patient_index", "patient_national_id"),
+        limit=MAX_SEALED_MESSAGE,
+    ),
+    SealedTable(
+        "prearrival", ("patient_id", "patient_name"), index=("patient_index", "patient_id")
+    ),
+    SealedTable("rejected", ("payload",), limit=MAX_SEALED_REJECTED, plain_bytes="base64"),
+    SealedTable("enrolment", ("mac_key",), plain_bytes="hex"),
+)
+PLAIN = "plain"  # how `keys status` counts rows not sealed yet
 
 
 def _v1_initial(db: Database) -> None:
@@ -283,6 +324,59 @@ def _v6_audit_anchors(db: Database) -> None:
     db.table("audit_break").create_index(["agent"])
 
 
+def _v7_users_and_trail(db: Database) -> None:
+    """The gateway's users (er, county-it: sync.gateway.users; the box's columns, a PIN
+    only as its scrypt hash), the gateway's own audit trail of what they did (the box's
+    row and hash chain, edge_agent.audit; SQLite refuses to change or remove a row) and
+    the key-value place of that trail's head."""
+    db.create_table(
+        "gateway_user",
+        {
+            "id": int,
+            "name": str,
+            "role": str,  # edge_agent.roles.GATEWAY_ROLES
+            "pin_hash": str,
+            "disabled": int,
+            "failed_attempts": int,
+            "locked_until_wall_ns": int,
+            "created_wall_ns": int,
+        },
+        pk="id",
+        not_null=["name", "role", "pin_hash", "disabled", "failed_attempts", "created_wall_ns"],
+        defaults={"disabled": 0, "failed_attempts": 0},
+    )
+    db.table("gateway_user").create_index(["name"], unique=True)
+    db.create_table(
+        "gateway_audit",
+        {
+            "seq": int,
+            "wall_ns": int,
+            "time": str,
+            "user": str,
+            "role": str,
+            "station": str,
+            "action": str,
+            "op": str,
+            "subject": str,  # "reply:amb-017/MSG-1", "box:amb-017", "user:3": no personal data
+            "person": int,
+            "outcome": str,
+            "reason": str,
+            "suite": str,
+            "prev_hash": bytes,
+            "hash": bytes,
+        },
+        pk="seq",
+        not_null=["wall_ns", "time", "user", "role", "station", "action", "op", "outcome"],
+    )
+    db.table("gateway_audit").create_index(["user", "wall_ns"])
+    for event in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER gateway_audit_no_{event.lower()} BEFORE {event} ON gateway_audit"
+            " BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END"
+        )
+    db.create_table("gateway_meta", {"key": str, "value": str}, pk="key", not_null=["value"])
+
+
 Migration = tuple[int, str, Callable[[Database], None]]
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "initial schema", _v1_initial),
@@ -291,6 +385,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     (4, "boxes enrolled for authenticated ACKs and notices", _v4_enrolment),
     (5, "personal values sealed under the gateway's key file", _v5_sealed),
     (6, "audit heads anchored for each box, and the batches that broke", _v6_audit_anchors),
+    (7, "the gateway's users and its own audit trail", _v7_users_and_trail),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -334,6 +429,153 @@ def _keyring_for(path: Path, key_file: str | Path | None) -> tuple[Keyring, Path
         raise GatewayStoreError(str(exc)) from None
 
 
+_USER_COLUMNS = (
+    "id, name, role, pin_hash, disabled, failed_attempts, locked_until_wall_ns, created_wall_ns"
+)
+
+
+def _user(row: tuple[Any, ...]) -> UserRow:
+    return UserRow(
+        id=int(row[0]),
+        name=str(row[1]),
+        role=str(row[2]),
+        pin_hash=str(row[3]),
+        disabled=bool(row[4]),
+        failed_attempts=int(row[5]),
+        locked_until_wall_ns=None if row[6] is None else int(row[6]),
+        created_wall_ns=int(row[7]),
+    )
+
+
+class GatewayUsers:
+    """The gateway's users (`gateway_user`): the box's user row (edge_agent.store.UserRow),
+    written by sync.gateway.users only. No sessions: every command signs in."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def by_name(self, name: str) -> UserRow | None:
+        row = self._conn.execute(
+            f"SELECT {_USER_COLUMNS} FROM gateway_user WHERE name = ?", (name,)
+        ).fetchone()
+        return None if row is None else _user(row)
+
+    def all(self) -> list[UserRow]:
+        rows = self._conn.execute(f"SELECT {_USER_COLUMNS} FROM gateway_user ORDER BY id")
+        return [_user(r) for r in rows.fetchall()]
+
+    def add(self, name: str, role: str, pin_hash: str, wall_ns: int) -> int:
+        cur = self._conn.execute(
+            "INSERT INTO gateway_user (name, role, pin_hash, disabled, failed_attempts,"
+            " created_wall_ns) VALUES (?, ?, ?, 0, 0, ?)",
+            (name, role, pin_hash, wall_ns),
+        )
+        return int(cur.lastrowid or 0)
+
+    def set_disabled(self, user_id: int) -> None:
+        self._conn.execute("UPDATE gateway_user SET disabled = 1 WHERE id = ?", (user_id,))
+
+    def set_pin(self, user_id: int, pin_hash: str) -> None:
+        """A new PIN: the failure count and any lockout start again."""
+        self._conn.execute(
+            "UPDATE gateway_user SET pin_hash = ?, failed_attempts = 0,"
+            " locked_until_wall_ns = NULL WHERE id = ?",
+            (pin_hash, user_id),
+        )
+
+    def record_failure(self, user_id: int, failed: int, locked_until_wall_ns: int | None) -> None:
+        self._conn.execute(
+            "UPDATE gateway_user SET failed_attempts = ?, locked_until_wall_ns = ? WHERE id = ?",
+            (failed, locked_until_wall_ns, user_id),
+        )
+
+    def record_success(self, user_id: int) -> None:
+        self._conn.execute(
+            "UPDATE gateway_user SET failed_attempts = 0, locked_until_wall_ns = NULL WHERE id = ?",
+            (user_id,),
+        )
+
+
+_AUDIT_FIELDS = [f.name for f in dataclasses.fields(AuditRow)]
+_AUDIT_COLUMNS = ", ".join(_AUDIT_FIELDS)
+
+
+class GatewayAuditRows:
+    """The gateway's own trail (`gateway_audit`): rows as the box's (edge_agent.audit
+    computes their hashes), appended only."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def last(self) -> AuditRow | None:
+        row = self._conn.execute(
+            f"SELECT {_AUDIT_COLUMNS} FROM gateway_audit ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else AuditRow(*row)
+
+    def in_order(self, batch: int = 1000) -> Iterator[AuditRow]:
+        after = -(2**63)
+        while True:
+            rows = self._conn.execute(
+                f"SELECT {_AUDIT_COLUMNS} FROM gateway_audit WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, batch),
+            ).fetchall()
+            if not rows:
+                return
+            for r in rows:
+                yield AuditRow(*r)
+            after = rows[-1][0]
+
+    def find(
+        self,
+        *,
+        user: str | None = None,
+        since_wall_ns: int | None = None,
+        until_wall_ns: int | None = None,
+        limit: int = 1000,
+    ) -> list[AuditRow]:
+        rows = self._conn.execute(
+            f"SELECT {_AUDIT_COLUMNS} FROM gateway_audit WHERE (?1 IS NULL OR user = ?1)"
+            " AND (?2 IS NULL OR wall_ns >= ?2) AND (?3 IS NULL OR wall_ns < ?3)"
+            " ORDER BY seq LIMIT ?4",
+            (user, since_wall_ns, until_wall_ns, limit),
+        ).fetchall()
+        return [AuditRow(*r) for r in rows]
+
+    def append(self, row: AuditRow) -> None:
+        self._conn.execute(
+            f"INSERT INTO gateway_audit ({_AUDIT_COLUMNS})"
+            f" VALUES ({', '.join('?' * len(_AUDIT_FIELDS))})",
+            dataclasses.astuple(row),
+        )
+
+
+class GatewayMeta:
+    """Key-value facts of the gateway (`gateway_meta`): its trail's head."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def get(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM gateway_meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set(self, key: str, value: str) -> None:
+        self._conn.execute(
+            "INSERT INTO gateway_meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayTrail:
+    """Where edge_agent.audit keeps the gateway's chain (its TrailWriter)."""
+
+    audit: GatewayAuditRows
+    meta: GatewayMeta
+
+
 class GatewayStore:
     def __init__(
         self, conn: sqlite3.Connection, path: Path, keyring: Keyring, key_file: Path
@@ -343,6 +585,8 @@ class GatewayStore:
         self.db = Database(conn)
         self.keyring = keyring
         self.key_file = key_file
+        self.users = GatewayUsers(conn)
+        self.trail = GatewayTrail(GatewayAuditRows(conn), GatewayMeta(conn))
 
     @classmethod
     def open(cls, url_or_path: str | Path, *, key_file: str | Path | None = None) -> GatewayStore:
@@ -447,61 +691,106 @@ class GatewayStore:
             raise GatewayStoreError(f"gateway store {self.path}: {exc}") from None
 
     def _seal_plain_rows(self) -> int:
-        """Seal every row written before migration 5, in one transaction; how many."""
-        one = self.conn.execute
-        active = self.keyring.active_id
-        n = 0
+        """Seal every row written before migration 5 (sealed_key NULL), a batch a
+        transaction; how many."""
+        done = 0
+        while n := self.reseal_batch(plain_only=True):
+            done += n
+        return done
+
+    # --- the sealing pass (sync.gateway.key_rotation) ----------------------------------
+
+    def use_keys(self, keyring: Keyring) -> None:
+        """The keyring from now on (after `gateway keys rotate`: its new key seals)."""
+        self.keyring = keyring
+
+    def reseal_batch(self, batch: int = 200, *, plain_only: bool = False) -> int:
+        """One transaction: up to `batch` rows of the tables in SEALED sealed under the
+        active key (opened with the key they name, or read plain); how many. What is
+        left is a query (`sealed_key` not the active id), so a pass killed at any point
+        lost at most this open transaction, and the next one goes on."""
+        done = 0
         with self.db.atomic():
-            for row_id, payload, national_id, name in one(
-                "SELECT id, payload, patient_national_id, patient_name FROM message"
-                " WHERE sealed_key IS NULL"
-            ).fetchall():
-                one(
-                    "UPDATE message SET payload = ?, patient_national_id = ?, patient_name = ?,"
-                    " patient_index = ?, sealed_key = ? WHERE id = ?",
-                    (
-                        self._seal("message.payload", payload),
-                        self._seal("message.patient_national_id", national_id),
-                        self._seal("message.patient_name", name),
-                        self._patient_index(national_id),
-                        active,
-                        row_id,
-                    ),
-                )
-                n += 1
-            for row_id, patient_id, name in one(
-                "SELECT message_id, patient_id, patient_name FROM prearrival"
-                " WHERE sealed_key IS NULL"
-            ).fetchall():
-                one(
-                    "UPDATE prearrival SET patient_id = ?, patient_name = ?, patient_index = ?,"
-                    " sealed_key = ? WHERE message_id = ?",
-                    (
-                        self._seal("prearrival.patient_id", patient_id),
-                        self._seal("prearrival.patient_name", name),
-                        self._patient_index(patient_id),
-                        active,
-                        row_id,
-                    ),
-                )
-                n += 1
-            for row_id, payload in one(
-                "SELECT id, payload FROM rejected WHERE sealed_key IS NULL"
-            ).fetchall():
-                one(
-                    "UPDATE rejected SET payload = ?, sealed_key = ? WHERE id = ?",
-                    (self._seal_bytes("rejected.payload", bytes(payload)), active, row_id),
-                )
-                n += 1
-            for agent, key in one(
-                "SELECT agent, mac_key FROM enrolment WHERE sealed_key IS NULL"
-            ).fetchall():
-                one(
-                    "UPDATE enrolment SET mac_key = ?, sealed_key = ? WHERE agent = ?",
-                    (self._seal("enrolment.mac_key", bytes(key).hex()), active, agent),
-                )
-                n += 1
-        return n
+            for t in SEALED:
+                if done >= batch:
+                    break
+                done += self._reseal_table(t, batch - done, plain_only=plain_only)
+        return done
+
+    def _stale_where(self, *, plain_only: bool) -> tuple[str, tuple[str, ...]]:
+        if plain_only:
+            return "sealed_key IS NULL", ()
+        return "(sealed_key IS NULL OR sealed_key != ?)", (self.keyring.active_id,)
+
+    def _reseal_table(self, t: SealedTable, limit: int, *, plain_only: bool) -> int:
+        where, params = self._stale_where(plain_only=plain_only)
+        rows = self.conn.execute(
+            f"SELECT rowid, sealed_key, {', '.join(t.columns)} FROM {t.table}"
+            f" WHERE {where} ORDER BY rowid LIMIT ?",
+            (*params, limit),
+        ).fetchall()
+        for rowid, key_id, *stored in rows:
+            texts = {
+                column: self._plain_text(t, value)
+                if key_id is None
+                else self._open(f"{t.table}.{column}", value, key_id, limit=t.limit)
+                for column, value in zip(t.columns, stored, strict=True)
+            }
+            values: list[Any] = [self._seal(f"{t.table}.{c}", texts[c]) for c in t.columns]
+            columns = list(t.columns)
+            if t.index is not None:
+                columns.append(t.index[0])
+                values.append(self._patient_index(texts[t.index[1]]))
+            assignments = ", ".join(f"{c} = ?" for c in columns)
+            self.conn.execute(
+                f"UPDATE {t.table} SET {assignments}, sealed_key = ? WHERE rowid = ?",
+                (*values, self.keyring.active_id, rowid),
+            )
+        return len(rows)
+
+    @staticmethod
+    def _plain_text(t: SealedTable, value: object) -> str | None:
+        """A plain value (before migration 5) as the text that is sealed."""
+        if value is None:
+            return None
+        if isinstance(value, bytes):
+            if t.plain_bytes == "base64":
+                return base64.b64encode(value).decode("ascii")
+            if t.plain_bytes == "hex":
+                return value.hex()
+            return value.decode("utf-8", "replace")
+        return str(value)
+
+    def stale_rows(self) -> int:
+        """Rows the sealing pass still has to seal under the active key."""
+        where, params = self._stale_where(plain_only=False)
+        return sum(
+            int(
+                self.conn.execute(
+                    f"SELECT COUNT(*) FROM {t.table} WHERE {where}", params
+                ).fetchone()[0]
+            )
+            for t in SEALED
+        )
+
+    def values_per_key(self) -> dict[str, dict[str, int]]:
+        """Per sealed table, its rows per key id (`plain`: not sealed yet)."""
+        return {
+            t.table: {
+                str(key_id): int(n)
+                for key_id, n in self.conn.execute(
+                    f"SELECT COALESCE(sealed_key, ?), COUNT(*) FROM {t.table}"
+                    " GROUP BY 1 ORDER BY 1",
+                    (PLAIN,),
+                ).fetchall()
+            }
+            for t in SEALED
+        }
+
+    def truncate_wal(self) -> None:
+        """After a pass: the old values' pages leave the write-ahead log too
+        (`secure_delete` already clears them in the database file)."""
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _seal_bytes(self, place: str, data: bytes) -> str:
         return sealed.seal(self.keyring, place, base64.b64encode(data).decode("ascii"))

@@ -25,7 +25,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from edge_agent.clock import wall_datetime
 from edge_agent.crypto.suites import SUITES
@@ -86,6 +86,44 @@ EXPORT = "export"  # for `export`
 NOT_AUDITED = frozenset({"ping", "users.touch", "users.session", "kiosk.card-session"})
 
 
+class _ChainRows(Protocol):
+    def last(self) -> AuditRow | None: ...
+
+    def in_order(self) -> Iterator[AuditRow]: ...
+
+
+class _ChainRowsWriter(_ChainRows, Protocol):
+    def append(self, row: AuditRow) -> None: ...
+
+
+class _HeadStore(Protocol):
+    def get(self, key: str) -> str | None: ...
+
+
+class _HeadStoreWriter(_HeadStore, Protocol):
+    def set(self, key: str, value: str) -> None: ...
+
+
+class TrailReader(Protocol):
+    """Where a chain is kept: its rows, and the key-value place of its head. The box's
+    store (`audit`, `meta`); the county gateway keeps its own trail the same way
+    (sync.gateway.store: `gateway_audit`, `gateway_meta`)."""
+
+    @property
+    def audit(self) -> _ChainRows: ...
+
+    @property
+    def meta(self) -> _HeadStore: ...
+
+
+class TrailWriter(Protocol):
+    @property
+    def audit(self) -> _ChainRowsWriter: ...
+
+    @property
+    def meta(self) -> _HeadStoreWriter: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """One thing to record; the trail adds seq, time, suite and the hashes."""
@@ -142,7 +180,7 @@ def row_hash(row: AuditRow) -> bytes:
 
 
 def append(
-    store: StoreWriter, event: Event, *, suite: str, wall_ns: int, timezone: str
+    store: TrailWriter, event: Event, *, suite: str, wall_ns: int, timezone: str
 ) -> AuditRow:
     """Add `event` at the end of the chain and move the head; in the caller's
     transaction, with the change it records."""
@@ -170,7 +208,7 @@ def append(
     return row
 
 
-def _next_link(store: StoreReader) -> tuple[int, bytes]:
+def _next_link(store: TrailReader) -> tuple[int, bytes]:
     """The seq and previous hash of the next row. When the stored head is ahead of the
     last row (a cut tail), the chain goes on from the head, so the gap stays visible
     to every later `verify` instead of being covered by new rows."""
@@ -200,13 +238,13 @@ def person_of(store: StoreReader, subject: str | None) -> int | None:
     return None
 
 
-def head(store: StoreReader) -> Anchor | None:
+def head(store: TrailReader) -> Anchor | None:
     """The chain's last (seq, hash): what the box sends the gateway to anchor."""
     last = store.audit.last()
     return None if last is None else Anchor(last.seq, last.hash, "chain", head=True)
 
 
-def stored_anchors(store: StoreReader) -> list[Anchor]:
+def stored_anchors(store: TrailReader) -> list[Anchor]:
     """The head kept in `meta` beside the chain (absent before the first row), and the
     last head the gateway anchored (absent before its first ACK AA): the chain must
     pass through it."""
@@ -223,7 +261,7 @@ def stored_anchors(store: StoreReader) -> list[Anchor]:
     return anchors
 
 
-def gateway_anchor(store: StoreReader) -> Anchor | None:
+def gateway_anchor(store: TrailReader) -> Anchor | None:
     """The head the gateway last anchored; None before the first (or if unreadable)."""
     for anchor in stored_anchors(store):
         if anchor.source == "gateway":
@@ -251,7 +289,7 @@ def gateway_anchor_wall_ns(store: StoreReader) -> int | None:
         return None
 
 
-def verify(store: StoreReader, anchors: Iterable[Anchor] | None = None) -> Verdict:
+def verify(store: TrailReader, anchors: Iterable[Anchor] | None = None) -> Verdict:
     """Whether the chain is whole: each row in seq order 1, 2, 3 ..., each linked to the
     one before, each hash its content's, and every anchor on it (the `meta` head by
     default). The first row that fails is named with why."""

@@ -489,6 +489,7 @@ def cmd_gateway_reply(args: argparse.Namespace) -> int:
         by=args.by,
         db=args.db,
         key_file=args.key_file,
+        as_user=_gateway_user(args),
     )
     return status
 
@@ -497,7 +498,7 @@ def cmd_gateway_enroll(args: argparse.Namespace) -> int:
     from sync.gateway import cli as gateway_cli
 
     status: int = gateway_cli.enroll(
-        args.db, args.agent, args.mac_key, args.suite, key_file=args.key_file
+        args.db, args.agent, args.mac_key, args.suite, args.key_file, _gateway_user(args)
     )
     return status
 
@@ -578,17 +579,122 @@ def cmd_alerts_ack(args: argparse.Namespace) -> int:
 def cmd_gateway_status(args: argparse.Namespace) -> int:
     from sync.gateway import cli as gateway_cli
 
-    status: int = gateway_cli.status(args.db, as_json=args.json, key_file=args.key_file)
+    status: int = gateway_cli.status(
+        args.db, as_json=args.json, key_file=args.key_file, as_user=_gateway_user(args)
+    )
     return status
 
 
 def cmd_gateway_audit(args: argparse.Namespace) -> int:
+    """The boxes' anchored trails; `verify-local` / `show-local`: the gateway's own."""
     from sync.gateway import cli as gateway_cli
 
     status: int = gateway_cli.audit(
-        args.db, agent=args.agent, as_json=args.json, key_file=args.key_file
+        args.db,
+        agent=args.agent,
+        as_json=args.json,
+        key_file=args.key_file,
+        as_user=_gateway_user(args),
+        local=args.local,
+        user=args.user,
+        since=args.since,
+        until=args.until,
+        limit=args.limit,
     )
     return status
+
+
+# --- the gateway's users and keys (sync.gateway.operations, sync.gateway.key_rotation) ---
+
+
+def _gateway_user(args: argparse.Namespace) -> tuple[str, str] | None:
+    """The gateway user the command acts as (`--as NAME`, its PIN read by main)."""
+    return None if args.as_user is None else (args.as_user, args.as_pin)
+
+
+def cmd_gateway_users_add(args: argparse.Namespace) -> int:
+    from sync.gateway import cli as gateway_cli
+
+    pin = _read_pin(f"PIN for {args.name}: ", confirm=True)
+    request = {"name": args.name, "role": args.role, "pin": pin}
+    return int(
+        gateway_cli.users(
+            args.db, "users.add", request, key_file=args.key_file, as_user=_gateway_user(args)
+        )
+    )
+
+
+def cmd_gateway_users_list(args: argparse.Namespace) -> int:
+    from sync.gateway import cli as gateway_cli
+
+    return int(
+        gateway_cli.users(
+            args.db, "users.list", {}, key_file=args.key_file, as_user=_gateway_user(args)
+        )
+    )
+
+
+def cmd_gateway_users_disable(args: argparse.Namespace) -> int:
+    from sync.gateway import cli as gateway_cli
+
+    return int(
+        gateway_cli.users(
+            args.db,
+            "users.disable",
+            {"name": args.name},
+            key_file=args.key_file,
+            as_user=_gateway_user(args),
+        )
+    )
+
+
+def cmd_gateway_users_reset_pin(args: argparse.Namespace) -> int:
+    from sync.gateway import cli as gateway_cli
+
+    pin = _read_pin(f"new PIN for {args.name}: ", confirm=True)
+    return int(
+        gateway_cli.users(
+            args.db,
+            "users.reset-pin",
+            {"name": args.name, "pin": pin},
+            key_file=args.key_file,
+            as_user=_gateway_user(args),
+        )
+    )
+
+
+def cmd_gateway_keys_rotate(args: argparse.Namespace) -> int:
+    from sync.gateway import cli as gateway_cli
+
+    return int(
+        gateway_cli.keys_rotate(
+            args.db,
+            args.suite,
+            batch=args.batch,
+            key_file=args.key_file,
+            as_user=_gateway_user(args),
+        )
+    )
+
+
+def cmd_gateway_keys_reseal(args: argparse.Namespace) -> int:
+    from sync.gateway import cli as gateway_cli
+
+    return int(
+        gateway_cli.keys_reseal(
+            args.db, batch=args.batch, key_file=args.key_file, as_user=_gateway_user(args)
+        )
+    )
+
+
+def cmd_gateway_keys_status(args: argparse.Namespace) -> int:
+    from sync.gateway import cli as gateway_cli
+
+    return int(
+        gateway_cli.keys_status(
+            args.db, as_json=args.json, key_file=args.key_file, as_user=_gateway_user(args)
+        )
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -880,11 +986,25 @@ def build_parser() -> argparse.ArgumentParser:
     _gateway_key_file(c)
     c.set_defaults(func=cmd_gateway_status)
     c = gsub.add_parser(
-        "audit", parents=[common], help="each box's anchored audit head and any break in it"
+        "audit",
+        parents=[common],
+        help="each box's anchored audit head and any break in it; verify-local /"
+        " show-local: the gateway's own trail",
+    )
+    c.add_argument(
+        "local",
+        nargs="?",
+        choices=["verify-local", "show-local"],
+        default=None,
+        help="verify-local: exit 0 only if the gateway's own trail is intact; show-local: its rows",
     )
     c.add_argument("--db", required=True, metavar="URL_OR_PATH")
     c.add_argument("--agent", default=None, metavar="ID")
     c.add_argument("--json", action="store_true")
+    c.add_argument("--user", default=None, help="show-local: this gateway user's rows")
+    c.add_argument("--since", default=None, metavar="TIME", help="show-local: ISO 8601")
+    c.add_argument("--until", default=None, metavar="TIME", help="show-local: ISO 8601")
+    c.add_argument("--limit", type=int, default=1000, help="show-local: rows at most")
     _gateway_key_file(c)
     c.set_defaults(func=cmd_gateway_audit)
     c = gsub.add_parser(
@@ -952,6 +1072,62 @@ def build_parser() -> argparse.ArgumentParser:
         help="AES-256-GCM + HMAC-SHA-256 (intl) or SM4-GCM + HMAC-SM3 (sm)",
     )
     c.set_defaults(func=cmd_gateway_keys_init)
+    c = gksub.add_parser(
+        "rotate",
+        parents=[common],
+        help="a new data key (the active one), then every sealed value re-sealed under it",
+    )
+    c.add_argument("--db", required=True, metavar="URL_OR_PATH")
+    _gateway_key_file(c)
+    c.add_argument(
+        "--suite", choices=["intl", "sm"], default=None, help="default: the active key's suite"
+    )
+    c.add_argument("--batch", type=int, default=200, help="rows per transaction")
+    c.set_defaults(func=cmd_gateway_keys_rotate)
+    c = gksub.add_parser(
+        "reseal", parents=[common], help="finish the sealing pass of a rotation that stopped"
+    )
+    c.add_argument("--db", required=True, metavar="URL_OR_PATH")
+    _gateway_key_file(c)
+    c.add_argument("--batch", type=int, default=200, help="rows per transaction")
+    c.set_defaults(func=cmd_gateway_keys_reseal)
+    c = gksub.add_parser(
+        "status", parents=[common], help="the active key and the values sealed under each key id"
+    )
+    c.add_argument("--db", required=True, metavar="URL_OR_PATH")
+    _gateway_key_file(c)
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_gateway_keys_status)
+    c = gsub.add_parser(
+        "users",
+        parents=[common],
+        help="the gateway's users (er, county-it), their roles and PINs",
+    )
+    gusub = _actions(c, "gateway_users_command")
+    c = gusub.add_parser(
+        "add",
+        parents=[common],
+        help="add a user (the PIN is asked, or stdin); the first must be county-it",
+    )
+    c.add_argument("name", metavar="NAME")
+    c.add_argument("--role", required=True, choices=["er", "county-it"])
+    c.add_argument("--db", required=True, metavar="URL_OR_PATH")
+    _gateway_key_file(c)
+    c.set_defaults(func=cmd_gateway_users_add)
+    c = gusub.add_parser("list", parents=[common], help="users, roles, disabled or locked")
+    c.add_argument("--db", required=True, metavar="URL_OR_PATH")
+    _gateway_key_file(c)
+    c.set_defaults(func=cmd_gateway_users_list)
+    c = gusub.add_parser("disable", parents=[common], help="disable a user")
+    c.add_argument("name", metavar="NAME")
+    c.add_argument("--db", required=True, metavar="URL_OR_PATH")
+    _gateway_key_file(c)
+    c.set_defaults(func=cmd_gateway_users_disable)
+    c = gusub.add_parser("reset-pin", parents=[common], help="a new PIN for a user; ends a lockout")
+    c.add_argument("name", metavar="NAME")
+    c.add_argument("--db", required=True, metavar="URL_OR_PATH")
+    _gateway_key_file(c)
+    c.set_defaults(func=cmd_gateway_users_reset_pin)
 
     p = sub.add_parser(
         "news2", parents=[common], help="NEWS2 score and risk from the values given (JSON)"

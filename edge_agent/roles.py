@@ -45,6 +45,8 @@ class Permission(StrEnum):
     REPLY_TO_AMBULANCE = "reply-to-ambulance"  # received, cath lab ready, ...
     ENROL_BOX = "enrol-box"  # register a box's MAC key
     READ_CENTRAL_AUDIT = "read-central-audit"  # the boxes' anchored audit trails
+    # what the gateway has stored, per box (the patients it names: read-inbound only)
+    READ_GATEWAY_STATUS = "read-gateway-status"
 
 
 P = Permission
@@ -71,8 +73,11 @@ ROLES: dict[str, frozenset[Permission]] = {
     "doctor": _CLINICAL | {P.MANAGE_DEVICES, P.EXPORT},
     "crew": _CLINICAL | {P.PREALERT},
     "kiosk": frozenset({P.MEASURE_SELF, P.READ_OWN_RECORD, P.RECORD_CONSENT, P.TAKE_CARD_SESSION}),
-    "er": frozenset({P.READ_INBOUND, P.REPLY_TO_AMBULANCE}),
-    "county-it": frozenset({P.ENROL_BOX, P.READ_CENTRAL_AUDIT}),
+    "er": frozenset({P.READ_INBOUND, P.REPLY_TO_AMBULANCE, P.READ_GATEWAY_STATUS}),
+    # manage-users and rotate-keys at the gateway: its own users and its own key file
+    "county-it": frozenset(
+        {P.ENROL_BOX, P.READ_CENTRAL_AUDIT, P.READ_GATEWAY_STATUS, P.MANAGE_USERS, P.ROTATE_KEYS}
+    ),
 }
 
 # The permission each operation of edge_agent.operations needs (None: anyone connected).
@@ -112,6 +117,27 @@ OPERATION_PERMISSION: dict[str, Permission | None] = {
 }
 
 
+# The permission each operation of the county gateway's control socket needs
+# (sync.gateway.operations; None: anyone connected). The gateway's commands act as its
+# users (er, county-it), never as the box's.
+GATEWAY_OPERATION_PERMISSION: dict[str, Permission | None] = {
+    "ping": None,
+    "reply": P.REPLY_TO_AMBULANCE,
+    "enroll": P.ENROL_BOX,
+    "status": P.READ_GATEWAY_STATUS,
+    "audit": P.READ_CENTRAL_AUDIT,  # the boxes' anchored trails
+    "audit.verify-local": P.READ_CENTRAL_AUDIT,  # the gateway's own trail
+    "audit.show-local": P.READ_CENTRAL_AUDIT,
+    "users.add": P.MANAGE_USERS,
+    "users.list": P.MANAGE_USERS,
+    "users.disable": P.MANAGE_USERS,
+    "users.reset-pin": P.MANAGE_USERS,
+    "keys.rotate": P.ROTATE_KEYS,
+    "keys.reseal": P.ROTATE_KEYS,
+    "keys.status": P.ROTATE_KEYS,
+}
+
+
 def check_role(role: str, *, on_box: bool = True) -> str:
     """`role` if it is one of the box's (or the gateway's) roles; ValueError otherwise."""
     allowed = BOX_ROLES if on_box else GATEWAY_ROLES
@@ -125,6 +151,7 @@ def may(role: str, permission: Permission | None) -> bool:
     return permission is None or permission in ROLES.get(role, frozenset())
 
 
-def needed_for(op: str) -> Permission | None:
-    """The permission operation `op` needs; KeyError for an operation nobody listed."""
-    return OPERATION_PERMISSION[op]
+def needed_for(op: str, *, on_box: bool = True) -> Permission | None:
+    """The permission operation `op` needs (of the box's or the gateway's socket);
+    KeyError for an operation nobody listed."""
+    return (OPERATION_PERMISSION if on_box else GATEWAY_OPERATION_PERMISSION)[op]

@@ -222,32 +222,55 @@ def token_hash(token: str, config: Config) -> str:
     return suite_named(config.security.suite).digest(token.encode("utf-8")).hex()
 
 
-def sign_in(store: StoreWriter, clock: Clock, config: Config, *, name: str, pin: str) -> SignIn:
-    """Check `pin` for `name`; every attempt counts (and is recorded by the caller)."""
-    user = store.users.by_name(name) if NAME.fullmatch(name) else None
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """A sign-in attempt judged against a user's row (the box's `app_user` or the
+    gateway's `gateway_user`: the same columns): `refusal` None when it passed; `check`
+    what to record on the user (None: no such user, or disabled)."""
+
+    shown: str  # the name as the trail may show it ("?" for one that is no name)
+    user: UserRow | None
+    refusal: str | None
+    check: PinCheck | None
+
+
+def judge_sign_in(user: UserRow | None, name: str, pin: str, now: int) -> Attempt:
+    """`pin` for `name`, whose row is `user` (None: no such user), checked with its
+    lockout. An unknown name costs the same scrypt and gets the same answer as a wrong
+    PIN. No I/O: the caller records what `check` says."""
     shown = name if NAME.fullmatch(name) else "?"
     if user is None:
         # The same slow hash as a real check, so a missing user takes as long.
         pins.pin_matches(pin, NOBODY)
-        return SignIn(shown, "-", None, None, f"sign-in {shown}: wrong user name or PIN")
-    now = clock.wall_ns()
+        return Attempt(shown, None, f"sign-in {shown}: wrong user name or PIN", None)
     if user.disabled:
-        return SignIn(name, user.role, user.id, None, f"sign-in {name}: the user is disabled")
+        return Attempt(name, user, f"sign-in {name}: the user is disabled", None)
     check = check_pin(pin, user.pin_hash, user.failed_attempts, user.locked_until_wall_ns, now)
     if check.still_locked_s:
-        return SignIn(
+        return Attempt(
             name,
-            user.role,
-            user.id,
-            None,
+            user,
             f"sign-in {name}: locked for {check.still_locked_s} s more (too many failed PINs)",
+            check,
         )
     if not check.ok:
-        store.users.record_failure(user.id, check.failed, check.locked_until_wall_ns)
         then = f"; locked for {check.now_locked_s} s" if check.now_locked_s else ""
-        return SignIn(
-            name, user.role, user.id, None, f"sign-in {name}: wrong user name or PIN{then}"
-        )
+        return Attempt(name, user, f"sign-in {name}: wrong user name or PIN{then}", check)
+    return Attempt(name, user, None, check)
+
+
+def sign_in(store: StoreWriter, clock: Clock, config: Config, *, name: str, pin: str) -> SignIn:
+    """Check `pin` for `name`; every attempt counts (and is recorded by the caller)."""
+    user = store.users.by_name(name) if NAME.fullmatch(name) else None
+    now = clock.wall_ns()
+    attempt = judge_sign_in(user, name, pin, now)
+    if user is None:
+        return SignIn(attempt.shown, "-", None, None, attempt.refusal)
+    check = attempt.check
+    if attempt.refusal is not None:
+        if check is not None and not check.still_locked_s:
+            store.users.record_failure(user.id, check.failed, check.locked_until_wall_ns)
+        return SignIn(name, user.role, user.id, None, attempt.refusal)
     store.users.record_success(user.id)
     token = secrets.token_urlsafe(TOKEN_BYTES)
     store.users.start_session(

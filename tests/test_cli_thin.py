@@ -62,6 +62,8 @@ GATEWAY_SERVICES = {
     "sync.gateway.service",
     "sync.gateway.enrolment",
     "sync.gateway.keys",
+    "sync.gateway.key_rotation",
+    "sync.gateway.operations",
 }
 GATEWAY_ALSO_ALLOWED = {
     "edge_agent.control": {"OpError"},

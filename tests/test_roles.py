@@ -79,3 +79,37 @@ def test_box_and_gateway_roles_are_apart_and_unknown_roles_hold_nothing() -> Non
         roles.check_role("er")
     with pytest.raises(KeyError):
         roles.needed_for("patients.delete")
+
+
+def test_the_doc_table_of_gateway_operations_is_the_code_table() -> None:
+    header, *rows = _table("What each operation of the county gateway's control socket needs")
+    assert header == ["gateway operation", "permission"]
+    documented = {
+        op.strip("`"): None if need == "anyone connected" else roles.Permission(need.strip("`"))
+        for op, need in rows
+    }
+    assert documented == roles.GATEWAY_OPERATION_PERMISSION
+
+
+def test_every_gateway_operation_names_its_permission() -> None:
+    from sync.gateway import operations as gateway_operations
+
+    assert set(gateway_operations.OPERATIONS) | {"ping"} == set(roles.GATEWAY_OPERATION_PERMISSION)
+
+
+@pytest.mark.parametrize(
+    ("role", "op", "allowed"),
+    [
+        ("er", "reply", True),
+        ("county-it", "reply", False),
+        ("er", "enroll", False),
+        ("county-it", "enroll", True),
+        ("er", "users.add", False),
+        ("county-it", "keys.rotate", True),
+        ("er", "status", True),
+        ("admin", "enroll", False),  # a box's role holds nothing at the gateway's socket
+        ("admin", "reply", False),
+    ],
+)
+def test_who_may_do_what_at_the_gateway(role: str, op: str, allowed: bool) -> None:
+    assert roles.may(role, roles.needed_for(op, on_box=False)) is allowed

@@ -35,7 +35,7 @@ from sync import topics
 from sync.audit_batches import BatchError, batch_payload, parse_batch
 from sync.gateway.enrolment import enroll
 from sync.gateway.service import Gateway, _Inbound
-from sync.gateway.status import audit as gateway_audit_report
+from sync.gateway.status import boxes as gateway_audit_report
 from sync.gateway.store import GatewayStore
 from sync.message_auth import MAC_PROPERTY, MessageKey, signed_properties, tag
 from sync.mqtt_client import Connected, MqttClient, MqttEvent, MqttSettings, Received

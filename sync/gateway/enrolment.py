@@ -9,7 +9,9 @@ again replaces the key (a box whose keys were made anew).
 The one-writer rule holds as for `gateway reply`: while a gateway runs on the store the
 enrolment goes to it over its control socket (operation "enroll", which it records and
 uses from its next message on); otherwise the command records it under the store's
-writer lock and the next gateway started reads it.
+writer lock and the next gateway started reads it. Either way it is done for a named
+gateway user (role county-it) and recorded in the gateway's trail: who enrolled which
+box (sync.gateway.operations).
 """
 
 from __future__ import annotations
@@ -19,12 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from edge_agent import writer_route
 from edge_agent.control import STATUS_USAGE, OpError
 from edge_agent.crypto.suites import INTL
 from edge_agent.identifiers import AGENT_ID, IdentifierError
-from sync.gateway.service import change_route
-from sync.gateway.store import GatewayStore, GatewayStoreError
+from sync.gateway.store import GatewayStore
 from sync.message_auth import MessageKey, key_from_hex
 
 ENROLL_OP = "enroll"
@@ -79,26 +79,15 @@ def enroll(
     *,
     wait_s: float = 15.0,
     key_file: str | None = None,
+    as_user: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Record the box's key in gateway store `db` (through its gateway when one runs).
+    """Record the box's key in gateway store `db` (through its gateway when one runs),
+    done for `as_user` (name, PIN; role county-it) and recorded in the gateway's trail.
     What was enrolled; OpError (one line, the exit status) if it was not."""
+    from sync.gateway import operations
+
     args = {"agent": agent, "mac_key": mac_key_hex, "suite": suite_name}
-    enrolment = enrol_op_args(args)  # refused here, before the lock or the gateway
-    route = change_route(db, "gateway enroll", wait_s=wait_s)
-    return writer_route.change(
-        route, ENROLL_OP, args, lambda: _enroll_here(db, enrolment, key_file)
+    enrol_op_args(args)  # refused here, before the lock or the gateway
+    return operations.perform(
+        db, ENROLL_OP, args, as_user=as_user, key_file=key_file, wait_s=wait_s
     )
-
-
-def _enroll_here(db: str, enrolment: Enrolment, key_file: str | None) -> dict[str, Any]:
-    """No gateway runs: record it ourselves (holding the lock)."""
-    try:
-        store = GatewayStore.open(db, key_file=key_file)
-    except GatewayStoreError as exc:
-        raise OpError(str(exc), STATUS_USAGE) from None
-    try:
-        with store.transaction():
-            replaced = enrolment.record(store)
-    finally:
-        store.close()
-    return enrolment.as_json(replaced=replaced)

@@ -74,3 +74,12 @@ def init_for(db: str, key_file: str | None, suite_name: str = INTL) -> dict[str,
         raise GatewayKeysError(str(exc)) from None
     made = init(path, suite_name)
     return {"key_file": str(path), "suite": made.active.suite.name, "active": made.active_id}
+
+
+def rotate(path: Path, suite_name: str) -> Keyring:
+    """The key file at `path` with a new active key in `suite_name`, written back
+    atomically (the old keys stay: the values sealed under them name them)."""
+    try:
+        return keyring_file.rotate(path, suite_name)
+    except KeyringError as exc:
+        raise GatewayKeysError(f"gateway {exc}") from None

@@ -9,10 +9,11 @@ Each notice has an `id` of its own (a fresh message id) and `at`, when it was ma
 box takes a notice once, and not when it is stale (sync.notice_replay).
 
 While the gateway runs it is its store's only writer: the reply goes to it over its
-control socket (operation "reply", Gateway._control_op), and it publishes with its own
-client and records the reply. Without a running gateway the command publishes itself
-and records under the store's writer lock. `send` decides which; the command prints
-what it returns.
+control socket (operation "reply", sync.gateway.operations), and it publishes with its
+own client and records the reply. Without a running gateway the command publishes
+itself and records under the store's writer lock. Either way the reply is done for a
+named gateway user (role er; `--as NAME`) and recorded in the gateway's own trail:
+who replied to which notice. `send` decides which; the command prints what it returns.
 """
 
 from __future__ import annotations
@@ -26,12 +27,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from edge_agent import writer_route
 from edge_agent.clock import new_message_id
 from edge_agent.control import STATUS_USAGE, Caller, OpError
 from edge_agent.identifiers import AGENT_ID, CONTROL_ID, IdentifierError
 from sync import topics
-from sync.gateway.service import broker_address, change_route
+from sync.gateway.service import broker_address
 from sync.gateway.store import GatewayStore, GatewayStoreError
 from sync.message_auth import MessageKey, signed_properties
 from sync.mqtt_client import MqttClient, MqttSettings, NotSent
@@ -209,31 +209,42 @@ def send(
     db: str | None,
     wait_s: float = 15.0,
     key_file: str | None = None,
+    as_user: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """Send the ER's reply to an ambulance; record it in the gateway store `db` if given.
 
-    With `db` and a gateway running on it, the gateway does both (its control socket);
-    otherwise this process publishes to `broker_url`, then records under the store's
-    writer lock. What was sent; OpError (one line, the exit status) if it was not."""
+    With `db` it is the operation "reply" (sync.gateway.operations) done for `as_user`
+    (name, PIN) and recorded in the gateway's trail: by the gateway running on it (its
+    control socket), or by this process, which publishes to `broker_url` and records
+    under the store's writer lock. What was sent; OpError (one line, the exit status)."""
+    from sync.gateway import operations
+
     args = {"agent": agent, "ref": ref, "status": status, "text": text, "by": by}
     if db is None:
         return _send_here(broker_url, args, db=None)
-    route = change_route(db, "gateway reply", wait_s=wait_s)
-    return writer_route.change(
-        route, REPLY_OP, args, lambda: _send_here(broker_url, args, db=db, key_file=key_file)
+
+    def publish(store: GatewayStore, to: str, payload: bytes) -> None:
+        if broker_url is None:
+            raise OpError(
+                "gateway reply: no gateway is running on this store: give --broker URL",
+                STATUS_USAGE,
+            )
+        try:
+            publish_reply(broker_url, to, payload, key=store.message_keys().get(to))
+        except (ValueError, OSError, GatewayStoreError) as exc:
+            raise OpError(str(exc), STATUS_USAGE) from None
+
+    return operations.perform(
+        db, REPLY_OP, args, as_user=as_user, key_file=key_file, publish=publish, wait_s=wait_s
     )
 
 
-def _send_here(
-    broker_url: str | None, args: dict[str, Any], *, db: str | None, key_file: str | None = None
-) -> dict[str, Any]:
-    """No gateway runs: publish the reply ourselves, then record it (holding the lock).
-
-    Signed with the agent's key when `db` has it enrolled; without `db` the reply goes
-    unsigned, and a box that holds a key ignores it."""
+def _send_here(broker_url: str | None, args: dict[str, Any], *, db: None) -> dict[str, Any]:
+    """No store named: publish the reply ourselves, unsigned and recorded nowhere (a box
+    that holds a key ignores it)."""
     if broker_url is None:
         raise OpError(
-            "gateway reply: no gateway is running on this store: give --broker URL", STATUS_USAGE
+            "gateway reply: give --broker URL (or --db of a running gateway)", STATUS_USAGE
         )
     try:
         reply = make_reply(
@@ -244,24 +255,7 @@ def _send_here(
             by=args["by"] or getpass.getuser(),
             now_ns=time.time_ns(),
         )
-    except ValueError as exc:
+        publish_reply(broker_url, reply.agent, reply.payload)
+    except (ValueError, OSError) as exc:
         raise OpError(str(exc), STATUS_USAGE) from None
-    store: GatewayStore | None = None
-    if db is not None:
-        try:
-            store = GatewayStore.open(db, key_file=key_file)
-        except GatewayStoreError as exc:
-            raise OpError(str(exc), STATUS_USAGE) from None
-    try:
-        try:
-            key = None if store is None else store.message_keys().get(reply.agent)
-            publish_reply(broker_url, reply.agent, reply.payload, key=key)
-        except (ValueError, OSError, GatewayStoreError) as exc:
-            raise OpError(str(exc), STATUS_USAGE) from None
-        if store is not None:
-            with store.transaction():
-                reply.record(store)
-    finally:
-        if store is not None:
-            store.close()
     return reply.as_json()

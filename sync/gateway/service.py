@@ -42,7 +42,7 @@ import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from device_drivers.ecg.record import EcgRecord
@@ -77,6 +77,10 @@ TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
 # A second gateway on the same store waits this long for the first to let it go.
 LOCK_WAIT_S = 10.0
 PUBACK_WAIT_S = 10.0
+# How long an operation waits for the store's thread to take its change (a batch of
+# messages and a sheet or two ahead of it).
+STORE_WAIT_S = 60.0
+T = TypeVar("T")
 
 
 def control_path(db: str | Path, environ: Mapping[str, str] | None = None) -> Path:
@@ -124,10 +128,13 @@ class _Inbound:
 
 @dataclass(frozen=True, slots=True)
 class _StoreJob:
-    """A change by hand (an ER reply), made by the store's thread in its next batch."""
+    """A change by hand (an operation of sync.gateway.operations, a batch of the sealing
+    pass), made by the store's thread in its next batch; its result once committed.
+    `after_commit`: run after the batch's commit, outside a transaction (a checkpoint)."""
 
-    apply: Callable[[GatewayStore], None]
-    done: concurrent.futures.Future[None]
+    apply: Callable[[GatewayStore], Any]
+    done: concurrent.futures.Future[Any]
+    after_commit: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +234,13 @@ class Gateway:
         self._subscribed = threading.Event()
         self._worker: threading.Thread | None = None
         self._store: GatewayStore | None = None
+        # A read-only connection for the control thread's reads (who a request names):
+        # a PIN is checked without waiting for the store's thread. One reader at a time.
+        self._reader: GatewayStore | None = None
+        self._reader_lock = threading.Lock()
+        self._reseal_wanted = threading.Event()
+        self._stopping = threading.Event()
+        self._resealer: threading.Thread | None = None
         # Each enrolled box's key, by agent id: replaced whole (never changed in place),
         # so the worker and the control thread each read one consistent mapping.
         self._keys: Mapping[str, MessageKey] = {}
@@ -263,6 +277,7 @@ class Gateway:
         try:
             # open (migrate, seal what is plain) before messages; refused without its keys
             self._store = GatewayStore.open(self.db, key_file=self.key_file)
+            self._reader = GatewayStore.open_readonly(self.db, key_file=self.key_file)
             self._keys = self._store.message_keys()
             self._start_control()
         except BaseException:
@@ -275,6 +290,13 @@ class Gateway:
             target=self._render_work, name="gateway-sheets", daemon=True
         )
         self._renderer.start()
+        self._stopping.clear()
+        self._resealer = threading.Thread(
+            target=self._reseal_work, name="gateway-reseal", daemon=True
+        )
+        self._resealer.start()
+        if self._store.stale_rows():  # a rotation's pass that was stopped: finished now
+            self._reseal_wanted.set()
         self._client.start()
 
     def wait_connected(self, timeout_s: float) -> None:
@@ -291,6 +313,10 @@ class Gateway:
             self._to_render.put(None)  # sheets already queued are drawn and recorded
             self._renderer.join(timeout=30)
             self._renderer = None
+        self._stopping.set()
+        if self._resealer is not None:  # before the store's thread: it waits on its jobs
+            self._resealer.join(timeout=70)
+            self._resealer = None
         if self._worker is not None:
             self._queue.put(None)
             self._worker.join(timeout=10)
@@ -298,6 +324,9 @@ class Gateway:
         if self._store is not None:
             self._store.close()
             self._store = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         self._lock.release()
 
     # --- the control socket (its own thread and event loop) -----------------------------
@@ -341,53 +370,70 @@ class Gateway:
         self._control_loop = self._control_stop = None
 
     async def _control_op(self, request: control.Request, caller: control.Caller) -> dict[str, Any]:
-        from sync.gateway.enrolment import ENROLL_OP
-        from sync.gateway.reply import REPLY_OP, reply_op_args
+        """Every operation but ping is one of sync.gateway.operations, done for the user
+        the request names, with this gateway's store thread, client and keys."""
+        from sync.gateway import operations
 
         if request.op == "ping":
             return {"gateway": self.client_id, "pid": os.getpid()}
-        if request.op == ENROLL_OP:
-            return await self._enroll_op(request, caller)
-        if request.op != REPLY_OP:
+        if request.op not in operations.OPERATIONS:
             raise control.OpError(f"unknown operation {request.op!r}", control.STATUS_USAGE)
-        reply = reply_op_args(request.args, caller)
         if self.failed is not None:
             raise control.OpError(f"the gateway's store failed: {self.failed}")
-        # Sent first, then recorded: a recorded reply is one the broker took.
-        await asyncio.to_thread(self.publish_down, reply.agent, reply.payload)
-        try:
-            await asyncio.wrap_future(self.submit(reply.record))
-        except Exception as exc:
-            raise control.OpError(f"sent, but not recorded: {exc}") from None
-        log.info(
-            "gateway: reply %s to %s (%s) by %s", reply.status, reply.agent, reply.ref, caller.user
+        where = operations.Where(
+            write=self._write,
+            read=self._read,
+            publish=self.publish_down,
+            enrolled=self._enrolled,
+            reseal=self._reseal_wanted.set,
         )
-        return reply.as_json()
+        return await asyncio.to_thread(operations.run, where, request.op, request.args, caller)
 
-    async def _enroll_op(self, request: control.Request, caller: control.Caller) -> dict[str, Any]:
-        from sync.gateway.enrolment import enrol_op_args
+    def _write(self, fn: Callable[[GatewayStore], T]) -> T:
+        """`fn` in one transaction of the store's thread, waited for."""
+        result: T = self.submit(fn).result(timeout=STORE_WAIT_S)
+        return result
 
-        enrolment = enrol_op_args(request.args)
-        if self.failed is not None:
-            raise control.OpError(f"the gateway's store failed: {self.failed}")
-        replaced: list[bool] = []
-        try:
-            await asyncio.wrap_future(self.submit(lambda s: replaced.append(enrolment.record(s))))
-        except Exception as exc:
-            raise control.OpError(f"not recorded: {exc}") from None
-        self._keys = {**self._keys, enrolment.agent: enrolment.key}
-        log.info(
-            "gateway: %s enrolled (%s) by %s",
-            enrolment.agent,
-            enrolment.key.suite.name,
-            caller.user,
-        )
-        return enrolment.as_json(replaced=bool(replaced and replaced[0]))
+    def _read(self, fn: Callable[[GatewayStore], T]) -> T:
+        with self._reader_lock:
+            if self._reader is None:
+                raise control.OpError("the gateway is stopping")
+            return fn(self._reader)
 
-    def submit(self, apply: Callable[[GatewayStore], None]) -> concurrent.futures.Future[None]:
-        """Have the store's thread make a change in its next batch (durable when done)."""
-        done: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._queue.put(_StoreJob(apply, done))
+    def _enrolled(self, agent: str, key: MessageKey) -> None:
+        self._keys = {**self._keys, agent: key}
+        log.info("gateway: %s enrolled (%s)", agent, key.suite.name)
+
+    def _reseal_work(self) -> None:
+        """The sealing pass (sync.gateway.key_rotation), a batch a job of the store's
+        thread between its batches of messages, whenever a rotation asks for it."""
+        from sync.gateway.key_rotation import BATCH
+
+        while not self._stopping.is_set():
+            if not self._reseal_wanted.wait(0.5):
+                continue
+            self._reseal_wanted.clear()
+            done = 0
+            while not self._stopping.is_set():
+                try:
+                    n = self.submit(lambda s: s.reseal_batch(BATCH)).result(timeout=STORE_WAIT_S)
+                except Exception as exc:  # the store failed: the worker says so
+                    log.error("gateway: the sealing pass stopped: %s", exc)
+                    break
+                if not n:
+                    break
+                done += n
+            if done:
+                self.submit(lambda s: s.truncate_wal(), after_commit=True)
+                log.info("gateway: %d row(s) sealed under the active key", done)
+
+    def submit(
+        self, apply: Callable[[GatewayStore], T], *, after_commit: bool = False
+    ) -> concurrent.futures.Future[T]:
+        """Have the store's thread make a change in its next batch; its result once it
+        is durable."""
+        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._queue.put(_StoreJob(apply, done, after_commit))
         return done
 
     def publish_down(self, agent: str, payload: bytes) -> None:
@@ -470,20 +516,28 @@ class Gateway:
         store = self._store
         assert store is not None
         results: list[tuple[_Inbound, Outcome | None]] = []
-        jobs: list[_StoreJob] = []
+        jobs: list[tuple[_StoreJob, Any]] = []
+        later: list[_StoreJob] = []
         self._accepted = []
         with store.transaction():
             for item in batch:
                 if isinstance(item, _Rendered):
                     self._record_sheet(store, item)
                 elif isinstance(item, _StoreJob):
-                    jobs.append(item)
-                    self._apply_job(store, item)
+                    if item.after_commit:
+                        later.append(item)
+                    else:
+                        jobs.append((item, self._apply_job(store, item)))
                 else:
                     results.append((item, self._accept(store, item)))
-        for job in jobs:
+        for job, result in jobs:
             if not job.done.done():
-                job.done.set_result(None)  # committed with the batch
+                job.done.set_result(result)  # committed with the batch
+        for job in later:
+            try:
+                job.done.set_result(job.apply(store))
+            except Exception as exc:
+                job.done.set_exception(exc)
         for inbound, outcome in results:
             if outcome is not None:
                 self._answer(outcome)
@@ -494,14 +548,15 @@ class Gateway:
             self._to_render.put(accepted)
 
     @staticmethod
-    def _apply_job(store: GatewayStore, job: _StoreJob) -> None:
+    def _apply_job(store: GatewayStore, job: _StoreJob) -> Any:
         """A change by hand that fails (bad reference) is refused alone (a savepoint),
         not with the messages of its batch."""
         try:
             with store.transaction():
-                job.apply(store)
+                return job.apply(store)
         except Exception as exc:
             job.done.set_exception(exc)
+            return None
 
     def _record_sheet(self, store: GatewayStore, sheet: _Rendered) -> None:
         store.record_ecg(

@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -46,6 +47,7 @@ from edge_agent.crypto import sealed
 from edge_agent.crypto.keyring import Keyring
 from edge_agent.crypto.suites import SealError, suite
 from edge_agent.identifiers import AGENT_ID, CONTROL_ID
+from edge_agent.store import AuditRow, UserRow
 from sync.audit_batches import AuditBatch, row_json
 from sync.gateway import keys as gateway_keys
 from sync.hl7.inbound import MAX_MESSAGE_BYTES, InboundMessage
@@ -64,6 +66,9 @@ MAX_REFUSING_BOXES = 10_000
 
 class GatewayStoreError(RuntimeError):
     """The gateway database cannot be used (bad URL, unsupported backend, newer schema)."""
+
+
+PLAIN = "plain"  # how `keys status` counts rows not sealed yet
 
 
 def _v1_initial(db: Database) -> None:
@@ -291,6 +296,59 @@ def _v6_audit_anchors(db: Database) -> None:
     db.table("audit_break").create_index(["agent"])
 
 
+def _v7_users_and_trail(db: Database) -> None:
+    """The gateway's users (er, county-it: sync.gateway.users; the box's columns, a PIN
+    only as its scrypt hash), the gateway's own audit trail of what they did (the box's
+    row and hash chain, edge_agent.audit; SQLite refuses to change or remove a row) and
+    the key-value place of that trail's head."""
+    db.create_table(
+        "gateway_user",
+        {
+            "id": int,
+            "name": str,
+            "role": str,  # edge_agent.roles.GATEWAY_ROLES
+            "pin_hash": str,
+            "disabled": int,
+            "failed_attempts": int,
+            "locked_until_wall_ns": int,
+            "created_wall_ns": int,
+        },
+        pk="id",
+        not_null=["name", "role", "pin_hash", "disabled", "failed_attempts", "created_wall_ns"],
+        defaults={"disabled": 0, "failed_attempts": 0},
+    )
+    db.table("gateway_user").create_index(["name"], unique=True)
+    db.create_table(
+        "gateway_audit",
+        {
+            "seq": int,
+            "wall_ns": int,
+            "time": str,
+            "user": str,
+            "role": str,
+            "station": str,
+            "action": str,
+            "op": str,
+            "subject": str,  # "reply:amb-017/MSG-1", "box:amb-017", "user:3": no personal data
+            "person": int,
+            "outcome": str,
+            "reason": str,
+            "suite": str,
+            "prev_hash": bytes,
+            "hash": bytes,
+        },
+        pk="seq",
+        not_null=["wall_ns", "time", "user", "role", "station", "action", "op", "outcome"],
+    )
+    db.table("gateway_audit").create_index(["user", "wall_ns"])
+    for event in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER gateway_audit_no_{event.lower()} BEFORE {event} ON gateway_audit"
+            " BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END"
+        )
+    db.create_table("gateway_meta", {"key": str, "value": str}, pk="key", not_null=["value"])
+
+
 def _v8_sealed_free_text(db: Database) -> None:
     """Free text and what is kept of a refused message, sealed (`SEALED_COLUMNS`): the
     key id column of the statements, alert events, ER replies and observations (a
@@ -331,6 +389,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     (4, "boxes enrolled for authenticated ACKs and notices", _v4_enrolment),
     (5, "personal values sealed under the gateway's key file", _v5_sealed),
     (6, "audit heads anchored for each box, and the batches that broke", _v6_audit_anchors),
+    (7, "the gateway's users and its own audit trail", _v7_users_and_trail),
     (8, "free text and refused messages' reasons sealed", _v8_sealed_free_text),
     (
         9,
@@ -450,6 +509,153 @@ def _keyring_for(path: Path, key_file: str | Path | None) -> tuple[Keyring, Path
         raise GatewayStoreError(str(exc)) from None
 
 
+_USER_COLUMNS = (
+    "id, name, role, pin_hash, disabled, failed_attempts, locked_until_wall_ns, created_wall_ns"
+)
+
+
+def _user(row: tuple[Any, ...]) -> UserRow:
+    return UserRow(
+        id=int(row[0]),
+        name=str(row[1]),
+        role=str(row[2]),
+        pin_hash=str(row[3]),
+        disabled=bool(row[4]),
+        failed_attempts=int(row[5]),
+        locked_until_wall_ns=None if row[6] is None else int(row[6]),
+        created_wall_ns=int(row[7]),
+    )
+
+
+class GatewayUsers:
+    """The gateway's users (`gateway_user`): the box's user row (edge_agent.store.UserRow),
+    written by sync.gateway.users only. No sessions: every command signs in."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def by_name(self, name: str) -> UserRow | None:
+        row = self._conn.execute(
+            f"SELECT {_USER_COLUMNS} FROM gateway_user WHERE name = ?", (name,)
+        ).fetchone()
+        return None if row is None else _user(row)
+
+    def all(self) -> list[UserRow]:
+        rows = self._conn.execute(f"SELECT {_USER_COLUMNS} FROM gateway_user ORDER BY id")
+        return [_user(r) for r in rows.fetchall()]
+
+    def add(self, name: str, role: str, pin_hash: str, wall_ns: int) -> int:
+        cur = self._conn.execute(
+            "INSERT INTO gateway_user (name, role, pin_hash, disabled, failed_attempts,"
+            " created_wall_ns) VALUES (?, ?, ?, 0, 0, ?)",
+            (name, role, pin_hash, wall_ns),
+        )
+        return int(cur.lastrowid or 0)
+
+    def set_disabled(self, user_id: int) -> None:
+        self._conn.execute("UPDATE gateway_user SET disabled = 1 WHERE id = ?", (user_id,))
+
+    def set_pin(self, user_id: int, pin_hash: str) -> None:
+        """A new PIN: the failure count and any lockout start again."""
+        self._conn.execute(
+            "UPDATE gateway_user SET pin_hash = ?, failed_attempts = 0,"
+            " locked_until_wall_ns = NULL WHERE id = ?",
+            (pin_hash, user_id),
+        )
+
+    def record_failure(self, user_id: int, failed: int, locked_until_wall_ns: int | None) -> None:
+        self._conn.execute(
+            "UPDATE gateway_user SET failed_attempts = ?, locked_until_wall_ns = ? WHERE id = ?",
+            (failed, locked_until_wall_ns, user_id),
+        )
+
+    def record_success(self, user_id: int) -> None:
+        self._conn.execute(
+            "UPDATE gateway_user SET failed_attempts = 0, locked_until_wall_ns = NULL WHERE id = ?",
+            (user_id,),
+        )
+
+
+_AUDIT_FIELDS = [f.name for f in dataclasses.fields(AuditRow)]
+_AUDIT_COLUMNS = ", ".join(_AUDIT_FIELDS)
+
+
+class GatewayAuditRows:
+    """The gateway's own trail (`gateway_audit`): rows as the box's (edge_agent.audit
+    computes their hashes), appended only."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def last(self) -> AuditRow | None:
+        row = self._conn.execute(
+            f"SELECT {_AUDIT_COLUMNS} FROM gateway_audit ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else AuditRow(*row)
+
+    def in_order(self, batch: int = 1000) -> Iterator[AuditRow]:
+        after = -(2**63)
+        while True:
+            rows = self._conn.execute(
+                f"SELECT {_AUDIT_COLUMNS} FROM gateway_audit WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, batch),
+            ).fetchall()
+            if not rows:
+                return
+            for r in rows:
+                yield AuditRow(*r)
+            after = rows[-1][0]
+
+    def find(
+        self,
+        *,
+        user: str | None = None,
+        since_wall_ns: int | None = None,
+        until_wall_ns: int | None = None,
+        limit: int = 1000,
+    ) -> list[AuditRow]:
+        rows = self._conn.execute(
+            f"SELECT {_AUDIT_COLUMNS} FROM gateway_audit WHERE (?1 IS NULL OR user = ?1)"
+            " AND (?2 IS NULL OR wall_ns >= ?2) AND (?3 IS NULL OR wall_ns < ?3)"
+            " ORDER BY seq LIMIT ?4",
+            (user, since_wall_ns, until_wall_ns, limit),
+        ).fetchall()
+        return [AuditRow(*r) for r in rows]
+
+    def append(self, row: AuditRow) -> None:
+        self._conn.execute(
+            f"INSERT INTO gateway_audit ({_AUDIT_COLUMNS})"
+            f" VALUES ({', '.join('?' * len(_AUDIT_FIELDS))})",
+            dataclasses.astuple(row),
+        )
+
+
+class GatewayMeta:
+    """Key-value facts of the gateway (`gateway_meta`): its trail's head."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def get(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM gateway_meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set(self, key: str, value: str) -> None:
+        self._conn.execute(
+            "INSERT INTO gateway_meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayTrail:
+    """Where edge_agent.audit keeps the gateway's chain (its TrailWriter)."""
+
+    audit: GatewayAuditRows
+    meta: GatewayMeta
+
+
 class GatewayStore:
     def __init__(
         self, conn: sqlite3.Connection, path: Path, keyring: Keyring, key_file: Path
@@ -459,6 +665,8 @@ class GatewayStore:
         self.db = Database(conn)
         self.keyring = keyring
         self.key_file = key_file
+        self.users = GatewayUsers(conn)
+        self.trail = GatewayTrail(GatewayAuditRows(conn), GatewayMeta(conn))
 
     @classmethod
     def open(cls, url_or_path: str | Path, *, key_file: str | Path | None = None) -> GatewayStore:
@@ -563,32 +771,113 @@ class GatewayStore:
             raise GatewayStoreError(f"gateway store {self.path}: {exc}") from None
 
     def _seal_plain_rows(self) -> int:
-        """Seal every value still plain (written before its column was sealed), in one
-        transaction; how many rows. Each group of `sealed_groups` by its key id column."""
-        active = self.keyring.active_id
-        n = 0
+        """Seal every value still plain (written before its column was sealed), a batch
+        a transaction; how many rows."""
+        done = 0
+        while n := self.reseal_batch(plain_only=True):
+            done += n
+        return done
+
+    # --- the sealing pass (sync.gateway.key_rotation) ----------------------------------
+
+    def use_keys(self, keyring: Keyring) -> None:
+        """The keyring from now on (after `gateway keys rotate`: its new key seals)."""
+        self.keyring = keyring
+
+    def reseal_batch(self, batch: int = 200, *, plain_only: bool = False) -> int:
+        """One transaction: up to `batch` rows of the groups of `sealed_groups` sealed
+        under the active key (opened with the key they name, or read plain); how many.
+        What is left is a query (the group's key id column NULL on a row that holds a
+        value, or not the active id), so a pass killed at any point lost at most this
+        open transaction, and the next one goes on."""
+        done = 0
         with self.db.atomic():
             for (table, key_column), columns in sealed_groups().items():
-                names = ", ".join(c.column for c in columns)
-                where = " OR ".join(f"({c.where})" for c in columns)
-                rows = self.conn.execute(
-                    f"SELECT rowid, {names} FROM {table} WHERE {key_column} IS NULL AND ({where})"
+                if done >= batch:
+                    break
+                done += self._reseal_group(
+                    table, key_column, columns, batch - done, plain_only=plain_only
+                )
+        return done
+
+    def _stale_where(
+        self, key_column: str, columns: tuple[SealedColumn, ...], *, plain_only: bool
+    ) -> tuple[str, tuple[str, ...]]:
+        holds = " OR ".join(f"({c.where})" for c in columns)
+        plain = f"({key_column} IS NULL AND ({holds}))"
+        if plain_only:
+            return plain, ()
+        return f"({plain} OR {key_column} != ?)", (self.keyring.active_id,)
+
+    def _reseal_group(
+        self,
+        table: str,
+        key_column: str,
+        columns: tuple[SealedColumn, ...],
+        limit: int,
+        *,
+        plain_only: bool,
+    ) -> int:
+        where, params = self._stale_where(key_column, columns, plain_only=plain_only)
+        names = ", ".join(c.column for c in columns)
+        rows = self.conn.execute(
+            f"SELECT rowid, {key_column}, {names} FROM {table}"
+            f" WHERE {where} ORDER BY rowid LIMIT ?",
+            (*params, limit),
+        ).fetchall()
+        for rowid, key_id, *stored in rows:
+            update: dict[str, str | None] = {}
+            for c, value in zip(columns, stored, strict=True):
+                if key_id is None:
+                    update[c.column] = self._seal_plain(c, value)
+                    text = None if value is None else str(value)
+                else:
+                    text = self._open(c.place, value, key_id, limit=c.limit)
+                    update[c.column] = self._seal(c.place, text)
+                if c.index:
+                    update["patient_index"] = self._patient_index(text)
+            assignments = ", ".join(f"{name} = ?" for name in update)
+            self.conn.execute(
+                f"UPDATE {table} SET {assignments}, {key_column} = ? WHERE rowid = ?",
+                (*update.values(), self.keyring.active_id, rowid),
+            )
+        return len(rows)
+
+    def stale_rows(self) -> int:
+        """Rows the sealing pass still has to seal under the active key (a row counted
+        once for each group of its columns)."""
+        total = 0
+        for (table, key_column), columns in sealed_groups().items():
+            where, params = self._stale_where(key_column, columns, plain_only=False)
+            total += int(
+                self.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}", params).fetchone()[
+                    0
+                ]
+            )
+        return total
+
+    def values_per_key(self) -> dict[str, dict[str, int]]:
+        """Per group of sealed columns (its table, or `table.key_column` for a group
+        with a key id column of its own), the rows holding a value per key id (`plain`:
+        not sealed yet)."""
+        report: dict[str, dict[str, int]] = {}
+        for (table, key_column), columns in sealed_groups().items():
+            holds = " OR ".join(f"({c.where})" for c in columns)
+            name = table if key_column == "sealed_key" else f"{table}.{key_column}"
+            report[name] = {
+                str(key_id): int(n)
+                for key_id, n in self.conn.execute(
+                    f"SELECT COALESCE({key_column}, ?), COUNT(*) FROM {table}"
+                    f" WHERE {key_column} IS NOT NULL OR ({holds}) GROUP BY 1 ORDER BY 1",
+                    (PLAIN,),
                 ).fetchall()
-                for rowid, *values in rows:
-                    update: dict[str, str | None] = {}
-                    for c, value in zip(columns, values, strict=True):
-                        update[c.column] = self._seal_plain(c, value)
-                        if c.index:
-                            update["patient_index"] = self._patient_index(
-                                None if value is None else str(value)
-                            )
-                    assignments = ", ".join(f"{name} = ?" for name in update)
-                    self.conn.execute(
-                        f"UPDATE {table} SET {assignments}, {key_column} = ? WHERE rowid = ?",
-                        (*update.values(), active, rowid),
-                    )
-                    n += 1
-        return n
+            }
+        return report
+
+    def truncate_wal(self) -> None:
+        """After a pass: the old values' pages leave the write-ahead log too
+        (`secure_delete` already clears them in the database file)."""
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _seal_plain(self, column: SealedColumn, value: object) -> str | None:
         """A plain stored value sealed for its column, as its `form` says."""

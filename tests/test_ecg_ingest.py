@@ -339,6 +339,23 @@ async def test_a_missing_folder_is_disconnected_until_it_appears(tmp_path: Path)
         await asyncio.wait_for(task, 5)
 
 
+async def test_a_file_name_that_is_not_utf8_becomes_a_channel_a_store_can_hold(
+    tmp_path: Path,
+) -> None:
+    """王.scp written by a cart in GB 18030 on a stick mounted for UTF-8: the OS gives
+    the name with surrogates (PEP 383), which SQLite refuses; the channel escapes them."""
+    ecg = scp.encode_scp(twelve_lead())
+    name = "王".encode("gb18030") + b".scp"
+    with open(os.path.join(os.fsencode(tmp_path), name), "wb") as file:
+        file.write(ecg)
+    transport = FolderTransport(tmp_path, ("*.scp",), settle_polls=1)
+    sink = Sink()
+    await polls(transport, sink, 3)
+    assert sink.channels == ["\\xcd\\xf5.scp"]
+    (channel,) = sink.channels
+    assert channel is not None and channel.encode("utf-8")  # what a store can hold
+
+
 async def test_an_oversize_file_is_skipped_and_said(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

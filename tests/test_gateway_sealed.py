@@ -534,3 +534,20 @@ def test_a_sealed_column_edited_in_the_file_is_one_line_never_another_value(text
             assert stored == text  # a read never changes what is stored
         finally:
             store.close()
+
+
+def test_a_topic_with_no_utf8_form_is_kept_escaped_not_lost(tmp_path: Path) -> None:
+    """A lone surrogate (a `str` handed in, as hypothesis found) has no UTF-8 form: the
+    refused message is kept, its topic sealed with that character escaped."""
+    db = tmp_path / "gateway.sqlite3"
+    gateway_keys.made(db)
+    store = GatewayStore.open(db)
+    try:
+        with store.transaction():
+            store.store_unaddressed(
+                "edge/v1/\ud800/up", reason="no ACK sent: x", payload=b"MSH|", received_wall_ns=1
+            )
+        (kept,) = store.kept_rejected()
+        assert (kept["topic"], kept["payload"]) == ("edge/v1/\\ud800/up", b"MSH|")
+    finally:
+        store.close()

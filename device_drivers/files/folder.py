@@ -61,6 +61,14 @@ def content_key(data: bytes) -> str:
     return f"sha256:{hashlib.sha256(data).hexdigest()}"
 
 
+def channel_of(relative: str) -> str:
+    """The frame's channel for a file: its path under the folder, as text that has a
+    UTF-8 form. A name that is not UTF-8 (a cart writing GB 18030 names on a FAT stick
+    mounted for UTF-8) comes from the OS with its bytes as surrogates (PEP 383), which
+    no store can hold: those bytes are kept as `\\xNN` escapes."""
+    return os.fsencode(relative).decode("utf-8", "backslashreplace")
+
+
 def file_label(relative: str, size: int, mtime_ns: int, key: str | None = None) -> str:
     """A file as the log and the device state name it, without its name: extension,
     size, modification time (UTC) and, when read, the start of its content key."""
@@ -219,7 +227,7 @@ class FolderTransport:
         dedup_key = content_key(data)
         label = file_label(relative, seen.size, seen.mtime_ns, dedup_key)
         log.info("%s: read %s", self.path, label)
-        committed = emit(data, relative, dedup_key=dedup_key)
+        committed = emit(data, channel_of(relative), dedup_key=dedup_key)
         if committed is not None:
             failure = await _committed(committed, stop)
             if failure is not None:

@@ -892,8 +892,16 @@ class GatewayStore:
         return sealed.seal(self.keyring, column.place, data.hex())
 
     def _sealed(self, place: str, value: str | None) -> str | None:
-        """`value` sealed for a column of `SEALED_COLUMNS` (KeyError for any other)."""
-        return self._seal(SEALED[place].place, value)
+        """`value` sealed for a column of `SEALED_COLUMNS` (KeyError for any other). A
+        text that has no UTF-8 form (a lone surrogate: a topic or an argument handed in
+        as `str`, never text decoded from the wire) is kept with those characters
+        escaped, `\\ud800`, rather than lost with its row."""
+        column = SEALED[place]
+        try:
+            return self._seal(column.place, value)
+        except UnicodeEncodeError:
+            assert value is not None
+            return self._seal(column.place, value.encode("utf-8", "backslashreplace").decode())
 
     def _opened(self, place: str, value: object, key_id: object) -> str | None:
         """A stored value of a column of `SEALED_COLUMNS`, opened (plain: as is)."""

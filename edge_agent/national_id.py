@@ -15,7 +15,8 @@ _CHECK = "10X98765432"
 
 
 class NationalIdError(ValueError):
-    pass
+    """What is wrong with a number, naming the rule broken; never the number itself nor
+    the birth date it holds (personal data, and error text reaches logs and screens)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,19 +35,19 @@ def check_character(first17: str) -> str:
 def parse(number: str, *, today: dt.date | None = None) -> NationalId:
     text = number.strip().upper()
     if len(text) != 18:
-        raise NationalIdError(f"national id {number!r}: must be 18 characters, got {len(text)}")
+        raise NationalIdError(f"national id: must be 18 characters, got {len(text)}")
     if not text[:17].isdigit() or not (text[17].isdigit() or text[17] == "X"):
-        raise NationalIdError(f"national id {number!r}: 17 digits then a digit or X")
+        raise NationalIdError("national id: 17 digits then a digit or X")
     try:
         birth = dt.date(int(text[6:10]), int(text[10:12]), int(text[12:14]))
     except ValueError:
-        raise NationalIdError(f"national id {number!r}: {text[6:14]} is not a birth date") from None
+        raise NationalIdError("national id: characters 7 to 14 are not a birth date") from None
     if birth.year < 1880 or birth > (today or dt.date.today()):
-        raise NationalIdError(f"national id {number!r}: birth date {birth} is not plausible")
+        raise NationalIdError("national id: its birth date is not plausible")
     expected = check_character(text[:17])
     if text[17] != expected:
         raise NationalIdError(
-            f"national id {number!r}: check character is {text[17]}, expected {expected} (typo?)"
+            f"national id: check character is {text[17]}, expected {expected} (typo?)"
         )
     return NationalId(
         number=text,

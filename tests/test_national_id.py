@@ -36,7 +36,7 @@ def test_valid_numbers(number: str, birth: dt.date, sex: str) -> None:
     [
         ("110105194912310021", "check character is 1, expected X"),
         ("1101051949123100", "must be 18 characters"),
-        ("11010519491331002X", "is not a birth date"),
+        ("11010519491331002X", "are not a birth date"),
         ("1101051949A231002X", "17 digits then a digit or X"),
         (_valid("11010530000101001"), "not plausible"),
     ],
@@ -50,3 +50,14 @@ def test_invalid_numbers(number: str, message: str) -> None:
 def test_parse_only_raises_its_own_error(text: str) -> None:
     with contextlib.suppress(national_id.NationalIdError):
         national_id.parse(text)
+
+
+@given(st.from_regex(r"\A[0-9]{17}[0-9X]\Z") | st.from_regex(r"\A[0-9]{12,20}\Z"))
+def test_a_refusal_never_quotes_the_number_or_its_birth_date(number: str) -> None:
+    try:
+        national_id.parse(number)
+    except national_id.NationalIdError as exc:
+        message = str(exc)
+        # any 6 digits in a row of the number (its area, its birth date, its sequence)
+        quoted = [number[i : i + 6] for i in range(len(number) - 5) if number[i : i + 6] in message]
+        assert not quoted, message

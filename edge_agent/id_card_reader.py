@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import serial
 
+from device_drivers.serial.port import describe_error, wait_unless_stopped
 from edge_agent import id_card_sam as sam
 from edge_agent.id_card import IdCardError
 from edge_agent.kiosk_card import CardDesk
@@ -98,7 +99,7 @@ class SamPort:
             except BlockingIOError:
                 return
             except OSError as exc:
-                got.set_exception(ReaderGone(f"device gone ({_describe(exc)})"))
+                got.set_exception(ReaderGone(f"device gone ({describe_error(exc)})"))
                 return
             if not data:
                 got.set_exception(ReaderGone("device gone (end of file)"))
@@ -114,7 +115,7 @@ class SamPort:
             except BlockingIOError:
                 return None  # the port takes nothing now: as if unanswered
             except OSError as exc:
-                raise ReaderGone(f"device gone (write: {_describe(exc)})") from None
+                raise ReaderGone(f"device gone (write: {describe_error(exc)})") from None
             try:
                 raw = await asyncio.wait_for(got, timeout_s)
             except TimeoutError:
@@ -159,12 +160,12 @@ async def run(path: str, baudrate: int, desk: CardDesk, stop: asyncio.Event) -> 
             missing = getattr(exc, "errno", None) == errno.ENOENT
             failures = 0 if missing else failures + 1
             wait = REOPEN_S if missing else _backoff(failures)
-            error = f"cannot open {path}: {_describe(exc)}"
+            error = f"cannot open {path}: {describe_error(exc)}"
             if error != last_error:
                 log.warning("ID card reader: %s; trying again every %g s or less", error, wait)
                 last_error = error
             desk.reader_lost(f"disconnected: {error}")
-            await _wait(stop, wait)
+            await wait_unless_stopped(stop, wait)
             continue
         last_error = ""
         log.info("ID card reader %s: connected", path)
@@ -180,7 +181,7 @@ async def run(path: str, baudrate: int, desk: CardDesk, stop: asyncio.Event) -> 
         wait = REOPEN_S if failures <= 1 else _backoff(failures)
         log.warning("ID card reader %s: %s; reopening in %g s", path, reason, wait)
         desk.reader_lost(f"disconnected: {reason}")
-        await _wait(stop, wait)
+        await wait_unless_stopped(stop, wait)
 
 
 async def _poll_until_gone(port: SamPort, desk: CardDesk, stop: asyncio.Event) -> str:
@@ -206,21 +207,9 @@ async def _poll_until_gone(port: SamPort, desk: CardDesk, stop: asyncio.Event) -
             if seen.problem is not None and seen.problem != last_problem:
                 log.warning("ID card reader: %s", seen.problem)
                 last_problem = seen.problem
-        await _wait(stop, POLL_S)
+        await wait_unless_stopped(stop, POLL_S)
     return "stopped"
 
 
 def _backoff(failures: int) -> float:
     return min(MAX_REOPEN_S, REOPEN_S * float(2 ** max(0, failures - 1)))
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, termios.error) and len(exc.args) == 2:
-        code, text = exc.args
-        return f"{text} (errno {code})"
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)

@@ -152,7 +152,8 @@ def check_pin(
     return PinCheck(False, 0, failed, now + lock * 1_000_000_000 if lock else None, lock)
 
 
-def _pin(pin: str) -> str:
+def pin_hash(pin: str) -> str:
+    """The PIN's stored hash (edge_agent.crypto.pins); Refused for a PIN breaking the rule."""
     try:
         return pins.hash_pin(pin)
     except pins.PinError as exc:
@@ -179,7 +180,7 @@ def add(store: StoreWriter, clock: Clock, *, name: str, role: str, pin: str) -> 
         raise Refused(f"user {name!r}: already exists")
     if role != "admin" and not _admins(store):
         raise Refused(f"users add {name}: the box's first user must be an admin (--role admin)")
-    user_id = store.users.add(name, role, _pin(pin), clock.wall_ns())
+    user_id = store.users.add(name, role, pin_hash(pin), clock.wall_ns())
     return {"id": user_id, "user": name, "role": role}
 
 
@@ -211,7 +212,7 @@ def disable(store: StoreWriter, *, name: str) -> dict[str, Any]:
 
 def reset_pin(store: StoreWriter, *, name: str, pin: str) -> dict[str, Any]:
     user = _existing(store, name)
-    store.users.set_pin(user.id, _pin(pin))
+    store.users.set_pin(user.id, pin_hash(pin))
     return {"id": user.id, "user": name, "pin": "reset"}
 
 

@@ -96,12 +96,12 @@ class SerialTransport:
                 missing = _missing(exc)
                 failures = 0 if missing else failures + 1
                 wait = self._reopen_s if missing else self._backoff(failures)
-                error = f"cannot open {self.settings.port}: {_describe(exc)}"
+                error = f"cannot open {self.settings.port}: {describe_error(exc)}"
                 if error != last_error:
                     log.warning("%s", error)
                     last_error = error
                 on_state("disconnected", f"{error}; trying again in {wait:g} s")
-                await _wait(stop, wait)
+                await wait_unless_stopped(stop, wait)
                 continue
             last_error = ""
             on_state("connected", self.settings.port)
@@ -117,7 +117,7 @@ class SerialTransport:
             wait = self._reopen_s if failures <= 1 else self._backoff(failures)
             log.warning("%s: %s; reopening in %g s", self.settings.port, reason, wait)
             on_state("disconnected", f"{reason}; reopening in {wait:g} s")
-            await _wait(stop, wait)
+            await wait_unless_stopped(stop, wait)
 
     def _open(self) -> serial.Serial:
         return serial.Serial(
@@ -153,7 +153,7 @@ class SerialTransport:
                 data = port.read(4096)  # timeout=0: whatever is there, at most 4 KiB
             except (serial.SerialException, OSError, termios.error) as exc:
                 if not gone.done():
-                    gone.set_result(f"device gone ({_describe(exc)})")
+                    gone.set_result(f"device gone ({describe_error(exc)})")
                 return
             if not data:
                 # A readable fd that yields nothing is a hang-up (pty master closed,
@@ -199,7 +199,7 @@ class SerialTransport:
 async def _tick(conversation: Conversation, writer: NonBlockingWriter, stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     while not stop.is_set():
-        await _wait(stop, conversation.tick_s)
+        await wait_unless_stopped(stop, conversation.tick_s)
         if not stop.is_set():
             writer.write(conversation.tick(loop.time()))
 
@@ -276,7 +276,7 @@ def _missing(exc: BaseException) -> bool:
     return getattr(exc, "errno", None) == errno.ENOENT or isinstance(exc, FileNotFoundError)
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     """One line for an OS, termios or pyserial error (termios.error carries a tuple)."""
     if isinstance(exc, termios.error) and len(exc.args) == 2:
         code, text = exc.args
@@ -284,6 +284,7 @@ def _describe(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
+async def wait_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
+    """`seconds`, or less when `stop` is set first."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)

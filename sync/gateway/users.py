@@ -26,7 +26,6 @@ from typing import Any
 from edge_agent import roles
 from edge_agent import users as box_users
 from edge_agent.control import Caller
-from edge_agent.crypto import pins
 from edge_agent.model import Refused
 from edge_agent.store import UserRow
 from edge_agent.users import Actor, Attempt
@@ -45,13 +44,6 @@ class Credentials:
 
     def __repr__(self) -> str:
         return f"Credentials(user={self.user!r})"
-
-
-def _pin_hash(pin: str) -> str:
-    try:
-        return pins.hash_pin(pin)
-    except pins.PinError as exc:
-        raise Refused(str(exc)) from None
 
 
 def _existing(store: GatewayStore, name: str) -> UserRow:
@@ -81,7 +73,7 @@ def add(store: GatewayStore, *, name: str, role: str, pin: str, now_ns: int) -> 
             f"gateway users add {name}: the gateway's first user must be county-it"
             " (--role county-it)"
         )
-    user_id = store.users.add(name, role, _pin_hash(pin), now_ns)
+    user_id = store.users.add(name, role, box_users.pin_hash(pin), now_ns)
     return {"id": user_id, "user": name, "role": role}
 
 
@@ -111,7 +103,7 @@ def disable(store: GatewayStore, *, name: str) -> dict[str, Any]:
 
 def reset_pin(store: GatewayStore, *, name: str, pin: str) -> dict[str, Any]:
     user = _existing(store, name)
-    store.users.set_pin(user.id, _pin_hash(pin))
+    store.users.set_pin(user.id, box_users.pin_hash(pin))
     return {"id": user.id, "user": name, "pin": "reset"}
 
 

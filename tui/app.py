@@ -16,6 +16,7 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 
 from tui import i18n
+from tui.logs import LogsToFile
 from tui.screens.vitals import VitalsScreen
 
 MODES = ("clinic", "ambulance", "kiosk", "er")
@@ -23,6 +24,11 @@ MODES = ("clinic", "ambulance", "kiosk", "er")
 
 class EdgeAgentApp(App[int]):
     CSS_PATH = "app.tcss"
+    # Tiles two across below 100 columns, four across from there (app.tcss `.-wide`).
+    HORIZONTAL_BREAKPOINTS = [  # noqa: RUF012 (Textual declares it without ClassVar)
+        (0, "-narrow"),
+        (100, "-wide"),
+    ]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "退出 / Quit"),
         Binding("l", "switch_language", "中文 / English"),
@@ -54,8 +60,17 @@ class EdgeAgentApp(App[int]):
         self.timezone = timezone
         # Set from outside (the demo's signal handler) to close the UI cleanly.
         self.stop_requested = stop_requested
+        # Log records go to a file while the UI owns the terminal (tui.logs).
+        self.logs = LogsToFile(db_path.parent)
+
+    def on_load(self) -> None:
+        self.logs.start()
+
+    def on_unmount(self) -> None:
+        self.logs.stop()
 
     def on_mount(self) -> None:
+        self.logs.start()  # idempotent: on_load comes first where Textual sends it
         self._set_titles()
         self.push_screen(VitalsScreen(self.db_path, self.language, self.timezone))
         if self.duration_s is not None:
@@ -83,10 +98,35 @@ class EdgeAgentApp(App[int]):
         self.exit(0)
 
 
+# Actions a resident at the kiosk must not reach: quitting (q, and Textual's own ctrl+q),
+# ctrl+c's "press ctrl+q to quit" hint, the command palette (ctrl+p), suspending to the
+# shell (ctrl+z), taking screenshots, minimising (escape). check_action returning False
+# both refuses them and hides them from the footer (Textual's dynamic actions).
+KIOSK_BLOCKED_ACTIONS = frozenset(
+    {
+        "quit",
+        "help_quit",
+        "command_palette",
+        "suspend_process",
+        "screenshot",
+        "minimize",
+        "change_theme",
+        "show_help_panel",
+        "hide_help_panel",
+        "maximize",
+    }
+)
+
+
 class KioskApp(EdgeAgentApp):
     """The health-hut kiosk: no command palette, no quit key for residents."""
 
     ENABLE_COMMAND_PALETTE = False
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action.removeprefix("app.").removeprefix("screen.") in KIOSK_BLOCKED_ACTIONS:
+            return False
+        return super().check_action(action, parameters)
 
 
 def app_for(

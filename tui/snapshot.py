@@ -15,7 +15,7 @@ from pathlib import Path
 
 from edge_agent import control
 from edge_agent.store import (
-    AlertSummary,
+    AlertRow,
     DeviceReport,
     ObservationRow,
     StoreError,
@@ -30,6 +30,8 @@ AGENT_STOPPED = "stopped"  # nobody holds the writer lock (or a CLI command does
 AGENT_NOT_ANSWERING = "not-answering"  # holds it, but does not answer on its socket
 AGENT_UNKNOWN = "unknown"  # the lock file is not readable by this user
 PING_TIMEOUT_S = 1.0
+OPEN_ALERTS_MAX = 200
+RECENT_ALERTS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +41,10 @@ class Snapshot:
     devices: tuple[DeviceReport, ...] = ()
     outbox: dict[str, int] = field(default_factory=dict)
     quarantine: int = 0
-    alerts: tuple[AlertSummary, ...] = ()
+    # Open alarms (active or acknowledged), all of them up to OPEN_ALERTS_MAX, and the
+    # newest alarms of any state (the screen picks the cleared ones out of these).
+    open_alerts: tuple[AlertRow, ...] = ()
+    recent_alerts: tuple[AlertRow, ...] = ()
     agent: str = AGENT_UNKNOWN
     taken_wall_ns: int = 0
 
@@ -87,7 +92,8 @@ def _read(store: StoreReader, agent: str, now: int) -> Snapshot:
         devices=tuple(store.devices.all()),
         outbox=store.outbox.counts(),
         quarantine=store.quarantine.count(),
-        alerts=tuple(store.alerts.summaries(5)),
+        open_alerts=tuple(store.alerts.recent(limit=OPEN_ALERTS_MAX)),
+        recent_alerts=tuple(store.alerts.recent(include_cleared=True, limit=RECENT_ALERTS)),
         agent=agent,
         taken_wall_ns=now,
     )

@@ -54,6 +54,7 @@ USERS = (
     ("李医生", "doctor", "2468"),  # the lockout test's: locked out for the rest of the run
     ("crew-1", "crew", "5678"),
     ("kiosk", "kiosk", "0000"),
+    ("张医生", "doctor", "1357"),  # the relock test's: their PIN is reset
 )
 SIZE = (120, 40)
 
@@ -62,6 +63,7 @@ SIZE = (120, 40)
 class Daemon:
     db: Path
     socket: Path
+    admin: str  # the admin's session token
 
 
 def _seed(db: Path) -> None:
@@ -112,7 +114,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         for name, role, pin in USERS:
             args = {"name": name, "role": role, "pin": pin}
             control.call(sock, "users.add", args, session=admin)
-        yield Daemon(db, sock)
+        yield Daemon(db, sock, admin)
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
@@ -257,9 +259,34 @@ async def test_a_crews_idle_lock_keeps_the_vitals_live_and_the_crews_pin_unlocks
         assert personal.styles.display == "block"
 
 
+async def test_a_clinic_session_the_daemon_locks_brings_back_the_pin_of_the_same_user(
+    daemon: Daemon,
+) -> None:
+    app = app_for("clinic", daemon.db, language="en", control_socket=daemon.socket)
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "张医生", "1357")
+        await until(lambda: isinstance(app.screen, VitalsScreen), 20, "the vitals screen")
+        vitals = app.screen
+        # A PIN reset locks the user's sessions (edge_agent.users): the daemon says so at
+        # the next poll, as it would after the doctor's 600 s idle lock.
+        args = {"name": "张医生", "pin": "8642"}
+        control.call(daemon.socket, "users.reset-pin", args, session=daemon.admin)
+        await until(lambda: isinstance(app.screen, SignInScreen), 10, "the unlock screen")
+        name = app.screen.query_one("#name", Input)
+        assert name.value == "张医生" and name.disabled
+        assert "张医生" in str(app.screen.query_one("#sign-in-title", Static).render())
+        await sign_in(pilot, None, "1357")  # the old PIN no longer opens it
+        assert await answered(app, "Wrong") == "Wrong user name or PIN"
+        await sign_in(pilot, None, "8642")
+        await until(lambda: app.screen is vitals, 20, "the vitals again")
+        assert app.sub_title == "Clinic · 张医生（doctor）"
+
+
 async def test_without_a_daemon_the_sign_in_screen_says_so_in_one_line(tmp_path: Path) -> None:
     app = app_for("kiosk", tmp_path / "none.sqlite3", control_socket=tmp_path / "c.sock")
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=(80, 24)) as pilot:
+        # The whole screen fits a 80x24 terminal, its last button above the footer.
+        assert app.screen.query_one("#sign-in-language", Button).region.bottom <= 23
         down = i18n.text("sign_in.agent_down", "zh_CN")
         await until(lambda: message(app) == down, 10, lambda: message(app))
         await sign_in(pilot, "王医生", "1234")

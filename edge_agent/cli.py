@@ -716,6 +716,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
         db_path=cfg.agent.db_path,
         language=args.lang,
         timezone=cfg.agent.timezone,
+        agent_config=cfg,  # sign-in and idle lock through this agent's daemon
     )
     return status
 

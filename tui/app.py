@@ -4,34 +4,47 @@ clinic and ambulance show the vitals screen of the local store; kiosk is the sam
 screen locked for residents (no command palette, no quit key: staff close it from the
 box); er (the ER board over a gateway store) has its own issue and until then shows
 the local store like clinic.
+
+Given the daemon's control socket, every mode starts at the sign-in screen and obeys the
+daemon's idle lock (tui/session_keeper.py); without one (the tests of the vitals screen)
+it shows the vitals at once.
 """
 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import ClassVar
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.widgets import Button
 
+from edge_agent import operations
+from edge_agent.config import Config
 from tui import i18n
+from tui.daemon_client import DaemonClient
 from tui.logs import LogsToFile
+from tui.screens.sign_in import SignInScreen
 from tui.screens.vitals import VitalsScreen
+from tui.session_keeper import BANNER_ID, SessionKeeper
 
 MODES = ("clinic", "ambulance", "kiosk", "er")
 
 
 class EdgeAgentApp(App[int]):
-    CSS_PATH = "app.tcss"
     # Tiles two across below 100 columns, four across from there (app.tcss `.-wide`).
     HORIZONTAL_BREAKPOINTS = [  # noqa: RUF012 (Textual declares it without ClassVar)
         (0, "-narrow"),
         (100, "-wide"),
     ]
+    # session.tcss: the idle lock drawn over the vitals (tui/session_keeper.py)
+    CSS_PATH: ClassVar[list[str | PurePath]] = ["app.tcss", "session.tcss"]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "退出 / Quit"),
         Binding("l", "switch_language", "中文 / English"),
+        Binding("u", "unlock", "解锁 / Unlock", show=False),
     ]
 
     def __init__(
@@ -43,6 +56,7 @@ class EdgeAgentApp(App[int]):
         duration_s: float | None = None,
         stop_requested: threading.Event | None = None,
         timezone: str = "Asia/Shanghai",
+        control_socket: Path | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"tui --mode {mode!r}: expected one of {', '.join(MODES)}")
@@ -62,6 +76,17 @@ class EdgeAgentApp(App[int]):
         self.stop_requested = stop_requested
         # Log records go to a file while the UI owns the terminal (tui.logs).
         self.logs = LogsToFile(db_path.parent)
+        # The signed-in person (token in memory only), when there is a daemon to ask.
+        self.session: SessionKeeper | None = None
+        if control_socket is not None:
+            self.session = SessionKeeper(
+                self,
+                DaemonClient(control_socket),
+                keep_vitals_when_locked=mode == "ambulance",
+                main_screen=self._main_screen,
+                language=lambda: self.language,
+                who_changed=self._set_titles,
+            )
 
     def on_load(self) -> None:
         self.logs.start()
@@ -69,10 +94,16 @@ class EdgeAgentApp(App[int]):
     def on_unmount(self) -> None:
         self.logs.stop()
 
+    def _main_screen(self) -> VitalsScreen:
+        return VitalsScreen(self.db_path, self.language, self.timezone)
+
     def on_mount(self) -> None:
         self.logs.start()  # idempotent: on_load comes first where Textual sends it
         self._set_titles()
-        self.push_screen(VitalsScreen(self.db_path, self.language, self.timezone))
+        if self.session is not None:
+            self.session.start()
+        else:
+            self.push_screen(self._main_screen())
         if self.duration_s is not None:
             self.set_timer(self.duration_s, lambda: self.exit(0))
         if self.stop_requested is not None:
@@ -85,12 +116,39 @@ class EdgeAgentApp(App[int]):
     def _set_titles(self) -> None:
         self.title = i18n.text("app.title", self.language)
         self.sub_title = i18n.text(f"mode.{self.mode_name}", self.language)
+        who = None if self.session is None else self.session.who()
+        if who is not None:
+            self.sub_title += f" · {who}"
 
     def action_switch_language(self) -> None:
         self.language = "en" if self.language == "zh_CN" else "zh_CN"
         self._set_titles()
+        if isinstance(self.screen, SignInScreen):
+            self.screen.relabel(self.language)
+            return
         self.pop_screen()
-        self.push_screen(VitalsScreen(self.db_path, self.language, self.timezone))
+        main = self._main_screen()
+        self.push_screen(main)
+        if self.session is not None:
+            self.session.main_screen_replaced(main)
+
+    async def on_event(self, event: events.Event) -> None:
+        # A key or a touch from the person at the screen: their session is in use.
+        if isinstance(event, events.Key | events.MouseDown) and self.session is not None:
+            self.session.user_acted()
+        await super().on_event(event)
+
+    def on_sign_in_screen_accepted(self, message: SignInScreen.Accepted) -> None:
+        if self.session is not None:
+            self.session.accepted(message.signed)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == BANNER_ID:
+            self.action_unlock()
+
+    def action_unlock(self) -> None:
+        if self.session is not None:
+            self.session.unlock()
 
     async def action_quit(self) -> None:
         if self.mode_name == "kiosk":
@@ -136,6 +194,7 @@ def app_for(
     duration_s: float | None = None,
     stop_requested: threading.Event | None = None,
     timezone: str = "Asia/Shanghai",
+    control_socket: Path | None = None,
 ) -> EdgeAgentApp:
     cls = KioskApp if mode == "kiosk" else EdgeAgentApp
     return cls(
@@ -145,6 +204,7 @@ def app_for(
         duration_s=duration_s,
         stop_requested=stop_requested,
         timezone=timezone,
+        control_socket=control_socket,
     )
 
 
@@ -156,7 +216,11 @@ def run_app(
     duration_s: float | None = None,
     stop_requested: threading.Event | None = None,
     timezone: str = "Asia/Shanghai",
+    agent_config: Config | None = None,
 ) -> int:
-    app = app_for(mode, db_path, language, duration_s, stop_requested, timezone)
+    """The UI until it is closed. With `agent_config` every mode signs in through that
+    agent's daemon (its control socket) and obeys its idle lock."""
+    socket = None if agent_config is None else operations.socket_path(agent_config)
+    app = app_for(mode, db_path, language, duration_s, stop_requested, timezone, socket)
     result = app.run()
     return 0 if result is None else int(result)

@@ -57,6 +57,39 @@ _TEXT: dict[str, dict[str, str]] = {
     },
     "key.quit": {"zh_CN": "退出", "en": "Quit"},
     "key.language": {"zh_CN": "English", "en": "中文"},
+    # the sign-in and unlock screen, the idle lock (tui/screens/sign_in.py, tui/app.py)
+    "sign_in.title": {"zh_CN": "请登录", "en": "Sign in"},
+    "sign_in.unlock_title": {
+        "zh_CN": "屏幕已锁定：请 {user} 输入 PIN 解锁",
+        "en": "Locked: {user}, enter your PIN to unlock",
+    },
+    "sign_in.name": {"zh_CN": "用户名", "en": "User name"},
+    "sign_in.pin": {"zh_CN": "PIN 码", "en": "PIN"},
+    "sign_in.button": {"zh_CN": "登录", "en": "Sign in"},
+    "sign_in.checking": {"zh_CN": "正在验证…", "en": "Checking…"},
+    "sign_in.missing": {"zh_CN": "请输入用户名和 PIN 码", "en": "Enter your user name and PIN"},
+    "sign_in.wrong": {"zh_CN": "用户名或 PIN 码错误", "en": "Wrong user name or PIN"},
+    "sign_in.locked_out": {
+        "zh_CN": "输错次数过多，请 {seconds} 秒后再试",
+        "en": "Too many wrong PINs: try again in {seconds} s",
+    },
+    "sign_in.agent_down": {
+        "zh_CN": "采集程序未运行，暂时无法登录",
+        "en": "The agent is not running: sign-in is not possible",
+    },
+    "lock.banner": {
+        "zh_CN": "已锁定：个人信息已隐藏，生命体征与报警照常更新（点击或按 u 解锁）",
+        "en": "Locked: personal data hidden, vitals and alarms still live (click or press u to unlock)",
+    },
+    "lock.agent_down": {
+        "zh_CN": "采集程序未运行：无法确认登录状态",
+        "en": "The agent is not running: the sign-in cannot be checked",
+    },
+    "role.admin": {"zh_CN": "管理员", "en": "admin"},
+    "role.doctor": {"zh_CN": "医生", "en": "doctor"},
+    "role.crew": {"zh_CN": "急救人员", "en": "crew"},
+    "role.kiosk": {"zh_CN": "健康小屋", "en": "kiosk"},
+    "key.unlock": {"zh_CN": "解锁", "en": "Unlock"},
     "frames": {"zh_CN": "帧", "en": "frames"},
     # metric names: every SCADA term of edge_agent.mdc (a test keeps them complete)
     "MDC_PULS_OXIM_SAT_O2": {"zh_CN": "血氧饱和度 SpO₂", "en": "SpO₂ (oxygen saturation)"},

@@ -85,7 +85,7 @@ def register(
     if len(clean_name) > 64:
         raise PatientError("patient name: longer than 64 characters")
     if phone is not None and not phone.replace("-", "").replace("+", "").isdigit():
-        raise PatientError(f"patient phone {phone!r}: digits only (with optional + and -)")
+        raise PatientError("patient phone: digits only (with optional + and -)")
     with store.transaction():
         existing = store.patients.by_national_id(parsed.number)
         if existing is not None:
@@ -133,7 +133,7 @@ def _registered(store: StoreWriter, number: str, op: str, *, kiosk: bool) -> Pat
     operation asking): not withdrawn, and on a kiosk box consenting (edge_agent.consent)."""
     patient = store.patients.by_national_id(number)
     if patient is None:
-        raise PatientError(f"national id {number}: not registered (edge-agent patients add)")
+        raise PatientError("national id: not registered (edge-agent patients add)")
     consent.needed_to_bind(store, patient.id, op, kiosk=kiosk)
     return patient
 

@@ -280,3 +280,18 @@ def test_the_client_registers_and_reports_the_resident(daemon: Daemon) -> None:
     assert isinstance(again, Registered) and not again.created
     refused = client.add_patient(None, resident(14).national_id, "x", None)
     assert isinstance(refused, Refused)
+
+
+async def test_the_register_screen_fits_80x24_with_its_banner(daemon: Daemon) -> None:
+    person = resident(15)
+    app = app_for("clinic", daemon.db, language="en", control_socket=daemon.socket)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await to_register_screen(app, pilot)
+        assert str(screen.query_one("#register-title", Static).render()) == "Register a resident"
+        await fill(pilot, person.national_id, person.name, person.phone)
+        await pilot.click("#register")
+        await until(lambda: message(app) == "Registered", 20, lambda: message(app))
+        footer_top = 23  # the footer's row
+        for widget in ("#register", "#register-message", f"#{BANNER_ID}"):
+            region = screen.query_one(widget).region
+            assert region.height > 0 and region.bottom <= footer_top, (widget, region)

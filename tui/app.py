@@ -26,6 +26,7 @@ from edge_agent.config import Config
 from tui import i18n
 from tui.daemon_client import DaemonClient
 from tui.logs import LogsToFile
+from tui.screens.register import RegisterScreen
 from tui.screens.sign_in import SignInScreen
 from tui.screens.vitals import VitalsScreen
 from tui.session_keeper import BANNER_ID, SessionKeeper
@@ -45,6 +46,8 @@ class EdgeAgentApp(App[int]):
         Binding("q", "quit", "退出 / Quit"),
         Binding("l", "switch_language", "中文 / English"),
         Binding("u", "unlock", "解锁 / Unlock", show=False),
+        # clinic mode only, signed in through the daemon, from the main screen (check_action)
+        Binding("r", "register", "登记居民 / Register"),
     ]
 
     def __init__(
@@ -120,9 +123,31 @@ class EdgeAgentApp(App[int]):
         if who is not None:
             self.sub_title += f" · {who}"
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "register":
+            # Registering needs the daemon and a clinician: the clinic's main screen only
+            # (never the kiosk, the ambulance or the ER board); hidden from the footer else.
+            return (
+                self.mode_name == "clinic"
+                and self.session is not None
+                and isinstance(self.screen, VitalsScreen)
+            )
+        return super().check_action(action, parameters)
+
+    def action_register(self) -> None:
+        session = self.session
+        if session is None or self.mode_name != "clinic":
+            return
+        self.push_screen(
+            RegisterScreen(session.client, lambda: session.token, self.language, self.timezone)
+        )
+
     def action_switch_language(self) -> None:
         self.language = "en" if self.language == "zh_CN" else "zh_CN"
         self._set_titles()
+        if isinstance(self.screen, RegisterScreen):
+            self.screen.relabel(self.language)
+            return
         if isinstance(self.screen, SignInScreen):
             self.screen.relabel(self.language)
             return

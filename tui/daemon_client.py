@@ -60,6 +60,16 @@ class Unreachable:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """The resident the daemon registered (or found already registered: created False)."""
+
+    national_id: str
+    name: str
+    sex: str
+    created: bool
+
+
 class DaemonClient:
     """Calls on the control socket at `socket_path`; each a new connection."""
 
@@ -86,6 +96,29 @@ class DaemonClient:
         """Whose `token` is and whether it is locked; with None, only whether the daemon
         answers (an unknown session is a locked one)."""
         return _session(self._call("users.session", {}, token))
+
+    def add_patient(
+        self, token: str | None, national_id: str, name: str, phone: str | None
+    ) -> Registered | Refused | Unreachable:
+        """Register a resident (the `patients.add` operation, edge_agent.operations)."""
+        args = {"national_id": national_id, "name": name, "phone": phone}
+        answer = self._call("patients.add", args, token)
+        if not isinstance(answer, dict):
+            return answer
+        number, who, sex = answer.get("national_id"), answer.get("name"), answer.get("sex")
+        if not (isinstance(number, str) and isinstance(who, str) and isinstance(sex, str)):
+            return Refused("the agent's answer names no resident")
+        return Registered(number, who, sex, answer.get("created") is True)
+
+    def patients(self, token: str | None) -> list[dict[str, Any]] | Refused | Unreachable:
+        """Every registered resident (`patients.list`, an audited read)."""
+        answer = self._call("patients.list", {}, token)
+        if not isinstance(answer, dict):
+            return answer
+        residents = answer.get("residents")
+        if not isinstance(residents, list):
+            return Refused("the agent's answer has no residents")
+        return [r for r in residents if isinstance(r, dict)]
 
     def _call(
         self, op: str, args: dict[str, Any], token: str | None

@@ -9,12 +9,9 @@ The UI only asks, in worker threads, and shows the answers.
 from __future__ import annotations
 
 import re
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,7 +21,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from textual.pilot import Pilot
 from textual.widgets import Button, Input, Static
-from waiting import until, wait_until
+from tui_daemon import Daemon, running_daemon
+from waiting import until
 
 from edge_agent import control
 from edge_agent.clock import SystemClock
@@ -59,13 +57,6 @@ USERS = (
 SIZE = (120, 40)
 
 
-@dataclass(frozen=True)
-class Daemon:
-    db: Path
-    socket: Path
-    admin: str  # the admin's session token
-
-
 def _seed(db: Path) -> None:
     """A monitor's SpO2 and an alarm, recorded before the daemon takes the store."""
     clock = SystemClock.create()
@@ -88,39 +79,14 @@ def _seed(db: Path) -> None:
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    tmp = tmp_path_factory.mktemp("signin")
-    cfg = tmp / "agent.toml"
-    data = tmp / "agent"
-    cfg.write_text(
-        f'[agent]\nid = "amb-017"\ndata_dir = "{data}"\n'
-        '[uplink]\nbroker = "mqtt://127.0.0.1:1"\nallow_insecure = true\n'
-        f"[users]\ncrew_idle_lock_s = {CREW_IDLE_LOCK_S}\n",
-        encoding="utf-8",
-    )
-    db = data / "edge-agent.sqlite3"
-    data.mkdir()
-    _seed(db)
-    proc = subprocess.Popen(
-        [str(EDGE_AGENT), "run", "--config", str(cfg)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    sock = data / "run" / "control.sock"
-    try:
-        wait_until(sock.exists, 30, "the daemon's control socket")
-        control.call(sock, "users.add", {"name": "admin", "role": "admin", "pin": "9999"})
-        admin = control.call(sock, "users.sign-in", {"name": "admin", "pin": "9999"})["session"]
-        for name, role, pin in USERS:
-            args = {"name": name, "role": role, "pin": pin}
-            control.call(sock, "users.add", args, session=admin)
-        yield Daemon(db, sock, admin)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
-    for _name, _role, pin in USERS:
-        assert f'"{pin}"' not in err  # no PIN in the daemon's log
+    with running_daemon(
+        tmp_path_factory.mktemp("signin"),
+        USERS,
+        agent_id="amb-017",
+        config=f"[users]\ncrew_idle_lock_s = {CREW_IDLE_LOCK_S}\n",
+        seed=_seed,
+    ) as running:
+        yield running
 
 
 def message(app: EdgeAgentApp) -> str:

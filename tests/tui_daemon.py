@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,18 +28,30 @@ class Daemon:
 
 
 @contextmanager
-def running_daemon(tmp: Path, users: Sequence[tuple[str, str, str]]) -> Iterator[Daemon]:
-    """The daemon over a new store in `tmp`, with `users` (name, role, PIN) added. On exit
-    it is stopped with SIGTERM and must exit 0."""
+def running_daemon(
+    tmp: Path,
+    users: Sequence[tuple[str, str, str]],
+    *,
+    agent_id: str = "clinic-03",
+    config: str = "",
+    seed: Callable[[Path], None] | None = None,
+) -> Iterator[Daemon]:
+    """The daemon over a new store in `tmp`, with `users` (name, role, PIN) added;
+    `config`: more TOML for the agent's file; `seed(db)`: what is recorded before the
+    daemon takes the store (it makes the keys). On exit it is stopped with SIGTERM, must
+    exit 0, and no user's PIN is in its log."""
     cfg = tmp / "agent.toml"
     data = tmp / "agent"
     cfg.write_text(
-        f'[agent]\nid = "clinic-03"\ndata_dir = "{data}"\n'
-        '[uplink]\nbroker = "mqtt://127.0.0.1:1"\nallow_insecure = true\n',
+        f'[agent]\nid = "{agent_id}"\ndata_dir = "{data}"\n'
+        '[uplink]\nbroker = "mqtt://127.0.0.1:1"\nallow_insecure = true\n' + config,
         encoding="utf-8",
     )
     data.mkdir()
-    init_keys_in(data)
+    if seed is None:
+        init_keys_in(data)
+    else:
+        seed(data / "edge-agent.sqlite3")
     proc = subprocess.Popen(
         [str(EDGE_AGENT), "run", "--config", str(cfg)],
         stdout=subprocess.DEVNULL,
@@ -62,3 +74,5 @@ def running_daemon(tmp: Path, users: Sequence[tuple[str, str, str]]) -> Iterator
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
+    for _name, _role, pin in users:
+        assert f'"{pin}"' not in err  # no PIN in the daemon's log

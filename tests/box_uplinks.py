@@ -16,7 +16,9 @@ from edge_agent.local_broker import LocalBroker
 from edge_agent.store import StoreWriter
 from sync import topics
 from sync.gateway.service import Gateway
+from sync.gateway.store import GatewayStore
 from sync.message_auth import MessageKey
+from sync.mqtt_client import MqttClient, MqttEvent, MqttSettings, Received
 from sync.mqtt_link import LinkEvent, LinkSettings, MqttLink
 from sync.uplink import Link, Uplink
 
@@ -75,3 +77,49 @@ def gateway_on(broker: LocalBroker, db: Path) -> Iterator[Gateway]:
         yield gateway
     finally:
         gateway.stop()
+
+
+class BrokerClient:
+    """A third client on the broker (neither the box nor the gateway): it records what
+    is published on `subscriptions` and publishes what it likes (a forger, a replayer)."""
+
+    def __init__(self, broker: LocalBroker, *subscriptions: str) -> None:
+        self.seen: list[tuple[str, bytes, tuple[tuple[str, str], ...]]] = []
+
+        def on_event(event: MqttEvent) -> None:
+            if isinstance(event, Received):
+                self.seen.append((event.topic, event.payload, tuple(event.user_properties)))
+
+        self.client = MqttClient(
+            MqttSettings(host="127.0.0.1", port=broker.port, subscriptions=subscriptions),
+            on_event,
+        )
+        self.client.connect()
+
+    def publish(self, topic: str, payload: bytes, properties: tuple[tuple[str, str], ...]) -> None:
+        done = self.client.publish_and_wait(
+            topic, payload, timeout_s=10, user_properties=properties
+        )
+        assert not done.failed
+
+    def close(self) -> None:
+        self.client.stop()
+
+
+@contextlib.contextmanager
+def enrolled_gateway(
+    folder: Path, agent: str, key: MessageKey
+) -> Iterator[tuple[Gateway, GatewayStore]]:
+    """A gateway (not started) and its store in `folder`, `agent` enrolled with `key`:
+    for feeding the gateway's handlers in-process."""
+    db = folder / "gateway.sqlite3"
+    gateway_keys.made(db)
+    gateway = Gateway("mqtt://127.0.0.1:9", db)
+    store = GatewayStore.open(db)
+    with store.transaction():
+        store.enroll(agent, key, 1)
+    gateway._keys = store.message_keys()  # what start() reads
+    try:
+        yield gateway, store
+    finally:
+        store.close()

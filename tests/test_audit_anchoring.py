@@ -173,15 +173,8 @@ BOX_KEY = MessageKey(suite("intl"), bytes.fromhex("3c" * 32))
 @pytest.fixture
 def gateway_store(tmp_path: Path) -> Iterator[tuple[Gateway, GatewayStore]]:
     """A gateway (not started) and its store, the box AGENT enrolled with BOX_KEY."""
-    db = tmp_path / "gateway.sqlite3"
-    gateway_keys.made(db)
-    gateway = Gateway("mqtt://127.0.0.1:9", db)
-    store = GatewayStore.open(db)
-    with store.transaction():
-        store.enroll(AGENT, BOX_KEY, 1)
-    gateway._keys = store.message_keys()  # what start() reads
-    yield gateway, store
-    store.close()
+    with box_uplinks.enrolled_gateway(tmp_path, AGENT, BOX_KEY) as both:
+        yield both
 
 
 def _kept(store: GatewayStore) -> int:

@@ -61,26 +61,9 @@ def box_uplink(
     )
 
 
-class Forger:
-    """A third client on the broker, publishing what it likes on the box's topics."""
-
-    def __init__(self, broker: LocalBroker) -> None:
-        self.client = MqttClient(MqttSettings(host="127.0.0.1", port=broker.port), lambda _e: None)
-        self.client.connect()
-
-    def publish(self, topic: str, payload: bytes, properties: tuple[tuple[str, str], ...]) -> None:
-        done = self.client.publish_and_wait(
-            topic, payload, timeout_s=10, user_properties=properties
-        )
-        assert not done.failed
-
-    def close(self) -> None:
-        self.client.stop()
-
-
 @pytest.fixture
-def forger(broker: LocalBroker) -> Iterator[Forger]:
-    f = Forger(broker)
+def forger(broker: LocalBroker) -> Iterator[box_uplinks.BrokerClient]:
+    f = box_uplinks.BrokerClient(broker)
     yield f
     f.close()
 
@@ -141,7 +124,7 @@ async def test_the_enrolled_gateways_acks_deliver_and_are_signed(
 
 
 async def test_forged_acks_are_ignored_counted_and_the_message_stays_pending(
-    tmp_path: Path, broker: LocalBroker, store: StoreWriter, forger: Forger
+    tmp_path: Path, broker: LocalBroker, store: StoreWriter, forger: box_uplinks.BrokerClient
 ) -> None:
     [message_id] = record(store, 1, CLOCK)
     ack_topic = topics.ack(AGENT)
@@ -208,7 +191,7 @@ async def test_without_a_key_on_allow_insecure_unsigned_acks_are_taken_with_one_
 
 
 async def test_a_signed_er_reply_is_kept_a_forged_one_ignored(
-    tmp_path: Path, broker: LocalBroker, store: StoreWriter, forger: Forger
+    tmp_path: Path, broker: LocalBroker, store: StoreWriter, forger: box_uplinks.BrokerClient
 ) -> None:
     db = tmp_path / "gateway.sqlite3"
     gateway_keys.made(db)

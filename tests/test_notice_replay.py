@@ -34,7 +34,7 @@ from sync.gateway.enrolment import enroll
 from sync.gateway.reply import reply_payload
 from sync.gateway.store import GatewayStore
 from sync.message_auth import MessageKey, signed_properties
-from sync.mqtt_client import MqttClient, MqttEvent, MqttSettings, Received
+from sync.mqtt_client import Received
 from sync.mqtt_link import LinkEvent
 from sync.notice_replay import (
     MAX_REMEMBERED,
@@ -264,39 +264,13 @@ def test_a_qos1_redelivery_is_shown_once_and_is_no_error(
 # --- a real notice, captured off the broker, published again -------------------------
 
 
-class Recorder:
-    """A third client that records the down topic and can publish on it."""
-
-    def __init__(self, broker: LocalBroker) -> None:
-        self.seen: list[tuple[bytes, tuple[tuple[str, str], ...]]] = []
-
-        def on_event(event: MqttEvent) -> None:
-            if isinstance(event, Received):
-                self.seen.append((event.payload, tuple(event.user_properties)))
-
-        self.client = MqttClient(
-            MqttSettings(host="127.0.0.1", port=broker.port, subscriptions=(topics.down(AGENT),)),
-            on_event,
-        )
-        self.client.connect()
-
-    def publish(self, payload: bytes, properties: tuple[tuple[str, str], ...]) -> None:
-        done = self.client.publish_and_wait(
-            topics.down(AGENT), payload, timeout_s=10, user_properties=properties
-        )
-        assert not done.failed
-
-    def close(self) -> None:
-        self.client.stop()
-
-
 async def test_a_captured_notice_published_again_is_ignored_and_counted_once(
     tmp_path: Path, broker: LocalBroker, store: StoreWriter, caplog: pytest.LogCaptureFixture
 ) -> None:
     db = tmp_path / "gateway.sqlite3"
     gateway_keys.made(db)
     enroll(str(db), AGENT, KEY.key.hex())
-    recorder = Recorder(broker)
+    recorder = box_uplinks.BrokerClient(broker, topics.down(AGENT))
     try:
         with caplog.at_level(logging.INFO, logger="sync.uplink"), gateway_on(broker, db) as gateway:
             uplink = box_uplinks.box_uplink(store, broker, KEY, agent=AGENT, clock=CLOCK)
@@ -307,24 +281,28 @@ async def test_a_captured_notice_published_again_is_ignored_and_counted_once(
                 )  # fmt: skip
                 await until(lambda: uplink.stats.notices == 1, 10, "the ER's reply")
                 await until(lambda: len(recorder.seen) == 1, 10, "the reply recorded")
-                [(captured, mac)] = recorder.seen
+                [(_topic, captured, mac)] = recorder.seen
                 assert json.loads(captured)["id"] == sent["sent"]["id"]
-                recorder.publish(captured, mac)  # the replay: same bytes, same tag
+                recorder.publish(
+                    topics.down(AGENT), captured, mac
+                )  # the replay: same bytes, same tag
                 await until(lambda: uplink.stats.notice_repeats == 1, 10, "the replay")
                 # Its id changed, the tag kept: the tag no longer matches.
                 body = json.loads(captured)
                 body["id"] = new_message_id()
                 altered = json.dumps(body, ensure_ascii=False).encode()
-                recorder.publish(altered, mac)
+                recorder.publish(topics.down(AGENT), altered, mac)
                 await until(lambda: uplink.stats.unauthenticated == 1, 10, "the altered one")
                 # Signed, new, but made two hours before the reply taken: stale.
                 old = notice(dt.datetime.now(TZ) - dt.timedelta(hours=2))
-                recorder.publish(old, signed_properties(KEY, topics.down(AGENT), old))
+                recorder.publish(
+                    topics.down(AGENT), old, signed_properties(KEY, topics.down(AGENT), old)
+                )
                 await until(lambda: uplink.stats.notices_refused == 1, 10, "the stale one")
             # After a restart, the capture is still a repeat (the memory is the store's).
             uplink = box_uplinks.box_uplink(store, broker, KEY, agent=AGENT, clock=CLOCK)
             async with running(uplink):
-                recorder.publish(captured, mac)
+                recorder.publish(topics.down(AGENT), captured, mac)
                 await until(lambda: uplink.stats.notice_repeats == 1, 10, "replayed again")
     finally:
         recorder.close()

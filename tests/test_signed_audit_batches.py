@@ -38,7 +38,7 @@ from sync.gateway.service import Gateway, _Inbound
 from sync.gateway.status import boxes as gateway_audit_report
 from sync.gateway.store import GatewayStore
 from sync.message_auth import MAC_PROPERTY, MessageKey, signed_properties, tag
-from sync.mqtt_client import Connected, MqttClient, MqttEvent, MqttSettings, Received
+from sync.mqtt_client import Connected
 from sync.mqtt_link import LinkEvent
 from sync.uplink import Link, Uplink
 
@@ -91,47 +91,14 @@ def box_status(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-class Watcher:
-    """A client on the broker recording what is published on some topics."""
-
-    def __init__(self, broker: LocalBroker, *subscriptions: str) -> None:
-        self.seen: list[tuple[str, bytes, tuple[tuple[str, str], ...]]] = []
-
-        def on_event(event: MqttEvent) -> None:
-            if isinstance(event, Received):
-                self.seen.append((event.topic, event.payload, tuple(event.user_properties)))
-
-        self.client = MqttClient(
-            MqttSettings(host="127.0.0.1", port=broker.port, subscriptions=subscriptions),
-            on_event,
-        )
-        self.client.connect()
-
-    def publish(self, topic: str, payload: bytes, properties: tuple[tuple[str, str], ...]) -> None:
-        done = self.client.publish_and_wait(
-            topic, payload, timeout_s=10, user_properties=properties
-        )
-        assert not done.failed
-
-    def close(self) -> None:
-        self.client.stop()
-
-
 # --- the gateway's check, in-process (hostile input, what is stored) ----------------
 
 
 @pytest.fixture
 def gateway_store(tmp_path: Path) -> Iterator[tuple[Gateway, GatewayStore]]:
     """A gateway (not started) and its store; AGENT enrolled with KEY, OTHER not."""
-    db = tmp_path / "gateway.sqlite3"
-    gateway_keys.made(db)
-    gateway = Gateway("mqtt://127.0.0.1:9", db)
-    store = GatewayStore.open(db)
-    with store.transaction():
-        store.enroll(AGENT, KEY, 1)
-    gateway._keys = store.message_keys()  # what start() reads
-    yield gateway, store
-    store.close()
+    with box_uplinks.enrolled_gateway(tmp_path, AGENT, KEY) as both:
+        yield both
 
 
 def _refusals(store: GatewayStore, agent: str) -> int:
@@ -259,7 +226,7 @@ async def test_an_enrolled_box_signs_its_batches_and_they_are_anchored(
     gateway_keys.made(db)
     enroll(str(db), AGENT, KEY.key.hex())
     rows = add_rows(store, 12)
-    watcher = Watcher(broker, topics.audit(AGENT))
+    watcher = box_uplinks.BrokerClient(broker, topics.audit(AGENT))
     uplink = box_uplinks.box_uplink(store, broker, KEY, agent=AGENT, clock=CLOCK, ack_timeout_s=2)
     try:
         with gateway_on(broker, db) as gateway:
@@ -307,7 +274,9 @@ async def test_forged_batches_are_refused_counted_and_move_no_anchor(
     gateway_keys.made(db)
     enroll(str(db), AGENT, KEY.key.hex())
     audit_topic = topics.audit(AGENT)
-    forger = Watcher(broker, topics.ack(AGENT))  # also sees any ACK the gateway sends
+    forger = box_uplinks.BrokerClient(
+        broker, topics.ack(AGENT)
+    )  # also sees any ACK the gateway sends
     forged = [_good_batch(3) for _ in range(3)]
     try:
         with gateway_on(broker, db) as gateway:
